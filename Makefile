@@ -1,0 +1,75 @@
+# convd: `make run` serves on 127.0.0.1:8080, `make test` runs every test. Both first install
+# the Debian packages that are missing (and only those).
+.DEFAULT_GOAL := all
+.PHONY: all deps run test test-unit test-asan bench bench-deps clean
+
+# Debian packages the build and the tests need; bench peers are separate (bench-deps).
+DEBS       := gcc make pkg-config libopenblas-dev libmicrohttpd-dev libcjson-dev \
+              libcurl4-openssl-dev zlib1g-dev python3
+BENCH_DEBS := python3-torch libdnnl-dev wrk
+SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
+
+PKGS    := libmicrohttpd libcjson openblas zlib
+CC      ?= cc
+WARN    := -Wall -Wextra -Werror -Wshadow -Wvla -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread $(WARN) -MMD -MP -I. \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
+TESTLIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
+SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRC  := $(wildcard core/*.c api/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
+TEST_SRC := $(wildcard tests/test_*.c)
+BENCH_SRC := $(wildcard bench/bench_*.c)
+
+# One build tree per flavour: build/ (release) and build/asan/ (AddressSanitizer + UBSan).
+define flavour
+$(1)/obj/%.o: %.c
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS) $(2) -c $$< -o $$@
+$(1)/libconvd.a: $$(LIB_SRC:%.c=$(1)/obj/%.o)
+	@rm -f $$@
+	ar rcs $$@ $$^
+$(1)/convd: $(1)/obj/server/main.o $(1)/libconvd.a
+	$$(CC) $$(CFLAGS) $(2) $$^ $$(LDLIBS) -o $$@
+$(1)/tests/%: $(1)/obj/tests/%.o $(1)/obj/tests/testlib.o $(1)/libconvd.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS) $(2) $$^ $$(LDLIBS) $$(TESTLIBS) -o $$@
+-include $$(shell find $(1)/obj -name '*.d' 2>/dev/null)
+endef
+$(eval $(call flavour,build,))
+$(eval $(call flavour,build/asan,$(SANITIZE)))
+
+TESTS      := $(TEST_SRC:tests/%.c=build/tests/%)
+ASAN_TESTS := $(TEST_SRC:tests/%.c=build/asan/tests/%)
+
+all: deps build/convd
+
+deps:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	  | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing missing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+
+run: all
+	./build/convd serve --host 127.0.0.1 --port 8080
+
+# Every test binary, release then sanitized; tests/run.sh prints the closing "N passed, N failed".
+test: deps build/convd build/asan/convd $(TESTS) $(ASAN_TESTS)
+	@tests/run.sh build build/asan
+
+test-unit: deps build/convd $(TESTS)
+	@tests/run.sh build
+
+test-asan: deps build/asan/convd $(ASAN_TESTS)
+	@tests/run.sh build/asan
+
+bench-deps: deps
+	@$(MAKE) --no-print-directory DEBS="$(BENCH_DEBS)" deps
+
+bench: bench-deps build/convd
+	@bench/run.sh
+
+clean:
+	rm -rf build

@@ -32,7 +32,6 @@ typedef enum {
     CONV_EINVAL,     // a geometry value is out of range (err->field names it)
     CONV_EOVERFLOW,  // a tensor's size does not fit in memory arithmetic
     CONV_EWORKSPACE, // the workspace given is too small for even one column
-    CONV_ETHREAD,    // a worker thread could not be started
 } conv_status;
 
 // Why a call failed: `field` is the geometry field at fault ("c", "groups", "stride_h", ...,

@@ -13,7 +13,7 @@ PKGS    := libmicrohttpd libcjson openblas zlib
 CC      ?= cc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wvla -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread $(WARN) -MMD -MP -I. \
+CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -fopenmp-simd $(WARN) -MMD -MP -I. \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 TESTLIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
@@ -68,7 +68,22 @@ test-asan: deps build/asan/convd $(ASAN_TESTS)
 bench-deps: deps
 	@$(MAKE) --no-print-directory DEBS="$(BENCH_DEBS)" deps
 
-bench: bench-deps build/convd
+# Benchmarks: each bench/bench_*.c is a program linked with the library and bench/benchlib.c
+# (an archive, so a benchmark that does not use it links nothing from it). The oneDNN peer is
+# built apart: only it needs -ldnnl and OpenMP, both bench-only.
+BENCH_BINS := $(BENCH_SRC:bench/%.c=build/bench/%) build/bench/peer_onednn
+build/bench/libbench.a: build/obj/bench/benchlib.o
+	@mkdir -p $(@D)
+	@rm -f $@
+	ar rcs $@ $^
+build/bench/bench_%: build/obj/bench/bench_%.o build/libconvd.a build/bench/libbench.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+build/obj/bench/peer_onednn.o: CFLAGS += -fopenmp
+build/bench/peer_onednn: build/obj/bench/peer_onednn.o build/bench/libbench.a
+	$(CC) $(CFLAGS) -fopenmp $^ -ldnnl -o $@
+
+bench: bench-deps build/convd $(BENCH_BINS)
 	@bench/run.sh
 
 clean:

@@ -1,0 +1,111 @@
+#!/usr/bin/python3
+"""PyTorch's side of `make bench`: forward and backward (dx + dw + db) of every layer.
+
+    OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/peer_torch.py LAYERS.json THREADS
+
+LAYERS.json is `bench_conv layers` (the one definition of the suite). Prints one JSON line per
+layer and pass, in the format of bench/benchlib.h (bench_emit_times), timed as the C benchmarks
+are: BENCH_WARMUP untimed calls, then BENCH_REPEATS timed ones. Forward is F.conv2d under
+no_grad (y only); backward is aten.convolution_backward, the single call autograd makes for
+dx, dw and db, so no autograd bookkeeping is timed.
+"""
+import ctypes
+import json
+import os
+import re
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def env_int(name, fallback):
+    try:
+        n = int(os.environ.get(name, ""))
+    except ValueError:
+        return fallback
+    return n if n > 0 else fallback
+
+
+def openblas_core():
+    """The OpenBLAS core the process loaded (torch links it as its BLAS), or None."""
+    with open("/proc/self/maps") as maps:
+        libs = {line.split()[-1] for line in maps if "blas" in line and ".so" in line}
+    for path in sorted(libs):
+        try:
+            fn = ctypes.CDLL(path).openblas_get_corename
+        except (OSError, AttributeError):
+            continue
+        fn.restype = ctypes.c_char_p
+        return fn().decode()
+    return None
+
+
+def capability():
+    m = re.search(r"CPU capability usage: (\S+)", torch.__config__.show())
+    return m.group(1) if m else "?"
+
+
+def measure(step, warmup, repeats):
+    """Per repeat, the list of part times in ms that `step` returns."""
+    for _ in range(warmup):
+        step()
+    return [step() for _ in range(repeats)]
+
+
+def timed(fn):
+    t0 = time.perf_counter_ns()
+    fn()
+    return (time.perf_counter_ns() - t0) / 1e6
+
+
+def main():
+    layers_path, threads = sys.argv[1], int(sys.argv[2])
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    warmup, repeats = env_int("BENCH_WARMUP", 3), env_int("BENCH_REPEATS", 11)
+    with open(layers_path) as f:
+        layers = json.load(f)
+    extra = None
+    for L in layers:
+        stride, pad, groups = [L["stride"]] * 2, [L["pad"]] * 2, L["groups"]
+        x = torch.randn(L["n"], L["c"], L["h"], L["w"])
+        w = torch.randn(L["f"], L["c"] // groups, L["kh"], L["kw"])
+        b = torch.randn(L["f"])
+        dy = torch.randn(L["n"], L["f"], L["ho"], L["wo"])
+
+        def forward():
+            with torch.no_grad():
+                return [timed(lambda: F.conv2d(x, w, b, stride, pad, 1, groups))]
+
+        def backward_call(mask):
+            return lambda: torch.ops.aten.convolution_backward(
+                dy, x, w, [L["f"]], stride, pad, [1, 1], False, [0, 0], groups, mask)
+
+        full = backward_call([True, True, True])
+        only_dx = backward_call([True, False, False])
+        only_dw_db = backward_call([False, True, True])
+
+        def backward():
+            # The pass is the one call; the split calls say where its time goes.
+            return [timed(full), timed(only_dx), timed(only_dw_db)]
+
+        if extra is None:  # after a first conv, once every library torch uses is loaded
+            forward()
+            extra = {"core": openblas_core(), "capability": capability(),
+                     "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                     "mkldnn": torch.backends.mkldnn.is_available()}
+        for pass_name, step in (("forward", forward), ("backward", backward)):
+            samples = measure(step, warmup, repeats)
+            rec = {"kind": "time", "impl": "pytorch", "layer": L["name"], "pass": pass_name,
+                   "threads": threads, "warmup": warmup, "ms": [s[0] for s in samples],
+                   "parts": {}}
+            if pass_name == "backward":
+                rec["parts"] = {"dx": [s[1] for s in samples], "dw_db": [s[2] for s in samples]}
+            rec.update(extra)
+            print(json.dumps(rec), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+#!/usr/bin/python3
+"""Merges the raw records of bench/run.sh into the benchmark's table, JSON and plot.
+
+    bench/report.py --raw build/bench-raw --out build [--commit C] [--load BEFORE AFTER]
+
+Reads RAW/{convd,pytorch,onednn}.jsonl (kind "time"), RAW/peak.jsonl, RAW/rss.jsonl and
+RAW/layers.json. A cell (impl, layer, pass, threads) is the median of all its samples, over
+every round. Writes OUT/bench.json (one object per cell), OUT/bench-meta.json (peak, memory,
+cores, load), OUT/bench.md (the table in Markdown) and OUT/bench.png (speedups, when matplotlib
+is installed), and prints the table with the targets of issue 2.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+
+IMPLS = ("convd", "pytorch", "onednn")
+PASSES = ("forward", "backward")
+# Issue 2's targets, judged with 2 threads.
+TARGET_THREADS = 2
+VS_ONEDNN_LAYERS, VS_ONEDNN_MIN = ("b", "c", "e"), 0.7
+PEAK_LAYERS, PEAK_MIN = ("b", "c"), 0.55
+
+
+def read_jsonl(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def pooled(records):
+    """{(impl, layer, pass, threads): {"ms": [...], "parts": {name: [...]}, "extra": {...}}}"""
+    cells = {}
+    for r in records:
+        key = (r["impl"], r["layer"], r["pass"], r["threads"])
+        cell = cells.setdefault(key, {"ms": [], "parts": {}, "extra": {}, "reorder": []})
+        cell["ms"] += r["ms"]
+        for name, series in r.get("parts", {}).items():
+            cell["parts"].setdefault(name, []).extend(series)
+        if "reorder_ms" in r:
+            cell["reorder"].append(r["reorder_ms"])
+        cell["extra"] = {k: v for k, v in r.items()
+                         if k not in ("kind", "impl", "layer", "pass", "threads", "ms", "parts",
+                                      "warmup", "reorder_ms")}
+    return cells
+
+
+def build_rows(cells, layers, peak):
+    rows = []
+    for (impl, layer, pass_name, threads), cell in sorted(cells.items()):
+        flops = layers[layer]["flops"] * (2 if pass_name == "backward" else 1)
+        ms = statistics.median(cell["ms"])
+        gflops = flops / (ms * 1e6)
+        row = {"layer": layer, "pass": pass_name, "threads": threads, "impl": impl,
+               "ms": round(ms, 6), "gflops": round(gflops, 2),
+               "pct_peak": round(100 * gflops / peak[str(threads)], 2),
+               "samples": len(cell["ms"]), "ms_min": round(min(cell["ms"]), 6),
+               "parts_ms": {k: round(statistics.median(v), 6) for k, v in cell["parts"].items()}}
+        if cell["reorder"]:
+            row["reorder_ms"] = round(statistics.median(cell["reorder"]), 6)
+        row.update(cell["extra"])
+        rows.append(row)
+    return rows
+
+
+def index(rows):
+    return {(r["impl"], r["layer"], r["pass"], r["threads"]): r for r in rows}
+
+
+def speedup(by, peer, layer, pass_name, threads):
+    c, p = by.get(("convd", layer, pass_name, threads)), by.get((peer, layer, pass_name, threads))
+    return p["ms"] / c["ms"] if c and p else None
+
+
+def misses(by, layers, thread_counts):
+    """Issue 2's targets that this run does not meet, as sentences."""
+    out = []
+    t = TARGET_THREADS
+    if t not in thread_counts:
+        return ["targets are judged with 2 threads, which this run did not measure"]
+    for layer in layers:
+        for p in PASSES:
+            s = speedup(by, "pytorch", layer, p, t)
+            if s is not None and s < 1:
+                out.append(f"({layer}) {p}: convd {1 / s:.2f}x slower than PyTorch")
+            s = speedup(by, "onednn", layer, p, t)
+            if layer in VS_ONEDNN_LAYERS and s is not None and s < VS_ONEDNN_MIN:
+                out.append(f"({layer}) {p}: convd at {s:.2f}x oneDNN's speed (target "
+                           f"{VS_ONEDNN_MIN}x)")
+            c = by.get(("convd", layer, p, t))
+            if layer in PEAK_LAYERS and c and c["pct_peak"] < 100 * PEAK_MIN:
+                out.append(f"({layer}) {p}: convd at {c['pct_peak']:.0f}% of the FMA peak "
+                           f"(target {100 * PEAK_MIN:.0f}%)")
+    return out
+
+
+def fmt_ms(v):
+    return "-" if v is None else (f"{v:.3f}" if v < 10 else f"{v:.1f}")
+
+
+def fmt_x(v):
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def table(by, layers, thread_counts, markdown):
+    head = ["layer", "pass", "thr", "convd ms", "pytorch ms", "onednn ms (+reorder)",
+            "convd GFLOP/s", "convd % peak", "onednn % peak", "vs pytorch", "vs onednn"]
+    lines = []
+    if markdown:
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "---|" * len(head))
+    else:
+        lines.append(f"{'layer':<5} {'pass':<8} {'thr':>3} {'convd':>8} {'pytorch':>8} "
+                     f"{'onednn (+reord)':>16} {'GFLOP/s':>8} {'%peak':>6} {'dnn%pk':>6} "
+                     f"{'vs torch':>9} {'vs dnnl':>8}")
+    for layer in layers:
+        for p in PASSES:
+            for t in thread_counts:
+                get = {i: by.get((i, layer, p, t)) for i in IMPLS}
+                ms = {i: (get[i]["ms"] if get[i] else None) for i in IMPLS}
+                d = get["onednn"]
+                dnn = fmt_ms(ms["onednn"]) + (f" (+{fmt_ms(d['reorder_ms'])})"
+                                              if d and "reorder_ms" in d else "")
+                c = get["convd"]
+                gf = f"{c['gflops']:.1f}" if c else "-"
+                pk = f"{c['pct_peak']:.0f}%" if c else "-"
+                dpk = f"{d['pct_peak']:.0f}%" if d else "-"
+                s_t, s_d = speedup(by, "pytorch", layer, p, t), speedup(by, "onednn", layer, p, t)
+                flag_t = "!" if t == TARGET_THREADS and s_t is not None and s_t < 1 else ""
+                flag_d = ("!" if t == TARGET_THREADS and layer in VS_ONEDNN_LAYERS
+                          and s_d is not None and s_d < VS_ONEDNN_MIN else "")
+                flag_p = ("!" if t == TARGET_THREADS and layer in PEAK_LAYERS and c
+                          and c["pct_peak"] < 100 * PEAK_MIN else "")
+                cols = [layer, p, str(t), fmt_ms(ms["convd"]), fmt_ms(ms["pytorch"]), dnn, gf,
+                        pk + flag_p, dpk, fmt_x(s_t) + flag_t, fmt_x(s_d) + flag_d]
+                if markdown:
+                    lines.append("| " + " | ".join(cols) + " |")
+                else:
+                    lines.append(f"{cols[0]:<5} {cols[1]:<8} {cols[2]:>3} {cols[3]:>8} "
+                                 f"{cols[4]:>8} {cols[5]:>16} {cols[6]:>8} {cols[7]:>6} "
+                                 f"{cols[8]:>6} {cols[9]:>9} {cols[10]:>8}")
+    return "\n".join(lines)
+
+
+def plot(by, layers, thread_counts, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("bench: matplotlib not installed (python3-matplotlib): no plot", file=sys.stderr)
+        return False
+    labels = [f"{l}\n{'fwd' if p == 'forward' else 'bwd'}" for l in layers for p in PASSES]
+    fig, axes = plt.subplots(len(thread_counts), 1, figsize=(11, 3.6 * len(thread_counts)),
+                             squeeze=False)
+    width = 0.38
+    for ax, t in zip(axes[:, 0], thread_counts):
+        xs = range(len(labels))
+        for k, (peer, color) in enumerate((("pytorch", "tab:orange"), ("onednn", "tab:blue"))):
+            vals = [speedup(by, peer, l, p, t) or 0 for l in layers for p in PASSES]
+            ax.bar([x + (k - 0.5) * width for x in xs], vals, width, color=color,
+                   label=f"convd speedup vs {peer}")
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.axhline(VS_ONEDNN_MIN, color="tab:blue", linewidth=0.8, linestyle="--",
+                   label=f"{VS_ONEDNN_MIN}x (oneDNN target on b, c, e)")
+        ax.set_yscale("log")
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(labels)
+        ax.set_ylabel("peer ms / convd ms")
+        ax.set_title(f"{t} thread{'s' if t > 1 else ''} (above 1: convd faster)")
+        ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--raw", default="build/bench-raw")
+    ap.add_argument("--out", default="build")
+    ap.add_argument("--commit", default="unknown")
+    ap.add_argument("--load", nargs=2, default=["?", "?"])
+    args = ap.parse_args()
+
+    with open(os.path.join(args.raw, "layers.json")) as f:
+        layers = {L["name"]: L for L in json.load(f)}
+    peak_rec = read_jsonl(os.path.join(args.raw, "peak.jsonl"))[0]
+    peak = peak_rec["gflops"]
+    records = [r for i in IMPLS for r in read_jsonl(os.path.join(args.raw, f"{i}.jsonl"))]
+    rows = build_rows(pooled(records), layers, peak)
+    by = index(rows)
+    thread_counts = sorted({r["threads"] for r in rows})
+    rss = read_jsonl(os.path.join(args.raw, "rss.jsonl"))
+
+    cores = {}
+    for r in rows:
+        if "core" in r:
+            cores.setdefault(r["impl"], r["core"])
+    dnnl = next((r for r in rows if r["impl"] == "onednn"), {})
+    torch_row = next((r for r in rows if r["impl"] == "pytorch"), {})
+    missed = misses(by, layers, thread_counts)
+    meta = {"commit": args.commit, "load_before": args.load[0], "load_after": args.load[1],
+            "warmup": records[0]["warmup"] if records else None,
+            "samples_per_cell": min((r["samples"] for r in rows), default=0),
+            "peak": peak_rec, "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
+            "blas_core": cores, "pytorch": {k: torch_row.get(k) for k in
+                                            ("torch", "capability", "core", "mkldnn")},
+            "onednn": {k: dnnl.get(k) for k in ("version", "isa")},
+            "rss": rss, "targets_missed": missed}
+
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "bench.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    with open(os.path.join(args.out, "bench-meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    md = table(by, layers, thread_counts, markdown=True)
+    with open(os.path.join(args.out, "bench.md"), "w") as f:
+        f.write(md + "\n")
+    plotted = plot(by, layers, thread_counts, os.path.join(args.out, "bench.png"))
+
+    print(f"convd bench, commit {args.commit}; load average {args.load[0]} before, "
+          f"{args.load[1]} after; median of {meta['samples_per_cell']} samples per cell")
+    print(f"FMA peak ({peak_rec['isa']}): {peak['1']:.0f} GFLOP/s on 1 thread, {peak['2']:.0f} "
+          f"on 2 (AVX2: {peak_rec['avx2_gflops']['1']:.0f} / {peak_rec['avx2_gflops']['2']:.0f})")
+    print(f"BLAS cores: convd {cores.get('convd')} (OPENBLAS_CORETYPE="
+          f"{meta['openblas_coretype_env']}), pytorch {meta['pytorch']['core']} "
+          f"(ATen {meta['pytorch']['capability']}), oneDNN {meta['onednn']['version']} "
+          f"isa {meta['onednn']['isa']}")
+    print()
+    print(table(by, layers, thread_counts, markdown=False))
+    print()
+    print("speedups are peer ms / convd ms (above 1: convd faster); onednn ms is the primitive "
+          "alone, (+reorder) what an NCHW caller adds")
+    for r in rss:
+        mib = 1 << 20
+        print(f"memory: ({r['layer']}) forward + backward, {r['threads']} thread(s): peak RSS "
+              f"{r['peak_rss'] / mib:.1f} MiB (before allocating {r['rss_before'] / mib:.1f}), "
+              f"budget {r['budget'] / mib:.1f} MiB = tensors {r['tensors'] / mib:.1f} + cap "
+              f"{r['cap'] / mib:.0f} + 16; workspace used {r['workspace'] / mib:.1f} MiB: "
+              f"{'OK' if r['ok'] else 'OVER BUDGET'}")
+    if missed:
+        print("targets missed (2 threads):")
+        for m in missed:
+            print("  " + m)
+    else:
+        print("all targets of issue 2 met in this run")
+    print(f"wrote {args.out}/bench.json, bench-meta.json, bench.md"
+          + (", bench.png" if plotted else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# `make bench`: convd against PyTorch and oneDNN on the layer suite, 1 and 2 threads, in one run.
+# Every impl gets the same plan (BENCH_WARMUP untimed calls, then BENCH_REPEATS timed ones per
+# process), and the processes are interleaved over BENCH_ROUNDS rounds so that a burst of load
+# from elsewhere on the machine hits every impl alike; bench/report.py takes the median of all
+# samples of a cell. OPENBLAS_CORETYPE is left as the environment has it.
+# Output: the table on stdout, build/bench.json (+ bench-meta.json, bench.md, bench.png).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export BENCH_WARMUP=${BENCH_WARMUP:-3} BENCH_REPEATS=${BENCH_REPEATS:-11}
+rounds=${BENCH_ROUNDS:-3}
+threads_list=${BENCH_THREADS:-"1 2"}
+raw=build/bench-raw
+python=/usr/bin/python3
+
+# When run directly rather than through `make bench`.
+${MAKE:-make} --no-print-directory -s build/convd build/bench/bench_conv build/bench/peer_onednn
+
+rm -rf "$raw"
+mkdir -p "$raw"
+say() { echo "bench: $*" >&2; }
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+say "load average before: $load_before (the machine is shared: compare ratios within one run)"
+say "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}; warm-up $BENCH_WARMUP, $BENCH_REPEATS repeats x $rounds rounds"
+
+build/bench/bench_conv layers >"$raw/layers.json"
+say "measuring the FMA peak"
+build/bench/bench_conv peak >"$raw/peak.jsonl"
+
+run_impl() { # impl threads
+    case $1 in
+    convd) build/bench/bench_conv run "$2" ;;
+    onednn) OMP_NUM_THREADS=$2 build/bench/peer_onednn "$2" ;;
+    pytorch) OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=$2 "$python" bench/peer_torch.py \
+        "$raw/layers.json" "$2" ;;
+    esac
+}
+
+impls=(convd pytorch onednn)
+for ((round = 0; round < rounds; round++)); do
+    for t in $threads_list; do
+        # Rotate the order each round so that no impl always runs right after another.
+        for ((k = 0; k < ${#impls[@]}; k++)); do
+            impl=${impls[$(((k + round) % ${#impls[@]}))]}
+            say "round $((round + 1))/$rounds, $t thread(s): $impl"
+            run_impl "$impl" "$t" >>"$raw/$impl.jsonl"
+        done
+    done
+done
+
+say "peak memory of one (b)-sized forward + backward"
+for t in $threads_list; do build/bench/bench_conv rss "$t" >>"$raw/rss.jsonl"; done
+
+# Other benchmarks of the project (bench/bench_*.c), each writing its own build/bench-*.json.
+for bin in build/bench/bench_*; do
+    [ -x "$bin" ] && [ "$bin" != build/bench/bench_conv ] || continue
+    say "running $bin"
+    "$bin"
+done
+
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+say "load average after: $load_after"
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- core api server 2>/dev/null || commit="$commit+dirty"
+"$python" bench/report.py --raw "$raw" --commit "$commit" \
+    --load "$load_before" "$load_after" --out build

@@ -2,9 +2,12 @@
 //   bench_conv layers        the layer suite as JSON (bench/peer_torch.py takes it from here)
 //   bench_conv peak          the machine's FMA peak, 1 and 2 threads, one JSON line
 //   bench_conv run THREADS   forward and backward (dx + dw + db) of every layer, JSON lines
-//   bench_conv rss           one (b)-sized forward + backward, then its peak RSS, one JSON line
+//   bench_conv rss [THREADS] one (b)-sized forward + backward, then its peak RSS, one JSON line
+//   bench_conv gemm          1-thread sgemm on each layer's three GEMM shapes (per image and
+//                            group): the ceiling the BLAS core in use puts on im2col + GEMM
 // Timings follow bench_plan_from_env() like every peer. Before a layer is timed its results are
 // spot-checked against sums computed here, so a broken build cannot post fast numbers.
+#include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
@@ -379,6 +382,64 @@ static int cmd_rss(int threads) {
     return 0;
 }
 
+typedef struct {
+    const float *a, *b;
+    float *c;
+    int m, n, k;
+    CBLAS_TRANSPOSE ta, tb;
+} gemm_case;
+
+static void step_gemm(void *ctx, double *part_ms) {
+    const gemm_case *q = ctx;
+    int lda = q->ta == CblasNoTrans ? q->k : q->m, ldb = q->tb == CblasNoTrans ? q->n : q->k;
+    double t0 = bench_now_ms();
+    cblas_sgemm(CblasRowMajor, q->ta, q->tb, q->m, q->n, q->k, 1.0f, q->a, lda, q->b, ldb, 0.0f,
+                q->c, q->n);
+    part_ms[0] = bench_now_ms() - t0;
+}
+
+// The GEMMs of im2col + GEMM for one image and group with all Ho*Wo pixels as columns (the
+// transposes as conv_impl.inc calls them): forward (F/G x K)(K x P), backward data
+// (K x F/G)(F/G x P) with w transposed, backward weights (F/G x P)(P x K) with col transposed.
+static int cmd_gemm(void) {
+    bench_plan plan = bench_plan_from_env();
+    double *samples = bench_alloc(sizeof(double) * (size_t)plan.repeats);
+    for (int i = 0; i < bench_layer_count; i++) {
+        const bench_layer *l = &bench_layers[i];
+        int fg = (int)(l->f / l->groups), kk = (int)(l->c / l->groups * l->kh * l->kw);
+        int p = (int)(bench_layer_ho(l) * bench_layer_wo(l));
+        struct {
+            const char *pass;
+            int m, n, k;
+            CBLAS_TRANSPOSE ta, tb;
+        } shapes[] = {{"forward", fg, p, kk, CblasNoTrans, CblasNoTrans},
+                      {"backward_data", kk, p, fg, CblasTrans, CblasNoTrans},
+                      {"backward_weights", fg, kk, p, CblasNoTrans, CblasTrans}};
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+            gemm_case q = {.m = shapes[s].m, .n = shapes[s].n, .k = shapes[s].k,
+                           .ta = shapes[s].ta, .tb = shapes[s].tb};
+            float *a = bench_alloc(sizeof(float) * (size_t)q.m * (size_t)q.k);
+            float *b = bench_alloc(sizeof(float) * (size_t)q.k * (size_t)q.n);
+            q.c = bench_alloc(sizeof(float) * (size_t)q.m * (size_t)q.n);
+            bench_fill(a, (int64_t)q.m * q.k, 5);
+            bench_fill(b, (int64_t)q.k * q.n, 6);
+            q.a = a;
+            q.b = b;
+            bench_measure(samples, step_gemm, &q, 1, &plan);
+            double ms = bench_median(samples, plan.repeats);
+            printf("{\"kind\":\"gemm\",\"layer\":\"%s\",\"pass\":\"%s\",\"m\":%d,\"n\":%d,"
+                   "\"k\":%d,\"ms\":%.6f,\"gflops\":%.2f,\"core\":\"%s\"}\n",
+                   l->name, shapes[s].pass, q.m, q.n, q.k, ms,
+                   2.0 * q.m * q.n * q.k / (ms * 1e6), blas_core_name());
+            free(a);
+            free(b);
+            free(q.c);
+        }
+    }
+    free(samples);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     blas_boot(argv);
     const char *cmd = argc > 1 ? argv[1] : "";
@@ -387,6 +448,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "peak") == 0) return cmd_peak();
     if (strcmp(cmd, "run") == 0 && threads >= 1) return cmd_run(threads);
     if (strcmp(cmd, "rss") == 0 && threads >= 1) return cmd_rss(threads);
-    fprintf(stderr, "usage: bench_conv layers | peak | run THREADS | rss [THREADS]\n");
+    if (strcmp(cmd, "gemm") == 0) return cmd_gemm();
+    fprintf(stderr, "usage: bench_conv layers | peak | run THREADS | rss [THREADS] | gemm\n");
     return 2;
 }

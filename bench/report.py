@@ -3,8 +3,8 @@
 
     bench/report.py --raw build/bench-raw --out build [--commit C] [--load BEFORE AFTER]
 
-Reads RAW/{convd,pytorch,onednn}.jsonl (kind "time"), RAW/peak.jsonl, RAW/rss.jsonl and
-RAW/layers.json. A cell (impl, layer, pass, threads) is the median of all its samples, over
+Reads RAW/{convd,pytorch,onednn}.jsonl (kind "time"), RAW/peak.jsonl, RAW/rss.jsonl,
+RAW/gemm.jsonl and RAW/layers.json. A cell (impl, layer, pass, threads) is the median of all its samples, over
 every round. Writes OUT/bench.json (one object per cell), OUT/bench-meta.json (peak, memory,
 cores, load), OUT/bench.md (the table in Markdown) and OUT/bench.png (speedups, when matplotlib
 is installed), and prints the table with the targets of issue 2.
@@ -144,6 +144,41 @@ def table(by, layers, thread_counts, markdown):
     return "\n".join(lines)
 
 
+GEMM_PASSES = ("forward", "backward_data", "backward_weights")
+
+
+def gemm_table(gemm, by, layers, markdown):
+    """sgemm alone on each layer's GEMM shapes (1 thread) against convd's 1-thread passes: how
+    much of the BLAS core's ceiling the im2col + GEMM structure keeps."""
+    g = {(r["layer"], r["pass"]): r for r in gemm}
+    head = ["layer", "fwd GEMM M,N,K", "GFLOP/s", "bwd-data GEMM", "GFLOP/s", "bwd-weights GEMM",
+            "GFLOP/s", "convd fwd / ceiling", "convd bwd / ceiling"]
+    rows = []
+    for layer in layers:
+        shapes = [g.get((layer, p)) for p in GEMM_PASSES]
+        if not all(shapes):
+            continue
+        fwd_ceiling = shapes[0]["gflops"]
+        # Backward does the two GEMMs one after the other: the ceiling is their joint rate.
+        bwd_ceiling = 2 * layers[layer]["flops"] / (
+            sum(layers[layer]["flops"] / (s["gflops"] * 1e6) for s in shapes[1:]) * 1e6)
+        c_f, c_b = by.get(("convd", layer, "forward", 1)), by.get(("convd", layer, "backward", 1))
+        cols = [layer]
+        for s in shapes:
+            cols += [f"{s['m']},{s['n']},{s['k']}", f"{s['gflops']:.0f}"]
+        if layers[layer]["c"] == layers[layer]["groups"]:
+            cols += ["no GEMM", "no GEMM"]  # one channel per group: core/ runs these directly
+        else:
+            cols += [f"{100 * c_f['gflops'] / fwd_ceiling:.0f}%" if c_f else "-",
+                     f"{100 * c_b['gflops'] / bwd_ceiling:.0f}%" if c_b else "-"]
+        rows.append(cols)
+    if markdown:
+        return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+                         + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    return "\n".join("  ".join(x.rjust(w) for x, w in zip(r, widths)) for r in [head] + rows)
+
+
 def plot(by, layers, thread_counts, path):
     try:
         import matplotlib
@@ -193,6 +228,7 @@ def main():
     by = index(rows)
     thread_counts = sorted({r["threads"] for r in rows})
     rss = read_jsonl(os.path.join(args.raw, "rss.jsonl"))
+    gemm = read_jsonl(os.path.join(args.raw, "gemm.jsonl"))
 
     cores = {}
     for r in rows:
@@ -208,7 +244,7 @@ def main():
             "blas_core": cores, "pytorch": {k: torch_row.get(k) for k in
                                             ("torch", "capability", "core", "mkldnn")},
             "onednn": {k: dnnl.get(k) for k in ("version", "isa")},
-            "rss": rss, "targets_missed": missed}
+            "rss": rss, "gemm": gemm, "targets_missed": missed}
 
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench.json"), "w") as f:
@@ -216,6 +252,8 @@ def main():
     with open(os.path.join(args.out, "bench-meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     md = table(by, layers, thread_counts, markdown=True)
+    if gemm:
+        md += "\n\n" + gemm_table(gemm, by, layers, markdown=True)
     with open(os.path.join(args.out, "bench.md"), "w") as f:
         f.write(md + "\n")
     plotted = plot(by, layers, thread_counts, os.path.join(args.out, "bench.png"))
@@ -233,6 +271,12 @@ def main():
     print()
     print("speedups are peer ms / convd ms (above 1: convd faster); onednn ms is the primitive "
           "alone, (+reorder) what an NCHW caller adds")
+    if gemm:
+        print()
+        print(f"sgemm alone, 1 thread, core {gemm[0]['core']}, per image and group (M,N,K as "
+              "conv_impl.inc calls it), and convd's 1-thread passes against that ceiling:")
+        print(gemm_table(gemm, by, layers, markdown=False))
+        print()
     for r in rss:
         mib = 1 << 20
         print(f"memory: ({r['layer']}) forward + backward, {r['threads']} thread(s): peak RSS "

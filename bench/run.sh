@@ -50,6 +50,9 @@ for ((round = 0; round < rounds; round++)); do
     done
 done
 
+say "sgemm alone on the layers' GEMM shapes, 1 thread (the BLAS core's ceiling)"
+build/bench/bench_conv gemm >"$raw/gemm.jsonl"
+
 say "peak memory of one (b)-sized forward + backward"
 for t in $threads_list; do build/bench/bench_conv rss "$t" >>"$raw/rss.jsonl"; done
 

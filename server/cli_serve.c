@@ -1,9 +1,82 @@
-// Placeholder until the serve front door lands (being written now); never released like this.
+// convd serve: configuration, the server's lifetime and the drain on SIGTERM/SIGINT.
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "server/cli.h"
+#include "server/http_log.h"
+#include "server/http_server.h"
+
+// Waits until no compute request is in flight, `seconds` pass, or one more stop signal comes.
+// Returns true when everything in flight finished.
+static bool wait_for_drain(http_server *srv, const sigset_t *stop, double seconds) {
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    const struct timespec tick = {0, 20 * 1000 * 1000};
+    for (;;) {
+        if (http_server_inflight(srv) == 0) return true;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double waited = (double)(now.tv_sec - start.tv_sec) + 1e-9 * (double)(now.tv_nsec -
+                                                                            start.tv_nsec);
+        if (waited >= seconds || sigtimedwait(stop, NULL, &tick) > 0) return false;
+    }
+}
 
 int cli_serve(int argc, char **argv) {
-    fputs("convd serve: not built yet\n", stderr);
-    return 1;
+    http_config cfg;
+    switch (http_config_load(&cfg, argc, argv, stdout, stderr)) {
+    case HTTP_CONFIG_HELP: return 0;
+    case HTTP_CONFIG_ERROR: return 2;
+    case HTTP_CONFIG_OK: break;
+    }
+    // Stop signals are taken synchronously by this thread (sigwait), never by a server thread:
+    // they are blocked before any thread starts, and threads inherit the mask.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[256], message[512];
+    http_server *srv = http_server_start(&cfg, err, sizeof err);
+    if (!srv) {
+        fprintf(stderr, "convd serve: %s\n", err);
+        return 1;
+    }
+    bool v6 = strchr(cfg.host, ':') != NULL;
+    printf("convd %s listening on http://%s%s%s:%u\n", CONVD_VERSION, v6 ? "[" : "", cfg.host,
+           v6 ? "]" : "", http_server_port(srv));
+    fflush(stdout);
+    snprintf(message, sizeof message,
+             "port %u, %d workers, %d I/O threads, queue %d, max body %zu, memory budget %zu",
+             http_server_port(srv), cfg.workers, cfg.io_threads, cfg.queue, cfg.max_body,
+             cfg.max_memory);
+    http_log_event(stderr, "listening", message);
+
+    int sig = 0;
+    sigwait(&stop, &sig);
+    http_server_drain(srv);
+    snprintf(message, sizeof message, "%s: draining %ld requests in flight (up to %g s)",
+             strsignal(sig), http_server_inflight(srv), cfg.drain_timeout_s);
+    http_log_event(stderr, "draining", message);
+    if (!wait_for_drain(srv, &stop, cfg.drain_timeout_s)) {
+        size_t waiting = http_server_cancel_waiting(srv);
+        snprintf(message, sizeof message,
+                 "drain cut short: %zu waiting requests answered 503, %ld still computing",
+                 waiting, http_server_inflight(srv) - (long)waiting);
+        http_log_event(stderr, "drain_timeout", message);
+        wait_for_drain(srv, &stop, 2); // lets the 503s go out
+    }
+    if (!http_server_stop(srv)) {
+        // A request still computes on a suspended connection: the library cannot be stopped
+        // under it, and its client will not get an answer anyway. Leave at once.
+        http_log_event(stderr, "stopped", "exiting with requests unfinished");
+        _exit(1);
+    }
+    http_log_event(stderr, "stopped", "drained");
+    return 0;
 }

@@ -1,0 +1,142 @@
+#include "server/http_routes.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/blas_boot.h"
+#include "server/cli.h"
+#include "server/http_server.h"
+
+static const char json_type[] = "application/json";
+
+// Serialises and frees `doc` into `out` (status 200 unless changed after).
+static void reply_json(api_response *out, int status, cJSON *doc) {
+    out->status = status;
+    out->content_type = json_type;
+    out->body = doc ? cJSON_PrintUnformatted(doc) : NULL;
+    out->len = out->body ? strlen(out->body) : 0;
+    cJSON_Delete(doc);
+}
+
+void http_error(api_response *out, int status, const char *code, const char *fmt, ...) {
+    char message[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    cJSON *doc = cJSON_CreateObject(), *error = cJSON_AddObjectToObject(doc, "error");
+    cJSON_AddStringToObject(error, "code", code);
+    cJSON_AddStringToObject(error, "message", message);
+    reply_json(out, status, doc);
+}
+
+static void reply_status(api_response *out, const char *status) {
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "status", status);
+    reply_json(out, 200, doc);
+}
+
+static void get_healthz(api_response *out, http_server *srv) { reply_status(out, "ok"); }
+
+static void get_readyz(api_response *out, http_server *srv) {
+    if (http_server_draining(srv))
+        http_error(out, 503, "draining",
+                   "the server is shutting down and takes no new work; send requests to "
+                   "another instance");
+    else
+        reply_status(out, "ready");
+}
+
+static void get_metrics(api_response *out, http_server *srv) {
+    out->body = http_server_metrics_text(srv, &out->len);
+    if (!out->body) {
+        http_error(out, 503, "out_of_memory", "the metrics could not be rendered; retry");
+        return;
+    }
+    out->status = 200;
+    out->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+// Adds `value` to the string array `list` unless it is there already.
+static void add_unique(cJSON *list, const char *value) {
+    const cJSON *item;
+    cJSON_ArrayForEach(item, list) if (strcmp(item->valuestring, value) == 0) return;
+    cJSON_AddItemToArray(list, cJSON_CreateString(value));
+}
+
+static void get_info(api_response *out, http_server *srv) {
+    const http_config *cfg = http_server_config(srv);
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "name", "convd");
+    cJSON_AddStringToObject(doc, "version", CONVD_VERSION);
+    cJSON *blas = cJSON_AddObjectToObject(doc, "blas");
+    cJSON_AddStringToObject(blas, "library", "OpenBLAS");
+    cJSON_AddStringToObject(blas, "core", blas_core_name());
+    cJSON_AddStringToObject(blas, "core_source", blas_core_source());
+    cJSON_AddNumberToObject(blas, "threads_per_call", 1);
+    cJSON *threads = cJSON_AddObjectToObject(doc, "threads");
+    cJSON_AddNumberToObject(threads, "cores", cfg->cores);
+    cJSON_AddNumberToObject(threads, "workers", cfg->workers);
+    cJSON_AddNumberToObject(threads, "io_threads", cfg->io_threads);
+    cJSON_AddStringToObject(threads, "per_request", "max(1, cores / busy workers)");
+    cJSON *limits = cJSON_AddObjectToObject(doc, "limits");
+    cJSON_AddNumberToObject(limits, "max_body_bytes", (double)cfg->max_body);
+    cJSON_AddNumberToObject(limits, "max_memory_bytes", (double)cfg->max_memory);
+    cJSON_AddNumberToObject(limits, "max_elements", (double)cfg->api.max_elements);
+    cJSON_AddNumberToObject(limits, "max_flops", (double)cfg->api.max_flops);
+    cJSON_AddNumberToObject(limits, "workspace_cap_bytes", (double)cfg->api.workspace_cap);
+    cJSON_AddNumberToObject(limits, "queue", cfg->queue);
+    cJSON_AddNumberToObject(limits, "max_connections", cfg->max_connections);
+    cJSON_AddNumberToObject(limits, "timeout_s", cfg->timeout_s);
+    cJSON *ops = cJSON_AddArrayToObject(doc, "ops");
+    cJSON *types = cJSON_AddArrayToObject(doc, "content_types");
+    cJSON *routes = cJSON_AddArrayToObject(doc, "routes");
+    for (size_t i = 0; i < http_n_routes; i++) {
+        const http_route *r = &http_routes[i];
+        char route[160];
+        snprintf(route, sizeof route, "%s %s", r->methods & HTTP_POST ? "POST" : "GET",
+                 r->path);
+        cJSON_AddItemToArray(routes, cJSON_CreateString(route));
+        if (r->op) add_unique(ops, r->op);
+        for (const http_codec *c = r->codecs; c && c->media_type; c++)
+            add_unique(types, c->media_type);
+    }
+    cJSON *dtypes = cJSON_AddArrayToObject(doc, "dtypes");
+    cJSON_AddItemToArray(dtypes, cJSON_CreateString("float32"));
+    cJSON_AddItemToArray(dtypes, cJSON_CreateString("float64"));
+    reply_json(out, 200, doc);
+}
+
+static void run_json(api_response *out, const http_body *body, const char *op,
+                     const api_options *opt) {
+    api_run_json(out, body->data, body->len, op, opt);
+}
+
+static const http_codec v1_codecs[] = {{json_type, run_json}, {NULL, NULL}};
+
+const http_route http_routes[] = {
+    {"/v1/conv2d/forward", HTTP_POST, NULL, "conv2d.forward", v1_codecs},
+    {"/v1/conv2d/backward", HTTP_POST, NULL, "conv2d.backward", v1_codecs},
+    {"/healthz", HTTP_GET, get_healthz, NULL, NULL},
+    {"/readyz", HTTP_GET, get_readyz, NULL, NULL},
+    {"/v1/info", HTTP_GET, get_info, NULL, NULL},
+    {"/metrics", HTTP_GET, get_metrics, NULL, NULL},
+};
+const size_t http_n_routes = sizeof http_routes / sizeof *http_routes;
+
+const http_route *http_route_find(const char *path, size_t *index) {
+    for (size_t i = 0; i < http_n_routes; i++)
+        if (strcmp(http_routes[i].path, path) == 0) {
+            *index = i;
+            return &http_routes[i];
+        }
+    *index = http_n_routes;
+    return NULL;
+}
+
+const char *http_route_allow(const http_route *r) {
+    return r->methods & HTTP_POST ? "POST, OPTIONS" : "GET, HEAD, OPTIONS";
+}

@@ -33,10 +33,10 @@ static enum MHD_Result hello(void *cls, struct MHD_Connection *conn, const char 
 int main(int argc, char **argv) {
     unsigned port = argc > 1 ? (unsigned)atoi(argv[1]) : 0;
     unsigned threads = argc > 2 ? (unsigned)atoi(argv[2]) : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
-    struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO, (uint16_t)port, NULL,
-        NULL, hello, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-        1000u, MHD_OPTION_END);
+    struct MHD_Daemon *d =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO,
+                         (uint16_t)port, NULL, NULL, hello, NULL, MHD_OPTION_THREAD_POOL_SIZE,
+                         threads, MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "hello_mhd: cannot listen on port %u\n", port);
         return 1;

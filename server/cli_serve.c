@@ -19,8 +19,8 @@ static bool wait_for_drain(http_server *srv, const sigset_t *stop, double second
     for (;;) {
         if (http_server_inflight(srv) == 0) return true;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        double waited = (double)(now.tv_sec - start.tv_sec) + 1e-9 * (double)(now.tv_nsec -
-                                                                            start.tv_nsec);
+        double waited =
+            (double)(now.tv_sec - start.tv_sec) + 1e-9 * (double)(now.tv_nsec - start.tv_nsec);
         if (waited >= seconds || sigtimedwait(stop, NULL, &tick) > 0) return false;
     }
 }
@@ -66,8 +66,8 @@ int cli_serve(int argc, char **argv) {
     if (!wait_for_drain(srv, &stop, cfg.drain_timeout_s)) {
         size_t waiting = http_server_cancel_waiting(srv);
         snprintf(message, sizeof message,
-                 "drain cut short: %zu waiting requests answered 503, %ld still computing",
-                 waiting, http_server_inflight(srv) - (long)waiting);
+                 "drain cut short: %zu waiting requests answered 503, %ld still computing", waiting,
+                 http_server_inflight(srv) - (long)waiting);
         http_log_event(stderr, "drain_timeout", message);
         wait_for_drain(srv, &stop, 2); // lets the 503s go out
     }

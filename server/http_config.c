@@ -41,8 +41,7 @@ static const opt_spec options[] = {
     {"max-flops", OPT_I64, FIELD(api.max_flops), 0, 1, 9.0e18, "largest work of a request, FLOPs"},
     {"workspace-cap", OPT_SIZE, FIELD(api.workspace_cap), 0, 4096, (double)(1ull << 40),
      "scratch memory per request, bytes"},
-    {"max-connections", OPT_INT, FIELD(max_connections), 0, 1, 1000000,
-     "open connections at once"},
+    {"max-connections", OPT_INT, FIELD(max_connections), 0, 1, 1000000, "open connections at once"},
     {"timeout", OPT_INT, FIELD(timeout_s), 0, 1, 86400,
      "seconds a connection may stay idle (slow clients are cut off)"},
     {"drain-timeout", OPT_SECONDS, FIELD(drain_timeout_s), 0, 0, 86400,
@@ -132,8 +131,8 @@ static bool parse_scaled(const char *text, bool binary, double *out) {
 }
 
 static bool parse_bool(const char *text, bool *out) {
-    static const char *const yes[] = {"1", "on", "true", "yes"}, *const no[] = {"0", "off",
-                                                                               "false", "no"};
+    static const char *const yes[] = {"1", "on", "true", "yes"}, *const no[] = {"0", "off", "false",
+                                                                                "no"};
     for (size_t i = 0; i < 4; i++) {
         if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
             *out = strcasecmp(text, yes[i]) == 0;
@@ -158,8 +157,8 @@ static bool apply(http_config *cfg, const opt_spec *o, const char *text, const c
     }
     if (o->kind == OPT_BOOL) {
         if (parse_bool(text, (bool *)field)) return true;
-        fprintf(err, "convd serve: %s: '%s' is not on/off (also 1/0, true/false, yes/no)\n",
-                source, text);
+        fprintf(err, "convd serve: %s: '%s' is not on/off (also 1/0, true/false, yes/no)\n", source,
+                text);
         return false;
     }
     double v;
@@ -205,16 +204,16 @@ static void print_usage(FILE *out, const http_config *defaults) {
         char env[64], value[64];
         env_name(env, sizeof env, options[i].name);
         format_value(value, sizeof value, defaults, &options[i]);
-        fprintf(out, "  --%-16s %s\n  %-18s   [%s; default %s]\n", options[i].name,
-                options[i].help, "", env, value);
+        fprintf(out, "  --%-16s %s\n  %-18s   [%s; default %s]\n", options[i].name, options[i].help,
+                "", env, value);
     }
-    fprintf(out, "\n  --help             this text\n"
-                 "(defaults computed on this machine: %d usable cores)\n",
+    fprintf(out,
+            "\n  --help             this text\n"
+            "(defaults computed on this machine: %d usable cores)\n",
             defaults->cores);
 }
 
-http_config_result http_config_load(http_config *cfg, int argc, char **argv, FILE *out,
-                                    FILE *err) {
+http_config_result http_config_load(http_config *cfg, int argc, char **argv, FILE *out, FILE *err) {
     set_defaults(cfg);
     http_config defaults = *cfg;
     for (size_t i = 0; i < N_OPTIONS; i++) {

@@ -11,21 +11,21 @@
 #include "api/api.h"
 
 typedef struct {
-    char host[256];          // address to listen on (numeric or a name getaddrinfo resolves)
-    int port;                // 0 = any free port (the port chosen is printed on stdout)
-    int workers;             // compute worker threads
-    int io_threads;          // libmicrohttpd polling threads (connection I/O only)
-    int queue;               // requests that may wait for a worker beyond those running
-    size_t max_body;         // largest request body in bytes (413 beyond)
-    size_t max_memory;       // budget for the sum of what admitted requests hold (503 beyond)
-    int max_connections;     // open connections at once (further ones are refused)
-    int timeout_s;           // a connection idle this long is closed (slow clients, slowloris)
-    double drain_timeout_s;  // SIGTERM/SIGINT: time in-flight requests get to finish
-    int retry_after_s;       // the Retry-After value of 503 answers
-    char cors_origin[512];   // "" = no CORS headers; "*" or a comma-separated list of origins
-    bool access_log;         // one JSON line per request on stderr
-    api_options api;         // per-request limits passed to the request model (threads: per call)
-    int cores;               // CPUs this process may use (affinity and cgroup quota); not a flag
+    char host[256];         // address to listen on (numeric or a name getaddrinfo resolves)
+    int port;               // 0 = any free port (the port chosen is printed on stdout)
+    int workers;            // compute worker threads
+    int io_threads;         // libmicrohttpd polling threads (connection I/O only)
+    int queue;              // requests that may wait for a worker beyond those running
+    size_t max_body;        // largest request body in bytes (413 beyond)
+    size_t max_memory;      // budget for the sum of what admitted requests hold (503 beyond)
+    int max_connections;    // open connections at once (further ones are refused)
+    int timeout_s;          // a connection idle this long is closed (slow clients, slowloris)
+    double drain_timeout_s; // SIGTERM/SIGINT: time in-flight requests get to finish
+    int retry_after_s;      // the Retry-After value of 503 answers
+    char cors_origin[512];  // "" = no CORS headers; "*" or a comma-separated list of origins
+    bool access_log;        // one JSON line per request on stderr
+    api_options api;        // per-request limits passed to the request model (threads: per call)
+    int cores;              // CPUs this process may use (affinity and cgroup quota); not a flag
 } http_config;
 
 typedef enum { HTTP_CONFIG_OK, HTTP_CONFIG_HELP, HTTP_CONFIG_ERROR } http_config_result;
@@ -34,8 +34,7 @@ typedef enum { HTTP_CONFIG_OK, HTTP_CONFIG_HELP, HTTP_CONFIG_ERROR } http_config
 // name). Flags take "--name value" or "--name=value". On HTTP_CONFIG_HELP the usage was printed
 // on `out`; on HTTP_CONFIG_ERROR a message naming the flag or variable and the accepted range
 // was printed on `err`.
-http_config_result http_config_load(http_config *cfg, int argc, char **argv, FILE *out,
-                                    FILE *err);
+http_config_result http_config_load(http_config *cfg, int argc, char **argv, FILE *out, FILE *err);
 
 // CPUs usable by this process: its affinity mask, lowered by a cgroup v2 CPU quota if any.
 int http_config_cores(void);

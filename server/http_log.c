@@ -50,7 +50,7 @@ static void write_line(FILE *to, const char *line, size_t len) {
 // length, clamped so that the text stays NUL-terminated. The fields of a line are bounded, so
 // the buffers below never clamp.
 __attribute__((format(printf, 4, 5))) static size_t append(char *buf, size_t cap, size_t n,
-                                                          const char *fmt, ...) {
+                                                           const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     int wrote = vsnprintf(buf + n, cap - n, fmt, ap);
@@ -66,16 +66,17 @@ void http_log_access(FILE *to, const http_access *a) {
     http_json_escape(method, sizeof method, a->method);
     http_json_escape(path, sizeof path, a->path);
     size_t n = 0;
-    n = append(line, sizeof line, n,
-           "{\"ts\":\"%s\",\"event\":\"access\",\"remote\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
-           "\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu",
-           ts, remote, method, path, a->status, (unsigned long long)a->bytes_in,
-           (unsigned long long)a->bytes_out);
+    n = append(
+        line, sizeof line, n,
+        "{\"ts\":\"%s\",\"event\":\"access\",\"remote\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
+        "\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu",
+        ts, remote, method, path, a->status, (unsigned long long)a->bytes_in,
+        (unsigned long long)a->bytes_out);
     if (a->queue_ms >= 0) n = append(line, sizeof line, n, ",\"queue_ms\":%.3f", a->queue_ms);
-    if (a->compute_ms >= 0) n = append(line, sizeof line, n, ",\"compute_ms\":%.3f,\"threads\":%d", a->compute_ms,
-                                   a->threads);
-    if (a->termination)
-        n = append(line, sizeof line, n, ",\"termination\":\"%s\"", a->termination);
+    if (a->compute_ms >= 0)
+        n = append(line, sizeof line, n, ",\"compute_ms\":%.3f,\"threads\":%d", a->compute_ms,
+                   a->threads);
+    if (a->termination) n = append(line, sizeof line, n, ",\"termination\":\"%s\"", a->termination);
     n = append(line, sizeof line, n, ",\"total_ms\":%.3f}\n", a->total_ms);
     write_line(to, line, n);
 }
@@ -86,6 +87,7 @@ void http_log_event(FILE *to, const char *event, const char *message) {
     http_json_escape(ev, sizeof ev, event);
     http_json_escape(msg, sizeof msg, message);
     size_t n = 0;
-    n = append(line, sizeof line, n, "{\"ts\":\"%s\",\"event\":\"%s\",\"message\":\"%s\"}\n", ts, ev, msg);
+    n = append(line, sizeof line, n, "{\"ts\":\"%s\",\"event\":\"%s\",\"message\":\"%s\"}\n", ts,
+               ev, msg);
     write_line(to, line, n);
 }

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 
 // Latency bucket bounds in seconds: from a cached small request (~0.1 ms) to a big layer.
-static const double bucket_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                       0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
-                                       5,      10,      30};
+static const double bucket_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                       0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                       1,      2.5,     5,      10,    30};
 #define N_BUCKETS (sizeof bucket_bounds / sizeof *bucket_bounds)
 
 // The statuses convd answers with (0: the request ended without an answer, "none"); any other
@@ -78,8 +78,8 @@ __attribute__((format(printf, 2, 3))) static void put(text_buf *t, const char *f
     for (int attempt = 0; attempt < 2 && !t->failed; attempt++) {
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(t->text ? t->text + t->len : NULL, t->text ? t->cap - t->len : 0, fmt,
-                          ap);
+        int n =
+            vsnprintf(t->text ? t->text + t->len : NULL, t->text ? t->cap - t->len : 0, fmt, ap);
         va_end(ap);
         if (n < 0) {
             t->failed = true;
@@ -105,8 +105,7 @@ static void put_histogram(text_buf *t, const char *name, const char *labels, his
     const char *sep = *labels ? "," : "";
     for (size_t b = 0; b < N_BUCKETS; b++) {
         cumulative += atomic_load_explicit(&h->bucket[b], memory_order_relaxed);
-        put(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bucket_bounds[b],
-            cumulative);
+        put(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bucket_bounds[b], cumulative);
     }
     unsigned long long count = atomic_load_explicit(&h->count, memory_order_relaxed);
     put(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, count);
@@ -138,10 +137,12 @@ char *http_metrics_render(http_metrics *m, const http_gauges *g, size_t *len) {
             unsigned long long n = atomic_load(&m->routes[r].by_status[s]);
             if (n == 0) continue;
             char code[8] = "other";
-            if (s < N_STATUS && status_codes[s] == 0) snprintf(code, sizeof code, "none");
-            else if (s < N_STATUS) snprintf(code, sizeof code, "%d", status_codes[s]);
-            put(&t, "convd_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
-                route_name(m, r), code, n);
+            if (s < N_STATUS && status_codes[s] == 0)
+                snprintf(code, sizeof code, "none");
+            else if (s < N_STATUS)
+                snprintf(code, sizeof code, "%d", status_codes[s]);
+            put(&t, "convd_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n", route_name(m, r),
+                code, n);
         }
     put_route_counter(&t, m, "convd_http_received_bytes_total", "Request body bytes received.",
                       offsetof(route_metrics, bytes_in));
@@ -181,8 +182,7 @@ char *http_metrics_render(http_metrics *m, const http_gauges *g, size_t *len) {
                "Memory budget held by admitted requests.", (double)g->memory_held);
     put_single(&t, "convd_memory_limit_bytes", "gauge", "The memory budget (--max-memory).",
                (double)g->memory_limit);
-    put_single(&t, "convd_open_connections", "gauge", "Open client connections.",
-               g->connections);
+    put_single(&t, "convd_open_connections", "gauge", "Open client connections.", g->connections);
     put_single(&t, "convd_draining", "gauge", "1 after SIGTERM/SIGINT, while draining.",
                g->draining);
     put_single(&t, "convd_uptime_seconds", "gauge", "Seconds since the server started.",

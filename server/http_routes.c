@@ -1,11 +1,11 @@
 #include "server/http_routes.h"
 
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api_errors.h"
 #include "server/blas_boot.h"
 #include "server/cli.h"
 #include "server/http_server.h"
@@ -21,18 +21,6 @@ static void reply_json(api_response *out, int status, cJSON *doc) {
     cJSON_Delete(doc);
 }
 
-void http_error(api_response *out, int status, const char *code, const char *fmt, ...) {
-    char message[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
-    va_end(ap);
-    cJSON *doc = cJSON_CreateObject(), *error = cJSON_AddObjectToObject(doc, "error");
-    cJSON_AddStringToObject(error, "code", code);
-    cJSON_AddStringToObject(error, "message", message);
-    reply_json(out, status, doc);
-}
-
 static void reply_status(api_response *out, const char *status) {
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "status", status);
@@ -43,9 +31,9 @@ static void get_healthz(api_response *out, http_server *srv) { reply_status(out,
 
 static void get_readyz(api_response *out, http_server *srv) {
     if (http_server_draining(srv))
-        http_error(out, 503, "draining",
-                   "the server is shutting down and takes no new work; send requests to "
-                   "another instance");
+        api_error_respond(out, API_E_OVERLOADED, "",
+                          "the server is shutting down and takes no new work; send requests "
+                          "to another instance");
     else
         reply_status(out, "ready");
 }
@@ -53,7 +41,7 @@ static void get_readyz(api_response *out, http_server *srv) {
 static void get_metrics(api_response *out, http_server *srv) {
     out->body = http_server_metrics_text(srv, &out->len);
     if (!out->body) {
-        http_error(out, 503, "out_of_memory", "the metrics could not be rendered; retry");
+        api_error_respond(out, API_E_OVERLOADED, "", "out of memory for the metrics; retry");
         return;
     }
     out->status = 200;
@@ -97,8 +85,7 @@ static void get_info(api_response *out, http_server *srv) {
     for (size_t i = 0; i < http_n_routes; i++) {
         const http_route *r = &http_routes[i];
         char route[160];
-        snprintf(route, sizeof route, "%s %s", r->methods & HTTP_POST ? "POST" : "GET",
-                 r->path);
+        snprintf(route, sizeof route, "%s %s", r->methods & HTTP_POST ? "POST" : "GET", r->path);
         cJSON_AddItemToArray(routes, cJSON_CreateString(route));
         if (r->op) add_unique(ops, r->op);
         for (const http_codec *c = r->codecs; c && c->media_type; c++)

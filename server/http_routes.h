@@ -37,10 +37,10 @@ typedef struct {
 typedef void (*http_get_fn)(api_response *out, http_server *srv);
 
 typedef struct {
-    const char *path;        // matched exactly (the query string is not part of it)
-    unsigned methods;        // HTTP_GET (HEAD implied) or HTTP_POST; OPTIONS always answered
-    http_get_fn get;         // GET routes
-    const char *op;          // compute routes: the op given to the request model
+    const char *path;         // matched exactly (the query string is not part of it)
+    unsigned methods;         // HTTP_GET (HEAD implied) or HTTP_POST; OPTIONS always answered
+    http_get_fn get;          // GET routes
+    const char *op;           // compute routes: the op given to the request model
     const http_codec *codecs; // compute routes: accepted formats, ending with {NULL, NULL};
                               // the first also serves requests that send no Content-Type
 } http_route;
@@ -53,10 +53,5 @@ const http_route *http_route_find(const char *path, size_t *index);
 
 // "GET, HEAD, OPTIONS" or "POST, OPTIONS": the Allow header of a route.
 const char *http_route_allow(const http_route *r);
-
-// Fills `out` with the spec's error JSON {"error":{"code","message"}} and `status`.
-// The body is heap-allocated (NULL with len 0 only when memory ran out).
-void http_error(api_response *out, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
 #endif

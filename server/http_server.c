@@ -12,11 +12,11 @@
 #include <strings.h>
 #include <time.h>
 
+#include "api/api_errors.h"
 #include "server/http_log.h"
 #include "server/http_metrics.h"
 #include "server/http_pool.h"
 #include "server/http_routes.h"
-
 
 struct http_server {
     http_config cfg;
@@ -87,8 +87,8 @@ static unsigned method_bit(const char *m) {
     static const struct {
         const char *name;
         unsigned bit;
-    } known[] = {{"GET", HTTP_GET}, {"HEAD", HTTP_HEAD}, {"POST", HTTP_POST},
-                 {"OPTIONS", HTTP_OPTIONS}};
+    } known[] = {
+        {"GET", HTTP_GET}, {"HEAD", HTTP_HEAD}, {"POST", HTTP_POST}, {"OPTIONS", HTTP_OPTIONS}};
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (strcmp(m, known[i].name) == 0) return known[i].bit;
     return 0;
@@ -119,34 +119,36 @@ static bool hold_memory(http_request *r, size_t bytes) {
 // 503 if it could fit once others finish, 413 if it never can.
 static void refuse_memory(api_response *out, const http_server *srv, size_t estimate) {
     if (estimate > srv->budget.limit)
-        http_error(out, 413, "request_too_large",
-                   "this request needs about %zu MiB of working memory, more than the server's "
-                   "whole budget of %zu MiB (--max-memory); split it into smaller batches",
-                   estimate >> 20, srv->budget.limit >> 20);
+        api_error_respond(
+            out, API_E_BODY_TOO_LARGE, "",
+            "this request needs about %zu MiB of working memory, more than the server's "
+            "whole budget of %zu MiB (--max-memory); split it into smaller batches",
+            estimate >> 20, srv->budget.limit >> 20);
     else
-        http_error(out, 503, "overloaded",
-                   "the server's memory budget is taken by other requests; retry after the "
-                   "Retry-After delay");
+        api_error_respond(out, API_E_OVERLOADED, "",
+                          "the server's memory budget is taken by other requests; retry after the "
+                          "Retry-After delay");
 }
 
 static void refuse_overloaded(api_response *out) {
-    http_error(out, 503, "overloaded",
-               "every compute worker is busy and the queue is full; retry after the "
-               "Retry-After delay");
+    api_error_respond(out, API_E_OVERLOADED, "",
+                      "every compute worker is busy and the queue is full; retry after the "
+                      "Retry-After delay");
 }
 
 static void refuse_draining(api_response *out) {
-    http_error(out, 503, "shutting_down",
-               "the server is shutting down and takes no new work; retry (another instance "
-               "will answer)");
+    api_error_respond(out, API_E_OVERLOADED, "",
+                      "the server is shutting down and takes no new work; retry (another instance "
+                      "will answer)");
 }
 
 static void refuse_body_size(api_response *out, const http_server *srv, uint64_t size,
                              bool declared) {
-    http_error(out, 413, "body_too_large",
-               "the request body %s %" PRIu64 " bytes, over the limit of %zu bytes (--max-body, "
-               "CONVD_MAX_BODY); send smaller batches or binary tensors",
-               declared ? "declares" : "has more than", size, srv->cfg.max_body);
+    api_error_respond(out, API_E_BODY_TOO_LARGE, "",
+                      "the request body %s %" PRIu64
+                      " bytes, over the limit of %zu bytes (--max-body, "
+                      "CONVD_MAX_BODY); send smaller batches or binary tensors",
+                      declared ? "declares" : "has more than", size, srv->cfg.max_body);
 }
 
 // Decides, from the request line and headers alone, whether the request is refused (filling
@@ -155,23 +157,26 @@ static void classify(http_request *r, uint64_t declared, bool has_length) {
     http_server *srv = r->srv;
     api_response *no = &r->refusal;
     const http_route *route = r->route;
+    char quoted[160];
     unsigned allowed = route ? route->methods | HTTP_OPTIONS : 0;
     if (allowed & HTTP_GET) allowed |= HTTP_HEAD;
     if (!route) {
-        http_error(no, 404, "not_found",
-                   "there is no %s; the API is POST /v1/conv2d/forward and "
-                   "POST /v1/conv2d/backward (GET /v1/info lists every route)",
-                   r->path);
+        api_error_respond(no, API_E_NOT_FOUND, "",
+                          "there is no %s; the API is POST /v1/conv2d/forward and "
+                          "POST /v1/conv2d/backward (GET /v1/info lists every route)",
+                          api_quote(quoted, sizeof quoted, r->path));
     } else if (!(r->method & allowed)) {
-        http_error(no, 405, "method_not_allowed", "%s %s is not allowed; use %s", r->method_name,
-                   r->path, http_route_allow(route));
+        api_error_respond(no, API_E_METHOD_NOT_ALLOWED, "", "%s %s is not allowed; use %s",
+                          api_quote(quoted, sizeof quoted, r->method_name), route->path,
+                          http_route_allow(route));
     } else if (has_length && declared > srv->cfg.max_body) {
         refuse_body_size(no, srv, declared, true);
     } else if (r->method == HTTP_POST && route->codecs) {
         if (!(r->codec = codec_for(route, r->content_type))) {
-            http_error(no, 415, "unsupported_media_type",
-                       "Content-Type '%s' is not accepted by %s; send 'Content-Type: %s'",
-                       r->content_type, r->path, route->codecs[0].media_type);
+            api_error_respond(no, API_E_UNSUPPORTED_MEDIA_TYPE, "",
+                              "Content-Type '%s' is not accepted by %s; send 'Content-Type: %s'",
+                              api_quote(quoted, sizeof quoted, r->content_type), route->path,
+                              route->codecs[0].media_type);
         } else if (atomic_load(&srv->draining)) {
             refuse_draining(no);
         } else if (http_pool_waiting(srv->pool) >= srv->cfg.queue &&
@@ -218,9 +223,9 @@ static void add_cors(struct MHD_Response *resp, const http_request *r) {
 // connection to end after it (unread body, draining).
 static enum MHD_Result answer(http_request *r, api_response *answer, bool close) {
     struct MHD_Response *resp =
-        answer->body ? MHD_create_response_from_buffer(answer->len, answer->body,
-                                                       MHD_RESPMEM_MUST_FREE)
-                     : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        answer->body
+            ? MHD_create_response_from_buffer(answer->len, answer->body, MHD_RESPMEM_MUST_FREE)
+            : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!resp) {
         free(answer->body);
         answer->body = NULL;
@@ -302,8 +307,8 @@ static bool expects_continue(struct MHD_Connection *c) {
     return strcasecmp(header(c, MHD_HTTP_HEADER_EXPECT), "100-continue") == 0;
 }
 
-static http_request *request_begin(http_server *srv, struct MHD_Connection *conn,
-                                   const char *url, const char *method) {
+static http_request *request_begin(http_server *srv, struct MHD_Connection *conn, const char *url,
+                                   const char *method) {
     http_request *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     r->srv = srv;
@@ -312,8 +317,7 @@ static http_request *request_begin(http_server *srv, struct MHD_Connection *conn
     r->method = method_bit(method);
     copy_text(r->method_name, sizeof r->method_name, method);
     copy_text(r->path, sizeof r->path, url);
-    copy_text(r->content_type, sizeof r->content_type,
-              header(conn, MHD_HTTP_HEADER_CONTENT_TYPE));
+    copy_text(r->content_type, sizeof r->content_type, header(conn, MHD_HTTP_HEADER_CONTENT_TYPE));
     copy_text(r->accept, sizeof r->accept, header(conn, MHD_HTTP_HEADER_ACCEPT));
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -367,15 +371,14 @@ static void drop_body(http_request *r) {
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
     http_request *r = *con_cls;
     if (!r) {
         if (!(r = request_begin(cls, conn, url, method))) return MHD_NO;
         *con_cls = r;
-        const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *length =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         r->declared = length ? strtoull(length, NULL, 10) : 0;
         classify(r, r->declared, length != NULL);
         bool body_follows = r->declared > 0 || *header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING);
@@ -391,7 +394,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         r->bytes_in += n;
-        if (r->stage == STAGE_ANSWERED) return MHD_YES; // answered before the body: dropped
+        if (r->stage == STAGE_ANSWERED) return MHD_YES;         // answered before the body: dropped
         if (r->bytes_in > discard_limit(r->srv)) return MHD_NO; // cut the connection
         if (r->bytes_in > r->srv->cfg.max_body && r->refusal.status != 413) {
             free(r->refusal.body); // a refusal waiting for the body's end gives way to this one
@@ -438,13 +441,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     double queue_s = computed ? r->t_compute_start - r->t_queued : -1;
     double compute_s = computed ? r->t_compute_end - r->t_compute_start : -1;
     http_metrics_observe(srv->metrics,
-                         &(http_observation){r->route_index, r->status, total, queue_s,
-                                             compute_s, r->bytes_in, r->bytes_out});
+                         &(http_observation){r->route_index, r->status, total, queue_s, compute_s,
+                                             r->bytes_in, r->bytes_out});
     if (srv->cfg.access_log)
-        http_log_access(stderr, &(http_access){r->remote, r->method_name, r->path, r->status,
-                                               r->bytes_in, r->bytes_out, queue_s * 1e3,
-                                               compute_s * 1e3, total * 1e3, r->threads,
-                                               termination_reason(toe)});
+        http_log_access(stderr,
+                        &(http_access){r->remote, r->method_name, r->path, r->status, r->bytes_in,
+                                       r->bytes_out, queue_s * 1e3, compute_s * 1e3, total * 1e3,
+                                       r->threads, termination_reason(toe)});
     if (r->reserved) http_budget_give_back(&srv->budget, r->reserved);
     if (r->admitted) atomic_fetch_sub(&srv->inflight, 1);
     free(r->body);
@@ -487,7 +490,8 @@ http_server *http_server_start(const http_config *cfg, char *err, size_t err_cap
         free_server(s);
         return NULL;
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
                     *addr;
     char port[16];
@@ -498,19 +502,21 @@ http_server *http_server_start(const http_config *cfg, char *err, size_t err_cap
         free_server(s);
         return NULL;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG |
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_TURBO | MHD_USE_ERROR_LOG |
                      (addr->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
         on_library_message, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->io_threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)cfg->timeout_s, MHD_OPTION_SOCK_ADDR, addr->ai_addr, MHD_OPTION_END);
+        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
+        MHD_OPTION_SOCK_ADDR, addr->ai_addr, MHD_OPTION_END);
     freeaddrinfo(addr);
     if (!s->daemon) {
-        snprintf(err, err_cap, "cannot listen on %s port %d (in use, or not an address of this "
-                 "machine?)", cfg->host, cfg->port);
+        snprintf(err, err_cap,
+                 "cannot listen on %s port %d (in use, or not an address of this "
+                 "machine?)",
+                 cfg->host, cfg->port);
         free_server(s);
         return NULL;
     }

@@ -1,9 +1,120 @@
-// Placeholder until the run front door lands (being written now); never released like this.
+// convd run: the offline front door. One v1 request from a file or standard input, its
+// response on standard output; graders without network depend on it.
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "api/api.h"
+#include "api/api_errors.h"
+#include "server/blas_boot.h"
 #include "server/cli.h"
 
-int cli_run(int argc, char **argv) {
-    fputs("convd run: not built yet\n", stderr);
+static void print_help(void) {
+    printf("usage: convd run [--threads N] [FILE]\n"
+           "\n"
+           "Reads one v1 request (JSON) from FILE, or standard input when FILE is absent or '-',\n"
+           "and writes the response JSON to standard output. The request must name its op:\n"
+           "\n"
+           "  echo '{\"op\": \"conv2d.forward\", \"dtype\": \"float64\", \"padding\": \"same\",\n"
+           "         \"x\": [[1, 2, 3], [4, 5, 6], [7, 8, 9]], \"w\": [[0, 1], [1, 0]]}' | convd run\n"
+           "\n"
+           "Exit status: 0 success; 2 a bad request (the error JSON, with its code, message and\n"
+           "path, is on standard output); 1 an internal failure (out of memory, unreadable FILE).\n"
+           "\n"
+           "  --threads N   threads for the computation (default: the CPUs available)\n"
+           "  --version     version and the OpenBLAS core in use\n"
+           "\n"
+           "Errors are listed in docs/ERRORS.md; the request format in ../shared/spec/api-v1.md.\n");
+}
+
+// The whole stream into a heap buffer; NULL on a read error or without memory.
+static char *read_all(FILE *in, size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, in);
+        if (n < cap) break;
+        char *grown = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+        if (!grown) free(buf);
+        buf = grown;
+        cap *= 2;
+    }
+    if (buf && ferror(in)) {
+        free(buf);
+        buf = NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static int write_response(const api_response *resp) {
+    if (resp->body) {
+        fwrite(resp->body, 1, resp->len, stdout);
+        fputc('\n', stdout);
+    }
+    if (fflush(stdout) != 0) return 1;
+    if (resp->status == 200) return 0;
+    return resp->status >= 500 ? 1 : 2;
+}
+
+// A failure before any request exists (unreadable FILE): the same error JSON, exit 1.
+static int fail_internal(const char *verb, const char *what) {
+    api_response resp = {0};
+    api_error_respond(&resp, API_E_INTERNAL, "", "cannot %s %s: %s", verb, what, strerror(errno));
+    write_response(&resp);
+    free(resp.body);
     return 1;
+}
+
+int cli_run(int argc, char **argv) {
+    api_options opt;
+    api_options_default(&opt);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    opt.threads = cpus > 0 ? (int)cpus : 1;
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            print_help();
+            return 0;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            printf("convd %s (OpenBLAS core %s, %s)\n", CONVD_VERSION, blas_core_name(),
+                   blas_core_source());
+            return 0;
+        }
+        if (strcmp(arg, "--threads") == 0 && i + 1 < argc) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || n < 1 || n > 1024) {
+                fprintf(stderr, "convd run: --threads takes a number from 1 to 1024\n");
+                return 2;
+            }
+            opt.threads = (int)n;
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            fprintf(stderr, "convd run: unknown option '%s' (see convd run --help)\n", arg);
+            return 2;
+        } else if (path) {
+            fprintf(stderr, "convd run: one request at a time (see convd run --help)\n");
+            return 2;
+        } else {
+            path = arg;
+        }
+    }
+    bool from_stdin = !path || strcmp(path, "-") == 0;
+    FILE *in = from_stdin ? stdin : fopen(path, "rb");
+    if (!in) return fail_internal("open", path);
+    size_t len;
+    char *body = read_all(in, &len);
+    if (!from_stdin) fclose(in);
+    if (!body) return fail_internal("read", from_stdin ? "standard input" : path);
+    api_response resp = {0};
+    api_run_json(&resp, body, len, NULL, &opt);
+    free(body);
+    int status = write_response(&resp);
+    free(resp.body);
+    return status;
 }

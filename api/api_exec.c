@@ -1,0 +1,127 @@
+#include "api/api_exec.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef conv_status (*pass_fn)(void *out, const api_request *req, const conv_geom *g,
+                               conv_dtype dt, const conv_exec *ex, conv_error *err);
+
+// x (N,C,H,W), w (F,C/G,kh,kw), b (F) or NULL -> y (N,F,Ho,Wo)
+static conv_status run_forward(void *y, const api_request *req, const conv_geom *g,
+                               conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv2d_forward(y, req->in[API_IN_X].data, req->in[API_IN_W].data,
+                          req->in[API_IN_B].data, g, dt, ex, err);
+}
+
+// dy (N,F,Ho,Wo), w (F,C/G,kh,kw) -> dx (N,C,H,W)
+static conv_status run_backward_data(void *dx, const api_request *req, const conv_geom *g,
+                                     conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv2d_backward_data(dx, req->in[API_IN_DY].data, req->in[API_IN_W].data, g, dt, ex,
+                                err);
+}
+
+// dy (N,F,Ho,Wo), x (N,C,H,W) -> dw (F,C/G,kh,kw)
+static conv_status run_backward_weights(void *dw, const api_request *req, const conv_geom *g,
+                                        conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv2d_backward_weights(dw, req->in[API_IN_DY].data, req->in[API_IN_X].data, g, dt,
+                                   ex, err);
+}
+
+// dy (N,F,Ho,Wo) -> db (F)
+static conv_status run_backward_bias(void *db, const api_request *req, const conv_geom *g,
+                                     conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv2d_backward_bias(db, req->in[API_IN_DY].data, g, dt, err);
+}
+
+static int64_t bias_flops(const conv_geom *g) {
+    int64_t n = g->n * g->f, pixels = conv_out_h(g) * conv_out_w(g), r;
+    return __builtin_mul_overflow(n, pixels, &r) ? INT64_MAX : r;
+}
+
+// How each output is computed; an op is a set of these (api_ops in api_model.c).
+static const struct {
+    pass_fn run;
+    int64_t (*flops)(const conv_geom *g);
+} passes[API_OUT_COUNT] = {
+    [API_OUT_Y] = {run_forward, conv_flops},
+    [API_OUT_DX] = {run_backward_data, conv_flops},
+    [API_OUT_DW] = {run_backward_weights, conv_flops},
+    [API_OUT_DB] = {run_backward_bias, bias_flops},
+};
+
+int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const api_plan *plan,
+                     api_output out) {
+    const conv_geom *g = &plan->geom;
+    switch (out) {
+    case API_OUT_Y: {
+        int64_t full[4] = {g->n, g->f, conv_out_h(g), conv_out_w(g)};
+        memcpy(shape, full + (4 - plan->rank), (size_t)plan->rank * sizeof *shape);
+        return plan->rank;
+    }
+    case API_OUT_DX:
+    case API_OUT_DW: {
+        const api_tensor *like = &req->in[out == API_OUT_DX ? API_IN_X : API_IN_W];
+        memcpy(shape, like->shape, (size_t)like->rank * sizeof *shape);
+        return like->rank;
+    }
+    default:
+        shape[0] = g->f;
+        return 1;
+    }
+}
+
+int64_t api_outputs_flops(const conv_geom *g, unsigned outputs) {
+    int64_t total = 0;
+    for (int o = 0; o < API_OUT_COUNT; o++)
+        if ((outputs & API_BIT(o)) && __builtin_add_overflow(total, passes[o].flops(g), &total))
+            return INT64_MAX;
+    return total;
+}
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
+                 const api_options *opt, api_error *err) {
+    *res = (api_result){.threads = opt->threads > 0 ? opt->threads : 1};
+    size_t elt = conv_dtype_size(req->dtype);
+    for (int o = 0; o < API_OUT_COUNT; o++) {
+        if (!(plan->outputs & API_BIT(o))) continue;
+        api_tensor *t = &res->out[o];
+        int64_t shape[API_MAX_RANK];
+        int rank = api_output_shape(shape, req, plan, (api_output)o);
+        if (!api_tensor_set_shape(t, shape, rank, api_output_names[o], err)) return false;
+        t->data = t->owned = malloc((size_t)t->numel * elt);
+        if (!t->data)
+            return api_fail(err, API_E_INTERNAL, "", "out of memory for %s (%lld elements)",
+                            api_output_names[o], (long long)t->numel);
+    }
+    size_t bytes = conv_workspace_size(&plan->geom, req->dtype, res->threads, opt->workspace_cap);
+    bytes = (bytes + 63) & ~(size_t)63;
+    void *workspace = bytes ? aligned_alloc(64, bytes) : NULL;
+    if (bytes && !workspace)
+        return api_fail(err, API_E_INTERNAL, "", "out of memory for %zu bytes of scratch", bytes);
+    res->workspace_bytes = bytes;
+    conv_exec ex = {.workspace = workspace, .workspace_bytes = bytes, .threads = res->threads};
+    double start = now_ms();
+    bool ok = true;
+    for (int o = 0; o < API_OUT_COUNT && ok; o++) {
+        if (!(plan->outputs & API_BIT(o))) continue;
+        conv_error cerr = {0};
+        if (passes[o].run(res->out[o].data, req, &plan->geom, req->dtype, &ex, &cerr) != CONV_OK)
+            ok = api_fail(err, API_E_INTERNAL, "", "computing %s failed: %s",
+                          api_output_names[o], cerr.message);
+    }
+    res->elapsed_ms = now_ms() - start;
+    free(workspace);
+    return ok;
+}
+
+void api_result_free(api_result *res) {
+    for (int o = 0; o < API_OUT_COUNT; o++) api_tensor_free(&res->out[o]);
+}

@@ -1,0 +1,34 @@
+// api_exec: runs a validated request through core, one pass per requested output, with the
+// scratch and threads that api_options allow.
+#ifndef API_EXEC_H
+#define API_EXEC_H
+
+#include <stddef.h>
+
+#include "api/api.h"
+#include "api/api_model.h"
+#include "api/api_validate.h"
+
+typedef struct {
+    api_tensor out[API_OUT_COUNT]; // the outputs computed (rank 0 for the others)
+    double elapsed_ms;             // the passes alone, not decoding or encoding
+    int threads;
+    size_t workspace_bytes;
+} api_result;
+
+// The shape of `out` in the request's rank (y: [N,F,Ho,Wo], [F,Ho,Wo] or [Ho,Wo]; dx like x;
+// dw like w; db [F]). Returns the rank. Needs a plan whose geometry passed validation.
+int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const api_plan *plan,
+                     api_output out);
+
+// The FLOPs of computing `outputs` (API_BIT set) for g; saturates at INT64_MAX.
+int64_t api_outputs_flops(const conv_geom *g, unsigned outputs);
+
+// Allocates and computes every output of the plan into *res (which the caller frees with
+// api_result_free, also after a failure). Fails only for the server's own reasons (no memory,
+// no thread): internal_error.
+bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
+                 const api_options *opt, api_error *err);
+void api_result_free(api_result *res);
+
+#endif

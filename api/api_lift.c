@@ -1,0 +1,310 @@
+#include "api/api_lift.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api_buf.h"
+#include "api/api_numbers.h"
+
+// Where each placeholder sits in the rewritten text and what it replaced in the original, to
+// report cJSON's error positions in the client's coordinates.
+typedef struct {
+    size_t src_begin, src_end, out_begin, out_end;
+} span;
+
+typedef struct {
+    const char *end;
+    api_lifted *doc;
+    api_buf out;
+    span *spans;
+    size_t spans_len, spans_cap;
+} lifter;
+
+typedef enum { LIFTED, NOT_NUMBERS, NO_MEMORY } lift_result;
+
+static inline bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+static const char *skip_space(const char *p, const char *end) {
+    while (p < end && is_space(*p)) p++;
+    return p;
+}
+
+// Past the string literal starting at the quote p (or to `end` when it is not closed).
+static const char *skip_string(const char *p, const char *end) {
+    for (p++; p < end; p++) {
+        if (*p == '\\') p++;
+        else if (*p == '"') return p + 1;
+    }
+    return end;
+}
+
+// Past the bracketed value starting at p (strings respected), or `end` when it is not closed.
+static const char *skip_brackets(const char *p, const char *end) {
+    size_t depth = 0;
+    while (p < end) {
+        char c = *p;
+        if (c == '"') {
+            p = skip_string(p, end);
+            continue;
+        }
+        if (c == '[' || c == '{') depth++;
+        else if ((c == ']' || c == '}') && --depth == 0) return p + 1;
+        p++;
+    }
+    return end;
+}
+
+// Whether the array at p starts (after any number of '[') with something number-like.
+static bool starts_numeric(const char *p, const char *end) {
+    while (p < end && (*p == '[' || is_space(*p))) p++;
+    if (p == end) return false;
+    char c = *p;
+    return c == '-' || (c >= '0' && c <= '9') || c == 'N' || c == 'n' || c == 'I' || c == 'i';
+}
+
+// The spellings of non-finite numbers that JSON writers produce (Python: NaN, Infinity,
+// -Infinity; JavaScript's JSON.stringify: null), matched case-insensitively to report them.
+static const char *non_finite_token(const char *p, const char *end) {
+    static const char *const spellings[] = {"-infinity", "infinity", "-inf", "inf", "-nan",
+                                            "nan",       "null"};
+    for (size_t i = 0; i < sizeof spellings / sizeof *spellings; i++) {
+        size_t n = strlen(spellings[i]);
+        if ((size_t)(end - p) >= n && strncasecmp(p, spellings[i], n) == 0 &&
+            (p + n == end || !isalnum((unsigned char)p[n])))
+            return p + n;
+    }
+    return NULL;
+}
+
+static bool append_value(api_blob *b, int64_t *cap, double v) {
+    if (b->count == *cap) {
+        int64_t grown = *cap ? *cap * 2 : 64;
+        double *values = realloc(b->values, (size_t)grown * sizeof *values);
+        if (!values) return false;
+        b->values = values;
+        *cap = grown;
+    }
+    b->values[b->count++] = v;
+    return true;
+}
+
+static void note_non_finite(api_blob *b, const char *token, const char *token_end) {
+    if (b->problem != API_BLOB_OK) return;
+    b->problem = API_BLOB_NON_FINITE;
+    b->bad_index = b->count;
+    size_t n = (size_t)(token_end - token);
+    if (n >= sizeof b->bad_token) n = sizeof b->bad_token - 1;
+    memcpy(b->bad_token, token, n);
+    b->bad_token[n] = '\0';
+}
+
+// Records the first nesting fault; `depth` indices of counts[] (each minus one) locate it.
+static void note_ragged(api_blob *b, api_ragged_kind kind, const int64_t *counts, int depth,
+                        int64_t got, int64_t want) {
+    if (b->problem != API_BLOB_OK) return;
+    b->problem = API_BLOB_RAGGED;
+    b->ragged = kind;
+    b->ragged_depth = depth;
+    for (int i = 0; i < depth; i++) b->ragged_at[i] = counts[i] - 1;
+    b->ragged_got = got;
+    b->ragged_want = want;
+}
+
+// Scans the array at p ('[') into *b; *after gets the byte after its closing ']'.
+static lift_result lift_array(api_blob *b, const char *p, const char *end, const char **after) {
+    int64_t counts[API_LIFT_MAX_DEPTH]; // elements seen so far at each open level
+    int64_t cap = 0;
+    int level = 1, rank = 0;            // rank 0: no number seen yet
+    for (int i = 0; i < API_LIFT_MAX_DEPTH; i++) b->shape[i] = -1;
+    counts[0] = 0;
+    p++;
+    enum { VALUE_OR_CLOSE, VALUE, AFTER_VALUE } expect = VALUE_OR_CLOSE;
+    for (;;) {
+        p = skip_space(p, end);
+        if (p == end) return NOT_NUMBERS;
+        char c = *p;
+        if (expect == AFTER_VALUE && c == ',') {
+            expect = VALUE;
+            p++;
+            continue;
+        }
+        if (c == ']' && expect != VALUE) {
+            int64_t n = counts[level - 1];
+            if (b->shape[level - 1] < 0) b->shape[level - 1] = n;
+            else if (b->shape[level - 1] != n)
+                note_ragged(b, API_RAGGED_LENGTH, counts, level - 1, n, b->shape[level - 1]);
+            p++;
+            if (--level == 0) break;
+            expect = AFTER_VALUE;
+            continue;
+        }
+        if (expect == AFTER_VALUE) return NOT_NUMBERS;
+        counts[level - 1]++;
+        if (c == '[') {
+            if (level == API_LIFT_MAX_DEPTH) return NOT_NUMBERS;
+            if (rank && level >= rank)
+                note_ragged(b, API_RAGGED_ARRAY_FOR_NUMBER, counts, level, 0, 0);
+            counts[level++] = 0;
+            expect = VALUE_OR_CLOSE;
+            p++;
+            continue;
+        }
+        double v;
+        const char *token = p;
+        p = api_parse_f64(&v, token, end);
+        if (!p || !isfinite(v)) {
+            const char *spelled = p ? NULL : non_finite_token(token, end);
+            if (!p && !spelled) return NOT_NUMBERS;
+            p = p ? p : spelled;
+            note_non_finite(b, token, p);
+            v = NAN;
+        }
+        if (!rank) rank = level;
+        else if (level != rank)
+            note_ragged(b, API_RAGGED_NUMBER_FOR_ARRAY, counts, level, 0, 0);
+        if (!append_value(b, &cap, v)) return NO_MEMORY;
+        expect = AFTER_VALUE;
+    }
+    b->rank = rank;
+    *after = p;
+    return LIFTED;
+}
+
+static bool add_blob(lifter *L, const api_blob *b, span where) {
+    api_lifted *doc = L->doc;
+    if (doc->count == doc->cap) {
+        size_t cap = doc->cap ? doc->cap * 2 : 8;
+        api_blob *blobs = realloc(doc->blobs, cap * sizeof *blobs);
+        span *spans = realloc(L->spans, cap * sizeof *spans);
+        if (blobs) doc->blobs = blobs;
+        if (spans) L->spans = spans;
+        if (!blobs || !spans) return false;
+        doc->cap = cap;
+    }
+    L->spans[doc->count] = where;
+    doc->blobs[doc->count++] = *b;
+    return true;
+}
+
+// Copies the text to L->out with every numeric array replaced by its placeholder.
+static bool rewrite(lifter *L, const char *begin) {
+    const char *p = begin, *end = L->end, *copied = begin;
+    while (p < end) {
+        if (*p == '"') {
+            p = skip_string(p, end);
+            continue;
+        }
+        if (*p != '[') {
+            p++;
+            continue;
+        }
+        if (!starts_numeric(p, end)) {
+            p++; // an array of other things: its inner arrays may still be numeric
+            continue;
+        }
+        api_blob b = {0};
+        const char *after;
+        lift_result r = lift_array(&b, p, end, &after);
+        if (r != LIFTED) {
+            free(b.values);
+            if (r == NO_MEMORY) return false;
+            p = skip_brackets(p, end); // cJSON gets all of it, and its verdict
+            continue;
+        }
+        api_buf_put(&L->out, copied, (size_t)(p - copied));
+        span where = {(size_t)(p - begin), (size_t)(after - begin), L->out.len, 0};
+        api_buf_printf(&L->out, "[%zu]", L->doc->count);
+        where.out_end = L->out.len;
+        if (L->out.failed || !add_blob(L, &b, where)) {
+            free(b.values);
+            return false;
+        }
+        p = copied = after;
+    }
+    api_buf_put(&L->out, copied, (size_t)(p - copied));
+    return !L->out.failed;
+}
+
+// The original offset of rewritten offset `at`.
+static size_t original_offset(const lifter *L, size_t at) {
+    size_t src = at;
+    for (size_t i = 0; i < L->doc->count && L->spans[i].out_begin <= at; i++) {
+        const span *s = &L->spans[i];
+        src = at < s->out_end ? s->src_begin : s->src_end + (at - s->out_end);
+    }
+    return src;
+}
+
+static bool syntax_error(api_error *err, const char *body, size_t len, size_t at,
+                         const char *what) {
+    size_t line = 1, column = 1;
+    for (size_t i = 0; i < at && i < len; i++) {
+        if (body[i] == '\n') line++, column = 1;
+        else column++;
+    }
+    if (at >= len)
+        return api_fail(err, API_E_INVALID_JSON, "",
+                        "the body is not valid JSON: it ends (after %zu bytes) before the value "
+                        "is complete; is it cut off?", len);
+    char near[24];
+    size_t n = len - at < 16 ? len - at : 16;
+    memcpy(near, body + at, n);
+    near[n] = '\0';
+    char quoted[24];
+    return api_fail(err, API_E_INVALID_JSON, "",
+                    "the body is not valid JSON: %s at line %zu, column %zu, near '%s'", what,
+                    line, column, api_quote(quoted, sizeof quoted, near));
+}
+
+bool api_lift_parse(api_lifted *doc, const char *body, size_t len, api_error *err) {
+    *doc = (api_lifted){0};
+    const char *first = skip_space(body, body + len);
+    if (first == body + len)
+        return api_fail(err, API_E_INVALID_JSON, "",
+                        "the body is empty; send one JSON object, such as "
+                        "{\"op\": \"conv2d.forward\", \"x\": [[...]], \"w\": [[...]]}");
+    lifter L = {.end = body + len, .doc = doc};
+    if (!rewrite(&L, body)) {
+        api_buf_free(&L.out);
+        free(L.spans);
+        api_lift_free(doc);
+        return api_fail(err, API_E_INTERNAL, "", "out of memory while reading the body");
+    }
+    const char *parse_end = NULL;
+    doc->root = cJSON_ParseWithLengthOpts(L.out.data, L.out.len, &parse_end, false);
+    bool ok = true;
+    if (!doc->root) {
+        size_t at = parse_end ? (size_t)(parse_end - L.out.data) : L.out.len;
+        ok = syntax_error(err, body, len, original_offset(&L, at), "unexpected character");
+    } else {
+        size_t at = (size_t)(parse_end - L.out.data);
+        while (at < L.out.len && is_space(L.out.data[at])) at++;
+        if (at < L.out.len)
+            ok = syntax_error(err, body, len, original_offset(&L, at),
+                              "more text after the end of the JSON value");
+    }
+    api_buf_free(&L.out);
+    free(L.spans);
+    if (!ok) api_lift_free(doc);
+    return ok;
+}
+
+api_blob *api_lift_blob(const api_lifted *doc, const cJSON *item) {
+    if (!cJSON_IsArray(item)) return NULL;
+    const cJSON *only = item->child;
+    if (!only || only->next || !cJSON_IsNumber(only)) return NULL;
+    double k = only->valuedouble;
+    if (!(k >= 0 && k < (double)doc->count)) return NULL;
+    return &doc->blobs[(size_t)k];
+}
+
+void api_lift_free(api_lifted *doc) {
+    for (size_t i = 0; i < doc->count; i++) free(doc->blobs[i].values);
+    free(doc->blobs);
+    cJSON_Delete(doc->root);
+    *doc = (api_lifted){0};
+}

@@ -1,0 +1,64 @@
+// api_lift: JSON parsing where the bytes are. A request is a small document around a few huge
+// arrays of numbers; cJSON would spend a heap node (~64 bytes and a malloc) on every number.
+// So before cJSON sees the text, every array of numbers (flat or nested) is scanned by a fast
+// number parser into a "blob" of doubles, and replaced in the text cJSON parses by a
+// placeholder: a one-number array [k] naming blob k. Every array that starts with a number is
+// lifted, so a one-number array in the parsed tree is always a placeholder. An array that
+// turns out to hold anything but numbers and arrays is left alone, in full, for cJSON.
+//
+// Problems inside an array (NaN, Infinity, null, 1e999, ragged nesting) do not fail the parse:
+// they are recorded in the blob, for the caller to report with a path it knows.
+#ifndef API_LIFT_H
+#define API_LIFT_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/api_errors.h"
+
+#define API_LIFT_MAX_DEPTH 8 // deeper arrays are left to cJSON (and rejected by the caller)
+
+typedef enum {
+    API_BLOB_OK,
+    API_BLOB_NON_FINITE, // a number that is not finite: NaN, Infinity, null, or an overflow
+    API_BLOB_RAGGED,     // the nesting is not rectangular
+} api_blob_problem;
+
+typedef enum {
+    API_RAGGED_LENGTH,           // a sub-array's length differs from its earlier siblings'
+    API_RAGGED_NUMBER_FOR_ARRAY, // a number where the nesting says an array
+    API_RAGGED_ARRAY_FOR_NUMBER, // an array where the nesting says a number
+} api_ragged_kind;
+
+typedef struct {
+    double *values; // `count` numbers, row-major; heap, owned by the blob (may be stolen)
+    int64_t count;
+    int rank;                             // nesting depth; 1 for a flat array
+    int64_t shape[API_LIFT_MAX_DEPTH];    // from the nesting (meaningless when RAGGED)
+    api_blob_problem problem;             // the first one found
+    int64_t bad_index;                    // NON_FINITE: flat index of the number
+    char bad_token[24];                   // NON_FINITE: its text as sent (cut when longer)
+    api_ragged_kind ragged;               // RAGGED: what went wrong ...
+    int ragged_depth;                     // ... at the element with these indices
+    int64_t ragged_at[API_LIFT_MAX_DEPTH];
+    int64_t ragged_got, ragged_want;      // LENGTH: the two lengths
+} api_blob;
+
+typedef struct {
+    cJSON *root;
+    api_blob *blobs;
+    size_t count, cap;
+} api_lifted;
+
+// Parses `len` bytes of JSON (no NUL needed). On failure fills err (invalid_json, 400, with
+// line and column of the original text) and returns false; doc is then empty. On success the
+// caller owns doc (api_lift_free).
+bool api_lift_parse(api_lifted *doc, const char *body, size_t len, api_error *err);
+
+// The blob a parsed array stands for, or NULL when `item` is not a placeholder.
+api_blob *api_lift_blob(const api_lifted *doc, const cJSON *item);
+
+void api_lift_free(api_lifted *doc);
+
+#endif

@@ -1,0 +1,90 @@
+// api_model: the v1 request model that every front door builds from its own bytes (JSON,
+// safetensors, Open Inference Protocol v2), and the table of ops. Nothing here knows a wire
+// format: decoders fill an api_request, api_validate() checks it, api_execute() runs it.
+#ifndef API_MODEL_H
+#define API_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api/api_errors.h"
+#include "core/conv.h"
+
+#define API_MAX_RANK 8 // what a tensor can hold; validation accepts ranks 2-4 for x
+
+// A dense row-major tensor of the request's dtype.
+typedef struct {
+    int rank; // 0: absent
+    int64_t shape[API_MAX_RANK];
+    int64_t numel;
+    void *data;  // numel elements (4 or 8 bytes each)
+    void *owned; // what api_tensor_free() frees: data's allocation, or NULL when borrowed
+} api_tensor;
+
+// Sets rank and shape and computes numel. Fails with invalid_shape (a size < 1; `path` names
+// the tensor, e.g. "x.shape", and gets "[i]" appended) or too_many_elements (the product
+// overflows int64).
+bool api_tensor_set_shape(api_tensor *t, const int64_t *shape, int rank, const char *path,
+                          api_error *err);
+void api_tensor_free(api_tensor *t);
+
+// "[2, 3, 5, 5]" into buf.
+const char *api_shape_str(char *buf, size_t cap, const int64_t *shape, int rank);
+
+typedef enum { API_IN_X, API_IN_W, API_IN_B, API_IN_DY, API_IN_COUNT } api_input;
+typedef enum { API_OUT_Y, API_OUT_DX, API_OUT_DW, API_OUT_DB, API_OUT_COUNT } api_output;
+#define API_BIT(i) (1u << (i))
+
+extern const char *const api_input_names[API_IN_COUNT];   // "x", "w", "b", "dy"
+extern const char *const api_output_names[API_OUT_COUNT]; // "y", "dx", "dw", "db"
+// Inputs without which an output is left out of an op's default outputs: db comes back only
+// when the request has b (or names db in "outputs").
+extern const unsigned api_output_default_needs[API_OUT_COUNT];
+
+// One op. Adding an op is one row in api_ops[] (api_model.c); the passes that produce each
+// output are in api_exec.c.
+typedef struct {
+    const char *name;    // "conv2d.forward"
+    unsigned required;   // API_BIT(API_IN_*): inputs the op needs
+    unsigned optional;   // inputs it also accepts
+    unsigned outputs;    // API_BIT(API_OUT_*): what it returns by default (db only with b)
+    bool selectable;     // whether the request's "outputs" may pick a subset
+} api_op;
+
+extern const api_op api_ops[];
+extern const int api_op_count;
+
+// The op called `name`, or NULL.
+const api_op *api_op_find(const char *name);
+// "conv2d.forward, conv2d.backward" into buf (for messages).
+const char *api_op_list(char *buf, size_t cap);
+
+typedef enum { API_PAD_EXPLICIT, API_PAD_SAME, API_PAD_VALID } api_pad_mode;
+
+// How a parameter was written, for error paths: 0 = absent (default), 1 = one number for all,
+// otherwise the list's length ("stride[1]" exists only when given == 2).
+typedef struct {
+    const api_op *op;   // NULL when the body named none (the URL may supply it)
+    conv_dtype dtype;   // every tensor's data is in this dtype
+    api_tensor in[API_IN_COUNT];
+    int64_t stride[2]; // [sh, sw]
+    int stride_given;
+    int64_t dilation[2]; // [dh, dw]
+    int dilation_given;
+    api_pad_mode pad_mode;
+    int64_t padding[4]; // [top, bottom, left, right] when explicit
+    int padding_given;
+    int64_t groups;
+    unsigned outputs; // API_BIT(API_OUT_*) named by "outputs"; 0 when absent
+} api_request;
+
+// Defaults: float32, stride/dilation 1, padding 0, groups 1, no tensors.
+void api_request_init(api_request *req);
+void api_request_free(api_request *req);
+
+// The request's path for one of its parameters: "stride" or "stride[1]", "padding[2]", ...
+// (`axis` is 0 for rows, 1 for columns; `side` 0 for the low side, 1 for the high side).
+const char *api_param_path(char *buf, size_t cap, const char *name, int given, int axis,
+                           int side);
+
+#endif

@@ -1,0 +1,609 @@
+// The conv core (core/conv.h) against the naive reference (core/conv_ref.h), and the reference
+// itself against finite differences and the seed notes' identities. Also: geometry checking,
+// workspace sizing and refusal, sizes and FLOPs.
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/conv.h"
+#include "core/conv_ref.h"
+#include "server/blas_boot.h"
+#include "tests/conv_harness.h"
+#include "tests/testlib.h"
+
+enum { SWEEP_CONFIGS = 400 };
+
+// The closed formula (conv_out_size) against counting window positions (conv_ref_out_size),
+// and padding "same" against its definition: total dil*(k-1), the smaller half first, giving
+// an output as large as the input.
+static void test_out_size_and_same(void) {
+    int bad_out = 0, bad_same = 0;
+    for (int64_t in = 1; in <= 12; in++)
+        for (int64_t k = 1; k <= 6; k++)
+            for (int64_t s = 1; s <= 3; s++)
+                for (int64_t d = 1; d <= 3; d++)
+                    for (int64_t lo = 0; lo <= 3; lo++)
+                        for (int64_t hi = 0; hi <= 3; hi++) {
+                            const int64_t want = conv_ref_out_size(in, k, s, d, lo, hi);
+                            const int64_t got = conv_out_size(in, k, s, d, lo, hi);
+                            if (want >= 1 ? got != want : got >= 1) bad_out++;
+                        }
+    for (int64_t k = 1; k <= 8; k++)
+        for (int64_t d = 1; d <= 4; d++) {
+            int64_t lo = -1, hi = -1;
+            conv_pad_same(k, d, &lo, &hi);
+            const int64_t total = d * (k - 1);
+            if (lo != total / 2 || hi != total - total / 2 ||
+                conv_ref_out_size(7, k, 1, d, lo, hi) != 7)
+                bad_same++;
+        }
+    CHECK(bad_out == 0, "conv_out_size disagrees with counting in %d cases", bad_out);
+    CHECK(bad_same == 0, "conv_pad_same is wrong for %d (k, dilation) pairs", bad_same);
+    CHECK(conv_dtype_size(CONV_FLOAT32) == 4 && conv_dtype_size(CONV_FLOAT64) == 8,
+          "dtype sizes %zu %zu", conv_dtype_size(CONV_FLOAT32), conv_dtype_size(CONV_FLOAT64));
+}
+
+static void test_counts_and_flops(void) {
+    const conv_geom g = {.n = 2, .c = 6, .h = 7, .w = 5, .f = 4, .kh = 3, .kw = 2, .groups = 2,
+                         .stride_h = 2, .stride_w = 1, .dilation_h = 1, .dilation_w = 2,
+                         .pad_top = 1, .pad_bottom = 0, .pad_left = 0, .pad_right = 1};
+    // Ho = floor((7+1-2-1)/2)+1 = 3, Wo = floor((5+1-2-1)/1)+1 = 4
+    CHECK(conv_geom_check(&g, CONV_FLOAT32, NULL) == CONV_OK, "valid geometry rejected");
+    CHECK(conv_out_h(&g) == 3 && conv_out_w(&g) == 4, "out %lld x %lld, want 3 x 4",
+          (long long)conv_out_h(&g), (long long)conv_out_w(&g));
+    CHECK(conv_numel_x(&g) == 2 * 6 * 7 * 5, "numel x %lld", (long long)conv_numel_x(&g));
+    CHECK(conv_numel_w(&g) == 4 * 3 * 3 * 2, "numel w %lld", (long long)conv_numel_w(&g));
+    CHECK(conv_numel_y(&g) == 2 * 4 * 3 * 4, "numel y %lld", (long long)conv_numel_y(&g));
+    CHECK(conv_flops(&g) == 2LL * 2 * 4 * 3 * 3 * 2 * 3 * 4, "flops %lld",
+          (long long)conv_flops(&g));
+    // Every tensor fits (the largest has 2^44 elements, 2^46 bytes) but the FLOPs (2^65) do not.
+    const conv_geom huge = {.n = 1, .c = 1 << 20, .h = 1 << 12, .w = 1 << 12, .f = 1 << 20,
+                            .kh = 1, .kw = 1, .groups = 1, .stride_h = 1, .stride_w = 1,
+                            .dilation_h = 1, .dilation_w = 1};
+    CHECK(conv_geom_check(&huge, CONV_FLOAT32, NULL) == CONV_OK,
+          "a geometry whose tensors fit is rejected");
+    CHECK(conv_flops(&huge) == INT64_MAX, "flops %lld do not saturate",
+          (long long)conv_flops(&huge));
+}
+
+// The workspace sizes every pass of a case is run with: enough for one thread only (the pass
+// must then use fewer threads than allowed), the least for all threads, a small odd size in
+// between (placed 8 bytes past a 64-byte boundary: the header asks for 64-byte alignment for
+// speed only), and the full size.
+enum { WS_ONE_THREAD, WS_MIN, WS_ODD, WS_FULL, WS_KINDS };
+
+static void workspace_of_kind(size_t *bytes, size_t *misalign, int kind, const conv_geom *g,
+                              conv_dtype dt, int threads) {
+    const size_t lo = conv_workspace_min(g, dt, threads);
+    const size_t hi = conv_workspace_size(g, dt, threads, CONV_WORKSPACE_CAP_DEFAULT);
+    *misalign = kind == WS_ODD ? 8 : 0;
+    switch (kind) {
+    case WS_ONE_THREAD: *bytes = conv_workspace_min(g, dt, 1); break;
+    case WS_MIN: *bytes = lo; break;
+    case WS_ODD: *bytes = (lo + (hi - lo) / 3) | 1; break;
+    default: *bytes = hi; break;
+    }
+}
+
+typedef struct {
+    int config;
+    bool bias;
+    char desc[256];
+    double worst[2];         // largest |fast-ref|/scale per dtype
+    int chunked, unchunked;  // (threads, dtype) pairs with min < size, and with min == size
+} sweep_state;
+
+// Every pass of one case against the reference, for threads min_threads..3 and every
+// workspace kind.
+static void sweep_case(sweep_state *st, const conv_case *cc, int min_threads) {
+    const conv_geom *g = &cc->g;
+    const char *dt_name = cc->dt == CONV_FLOAT32 ? "float32" : "float64";
+    for (int threads = min_threads; threads <= 3; threads++) {
+        const size_t lo = conv_workspace_min(g, cc->dt, threads);
+        const size_t hi = conv_workspace_size(g, cc->dt, threads, CONV_WORKSPACE_CAP_DEFAULT);
+        CHECK(lo <= hi && hi <= CONV_WORKSPACE_CAP_DEFAULT,
+              "config %d (%s) %s threads=%d: workspace min %zu, size %zu", st->config, st->desc,
+              dt_name, threads, lo, hi);
+        if (lo < hi) st->chunked++;
+        else st->unchunked++;
+        for (int kind = 0; kind < WS_KINDS; kind++) {
+            size_t bytes, misalign;
+            workspace_of_kind(&bytes, &misalign, kind, g, cc->dt, threads);
+            conv_scratch s;
+            conv_scratch_init(&s, bytes, misalign, threads);
+            for (conv_pass p = PASS_FORWARD; p < PASS_BIAS; p++) {
+                char why[512] = "";
+                CHECK(conv_case_check(cc, p, &s.ex, why, sizeof why, &st->worst[cc->dt]),
+                      "config %d %s bias=%d %s threads=%d workspace=%zu(+%zu): %s", st->config,
+                      st->desc, st->bias, dt_name, threads, bytes, misalign, why);
+            }
+            conv_scratch_free(&s);
+        }
+    }
+    char why[512] = "";
+    CHECK(conv_case_check(cc, PASS_BIAS, NULL, why, sizeof why, &st->worst[cc->dt]),
+          "config %d %s bias=%d %s: %s", st->config, st->desc, st->bias, dt_name, why);
+}
+
+// Several hundred random configurations (conv_random_geom), each in float32 and float64 with
+// its own inputs. One in THREADED_EVERY is grown until the fast path splits it over 2 or 3
+// threads; those run with 2 and 3 threads only and share float32-exact inputs between the
+// dtypes, since they take most of this test's time.
+static void test_sweep(void) {
+    enum { THREADED_EVERY = 32 };
+    uint64_t rng = 20240611;
+    sweep_state st = {0};
+    for (int i = 0; i < SWEEP_CONFIGS; i++) {
+        conv_geom g;
+        const bool threaded = i % THREADED_EVERY == 0;
+        do conv_random_geom(&g, &st.bias, &rng);
+        while (threaded &&
+               !conv_grow_geom(&g, i % (2 * THREADED_EVERY) ? 9e6 : 13e6, 150000, &rng));
+        st.config = i;
+        conv_geom_describe(st.desc, sizeof st.desc, &g);
+        conv_error err = {0};
+        if (!CHECK(conv_geom_check(&g, CONV_FLOAT64, &err) == CONV_OK,
+                   "config %d rejected: %s (%s)", i, st.desc, err.message))
+            continue;
+        conv_case cc;
+        if (threaded) {
+            conv_case_init(&cc, &g, st.bias, CONV_FLOAT32, &rng);
+            sweep_case(&st, &cc, 2);
+            conv_case_retype(&cc, CONV_FLOAT64);
+            sweep_case(&st, &cc, 2);
+            conv_case_free(&cc);
+            continue;
+        }
+        for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
+            conv_case_init(&cc, &g, st.bias, dt, &rng);
+            sweep_case(&st, &cc, 1);
+            conv_case_free(&cc);
+        }
+    }
+    CHECK(st.chunked > 0 && st.unchunked > 0,
+          "the sweep must reach both chunked (%d) and unchunked (%d) workspaces", st.chunked,
+          st.unchunked);
+    printf("sweep: %d configs, worst |fast-ref|/scale float32 %.3g, float64 %.3g\n",
+           SWEEP_CONFIGS, st.worst[CONV_FLOAT32], st.worst[CONV_FLOAT64]);
+}
+
+// loss = sum(y * dy) is linear in each of x, w and b, so a central difference with a large
+// step is exact up to rounding; it checks the analytic gradients of the reference and of the
+// fast path, each against its own forward.
+static double loss_of(const conv_case *cc, bool fast, const conv_exec *ex) {
+    const int64_t ny = cc->count[PASS_FORWARD];
+    double *y = conv_xmalloc((size_t)ny * sizeof *y);
+    if (fast) {
+        if (conv2d_forward(y, cc->x, cc->w, cc->b, &cc->g, CONV_FLOAT64, ex, NULL) != CONV_OK)
+            for (int64_t i = 0; i < ny; i++) y[i] = NAN;
+    } else {
+        conv_ref_forward(y, cc->x, cc->w, cc->b, &cc->g);
+    }
+    double loss = 0;
+    for (int64_t i = 0; i < ny; i++) loss += y[i] * cc->dy[i];
+    free(y);
+    return loss;
+}
+
+static void check_fd_against(conv_case *cc, bool fast, const conv_exec *ex, const char *label) {
+    const double step = 1e-3;
+    // Gradients come from the dtype copies, which keep the unperturbed values throughout.
+    double *grads[PASS_COUNT] = {0};
+    double *params[PASS_COUNT] = {NULL, cc->x, cc->w, cc->b};
+    for (conv_pass p = PASS_DATA; p < PASS_COUNT; p++) {
+        grads[p] = conv_xmalloc((size_t)cc->count[p] * sizeof(double));
+        if (!fast) {
+            memcpy(grads[p], cc->ref[p], (size_t)cc->count[p] * sizeof(double));
+            continue;
+        }
+        if (conv_case_fast(cc, p, grads[p], ex, NULL) != CONV_OK)
+            for (int64_t i = 0; i < cc->count[p]; i++) grads[p][i] = NAN;
+    }
+    for (conv_pass p = PASS_DATA; p < PASS_COUNT; p++) {
+        if (!params[p]) continue;
+        int bad = 0;
+        double worst = 0;
+        for (int64_t i = 0; i < cc->count[p]; i++) {
+            const double keep = params[p][i];
+            params[p][i] = keep + step;
+            const double up = loss_of(cc, fast, ex);
+            params[p][i] = keep - step;
+            const double down = loss_of(cc, fast, ex);
+            params[p][i] = keep;
+            const double fd = (up - down) / (2 * step), err = fabs(fd - grads[p][i]);
+            if (!(err <= 1e-9 * (1 + fabs(fd)))) bad++;
+            if (err > worst || isnan(err)) worst = err;
+        }
+        CHECK(bad == 0, "%s %s: %d of %lld elements off the finite difference (worst %.3g)",
+              label, conv_pass_name(p), bad, (long long)cc->count[p], worst);
+    }
+    for (conv_pass p = PASS_DATA; p < PASS_COUNT; p++) free(grads[p]);
+}
+
+static void test_finite_differences(void) {
+    const conv_geom cases[] = {
+        // stride 2 with a leftover row, asymmetric padding
+        {.n = 2, .c = 2, .h = 6, .w = 5, .f = 3, .kh = 3, .kw = 2, .groups = 1, .stride_h = 2,
+         .stride_w = 1, .dilation_h = 1, .dilation_w = 1, .pad_top = 1, .pad_bottom = 0,
+         .pad_left = 0, .pad_right = 1},
+        // dilation 2 on one axis, H != W
+        {.n = 1, .c = 2, .h = 7, .w = 6, .f = 2, .kh = 3, .kw = 3, .groups = 1, .stride_h = 1,
+         .stride_w = 1, .dilation_h = 2, .dilation_w = 1, .pad_top = 2, .pad_bottom = 1,
+         .pad_left = 1, .pad_right = 0},
+        // groups 2, stride 2 on the other axis
+        {.n = 2, .c = 4, .h = 4, .w = 5, .f = 4, .kh = 2, .kw = 3, .groups = 2, .stride_h = 1,
+         .stride_w = 2, .dilation_h = 1, .dilation_w = 1, .pad_top = 0, .pad_bottom = 1,
+         .pad_left = 2, .pad_right = 0},
+        // everything at once
+        {.n = 1, .c = 2, .h = 6, .w = 7, .f = 2, .kh = 3, .kw = 2, .groups = 2, .stride_h = 2,
+         .stride_w = 2, .dilation_h = 2, .dilation_w = 2, .pad_top = 1, .pad_bottom = 2,
+         .pad_left = 0, .pad_right = 3},
+    };
+    uint64_t rng = 77;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        conv_case cc;
+        conv_case_init(&cc, &cases[i], true, CONV_FLOAT64, &rng);
+        conv_scratch s;
+        conv_scratch_init(&s, conv_workspace_size(&cases[i], CONV_FLOAT64, 2, 1 << 20), 0, 2);
+        char label[320];
+        conv_geom_describe(label, sizeof label, &cases[i]);
+        check_fd_against(&cc, false, &s.ex, label);
+        check_fd_against(&cc, true, &s.ex, label);
+        conv_scratch_free(&s);
+        conv_case_free(&cc);
+    }
+}
+
+// The seed notes' two identities for one channel and stride 1, written from the notes rather
+// than the formula: dw is the (valid) correlation of the padded x with dy, and dx is the full
+// convolution of dy with the kernel, cropped by the padding (a convolution proper flips the
+// kernel by 180 degrees relative to the forward's correlation).
+
+// out (ih-kh+1, iw-kw+1) = valid cross-correlation of in (ih, iw) with k (kh, kw)
+static void correlate_valid(double *out, const double *in, int64_t ih, int64_t iw,
+                            const double *k, int64_t kh, int64_t kw) {
+    const int64_t oh = ih - kh + 1, ow = iw - kw + 1;
+    for (int64_t r = 0; r < oh; r++)
+        for (int64_t c = 0; c < ow; c++) {
+            double sum = 0;
+            for (int64_t a = 0; a < kh; a++)
+                for (int64_t b = 0; b < kw; b++) sum += in[(r + a) * iw + c + b] * k[a * kw + b];
+            out[r * ow + c] = sum;
+        }
+}
+
+// out (ih+kh-1, iw+kw-1) = full convolution of in (ih, iw) with k (kh, kw):
+// out[i,j] = sum_{a,b} in[i-a, j-b] * k[a,b], terms outside `in` dropped.
+static void convolve_full(double *out, const double *in, int64_t ih, int64_t iw,
+                          const double *k, int64_t kh, int64_t kw) {
+    const int64_t oh = ih + kh - 1, ow = iw + kw - 1;
+    for (int64_t i = 0; i < oh; i++)
+        for (int64_t j = 0; j < ow; j++) {
+            double sum = 0;
+            for (int64_t a = 0; a < kh; a++)
+                for (int64_t b = 0; b < kw; b++)
+                    if (i - a >= 0 && i - a < ih && j - b >= 0 && j - b < iw)
+                        sum += in[(i - a) * iw + j - b] * k[a * kw + b];
+            out[i * ow + j] = sum;
+        }
+}
+
+static int count_off(const double *got, const double *want, int64_t count) {
+    int off = 0;
+    for (int64_t i = 0; i < count; i++) off += !(fabs(got[i] - want[i]) <= 1e-12 * (1 + fabs(want[i])));
+    return off;
+}
+
+static void test_seed_identities(void) {
+    uint64_t rng = 4242;
+    for (int i = 0; i < 40; i++) {
+        conv_geom g = {.n = 1, .c = 1, .f = 1, .groups = 1, .stride_h = 1, .stride_w = 1,
+                       .dilation_h = 1, .dilation_w = 1};
+        g.h = t_rand_int(&rng, 2, 8);
+        g.w = t_rand_int(&rng, 2, 8);
+        g.kh = t_rand_int(&rng, 1, 4);
+        g.kw = t_rand_int(&rng, 1, 4);
+        if (i % 4 == 0) { // the notes' own setting: "same" output size
+            conv_pad_same(g.kh, 1, &g.pad_top, &g.pad_bottom);
+            conv_pad_same(g.kw, 1, &g.pad_left, &g.pad_right);
+        } else {
+            g.pad_top = t_rand_int(&rng, 0, g.kh - 1);
+            g.pad_bottom = t_rand_int(&rng, 0, g.kh - 1);
+            g.pad_left = t_rand_int(&rng, 0, g.kw - 1);
+            g.pad_right = t_rand_int(&rng, 0, g.kw - 1);
+        }
+        while (conv_ref_out_size(g.h, g.kh, 1, 1, g.pad_top, g.pad_bottom) < 1) g.pad_bottom++;
+        while (conv_ref_out_size(g.w, g.kw, 1, 1, g.pad_left, g.pad_right) < 1) g.pad_right++;
+        conv_case cc;
+        conv_case_init(&cc, &g, false, CONV_FLOAT64, &rng);
+        const int64_t hp = g.h + g.pad_top + g.pad_bottom, wp = g.w + g.pad_left + g.pad_right;
+        const int64_t ho = hp - g.kh + 1, wo = wp - g.kw + 1;
+        double *xpad = conv_xmalloc((size_t)(hp * wp) * sizeof *xpad);
+        memset(xpad, 0, (size_t)(hp * wp) * sizeof *xpad);
+        double *dw = conv_xmalloc((size_t)(g.kh * g.kw) * sizeof *dw);
+        double *full = conv_xmalloc((size_t)(hp * wp) * sizeof *full);
+        double *dx = conv_xmalloc((size_t)(g.h * g.w) * sizeof *dx);
+        double *y = conv_xmalloc((size_t)(ho * wo) * sizeof *y);
+        for (int64_t r = 0; r < g.h; r++)
+            for (int64_t c = 0; c < g.w; c++)
+                xpad[(r + g.pad_top) * wp + c + g.pad_left] = cc.x[r * g.w + c];
+        correlate_valid(y, xpad, hp, wp, cc.w, g.kh, g.kw);
+        correlate_valid(dw, xpad, hp, wp, cc.dy, ho, wo);
+        convolve_full(full, cc.dy, ho, wo, cc.w, g.kh, g.kw); // (ho+kh-1, wo+kw-1) = (hp, wp)
+        for (int64_t r = 0; r < g.h; r++)
+            for (int64_t c = 0; c < g.w; c++)
+                dx[r * g.w + c] = full[(r + g.pad_top) * wp + c + g.pad_left];
+        char desc[256];
+        conv_geom_describe(desc, sizeof desc, &g);
+        CHECK(count_off(y, cc.ref[PASS_FORWARD], ho * wo) == 0, "%s: y is not x_pad (*) w", desc);
+        CHECK(count_off(dw, cc.ref[PASS_WEIGHTS], g.kh * g.kw) == 0, "%s: dw is not x_pad (*) dy",
+              desc);
+        CHECK(count_off(dx, cc.ref[PASS_DATA], g.h * g.w) == 0,
+              "%s: dx is not the cropped full convolution of dy with w", desc);
+        // ...and the fast path on the same case, which the identities now vouch for.
+        conv_scratch s;
+        conv_scratch_init(&s, conv_workspace_size(&g, CONV_FLOAT64, 1, 1 << 20), 0, 1);
+        for (conv_pass p = PASS_FORWARD; p < PASS_BIAS; p++) {
+            char why[512] = "";
+            CHECK(conv_case_check(&cc, p, &s.ex, why, sizeof why, NULL), "%s: %s", desc, why);
+        }
+        conv_scratch_free(&s);
+        free(xpad);
+        free(dw);
+        free(full);
+        free(dx);
+        free(y);
+        conv_case_free(&cc);
+    }
+}
+
+typedef struct {
+    const char *field; // also the name conv_error.field must give
+    size_t offset;
+    int64_t value;
+} bad_field;
+
+#define BAD(name, v) {#name, offsetof(conv_geom, name), v}
+
+static const conv_geom valid_geom = {.n = 2, .c = 4, .h = 5, .w = 6, .f = 6, .kh = 3, .kw = 2,
+                                     .groups = 2, .stride_h = 1, .stride_w = 2,
+                                     .dilation_h = 1, .dilation_w = 1, .pad_top = 1,
+                                     .pad_bottom = 0, .pad_left = 0, .pad_right = 1};
+
+static void expect_status(const conv_geom *g, conv_dtype dt, conv_status want,
+                          const char *want_field, const char *what) {
+    conv_error err = {.field = NULL, .message = ""};
+    const conv_status got = conv_geom_check(g, dt, &err);
+    CHECK(got == want, "%s: status %d, want %d (%s)", what, (int)got, (int)want, err.message);
+    CHECK(conv_geom_check(g, dt, NULL) == got, "%s: a NULL err changes the answer", what);
+    if (want == CONV_OK) return;
+    CHECK(err.message[0] != '\0', "%s: no message", what);
+    if (want_field)
+        CHECK(err.field && strcmp(err.field, want_field) == 0, "%s: field %s, want %s", what,
+              err.field ? err.field : "(null)", want_field);
+}
+
+static void test_geom_check(void) {
+    expect_status(&valid_geom, CONV_FLOAT64, CONV_OK, NULL, "the valid geometry");
+    static const bad_field bad[] = {
+        BAD(n, 0), BAD(n, -1), BAD(c, 0), BAD(c, -2), BAD(h, 0), BAD(h, -1), BAD(w, 0),
+        BAD(w, -1), BAD(f, 0), BAD(f, -6), BAD(kh, 0), BAD(kh, -1), BAD(kw, 0), BAD(kw, -1),
+        BAD(groups, 0), BAD(groups, -2), BAD(groups, 3), BAD(groups, 4), // 4 divides C, not F
+        BAD(stride_h, 0), BAD(stride_h, -1), BAD(stride_w, 0), BAD(stride_w, -2),
+        BAD(dilation_h, 0), BAD(dilation_h, -1), BAD(dilation_w, 0), BAD(dilation_w, -1),
+        BAD(pad_top, -1), BAD(pad_bottom, -1), BAD(pad_left, -1), BAD(pad_right, -3),
+        BAD(f, 3), // F not divisible by groups=2
+        BAD(c, 3), // C not divisible by groups=2
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        conv_geom g = valid_geom;
+        *(int64_t *)((char *)&g + bad[i].offset) = bad[i].value;
+        const bool divisibility = bad[i].value > 0 && (!strcmp(bad[i].field, "c") ||
+                                                        !strcmp(bad[i].field, "f"));
+        char what[64];
+        snprintf(what, sizeof what, "%s = %lld", bad[i].field, (long long)bad[i].value);
+        expect_status(&g, CONV_FLOAT32, CONV_EINVAL, divisibility ? "groups" : bad[i].field, what);
+    }
+    // The (dilated) kernel does not fit the padded input, on either axis.
+    conv_geom g = valid_geom;
+    g.kh = 7; // 5 + 1 + 0 < 7
+    expect_status(&g, CONV_FLOAT32, CONV_EINVAL, "output", "kh 7 > padded H 6");
+    g.pad_bottom = 1; // 7 fits exactly
+    expect_status(&g, CONV_FLOAT32, CONV_OK, NULL, "kh 7 == padded H 7");
+    g = valid_geom;
+    g.dilation_w = 7; // 1 + 7*1 = 8 > 6 + 0 + 1
+    expect_status(&g, CONV_FLOAT32, CONV_EINVAL, "output", "dilated kw 8 > padded W 7");
+    g.pad_left = 1;
+    expect_status(&g, CONV_FLOAT32, CONV_OK, NULL, "dilated kw 8 == padded W 8");
+    g = valid_geom;
+    g.stride_h = INT32_MAX; // one output row: legal, and within what BLAS can index
+    expect_status(&g, CONV_FLOAT32, CONV_OK, NULL, "stride INT32_MAX");
+
+    // Tensors whose element or byte counts do not fit in int64.
+    const conv_geom base1 = {.n = 1, .c = 1, .h = 1, .w = 1, .f = 1, .kh = 1, .kw = 1,
+                             .groups = 1, .stride_h = 1, .stride_w = 1, .dilation_h = 1,
+                             .dilation_w = 1};
+    g = base1;
+    g.n = g.c = g.h = g.w = (int64_t)1 << 16; // x: 2^64 elements
+    expect_status(&g, CONV_FLOAT32, CONV_EOVERFLOW, NULL, "x of 2^64 elements");
+    g = base1;
+    g.n = g.c = (int64_t)1 << 30; // x: 2^60 elements, 2^63 bytes in float64
+    expect_status(&g, CONV_FLOAT64, CONV_EOVERFLOW, NULL, "x of 2^63 bytes");
+    g.n = g.c = (int64_t)1 << 18; // 2^38 bytes in float32: large, but a real machine's size
+    expect_status(&g, CONV_FLOAT32, CONV_OK, NULL, "x of 2^38 bytes");
+    g = base1;
+    g.f = g.c = (int64_t)1 << 30;
+    g.h = g.w = g.kh = g.kw = 4; // w: 2^64 elements
+    expect_status(&g, CONV_FLOAT32, CONV_EOVERFLOW, NULL, "w of 2^64 elements");
+    g = base1;
+    g.n = 1 << 10;
+    g.h = g.f = (int64_t)1 << 30; // y: 2^70 elements
+    expect_status(&g, CONV_FLOAT32, CONV_EOVERFLOW, NULL, "y of 2^70 elements");
+
+    // Values whose intermediate arithmetic would overflow: rejected, without undefined
+    // behaviour (UBSan watches this in the sanitized build).
+    const struct {
+        size_t offset;
+        int64_t value;
+        const char *what;
+    } extreme[] = {
+        {offsetof(conv_geom, dilation_h), INT64_MAX, "dilation_h INT64_MAX"},
+        {offsetof(conv_geom, stride_w), INT64_MAX, "stride_w INT64_MAX"},
+        {offsetof(conv_geom, kh), INT64_MAX, "kh INT64_MAX"},
+        {offsetof(conv_geom, kw), INT64_MAX / 2 + 2, "kw INT64_MAX/2+2"},
+        {offsetof(conv_geom, h), INT64_MAX, "h INT64_MAX"},
+        {offsetof(conv_geom, pad_top), INT64_MAX, "pad_top INT64_MAX"},
+        {offsetof(conv_geom, pad_right), INT64_MAX - 1, "pad_right INT64_MAX-1"},
+        {offsetof(conv_geom, n), INT64_MAX, "n INT64_MAX"},
+        {offsetof(conv_geom, f), INT64_MAX - 1, "f INT64_MAX-1"},
+    };
+    for (size_t i = 0; i < sizeof extreme / sizeof extreme[0]; i++) {
+        g = valid_geom;
+        g.groups = 1;
+        *(int64_t *)((char *)&g + extreme[i].offset) = extreme[i].value;
+        if (extreme[i].offset == offsetof(conv_geom, dilation_h)) g.kh = 3;
+        conv_error err = {0};
+        const conv_status st = conv_geom_check(&g, CONV_FLOAT64, &err);
+        CHECK(st == CONV_EINVAL || st == CONV_EOVERFLOW, "%s: status %d", extreme[i].what,
+              (int)st);
+    }
+    // Both pads at INT64_MAX and a huge stride describe 3 output columns mathematically, but
+    // no pass can index them: any answer but OK is fine, and so is OK with the right size.
+    g = valid_geom;
+    g.pad_left = g.pad_right = INT64_MAX;
+    g.stride_w = INT64_MAX;
+    const conv_status st = conv_geom_check(&g, CONV_FLOAT64, NULL);
+    const int64_t wo = st == CONV_OK ? conv_out_w(&g) : 3;
+    CHECK(wo == 3, "pads INT64_MAX: accepted with Wo %lld", (long long)wo);
+
+    // The passes check the geometry themselves.
+    uint64_t rng = 5;
+    conv_case cc;
+    conv_case_init(&cc, &valid_geom, true, CONV_FLOAT64, &rng);
+    cc.g.groups = 3;
+    conv_scratch s;
+    conv_scratch_init(&s, 1 << 16, 0, 1);
+    for (conv_pass p = PASS_FORWARD; p < PASS_COUNT; p++) {
+        double out[1024];
+        conv_error err = {0};
+        const conv_status got = conv_case_fast(&cc, p, out, &s.ex, &err);
+        CHECK(got == CONV_EINVAL && err.field && !strcmp(err.field, "groups"),
+              "%s with groups=3, C=4: status %d field %s", conv_pass_name(p), (int)got,
+              err.field ? err.field : "(null)");
+    }
+    conv_scratch_free(&s);
+    conv_case_free(&cc);
+}
+
+// With less scratch than threads x one column a pass uses fewer threads (the sweep checks
+// that); with less than one column, conv_workspace_min(g, dt, 1), it refuses with
+// CONV_EWORKSPACE whatever thread count it is given, as it does with no workspace at all.
+static void test_workspace_refusal(void) {
+    uint64_t rng = 99;
+    const conv_geom geoms[] = {
+        valid_geom,
+        {.n = 3, .c = 2, .h = 9, .w = 7, .f = 3, .kh = 3, .kw = 3, .groups = 1, .stride_h = 2,
+         .stride_w = 1, .dilation_h = 2, .dilation_w = 1, .pad_top = 2, .pad_bottom = 2,
+         .pad_left = 1, .pad_right = 1},
+    };
+    for (size_t i = 0; i < sizeof geoms / sizeof geoms[0]; i++)
+        for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
+            const size_t min = conv_workspace_min(&geoms[i], dt, 1);
+            if (!CHECK(min > 0, "geometry %zu needs no workspace", i)) continue;
+            conv_case cc;
+            conv_case_init(&cc, &geoms[i], false, dt, &rng);
+            for (int threads = 1; threads <= 3; threads++) {
+                conv_scratch s;
+                conv_scratch_init(&s, min - 1, 0, threads);
+                const conv_exec none = {.workspace = NULL, .workspace_bytes = 0,
+                                        .threads = threads};
+                for (conv_pass p = PASS_FORWARD; p < PASS_BIAS; p++) {
+                    double out[4096];
+                    conv_error err = {0};
+                    const conv_status got = conv_case_fast(&cc, p, out, &s.ex, &err);
+                    CHECK(got == CONV_EWORKSPACE && err.message[0],
+                          "geometry %zu dtype %d threads %d %s with %zu < %zu bytes: status %d",
+                          i, (int)dt, threads, conv_pass_name(p), min - 1, min, (int)got);
+                    CHECK(conv_case_fast(&cc, p, out, &s.ex, NULL) == CONV_EWORKSPACE,
+                          "%s refuses differently with err NULL", conv_pass_name(p));
+                    CHECK(conv_case_fast(&cc, p, out, &none, NULL) == CONV_EWORKSPACE,
+                          "%s runs without a workspace", conv_pass_name(p));
+                }
+                conv_scratch_free(&s);
+            }
+            conv_case_free(&cc);
+        }
+}
+
+// conv_workspace_size() stays under its cap (unless even the minimum is above it) and never
+// under the minimum, for batches far larger than any cap. For layers that go through im2col
+// (more than one channel per group, not a plain 1x1) it gives, cap permitting, at least one
+// image's whole column matrix (K x P elements, K = C/G*kh*kw, P = Ho*Wo): what "every pass at
+// full size" needs at the least.
+static void test_workspace_cap(void) {
+    const conv_geom big[] = {
+        {.n = 4096, .c = 64, .h = 56, .w = 56, .f = 64, .kh = 3, .kw = 3, .groups = 1,
+         .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1, .pad_top = 1,
+         .pad_bottom = 1, .pad_left = 1, .pad_right = 1},
+        {.n = 1 << 16, .c = 256, .h = 14, .w = 14, .f = 512, .kh = 3, .kw = 3, .groups = 1,
+         .stride_h = 2, .stride_w = 2, .dilation_h = 1, .dilation_w = 1, .pad_top = 1,
+         .pad_bottom = 1, .pad_left = 1, .pad_right = 1},
+        {.n = 1 << 20, .c = 64, .h = 28, .w = 28, .f = 64, .kh = 3, .kw = 3, .groups = 64,
+         .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1, .pad_top = 1,
+         .pad_bottom = 1, .pad_left = 1, .pad_right = 1},
+        {.n = 1 << 12, .c = 2048, .h = 7, .w = 7, .f = 2048, .kh = 7, .kw = 7, .groups = 1,
+         .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1, .pad_top = 3,
+         .pad_bottom = 3, .pad_left = 3, .pad_right = 3},
+        // K*P*8 = 2^64 + 2^33 - 8: the column matrix's byte count wraps around in size_t.
+        {.n = 1, .c = INT32_MAX, .h = 1, .w = 1, .f = 1, .kh = 1, .kw = 1, .groups = 1,
+         .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1, .pad_top = 6662,
+         .pad_bottom = 6662, .pad_left = 40290, .pad_right = 40290},
+    };
+    const size_t caps[] = {0, 1, 4096, (size_t)1 << 20, CONV_WORKSPACE_CAP_DEFAULT,
+                           (size_t)1 << 40, (size_t)1 << 50};
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
+        CHECK(conv_geom_check(&big[i], CONV_FLOAT64, NULL) == CONV_OK, "big geometry %zu", i);
+        const bool im2col = big[i].c > big[i].groups && (big[i].kh > 1 || big[i].kw > 1 ||
+                                                         big[i].pad_top || big[i].pad_left);
+        const double columns = !im2col ? 0 :
+                               (double)(big[i].c / big[i].groups * big[i].kh * big[i].kw) *
+                               (double)conv_ref_out_size(big[i].h, big[i].kh, big[i].stride_h,
+                                                         big[i].dilation_h, big[i].pad_top,
+                                                         big[i].pad_bottom) *
+                               (double)conv_ref_out_size(big[i].w, big[i].kw, big[i].stride_w,
+                                                         big[i].dilation_w, big[i].pad_left,
+                                                         big[i].pad_right);
+        for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++)
+            for (int threads = 1; threads <= 4; threads++) {
+                const size_t min = conv_workspace_min(&big[i], dt, threads);
+                for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+                    const size_t size = conv_workspace_size(&big[i], dt, threads, caps[k]);
+                    const size_t limit = caps[k] > min ? caps[k] : min;
+                    const double column_bytes = columns * (double)conv_dtype_size(dt);
+                    const double useful = column_bytes < (double)caps[k] ? column_bytes
+                                                                         : (double)caps[k];
+                    CHECK(min <= size && size <= limit && (double)size >= useful,
+                          "geometry %zu dtype %d threads %d cap %zu: min %zu, size %zu, one "
+                          "image's columns %.4g bytes", i, (int)dt, threads, caps[k], min, size,
+                          column_bytes);
+                }
+            }
+    }
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_boot(argv);
+    test_out_size_and_same();
+    test_counts_and_flops();
+    test_geom_check();
+    test_workspace_refusal();
+    test_workspace_cap();
+    test_seed_identities();
+    test_finite_differences();
+    test_sweep();
+    return t_finish("test_conv");
+}

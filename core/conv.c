@@ -48,6 +48,17 @@ static int64_t mul_sat(int64_t a, int64_t b) {
     int64_t r;
     return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
 }
+static int64_t add_sat(int64_t a, int64_t b) {
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
+// No tensor may exceed 256 TiB: far beyond any machine, and it keeps all scratch arithmetic
+// (up to MAX_THREADS regions of a few tensors each) inside int64 and size_t.
+#define TENSOR_BYTES_LIMIT ((int64_t)1 << 48)
+
+// Passes use at most this many threads; the scratch queries size for no more.
+#define MAX_THREADS 256
 
 // BLAS takes 32-bit sizes and leading dimensions; everything else is byte arithmetic.
 #define SIZE_LIMIT ((int64_t)INT_MAX)
@@ -116,7 +127,7 @@ conv_status conv_geom_check(const conv_geom *g, conv_dtype dt, conv_error *err) 
         {"output", "y", mul_sat(mul_sat(g->n, g->f), mul_sat(ho, wo))},
     };
     for (int i = 0; i < 3; i++)
-        if (mul_sat(sizes[i].count, elt) > (int64_t)(SIZE_MAX / 4))
+        if (mul_sat(sizes[i].count, elt) > TENSOR_BYTES_LIMIT)
             return fail(err, CONV_EOVERFLOW, sizes[i].field,
                         "%s would have more elements than fit in memory", sizes[i].what);
     // The GEMM dimensions: one image's pixels, and the unrolled kernel of one group.
@@ -153,6 +164,40 @@ static bool is_pointwise(const conv_geom *g) {
            g->pad_bottom == 0 && g->pad_left == 0 && g->pad_right == 0;
 }
 
+// With one input channel per group (depthwise, or a single-channel input) the passes run
+// directly on the tensors, tap by tap (conv_impl.inc explains why). They need no scratch, but
+// with stride 1 and a few planes of scratch per thread they run as long vector loops.
+static bool is_direct(const conv_geom *g) { return g->c == g->groups; }
+
+static bool is_direct_flat(const conv_geom *g) {
+    return is_direct(g) && g->stride_h == 1 && g->stride_w == 1;
+}
+
+// The flat direct path's planes per worker, in elements: xp, the zero-padded input plane at
+// pitch Wp = W + pl + pr (with room for the last taps' overreach in dw), and dyp, one dy plane
+// at the same pitch with zero margins before and after (the reach of the kernel), so that
+// every tap of every pass reads inside it. Huge paddings make these saturate, and the region
+// then never fits a cap.
+static int64_t padded_pitch(const conv_geom *g) { return g->w + g->pad_left + g->pad_right; }
+static int64_t kernel_reach(const conv_geom *g) {
+    return add_sat(mul_sat(mul_sat(g->kh - 1, g->dilation_h), padded_pitch(g)),
+                   mul_sat(g->kw - 1, g->dilation_w));
+}
+// taps_row() computes whole blocks of this many bytes of outputs, reading past a row's end.
+#define TAP_BLOCK_BYTES 128
+static int64_t padded_plane(const conv_geom *g) {
+    return add_sat(mul_sat(g->h + g->pad_top + g->pad_bottom, padded_pitch(g)),
+                   mul_sat(g->kw - 1, g->dilation_w) + TAP_BLOCK_BYTES / 4);
+}
+static int64_t dy_plane_ext(const conv_geom *g) {
+    return add_sat(kernel_reach(g), add_sat(padded_plane(g), padded_pitch(g)));
+}
+static size_t direct_flat_region(const conv_geom *g, conv_dtype dt) {
+    int64_t bytes = mul_sat(add_sat(padded_plane(g), dy_plane_ext(g)), (int64_t)conv_dtype_size(dt));
+    return bytes > (int64_t)(SIZE_MAX / MAX_THREADS / 2) ? SIZE_MAX / MAX_THREADS / 2
+                                                        : align_up((size_t)bytes);
+}
+
 static size_t col_rows(const conv_geom *g) { return (size_t)(g->c / g->groups * g->kh * g->kw); }
 
 static size_t accumulator_bytes(const conv_geom *g, conv_dtype dt, int threads) {
@@ -160,23 +205,30 @@ static size_t accumulator_bytes(const conv_geom *g, conv_dtype dt, int threads) 
 }
 
 static size_t region_min(const conv_geom *g, conv_dtype dt, int threads) {
+    if (is_direct(g)) return 0;
     size_t cols = is_pointwise(g) ? 0 : align_up(col_rows(g) * conv_dtype_size(dt));
     return accumulator_bytes(g, dt, threads) + cols;
 }
 
 size_t conv_workspace_min(const conv_geom *g, conv_dtype dt, int threads) {
-    if (threads < 1) threads = 1;
+    threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
     return (size_t)threads * region_min(g, dt, threads);
 }
 
 size_t conv_workspace_size(const conv_geom *g, conv_dtype dt, int threads, size_t cap) {
-    if (threads < 1) threads = 1;
-    size_t pixels = (size_t)(conv_out_h(g) * conv_out_w(g));
-    size_t cols = is_pointwise(g) ? 0 : align_up(col_rows(g) * pixels * conv_dtype_size(dt));
-    size_t full = (size_t)threads * (accumulator_bytes(g, dt, threads) + cols);
+    threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
+    if (is_direct(g)) {
+        size_t flat = is_direct_flat(g) ? (size_t)threads * direct_flat_region(g, dt) : 0;
+        return flat <= cap ? flat : 0;
+    }
+    int64_t pixels = conv_out_h(g) * conv_out_w(g);
+    int64_t cols = is_pointwise(g) ? 0
+                                   : mul_sat(mul_sat((int64_t)col_rows(g), pixels),
+                                             (int64_t)conv_dtype_size(dt)) + ALIGN;
+    int64_t full = mul_sat(threads, add_sat((int64_t)accumulator_bytes(g, dt, threads), cols));
     size_t least = conv_workspace_min(g, dt, threads);
-    if (full > cap) full = cap;
-    return full < least ? least : full;
+    size_t size = (uint64_t)full > cap ? cap : (size_t)full;
+    return size < least ? least : size;
 }
 
 // ---- Threads ----------------------------------------------------------------------------
@@ -199,7 +251,6 @@ static void *worker_main(void *arg) {
 }
 
 static void run_workers(int threads, conv_worker_fn fn, void *ctx) {
-    enum { MAX_THREADS = 256 };
     pthread_t tid[MAX_THREADS];
     worker_start start[MAX_THREADS];
     bool started[MAX_THREADS] = {false};
@@ -228,7 +279,7 @@ static void item_range(int64_t items, int threads, int worker, int64_t *first, i
 // How many workers a pass of `items` pieces uses, given the caller's thread budget and scratch.
 static int plan_threads(const conv_geom *g, conv_dtype dt, const conv_exec *ex, int64_t items) {
     int64_t t = ex->threads < 1 ? 1 : ex->threads;
-    if (t > 256) t = 256;
+    if (t > MAX_THREADS) t = MAX_THREADS;
     if (t > items) t = items;
     int64_t by_work = conv_flops(g) / FLOPS_PER_THREAD;
     if (t > by_work) t = by_work;

@@ -1,6 +1,9 @@
 // convd serve: configuration, the server's lifetime and the drain on SIGTERM/SIGINT.
-#include <pthread.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -10,18 +13,44 @@
 #include "server/http_log.h"
 #include "server/http_server.h"
 
+// Stop signals arrive on any thread: OpenBLAS starts its own threads when it loads, before
+// main() could block signals for them. The handler only writes the signal number into a pipe
+// that the main thread waits on.
+static int stop_pipe[2] = {-1, -1};
+
+static void on_stop_signal(int sig) {
+    unsigned char byte = (unsigned char)sig;
+    ssize_t n = write(stop_pipe[1], &byte, 1);
+    (void)n; // a full pipe already holds a stop request
+}
+
+static bool catch_stop_signals(void) {
+    if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return false;
+    struct sigaction sa = {.sa_handler = on_stop_signal, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGTERM, &sa, NULL) == 0 && sigaction(SIGINT, &sa, NULL) == 0;
+}
+
+// Waits up to `ms` milliseconds (-1: for ever) for a stop signal; its number, or 0.
+static int wait_stop_signal(int ms) {
+    struct pollfd p = {stop_pipe[0], POLLIN, 0};
+    int ready;
+    while ((ready = poll(&p, 1, ms)) < 0 && errno == EINTR) continue;
+    unsigned char byte = 0;
+    return ready > 0 && read(stop_pipe[0], &byte, 1) == 1 ? byte : 0;
+}
+
 // Waits until no compute request is in flight, `seconds` pass, or one more stop signal comes.
 // Returns true when everything in flight finished.
-static bool wait_for_drain(http_server *srv, const sigset_t *stop, double seconds) {
+static bool wait_for_drain(http_server *srv, double seconds) {
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    const struct timespec tick = {0, 20 * 1000 * 1000};
     for (;;) {
         if (http_server_inflight(srv) == 0) return true;
         clock_gettime(CLOCK_MONOTONIC, &now);
         double waited =
             (double)(now.tv_sec - start.tv_sec) + 1e-9 * (double)(now.tv_nsec - start.tv_nsec);
-        if (waited >= seconds || sigtimedwait(stop, NULL, &tick) > 0) return false;
+        if (waited >= seconds || wait_stop_signal(20) != 0) return false;
     }
 }
 
@@ -32,14 +61,11 @@ int cli_serve(int argc, char **argv) {
     case HTTP_CONFIG_ERROR: return 2;
     case HTTP_CONFIG_OK: break;
     }
-    // Stop signals are taken synchronously by this thread (sigwait), never by a server thread:
-    // they are blocked before any thread starts, and threads inherit the mask.
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (!catch_stop_signals()) {
+        perror("convd serve: signal setup");
+        return 1;
+    }
 
     char err[256], message[512];
     http_server *srv = http_server_start(&cfg, err, sizeof err);
@@ -57,19 +83,18 @@ int cli_serve(int argc, char **argv) {
              cfg.max_memory);
     http_log_event(stderr, "listening", message);
 
-    int sig = 0;
-    sigwait(&stop, &sig);
+    int sig = wait_stop_signal(-1);
     http_server_drain(srv);
     snprintf(message, sizeof message, "%s: draining %ld requests in flight (up to %g s)",
              strsignal(sig), http_server_inflight(srv), cfg.drain_timeout_s);
     http_log_event(stderr, "draining", message);
-    if (!wait_for_drain(srv, &stop, cfg.drain_timeout_s)) {
+    if (!wait_for_drain(srv, cfg.drain_timeout_s)) {
         size_t waiting = http_server_cancel_waiting(srv);
         snprintf(message, sizeof message,
                  "drain cut short: %zu waiting requests answered 503, %ld still computing", waiting,
                  http_server_inflight(srv) - (long)waiting);
         http_log_event(stderr, "drain_timeout", message);
-        wait_for_drain(srv, &stop, 2); // lets the 503s go out
+        wait_for_drain(srv, 2); // lets the 503s go out
     }
     if (!http_server_stop(srv)) {
         // A request still computes on a suspended connection: the library cannot be stopped

@@ -1,0 +1,427 @@
+// http_harness: what the HTTP tests share. A convd server process of their own (started with
+// --port 0; the port is read from its stdout, so no port is guessed and none collides), requests
+// through libcurl, raw sockets for clients that misbehave, /proc readings of the server, and
+// the comparison of response tensors with the golden ones.
+// Header-only (static inline) because the Makefile links each test with testlib.c alone.
+// Nothing here calls CHECK: results come back as values, so client threads may use it too.
+#ifndef HTTP_HARNESS_H
+#define HTTP_HARNESS_H
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/testlib.h"
+
+// ---------------------------------------------------------------- the server process
+
+typedef struct {
+    pid_t pid;
+    int port;
+    char log_path[128]; // the server's stderr: its JSON log
+} th_server;
+
+static inline double th_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static inline void th_sleep_ms(int ms) {
+    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+static inline const char *th_convd_bin(void) {
+    const char *bin = getenv("CONVD_BIN");
+    return bin && *bin ? bin : "build/convd";
+}
+
+// Starts `convd serve --host 127.0.0.1 --port 0 ARGS...` (`args` NULL-terminated, may be NULL)
+// with its stderr in a log file, and waits (up to 60 s: sanitized builds start slowly) for
+// the line that names its port. False when it did not come up.
+static inline bool th_server_start(th_server *s, const char *const *args) {
+    static int serial;
+    memset(s, 0, sizeof *s);
+    snprintf(s->log_path, sizeof s->log_path, "/tmp/convd-test-%d-%d.log", (int)getpid(), serial++);
+    const char *argv[64] = {th_convd_bin(), "serve", "--host", "127.0.0.1", "--port", "0"};
+    int argc = 6;
+    for (int i = 0; args && args[i] && argc < 63; i++) argv[argc++] = args[i];
+    argv[argc] = NULL;
+    int out[2];
+    if (pipe(out) != 0) return false;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+        int log = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(out[1], 1);
+        if (log >= 0) dup2(log, 2);
+        close(out[0]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    s->pid = pid;
+    char line[512];
+    size_t n = 0;
+    double deadline = th_now() + 60;
+    while (n < sizeof line - 1 && th_now() < deadline) {
+        struct pollfd p = {out[0], POLLIN, 0};
+        if (poll(&p, 1, 200) <= 0) continue;
+        ssize_t got = read(out[0], line + n, 1);
+        if (got <= 0) break;
+        if (line[n++] == '\n') break;
+    }
+    line[n] = '\0';
+    close(out[0]);
+    const char *colon = strrchr(line, ':');
+    s->port = colon && strstr(line, "listening on http://") ? atoi(colon + 1) : 0;
+    if (s->port > 0) return true;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    s->pid = 0;
+    return false;
+}
+
+// Waits up to `seconds` for the server to exit; returns its exit status, or -1 when it is
+// still running or died by a signal.
+static inline int th_server_wait(th_server *s, double seconds) {
+    double deadline = th_now() + seconds;
+    for (;;) {
+        int status;
+        pid_t got = waitpid(s->pid, &status, WNOHANG);
+        if (got == s->pid) {
+            s->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        }
+        if (got < 0 || th_now() > deadline) return -1;
+        th_sleep_ms(10);
+    }
+}
+
+// SIGTERM, then waits (a drain) up to `seconds`; the exit status, or -1 (then it is killed).
+// Only the server's own PID is ever signalled.
+static inline int th_server_stop(th_server *s, double seconds) {
+    if (s->pid <= 0) return -1;
+    kill(s->pid, SIGTERM);
+    int status = th_server_wait(s, seconds);
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+    }
+    return status;
+}
+
+// The server's log so far (heap, NUL-terminated; "" when unreadable).
+static inline char *th_server_log(const th_server *s) {
+    char *text = t_read_file(s->log_path, NULL);
+    return text ? text : calloc(1, 1);
+}
+
+// Resident memory (kB) and open file descriptors of a process, from /proc; -1 when unreadable.
+static inline long th_rss_kb(pid_t pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) kb = atol(line + 6);
+    if (f) fclose(f);
+    return kb;
+}
+
+static inline int th_fd_count(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+// ---------------------------------------------------------------- HTTP through libcurl
+
+typedef struct {
+    long status; // 0 when the transfer failed (see error)
+    char *body;  // NUL-terminated
+    size_t len;
+    char headers[8192]; // the response header block, as received
+    size_t headers_len;
+    char error[CURL_ERROR_SIZE];
+} th_reply;
+
+static inline size_t th_collect_body(char *data, size_t size, size_t n, void *arg) {
+    th_reply *r = arg;
+    char *grown = realloc(r->body, r->len + size * n + 1);
+    if (!grown) return 0;
+    r->body = grown;
+    memcpy(r->body + r->len, data, size * n);
+    r->len += size * n;
+    r->body[r->len] = '\0';
+    return size * n;
+}
+
+static inline size_t th_collect_header(char *data, size_t size, size_t n, void *arg) {
+    th_reply *r = arg;
+    if (strncmp(data, "HTTP/", 5) == 0) r->headers_len = 0; // a 100 Continue came first
+    size_t room = sizeof r->headers - 1 - r->headers_len, take = size * n < room ? size * n : room;
+    memcpy(r->headers + r->headers_len, data, take);
+    r->headers_len += take;
+    r->headers[r->headers_len] = '\0';
+    return size * n;
+}
+
+// The value of response header `name` (case-insensitive) copied into buf; NULL when absent.
+static inline const char *th_header(const th_reply *r, const char *name, char *buf, size_t cap) {
+    size_t n = strlen(name);
+    for (const char *line = r->headers; *line; line += strcspn(line, "\n"), line += *line != 0) {
+        if (strncasecmp(line, name, n) != 0 || line[n] != ':') continue;
+        const char *v = line + n + 1;
+        while (*v == ' ') v++;
+        size_t len = strcspn(v, "\r\n");
+        snprintf(buf, cap, "%.*s", (int)(len < cap ? len : cap - 1), v);
+        return buf;
+    }
+    return NULL;
+}
+
+static inline void th_reply_free(th_reply *r) {
+    free(r->body);
+    r->body = NULL;
+}
+
+// One request. `curl` is reused when given (keep-alive), else a handle lives for this call.
+// `content_type` NULL sends no Content-Type; `extra` is a NULL-terminated header list or NULL.
+// Returns true when an HTTP answer arrived (r->status set).
+static inline bool th_http(th_reply *r, CURL *curl, int port, const char *method, const char *path,
+                           const char *content_type, const char *body, size_t len,
+                           const char *const *extra) {
+    memset(r, 0, sizeof *r);
+    r->body = calloc(1, 1);
+    CURL *c = curl ? curl : curl_easy_init();
+    if (!c || !r->body) return false;
+    char url[512], type[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    struct curl_slist *headers = NULL;
+    snprintf(type, sizeof type, "Content-Type:%s%s", content_type ? " " : "",
+             content_type ? content_type : "");
+    if (body) headers = curl_slist_append(headers, type);
+    headers = curl_slist_append(headers, "Expect:"); // no 100-continue unless a test asks
+    for (int i = 0; extra && extra[i]; i++) headers = curl_slist_append(headers, extra[i]);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->error);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, th_collect_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, th_collect_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    } else {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    }
+    curl_easy_setopt(c, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L); // after HTTPGET
+    curl_easy_setopt(
+        c, CURLOPT_CUSTOMREQUEST,
+        strcmp(method, body ? "POST" : "GET") == 0 || strcmp(method, "HEAD") == 0 ? NULL : method);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(headers);
+    if (!curl) curl_easy_cleanup(c);
+    return rc == CURLE_OK;
+}
+
+// GET (or HEAD) without a body.
+static inline bool th_get(th_reply *r, int port, const char *path) {
+    return th_http(r, NULL, port, "GET", path, NULL, NULL, 0, NULL);
+}
+
+// POST of a JSON text.
+static inline bool th_post(th_reply *r, CURL *curl, int port, const char *path, const char *json) {
+    return th_http(r, curl, port, "POST", path, "application/json", json, strlen(json), NULL);
+}
+
+// The error code of a spec error body ({"error":{"code":...}}) into buf; "" when not one.
+static inline const char *th_error_code(const th_reply *r, char *buf, size_t cap) {
+    cJSON *doc = cJSON_Parse(r->body);
+    const cJSON *code =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "error"), "code");
+    snprintf(buf, cap, "%s", cJSON_IsString(code) ? code->valuestring : "");
+    cJSON_Delete(doc);
+    return buf;
+}
+
+// ---------------------------------------------------------------- raw sockets
+
+// A blocking TCP connection to the server; -1 on failure.
+static inline int th_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0) return fd;
+    if (fd >= 0) close(fd);
+    return -1;
+}
+
+static inline bool th_send_all(int fd, const char *data, size_t len) {
+    while (len > 0) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        if (n <= 0) return false;
+        data += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+// Reads into buf (NUL-terminated) until the peer closes, `timeout_ms` pass, or `stop` (when
+// not NULL) appears in what was read. *closed tells whether the peer closed (EOF or reset).
+static inline size_t th_read(int fd, char *buf, size_t cap, int timeout_ms, const char *stop,
+                             bool *closed) {
+    size_t n = 0;
+    *closed = false;
+    double deadline = th_now() + timeout_ms / 1000.0;
+    buf[0] = '\0';
+    while (n < cap - 1) {
+        int left = (int)((deadline - th_now()) * 1000);
+        struct pollfd p = {fd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, left) <= 0) break;
+        ssize_t got = recv(fd, buf + n, cap - 1 - n, 0);
+        if (got <= 0) {
+            *closed = true;
+            break;
+        }
+        n += (size_t)got;
+        buf[n] = '\0';
+        if (stop && strstr(buf, stop)) break;
+    }
+    return n;
+}
+
+// ---------------------------------------------------------------- tensors
+
+// A v1 tensor in either form as flat doubles and a shape (rank <= 8). False when malformed.
+typedef struct {
+    double *data;
+    size_t n;
+    int rank;
+    long long shape[8];
+} th_tensor;
+
+static inline bool th_flatten(const cJSON *v, th_tensor *t, int depth) {
+    if (cJSON_IsNumber(v)) {
+        double *grown = realloc(t->data, (t->n + 1) * sizeof *grown);
+        if (!grown) return false;
+        t->data = grown;
+        t->data[t->n++] = v->valuedouble;
+        return true;
+    }
+    if (!cJSON_IsArray(v) || depth >= 8) return false;
+    long long count = cJSON_GetArraySize(v);
+    if (depth >= t->rank) {
+        t->rank = depth + 1;
+        t->shape[depth] = count;
+    } else if (t->shape[depth] != count) {
+        return false; // ragged
+    }
+    const cJSON *item;
+    cJSON_ArrayForEach(item, v) if (!th_flatten(item, t, depth + 1)) return false;
+    return true;
+}
+
+static inline bool th_tensor_read(const cJSON *v, th_tensor *t) {
+    memset(t, 0, sizeof *t);
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(v, "shape");
+    if (!cJSON_IsObject(v)) return th_flatten(v, t, 0);
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(v, "data"), *d;
+    if (!cJSON_IsArray(shape) || !cJSON_IsArray(data)) return false;
+    cJSON_ArrayForEach(d, shape) {
+        if (t->rank >= 8) return false;
+        t->shape[t->rank++] = (long long)d->valuedouble;
+    }
+    th_tensor flat = {0};
+    if (!th_flatten(data, &flat, 0) || flat.rank != 1) {
+        free(flat.data);
+        return false;
+    }
+    t->data = flat.data;
+    t->n = flat.n;
+    return true;
+}
+
+// Compares a response tensor with the expected one: same shape, and every element within
+// tol * (the largest expected magnitude). `why` says what differs.
+static inline bool th_tensor_close(const cJSON *got, const cJSON *want, double tol, char *why,
+                                   size_t cap) {
+    th_tensor g, w;
+    bool ok = th_tensor_read(got, &g) && th_tensor_read(want, &w);
+    if (!ok) {
+        snprintf(why, cap, "not a tensor");
+    } else if (g.rank != w.rank || memcmp(g.shape, w.shape, sizeof g.shape) != 0 || g.n != w.n) {
+        ok = false;
+        snprintf(why, cap, "shape differs (rank %d vs %d, %zu vs %zu elements)", g.rank, w.rank,
+                 g.n, w.n);
+    } else {
+        double scale = 0, worst = 0;
+        for (size_t i = 0; i < w.n; i++) scale = fmax(scale, fabs(w.data[i]));
+        for (size_t i = 0; i < w.n; i++) worst = fmax(worst, fabs(g.data[i] - w.data[i]));
+        ok = worst <= tol * fmax(scale, 1e-300);
+        snprintf(why, cap, "max error %.3g, largest value %.3g", worst, scale);
+    }
+    free(g.data);
+    free(w.data);
+    return ok;
+}
+
+// The nested-array form of a {"shape","data"} tensor (a new cJSON tree; NULL if malformed).
+static inline cJSON *th_nest(const double *data, const long long *shape, int rank) {
+    if (rank == 0) return cJSON_CreateNumber(*data);
+    cJSON *list = cJSON_CreateArray();
+    size_t stride = 1;
+    for (int i = 1; i < rank; i++) stride *= (size_t)shape[i];
+    for (long long i = 0; i < shape[0]; i++)
+        cJSON_AddItemToArray(list, th_nest(data + (size_t)i * stride, shape + 1, rank - 1));
+    return list;
+}
+
+static inline cJSON *th_nested(const cJSON *tensor) {
+    th_tensor t;
+    if (!th_tensor_read(tensor, &t)) {
+        free(t.data);
+        return NULL;
+    }
+    cJSON *nested = th_nest(t.data, t.shape, t.rank);
+    free(t.data);
+    return nested;
+}
+
+// The tolerance of a dtype name (float64: 1e-10, float32: 1e-5, relative to the largest value).
+static inline double th_tolerance(const cJSON *request) {
+    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(request, "dtype");
+    return cJSON_IsString(dtype) && strcmp(dtype->valuestring, "float32") == 0 ? 1e-5 : 1e-10;
+}
+
+#endif

@@ -97,8 +97,8 @@ static bool check_blob(const api_blob *blob, array_naming as, api_error *err) {
         index_path(path, sizeof path, as.name, blob->ragged_at, blob->ragged_depth);
         if (blob->ragged == API_RAGGED_LENGTH)
             return api_fail(err, API_E_RAGGED_ARRAY, path,
-                            "%s has %" PRId64 " elements but the arrays before it at the same "
-                            "depth have %" PRId64 "; a tensor's nested arrays must be "
+                            "%s has length %" PRId64 " but the arrays before it at the same "
+                            "depth have length %" PRId64 "; a tensor's nested arrays must be "
                             "rectangular",
                             path, blob->ragged_got, blob->ragged_want);
         return api_fail(err, API_E_RAGGED_ARRAY, path,
@@ -111,7 +111,7 @@ static bool check_blob(const api_blob *blob, array_naming as, api_error *err) {
 }
 
 // Why an array was not lifted as numbers: the first element that is neither a number nor an
-// array, numbers nested too deep, or only empty arrays.
+// array, or numbers nested too deep. Returns true when neither (only empty arrays).
 static bool explain_array(const cJSON *array, const char *path, int depth, api_error *err) {
     char inner[96];
     int64_t i = 0;
@@ -122,14 +122,10 @@ static bool explain_array(const cJSON *array, const char *path, int depth, api_e
         } else if (!cJSON_IsNumber(e)) {
             return api_fail(err, API_E_INVALID_TYPE, inner, "%s is %s; tensors hold numbers only",
                             inner, type_name(e));
-        } else if (depth >= API_MAX_RANK) {
+        } else if (depth >= API_MAX_RANK) { // the only numbers the lifter leaves behind
             return api_fail(err, API_E_INVALID_SHAPE, inner,
                             "%s is nested %d arrays deep; tensors have at most 4 dimensions",
                             inner, depth + 1);
-        } else {
-            return api_fail(err, API_E_INVALID_JSON, inner,
-                            "%s is a number that JSON does not allow (such as 01, 1. or .5)",
-                            inner);
         }
     }
     return true;
@@ -170,9 +166,10 @@ static bool adopt_numbers(api_tensor *t, api_blob *blob, array_naming as, conv_d
 
 // A list of whole numbers (a shape, a stride pair, ...): a lifted flat array or a lone number.
 // `limit` caps how many; *count gets how many were given.
+// Values that are not whole numbers (or too large for any size) fail with `bad_value`.
 static bool whole_numbers(int64_t *out, int *count, int limit, const api_lifted *doc,
                           const cJSON *item, const char *name, const char *expected,
-                          api_error *err) {
+                          api_code bad_value, api_error *err) {
     char path[96], text[API_NUMBER_MAX_CHARS + 1];
     const api_blob *blob = api_lift_blob(doc, item);
     const double *values;
@@ -188,7 +185,7 @@ static bool whole_numbers(int64_t *out, int *count, int limit, const api_lifted 
     } else if (blob && blob->problem == API_BLOB_NON_FINITE) {
         char quoted[32];
         snprintf(path, sizeof path, "%s[%" PRId64 "]", name, blob->bad_index);
-        return api_fail(err, API_E_INVALID_VALUE, path, "%s is %s; %s must be %s", path,
+        return api_fail(err, bad_value, path, "%s is %s; %s must be %s", path,
                         api_quote(quoted, sizeof quoted, blob->bad_token), name, expected);
     } else {
         return api_fail(err, cJSON_IsArray(item) && !cJSON_GetArraySize(item)
@@ -204,7 +201,7 @@ static bool whole_numbers(int64_t *out, int *count, int limit, const api_lifted 
         else snprintf(path, sizeof path, "%s[%" PRId64 "]", name, i);
         int_status s = whole_number(values[i], &out[i]);
         if (s != INT_OK)
-            return api_fail(err, API_E_INVALID_VALUE, path, "%s is %s; %s must be %s", path,
+            return api_fail(err, bad_value, path, "%s is %s; %s must be %s", path,
                             number_text(text, values[i]), name,
                             s == INT_FRACTION ? "whole numbers" : expected);
     }
@@ -240,7 +237,8 @@ static bool tensor_object(api_tensor *t, const api_lifted *doc, const cJSON *ite
     if (cJSON_IsNumber(shape_item))
         return api_fail(err, API_E_INVALID_TYPE, shape_path, "%s must be %s; got a number",
                         shape_path, expected);
-    if (!whole_numbers(shape, &rank, API_MAX_RANK, doc, shape_item, shape_path, expected, err))
+    if (!whole_numbers(shape, &rank, API_MAX_RANK, doc, shape_item, shape_path, expected,
+                       API_E_INVALID_SHAPE, err))
         return false;
     api_tensor shaped = {0};
     if (!api_tensor_set_shape(&shaped, shape, rank, shape_path, err)) return false;
@@ -345,7 +343,7 @@ static bool decode_pair(decoder *d, const cJSON *item, int which) {
     int64_t v[2];
     int n;
     if (!whole_numbers(v, &n, 2, d->doc, item, name, "an integer or a pair [h, w] of integers",
-                       d->err))
+                       API_E_INVALID_VALUE, d->err))
         return false;
     pair[0] = v[0];
     pair[1] = v[n - 1];
@@ -369,7 +367,8 @@ static bool decode_padding(decoder *d, const cJSON *item, int which) {
     }
     int64_t v[4];
     int n;
-    if (!whole_numbers(v, &n, 4, d->doc, item, "padding", expected, d->err)) return false;
+    if (!whole_numbers(v, &n, 4, d->doc, item, "padding", expected, API_E_INVALID_VALUE, d->err))
+        return false;
     if (n == 3)
         return api_fail(d->err, API_E_INVALID_VALUE, "padding",
                         "padding has 3 numbers; it must be %s", expected);
@@ -386,7 +385,8 @@ static bool decode_groups(decoder *d, const cJSON *item, int which) {
         return api_fail(d->err, API_E_INVALID_TYPE, "groups", "groups must be an integer; got %s",
                         api_lift_blob(d->doc, item) ? "a list" : type_name(item));
     int n;
-    return whole_numbers(&d->req->groups, &n, 1, d->doc, item, "groups", "an integer", d->err);
+    return whole_numbers(&d->req->groups, &n, 1, d->doc, item, "groups", "an integer",
+                         API_E_INVALID_VALUE, d->err);
 }
 
 static bool decode_outputs(decoder *d, const cJSON *item, int which) {

@@ -21,10 +21,13 @@ typedef struct {
     api_lifted *doc;
     api_buf out;
     span *spans;
-    size_t spans_len, spans_cap;
+    const char *bad_number;
 } lifter;
 
-typedef enum { LIFTED, NOT_NUMBERS, NO_MEMORY } lift_result;
+// NOT_NUMBERS: the array holds something else (a string, an object): cJSON gets it all.
+// BAD_NUMBER: a token that starts like a number is not a JSON number (01, +1, .5, 1.): the body
+// is not JSON. cJSON would accept some of these, so the lifter is the one to refuse them.
+typedef enum { LIFTED, NOT_NUMBERS, BAD_NUMBER, NO_MEMORY } lift_result;
 
 static inline bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
@@ -114,7 +117,12 @@ static void note_ragged(api_blob *b, api_ragged_kind kind, const int64_t *counts
     b->ragged_want = want;
 }
 
-// Scans the array at p ('[') into *b; *after gets the byte after its closing ']'.
+static inline bool starts_number(char c) {
+    return c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9');
+}
+
+// Scans the array at p ('[') into *b; *after gets the byte after its closing ']' (or, for
+// BAD_NUMBER, the token).
 static lift_result lift_array(api_blob *b, const char *p, const char *end, const char **after) {
     int64_t counts[API_LIFT_MAX_DEPTH]; // elements seen so far at each open level
     int64_t cap = 0;
@@ -142,7 +150,7 @@ static lift_result lift_array(api_blob *b, const char *p, const char *end, const
             expect = AFTER_VALUE;
             continue;
         }
-        if (expect == AFTER_VALUE) return NOT_NUMBERS;
+        if (expect == AFTER_VALUE) return NOT_NUMBERS; // cJSON will say what is wrong
         counts[level - 1]++;
         if (c == '[') {
             if (level == API_LIFT_MAX_DEPTH) return NOT_NUMBERS;
@@ -156,9 +164,17 @@ static lift_result lift_array(api_blob *b, const char *p, const char *end, const
         double v;
         const char *token = p;
         p = api_parse_f64(&v, token, end);
+        if (p && p < end && starts_number(*p)) { // 01, 1.5.2, 1e5-3: a number running on
+            *after = token;
+            return BAD_NUMBER;
+        }
         if (!p || !isfinite(v)) {
             const char *spelled = p ? NULL : non_finite_token(token, end);
-            if (!p && !spelled) return NOT_NUMBERS;
+            if (!p && !spelled) {
+                if (!starts_number(c)) return NOT_NUMBERS;
+                *after = token;
+                return BAD_NUMBER;
+            }
             p = p ? p : spelled;
             note_non_finite(b, token, p);
             v = NAN;
@@ -190,8 +206,9 @@ static bool add_blob(lifter *L, const api_blob *b, span where) {
     return true;
 }
 
-// Copies the text to L->out with every numeric array replaced by its placeholder.
-static bool rewrite(lifter *L, const char *begin) {
+// Copies the text to L->out with every numeric array replaced by its placeholder. Returns
+// LIFTED, BAD_NUMBER (L->bad_number says where) or NO_MEMORY.
+static lift_result rewrite(lifter *L, const char *begin) {
     const char *p = begin, *end = L->end, *copied = begin;
     while (p < end) {
         if (*p == '"') {
@@ -211,7 +228,11 @@ static bool rewrite(lifter *L, const char *begin) {
         lift_result r = lift_array(&b, p, end, &after);
         if (r != LIFTED) {
             free(b.values);
-            if (r == NO_MEMORY) return false;
+            if (r == NO_MEMORY) return NO_MEMORY;
+            if (r == BAD_NUMBER) {
+                L->bad_number = after;
+                return BAD_NUMBER;
+            }
             p = skip_brackets(p, end); // cJSON gets all of it, and its verdict
             continue;
         }
@@ -221,12 +242,12 @@ static bool rewrite(lifter *L, const char *begin) {
         where.out_end = L->out.len;
         if (L->out.failed || !add_blob(L, &b, where)) {
             free(b.values);
-            return false;
+            return NO_MEMORY;
         }
         p = copied = after;
     }
     api_buf_put(&L->out, copied, (size_t)(p - copied));
-    return !L->out.failed;
+    return L->out.failed ? NO_MEMORY : LIFTED;
 }
 
 // The original offset of rewritten offset `at`.
@@ -268,10 +289,14 @@ bool api_lift_parse(api_lifted *doc, const char *body, size_t len, api_error *er
                         "the body is empty; send one JSON object, such as "
                         "{\"op\": \"conv2d.forward\", \"x\": [[...]], \"w\": [[...]]}");
     lifter L = {.end = body + len, .doc = doc};
-    if (!rewrite(&L, body)) {
+    lift_result r = rewrite(&L, body);
+    if (r != LIFTED) {
         api_buf_free(&L.out);
         free(L.spans);
         api_lift_free(doc);
+        if (r == BAD_NUMBER)
+            return syntax_error(err, body, len, (size_t)(L.bad_number - body),
+                                "a number JSON does not allow (JSON has no 01, +1, .5 or 1.)");
         return api_fail(err, API_E_INTERNAL, "", "out of memory while reading the body");
     }
     const char *parse_end = NULL;

@@ -26,8 +26,8 @@ static bool resolve_op(api_plan *plan, const api_request *req, const char *op_fr
                         op_from_path, api_op_list(ops, sizeof ops));
     if (req->op && from_path && req->op != from_path)
         return api_fail(err, API_E_OP_MISMATCH, "op",
-                        "the body says \"op\": \"%s\" but this URL runs %s; drop \"op\" or send "
-                        "the request to the URL of %s",
+                        "the body's op is \"%s\" but it was sent to %s (by its URL, or convd run "
+                        "--op); drop \"op\" from the body or send it to %s",
                         req->op->name, from_path->name, req->op->name);
     plan->op = req->op ? req->op : from_path;
     if (!plan->op)
@@ -97,8 +97,7 @@ static bool read_shapes(api_plan *plan, const api_request *req, api_error *err) 
     char dims[160];
     if (x->rank < 2 || x->rank > 4)
         return api_fail(err, API_E_INVALID_SHAPE, "x.shape",
-                        "x has shape %s (%d dimensions); it must be [N, C, H, W], [C, H, W] or "
-                        "[H, W]",
+                        "x has shape %s, %d-D; it must be [N, C, H, W], [C, H, W] or [H, W]",
                         api_shape_str(dims, sizeof dims, x->shape, x->rank), x->rank);
     int w_rank = x->rank == 2 ? 2 : 4;
     if (w->rank != w_rank)
@@ -221,8 +220,8 @@ static bool check_relations(const api_plan *plan, const api_request *req, api_er
                         api_shape_str(dims, sizeof dims, b->shape, b->rank));
     if (b->rank && b->shape[0] != g->f)
         return api_fail(err, API_E_SHAPE_MISMATCH, "b.shape[0]",
-                        "b has %" PRId64 " values but w has %" PRId64
-                        " filters; b needs one value per filter",
+                        "b has %" PRId64 " values but the layer has F=%" PRId64
+                        " output channels (filters); b needs one value per filter",
                         b->shape[0], g->f);
     if (!dy->rank) return true;
     int64_t y_shape[API_MAX_RANK];

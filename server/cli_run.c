@@ -2,6 +2,7 @@
 // response on standard output; graders without network depend on it.
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +14,11 @@
 #include "server/cli.h"
 
 static void print_help(void) {
-    printf("usage: convd run [--threads N] [FILE]\n"
+    printf("usage: convd run [--op OP] [--threads N] [--max-elements N] [--max-flops N] [FILE]\n"
            "\n"
            "Reads one v1 request (JSON) from FILE, or standard input when FILE is absent or '-',\n"
-           "and writes the response JSON to standard output. The request must name its op:\n"
+           "and writes the response JSON to standard output. The request names its op, or --op\n"
+           "does (both: they must agree):\n"
            "\n"
            "  echo '{\"op\": \"conv2d.forward\", \"dtype\": \"float64\", \"padding\": \"same\",\n"
            "         \"x\": [[1, 2, 3], [4, 5, 6], [7, 8, 9]], \"w\": [[0, 1], [1, 0]]}' | convd run\n"
@@ -24,8 +26,11 @@ static void print_help(void) {
            "Exit status: 0 success; 2 a bad request (the error JSON, with its code, message and\n"
            "path, is on standard output); 1 an internal failure (out of memory, unreadable FILE).\n"
            "\n"
-           "  --threads N   threads for the computation (default: the CPUs available)\n"
-           "  --version     version and the OpenBLAS core in use\n"
+           "  --op OP            conv2d.forward or conv2d.backward, for bodies without \"op\"\n"
+           "  --threads N        threads for the computation (default: the CPUs available)\n"
+           "  --max-elements N   lower the largest tensor accepted (default 16777216 elements)\n"
+           "  --max-flops N      lower the most work accepted (default 5e10 FLOPs)\n"
+           "  --version          version and the OpenBLAS core in use\n"
            "\n"
            "Errors are listed in docs/ERRORS.md; the request format in ../shared/spec/api-v1.md.\n");
 }
@@ -69,12 +74,26 @@ static int fail_internal(const char *verb, const char *what) {
     return 1;
 }
 
+// A whole number from 1 to `most` for option `name`, or a message and false.
+static bool count_arg(int64_t *out, const char *name, const char *text, int64_t most) {
+    char *end;
+    errno = 0;
+    long long n = strtoll(text, &end, 10);
+    if (errno || end == text || *end || n < 1 || n > most) {
+        fprintf(stderr, "convd run: %s takes a whole number from 1 to %lld\n", name,
+                (long long)most);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
 int cli_run(int argc, char **argv) {
     api_options opt;
     api_options_default(&opt);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     opt.threads = cpus > 0 ? (int)cpus : 1;
-    const char *path = NULL;
+    const char *path = NULL, *op = NULL;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -86,14 +105,16 @@ int cli_run(int argc, char **argv) {
                    blas_core_source());
             return 0;
         }
-        if (strcmp(arg, "--threads") == 0 && i + 1 < argc) {
-            char *end;
-            long n = strtol(argv[++i], &end, 10);
-            if (*end || n < 1 || n > 1024) {
-                fprintf(stderr, "convd run: --threads takes a number from 1 to 1024\n");
-                return 2;
-            }
+        if (strcmp(arg, "--op") == 0 && i + 1 < argc) {
+            op = argv[++i];
+        } else if (strcmp(arg, "--threads") == 0 && i + 1 < argc) {
+            int64_t n;
+            if (!count_arg(&n, arg, argv[++i], 1024)) return 2;
             opt.threads = (int)n;
+        } else if (strcmp(arg, "--max-elements") == 0 && i + 1 < argc) {
+            if (!count_arg(&opt.max_elements, arg, argv[++i], opt.max_elements)) return 2;
+        } else if (strcmp(arg, "--max-flops") == 0 && i + 1 < argc) {
+            if (!count_arg(&opt.max_flops, arg, argv[++i], opt.max_flops)) return 2;
         } else if (arg[0] == '-' && arg[1] != '\0') {
             fprintf(stderr, "convd run: unknown option '%s' (see convd run --help)\n", arg);
             return 2;
@@ -112,7 +133,7 @@ int cli_run(int argc, char **argv) {
     if (!from_stdin) fclose(in);
     if (!body) return fail_internal("read", from_stdin ? "standard input" : path);
     api_response resp = {0};
-    api_run_json(&resp, body, len, NULL, &opt);
+    api_run_json(&resp, body, len, op, &opt);
     free(body);
     int status = write_response(&resp);
     free(resp.body);

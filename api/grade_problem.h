@@ -1,0 +1,97 @@
+// grade_problem: what a student is graded on. A problem is one conv2d layer (geometry, dtype,
+// bias or not) with its inputs x, w, b, dy, either generated from a seed or given explicitly,
+// and the reference answers y, dx, dw, db computed by core/conv.h in float64.
+//
+// Generated inputs are bit-identical on every platform and build: each tensor is read from its
+// own splitmix64 stream and every value is k/64 with k an integer in [-64, 63], so no libm and
+// no float rounding is involved, and every value is exact in float32 and float64 alike. With
+// such inputs every sum of products in a layer the size of a grading problem is exact too, so
+// the reference does not depend on summation order (docs/GRADING.md has the Python twin).
+#ifndef GRADE_PROBLEM_H
+#define GRADE_PROBLEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/conv.h"
+
+// The four tensors a submission may hold, in this order everywhere.
+typedef enum { GRADE_Y, GRADE_DX, GRADE_DW, GRADE_DB, GRADE_NTENSORS } grade_tensor;
+
+const char *grade_tensor_name(grade_tensor t); // "y", "dx", "dw", "db"
+// The tensor called `name`; false when it is none of the four.
+bool grade_tensor_parse(grade_tensor *t, const char *name);
+
+#define GRADE_MAX_RANK 8
+// A shape as stated (a submission's shape may have any rank up to GRADE_MAX_RANK).
+typedef struct {
+    int rank;
+    int64_t dim[GRADE_MAX_RANK];
+} grade_shape;
+
+int64_t grade_shape_numel(const grade_shape *s);
+bool grade_shape_equal(const grade_shape *a, const grade_shape *b);
+// Equal once every axis of size 1 is dropped: (4, 1) and (4,) hold the same values.
+bool grade_shape_equal_squeezed(const grade_shape *a, const grade_shape *b);
+
+// One layer. `rank` is the rank of x as the problem states it (4: NCHW; 3: one image CHW,
+// N = 1; 2: one image, one channel HW, N = C = F = 1 and w stated as (kh, kw)): expected
+// shapes follow it, as in the v1 contract.
+typedef struct {
+    conv_geom g;
+    conv_dtype dtype;
+    bool bias;
+    int rank;
+} grade_layer;
+
+// The shape tensor t must have for layer L, in L's rank.
+void grade_expected_shape(grade_shape *s, const grade_layer *L, grade_tensor t);
+// Names of the axes of tensor t in L's rank ("n","f","h","w" for y; "n","c","h","w" for dx;
+// "f","c","kh","kw" for dw; "f" for db); *rank gets their count.
+const char *const *grade_axis_names(const grade_layer *L, grade_tensor t, int *rank);
+
+// The generator's streams, one per input tensor.
+typedef enum { GRADE_STREAM_X, GRADE_STREAM_W, GRADE_STREAM_B, GRADE_STREAM_DY } grade_stream;
+
+// Fills out[0..count) with stream `stream` of `seed`: splitmix64 started at state
+// seed + stream * 2^62, each output z giving the value ((z >> 57) - 64) / 64.
+void grade_fill(double *out, int64_t count, uint64_t seed, grade_stream stream);
+
+// A problem: inputs (owned, float64 holding exact copies of the dtype's values; b is NULL
+// without bias) and reference answers ref[t] in the internal NCHW layout (db always, since
+// dL/db is defined whether or not the layer adds a bias).
+typedef struct {
+    grade_layer layer;
+    double *x, *w, *b, *dy;
+    double *ref[GRADE_NTENSORS];
+} grade_problem;
+
+// Generates the inputs of layer L (which conv_geom_check() must accept) from `seed` and
+// computes the references. Returns false without memory (p is then empty: freeing is safe).
+bool grade_problem_generate(grade_problem *p, const grade_layer *L, uint64_t seed);
+
+// Takes ownership of heap arrays x, w, b (NULL without bias), dy (sized for L, float64) and
+// computes the references. On failure (no memory) they are freed too, and p is empty.
+bool grade_problem_adopt(grade_problem *p, const grade_layer *L, double *x, double *w,
+                         double *b, double *dy);
+
+void grade_problem_free(grade_problem *p);
+
+// Named suites of problems built to expose the known mistakes between them (docs/GRADING.md
+// has the table): "cs231n" keeps to what CS231n's conv_backward_naive accepts (one stride, one
+// padding for all sides, no groups or dilation, always a bias); "full" adds stride_h !=
+// stride_w, per-side padding, dilation, groups and a layer without bias.
+typedef struct {
+    const char *name;
+    grade_layer layer;
+} grade_suite_entry;
+
+// The entries of suite `name` (*count of them), or NULL when there is no such suite.
+const grade_suite_entry *grade_suite(const char *name, size_t *count);
+// The names of all suites, NULL-terminated.
+extern const char *const grade_suite_names[];
+// Problem i of a suite generated with `seed` uses seed + i.
+static inline uint64_t grade_suite_problem_seed(uint64_t seed, size_t i) { return seed + i; }
+
+#endif

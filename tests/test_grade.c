@@ -1,0 +1,549 @@
+// The grading engine (api/grade*.h): the problem generator against published splitmix64
+// outputs, references against the naive float64 reference (core/conv_ref.h), verdict numbers
+// against hand-computed ones, the error areas against hand-drawn layers, every mutant's
+// diagnosis on the answers it stands for, and no diagnosis at all for right answers over a
+// randomized sweep of layers. Also: the suites expose every mistake that their layers allow,
+// and a suite of 10 problems is checked in well under a second of CPU.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "api/grade.h"
+#include "core/conv_ref.h"
+#include "server/blas_boot.h"
+#include "tests/conv_harness.h"
+#include "tests/testlib.h"
+
+enum { SWEEP_CASES = 150 };
+
+static double *copy_doubles(const double *src, int64_t n) {
+    double *out = conv_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *out);
+    memcpy(out, src, (size_t)n * sizeof *out);
+    return out;
+}
+
+static const grade_array *no_submission(void) {
+    static grade_array none[GRADE_NTENSORS];
+    return none;
+}
+
+// A submission holding only tensor t with `data` in `shape`.
+static void submit_one(grade_array sub[GRADE_NTENSORS], grade_tensor t, const grade_shape *shape,
+                       const double *data) {
+    memcpy(sub, no_submission(), GRADE_NTENSORS * sizeof *sub);
+    sub[t] = (grade_array){.present = true, .shape = *shape, .data = data};
+}
+
+static bool has_diagnosis(const grade_verdict *v, const char *id) {
+    for (int i = 0; i < v->n_diag; i++)
+        if (strcmp(v->diag[i].id, id) == 0) return true;
+    return false;
+}
+
+static void describe_diagnoses(char *buf, size_t cap, const grade_verdict *v) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < v->n_diag && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s ", v->diag[i].id);
+}
+
+// splitmix64 from seed 0 gives 0xe220a8397b1dcdaf, 0x6e789e6aa1b965f4, 0x06c45d188009454f
+// (the published reference outputs); values are (top 7 bits - 64) / 64.
+static void test_generator(void) {
+    double v[3];
+    grade_fill(v, 3, 0, GRADE_STREAM_X);
+    CHECK(v[0] == (0xe2 >> 1) / 64.0 - 1 && v[1] == (0x6e >> 1) / 64.0 - 1 &&
+              v[2] == (0x06 >> 1) / 64.0 - 1,
+          "seed 0 stream x starts %g %g %g", v[0], v[1], v[2]);
+    enum { COUNT = 4096 };
+    static double a[COUNT], b[COUNT];
+    int off_grid = 0, out_of_range = 0, same_stream = 0;
+    int64_t histogram_min = COUNT, hist[128] = {0};
+    for (int s = 0; s < 4; s++) {
+        grade_fill(a, COUNT, 12345, (grade_stream)s);
+        grade_fill(b, COUNT, 12345, (grade_stream)((s + 1) % 4));
+        for (int i = 0; i < COUNT; i++) {
+            const double k = a[i] * 64;
+            if (k != (double)(int64_t)k) off_grid++;
+            if (a[i] < -1 || a[i] >= 1) out_of_range++;
+            else hist[(int64_t)k + 64]++;
+            if (a[i] == b[i]) same_stream++;
+        }
+    }
+    for (int k = 0; k < 128; k++)
+        if (hist[k] < histogram_min) histogram_min = hist[k];
+    CHECK(off_grid == 0 && out_of_range == 0, "%d values off the 1/64 grid, %d out of [-1, 1)",
+          off_grid, out_of_range);
+    // 16384 draws over 128 values: each about 128 times; all of them must occur
+    CHECK(histogram_min > 64, "a value in [-1, 1) drawn only %lld times of 16384",
+          (long long)histogram_min);
+    CHECK(same_stream < 4 * COUNT / 50, "streams agree on %d of %d values", same_stream,
+          4 * COUNT);
+    grade_fill(b, COUNT, 12345, GRADE_STREAM_DY);
+    CHECK(memcmp(a, b, sizeof a) == 0, "the same seed and stream gave different values");
+}
+
+// References equal the naive float64 reference exactly: generated values make sums exact.
+static void test_references(void) {
+    for (const char *const *name = grade_suite_names; *name; name++) {
+        size_t count = 0;
+        const grade_suite_entry *suite = grade_suite(*name, &count);
+        CHECK(suite && count == 10, "suite %s has %zu problems", *name, count);
+        int differ = 0;
+        for (size_t i = 0; suite && i < count; i++) {
+            grade_problem p;
+            const conv_geom *g = &suite[i].layer.g;
+            CHECK(conv_geom_check(g, CONV_FLOAT64, NULL) == CONV_OK, "%s/%s invalid", *name,
+                  suite[i].name);
+            if (!grade_problem_generate(&p, &suite[i].layer, grade_suite_problem_seed(7, i)))
+                abort();
+            const int64_t n[GRADE_NTENSORS] = {conv_numel_y(g), conv_numel_x(g),
+                                               conv_numel_w(g), g->f};
+            double *want[GRADE_NTENSORS];
+            for (int t = 0; t < GRADE_NTENSORS; t++)
+                want[t] = conv_xmalloc((size_t)n[t] * sizeof(double));
+            conv_ref_forward(want[GRADE_Y], p.x, p.w, p.b, g);
+            conv_ref_backward_data(want[GRADE_DX], p.dy, p.w, g);
+            conv_ref_backward_weights(want[GRADE_DW], p.dy, p.x, g);
+            conv_ref_backward_bias(want[GRADE_DB], p.dy, g);
+            for (int t = 0; t < GRADE_NTENSORS; t++) {
+                if (memcmp(want[t], p.ref[t], (size_t)n[t] * sizeof(double)) != 0) differ++;
+                free(want[t]);
+            }
+            grade_problem_free(&p);
+        }
+        CHECK(differ == 0, "suite %s: %d references differ from conv_ref bit for bit", *name,
+              differ);
+    }
+}
+
+// The numbers of a verdict, on a hand-made submission: dx of a layer whose last row the
+// stride never reaches, with errors planted in that row, a NaN and an infinity.
+static void test_verdict_numbers(void) {
+    // H = 6, k = 2, stride 2, pad 0: windows cover rows 0-5 ... make H = 7: row 6 is leftover
+    const grade_layer L = {.g = {.n = 2, .c = 3, .h = 7, .w = 4, .f = 2, .kh = 2, .kw = 2,
+                                 .groups = 1, .stride_h = 2, .stride_w = 2, .dilation_h = 1,
+                                 .dilation_w = 1},
+                           .dtype = CONV_FLOAT64, .bias = true, .rank = 4};
+    grade_problem p;
+    if (!grade_problem_generate(&p, &L, 3)) abort();
+    grade_shape shape;
+    grade_expected_shape(&shape, &L, GRADE_DX);
+    CHECK(shape.rank == 4 && shape.dim[2] == 7 && shape.dim[3] == 4, "dx shape");
+    const int64_t n = grade_shape_numel(&shape);
+    double *sub = copy_doubles(p.ref[GRADE_DX], n);
+    // (n=1, c=2, h=6, w=1): the largest error; (0, 0, 6, 3): a small one; both leftover
+    const int64_t big = ((1 * 3 + 2) * 7 + 6) * 4 + 1, small = ((0 * 3 + 0) * 7 + 6) * 4 + 3;
+    sub[big] = 0.75;
+    sub[small] = -0.125;
+    grade_array arr[GRADE_NTENSORS];
+    submit_one(arr, GRADE_DX, &shape, sub);
+    grade_options o;
+    grade_options_default(&o);
+    grade_report r;
+    if (!grade_check(&r, &p, arr, &o)) abort();
+    const grade_verdict *v = &r.tensor[GRADE_DX];
+    CHECK(r.graded[GRADE_DX] && !r.graded[GRADE_Y] && !r.passed && r.score == 0 &&
+              r.max_score == 1,
+          "graded/passed/score %d %d %g/%g", r.graded[GRADE_DX], r.passed, r.score, r.max_score);
+    CHECK(v->shape_ok && v->values_compared && v->mismatches == 2 && v->numel == n,
+          "mismatches %lld of %lld", (long long)v->mismatches, (long long)v->numel);
+    CHECK(v->max_abs_error == 0.75 && v->worst.index == big && v->worst.submitted == 0.75 &&
+              v->worst.expected == 0,
+          "worst %lld (%g vs %g), max abs %g", (long long)v->worst.index, v->worst.submitted,
+          v->worst.expected, v->max_abs_error);
+    // CS231n: |s - r| / max(1e-8, |s| + |r|) = 1 when r = 0
+    CHECK(v->rel_error == 1 && v->max_rel_error == 0, "rel_error %g, max rel %g",
+          v->rel_error, v->max_rel_error);
+    CHECK(v->n_first == 2 && v->first[0].index == small && v->first[1].index == big,
+          "first mismatches %d: %lld %lld", v->n_first, (long long)v->first[0].index,
+          (long long)v->first[1].index);
+    CHECK(v->has_pattern && v->pattern == GRADE_PATTERN_LEFTOVER &&
+              v->area_mismatches[GRADE_AREA_LEFTOVER] == 2,
+          "pattern %s", grade_pattern_name(v->pattern));
+    char where[64];
+    grade_format_index(where, sizeof where, "dx", v->worst.index, &v->expected_shape);
+    CHECK(strcmp(where, "dx[1, 2, 6, 1]") == 0, "worst named %s", where);
+    int rank = 0;
+    const char *const *axes = grade_axis_names(&L, GRADE_DX, &rank);
+    CHECK(rank == 4 && strcmp(axes[0], "n") == 0 && strcmp(axes[3], "w") == 0, "dx axes");
+
+    // relative errors: a value 10% off
+    memcpy(sub, p.ref[GRADE_DX], (size_t)n * sizeof *sub);
+    int64_t nonzero = 0;
+    while (p.ref[GRADE_DX][nonzero] == 0) nonzero++;
+    sub[nonzero] = p.ref[GRADE_DX][nonzero] * 1.1;
+    sub[n - 1] = NAN;
+    sub[n - 2] = INFINITY;
+    if (!grade_check(&r, &p, arr, &o)) abort();
+    const double want_cs = fabs(0.1 * p.ref[GRADE_DX][nonzero]) /
+                           (fabs(1.1 * p.ref[GRADE_DX][nonzero]) +
+                            fabs(p.ref[GRADE_DX][nonzero]));
+    CHECK(fabs(v->max_rel_error - 0.1) < 1e-12 && fabs(v->rel_error - want_cs) < 1e-12,
+          "max rel %.17g (want 0.1), rel_error %.17g (want %.17g)", v->max_rel_error,
+          v->rel_error, want_cs);
+    CHECK(v->nan_count == 1 && v->inf_count == 1 && v->mismatches == 3 &&
+              isinf(v->worst.submitted) && v->worst.index == n - 2,
+          "nan %lld inf %lld mismatches %lld worst %g at %lld", (long long)v->nan_count,
+          (long long)v->inf_count, (long long)v->mismatches, v->worst.submitted,
+          (long long)v->worst.index);
+
+    // the right values with an extra axis: compared, not passed, told so
+    memcpy(sub, p.ref[GRADE_DX], (size_t)n * sizeof *sub);
+    grade_shape extra = {5, {2, 3, 7, 4, 1}};
+    submit_one(arr, GRADE_DX, &extra, sub);
+    if (!grade_check(&r, &p, arr, &o)) abort();
+    CHECK(!v->passed && !v->shape_ok && v->values_compared && v->mismatches == 0 &&
+              has_diagnosis(v, "shape_has_extra_axes"),
+          "extra axis: passed %d shape_ok %d", v->passed, v->shape_ok);
+    // a shape that holds other values: not compared
+    grade_shape other = {4, {2, 3, 4, 7}};
+    submit_one(arr, GRADE_DX, &other, sub);
+    if (!grade_check(&r, &p, arr, &o)) abort();
+    CHECK(!v->passed && !v->values_compared && v->numel == 0, "transposed shape compared");
+
+    // required tensors count even when missing; points are per tensor
+    o.required[GRADE_DW] = true;
+    o.points[GRADE_DX] = 3;
+    o.points[GRADE_DW] = 2;
+    submit_one(arr, GRADE_DX, &shape, p.ref[GRADE_DX]);
+    if (!grade_check(&r, &p, arr, &o)) abort();
+    CHECK(r.graded[GRADE_DW] && !r.tensor[GRADE_DW].present && r.score == 3 &&
+              r.max_score == 5 && !r.passed,
+          "required dw: score %g/%g", r.score, r.max_score);
+    free(sub);
+    grade_problem_free(&p);
+}
+
+// The float32 fallback: an answer off by float32 rounding passes a float64 problem with a
+// warning, not with a given tolerance; a float32 problem uses the float32 tolerance.
+static void test_precision(void) {
+    grade_layer L = {.g = {.n = 2, .c = 3, .h = 5, .w = 6, .f = 4, .kh = 3, .kw = 3,
+                           .groups = 1, .stride_h = 1, .stride_w = 1, .dilation_h = 1,
+                           .dilation_w = 1, .pad_top = 1, .pad_bottom = 1, .pad_left = 1,
+                           .pad_right = 1},
+                     .dtype = CONV_FLOAT64, .bias = true, .rank = 4};
+    grade_problem p;
+    if (!grade_problem_generate(&p, &L, 11)) abort();
+    grade_shape shape;
+    grade_expected_shape(&shape, &L, GRADE_Y);
+    const int64_t n = grade_shape_numel(&shape);
+    double *sub = copy_doubles(p.ref[GRADE_Y], n);
+    for (int64_t i = 0; i < n; i++) sub[i] = sub[i] * (1 + 3e-7) + 1e-7;
+    grade_array arr[GRADE_NTENSORS];
+    submit_one(arr, GRADE_Y, &shape, sub);
+    grade_options o;
+    grade_options_default(&o);
+    grade_report r;
+    if (!grade_check(&r, &p, arr, &o)) abort();
+    CHECK(r.passed && r.tensor[GRADE_Y].precision_warning && r.tensor[GRADE_Y].tol.atol == 1e-4,
+          "float32-close answer: passed %d warning %d", r.passed,
+          r.tensor[GRADE_Y].precision_warning);
+    o.tol_given = true;
+    o.tol = (grade_tolerance){.atol = 1e-9, .rtol = 1e-9};
+    if (!grade_check(&r, &p, arr, &o)) abort();
+    CHECK(!r.passed && !r.tensor[GRADE_Y].precision_warning &&
+              r.tensor[GRADE_Y].n_diag == 0,
+          "given tolerance: passed %d, %d diagnoses", r.passed, r.tensor[GRADE_Y].n_diag);
+    grade_problem_free(&p);
+    L.dtype = CONV_FLOAT32;
+    if (!grade_problem_generate(&p, &L, 11)) abort();
+    grade_options_default(&o);
+    if (!grade_check(&r, &p, arr, &o)) abort();
+    CHECK(r.passed && !r.tensor[GRADE_Y].precision_warning, "float32 problem: passed %d",
+          r.passed);
+    free(sub);
+    grade_problem_free(&p);
+}
+
+// Areas of rows: dx of H = 9, k = 2, stride 3, pad 0 (windows at rows 0-1, 3-4, 6-7: rows 2
+// and 5 skipped, row 8 leftover); y of H = 5, k = 3, pad 1 (first and last output padded);
+// dx of H = 5, k = 3, pad 1 (rows 0 and 4 within the padding band).
+static void test_areas(void) {
+    const grade_layer a = {.g = {.n = 1, .c = 1, .h = 9, .w = 9, .f = 1, .kh = 2, .kw = 2,
+                                 .groups = 1, .stride_h = 3, .stride_w = 3, .dilation_h = 1,
+                                 .dilation_w = 1},
+                           .dtype = CONV_FLOAT64, .rank = 4};
+    grade_area rows[9];
+    grade_axis_areas(rows, &a, GRADE_DX, true);
+    const grade_area want_a[9] = {GRADE_AREA_INTERIOR, GRADE_AREA_INTERIOR,
+                                  GRADE_AREA_STRIDE_SKIPPED, GRADE_AREA_INTERIOR,
+                                  GRADE_AREA_INTERIOR, GRADE_AREA_STRIDE_SKIPPED,
+                                  GRADE_AREA_INTERIOR, GRADE_AREA_INTERIOR, GRADE_AREA_LEFTOVER};
+    CHECK(memcmp(rows, want_a, sizeof want_a) == 0, "dx areas with gaps: %d %d %d ... %d",
+          rows[0], rows[2], rows[5], rows[8]);
+    grade_layer b = a;
+    b.g.h = b.g.w = 5, b.g.kh = b.g.kw = 3, b.g.stride_h = b.g.stride_w = 1;
+    b.g.pad_top = b.g.pad_bottom = b.g.pad_left = b.g.pad_right = 1;
+    grade_axis_areas(rows, &b, GRADE_Y, true);
+    CHECK(rows[0] == GRADE_AREA_BORDER && rows[1] == GRADE_AREA_INTERIOR &&
+              rows[3] == GRADE_AREA_INTERIOR && rows[4] == GRADE_AREA_BORDER,
+          "y areas: %d %d %d %d", rows[0], rows[1], rows[3], rows[4]);
+    grade_axis_areas(rows, &b, GRADE_DX, true);
+    CHECK(rows[0] == GRADE_AREA_BORDER && rows[2] == GRADE_AREA_INTERIOR &&
+              rows[4] == GRADE_AREA_BORDER,
+          "dx areas with padding: %d %d %d", rows[0], rows[2], rows[4]);
+}
+
+// Counts of one sweep: every candidate that differs from the reference is diagnosed as its
+// own mistake; right answers are never diagnosed.
+typedef struct {
+    int right_failed, right_diagnosed, perturbed_diagnosed;
+    int candidates_tried, candidates_missed;
+    int found[32];
+    char first_miss[200];
+} sweep_counts;
+
+// Whether v names a mistake other than k's whose answer on this layer is k's, value for value.
+static bool twin_diagnosed(const grade_candidates *c, const grade_candidate *k,
+                           const grade_verdict *v) {
+    for (size_t i = 0; i < c->count; i++) {
+        const grade_candidate *o = &c->items[i];
+        if (o->mutant == k->mutant || !has_diagnosis(v, grade_mutants[o->mutant].id) ||
+            !grade_shape_equal(&o->shape, &k->shape))
+            continue;
+        if (memcmp(o->data, k->data, (size_t)grade_shape_numel(&k->shape) * sizeof(double)) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void check_problem(sweep_counts *sc, const grade_problem *p) {
+    grade_options o;
+    grade_options_default(&o);
+    grade_report r;
+    grade_array arr[GRADE_NTENSORS];
+    for (int t = 0; t < GRADE_NTENSORS; t++) {
+        grade_shape shape;
+        grade_expected_shape(&shape, &p->layer, (grade_tensor)t);
+        const int64_t n = grade_shape_numel(&shape);
+        // the right answer, from the naive reference
+        double *right = conv_xmalloc((size_t)n * sizeof(double));
+        const conv_geom *g = &p->layer.g;
+        switch (t) {
+        case GRADE_Y: conv_ref_forward(right, p->x, p->w, p->b, g); break;
+        case GRADE_DX: conv_ref_backward_data(right, p->dy, p->w, g); break;
+        case GRADE_DW: conv_ref_backward_weights(right, p->dy, p->x, g); break;
+        default: conv_ref_backward_bias(right, p->dy, g); break;
+        }
+        submit_one(arr, (grade_tensor)t, &shape, right);
+        if (!grade_check(&r, p, arr, &o)) abort();
+        if (!r.passed) sc->right_failed++;
+        sc->right_diagnosed += r.tensor[t].n_diag;
+        // one value off by 1/3 (never a sum of the generator's values): wrong, unexplained
+        right[n / 2] += 1.0 / 3;
+        if (!grade_check(&r, p, arr, &o)) abort();
+        if (r.passed) sc->right_failed++;
+        sc->perturbed_diagnosed += r.tensor[t].n_diag;
+        free(right);
+
+        grade_candidates c = {0};
+        if (!grade_candidates_build(&c, p, (grade_tensor)t)) abort();
+        for (size_t i = 0; i < c.count; i++) {
+            const grade_candidate *k = &c.items[i];
+            submit_one(arr, (grade_tensor)t, &k->shape, k->data);
+            if (!grade_check(&r, p, arr, &o)) abort();
+            if (r.passed) continue; // this mistake gives the right answer on this layer
+            sc->candidates_tried++;
+            const char *id = grade_mutants[k->mutant].id;
+            if (has_diagnosis(&r.tensor[t], id)) {
+                sc->found[k->mutant]++;
+                continue;
+            }
+            // on some layers a mistake only adds an axis of size 1 to the right values, or
+            // gives exactly what another mistake gives
+            if ((r.tensor[t].values_compared && r.tensor[t].mismatches == 0 &&
+                 has_diagnosis(&r.tensor[t], "shape_has_extra_axes")) ||
+                twin_diagnosed(&c, k, &r.tensor[t]))
+                continue;
+            if (sc->candidates_missed++ == 0) {
+                char buf[120];
+                describe_diagnoses(buf, sizeof buf, &r.tensor[t]);
+                snprintf(sc->first_miss, sizeof sc->first_miss, "%s of %s (%s) got: %s", id,
+                         grade_tensor_name((grade_tensor)t), k->variant, buf);
+            }
+        }
+        grade_candidates_free(&c);
+    }
+}
+
+// A randomized sweep over every configuration class the conv tests use, plus the suites.
+static void test_sweep(void) {
+    sweep_counts sc = {0};
+    uint64_t rng = 0x5eed;
+    for (int i = 0; i < SWEEP_CASES; i++) {
+        grade_layer L = {.dtype = CONV_FLOAT64, .rank = 4};
+        conv_random_geom(&L.g, &L.bias, &rng);
+        grade_problem p;
+        if (!grade_problem_generate(&p, &L, t_rand_u64(&rng))) abort();
+        check_problem(&sc, &p);
+        grade_problem_free(&p);
+    }
+    for (const char *const *name = grade_suite_names; *name; name++) {
+        size_t count = 0;
+        const grade_suite_entry *suite = grade_suite(*name, &count);
+        for (size_t i = 0; i < count; i++) {
+            grade_problem p;
+            if (!grade_problem_generate(&p, &suite[i].layer, grade_suite_problem_seed(1, i)))
+                abort();
+            check_problem(&sc, &p);
+            grade_problem_free(&p);
+        }
+    }
+    CHECK(sc.right_failed == 0, "%d right (or perturbed) answers judged wrongly",
+          sc.right_failed);
+    CHECK(sc.right_diagnosed == 0, "%d diagnoses on right answers", sc.right_diagnosed);
+    CHECK(sc.perturbed_diagnosed == 0, "%d diagnoses on answers with one value off",
+          sc.perturbed_diagnosed);
+    CHECK(sc.candidates_missed == 0, "%d of %d mistaken answers not diagnosed as their "
+          "mistake; first: %s", sc.candidates_missed, sc.candidates_tried, sc.first_miss);
+    for (size_t m = 0; m < grade_n_mutants; m++)
+        CHECK(sc.found[m] > 0, "mutant %s never diagnosed in the sweep", grade_mutants[m].id);
+}
+
+// Each suite exposes every mistake its layers can show: some problem where the mistake's
+// answer differs from the right one. cs231n layers have one stride and no dilation.
+static void test_suites_expose(void) {
+    for (const char *const *name = grade_suite_names; *name; name++) {
+        size_t count = 0;
+        const grade_suite_entry *suite = grade_suite(*name, &count);
+        bool exposed[64] = {false};
+        for (size_t i = 0; i < count; i++) {
+            grade_problem p;
+            if (!grade_problem_generate(&p, &suite[i].layer, grade_suite_problem_seed(1, i)))
+                abort();
+            for (int t = 0; t < GRADE_NTENSORS; t++) {
+                grade_candidates c = {0};
+                if (!grade_candidates_build(&c, &p, (grade_tensor)t)) abort();
+                grade_tolerance tol;
+                grade_tolerance_default(&tol, CONV_FLOAT64);
+                grade_shape want;
+                grade_expected_shape(&want, &p.layer, (grade_tensor)t);
+                for (size_t k = 0; k < c.count; k++) {
+                    const grade_candidate *cand = &c.items[k];
+                    bool differs = !grade_shape_equal_squeezed(&cand->shape, &want) ||
+                                   cand->match == GRADE_MATCH_SINGLE_TERMS;
+                    for (int64_t e = 0; !differs && e < grade_shape_numel(&want); e++)
+                        differs = !grade_within(cand->data[e], p.ref[t][e], &tol);
+                    if (differs) exposed[cand->mutant] = true;
+                }
+                grade_candidates_free(&c);
+            }
+            grade_problem_free(&p);
+        }
+        const bool cs231n = strcmp(*name, "cs231n") == 0;
+        for (size_t m = 0; m < grade_n_mutants; m++) {
+            const char *id = grade_mutants[m].id;
+            const bool impossible =
+                cs231n && (strcmp(id, "stride_h_used_for_w") == 0 ||
+                           strcmp(id, "stride_w_used_for_h") == 0 ||
+                           strcmp(id, "dilation_ignored") == 0);
+            CHECK(exposed[m] != impossible, "suite %s %s mistake %s", *name,
+                  impossible ? "claims to expose" : "does not expose", id);
+        }
+    }
+}
+
+// Problems stated in rank 3 (one image) and 2 (one image, one channel): expected shapes
+// follow the rank and right answers in that rank pass.
+static void test_ranks(void) {
+    grade_layer L = {.g = {.n = 1, .c = 1, .h = 6, .w = 5, .f = 1, .kh = 3, .kw = 2,
+                           .groups = 1, .stride_h = 1, .stride_w = 2, .dilation_h = 1,
+                           .dilation_w = 1, .pad_top = 1, .pad_bottom = 1},
+                     .dtype = CONV_FLOAT64, .bias = true, .rank = 2};
+    grade_problem p;
+    if (!grade_problem_generate(&p, &L, 5)) abort();
+    grade_shape s[GRADE_NTENSORS];
+    grade_array arr[GRADE_NTENSORS];
+    for (int t = 0; t < GRADE_NTENSORS; t++) {
+        grade_expected_shape(&s[t], &L, (grade_tensor)t);
+        arr[t] = (grade_array){.present = true, .shape = s[t], .data = p.ref[t]};
+    }
+    CHECK(s[GRADE_Y].rank == 2 && s[GRADE_DX].rank == 2 && s[GRADE_DW].rank == 2 &&
+              s[GRADE_DW].dim[0] == 3 && s[GRADE_DB].rank == 1 && s[GRADE_DB].dim[0] == 1,
+          "rank-2 shapes: y %d dx %d dw %d (%lld) db %d", s[0].rank, s[1].rank, s[2].rank,
+          (long long)s[2].dim[0], s[3].rank);
+    grade_options o;
+    grade_options_default(&o);
+    grade_report r;
+    if (!grade_check(&r, &p, arr, &o)) abort();
+    CHECK(r.passed && r.score == 4, "rank-2 right answers: score %g", r.score);
+    // a dx with its padding left on (rank 2: (H+2, W))
+    grade_candidates c = {0};
+    if (!grade_candidates_build(&c, &p, GRADE_DX)) abort();
+    bool found = false;
+    for (size_t i = 0; i < c.count; i++) {
+        if (strcmp(grade_mutants[c.items[i].mutant].id, "dx_padding_not_cropped") != 0) continue;
+        CHECK(c.items[i].shape.rank == 2 && c.items[i].shape.dim[0] == 8 &&
+                  c.items[i].shape.dim[1] == 5,
+              "uncropped dx in rank 2 has rank %d", c.items[i].shape.rank);
+        submit_one(arr, GRADE_DX, &c.items[i].shape, c.items[i].data);
+        if (!grade_check(&r, &p, arr, &o)) abort();
+        found = has_diagnosis(&r.tensor[GRADE_DX], "dx_padding_not_cropped");
+    }
+    CHECK(found, "rank-2 uncropped dx not diagnosed");
+    grade_candidates_free(&c);
+    grade_problem_free(&p);
+}
+
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+// The budget: graders get half a core. A suite of 10 problems, all four tensors wrong (the
+// worst case: every mistake is tried), generated and checked in under 1 s of CPU.
+static void test_cpu_budget(void) {
+    size_t count = 0;
+    const grade_suite_entry *suite = grade_suite("cs231n", &count);
+    const double start = cpu_seconds();
+    int diagnosed = 0;
+    for (size_t i = 0; i < count; i++) {
+        grade_problem p;
+        if (!grade_problem_generate(&p, &suite[i].layer, grade_suite_problem_seed(42, i)))
+            abort();
+        grade_array arr[GRADE_NTENSORS];
+        double *wrong[GRADE_NTENSORS];
+        for (int t = 0; t < GRADE_NTENSORS; t++) {
+            grade_shape s;
+            grade_expected_shape(&s, &p.layer, (grade_tensor)t);
+            wrong[t] = copy_doubles(p.ref[t], grade_shape_numel(&s));
+            for (int64_t e = 0; e < grade_shape_numel(&s); e++) wrong[t][e] *= 2;
+            arr[t] = (grade_array){.present = true, .shape = s, .data = wrong[t]};
+        }
+        grade_options o;
+        grade_options_default(&o);
+        grade_report r;
+        if (!grade_check(&r, &p, arr, &o)) abort();
+        diagnosed += !r.passed;
+        for (int t = 0; t < GRADE_NTENSORS; t++) free(wrong[t]);
+        grade_problem_free(&p);
+    }
+    const double cpu = cpu_seconds() - start;
+    printf("cpu budget: 10 problems x 4 wrong tensors checked in %.3f s of CPU\n", cpu);
+#if defined(__SANITIZE_ADDRESS__)
+    const double limit = 20.0; // sanitizers slow the loops down ~10x
+#else
+    const double limit = 1.0;
+#endif
+    CHECK(diagnosed == 10 && cpu < limit, "%d failed, %.3f s of CPU (limit %.1f)", diagnosed,
+          cpu, limit);
+}
+
+int main(int argc, char **argv) {
+    blas_boot(argv);
+    test_generator();
+    test_references();
+    test_verdict_numbers();
+    test_precision();
+    test_areas();
+    test_ranks();
+    test_suites_expose();
+    test_sweep();
+    test_cpu_budget();
+    return t_finish("test_grade");
+}

@@ -321,6 +321,35 @@ static inline size_t th_read(int fd, char *buf, size_t cap, int timeout_ms, cons
     return n;
 }
 
+// Reads one HTTP response (headers, then Content-Length bytes of body) into buf. Returns its
+// status (0 when none arrived in `timeout_ms`); *closed tells whether the peer closed.
+static inline int th_read_response(int fd, char *buf, size_t cap, int timeout_ms, bool *closed) {
+    size_t n = 0;
+    *closed = false;
+    double deadline = th_now() + timeout_ms / 1000.0;
+    buf[0] = '\0';
+    while (n < cap - 1) {
+        const char *end = strstr(buf, "\r\n\r\n");
+        if (end) {
+            const char *length = strcasestr(buf, "\r\nContent-Length:");
+            size_t want =
+                (size_t)(end + 4 - buf) + (length && length < end ? atol(length + 17) : 0);
+            if (n >= want) break;
+        }
+        int left = (int)((deadline - th_now()) * 1000);
+        struct pollfd p = {fd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, left) <= 0) break;
+        ssize_t got = recv(fd, buf + n, cap - 1 - n, 0);
+        if (got <= 0) {
+            *closed = true;
+            break;
+        }
+        n += (size_t)got;
+        buf[n] = '\0';
+    }
+    return strncmp(buf, "HTTP/1.", 7) == 0 ? atoi(buf + 9) : 0;
+}
+
 // ---------------------------------------------------------------- tensors
 
 // A v1 tensor in either form as flat doubles and a shape (rank <= 8). False when malformed.

@@ -21,12 +21,11 @@ static int core_is_generic(const char *core) {
     return 0;
 }
 
-static const char *core_for_this_cpu(void) {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-        return "SkylakeX";
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+const char *blas_core_upgrade(const char *env_value, const char *detected, int has_avx512,
+                              int has_avx2) {
+    if ((env_value && *env_value) || !core_is_generic(detected)) return NULL;
+    if (has_avx512) return "SkylakeX";
+    if (has_avx2) return "Haswell";
     return NULL;
 }
 
@@ -36,14 +35,19 @@ void blas_boot(char **argv) {
         core_source = "convd";
     } else if (env && *env) {
         core_source = "environment";
-    } else if (core_is_generic(openblas_get_corename())) {
-        const char *better = core_for_this_cpu();
+    } else {
+        __builtin_cpu_init();
+        int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        const char *better = blas_core_upgrade(env, openblas_get_corename(), avx512, avx2);
         if (better) {
             setenv("OPENBLAS_CORETYPE", better, 1);
             setenv(REEXEC_MARK, "1", 1);
             execv("/proc/self/exe", argv);
             // exec failed: carry on with the generic kernels, still correct, only slower.
             unsetenv(REEXEC_MARK);
+            unsetenv("OPENBLAS_CORETYPE");
         }
     }
     openblas_set_num_threads(1);

@@ -9,6 +9,12 @@
 // Then BLAS is set to one thread: convd parallelises itself (docs/THREADING.md).
 void blas_boot(char **argv);
 
+// The decision blas_boot() takes, as a pure function for tests: the core to load instead of
+// `detected` (OpenBLAS's own pick), or NULL to keep it. `env_value` is OPENBLAS_CORETYPE as
+// set by the user (NULL or "" when unset), which always wins.
+const char *blas_core_upgrade(const char *env_value, const char *detected, int has_avx512,
+                              int has_avx2);
+
 // The OpenBLAS core in use ("SkylakeX", "Haswell", ...), and how it was chosen:
 // "detected", "environment" (OPENBLAS_CORETYPE set by the user) or "convd" (set by blas_boot).
 const char *blas_core_name(void);

@@ -84,14 +84,22 @@ static inline void conv_random_geom(conv_geom *g, bool *bias, uint64_t *rng) {
         break;
     case 2: // 1x1: the plain GEMM case exactly, or one of the things that must leave it
         g->kh = g->kw = 1;
+        g->stride_h = g->stride_w = 1;
         switch (t_rand_int(rng, 0, 3)) {
-        case 0:
-            g->stride_h = g->stride_w = g->dilation_h = g->dilation_w = 1;
+        case 0: // plain (dilation is irrelevant to a 1x1 kernel and stays random)
             g->pad_top = g->pad_bottom = g->pad_left = g->pad_right = 0;
             break;
         case 1: g->stride_h = g->stride_w = 2; break;
-        case 2: g->pad_left = 1; break; // one padded side is enough to leave the plain case
-        default: g->stride_w = 2; g->pad_top = g->pad_bottom = 0; break;
+        case 2: { // stride 1 with padding on one side only
+            int64_t *sides[] = {&g->pad_top, &g->pad_bottom, &g->pad_left, &g->pad_right};
+            for (int i = 0; i < 4; i++) *sides[i] = 0;
+            *sides[t_rand_int(rng, 0, 3)] = t_rand_int(rng, 1, 2);
+            break;
+        }
+        default: // strided along one axis only, unpadded
+            g->pad_top = g->pad_bottom = g->pad_left = g->pad_right = 0;
+            *(t_rand_int(rng, 0, 1) ? &g->stride_h : &g->stride_w) = 2;
+            break;
         }
         break;
     case 3: // depthwise: groups == C, F a multiple of C
@@ -234,12 +242,13 @@ static inline void conv_case_retype(conv_case *cc, conv_dtype dt) {
     cc->dt = dt;
 }
 
-// `g` must be valid (conv_geom_check accepts it).
-static inline void conv_case_init(conv_case *cc, const conv_geom *g, bool bias, conv_dtype dt,
-                                  uint64_t *rng) {
+// Makes a case of given inputs, which it takes over (heap blocks, freed by conv_case_free; b
+// may be NULL). `g` must be valid (conv_geom_check accepts it); for float32 the values must
+// be float32-exact.
+static inline void conv_case_adopt(conv_case *cc, const conv_geom *g, double *x, double *w,
+                                   double *b, double *dy, conv_dtype dt) {
     memset(cc, 0, sizeof *cc);
     cc->g = *g;
-    cc->dt = dt;
     const int64_t ho = conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
                                          g->pad_bottom);
     const int64_t wo = conv_ref_out_size(g->w, g->kw, g->stride_w, g->dilation_w, g->pad_left,
@@ -248,10 +257,10 @@ static inline void conv_case_init(conv_case *cc, const conv_geom *g, bool bias, 
     cc->count[PASS_DATA] = g->n * g->c * g->h * g->w;
     cc->count[PASS_WEIGHTS] = g->f * (g->c / g->groups) * g->kh * g->kw;
     cc->count[PASS_BIAS] = g->f;
-    cc->x = conv_random_tensor(cc->count[PASS_DATA], dt, rng);
-    cc->w = conv_random_tensor(cc->count[PASS_WEIGHTS], dt, rng);
-    cc->b = bias ? conv_random_tensor(g->f, dt, rng) : NULL;
-    cc->dy = conv_random_tensor(cc->count[PASS_FORWARD], dt, rng);
+    cc->x = x;
+    cc->w = w;
+    cc->b = b;
+    cc->dy = dy;
     conv_ref_all(cc->ref, cc->count, cc->x, cc->w, cc->b, cc->dy, g);
     double *ax = conv_abs_copy(cc->x, cc->count[PASS_DATA]);
     double *aw = conv_abs_copy(cc->w, cc->count[PASS_WEIGHTS]);
@@ -263,6 +272,20 @@ static inline void conv_case_init(conv_case *cc, const conv_geom *g, bool bias, 
     free(ab);
     free(ady);
     conv_case_retype(cc, dt);
+}
+
+// A case of random inputs in [-1, 1), float32-exact when dt is float32.
+static inline void conv_case_init(conv_case *cc, const conv_geom *g, bool bias, conv_dtype dt,
+                                  uint64_t *rng) {
+    const int64_t ho = conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
+                                         g->pad_bottom);
+    const int64_t wo = conv_ref_out_size(g->w, g->kw, g->stride_w, g->dilation_w, g->pad_left,
+                                         g->pad_right);
+    double *x = conv_random_tensor(g->n * g->c * g->h * g->w, dt, rng);
+    double *w = conv_random_tensor(g->f * (g->c / g->groups) * g->kh * g->kw, dt, rng);
+    double *b = bias ? conv_random_tensor(g->f, dt, rng) : NULL;
+    double *dy = conv_random_tensor(g->n * g->f * ho * wo, dt, rng);
+    conv_case_adopt(cc, g, x, w, b, dy, dt);
 }
 
 static inline void conv_case_free(conv_case *cc) {
@@ -300,7 +323,8 @@ static inline bool conv_same_values(const void *t_dt, const double *t, int64_t c
 }
 
 // Scratch for one exec: `bytes` usable bytes starting `misalign` bytes past a 64-byte boundary,
-// ending exactly where the allocation ends (so ASan sees any write past it).
+// ending exactly where the allocation ends (so ASan sees any write past it); no bytes means
+// a NULL workspace, which passes that need none must accept.
 typedef struct {
     void *block;
     conv_exec ex;
@@ -309,7 +333,7 @@ typedef struct {
 static inline void conv_scratch_init(conv_scratch *s, size_t bytes, size_t misalign,
                                      int threads) {
     if (posix_memalign(&s->block, 64, bytes + misalign + (bytes + misalign == 0))) abort();
-    s->ex.workspace = (char *)s->block + misalign;
+    s->ex.workspace = bytes ? (char *)s->block + misalign : NULL;
     s->ex.workspace_bytes = bytes;
     s->ex.threads = threads;
 }

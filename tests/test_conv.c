@@ -128,6 +128,47 @@ static void sweep_case(sweep_state *st, const conv_case *cc, int min_threads) {
           "config %d %s bias=%d %s: %s", st->config, st->desc, st->bias, dt_name, why);
 }
 
+// What the sweep must reach, so that a change to the generator cannot quietly drop a class.
+enum {
+    COV_POINTWISE, COV_1X1_PADDED, COV_1X1_STRIDED, COV_DEPTHWISE, COV_GROUPED, COV_SAME_EVEN,
+    COV_KERNEL_OVER_INPUT, COV_LEFTOVER, COV_ASYMMETRIC, COV_DILATED, COV_H_NE_W, COV_NCF_DIFFER,
+    COV_BIAS, COV_NO_BIAS, COV_THREADED, COV_KINDS
+};
+static const char *const coverage_name[COV_KINDS] = {
+    "1x1 stride 1 unpadded", "1x1 stride 1 padded", "1x1 strided", "depthwise", "1 < groups < C",
+    "'same' with an even kernel", "kernel larger than the input", "rows left over by the stride",
+    "asymmetric padding", "dilation > 1", "H != W", "N, C, F all different", "bias", "no bias",
+    "split over threads"};
+
+static void tally_coverage(int count[COV_KINDS], const conv_geom *g, bool bias, bool threaded) {
+    const int64_t ho = conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
+                                         g->pad_bottom);
+    const int64_t wo = conv_ref_out_size(g->w, g->kw, g->stride_w, g->dilation_w, g->pad_left,
+                                         g->pad_right);
+    const int64_t span_h = g->dilation_h * (g->kh - 1) + 1, span_w = g->dilation_w * (g->kw - 1) + 1;
+    const bool one = g->kh == 1 && g->kw == 1, stride1 = g->stride_h == 1 && g->stride_w == 1;
+    const bool padded = g->pad_top || g->pad_bottom || g->pad_left || g->pad_right;
+    const bool hit[COV_KINDS] = {
+        [COV_POINTWISE] = one && stride1 && !padded,
+        [COV_1X1_PADDED] = one && stride1 && padded,
+        [COV_1X1_STRIDED] = one && !stride1,
+        [COV_DEPTHWISE] = g->groups == g->c && g->groups > 1,
+        [COV_GROUPED] = g->groups > 1 && g->groups < g->c,
+        [COV_SAME_EVEN] = stride1 && ho == g->h && wo == g->w && (g->kh % 2 == 0 || g->kw % 2 == 0),
+        [COV_KERNEL_OVER_INPUT] = span_h > g->h || span_w > g->w,
+        [COV_LEFTOVER] = (g->h + g->pad_top + g->pad_bottom - span_h) % g->stride_h != 0 ||
+                         (g->w + g->pad_left + g->pad_right - span_w) % g->stride_w != 0,
+        [COV_ASYMMETRIC] = g->pad_top != g->pad_bottom || g->pad_left != g->pad_right,
+        [COV_DILATED] = (g->dilation_h > 1 && g->kh > 1) || (g->dilation_w > 1 && g->kw > 1),
+        [COV_H_NE_W] = g->h != g->w,
+        [COV_NCF_DIFFER] = g->n != g->c && g->c != g->f && g->n != g->f,
+        [COV_BIAS] = bias,
+        [COV_NO_BIAS] = !bias,
+        [COV_THREADED] = threaded,
+    };
+    for (int k = 0; k < COV_KINDS; k++) count[k] += hit[k];
+}
+
 // Several hundred random configurations (conv_random_geom), each in float32 and float64 with
 // its own inputs. One in THREADED_EVERY is grown until the fast path splits it over 2 or 3
 // threads; those run with 2 and 3 threads only and share float32-exact inputs between the
@@ -136,6 +177,7 @@ static void test_sweep(void) {
     enum { THREADED_EVERY = 32 };
     uint64_t rng = 20240611;
     sweep_state st = {0};
+    int coverage[COV_KINDS] = {0};
     for (int i = 0; i < SWEEP_CONFIGS; i++) {
         conv_geom g;
         const bool threaded = i % THREADED_EVERY == 0;
@@ -143,6 +185,7 @@ static void test_sweep(void) {
         while (threaded &&
                !conv_grow_geom(&g, i % (2 * THREADED_EVERY) ? 9e6 : 13e6, 150000, &rng));
         st.config = i;
+        tally_coverage(coverage, &g, st.bias, threaded);
         conv_geom_describe(st.desc, sizeof st.desc, &g);
         conv_error err = {0};
         if (!CHECK(conv_geom_check(&g, CONV_FLOAT64, &err) == CONV_OK,
@@ -162,6 +205,11 @@ static void test_sweep(void) {
             sweep_case(&st, &cc, 1);
             conv_case_free(&cc);
         }
+    }
+    printf("sweep coverage:");
+    for (int k = 0; k < COV_KINDS; k++) {
+        printf(" %s %d%s", coverage_name[k], coverage[k], k + 1 < COV_KINDS ? "," : "\n");
+        CHECK(coverage[k] >= 5, "the sweep has %d configs with %s", coverage[k], coverage_name[k]);
     }
     CHECK(st.chunked > 0 && st.unchunked > 0,
           "the sweep must reach both chunked (%d) and unchunked (%d) workspaces", st.chunked,

@@ -1,0 +1,110 @@
+// Concurrent passes: several threads call the conv core at once, each with its own workspace,
+// some asking for 2 threads inside, and every result must equal the reference. This is what
+// shows that single-threaded BLAS under our own threads is safe (docs/THREADING.md): any
+// shared scratch, global state or BLAS buffer race would corrupt some result here.
+#include <cblas.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/conv.h"
+#include "server/blas_boot.h"
+#include "tests/conv_harness.h"
+#include "tests/testlib.h"
+
+enum {
+    WORKERS = 5,
+    SMALL_CASES = 6,    // per worker, one thread inside whatever is asked
+    THREADED_CASES = 2, // per worker, large enough for the fast path to use 2 threads
+    CASES = SMALL_CASES + THREADED_CASES,
+    ROUNDS = 4, // each round runs every pass of every case once, with a fresh exec
+    RESULTS = ROUNDS * CASES * PASS_COUNT,
+};
+
+typedef struct {
+    int case_index, threads;
+    conv_pass pass;
+    size_t workspace;
+    bool ok;
+    char why[384];
+} pass_result;
+
+typedef struct {
+    int id;
+    pthread_barrier_t *start;
+    conv_case cases[CASES];
+    char desc[CASES][256];
+    pass_result results[RESULTS];
+    int count;
+} worker;
+
+// Cases are built (reference included) before the barrier, so that afterwards the workers
+// spend their time in the fast path together.
+static void *worker_main(void *arg) {
+    worker *wk = arg;
+    uint64_t rng = 0xC0FFEEull + (uint64_t)wk->id * 7919;
+    for (int i = 0; i < CASES; i++) {
+        conv_geom g;
+        bool bias;
+        const bool threaded = i >= SMALL_CASES;
+        do conv_random_geom(&g, &bias, &rng);
+        while (threaded && !conv_grow_geom(&g, 9e6, 150000, &rng));
+        conv_case_init(&wk->cases[i], &g, bias, t_rand_int(&rng, 0, 1) ? CONV_FLOAT64 : CONV_FLOAT32,
+                       &rng);
+        conv_geom_describe(wk->desc[i], sizeof wk->desc[i], &g);
+    }
+    pthread_barrier_wait(wk->start);
+    for (int round = 0; round < ROUNDS; round++)
+        for (int i = 0; i < CASES; i++) {
+            const conv_case *cc = &wk->cases[i];
+            const int threads = (int)t_rand_int(&rng, 1, 2);
+            size_t bytes = conv_workspace_size(&cc->g, cc->dt, threads, CONV_WORKSPACE_CAP_DEFAULT);
+            if (t_rand_int(&rng, 0, 1)) bytes = conv_workspace_min(&cc->g, cc->dt, threads);
+            conv_scratch s;
+            conv_scratch_init(&s, bytes, 0, threads);
+            for (conv_pass p = PASS_FORWARD; p < PASS_COUNT; p++) {
+                pass_result *r = &wk->results[wk->count++];
+                *r = (pass_result){.case_index = i, .threads = threads, .pass = p,
+                                   .workspace = bytes};
+                r->ok = conv_case_check(cc, p, &s.ex, r->why, sizeof r->why, NULL);
+            }
+            conv_scratch_free(&s);
+        }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_boot(argv);
+    CHECK(openblas_get_num_threads() == 1, "OpenBLAS runs %d threads; convd needs 1",
+          openblas_get_num_threads());
+    static worker workers[WORKERS];
+    pthread_t tid[WORKERS];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, WORKERS);
+    for (int t = 0; t < WORKERS; t++) {
+        workers[t].id = t;
+        workers[t].start = &start;
+        if (pthread_create(&tid[t], NULL, worker_main, &workers[t]) != 0) {
+            fprintf(stderr, "cannot start worker %d\n", t);
+            return 1;
+        }
+    }
+    for (int t = 0; t < WORKERS; t++) pthread_join(tid[t], NULL);
+    pthread_barrier_destroy(&start);
+    for (int t = 0; t < WORKERS; t++) {
+        worker *wk = &workers[t];
+        CHECK(wk->count == RESULTS, "worker %d ran %d passes of %d", t, wk->count, RESULTS);
+        for (int k = 0; k < wk->count; k++) {
+            const pass_result *r = &wk->results[k];
+            const conv_case *cc = &wk->cases[r->case_index];
+            CHECK(r->ok, "worker %d case %d (%s, %s) threads %d workspace %zu: %s", t,
+                  r->case_index, wk->desc[r->case_index],
+                  cc->dt == CONV_FLOAT32 ? "float32" : "float64", r->threads, r->workspace,
+                  r->why);
+        }
+        for (int i = 0; i < CASES; i++) conv_case_free(&wk->cases[i]);
+    }
+    return t_finish("test_conv_threads");
+}

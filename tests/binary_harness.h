@@ -1,0 +1,288 @@
+// binary_harness: what the binary-format tests share, written independently of api/codec*.c so
+// that the tests judge the codecs rather than repeat them: a safetensors writer and reader, the
+// golden cases as tensors, and the comparison of flat tensors.
+// Header-only (static inline) because the Makefile links each test with testlib.c alone.
+#ifndef BINARY_HARNESS_H
+#define BINARY_HARNESS_H
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/testlib.h"
+
+// A growable byte string.
+typedef struct {
+    char *data;
+    size_t len, cap;
+} bh_bytes;
+
+static inline void bh_put(bh_bytes *b, const void *data, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown) abort(); // a test without memory cannot say anything useful
+        b->data = grown;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->data + b->len, data, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static inline void bh_puts(bh_bytes *b, const char *s) { bh_put(b, s, strlen(s)); }
+
+static inline void bh_printf(bh_bytes *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline void bh_printf(bh_bytes *b, const char *fmt, ...) {
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < (int)sizeof small) {
+        bh_put(b, small, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    bh_put(b, big, (size_t)n);
+    free(big);
+}
+
+static inline void bh_free(bh_bytes *b) {
+    free(b->data);
+    *b = (bh_bytes){0};
+}
+
+// A dense tensor held as doubles whatever its wire dtype.
+typedef struct {
+    char name[16];
+    int rank;
+    long long shape[8];
+    size_t n;
+    double *data;
+} bh_tensor;
+
+static inline void bh_tensor_free(bh_tensor *t) {
+    free(t->data);
+    t->data = NULL;
+}
+
+// A v1 JSON tensor (either form) as a bh_tensor; false when malformed.
+static inline bool bh_from_json_rec(bh_tensor *t, const cJSON *v, int depth) {
+    if (cJSON_IsNumber(v)) {
+        t->data = realloc(t->data, (t->n + 1) * sizeof *t->data);
+        t->data[t->n++] = v->valuedouble;
+        return true;
+    }
+    if (!cJSON_IsArray(v) || depth >= 8) return false;
+    if (depth >= t->rank) t->rank = depth + 1, t->shape[depth] = cJSON_GetArraySize(v);
+    const cJSON *item;
+    cJSON_ArrayForEach(item, v) if (!bh_from_json_rec(t, item, depth + 1)) return false;
+    return true;
+}
+
+static inline bool bh_from_json(bh_tensor *t, const char *name, const cJSON *v) {
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    if (!cJSON_IsObject(v)) return bh_from_json_rec(t, v, 0);
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(v, "shape"), *d;
+    bh_tensor flat = {0};
+    if (!bh_from_json_rec(&flat, cJSON_GetObjectItemCaseSensitive(v, "data"), 0)) return false;
+    t->data = flat.data;
+    t->n = flat.n;
+    cJSON_ArrayForEach(d, shape) t->shape[t->rank++] = (long long)d->valuedouble;
+    return true;
+}
+
+static inline size_t bh_numel(const bh_tensor *t) {
+    size_t n = 1;
+    for (int i = 0; i < t->rank; i++) n *= (size_t)t->shape[i];
+    return n;
+}
+
+static inline void bh_shape_json(bh_bytes *b, const bh_tensor *t) {
+    bh_puts(b, "[");
+    for (int i = 0; i < t->rank; i++) bh_printf(b, "%s%lld", i ? "," : "", t->shape[i]);
+    bh_puts(b, "]");
+}
+
+// Appends t's elements as little-endian float32 or float64.
+static inline void bh_put_elements(bh_bytes *b, const bh_tensor *t, bool f64) {
+    for (size_t i = 0; i < t->n; i++) {
+        if (f64) {
+            bh_put(b, &t->data[i], 8);
+        } else {
+            float f = (float)t->data[i];
+            bh_put(b, &f, 4);
+        }
+    }
+}
+
+// A safetensors body: the tensors in order, F32 or F64, `metadata` a JSON object text (or NULL)
+// written as __metadata__, the header padded with spaces to `pad_to` bytes after the 8 (1 = no
+// padding, 8 = the reference writer's alignment).
+static inline void bh_safetensors(bh_bytes *out, const bh_tensor *tensors, int count, bool f64,
+                                  const char *metadata, int pad_to) {
+    bh_bytes header = {0};
+    bh_puts(&header, "{");
+    if (metadata) bh_printf(&header, "\"__metadata__\":%s", metadata);
+    size_t offset = 0, elt = f64 ? 8 : 4;
+    for (int i = 0; i < count; i++) {
+        size_t bytes = tensors[i].n * elt;
+        bh_printf(&header, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":", (metadata || i) ? "," : "",
+                  tensors[i].name, f64 ? "F64" : "F32");
+        bh_shape_json(&header, &tensors[i]);
+        bh_printf(&header, ",\"data_offsets\":[%zu,%zu]}", offset, offset + bytes);
+        offset += bytes;
+    }
+    bh_puts(&header, "}");
+    while (pad_to > 1 && header.len % (size_t)pad_to) bh_puts(&header, " ");
+    uint64_t n = header.len;
+    out->len = 0;
+    bh_put(out, &n, 8);
+    bh_put(out, header.data, header.len);
+    for (int i = 0; i < count; i++) bh_put_elements(out, &tensors[i], f64);
+    bh_free(&header);
+}
+
+// Reads tensor `name` out of a safetensors body (trusting its framing; checks only what the
+// tests rely on). *metadata (when not NULL) gets the __metadata__ object (the caller deletes the
+// returned root). Returns the parsed header, or NULL when the body or tensor is not there.
+static inline cJSON *bh_read_safetensors(bh_tensor *t, const char *body, size_t len,
+                                         const char *name, const cJSON **metadata) {
+    memset(t, 0, sizeof *t);
+    if (len < 8) return NULL;
+    uint64_t n;
+    memcpy(&n, body, 8);
+    if (n > len - 8) return NULL;
+    cJSON *root = cJSON_ParseWithLength(body + 8, (size_t)n);
+    if (metadata) *metadata = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
+    const cJSON *info = cJSON_GetObjectItemCaseSensitive(root, name);
+    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(info, "dtype");
+    const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(info, "data_offsets"), *d;
+    if (!cJSON_IsString(dtype) || cJSON_GetArraySize(offsets) != 2) return root;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(info, "shape")) {
+        t->shape[t->rank++] = (long long)d->valuedouble;
+    }
+    size_t begin = (size_t)cJSON_GetArrayItem(offsets, 0)->valuedouble;
+    size_t end = (size_t)cJSON_GetArrayItem(offsets, 1)->valuedouble;
+    bool f64 = strcmp(dtype->valuestring, "F64") == 0;
+    size_t elt = f64 ? 8 : 4;
+    if (8 + n + end > len || end < begin) return root;
+    t->n = (end - begin) / elt;
+    t->data = malloc((t->n ? t->n : 1) * sizeof *t->data);
+    const char *at = body + 8 + n + begin;
+    for (size_t i = 0; i < t->n; i++) {
+        if (f64) {
+            memcpy(&t->data[i], at + 8 * i, 8);
+        } else {
+            float f;
+            memcpy(&f, at + 4 * i, 4);
+            t->data[i] = f;
+        }
+    }
+    return root;
+}
+
+// Whether `got` matches `want` in shape and within tol * (the largest expected magnitude);
+// `why` says what differs.
+static inline bool bh_close(const bh_tensor *got, const bh_tensor *want, double tol, char *why,
+                            size_t cap) {
+    if (!got->data || got->rank != want->rank || got->n != want->n ||
+        memcmp(got->shape, want->shape, sizeof got->shape) != 0) {
+        snprintf(why, cap, "shape differs (rank %d vs %d, %zu vs %zu elements)", got->rank,
+                 want->rank, got->n, want->n);
+        return false;
+    }
+    double scale = 0, worst = 0;
+    for (size_t i = 0; i < want->n; i++) scale = fmax(scale, fabs(want->data[i]));
+    for (size_t i = 0; i < want->n; i++) worst = fmax(worst, fabs(got->data[i] - want->data[i]));
+    snprintf(why, cap, "max error %.3g, largest value %.3g", worst, scale);
+    return worst <= tol * fmax(scale, 1e-300);
+}
+
+// ---------------------------------------------------------------- golden cases
+
+typedef struct {
+    char name[256];
+    bool f64;
+    cJSON *request;  // the v1 request (owned)
+    bh_tensor in[4]; // x, w, b, dy (rank 0 when absent)
+    bh_tensor out[4]; // y, dx, dw, db expected (rank 0 when absent)
+} bh_golden;
+
+static const char *const bh_inputs[4] = {"x", "w", "b", "dy"};
+static const char *const bh_outputs[4] = {"y", "dx", "dw", "db"};
+
+static inline void bh_golden_free(bh_golden *g) {
+    cJSON_Delete(g->request);
+    for (int i = 0; i < 4; i++) bh_tensor_free(&g->in[i]), bh_tensor_free(&g->out[i]);
+}
+
+// Loads every golden case (at most `cap`); returns how many.
+static inline int bh_golden_load(bh_golden *cases, int cap) {
+    DIR *dir = opendir(t_golden_dir());
+    int n = 0;
+    for (struct dirent *e; dir && n < cap && (e = readdir(dir));) {
+        if (!strstr(e->d_name, ".json")) continue;
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", t_golden_dir(), e->d_name);
+        char *text = t_read_file(path, NULL);
+        cJSON *doc = cJSON_Parse(text);
+        free(text);
+        bh_golden *g = &cases[n];
+        memset(g, 0, sizeof *g);
+        snprintf(g->name, sizeof g->name, "%s", e->d_name);
+        g->request = cJSON_DetachItemFromObjectCaseSensitive(doc, "request");
+        const cJSON *expected = cJSON_GetObjectItemCaseSensitive(doc, "expected");
+        const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(g->request, "dtype");
+        g->f64 = !(cJSON_IsString(dtype) && strcmp(dtype->valuestring, "float32") == 0);
+        for (int i = 0; i < 4; i++) {
+            const cJSON *in = cJSON_GetObjectItemCaseSensitive(g->request, bh_inputs[i]);
+            const cJSON *out = cJSON_GetObjectItemCaseSensitive(expected, bh_outputs[i]);
+            if (in) bh_from_json(&g->in[i], bh_inputs[i], in);
+            if (out) bh_from_json(&g->out[i], bh_outputs[i], out);
+        }
+        cJSON_Delete(doc);
+        n++;
+    }
+    if (dir) closedir(dir);
+    return n;
+}
+
+// The golden request's parameters (stride, padding, dilation, groups) as __metadata__ JSON: each
+// value the field's JSON text as a string.
+static inline void bh_golden_metadata(bh_bytes *out, const bh_golden *g, const char *op) {
+    static const char *const params[] = {"stride", "padding", "dilation", "groups"};
+    out->len = 0;
+    bh_puts(out, "{");
+    if (op) bh_printf(out, "\"op\":\"%s\"", op);
+    for (int i = 0; i < 4; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(g->request, params[i]);
+        if (!v) continue;
+        char *text = cJSON_PrintUnformatted(v);
+        cJSON *quoted = cJSON_CreateString(text);
+        char *as_string = cJSON_PrintUnformatted(quoted);
+        bh_printf(out, "%s\"%s\":%s", out->len > 1 ? "," : "", params[i], as_string);
+        free(text);
+        free(as_string);
+        cJSON_Delete(quoted);
+    }
+    bh_puts(out, "}");
+}
+
+// The tolerance of a case (float64: 1e-10, float32: 1e-5, relative to the largest value).
+static inline double bh_tolerance(const bh_golden *g) { return g->f64 ? 1e-10 : 1e-5; }
+
+#endif

@@ -296,7 +296,8 @@ typedef struct {
     char first_miss[200];
 } sweep_counts;
 
-// Whether v names a mistake other than k's whose answer on this layer is k's, value for value.
+// Whether v names a mistake other than k's whose answer on this layer is k's (within the
+// tolerance the engine judges with).
 static bool twin_diagnosed(const grade_candidates *c, const grade_candidate *k,
                            const grade_verdict *v) {
     for (size_t i = 0; i < c->count; i++) {
@@ -304,8 +305,12 @@ static bool twin_diagnosed(const grade_candidates *c, const grade_candidate *k,
         if (o->mutant == k->mutant || !has_diagnosis(v, grade_mutants[o->mutant].id) ||
             !grade_shape_equal(&o->shape, &k->shape))
             continue;
-        if (memcmp(o->data, k->data, (size_t)grade_shape_numel(&k->shape) * sizeof(double)) == 0)
-            return true;
+        grade_tolerance tol;
+        grade_tolerance_default(&tol, CONV_FLOAT64);
+        bool same = true;
+        for (int64_t e = 0; same && e < grade_shape_numel(&k->shape); e++)
+            same = grade_within(k->data[e], o->data[e], &tol);
+        if (same) return true;
     }
     return false;
 }
@@ -375,7 +380,7 @@ static void test_sweep(void) {
     uint64_t rng = 0x5eed;
     for (int i = 0; i < SWEEP_CASES; i++) {
         grade_layer L = {.dtype = CONV_FLOAT64, .rank = 4};
-        conv_random_geom(&L.g, &L.bias, &rng);
+        conv_random_geom(&L.g, &L.bias, GEOM_RANDOM, &rng);
         grade_problem p;
         if (!grade_problem_generate(&p, &L, t_rand_u64(&rng))) abort();
         check_problem(&sc, &p);

@@ -1,0 +1,598 @@
+// The grading front door's JSON (api/grade_json.h): problems generated and read back, right
+// answers (from the naive reference, core/conv_ref.h) passing in every problem form, mistaken
+// ones diagnosed, the three output formats with the fields their platforms read, and bad
+// requests answered with the spec's error JSON and the right code and path, never a crash or
+// a 500 (every prefix of a valid request is tried).
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_buf.h"
+#include "api/api_json.h"
+#include "api/grade.h"
+#include "api/grade_json.h"
+#include "api/grade_render.h"
+#include "core/conv_ref.h"
+#include "server/blas_boot.h"
+#include "tests/testlib.h"
+
+typedef void (*door_fn)(api_response *, const char *, size_t, const char *, const api_options *);
+
+// Calls a door; returns the parsed body (NULL when it is not JSON) and *status.
+static cJSON *call(door_fn door, const char *body, int *status) {
+    api_response r = {0};
+    door(&r, body, strlen(body), NULL, NULL);
+    *status = r.status;
+    cJSON *doc = r.body ? cJSON_ParseWithLength(r.body, r.len) : NULL;
+    free(r.body);
+    return doc;
+}
+
+static const char *str_at(const cJSON *obj, const char *name) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(item) ? item->valuestring : "";
+}
+
+static double num_at(const cJSON *obj, const char *name) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsNumber(item) ? item->valuedouble : NAN;
+}
+
+// Checks that a request fails with `code`, HTTP `status` and error path `path`.
+static void expect_error(door_fn door, const char *body, int status, const char *code,
+                         const char *path) {
+    int got = 0;
+    cJSON *doc = call(door, body, &got);
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(doc, "error");
+    CHECK(got == status && strcmp(str_at(err, "code"), code) == 0 &&
+              strcmp(str_at(err, "path"), path) == 0 && strlen(str_at(err, "message")) > 20,
+          "%.80s: got %d %s at \"%s\" (%s), want %d %s at \"%s\"", body, got, str_at(err, "code"),
+          str_at(err, "path"), str_at(err, "message"), status, code, path);
+    cJSON_Delete(doc);
+}
+
+// A tensor from a {"shape", "data"} object into a heap array of doubles; *n gets its size.
+static double *tensor_values(const cJSON *t, int64_t *n) {
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(t, "data");
+    *n = cJSON_GetArraySize(data);
+    double *out = calloc((size_t)(*n > 0 ? *n : 1), sizeof *out);
+    int64_t i = 0;
+    for (const cJSON *e = data ? data->child : NULL; e; e = e->next) out[i++] = e->valuedouble;
+    return out;
+}
+
+static void put_tensor(api_buf *b, const char *name, const grade_shape *s, const double *v) {
+    api_buf_printf(b, "\"%s\":{\"shape\":[", name);
+    for (int i = 0; i < s->rank; i++) api_buf_printf(b, "%s%" PRId64, i ? "," : "", s->dim[i]);
+    api_buf_puts(b, "],\"data\":");
+    api_json_put_numbers(b, v, grade_shape_numel(s), CONV_FLOAT64);
+    api_buf_puts(b, "}");
+}
+
+// One problem of `convd problem`, with its layer and the right answers from conv_ref.
+typedef struct {
+    cJSON *entry; // {"name", "spec", "problem"} (owned by the parsed document)
+    grade_layer layer;
+    double *x, *w, *b, *dy, *right[GRADE_NTENSORS];
+    grade_shape shape[GRADE_NTENSORS];
+} served;
+
+static void served_free(served *s) {
+    free(s->x), free(s->w), free(s->b), free(s->dy);
+    for (int t = 0; t < GRADE_NTENSORS; t++) free(s->right[t]);
+}
+
+static int64_t int_in(const cJSON *list, int i) {
+    return (int64_t)cJSON_GetArrayItem(list, i)->valuedouble;
+}
+
+// Reads a served problem's explicit tensors and geometry (4-D problems) and computes the
+// right answers with the naive reference.
+static bool served_read(served *s, cJSON *entry) {
+    memset(s, 0, sizeof *s);
+    s->entry = entry;
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(entry, "problem");
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(p, "x");
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(p, "w");
+    const cJSON *xs = cJSON_GetObjectItemCaseSensitive(x, "shape");
+    const cJSON *ws = cJSON_GetObjectItemCaseSensitive(w, "shape");
+    const cJSON *stride = cJSON_GetObjectItemCaseSensitive(p, "stride");
+    const cJSON *pad = cJSON_GetObjectItemCaseSensitive(p, "padding");
+    const cJSON *dil = cJSON_GetObjectItemCaseSensitive(p, "dilation");
+    if (cJSON_GetArraySize(xs) != 4 || cJSON_GetArraySize(ws) != 4) return false;
+    conv_geom *g = &s->layer.g;
+    *g = (conv_geom){.n = int_in(xs, 0), .c = int_in(xs, 1), .h = int_in(xs, 2),
+                     .w = int_in(xs, 3), .f = int_in(ws, 0), .kh = int_in(ws, 2),
+                     .kw = int_in(ws, 3), .groups = (int64_t)num_at(p, "groups"),
+                     .stride_h = int_in(stride, 0), .stride_w = int_in(stride, 1),
+                     .dilation_h = int_in(dil, 0), .dilation_w = int_in(dil, 1),
+                     .pad_top = int_in(pad, 0), .pad_bottom = int_in(pad, 1),
+                     .pad_left = int_in(pad, 2), .pad_right = int_in(pad, 3)};
+    s->layer.dtype = CONV_FLOAT64;
+    s->layer.rank = 4;
+    int64_t n;
+    s->x = tensor_values(x, &n);
+    s->w = tensor_values(w, &n);
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(p, "b");
+    s->layer.bias = b != NULL;
+    if (b) s->b = tensor_values(b, &n);
+    s->dy = tensor_values(cJSON_GetObjectItemCaseSensitive(p, "dy"), &n);
+    if (n != conv_numel_y(g)) return false;
+    for (int t = 0; t < GRADE_NTENSORS; t++) {
+        grade_expected_shape(&s->shape[t], &s->layer, (grade_tensor)t);
+        s->right[t] = calloc((size_t)grade_shape_numel(&s->shape[t]), sizeof(double));
+    }
+    conv_ref_forward(s->right[GRADE_Y], s->x, s->w, s->b, g);
+    conv_ref_backward_data(s->right[GRADE_DX], s->dy, s->w, g);
+    conv_ref_backward_weights(s->right[GRADE_DW], s->dy, s->x, g);
+    conv_ref_backward_bias(s->right[GRADE_DB], s->dy, g);
+    return true;
+}
+
+// The problem's spec (generated form) or its explicit v1 fields, as JSON text.
+static char *problem_text(const served *s, bool explicit_form) {
+    return cJSON_PrintUnformatted(
+        cJSON_GetObjectItemCaseSensitive(s->entry, explicit_form ? "problem" : "spec"));
+}
+
+// "problem": ..., "submission": {each tensor of `which` from values[t]} (no braces around).
+static void put_case(api_buf *b, const served *s, bool explicit_form, unsigned which,
+                     double *const values[GRADE_NTENSORS]) {
+    char *problem = problem_text(s, explicit_form);
+    api_buf_printf(b, "\"problem\":%s,\"submission\":{", problem);
+    free(problem);
+    bool first = true;
+    for (int t = 0; t < GRADE_NTENSORS; t++) {
+        if (!(which & (1u << t))) continue;
+        if (!first) api_buf_puts(b, ",");
+        put_tensor(b, grade_tensor_name((grade_tensor)t), &s->shape[t], values[t]);
+        first = false;
+    }
+    api_buf_puts(b, "}");
+}
+
+// A whole check request for one case, with `extra` fields appended.
+static char *check_body(const served *s, bool explicit_form, unsigned which,
+                        double *const values[GRADE_NTENSORS], const char *extra) {
+    api_buf b = {0};
+    api_buf_puts(&b, "{");
+    put_case(&b, s, explicit_form, which, values);
+    api_buf_printf(&b, "%s}", extra);
+    size_t len;
+    return api_buf_take(&b, &len);
+}
+
+static cJSON *suite_problems(const char *suite, int seed) {
+    char body[96];
+    snprintf(body, sizeof body, "{\"suite\":\"%s\",\"seed\":%d}", suite, seed);
+    int status;
+    cJSON *doc = call(api_problem_json, body, &status);
+    CHECK(status == 200 && doc, "problem %s: status %d", body, status);
+    return doc;
+}
+
+// Problems: every value on the 1/64 grid in [-1, 1), shapes as the spec says, bit-identical
+// on a second call, and one index picks one problem.
+static void test_problems(void) {
+    cJSON *doc = suite_problems("full", 9);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "problems");
+    CHECK(cJSON_GetArraySize(list) == 10, "full suite served %d problems", cJSON_GetArraySize(list));
+    int off_grid = 0, bad = 0, index = 0;
+    for (const cJSON *e = list ? list->child : NULL; e; e = e->next, index++) {
+        served s;
+        if (!served_read(&s, (cJSON *)e)) {
+            bad++;
+            continue;
+        }
+        const int64_t counts[4] = {conv_numel_x(&s.layer.g), conv_numel_w(&s.layer.g),
+                                   s.layer.bias ? s.layer.g.f : 0, conv_numel_y(&s.layer.g)};
+        const double *vals[4] = {s.x, s.w, s.b, s.dy};
+        for (int t = 0; t < 4; t++)
+            for (int64_t i = 0; i < counts[t]; i++)
+                if (vals[t][i] * 64 != (double)(int64_t)(vals[t][i] * 64) || vals[t][i] < -1 ||
+                    vals[t][i] >= 1)
+                    off_grid++;
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(e, "spec");
+        if (strcmp(str_at(spec, "name"), str_at(e, "name")) != 0 ||
+            num_at(spec, "seed") != 9 + index) // problem i of a suite has seed + i
+            bad++;
+        served_free(&s);
+    }
+    CHECK(bad == 0 && off_grid == 0, "%d problems unreadable, %d values off the grid", bad,
+          off_grid);
+    cJSON *again = suite_problems("full", 9);
+    CHECK(cJSON_Compare(doc, again, true), "the same suite and seed served different problems");
+    cJSON_Delete(again);
+    int status;
+    cJSON *one = call(api_problem_json, "{\"suite\":\"full\",\"seed\":9,\"index\":4}", &status);
+    const cJSON *only = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(one, "problems"), 0);
+    CHECK(status == 200 && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(one, "problems")) == 1 &&
+              cJSON_Compare(only, cJSON_GetArrayItem(list, 4), true),
+          "index 4 is not the suite's fifth problem");
+    cJSON_Delete(one);
+    cJSON_Delete(doc);
+    // a spec gives the problem its spec describes, in its rank
+    cJSON *spec = call(api_problem_json,
+                       "{\"seed\":3,\"x_shape\":[5,6],\"w_shape\":[2,3],\"stride\":[1,2],"
+                       "\"padding\":\"valid\",\"bias\":false,\"dtype\":\"float32\"}",
+                       &status);
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(spec, "problems"), 0), "problem");
+    const cJSON *dy_shape =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(p, "dy"), "shape");
+    CHECK(status == 200 && strcmp(str_at(p, "dtype"), "float32") == 0 &&
+              !cJSON_GetObjectItemCaseSensitive(p, "b") && cJSON_GetArraySize(dy_shape) == 2 &&
+              int_in(dy_shape, 0) == 4 && int_in(dy_shape, 1) == 2,
+          "rank-2 spec: status %d", status);
+    cJSON_Delete(spec);
+}
+
+static const cJSON *tensor_verdict(const cJSON *doc, const char *name) {
+    return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "tensors"), name);
+}
+
+// Right answers pass in both problem forms with every tensor; a mistaken dx is diagnosed.
+static void test_check_convd(void) {
+    cJSON *doc = suite_problems("cs231n", 2);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "problems");
+    int wrong_verdicts = 0, checked = 0;
+    for (const cJSON *e = list ? list->child : NULL; e; e = e->next) {
+        served s;
+        if (!served_read(&s, (cJSON *)e)) continue;
+        for (int form = 0; form < 2; form++) {
+            char *body = check_body(&s, form == 1, 0xF, s.right, "");
+            int status;
+            cJSON *v = call(api_check_json, body, &status);
+            bool ok = status == 200 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "passed")) &&
+                      num_at(v, "score") == 4 && num_at(v, "max_score") == 4;
+            for (int t = 0; t < GRADE_NTENSORS; t++) {
+                const cJSON *tv = tensor_verdict(v, grade_tensor_name((grade_tensor)t));
+                ok = ok && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(tv, "diagnosis")) == 0 &&
+                     num_at(tv, "mismatches") == 0;
+            }
+            wrong_verdicts += !ok;
+            checked++;
+            cJSON_Delete(v);
+            free(body);
+        }
+        served_free(&s);
+    }
+    CHECK(checked == 20 && wrong_verdicts == 0, "%d of %d right submissions judged wrongly",
+          wrong_verdicts, checked);
+
+    // the textbook mistake: dx scattered through the kernel rotated by 180 degrees
+    served s;
+    served_read(&s, cJSON_GetArrayItem(list, 0));
+    grade_problem p;
+    grade_problem_adopt(&p, &s.layer, s.x, s.w, s.b, s.dy);
+    s.x = s.w = s.b = s.dy = NULL;
+    grade_candidates c = {0};
+    grade_candidates_build(&c, &p, GRADE_DX);
+    const grade_candidate *unflipped = NULL;
+    for (size_t i = 0; i < c.count; i++)
+        if (strcmp(grade_mutants[c.items[i].mutant].id, "kernel_not_flipped_in_dx") == 0)
+            unflipped = &c.items[i];
+    double *values[GRADE_NTENSORS] = {NULL, unflipped ? unflipped->data : s.right[GRADE_DX],
+                                      s.right[GRADE_DW], s.right[GRADE_DB]};
+    char *body = check_body(&s, false, 0xE, values, ",\"format\":\"convd\"");
+    int status;
+    cJSON *v = call(api_check_json, body, &status);
+    const cJSON *dx = tensor_verdict(v, "dx");
+    const cJSON *diag = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(dx, "diagnosis"), 0);
+    const cJSON *worst = cJSON_GetObjectItemCaseSensitive(dx, "worst");
+    const cJSON *index = cJSON_GetObjectItemCaseSensitive(worst, "index");
+    CHECK(status == 200 && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "passed")) &&
+              num_at(v, "score") == 2 && num_at(v, "max_score") == 3 &&
+              strcmp(str_at(diag, "id"), "kernel_not_flipped_in_dx") == 0 &&
+              strstr(str_at(diag, "hint"), "180 degrees") && strlen(str_at(diag, "evidence")) > 10 &&
+              cJSON_GetArraySize(index) == 4 && cJSON_GetObjectItemCaseSensitive(index, "h") &&
+              !tensor_verdict(v, "y"),
+          "unflipped dx: status %d score %g id %s", status, num_at(v, "score"), str_at(diag, "id"));
+    cJSON_Delete(v);
+    free(body);
+
+    // float32 answers for a float64 problem: right, with a warning; given tolerances are final
+    for (int64_t i = 0; i < grade_shape_numel(&s.shape[GRADE_DW]); i++)
+        s.right[GRADE_DW][i] = (double)(float)(s.right[GRADE_DW][i] * (1 + 1e-6));
+    body = check_body(&s, false, 1u << GRADE_DW, s.right, "");
+    v = call(api_check_json, body, &status);
+    const cJSON *dw = tensor_verdict(v, "dw");
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(dw, "passed")) &&
+              cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dw, "warnings")) == 1,
+          "float32-close dw: passed %d", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(dw, "passed")));
+    cJSON_Delete(v);
+    free(body);
+    body = check_body(&s, false, 1u << GRADE_DW, s.right,
+                      ",\"tolerance\":{\"atol\":1e-12,\"rtol\":0},\"points\":{\"dw\":2.5}");
+    v = call(api_check_json, body, &status);
+    dw = tensor_verdict(v, "dw");
+    CHECK(status == 200 && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(dw, "passed")) &&
+              num_at(v, "max_score") == 2.5 &&
+              num_at(cJSON_GetObjectItemCaseSensitive(dw, "tolerance"), "atol") == 1e-12,
+          "given tolerance: status %d max_score %g", status, num_at(v, "max_score"));
+    cJSON_Delete(v);
+    free(body);
+    grade_candidates_free(&c);
+    grade_problem_free(&p);
+    served_free(&s);
+    cJSON_Delete(doc);
+}
+
+static bool has_keys(const cJSON *obj, const char *const *keys, int n) {
+    for (int i = 0; i < n; i++)
+        if (!cJSON_GetObjectItemCaseSensitive(obj, keys[i])) return false;
+    return true;
+}
+
+// A batch of every problem of a suite, half of them with dw not summed over the batch: the
+// platform formats carry one test per problem and tensor, with the fields they read.
+static void test_formats(void) {
+    cJSON *doc = suite_problems("cs231n", 5);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(doc, "problems");
+    api_buf cases = {0};
+    int i = 0;
+    for (const cJSON *e = list ? list->child : NULL; e; e = e->next, i++) {
+        served s;
+        if (!served_read(&s, (cJSON *)e)) continue;
+        if (i % 2) { // dw of the last image only
+            const conv_geom *g = &s.layer.g;
+            conv_geom one = *g;
+            one.n = 1;
+            conv_ref_backward_weights(s.right[GRADE_DW], s.dy + (g->n - 1) * conv_numel_y(&one),
+                                      s.x + (g->n - 1) * conv_numel_x(&one), &one);
+        }
+        api_buf_printf(&cases, "%s{\"name\":\"p%d\",", i ? "," : "", i);
+        put_case(&cases, &s, false, 0xE, s.right);
+        api_buf_puts(&cases, "}");
+        served_free(&s);
+    }
+    api_buf req = {0};
+    const char *formats[] = {"convd", "gradescope", "prairielearn"};
+    for (int f = 0; f < 3; f++) {
+        req.len = 0;
+        api_buf_printf(&req,
+                       "{\"format\":\"%s\",\"require\":[\"dx\",\"dw\",\"db\"],\"cases\":[%s]}",
+                       formats[f], cases.data);
+        int status;
+        cJSON *v = call(api_check_json, req.data, &status);
+        CHECK(status == 200 && v, "%s batch: status %d", formats[f], status);
+        if (f == 0) {
+            const cJSON *mistakes = cJSON_GetObjectItemCaseSensitive(v, "mistakes");
+            const cJSON *first_case = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(v, "cases"), 1);
+            CHECK(num_at(v, "score") == 25 && num_at(v, "max_score") == 30 &&
+                      strcmp(str_at(cJSON_GetArrayItem(mistakes, 0), "id"), "not_summed_over_batch") == 0 &&
+                      num_at(cJSON_GetArrayItem(mistakes, 0), "cases") == 5 &&
+                      strcmp(str_at(first_case, "name"), "p1") == 0,
+                  "convd batch: score %g/%g, first mistake %s", num_at(v, "score"),
+                  num_at(v, "max_score"), str_at(cJSON_GetArrayItem(mistakes, 0), "id"));
+        } else if (f == 1) {
+            static const char *const test_keys[] = {"name", "score", "max_score", "status",
+                                                    "output", "output_format", "tags",
+                                                    "visibility", "extra_data"};
+            const cJSON *tests = cJSON_GetObjectItemCaseSensitive(v, "tests");
+            int bad = 0, failed = 0;
+            for (const cJSON *t = tests ? tests->child : NULL; t; t = t->next) {
+                bad += !has_keys(t, test_keys, 9);
+                if (strcmp(str_at(t, "status"), "failed") == 0) {
+                    failed++;
+                    bad += !strstr(str_at(t, "output"), "`not_summed_over_batch`") ||
+                           !strstr(str_at(t, "name"), ": dw");
+                }
+            }
+            CHECK(cJSON_GetArraySize(tests) == 30 && bad == 0 && failed == 5 &&
+                      num_at(v, "score") == 25 && strstr(str_at(v, "output"), "Score 25"),
+                  "gradescope: %d tests, %d malformed, %d failed, score %g",
+                  cJSON_GetArraySize(tests), bad, failed, num_at(v, "score"));
+        } else {
+            static const char *const test_keys[] = {"name", "description", "points",
+                                                    "max_points", "message", "output"};
+            const cJSON *tests = cJSON_GetObjectItemCaseSensitive(v, "tests");
+            int bad = 0;
+            for (const cJSON *t = tests ? tests->child : NULL; t; t = t->next)
+                bad += !has_keys(t, test_keys, 6);
+            CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "gradable")) &&
+                      fabs(num_at(v, "score") - 25.0 / 30) < 1e-12 && bad == 0 &&
+                      cJSON_GetArraySize(tests) == 30 &&
+                      strstr(str_at(v, "message"), "not_summed_over_batch"),
+                  "prairielearn: score %g, %d malformed tests", num_at(v, "score"), bad);
+        }
+        cJSON_Delete(v);
+    }
+    api_buf_free(&req);
+    api_buf_free(&cases);
+    cJSON_Delete(doc);
+}
+
+// PrairieLearn's 1 MB: the most cases, every tensor wrong, still under it.
+static void test_prairielearn_size(void) {
+    api_buf req = {0};
+    api_buf_puts(&req, "{\"format\":\"prairielearn\",\"require\":[\"y\",\"dx\",\"dw\",\"db\"],"
+                       "\"cases\":[");
+    for (int i = 0; i < GRADE_MAX_CASES; i++)
+        api_buf_printf(&req, "%s{\"problem\":{\"suite\":\"full\",\"seed\":%d,\"index\":%d},"
+                             "\"submission\":{\"error\":\"ZeroDivisionError: division by zero "
+                             "in conv_backward_naive, line %d\"}}",
+                       i ? "," : "", i, i % 10, i);
+    api_buf_puts(&req, "]}");
+    api_response r = {0};
+    api_check_json(&r, req.data, req.len, NULL, NULL);
+    cJSON *v = r.body ? cJSON_ParseWithLength(r.body, r.len) : NULL;
+    CHECK(r.status == 200 && v && r.len <= GRADE_PRAIRIELEARN_MAX_BYTES &&
+              num_at(v, "score") == 0 &&
+              cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(v, "tests")) == 4 * GRADE_MAX_CASES,
+          "256 failing cases: status %d, %zu bytes", r.status, r.len);
+    cJSON_Delete(v);
+    free(r.body);
+    api_buf_free(&req);
+}
+
+// Answers a student's NumPy code can produce that the v1 codec refuses: NaN and Infinity
+// (Python's json writes them bare), empty arrays (dx_pad[:, :, 0:-0, 0:-0]), and what the code
+// raised instead of an answer.
+static void test_student_answers(void) {
+    const char *spec = "{\"suite\":\"cs231n\",\"seed\":1,\"index\":2}"; // stride 2, pad 0
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"problem\":%s,\"submission\":{\"db\":[NaN, 1.0, Infinity, -Infinity, 0.5],"
+             "\"dx\":[[[], []], [[], []], [[], []]], \"error\":\"no dw: IndexError\"},"
+             "\"require\":[\"dw\"]}",
+             spec);
+    int status;
+    cJSON *v = call(api_check_json, body, &status);
+    const cJSON *db = tensor_verdict(v, "db"), *dx = tensor_verdict(v, "dx"),
+                *dw = tensor_verdict(v, "dw");
+    const cJSON *nf = cJSON_GetObjectItemCaseSensitive(db, "non_finite");
+    const cJSON *worst = cJSON_GetObjectItemCaseSensitive(db, "worst");
+    CHECK(status == 200 && num_at(nf, "nan") + num_at(nf, "inf") == 3 &&
+              num_at(db, "mismatches") >= 3 && strcmp(str_at(worst, "submitted"), "nan") == 0,
+          "NaN db: status %d, non-finite %g, worst %s", status,
+          num_at(nf, "nan") + num_at(nf, "inf"), str_at(worst, "submitted"));
+    const cJSON *dx_diag = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(dx, "diagnosis"), 0);
+    CHECK(strcmp(str_at(dx_diag, "id"), "dx_cropped_to_empty") == 0 &&
+              !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(dx, "passed")),
+          "empty dx diagnosed as %s", str_at(dx_diag, "id"));
+    CHECK(!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(dw, "submitted")) &&
+              strcmp(str_at(dw, "error"), "no dw: IndexError") == 0 && num_at(v, "max_score") == 3,
+          "required dw missing: error \"%s\", max %g", str_at(dw, "error"), num_at(v, "max_score"));
+    cJSON_Delete(v);
+    // the object form of an empty answer
+    snprintf(body, sizeof body,
+             "{\"problem\":%s,\"submission\":{\"dx\":{\"shape\":[3,2,0,0],\"data\":[]}}}", spec);
+    v = call(api_check_json, body, &status);
+    dx_diag = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(tensor_verdict(v, "dx"), "diagnosis"), 0);
+    CHECK(status == 200 && strcmp(str_at(dx_diag, "id"), "dx_cropped_to_empty") == 0,
+          "empty dx object: status %d, %s", status, str_at(dx_diag, "id"));
+    cJSON_Delete(v);
+}
+
+// Requests that cannot be graded: the error JSON with a code and a path into the request.
+static void test_errors(void) {
+    const char *ok_problem = "{\"suite\":\"cs231n\",\"index\":0}";
+    char body[512];
+    expect_error(api_check_json, "{\"problem\":", 400, "invalid_json", "");
+    expect_error(api_check_json, "[1, 2]", 422, "invalid_type", "");
+    expect_error(api_check_json, "{\"submission\":{}}", 422, "missing_field", "problem");
+    snprintf(body, sizeof body, "{\"problem\":%s}", ok_problem);
+    expect_error(api_check_json, body, 422, "missing_field", "submission");
+    snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{},\"fromat\":\"x\"}", ok_problem);
+    expect_error(api_check_json, body, 422, "unknown_field", "fromat");
+    snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{},\"format\":\"moodle\"}",
+             ok_problem);
+    expect_error(api_check_json, body, 422, "invalid_value", "format");
+    snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{\"dz\":[1]}}", ok_problem);
+    expect_error(api_check_json, body, 422, "unknown_field", "submission.dz");
+    snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{\"db\":[[1],[2,3]]}}", ok_problem);
+    expect_error(api_check_json, body, 422, "ragged_array", "submission.db[1]");
+    snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{},\"require\":[\"dq\"]}",
+             ok_problem);
+    expect_error(api_check_json, body, 422, "unknown_output", "require[0]");
+    snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{},\"points\":{\"dx\":-1}}",
+             ok_problem);
+    expect_error(api_check_json, body, 422, "invalid_value", "points.dx");
+    expect_error(api_check_json,
+                 "{\"problem\":{\"suite\":\"cs231n\",\"index\":10},\"submission\":{}}", 422,
+                 "invalid_value", "problem.index");
+    expect_error(api_check_json, "{\"problem\":{\"suite\":\"cs231\",\"index\":1},\"submission\":{}}",
+                 422, "invalid_value", "problem.suite");
+    expect_error(api_check_json, "{\"problem\":{\"suite\":\"cs231n\"},\"submission\":{}}", 422,
+                 "missing_field", "problem.index");
+    // generator specs: v1's validation, pointed at the spec's own fields
+    expect_error(api_check_json,
+                 "{\"problem\":{\"seed\":1,\"x_shape\":[2,3,5,5],\"w_shape\":[4,2,3,3]},"
+                 "\"submission\":{}}",
+                 422, "shape_mismatch", "problem.w_shape[1]");
+    expect_error(api_check_json,
+                 "{\"problem\":{\"seed\":1,\"x_shape\":[2,3,5,5]},\"submission\":{}}", 422,
+                 "missing_field", "problem.w_shape");
+    expect_error(api_check_json,
+                 "{\"problem\":{\"seed\":1,\"x_shape\":[2,3,5,5],\"w_shape\":[4,3,7,3]},"
+                 "\"submission\":{}}",
+                 422, "kernel_too_large", "problem.w_shape[2]");
+    expect_error(api_check_json,
+                 "{\"problem\":{\"seed\":-1,\"x_shape\":[5,5],\"w_shape\":[3,3]},"
+                 "\"submission\":{}}",
+                 422, "invalid_value", "problem.seed");
+    expect_error(api_check_json,
+                 "{\"problem\":{\"seed\":1,\"x_shape\":[5,5],\"w_shape\":[3,3],\"stride\":0},"
+                 "\"submission\":{}}",
+                 422, "invalid_value", "problem.stride");
+    // explicit problems
+    expect_error(api_check_json,
+                 "{\"problem\":{\"x\":[[1,2],[3,4]],\"w\":[[1]],\"dy\":[[1,2]]},"
+                 "\"submission\":{}}",
+                 422, "shape_mismatch", "problem.dy.shape[0]");
+    expect_error(api_check_json,
+                 "{\"problem\":{\"x\":[[1,2],[3,4]],\"w\":[[1]]},\"submission\":{\"dx\":[[0,0],[0,0]]}}",
+                 422, "missing_field", "problem.dy");
+    expect_error(api_check_json,
+                 "{\"problem\":{\"op\":\"conv2d.forward\",\"x\":[[1]],\"w\":[[1]]},\"submission\":{}}",
+                 422, "unknown_field", "problem.op");
+    expect_error(api_check_json, "{\"cases\":[],\"format\":\"convd\"}", 422, "invalid_type",
+                 "cases");
+    expect_error(api_check_json,
+                 "{\"cases\":[{\"problem\":{\"suite\":\"full\",\"index\":1},\"submission\":{}},"
+                 "{\"problem\":{\"suite\":\"full\",\"index\":1}}]}",
+                 422, "missing_field", "cases[1].submission");
+    expect_error(api_problem_json, "{\"suite\":\"full\",\"index\":99}", 422, "invalid_value", "index");
+    expect_error(api_problem_json, "{\"seed\":1,\"x_shape\":[1,1,9,9],\"w_shape\":[1,2,3,3]}",
+                 422, "shape_mismatch", "w_shape[1]");
+    expect_error(api_problem_json, "{\"seed\":1,\"x_shape\":[0,1,9,9],\"w_shape\":[1,1,3,3]}",
+                 422, "invalid_shape", "x_shape[0]");
+    expect_error(api_problem_json, "{\"seed\":1,\"x_shape\":[1,1,9,9],\"w_shape\":[1,1,3,3],"
+                                   "\"bias\":\"yes\"}",
+                 422, "invalid_type", "bias");
+    api_response r = {0};
+    api_check_json(&r, "{}", 2, "conv2d.forward", NULL);
+    CHECK(r.status == 422 && r.body && strstr(r.body, "unknown_op"), "wrong op: %d", r.status);
+    free(r.body);
+}
+
+// Every prefix of a valid request, and the request with each byte replaced: an answer (the
+// error JSON or a verdict), never a crash, a leak (under ASan) or a 500.
+static void test_no_crash(void) {
+    const char *body =
+        "{\"format\":\"gradescope\",\"cases\":[{\"name\":\"a\",\"problem\":{\"seed\":4,"
+        "\"x_shape\":[2,1,4,5],\"w_shape\":[3,1,2,2],\"stride\":[2,1],\"padding\":[1,0,0,1]},"
+        "\"submission\":{\"db\":[1,2,NaN],\"dx\":{\"shape\":[2,1,0,0],\"data\":[]}}},"
+        "{\"problem\":{\"x\":[[1,2],[3,4]],\"w\":[[1]],\"dy\":[[1,2],[3,4]]},"
+        "\"submission\":{\"dw\":[[0.5]],\"error\":\"boom\"}}],\"tolerance\":{\"atol\":1e-3}}";
+    const size_t len = strlen(body);
+    char *copy = malloc(len + 1);
+    int bad = 0, answered = 0;
+    const char replacements[] = {'0', '"', '}', ']', '-', 'x'};
+    for (size_t cut = 0; cut <= len; cut++) {
+        api_response r = {0};
+        api_check_json(&r, body, cut, NULL, NULL);
+        bad += !r.body || r.status == 500;
+        answered += r.status == 200;
+        free(r.body);
+    }
+    for (size_t i = 0; i < len; i++)
+        for (size_t k = 0; k < sizeof replacements; k++) {
+            memcpy(copy, body, len + 1);
+            copy[i] = replacements[k];
+            api_response r = {0};
+            api_check_json(&r, copy, len, NULL, NULL);
+            bad += !r.body || r.status == 500;
+            answered += r.status == 200;
+            free(r.body);
+        }
+    free(copy);
+    CHECK(bad == 0 && answered > 0, "%d of the damaged requests got no answer or a 500 (%d "
+          "graded)", bad, answered);
+}
+
+int main(int argc, char **argv) {
+    blas_boot(argv);
+    test_problems();
+    test_check_convd();
+    test_formats();
+    test_prairielearn_size();
+    test_student_answers();
+    test_errors();
+    test_no_crash();
+    return t_finish("test_grade_json");
+}

@@ -225,11 +225,11 @@ static bool input_data(api_tensor *t, v2_request *v2, const cJSON *input, const 
         return false;
     }
     if (flat.numel != t->numel) {
+        api_fail(err, API_E_DATA_LENGTH_MISMATCH, where,
+                 "%s has %" PRId64 " numbers but shape %s needs %" PRId64, where, flat.numel,
+                 api_shape_str(dims, sizeof dims, t->shape, t->rank), t->numel);
         api_tensor_free(&flat);
-        return api_fail(err, API_E_DATA_LENGTH_MISMATCH, where,
-                        "%s has %" PRId64 " numbers but shape %s needs %" PRId64, where,
-                        flat.numel, api_shape_str(dims, sizeof dims, t->shape, t->rank),
-                        t->numel);
+        return false;
     }
     t->data = flat.data;
     t->owned = flat.owned;

@@ -170,7 +170,8 @@ struct term_visitor {
 };
 
 // Visits every term of target tensor t under map m: y += x*w, dx += dy*w, dw += dy*x,
-// db += dy. Order: sample, output row, output column, filter, channel, kernel row, column.
+// db += dy (taps on the padding give y and dw terms of 0). Order: sample, output row, output
+// column, filter, channel, kernel row, kernel column.
 static void walk(const grade_problem *p, grade_tensor t, const index_map *m, term_visitor *v) {
     const conv_geom *g = &p->layer.g;
     const int64_t cpg = g->c / g->groups, fpg = g->f / g->groups;
@@ -205,7 +206,11 @@ static void walk(const grade_problem *p, grade_tensor t, const index_map *m, ter
                                         v->term(v, ((n * g->c + in_ch) * hp + ph) * wp + pw,
                                                 p->dy[yi] * p->w[wi]);
                                 } else if (!inside) {
-                                    continue;
+                                    // a tap on the zero padding: a term of 0, which `=`
+                                    // leaves in y or dw when it comes last
+                                    if (t == GRADE_Y) v->term(v, yi, 0.0);
+                                    else if (t == GRADE_DW)
+                                        v->term(v, wi + (m->per_sample ? n * numel_w : 0), 0.0);
                                 } else if (t == GRADE_Y) {
                                     v->term(v, yi, p->x[xi] * p->w[wi]);
                                 } else if (t == GRADE_DX) {

@@ -20,6 +20,7 @@ typedef struct {
     size_t len;
     const char *content_type;
     const char *accept;
+    const char *header_length; // Inference-Header-Content-Length (v2 binary tensors); "" or NULL
 } http_body;
 
 // Computes the answer to one body for the route's `op`; runs on a compute worker, with

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "api/api_errors.h"
+#include "server/http_exchange.h"
 #include "server/http_log.h"
 #include "server/http_metrics.h"
 #include "server/http_pool.h"
@@ -57,6 +58,7 @@ typedef struct {
     uint64_t bytes_out;
     double t_start, t_queued, t_compute_start, t_compute_end;
     char method_name[16], path[512], remote[64], content_type[256], accept[256];
+    http_exchange exchange; // content codings, v2 framing and error style (http_exchange.h)
 } http_request;
 
 static double now_s(void) {
@@ -222,6 +224,7 @@ static void add_cors(struct MHD_Response *resp, const http_request *r) {
 // Queues `answer` (taking its body) with the headers its status calls for. `close` asks for the
 // connection to end after it (unread body, draining).
 static enum MHD_Result answer(http_request *r, api_response *answer, bool close) {
+    http_exchange_finish(&r->exchange, answer);
     struct MHD_Response *resp =
         answer->body
             ? MHD_create_response_from_buffer(answer->len, answer->body, MHD_RESPMEM_MUST_FREE)
@@ -235,6 +238,7 @@ static enum MHD_Result answer(http_request *r, api_response *answer, bool close)
     size_t len = answer->len;
     answer->body = NULL;
     if (len) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, answer->content_type);
+    http_exchange_headers(&r->exchange, resp);
     if (status == 405 || r->method == HTTP_OPTIONS)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, http_route_allow(r->route));
     if (status == 503) {
@@ -262,8 +266,9 @@ static void compute(void *arg, int threads) {
     api_options opt = r->srv->cfg.api;
     opt.threads = threads;
     r->threads = threads;
-    http_body body = {r->body, r->len, r->content_type, r->accept};
-    r->codec->run(&r->result, &body, r->route->op, &opt);
+    http_body body = {r->body, r->len, r->content_type, r->accept, r->exchange.header_length};
+    http_exchange_run(&r->exchange, &r->result, r->codec->run, &body, r->route->op, &opt,
+                      r->srv->cfg.max_body);
     free(r->body); // the body is the largest thing held; drop it before the answer goes out
     r->body = NULL;
     r->t_compute_end = now_s();
@@ -319,6 +324,7 @@ static http_request *request_begin(http_server *srv, struct MHD_Connection *conn
     copy_text(r->path, sizeof r->path, url);
     copy_text(r->content_type, sizeof r->content_type, header(conn, MHD_HTTP_HEADER_CONTENT_TYPE));
     copy_text(r->accept, sizeof r->accept, header(conn, MHD_HTTP_HEADER_ACCEPT));
+    http_exchange_begin(&r->exchange, conn, url);
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *sa = info ? info->client_addr : NULL;

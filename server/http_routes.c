@@ -8,6 +8,7 @@
 #include "api/api_errors.h"
 #include "server/blas_boot.h"
 #include "server/cli.h"
+#include "server/http_front.h"
 #include "server/http_server.h"
 
 static const char json_type[] = "application/json";
@@ -97,20 +98,24 @@ static void get_info(api_response *out, http_server *srv) {
     reply_json(out, 200, doc);
 }
 
-static void run_json(api_response *out, const http_body *body, const char *op,
-                     const api_options *opt) {
-    api_run_json(out, body->data, body->len, op, opt);
-}
-
-static const http_codec v1_codecs[] = {{json_type, run_json}, {NULL, NULL}};
-
 const http_route http_routes[] = {
-    {"/v1/conv2d/forward", HTTP_POST, NULL, "conv2d.forward", v1_codecs},
-    {"/v1/conv2d/backward", HTTP_POST, NULL, "conv2d.backward", v1_codecs},
+    {"/v1/conv2d/forward", HTTP_POST, NULL, "conv2d.forward", http_front_v1_codecs},
+    {"/v1/conv2d/backward", HTTP_POST, NULL, "conv2d.backward", http_front_v1_codecs},
     {"/healthz", HTTP_GET, get_healthz, NULL, NULL},
     {"/readyz", HTTP_GET, get_readyz, NULL, NULL},
     {"/v1/info", HTTP_GET, get_info, NULL, NULL},
     {"/metrics", HTTP_GET, get_metrics, NULL, NULL},
+    {"/openapi.yaml", HTTP_GET, http_front_openapi, NULL, NULL},
+    {"/v2", HTTP_GET, http_front_v2_server, NULL, NULL},
+    {"/v2/health/live", HTTP_GET, http_front_v2_live, NULL, NULL},
+    {"/v2/health/ready", HTTP_GET, http_front_v2_ready, NULL, NULL},
+    {"/v2/models/conv2d_forward", HTTP_GET, http_front_v2_forward_model, NULL, NULL},
+    {"/v2/models/conv2d_forward/ready", HTTP_GET, http_front_v2_forward_ready, NULL, NULL},
+    {"/v2/models/conv2d_forward/infer", HTTP_POST, NULL, "conv2d.forward", http_front_v2_codecs},
+    {"/v2/models/conv2d_backward", HTTP_GET, http_front_v2_backward_model, NULL, NULL},
+    {"/v2/models/conv2d_backward/ready", HTTP_GET, http_front_v2_backward_ready, NULL, NULL},
+    {"/v2/models/conv2d_backward/infer", HTTP_POST, NULL, "conv2d.backward",
+     http_front_v2_codecs},
 };
 const size_t http_n_routes = sizeof http_routes / sizeof *http_routes;
 

@@ -10,11 +10,13 @@
 
 #include "api/api.h"
 #include "api/api_errors.h"
+#include "api/codec.h"
 #include "server/blas_boot.h"
 #include "server/cli.h"
 
 static void print_help(void) {
-    printf("usage: convd run [--op OP] [--threads N] [--max-elements N] [--max-flops N] [FILE]\n"
+    printf("usage: convd run [--op OP] [--format json|safetensors] [--threads N] [--max-elements N]\n"
+           "                 [--max-flops N] [FILE]\n"
            "\n"
            "Reads one v1 request (JSON) from FILE, or standard input when FILE is absent or '-',\n"
            "and writes the response JSON to standard output. The request names its op, or --op\n"
@@ -27,6 +29,8 @@ static void print_help(void) {
            "path, is on standard output); 1 an internal failure (out of memory, unreadable FILE).\n"
            "\n"
            "  --op OP            conv2d.forward or conv2d.backward, for bodies without \"op\"\n"
+           "  --format F         json (default) or safetensors: the request and the response as\n"
+           "                     safetensors (errors stay JSON; see docs/PROTOCOLS.md)\n"
            "  --threads N        threads for the computation (default: the CPUs available)\n"
            "  --max-elements N   lower the largest tensor accepted (default 16777216 elements)\n"
            "  --max-flops N      lower the most work accepted (default 5e10 FLOPs)\n"
@@ -58,7 +62,7 @@ static char *read_all(FILE *in, size_t *len) {
 static int write_response(const api_response *resp) {
     if (resp->body) {
         fwrite(resp->body, 1, resp->len, stdout);
-        fputc('\n', stdout);
+        if (strcmp(resp->content_type, codec_binary_type) != 0) fputc('\n', stdout);
     }
     if (fflush(stdout) != 0) return 1;
     if (resp->status == 200) return 0;
@@ -94,6 +98,7 @@ int cli_run(int argc, char **argv) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     opt.threads = cpus > 0 ? (int)cpus : 1;
     const char *path = NULL, *op = NULL;
+    bool safetensors = false;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -107,6 +112,12 @@ int cli_run(int argc, char **argv) {
         }
         if (strcmp(arg, "--op") == 0 && i + 1 < argc) {
             op = argv[++i];
+        } else if (strcmp(arg, "--format") == 0 && i + 1 < argc) {
+            safetensors = strcmp(argv[++i], "safetensors") == 0;
+            if (!safetensors && strcmp(argv[i], "json") != 0) {
+                fprintf(stderr, "convd run: --format is json or safetensors\n");
+                return 2;
+            }
         } else if (strcmp(arg, "--threads") == 0 && i + 1 < argc) {
             int64_t n;
             if (!count_arg(&n, arg, argv[++i], 1024)) return 2;
@@ -133,7 +144,8 @@ int cli_run(int argc, char **argv) {
     if (!from_stdin) fclose(in);
     if (!body) return fail_internal("read", from_stdin ? "standard input" : path);
     api_response resp = {0};
-    api_run_json(&resp, body, len, op, &opt);
+    if (safetensors) codec_v1_run(&resp, CODEC_BINARY, body, len, codec_binary_type, op, &opt);
+    else api_run_json(&resp, body, len, op, &opt);
     free(body);
     int status = write_response(&resp);
     free(resp.body);

@@ -285,4 +285,150 @@ static inline void bh_golden_metadata(bh_bytes *out, const bh_golden *g, const c
 // The tolerance of a case (float64: 1e-10, float32: 1e-5, relative to the largest value).
 static inline double bh_tolerance(const bh_golden *g) { return g->f64 ? 1e-10 : 1e-5; }
 
+// ---------------------------------------------------------------- Open Inference Protocol v2
+
+// How a golden case is sent over v2.
+typedef struct {
+    bool binary_in;  // inputs as binary data after the JSON
+    bool nested;     // JSON data as nested arrays
+    int binary_out;  // 0 none, 1 binary_data_output, 2 per output (dw only)
+    bool pick;       // ask for dw then dx (backward only)
+} bh_v2_form;
+
+// The golden request's parameters as v2 scalars.
+static inline void bh_v2_parameters(bh_bytes *b, const cJSON *request, int binary_out) {
+    const cJSON *stride = cJSON_GetObjectItemCaseSensitive(request, "stride");
+    const cJSON *padding = cJSON_GetObjectItemCaseSensitive(request, "padding");
+    const cJSON *dilation = cJSON_GetObjectItemCaseSensitive(request, "dilation");
+    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(request, "groups");
+    bh_puts(b, "\"parameters\":{\"priority\":0");
+    // A number for both axes, or [h, w].
+    const cJSON *pairs[2] = {stride, dilation};
+    const char *names[2] = {"stride", "dilation"};
+    for (int i = 0; i < 2; i++) {
+        if (!pairs[i]) continue;
+        double h = cJSON_IsArray(pairs[i]) ? cJSON_GetArrayItem(pairs[i], 0)->valuedouble
+                                           : pairs[i]->valuedouble;
+        double w = cJSON_IsArray(pairs[i]) ? cJSON_GetArrayItem(pairs[i], 1)->valuedouble
+                                           : pairs[i]->valuedouble;
+        bh_printf(b, ",\"%s_h\":%g,\"%s_w\":%g", names[i], h, names[i], w);
+    }
+    if (cJSON_IsString(padding)) bh_printf(b, ",\"padding\":\"%s\"", padding->valuestring);
+    else if (cJSON_IsNumber(padding)) bh_printf(b, ",\"padding\":%g", padding->valuedouble);
+    if (groups) bh_printf(b, ",\"groups\":%g", groups->valuedouble);
+    if (binary_out == 1) bh_puts(b, ",\"binary_data_output\":true");
+    bh_puts(b, "}");
+}
+
+static inline void bh_put_nested(bh_bytes *b, const double *data, const long long *shape, int rank) {
+    if (rank == 0) {
+        bh_printf(b, "%.17g", *data);
+        return;
+    }
+    size_t stride = 1;
+    for (int i = 1; i < rank; i++) stride *= (size_t)shape[i];
+    bh_puts(b, "[");
+    for (long long i = 0; i < shape[0]; i++) {
+        if (i) bh_puts(b, ",");
+        bh_put_nested(b, data + (size_t)i * stride, shape + 1, rank - 1);
+    }
+    bh_puts(b, "]");
+}
+
+// A v2 infer body for golden case g; *header_len gets the JSON's length (the body's when
+// there are no binary inputs).
+static inline void bh_v2_body(bh_bytes *b, size_t *header_len, const bh_golden *g, bool backward,
+                    bh_v2_form form, const char *id) {
+    b->len = 0;
+    bh_puts(b, "{");
+    if (id) bh_printf(b, "\"id\":\"%s\",", id);
+    bh_v2_parameters(b, g->request, form.binary_out);
+    bh_puts(b, ",\"inputs\":[");
+    int count = 0;
+    for (int i = 0; i < 4; i++) {
+        const bh_tensor *t = &g->in[i];
+        if (!t->rank || (i == 3 && !backward)) continue;
+        bh_printf(b, "%s{\"name\":\"%s\",\"datatype\":\"%s\",\"shape\":", count++ ? "," : "",
+                  bh_inputs[i], g->f64 ? "FP64" : "FP32");
+        bh_shape_json(b, t);
+        if (form.binary_in) {
+            bh_printf(b, ",\"parameters\":{\"binary_data_size\":%zu}}", t->n * (g->f64 ? 8 : 4));
+        } else if (form.nested) {
+            bh_puts(b, ",\"data\":");
+            bh_put_nested(b, t->data, t->shape, t->rank);
+            bh_puts(b, "}");
+        } else {
+            bh_puts(b, ",\"data\":[");
+            for (size_t k = 0; k < t->n; k++) bh_printf(b, "%s%.17g", k ? "," : "", t->data[k]);
+            bh_puts(b, "]}");
+        }
+    }
+    bh_puts(b, "]");
+    if (form.pick && backward)
+        bh_printf(b, ",\"outputs\":[{\"name\":\"dw\"%s},{\"name\":\"dx\"}]",
+                  form.binary_out == 2 ? ",\"parameters\":{\"binary_data\":true}" : "");
+    else if (form.binary_out == 2)
+        bh_printf(b, ",\"outputs\":[{\"name\":\"%s\",\"parameters\":{\"binary_data\":true}}]",
+                  backward ? "dw" : "y");
+    bh_puts(b, "}");
+    *header_len = b->len;
+    for (int i = 0; form.binary_in && i < 4; i++)
+        if (g->in[i].rank && (i != 3 || backward)) bh_put_elements(b, &g->in[i], g->f64);
+}
+
+// Reads the outputs of a v2 answer: the JSON (split off the binary data by parsing it; its
+// length in *json_len) and each output, binary or JSON data, as a bh_tensor in outs[] (by
+// bh_outputs index; zeroed first). Returns the JSON (the caller deletes it); names[] gets the
+// output names in order ("" after the last).
+static inline cJSON *bh_v2_read(const char *body, size_t len, bh_tensor outs[4],
+                                char names[4][8], size_t *json_len) {
+    const char *end = NULL;
+    *json_len = 0;
+    cJSON *doc = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!doc) return NULL;
+    *json_len = (size_t)(end - body);
+    size_t at = *json_len;
+    memset(outs, 0, 4 * sizeof *outs);
+    int k = 0;
+    const cJSON *o;
+    cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(doc, "outputs")) {
+        const char *name = cJSON_GetObjectItemCaseSensitive(o, "name")->valuestring;
+        int which = 0;
+        while (which < 4 && strcmp(bh_outputs[which], name) != 0) which++;
+        snprintf(names[k++], 8, "%s", name);
+        if (which == 4 || k > 4) break;
+        bh_tensor *t = &outs[which];
+        memset(t, 0, sizeof *t);
+        const cJSON *shape = cJSON_GetObjectItemCaseSensitive(o, "shape"), *d;
+        cJSON_ArrayForEach(d, shape) t->shape[t->rank++] = (long long)d->valuedouble;
+        const char *datatype = cJSON_GetObjectItemCaseSensitive(o, "datatype")->valuestring;
+        const cJSON *size = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(o, "parameters"), "binary_data_size");
+        if (size) {
+            bool f64 = strcmp(datatype, "FP64") == 0;
+            t->n = (size_t)size->valuedouble / (f64 ? 8 : 4);
+            t->data = calloc(t->n + 1, sizeof *t->data);
+            for (size_t i = 0; i < t->n && at + (i + 1) * (f64 ? 8 : 4) <= len; i++) {
+                if (f64) {
+                    memcpy(&t->data[i], body + at + 8 * i, 8);
+                } else {
+                    float f;
+                    memcpy(&f, body + at + 4 * i, 4);
+                    t->data[i] = f;
+                }
+            }
+            at += (size_t)size->valuedouble;
+        } else {
+            bh_tensor flat = {0};
+            bh_from_json(&flat, name, cJSON_GetObjectItemCaseSensitive(o, "data"));
+            t->data = flat.data;
+            t->n = flat.n;
+        }
+    }
+    for (; k < 4; k++) names[k][0] = '\0';
+    CHECK(at == len, "the binary outputs fill the answer (%zu of %zu bytes)", at, len);
+    return doc;
+}
+
+
 #endif

@@ -1,0 +1,292 @@
+// The grader example (examples/grader/run_autograder) end to end, and the command line it
+// stands on (convd problem, convd check). The example student (examples/grader/students/
+// layers.py) is graded once right and once per mistake it can make; each run's results.json
+// must carry Gradescope's fields, the score that mistake earns on the cs231n suite, failures
+// in exactly the tensors the mistake touches, and the mistake's id on every failed test.
+//
+// Needs python3 with numpy ($CONVD_PYTHON, else /usr/bin/python3). Runs $CONVD_BIN when it
+// has the grading subcommands; otherwise this binary stands in for convd (it answers
+// `check` and `problem` through the same cli_check/cli_problem).
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "server/blas_boot.h"
+#include "server/cli_grade.h"
+#include "tests/testlib.h"
+
+extern char **environ;
+
+// Runs argv with `extra` ("NAME=value", NULL-terminated) added to the environment, standard
+// input from in_path and standard output to out_path (each may be NULL; standard error goes
+// to /dev/null with standard output). Returns the exit status, or -1 when it could not run
+// or did not exit.
+static int run(char *const argv[], const char *const extra[], const char *in_path,
+               const char *out_path) {
+    size_t n_env = 0, n_extra = 0;
+    while (environ[n_env]) n_env++;
+    while (extra && extra[n_extra]) n_extra++;
+    char **envp = calloc(n_env + n_extra + 1, sizeof *envp);
+    size_t k = 0;
+    for (size_t i = 0; i < n_extra; i++) envp[k++] = (char *)extra[i];
+    for (size_t i = 0; i < n_env; i++) {
+        bool overridden = false;
+        for (size_t j = 0; j < n_extra && !overridden; j++) {
+            const size_t name = strcspn(extra[j], "=");
+            overridden = strncmp(environ[i], extra[j], name + 1) == 0;
+        }
+        if (!overridden) envp[k++] = environ[i];
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (in_path) posix_spawn_file_actions_addopen(&fa, 0, in_path, O_RDONLY, 0);
+    if (out_path) posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out_path && strcmp(out_path, "/dev/null") == 0)
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    int status = -1;
+    if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp) == 0 && waitpid(pid, &status, 0) == pid)
+        status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    else
+        status = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    free(envp);
+    return status;
+}
+
+static char dir[] = "/tmp/convd_grader_XXXXXX";
+static char convd[4096], python[4096];
+
+static const char *in_dir(char *buf, size_t cap, const char *name) {
+    snprintf(buf, cap, "%s/%s", dir, name);
+    return buf;
+}
+
+static bool write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) return false;
+    fputs(text, f);
+    return fclose(f) == 0;
+}
+
+static cJSON *read_json(const char *path) {
+    size_t len = 0;
+    char *text = t_read_file(path, &len);
+    cJSON *doc = text ? cJSON_ParseWithLength(text, len) : NULL;
+    free(text);
+    return doc;
+}
+
+static const char *str_at(const cJSON *obj, const char *name) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(item) ? item->valuestring : "";
+}
+
+// Picks the python and the convd the example runs with.
+static bool find_tools(const char *self) {
+    const char *py = getenv("CONVD_PYTHON");
+    snprintf(python, sizeof python, "%s", py && *py ? py : "/usr/bin/python3");
+    char *probe[] = {python, "-c", "import numpy", NULL};
+    if (!CHECK(run(probe, NULL, NULL, "/dev/null") == 0,
+               "%s cannot import numpy: the grader example needs python3-numpy", python))
+        return false;
+    const char *bin = getenv("CONVD_BIN");
+    char *help[] = {(char *)(bin ? bin : ""), "problem", "--help", NULL};
+    if (bin && *bin && run(help, NULL, NULL, "/dev/null") == 0) {
+        snprintf(convd, sizeof convd, "%s", bin);
+    } else {
+        snprintf(convd, sizeof convd, "%s", self);
+        printf("note: %s has no grading subcommands yet; this test binary stands in for it\n",
+               bin && *bin ? bin : "CONVD_BIN");
+        fflush(stdout);
+    }
+    return true;
+}
+
+// convd problem and convd check: answers on standard output, exit 0 for any verdict, 2 for a
+// request that cannot be graded, 1 when the input cannot be read.
+static void test_command_line(void) {
+    char out[4200], req[4200];
+    in_dir(out, sizeof out, "out.json");
+    char *problem[] = {convd, "problem", "--suite", "cs231n", "--seed", "1", "--index", "0", NULL};
+    int status = run(problem, NULL, NULL, out);
+    cJSON *doc = read_json(out);
+    const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "problems"), 0);
+    CHECK(status == 0 && strcmp(str_at(first, "name"), "square_pad1") == 0,
+          "convd problem --suite cs231n --index 0: exit %d, name %s", status, str_at(first, "name"));
+    cJSON_Delete(doc);
+
+    char *bad_suite[] = {convd, "problem", "--suite", "cs231", NULL};
+    status = run(bad_suite, NULL, NULL, out);
+    doc = read_json(out);
+    CHECK(status == 2 && strcmp(str_at(cJSON_GetObjectItemCaseSensitive(doc, "error"), "code"),
+                                "invalid_value") == 0,
+          "unknown suite: exit %d", status);
+    cJSON_Delete(doc);
+
+    in_dir(req, sizeof req, "req.json");
+    write_file(req, "{\"problem\": {\"suite\": \"cs231n\"");
+    char *check_stdin[] = {convd, "check", NULL};
+    status = run(check_stdin, NULL, req, out);
+    doc = read_json(out);
+    CHECK(status == 2 && strcmp(str_at(cJSON_GetObjectItemCaseSensitive(doc, "error"), "code"),
+                                "invalid_json") == 0,
+          "truncated request on stdin: exit %d", status);
+    cJSON_Delete(doc);
+
+    // a wrong answer is an answer: exit 0
+    write_file(req, "{\"problem\": {\"x\": [[1, 2], [3, 4]], \"w\": [[2]], \"dy\": [[1, 1], [1, 1]]},"
+                    " \"submission\": {\"dx\": [[-2, -2], [-2, -2]]}}");
+    char *check_file[] = {convd, "check", req, NULL};
+    status = run(check_file, NULL, NULL, out);
+    doc = read_json(out);
+    const cJSON *dx = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "tensors"), "dx");
+    const cJSON *diag = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(dx, "diagnosis"), 0);
+    CHECK(status == 0 && cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(doc, "passed")) &&
+              strcmp(str_at(diag, "id"), "sign_flipped") == 0,
+          "negated dx from FILE: exit %d, diagnosis %s", status, str_at(diag, "id"));
+    cJSON_Delete(doc);
+
+    char *missing[] = {convd, "check", "/nonexistent/request.json", NULL};
+    status = run(missing, NULL, NULL, out);
+    CHECK(status == 1, "unreadable FILE: exit %d", status);
+}
+
+// One run of the example on the student with MISTAKE set (or none), and what it must give.
+typedef struct {
+    const char *mistake;  // "" for the right solution
+    double score;         // of 40: y, dx, dw, db on 10 problems
+    const char *failing;  // the tensors with failed tests, in y, dx, dw, db order
+} student_case;
+
+static const student_case students[] = {
+    {"", 40, ""},
+    {"bias_missing", 30, "y"},
+    {"kernel_flipped_in_forward", 31, "y"},          // the 1x1 problem cannot tell
+    {"kernel_not_flipped_in_dx", 31, "dx"},
+    {"dw_flipped", 31, "dw"},
+    {"sign_flipped", 30, "dw"},
+    {"stride_ignored", 30, "dx dw"},                 // 4 strided problems, 2 tensors each
+    {"dx_padding_not_cropped", 32, "dx"},            // 8 padded problems
+    {"dx_cropped_to_empty", 38, "dx"},               // 2 unpadded problems
+    {"db_summed_over_wrong_axes", 30, "db"},
+    {"not_summed_over_batch", 30, "dw"},
+    {"divided_by_batch_size", 20, "dw db"},
+    {"weight_channels_swapped", 30, "dw"},
+    {"height_width_swapped", 32, "dx"},              // 8 problems with H != W
+    {"contributions_overwritten", 10, "dx dw db"},
+};
+
+// The tensor a test is about: its name ends in ": <tensor>".
+static const char *test_tensor(const cJSON *test) {
+    const char *name = str_at(test, "name"), *colon = strrchr(name, ':');
+    return colon ? colon + 2 : "";
+}
+
+static bool has_tag(const cJSON *test, const char *tag) {
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(test, "tags"))
+        if (cJSON_IsString(e) && strcmp(e->valuestring, tag) == 0) return true;
+    return false;
+}
+
+static void test_students(void) {
+    char sub[4200], results[4200], src[8192], mistake[128], env_sub[4300], env_res[4300],
+        env_convd[4300], env_python[4300];
+    in_dir(sub, sizeof sub, "submission");
+    in_dir(results, sizeof results, "results.json");
+    mkdir(sub, 0755);
+    char *copy[] = {"cp", "examples/grader/students/layers.py", sub, NULL};
+    if (!CHECK(run(copy, NULL, NULL, NULL) == 0, "cannot copy the example student")) return;
+    snprintf(env_sub, sizeof env_sub, "SUBMISSION=%s", sub);
+    snprintf(env_res, sizeof env_res, "RESULTS=%s", results);
+    snprintf(env_convd, sizeof env_convd, "CONVD=%s", convd);
+    snprintf(env_python, sizeof env_python, "PYTHON=%s", python);
+    static const char *const keys[] = {"name", "score", "max_score", "status", "output",
+                                       "output_format", "tags", "visibility", "extra_data"};
+    for (size_t s = 0; s < sizeof students / sizeof *students; s++) {
+        const student_case *sc = &students[s];
+        snprintf(mistake, sizeof mistake, "MISTAKE=%s", sc->mistake);
+        const char *env[] = {mistake, env_sub, env_res, env_convd, env_python, NULL};
+        char *argv[] = {"examples/grader/run_autograder", NULL};
+        unlink(results);
+        const int status = run(argv, env, NULL, "/dev/null");
+        cJSON *doc = read_json(results);
+        const cJSON *tests = cJSON_GetObjectItemCaseSensitive(doc, "tests");
+        const double score = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "score"));
+        int malformed = 0, wrong_tensor = 0, untagged = 0, foreign = 0, failed = 0;
+        const cJSON *t;
+        cJSON_ArrayForEach(t, tests) {
+            for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+                malformed += !cJSON_GetObjectItemCaseSensitive(t, keys[k]);
+            if (strcmp(str_at(t, "status"), "failed") != 0) continue;
+            failed++;
+            wrong_tensor += !strstr(sc->failing, test_tensor(t)) || !*sc->failing;
+            untagged += !has_tag(t, sc->mistake);
+            foreign += cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t, "tags")) != 2;
+        }
+        const char *label = *sc->mistake ? sc->mistake : "the right solution";
+        CHECK(status == 0 && doc && cJSON_GetArraySize(tests) == 40 && malformed == 0 &&
+                  cJSON_GetObjectItemCaseSensitive(doc, "execution_time"),
+              "%s: exit %d, %d tests, %d fields missing", label, status,
+              cJSON_GetArraySize(tests), malformed);
+        CHECK(score == sc->score, "%s: score %g, want %g", label, score, sc->score);
+        CHECK(wrong_tensor == 0 && untagged == 0 && foreign == 0 &&
+                  (!*sc->mistake || strstr(str_at(doc, "output"), sc->mistake)),
+              "%s: of %d failed tests, %d in tensors it does not touch, %d without its id, %d "
+              "with other ids", label, failed, wrong_tensor, untagged, foreign);
+        cJSON_Delete(doc);
+    }
+
+    // code that raises: the traceback in place of the answers
+    snprintf(mistake, sizeof mistake, "MISTAKE=loop_past_the_end");
+    const char *env[] = {mistake, env_sub, env_res, env_convd, env_python, NULL};
+    char *argv[] = {"examples/grader/run_autograder", NULL};
+    int status = run(argv, env, NULL, "/dev/null");
+    cJSON *doc = read_json(results);
+    const cJSON *dx_test = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "tests"), 1);
+    CHECK(status == 0 && cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "score")) == 10 &&
+              strstr(str_at(dx_test, "output"), "IndexError") &&
+              strstr(str_at(dx_test, "output"), "not submitted"),
+          "raising student: exit %d, dx output %.200s", status, str_at(dx_test, "output"));
+    cJSON_Delete(doc);
+
+    // a file that does not import: a score of 0 and why
+    in_dir(src, sizeof src, "submission/layers.py");
+    write_file(src, "def conv_backward_naive(dout, cache:\n    pass\n");
+    status = run(argv, env, NULL, "/dev/null");
+    doc = read_json(results);
+    CHECK(status == 0 && doc &&
+              cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "score")) == 0 &&
+              strstr(str_at(doc, "output"), "SyntaxError"),
+          "unimportable student: exit %d, output %.200s", status, str_at(doc, "output"));
+    cJSON_Delete(doc);
+    unlink(src);
+    rmdir(sub);
+}
+
+int main(int argc, char **argv) {
+    blas_boot(argv);
+    // stand-in for convd when CONVD_BIN has no grading subcommands (see find_tools)
+    if (argc > 1 && strcmp(argv[1], "check") == 0) return cli_check(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "problem") == 0) return cli_problem(argc - 1, argv + 1);
+    char self[4096];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = '\0';
+    if (mkdtemp(dir) && find_tools(self)) {
+        test_command_line();
+        test_students();
+    }
+    char path[4200];
+    unlink(in_dir(path, sizeof path, "out.json"));
+    unlink(in_dir(path, sizeof path, "req.json"));
+    unlink(in_dir(path, sizeof path, "results.json"));
+    rmdir(dir);
+    return t_finish("test_grade_example");
+}

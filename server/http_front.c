@@ -39,9 +39,12 @@ const http_codec http_front_v1_codecs[] = {
     {NULL, NULL},
 };
 
+// curl -d labels a body application/x-www-form-urlencoded, and KServe's own documented curl
+// recipes post v2 JSON that way: taken as what it is.
 const http_codec http_front_v2_codecs[] = {
     {codec_json_type, run_v2},
     {codec_binary_type, run_v2},
+    {"application/x-www-form-urlencoded", run_v2},
     {NULL, NULL},
 };
 

@@ -10,7 +10,8 @@
 // Codec lists for compute routes. The v1 list takes application/json (the default when no
 // Content-Type is sent) and application/octet-stream (safetensors); the v2 list takes
 // application/json (the default: Triton's client sends none) and application/octet-stream,
-// both read as v2 bodies (JSON, then binary tensors when Inference-Header-Content-Length says).
+// both read as v2 bodies (JSON, then binary tensors when Inference-Header-Content-Length says),
+// and application/x-www-form-urlencoded, what curl -d sends.
 extern const http_codec http_front_v1_codecs[];
 extern const http_codec http_front_v2_codecs[];
 

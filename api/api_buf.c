@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 bool api_buf_reserve(api_buf *b, size_t extra) {
     if (b->failed) return false;
@@ -24,7 +25,15 @@ bool api_buf_reserve(api_buf *b, size_t extra) {
     }
     b->data = grown;
     b->cap = cap;
+    api_hint_huge_pages(grown, cap);
     return true;
+}
+
+void api_hint_huge_pages(void *p, size_t bytes) {
+    enum { HUGE = 2 << 20 };
+    uintptr_t from = ((uintptr_t)p + HUGE - 1) & ~(uintptr_t)(HUGE - 1);
+    uintptr_t to = ((uintptr_t)p + bytes) & ~(uintptr_t)(HUGE - 1);
+    if (p && to > from) madvise((void *)from, to - from, MADV_HUGEPAGE);
 }
 
 void api_buf_put(api_buf *b, const char *s, size_t n) {

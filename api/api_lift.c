@@ -83,6 +83,20 @@ static const char *non_finite_token(const char *p, const char *end) {
     return NULL;
 }
 
+// Room for every number the rest of the body could hold (each takes 2 bytes or more, "1,").
+// Most of it is never touched, so it costs address space, not memory: big blocks are mapped
+// lazily, and the unused tail is given back when the array ends. This keeps a growing array
+// from being copied, which at 12 MB a tensor costs more than parsing it. Without that much
+// address space, growth by doubling takes over.
+static void reserve_values(api_blob *b, int64_t *cap, const char *p, const char *end) {
+    int64_t bound = (int64_t)((size_t)(end - p) / 2) + 1;
+    if (bound > ((int64_t)1 << 28)) bound = (int64_t)1 << 28;
+    size_t bytes = (size_t)bound * sizeof *b->values;
+    b->values = malloc(bytes);
+    *cap = b->values ? bound : 0;
+    api_hint_huge_pages(b->values, bytes);
+}
+
 static bool append_value(api_blob *b, int64_t *cap, double v) {
     if (b->count == *cap) {
         int64_t grown = *cap ? *cap * 2 : 64;
@@ -127,67 +141,74 @@ static lift_result lift_array(api_blob *b, const char *p, const char *end, const
     int64_t counts[API_LIFT_MAX_DEPTH]; // elements seen so far at each open level
     int64_t cap = 0;
     int level = 1, rank = 0;            // rank 0: no number seen yet
+    reserve_values(b, &cap, p, end);
     for (int i = 0; i < API_LIFT_MAX_DEPTH; i++) b->shape[i] = -1;
     counts[0] = 0;
     p++;
-    enum { VALUE_OR_CLOSE, VALUE, AFTER_VALUE } expect = VALUE_OR_CLOSE;
+    bool just_opened = true;
     for (;;) {
+        // A value (or, right after '[', the ']' of an empty array).
         p = skip_space(p, end);
         if (p == end) return NOT_NUMBERS;
         char c = *p;
-        if (expect == AFTER_VALUE && c == ',') {
-            expect = VALUE;
+        if (c == '[') {
+            counts[level - 1]++;
+            if (level == API_LIFT_MAX_DEPTH) return NOT_NUMBERS;
+            if (rank && level >= rank)
+                note_ragged(b, API_RAGGED_ARRAY_FOR_NUMBER, counts, level, 0, 0);
+            counts[level++] = 0;
+            just_opened = true;
             p++;
             continue;
         }
-        if (c == ']' && expect != VALUE) {
+        if (c != ']' || !just_opened) {
+            counts[level - 1]++;
+            double v;
+            const char *token = p;
+            p = api_parse_f64(&v, token, end);
+            if (p && p < end && starts_number(*p)) { // 01, 1.5.2, 1e5-3: a number running on
+                *after = token;
+                return BAD_NUMBER;
+            }
+            if (!p || !isfinite(v)) {
+                const char *spelled = p ? NULL : non_finite_token(token, end);
+                if (!p && !spelled) {
+                    if (!starts_number(c)) return NOT_NUMBERS;
+                    *after = token;
+                    return BAD_NUMBER;
+                }
+                p = p ? p : spelled;
+                note_non_finite(b, token, p);
+                v = NAN;
+            }
+            if (!rank) rank = level;
+            else if (level != rank)
+                note_ragged(b, API_RAGGED_NUMBER_FOR_ARRAY, counts, level, 0, 0);
+            if (!append_value(b, &cap, v)) return NO_MEMORY;
+            p = skip_space(p, end);
+        }
+        just_opened = false;
+        // After a value: ',' for the next, or ']' closing one level or more.
+        for (;;) {
+            if (p == end) return NOT_NUMBERS;
+            if (*p == ',') break;
+            if (*p != ']') return NOT_NUMBERS; // cJSON will say what is wrong
             int64_t n = counts[level - 1];
             if (b->shape[level - 1] < 0) b->shape[level - 1] = n;
             else if (b->shape[level - 1] != n)
                 note_ragged(b, API_RAGGED_LENGTH, counts, level - 1, n, b->shape[level - 1]);
             p++;
-            if (--level == 0) break;
-            expect = AFTER_VALUE;
-            continue;
-        }
-        if (expect == AFTER_VALUE) return NOT_NUMBERS; // cJSON will say what is wrong
-        counts[level - 1]++;
-        if (c == '[') {
-            if (level == API_LIFT_MAX_DEPTH) return NOT_NUMBERS;
-            if (rank && level >= rank)
-                note_ragged(b, API_RAGGED_ARRAY_FOR_NUMBER, counts, level, 0, 0);
-            counts[level++] = 0;
-            expect = VALUE_OR_CLOSE;
-            p++;
-            continue;
-        }
-        double v;
-        const char *token = p;
-        p = api_parse_f64(&v, token, end);
-        if (p && p < end && starts_number(*p)) { // 01, 1.5.2, 1e5-3: a number running on
-            *after = token;
-            return BAD_NUMBER;
-        }
-        if (!p || !isfinite(v)) {
-            const char *spelled = p ? NULL : non_finite_token(token, end);
-            if (!p && !spelled) {
-                if (!starts_number(c)) return NOT_NUMBERS;
-                *after = token;
-                return BAD_NUMBER;
+            if (--level == 0) {
+                b->rank = rank;
+                *after = p;
+                double *fitted = realloc(b->values, (size_t)b->count * sizeof *b->values);
+                if (fitted) b->values = fitted;
+                return LIFTED;
             }
-            p = p ? p : spelled;
-            note_non_finite(b, token, p);
-            v = NAN;
+            p = skip_space(p, end);
         }
-        if (!rank) rank = level;
-        else if (level != rank)
-            note_ragged(b, API_RAGGED_NUMBER_FOR_ARRAY, counts, level, 0, 0);
-        if (!append_value(b, &cap, v)) return NO_MEMORY;
-        expect = AFTER_VALUE;
+        p++;
     }
-    b->rank = rank;
-    *after = p;
-    return LIFTED;
 }
 
 static bool add_blob(lifter *L, const api_blob *b, span where) {

@@ -87,42 +87,73 @@ static double parse_long_token(const char *s, size_t len) {
 
 static inline bool is_digit(char c) { return (unsigned char)(c - '0') < 10; }
 
+// Eight ASCII digits at once (SWAR, as in fast_float): whether the 8 bytes at p all are, and
+// their value.
+static inline uint64_t load8(const char *p) {
+    uint64_t v;
+    memcpy(&v, p, sizeof v); // little-endian: p[0] in the low byte
+    return v;
+}
+
+static inline bool eight_digits(uint64_t v) {
+    return !(((v + 0x4646464646464646ull) | (v - 0x3030303030303030ull)) & 0x8080808080808080ull);
+}
+
+static inline uint64_t eight_digits_value(uint64_t v) {
+    v -= 0x3030303030303030ull;
+    v = v * 10 + (v >> 8);
+    v = (((v & 0x000000FF000000FFull) * 0x000F424000000064ull) +
+         (((v >> 16) & 0x000000FF000000FFull) * 0x0000271000000001ull)) >> 32;
+    return v;
+}
+
+// Digits at p into w while it holds fewer than 19; returns past all the digits. `kept` counts
+// digits in w, `dropped_nonzero` notes a nonzero digit that did not fit, `skipped` how many
+// did not fit.
+static inline const char *take_digits(const char *p, const char *end, uint64_t *w, int *kept,
+                                      int64_t *skipped, bool *dropped_nonzero) {
+    while (*kept <= 11 && end - p >= 8 && eight_digits(load8(p))) {
+        *w = *w * 100000000 + eight_digits_value(load8(p));
+        *kept += 8;
+        p += 8;
+    }
+    for (; p < end && is_digit(*p); p++) {
+        if (*kept < 19) {
+            *w = *w * 10 + (uint64_t)(*p - '0');
+            ++*kept;
+        } else {
+            ++*skipped;
+            *dropped_nonzero |= *p != '0';
+        }
+    }
+    return p;
+}
+
 const char *api_parse_f64(double *out, const char *p, const char *end) {
     const char *start = p;
     bool negative = p < end && *p == '-';
     p += negative;
     if (p == end || !is_digit(*p)) return NULL;
-    uint64_t w = 0;     // the first 19 significant digits
-    int kept = 0;       // how many digits w holds
-    int64_t q = 0;      // decimal exponent of w's last digit
-    bool dropped = false; // a nonzero digit beyond the 19th
+    uint64_t w = 0;       // the first 19 significant digits
+    int kept = 0;         // how many digits w holds
+    int64_t q = 0;        // decimal exponent of w's last digit
+    int64_t skipped = 0;  // digits that did not fit in w
+    bool dropped = false; // one of them was nonzero
     if (*p == '0') {
         p++;
     } else {
-        for (; p < end && is_digit(*p); p++) {
-            if (kept < 19) {
-                w = w * 10 + (uint64_t)(*p - '0');
-                kept++;
-            } else {
-                q++;
-                dropped |= *p != '0';
-            }
-        }
+        p = take_digits(p, end, &w, &kept, &skipped, &dropped);
+        q += skipped; // integer digits that did not fit still scale the value
     }
     if (p < end && *p == '.') {
         p++;
         if (p == end || !is_digit(*p)) return NULL;
-        for (; p < end && is_digit(*p); p++) {
-            if (kept == 0 && *p == '0') {
-                q--; // leading zeros are not significant
-            } else if (kept < 19) {
-                w = w * 10 + (uint64_t)(*p - '0');
-                kept++;
-                q--;
-            } else {
-                dropped |= *p != '0';
-            }
-        }
+        const char *digits = p;
+        if (kept == 0)
+            while (p < end && *p == '0') p++; // leading zeros are not significant
+        skipped = 0;
+        p = take_digits(p, end, &w, &kept, &skipped, &dropped);
+        q -= (p - digits) - skipped; // every fraction digit kept in w divides by 10
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         p++;

@@ -164,7 +164,7 @@ static inline int th_fd_count(pid_t pid) {
 typedef struct {
     long status; // 0 when the transfer failed (see error)
     char *body;  // NUL-terminated
-    size_t len;
+    size_t len, cap;
     char headers[8192]; // the response header block, as received
     size_t headers_len;
     char error[CURL_ERROR_SIZE];
@@ -172,9 +172,13 @@ typedef struct {
 
 static inline size_t th_collect_body(char *data, size_t size, size_t n, void *arg) {
     th_reply *r = arg;
-    char *grown = realloc(r->body, r->len + size * n + 1);
-    if (!grown) return 0;
-    r->body = grown;
+    if (r->len + size * n + 1 > r->cap) { // doubling: big answers come in many pieces
+        size_t cap = 2 * (r->len + size * n + 1);
+        char *grown = realloc(r->body, cap);
+        if (!grown) return 0;
+        r->body = grown;
+        r->cap = cap;
+    }
     memcpy(r->body + r->len, data, size * n);
     r->len += size * n;
     r->body[r->len] = '\0';
@@ -218,6 +222,7 @@ static inline bool th_http(th_reply *r, CURL *curl, int port, const char *method
                            const char *const *extra) {
     memset(r, 0, sizeof *r);
     r->body = calloc(1, 1);
+    r->cap = 1;
     CURL *c = curl ? curl : curl_easy_init();
     if (!c || !r->body) return false;
     char url[512], type[256];
@@ -362,9 +367,11 @@ typedef struct {
 
 static inline bool th_flatten(const cJSON *v, th_tensor *t, int depth) {
     if (cJSON_IsNumber(v)) {
-        double *grown = realloc(t->data, (t->n + 1) * sizeof *grown);
-        if (!grown) return false;
-        t->data = grown;
+        if ((t->n & (t->n - 1)) == 0) { // at 0, 1, 2, 4...: double the room
+            double *grown = realloc(t->data, (t->n ? 2 * t->n : 1) * sizeof *grown);
+            if (!grown) return false;
+            t->data = grown;
+        }
         t->data[t->n++] = v->valuedouble;
         return true;
     }

@@ -2,7 +2,8 @@
 // stands on (convd problem, convd check). The example student (examples/grader/students/
 // layers.py) is graded once right and once per mistake it can make; each run's results.json
 // must carry Gradescope's fields, the score that mistake earns on the cs231n suite, failures
-// in exactly the tensors the mistake touches, and the mistake's id on every failed test.
+// in exactly the tensors the mistake touches, and the mistake's id on every failed test. One
+// run in PrairieLearn's format, a raising student and an unimportable one complete it.
 //
 // Needs python3 with numpy ($CONVD_PYTHON, else /usr/bin/python3). Runs $CONVD_BIN when it
 // has the grading subcommands; otherwise this binary stands in for convd (it answers
@@ -243,6 +244,20 @@ static void test_students(void) {
               "with other ids", label, failed, wrong_tensor, untagged, foreign);
         cJSON_Delete(doc);
     }
+
+    // the same grader for PrairieLearn: a score in [0, 1], the mistake in the message
+    snprintf(mistake, sizeof mistake, "MISTAKE=dw_flipped");
+    const char *pl_env[] = {mistake, env_sub, env_res, env_convd, env_python,
+                            "FORMAT=prairielearn", NULL};
+    char *pl_argv[] = {"examples/grader/run_autograder", NULL};
+    int pl_status = run(pl_argv, pl_env, NULL, "/dev/null");
+    cJSON *pl = read_json(results);
+    CHECK(pl_status == 0 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pl, "gradable")) &&
+              cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(pl, "score")) == 31.0 / 40 &&
+              strstr(str_at(pl, "message"), "dw_flipped") &&
+              cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(pl, "tests")) == 40,
+          "prairielearn run: exit %d, message %s", pl_status, str_at(pl, "message"));
+    cJSON_Delete(pl);
 
     // code that raises: the traceback in place of the answers
     snprintf(mistake, sizeof mistake, "MISTAKE=loop_past_the_end");

@@ -1,0 +1,81 @@
+// api/openapi.yaml: linted by Redocly's CLI (from the npm registry, pinned in tools/; installed
+// there with `npm ci` on the first run) with its recommended rules, warnings as errors; and
+// every route of the server's route table documented with its method (the v2 models under
+// /v2/models/{model}).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "server/blas_boot.h"
+#include "server/http_routes.h"
+#include "tests/testlib.h"
+
+static const char redocly[] = "tools/node_modules/.bin/redocly";
+
+// Runs a shell command, echoing its output; its exit status (-1 when it did not exit).
+static int shell(const char *command) {
+    fflush(NULL);
+    int rc = system(command);
+    return rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void test_lint(void) {
+    struct stat st;
+    if (stat(redocly, &st) != 0)
+        CHECK(shell("cd tools && timeout 600 npm ci --no-audit --no-fund --loglevel=error") == 0,
+              "npm ci in tools/ installs the linter (needs the npm registry)");
+    // No telemetry, no update check: the lint is the only thing that should talk here.
+    int rc = shell("REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true timeout 300 "
+                   "tools/node_modules/.bin/redocly lint --config tools/redocly.yaml "
+                   "api/openapi.yaml 2>&1");
+    CHECK(rc == 0, "redocly lint api/openapi.yaml: exit %d", rc);
+}
+
+// The document's text for `path`: from its "  /path:" line to the next path (or components).
+static const char *path_section(const char *yaml, const char *path, size_t *len) {
+    char key[600];
+    snprintf(key, sizeof key, "\n  %s:\n", path);
+    const char *at = strstr(yaml, key);
+    if (!at) return NULL;
+    at += strlen(key);
+    const char *end = at;
+    while ((end = strstr(end, "\n  ")) && end[3] == ' ') end++; // lines indented deeper
+    *len = end ? (size_t)(end - at) : strlen(at);
+    return at;
+}
+
+static void test_routes_documented(void) {
+    char *yaml = t_read_file("api/openapi.yaml", NULL);
+    if (!CHECK(yaml != NULL, "api/openapi.yaml readable")) return;
+    for (size_t i = 0; i < http_n_routes; i++) {
+        const http_route *r = &http_routes[i];
+        char path[512];
+        snprintf(path, sizeof path, "%s", r->path);
+        static const char *const models[] = {"conv2d_forward", "conv2d_backward"};
+        for (int m = 0; m < 2; m++) {
+            char *model = strstr(path, models[m]);
+            if (model && strncmp(path, "/v2/models/", 11) == 0) {
+                char rest[512];
+                snprintf(rest, sizeof rest, "%s", model + strlen(models[m]));
+                snprintf(model, sizeof path - (size_t)(model - path), "{model}%s", rest);
+            }
+        }
+        size_t len = 0;
+        const char *section = path_section(yaml, path, &len);
+        const char *method = r->methods & HTTP_POST ? "\n    post:" : "\n    get:";
+        char *text = section ? strndup(section - 1, len + 1) : NULL;
+        CHECK(text && strstr(text, method), "%s %s is in api/openapi.yaml (as %s)",
+              r->methods & HTTP_POST ? "POST" : "GET", r->path, path);
+        free(text);
+    }
+    free(yaml);
+}
+
+int main(int argc, char **argv) {
+    blas_boot(argv);
+    test_routes_documented();
+    test_lint();
+    return t_finish("test_openapi");
+}

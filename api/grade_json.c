@@ -454,7 +454,7 @@ static bool empty_answer(grade_shape *s, const reader *r, const cJSON *item) {
 }
 
 static bool read_answer(api_tensor *t, grade_array *a, const reader *r, const cJSON *item,
-                        const char *path) {
+                        const char *path, int64_t max_elements) {
     if (empty_answer(&a->shape, r, item)) {
         a->present = true;
         a->data = NULL;
@@ -472,6 +472,11 @@ static bool read_answer(api_tensor *t, grade_array *a, const reader *r, const cJ
         blob->problem = API_BLOB_OK;
     }
     if (!api_json_tensor(t, r->doc, item, path, CONV_FLOAT64, r->err)) return false;
+    if (t->numel > max_elements)
+        return api_fail(r->err, API_E_TOO_MANY_ELEMENTS, path,
+                        "%s has %" PRId64 " elements; this server takes at most %" PRId64
+                        " per tensor (max_elements)",
+                        path, t->numel, max_elements);
     a->present = true;
     a->shape.rank = t->rank;
     memcpy(a->shape.dim, t->shape, (size_t)t->rank * sizeof t->shape[0]);
@@ -491,7 +496,7 @@ static void submission_free(submission *s) {
 // {"y"?, "dx"?, "dw"?, "db"?, "error"?}: the answers, and what the student's code reported
 // instead of an answer (copied into *error).
 static bool read_submission(submission *s, char **error, const reader *r, const cJSON *obj,
-                            const char *path) {
+                            const char *path, int64_t max_elements) {
     static const char *const keys[] = {"y", "dx", "dw", "db", "error"};
     if (!need_object(r, obj, path, "any of y, dx, dw, db as tensors, and error") ||
         !check_keys(r, obj, keys, COUNT(keys), path))
@@ -500,7 +505,7 @@ static bool read_submission(submission *s, char **error, const reader *r, const 
     for (int t = 0; t < GRADE_NTENSORS; t++) {
         const cJSON *item = field(obj, keys[t]);
         if (item && !read_answer(&s->tensor[t], &s->answer[t], r, item,
-                                 join(where, sizeof where, path, keys[t])))
+                                 join(where, sizeof where, path, keys[t]), max_elements))
             return false;
     }
     const cJSON *item = field(obj, "error");
@@ -635,7 +640,7 @@ static bool grade_case_object(grade_case *k, const reader *r, const cJSON *obj, 
                       "per request (max_flops): send fewer or smaller problems",
                       (double)*work, (double)opt->max_flops);
     ok = ok && read_submission(&sub, &k->error, r, answers,
-                               join(where, sizeof where, path, "submission"));
+                               join(where, sizeof where, path, "submission"), opt->max_elements);
     for (int t = GRADE_DX; ok && !has_dy && t < GRADE_NTENSORS; t++)
         if (sub.answer[t].present || go.required[t])
             ok = api_fail(r->err, API_E_MISSING_FIELD, join(where, sizeof where, path, "problem.dy"),

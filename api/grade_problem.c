@@ -17,6 +17,9 @@ bool grade_tensor_parse(grade_tensor *t, const char *name) {
 }
 
 int64_t grade_shape_numel(const grade_shape *s) {
+    // an empty answer may state huge sizes beside its 0, whose product would overflow
+    for (int i = 0; i < s->rank; i++)
+        if (s->dim[i] == 0) return 0;
     int64_t n = 1;
     for (int i = 0; i < s->rank; i++) n *= s->dim[i];
     return n;

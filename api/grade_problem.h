@@ -30,6 +30,8 @@ typedef struct {
     int64_t dim[GRADE_MAX_RANK];
 } grade_shape;
 
+// The element count: 0 when any size is 0, otherwise the product, which must fit int64
+// (shapes of values that exist always do).
 int64_t grade_shape_numel(const grade_shape *s);
 bool grade_shape_equal(const grade_shape *a, const grade_shape *b);
 // Equal once every axis of size 1 is dropped: (4, 1) and (4,) hold the same values.

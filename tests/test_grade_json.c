@@ -466,6 +466,28 @@ static void test_student_answers(void) {
     CHECK(status == 200 && strcmp(str_at(dx_diag, "id"), "dx_cropped_to_empty") == 0,
           "empty dx object: status %d, %s", status, str_at(dx_diag, "id"));
     cJSON_Delete(v);
+    // huge sizes beside a 0: still no values, and no overflow
+    snprintf(body, sizeof body,
+             "{\"problem\":%s,\"submission\":{\"dx\":{\"shape\":[1099511627776,"
+             "1099511627776,1099511627776,0],\"data\":[]}}}",
+             spec);
+    v = call(api_check_json, body, &status);
+    CHECK(status == 200 && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "passed")),
+          "huge empty dx: status %d", status);
+    cJSON_Delete(v);
+    // an answer over the server's element limit
+    api_options small;
+    api_options_default(&small);
+    small.max_elements = 4;
+    snprintf(body, sizeof body,
+             "{\"problem\":{\"x\":[[1,2],[3,4]],\"w\":[[1]]},\"submission\":{\"y\":"
+             "[1,2,3,4,5,6]}}");
+    api_response r = {0};
+    api_check_json(&r, body, strlen(body), NULL, &small);
+    CHECK(r.status == 422 && r.body && strstr(r.body, "too_many_elements") &&
+              strstr(r.body, "submission.y"),
+          "oversized answer: %d %s", r.status, r.body ? r.body : "");
+    free(r.body);
 }
 
 // Requests that cannot be graded: the error JSON with a code and a path into the request.

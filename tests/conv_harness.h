@@ -42,14 +42,27 @@ static inline void *conv_xmalloc(size_t bytes) {
     return p;
 }
 
-// A random geometry of a class chosen at random; small enough that the naive reference of all
-// passes takes well under a millisecond. Classes: anything; "same" padding (stride 1, even
-// kernels, dilation); 1x1 kernels (stride 1 unpadded, stride 2, padded, dilated); depthwise;
-// kernels larger than the input that padding makes fit. Rows and columns left over by the
-// stride come from the random sizes. *bias tells whether the case has a bias.
-static inline void conv_random_geom(conv_geom *g, bool *bias, uint64_t *rng) {
+// Kinds of layer conv_random_geom() makes: "same" padding (stride 1, even kernels, dilation);
+// 1x1 kernels (stride 1 unpadded, stride 2, padded, strided on one axis); depthwise (groups ==
+// C, F a multiple of C); kernels larger than the input that padding makes fit; anything.
+typedef enum {
+    GEOM_SAME, GEOM_1X1, GEOM_DEPTHWISE, GEOM_KERNEL_OVER_INPUT, GEOM_GENERAL, GEOM_CLASSES,
+    GEOM_RANDOM = -1 // 20% same, 10% each of 1x1, depthwise, kernel over input, 50% general
+} conv_geom_class;
+
+// A random geometry of class `cls`; small enough that the naive reference of all passes takes
+// well under a millisecond. Groups, sizes, strides, dilations and padding (symmetric, per
+// side or none) are random within the class; rows and columns left over by the stride come
+// from the random sizes. *bias tells whether the case has a bias.
+static inline void conv_random_geom(conv_geom *g, bool *bias, conv_geom_class cls,
+                                    uint64_t *rng) {
     memset(g, 0, sizeof *g);
-    const int64_t cls = t_rand_int(rng, 0, 9);
+    if (cls == GEOM_RANDOM) {
+        static const conv_geom_class pick[10] = {
+            GEOM_SAME, GEOM_SAME, GEOM_1X1, GEOM_DEPTHWISE, GEOM_KERNEL_OVER_INPUT,
+            GEOM_GENERAL, GEOM_GENERAL, GEOM_GENERAL, GEOM_GENERAL, GEOM_GENERAL};
+        cls = pick[t_rand_int(rng, 0, 9)];
+    }
     g->n = t_rand_int(rng, 1, 4);
     g->h = t_rand_int(rng, 1, 9);
     g->w = t_rand_int(rng, 1, 9);
@@ -77,12 +90,12 @@ static inline void conv_random_geom(conv_geom *g, bool *bias, uint64_t *rng) {
     default: break; // "valid"
     }
     switch (cls) {
-    case 0: case 1: // "same": stride 1, any kernel (even ones pad more at the end)
+    case GEOM_SAME: // stride 1, any kernel (even ones pad more at the end)
         g->stride_h = g->stride_w = 1;
         conv_pad_same(g->kh, g->dilation_h, &g->pad_top, &g->pad_bottom);
         conv_pad_same(g->kw, g->dilation_w, &g->pad_left, &g->pad_right);
         break;
-    case 2: // 1x1: the plain GEMM case exactly, or one of the things that must leave it
+    case GEOM_1X1: // the plain GEMM case exactly, or one of the things that must leave it
         g->kh = g->kw = 1;
         g->stride_h = g->stride_w = 1;
         switch (t_rand_int(rng, 0, 3)) {
@@ -102,11 +115,11 @@ static inline void conv_random_geom(conv_geom *g, bool *bias, uint64_t *rng) {
             break;
         }
         break;
-    case 3: // depthwise: groups == C, F a multiple of C
+    case GEOM_DEPTHWISE:
         g->groups = g->c = t_rand_int(rng, 1, 4);
         g->f = g->c * t_rand_int(rng, 1, 2);
         break;
-    case 4: // the kernel is larger than the input; the padding below makes it fit
+    case GEOM_KERNEL_OVER_INPUT: // the padding below makes it fit
         g->h = t_rand_int(rng, 1, 3);
         g->w = t_rand_int(rng, 1, 3);
         g->kh = t_rand_int(rng, 3, 5);
@@ -114,8 +127,8 @@ static inline void conv_random_geom(conv_geom *g, bool *bias, uint64_t *rng) {
         break;
     default: break;
     }
-    // Pad at the far end until the dilated kernel fits; this is how classes 4 and others with
-    // small inputs get valid geometries (and asymmetric padding).
+    // Pad at the far end until the dilated kernel fits: how kernels larger than the input (and
+    // small inputs of other classes) become valid, with asymmetric padding.
     while (conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
                              g->pad_bottom) < 1)
         g->pad_bottom++;
@@ -137,9 +150,10 @@ static inline double conv_flops_of(const conv_geom *g) {
 // Grows a geometry from conv_random_geom() until a pass costs at least `flops`, so that the
 // fast path really splits it across threads (it gives each thread a few MFLOP at least).
 // Channels grow every other step (a depthwise layer by its channel multiplier F/C, so it stays
-// depthwise), batch and image size in between, so the cost ends just past `flops`; kernel,
-// stride, dilation and padding stay as they were. Returns false when the tensors got larger
-// than `max_elements` (layers that do little work per element): draw another geometry then.
+// depthwise), the batch (up to 16) and the image (up to 256 pixels) in between, so the cost
+// ends just past `flops`; kernel, stride, dilation and padding stay as they were. Returns
+// false when the tensors got larger than `max_elements` (layers that do little work per
+// element, like 1x1 depthwise ones): draw another geometry then.
 static inline bool conv_grow_geom(conv_geom *g, double flops, int64_t max_elements,
                                   uint64_t *rng) {
     for (int turn = 0; conv_flops_of(g) < flops; turn = (turn + 1) % 4) {
@@ -147,11 +161,9 @@ static inline bool conv_grow_geom(conv_geom *g, double flops, int64_t max_elemen
             if (g->groups == g->c) g->f += g->c;
             else g->c += g->groups, g->f += g->groups;
         } else if (turn == 0) {
-            g->n++;
-        } else if (t_rand_int(rng, 0, 1)) {
-            g->h += t_rand_int(rng, 1, 3);
-        } else {
-            g->w += t_rand_int(rng, 1, 3);
+            if (g->n < 16) g->n++;
+        } else if (g->h * g->w < 256) {
+            *(t_rand_int(rng, 0, 1) ? &g->h : &g->w) += t_rand_int(rng, 1, 3);
         }
     }
     const int64_t ho = conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,

@@ -174,16 +174,19 @@ static void tally_coverage(int count[COV_KINDS], const conv_geom *g, bool bias, 
 // threads; those run with 2 and 3 threads only and share float32-exact inputs between the
 // dtypes, since they take most of this test's time.
 static void test_sweep(void) {
-    enum { THREADED_EVERY = 32 };
+    enum { THREADED_EVERY = 40 };
     uint64_t rng = 20240611;
     sweep_state st = {0};
     int coverage[COV_KINDS] = {0};
     for (int i = 0; i < SWEEP_CONFIGS; i++) {
         conv_geom g;
         const bool threaded = i % THREADED_EVERY == 0;
-        do conv_random_geom(&g, &st.bias, &rng);
+        // Threaded configs take the classes in turn, so each path is split across threads.
+        const conv_geom_class cls =
+            threaded ? (conv_geom_class)(i / THREADED_EVERY % GEOM_CLASSES) : GEOM_RANDOM;
+        do conv_random_geom(&g, &st.bias, cls, &rng);
         while (threaded &&
-               !conv_grow_geom(&g, i % (2 * THREADED_EVERY) ? 9e6 : 13e6, 150000, &rng));
+               !conv_grow_geom(&g, i % (2 * THREADED_EVERY) ? 9e6 : 13e6, 600000, &rng));
         st.config = i;
         tally_coverage(coverage, &g, st.bias, threaded);
         conv_geom_describe(st.desc, sizeof st.desc, &g);

@@ -48,8 +48,10 @@ static void *worker_main(void *arg) {
         conv_geom g;
         bool bias;
         const bool threaded = i >= SMALL_CASES;
-        do conv_random_geom(&g, &bias, &rng);
-        while (threaded && !conv_grow_geom(&g, 9e6, 150000, &rng));
+        const conv_geom_class cls =
+            threaded ? (conv_geom_class)((wk->id + i) % GEOM_CLASSES) : GEOM_RANDOM;
+        do conv_random_geom(&g, &bias, cls, &rng);
+        while (threaded && !conv_grow_geom(&g, 9e6, 600000, &rng));
         conv_case_init(&wk->cases[i], &g, bias, t_rand_int(&rng, 0, 1) ? CONV_FLOAT64 : CONV_FLOAT32,
                        &rng);
         conv_geom_describe(wk->desc[i], sizeof wk->desc[i], &g);

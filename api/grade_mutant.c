@@ -200,6 +200,7 @@ static void walk(const grade_problem *p, grade_tensor t, const index_map *m, ter
                                         g->kh * g->kw +
                                     ka * g->kw + kb;
                                 const int64_t xi = ((n * g->c + in_ch) * g->h + ih) * g->w + iw;
+                                const int64_t dwi = wi + (m->per_sample ? n * numel_w : 0);
                                 if (t == GRADE_DX && m->no_crop) {
                                     const int64_t ph = ih + g->pad_top, pw = iw + g->pad_left;
                                     if (ph >= 0 && ph < hp && pw >= 0 && pw < wp)
@@ -209,15 +210,13 @@ static void walk(const grade_problem *p, grade_tensor t, const index_map *m, ter
                                     // a tap on the zero padding: a term of 0, which `=`
                                     // leaves in y or dw when it comes last
                                     if (t == GRADE_Y) v->term(v, yi, 0.0);
-                                    else if (t == GRADE_DW)
-                                        v->term(v, wi + (m->per_sample ? n * numel_w : 0), 0.0);
+                                    else if (t == GRADE_DW) v->term(v, dwi, 0.0);
                                 } else if (t == GRADE_Y) {
                                     v->term(v, yi, p->x[xi] * p->w[wi]);
                                 } else if (t == GRADE_DX) {
                                     v->term(v, xi, p->dy[yi] * p->w[wi]);
                                 } else {
-                                    v->term(v, wi + (m->per_sample ? n * numel_w : 0),
-                                            p->dy[yi] * p->x[xi]);
+                                    v->term(v, dwi, p->dy[yi] * p->x[xi]);
                                 }
                             }
                         }

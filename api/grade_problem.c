@@ -152,7 +152,8 @@ bool grade_problem_generate(grade_problem *p, const grade_layer *L, uint64_t see
 
 // Suites. Each comment says what the layer is there to expose; "leftover" rows (or columns)
 // come after the last window and the stride never reaches them, "gaps" lie between windows.
-//         N  C   H   W  F kh kw sh sw  pt pb pl pr  dh dw  groups bias
+// Arguments in the order of the macro's parameters: sizes, stride, padding per side,
+// dilation, groups, bias.
 #define LAYER(N, C, H, W, F, KH, KW, SH, SW, PT, PB, PL, PR, DH, DW, G, BIAS)                 \
     {.g = {.n = N, .c = C, .h = H, .w = W, .f = F, .kh = KH, .kw = KW, .groups = G,           \
            .stride_h = SH, .stride_w = SW, .dilation_h = DH, .dilation_w = DW, .pad_top = PT,  \

@@ -83,28 +83,34 @@ static const char *non_finite_token(const char *p, const char *end) {
     return NULL;
 }
 
-// Room for every number the rest of the body could hold (each takes 2 bytes or more, "1,").
-// Most of it is never touched, so it costs address space, not memory: big blocks are mapped
-// lazily, and the unused tail is given back when the array ends. This keeps a growing array
-// from being copied, which at 12 MB a tensor costs more than parsing it. Without that much
-// address space, growth by doubling takes over.
-static void reserve_values(api_blob *b, int64_t *cap, const char *p, const char *end) {
-    int64_t bound = (int64_t)((size_t)(end - p) / 2) + 1;
-    if (bound > ((int64_t)1 << 28)) bound = (int64_t)1 << 28;
-    size_t bytes = (size_t)bound * sizeof *b->values;
-    b->values = malloc(bytes);
-    *cap = b->values ? bound : 0;
-    api_hint_huge_pages(b->values, bytes);
+// Arrays start small (stride, shape); one that outgrows SMALL_ARRAY gets room for every number
+// the rest of the body could hold (each takes 2 bytes or more, "1,"). Most of that is never
+// touched, so it costs address space, not memory: big blocks are mapped lazily, and the unused
+// tail is given back when the array ends. So a tensor is never copied as it grows, which at
+// 12 MB costs more than parsing it. Without that much address space, doubling takes over.
+enum { SMALL_ARRAY = 4096 };
+
+static bool grow_values(api_blob *b, int64_t *cap, const char *p, const char *end) {
+    int64_t doubled = *cap ? *cap * 2 : 64, want = doubled;
+    if (*cap == SMALL_ARRAY) {
+        int64_t bound = b->count + (int64_t)((size_t)(end - p) / 2) + 1;
+        if (bound > doubled && bound <= ((int64_t)1 << 28)) want = bound;
+    }
+    double *values = realloc(b->values, (size_t)want * sizeof *values);
+    if (!values && want > doubled) {
+        want = doubled;
+        values = realloc(b->values, (size_t)want * sizeof *values);
+    }
+    if (!values) return false;
+    if (want > SMALL_ARRAY) api_hint_huge_pages(values, (size_t)want * sizeof *values);
+    b->values = values;
+    *cap = want;
+    return true;
 }
 
-static bool append_value(api_blob *b, int64_t *cap, double v) {
-    if (b->count == *cap) {
-        int64_t grown = *cap ? *cap * 2 : 64;
-        double *values = realloc(b->values, (size_t)grown * sizeof *values);
-        if (!values) return false;
-        b->values = values;
-        *cap = grown;
-    }
+static inline bool append_value(api_blob *b, int64_t *cap, double v, const char *p,
+                                const char *end) {
+    if (b->count == *cap && !grow_values(b, cap, p, end)) return false;
     b->values[b->count++] = v;
     return true;
 }
@@ -141,7 +147,6 @@ static lift_result lift_array(api_blob *b, const char *p, const char *end, const
     int64_t counts[API_LIFT_MAX_DEPTH]; // elements seen so far at each open level
     int64_t cap = 0;
     int level = 1, rank = 0;            // rank 0: no number seen yet
-    reserve_values(b, &cap, p, end);
     for (int i = 0; i < API_LIFT_MAX_DEPTH; i++) b->shape[i] = -1;
     counts[0] = 0;
     p++;
@@ -184,7 +189,7 @@ static lift_result lift_array(api_blob *b, const char *p, const char *end, const
             if (!rank) rank = level;
             else if (level != rank)
                 note_ragged(b, API_RAGGED_NUMBER_FOR_ARRAY, counts, level, 0, 0);
-            if (!append_value(b, &cap, v)) return NO_MEMORY;
+            if (!append_value(b, &cap, v, p, end)) return NO_MEMORY;
             p = skip_space(p, end);
         }
         just_opened = false;
@@ -281,6 +286,24 @@ static size_t original_offset(const lifter *L, size_t at) {
     return src;
 }
 
+// Whether the text ends inside a string or with brackets or braces still open: cut short.
+static bool ends_open(const char *body, size_t len) {
+    int64_t depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+        if (in_string) {
+            if (c == '\\') i++;
+            else if (c == '"') in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else {
+            depth += (c == '[' || c == '{') - (c == ']' || c == '}');
+        }
+    }
+    return in_string || depth > 0;
+}
+
 static bool syntax_error(api_error *err, const char *body, size_t len, size_t at,
                          const char *what) {
     size_t line = 1, column = 1;
@@ -288,7 +311,7 @@ static bool syntax_error(api_error *err, const char *body, size_t len, size_t at
         if (body[i] == '\n') line++, column = 1;
         else column++;
     }
-    if (at >= len)
+    if (at >= len || ends_open(body, len))
         return api_fail(err, API_E_INVALID_JSON, "",
                         "the body is not valid JSON: it ends (after %zu bytes) before the value "
                         "is complete; is it cut off?", len);

@@ -1,5 +1,15 @@
 // api: the v1 request model shared by every front door (command line, HTTP JSON, binary).
 // Pure functions: bytes in, bytes out. See ../shared/spec/api-v1.md for the contract.
+//
+// api_run_json() is the whole JSON path in one call. A front door with other bytes reuses the
+// pieces it is made of:
+//   api_model.h     the request model (op, dtype, tensors, parameters) and the table of ops
+//   api_json.h      JSON into the model and results out as JSON (api_lift.h: the fast arrays)
+//   api_validate.h  the checks every front door shares, giving a plan core can run
+//   api_exec.h      running a plan through core (workspace, threads, one pass per output)
+//   api_errors.h    error codes, statuses and the error body (docs/ERRORS.md)
+//   api_numbers.h   exact, fast number parsing and shortest round-trip printing
+// So: api_request_init, fill it from the bytes, api_validate, api_execute, write the result.
 #ifndef API_H
 #define API_H
 
@@ -14,6 +24,8 @@ typedef struct {
     int threads;              // threads a request's passes may use
 } api_options;
 
+// Defaults: max_elements 2^24 (64 MiB of float32), max_flops 5e10, workspace_cap
+// CONV_WORKSPACE_CAP_DEFAULT, threads 1.
 void api_options_default(api_options *opt);
 
 // One answer: an HTTP-style status (200, 400, 413, 415, 422, 500, ...), a heap-allocated body

@@ -284,8 +284,8 @@ static bool tensor_object(api_tensor *t, const api_lifted *doc, const cJSON *ite
     if (!check_blob(blob, as, err)) return false;
     if (blob->count != shaped.numel)
         return api_fail(err, API_E_DATA_LENGTH_MISMATCH, data_path,
-                        "%s has %" PRId64 " numbers but %s %s needs %" PRId64, data_path,
-                        blob->count, shape_path, api_shape_str(dims, sizeof dims, shape, rank),
+                        "%s has %" PRId64 " number%s but %s %s needs %" PRId64, data_path,
+                        blob->count, blob->count == 1 ? "" : "s", shape_path, api_shape_str(dims, sizeof dims, shape, rank),
                         shaped.numel);
     *t = shaped;
     return adopt_numbers(t, blob, as, dt, err);

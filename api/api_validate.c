@@ -220,9 +220,9 @@ static bool check_relations(const api_plan *plan, const api_request *req, api_er
                         api_shape_str(dims, sizeof dims, b->shape, b->rank));
     if (b->rank && b->shape[0] != g->f)
         return api_fail(err, API_E_SHAPE_MISMATCH, "b.shape[0]",
-                        "b has %" PRId64 " values but the layer has F=%" PRId64
+                        "b has %" PRId64 " value%s but the layer has F=%" PRId64
                         " output channels (filters); b needs one value per filter",
-                        b->shape[0], g->f);
+                        b->shape[0], b->shape[0] == 1 ? "" : "s", g->f);
     if (!dy->rank) return true;
     int64_t y_shape[API_MAX_RANK];
     int y_rank = api_output_shape(y_shape, req, plan, API_OUT_Y);

@@ -11,32 +11,32 @@
 #include "api/api.h"
 
 // X(enum, code, HTTP status). Append new codes; never rename or renumber a released one.
-#define API_ERROR_CODES(X)                                                 \
-    X(API_E_INVALID_JSON, "invalid_json", 400)                             \
-    X(API_E_INVALID_TYPE, "invalid_type", 422)                             \
-    X(API_E_MISSING_FIELD, "missing_field", 422)                           \
-    X(API_E_UNKNOWN_FIELD, "unknown_field", 422)                           \
-    X(API_E_DUPLICATE_FIELD, "duplicate_field", 422)                       \
-    X(API_E_FIELD_NOT_ALLOWED, "field_not_allowed", 422)                   \
-    X(API_E_UNKNOWN_OP, "unknown_op", 422)                                 \
-    X(API_E_OP_MISMATCH, "op_mismatch", 422)                               \
-    X(API_E_UNSUPPORTED_DTYPE, "unsupported_dtype", 422)                   \
-    X(API_E_INVALID_VALUE, "invalid_value", 422)                           \
-    X(API_E_UNKNOWN_OUTPUT, "unknown_output", 422)                         \
-    X(API_E_NON_FINITE_NUMBER, "non_finite_number", 422)                   \
-    X(API_E_VALUE_OUT_OF_RANGE, "value_out_of_range", 422)                 \
-    X(API_E_RAGGED_ARRAY, "ragged_array", 422)                             \
-    X(API_E_INVALID_SHAPE, "invalid_shape", 422)                           \
-    X(API_E_DATA_LENGTH_MISMATCH, "data_length_mismatch", 422)             \
-    X(API_E_SHAPE_MISMATCH, "shape_mismatch", 422)                         \
-    X(API_E_KERNEL_TOO_LARGE, "kernel_too_large", 422)                     \
-    X(API_E_TOO_MANY_ELEMENTS, "too_many_elements", 422)                   \
-    X(API_E_TOO_MUCH_WORK, "too_much_work", 422)                           \
-    X(API_E_NOT_FOUND, "not_found", 404)                                   \
-    X(API_E_METHOD_NOT_ALLOWED, "method_not_allowed", 405)                 \
-    X(API_E_BODY_TOO_LARGE, "body_too_large", 413)                         \
-    X(API_E_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415)         \
-    X(API_E_OVERLOADED, "overloaded", 503)                                 \
+#define API_ERROR_CODES(X)                                                                         \
+    X(API_E_INVALID_JSON, "invalid_json", 400)                                                     \
+    X(API_E_INVALID_TYPE, "invalid_type", 422)                                                     \
+    X(API_E_MISSING_FIELD, "missing_field", 422)                                                   \
+    X(API_E_UNKNOWN_FIELD, "unknown_field", 422)                                                   \
+    X(API_E_DUPLICATE_FIELD, "duplicate_field", 422)                                               \
+    X(API_E_FIELD_NOT_ALLOWED, "field_not_allowed", 422)                                           \
+    X(API_E_UNKNOWN_OP, "unknown_op", 422)                                                         \
+    X(API_E_OP_MISMATCH, "op_mismatch", 422)                                                       \
+    X(API_E_UNSUPPORTED_DTYPE, "unsupported_dtype", 422)                                           \
+    X(API_E_INVALID_VALUE, "invalid_value", 422)                                                   \
+    X(API_E_UNKNOWN_OUTPUT, "unknown_output", 422)                                                 \
+    X(API_E_NON_FINITE_NUMBER, "non_finite_number", 422)                                           \
+    X(API_E_VALUE_OUT_OF_RANGE, "value_out_of_range", 422)                                         \
+    X(API_E_RAGGED_ARRAY, "ragged_array", 422)                                                     \
+    X(API_E_INVALID_SHAPE, "invalid_shape", 422)                                                   \
+    X(API_E_DATA_LENGTH_MISMATCH, "data_length_mismatch", 422)                                     \
+    X(API_E_SHAPE_MISMATCH, "shape_mismatch", 422)                                                 \
+    X(API_E_KERNEL_TOO_LARGE, "kernel_too_large", 422)                                             \
+    X(API_E_TOO_MANY_ELEMENTS, "too_many_elements", 422)                                           \
+    X(API_E_TOO_MUCH_WORK, "too_much_work", 422)                                                   \
+    X(API_E_NOT_FOUND, "not_found", 404)                                                           \
+    X(API_E_METHOD_NOT_ALLOWED, "method_not_allowed", 405)                                         \
+    X(API_E_BODY_TOO_LARGE, "body_too_large", 413)                                                 \
+    X(API_E_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415)                                 \
+    X(API_E_OVERLOADED, "overloaded", 503)                                                         \
     X(API_E_INTERNAL, "internal_error", 500)
 
 typedef enum {

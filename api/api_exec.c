@@ -5,14 +5,14 @@
 #include <string.h>
 #include <time.h>
 
-typedef conv_status (*pass_fn)(void *out, const api_request *req, const conv_geom *g,
-                               conv_dtype dt, const conv_exec *ex, conv_error *err);
+typedef conv_status (*pass_fn)(void *out, const api_request *req, const conv_geom *g, conv_dtype dt,
+                               const conv_exec *ex, conv_error *err);
 
 // x (N,C,H,W), w (F,C/G,kh,kw), b (F) or NULL -> y (N,F,Ho,Wo)
-static conv_status run_forward(void *y, const api_request *req, const conv_geom *g,
-                               conv_dtype dt, const conv_exec *ex, conv_error *err) {
-    return conv2d_forward(y, req->in[API_IN_X].data, req->in[API_IN_W].data,
-                          req->in[API_IN_B].data, g, dt, ex, err);
+static conv_status run_forward(void *y, const api_request *req, const conv_geom *g, conv_dtype dt,
+                               const conv_exec *ex, conv_error *err) {
+    return conv2d_forward(y, req->in[API_IN_X].data, req->in[API_IN_W].data, req->in[API_IN_B].data,
+                          g, dt, ex, err);
 }
 
 // dy (N,F,Ho,Wo), w (F,C/G,kh,kw) -> dx (N,C,H,W)
@@ -25,8 +25,8 @@ static conv_status run_backward_data(void *dx, const api_request *req, const con
 // dy (N,F,Ho,Wo), x (N,C,H,W) -> dw (F,C/G,kh,kw)
 static conv_status run_backward_weights(void *dw, const api_request *req, const conv_geom *g,
                                         conv_dtype dt, const conv_exec *ex, conv_error *err) {
-    return conv2d_backward_weights(dw, req->in[API_IN_DY].data, req->in[API_IN_X].data, g, dt,
-                                   ex, err);
+    return conv2d_backward_weights(dw, req->in[API_IN_DY].data, req->in[API_IN_X].data, g, dt, ex,
+                                   err);
 }
 
 // dy (N,F,Ho,Wo) -> db (F)
@@ -114,8 +114,8 @@ bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
         if (!(plan->outputs & API_BIT(o))) continue;
         conv_error cerr = {0};
         if (passes[o].run(res->out[o].data, req, &plan->geom, req->dtype, &ex, &cerr) != CONV_OK)
-            ok = api_fail(err, API_E_INTERNAL, "", "computing %s failed: %s",
-                          api_output_names[o], cerr.message);
+            ok = api_fail(err, API_E_INTERNAL, "", "computing %s failed: %s", api_output_names[o],
+                          cerr.message);
     }
     res->elapsed_ms = now_ms() - start;
     free(workspace);

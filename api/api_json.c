@@ -43,8 +43,9 @@ static const char *nested_path(char *buf, size_t cap, const char *name, const in
                                int rank, int64_t flat) {
     int64_t index[API_MAX_RANK];
     for (int i = rank - 1; i >= 0; i--) {
-        index[i] = flat % shape[i];
-        flat /= shape[i];
+        int64_t size = shape[i] > 0 ? shape[i] : 1; // a ragged nesting has no true shape
+        index[i] = flat % size;
+        flat /= size;
     }
     size_t len = (size_t)snprintf(buf, cap, "%s", name);
     for (int i = 0; i < rank && len < cap; i++)
@@ -79,15 +80,16 @@ static bool check_blob(const api_blob *blob, array_naming as, api_error *err) {
     if (blob->problem == API_BLOB_NON_FINITE) {
         // The path of a non-finite number in a nested array needs the (valid) nesting.
         snprintf(path, sizeof path, "%s[%" PRId64 "]", as.name, blob->bad_index);
-        if (as.nested) nested_path(path, sizeof path, as.name, blob->shape, blob->rank,
-                                   blob->bad_index);
+        if (as.nested)
+            nested_path(path, sizeof path, as.name, blob->shape, blob->rank, blob->bad_index);
         const char *token = api_quote(quoted, sizeof quoted, blob->bad_token);
         bool overflow = token[0] == '-' ? token[1] >= '0' && token[1] <= '9'
                                         : token[0] >= '0' && token[0] <= '9';
         if (overflow)
             return api_fail(err, API_E_NON_FINITE_NUMBER, path,
                             "%s is %s, which is too large for any float; every number must be "
-                            "finite", path, token);
+                            "finite",
+                            path, token);
         return api_fail(err, API_E_NON_FINITE_NUMBER, path,
                         "%s is %s; every number must be finite (JSON has no NaN or Infinity, "
                         "and JavaScript's JSON.stringify writes them as null)",
@@ -124,8 +126,8 @@ static bool explain_array(const cJSON *array, const char *path, int depth, api_e
                             inner, type_name(e));
         } else if (depth >= API_MAX_RANK) { // the only numbers the lifter leaves behind
             return api_fail(err, API_E_INVALID_SHAPE, inner,
-                            "%s is nested %d arrays deep; tensors have at most 4 dimensions",
-                            inner, depth + 1);
+                            "%s is nested %d arrays deep; tensors have at most 4 dimensions", inner,
+                            depth + 1);
         }
     }
     return true;
@@ -208,17 +210,18 @@ static bool whole_numbers(int64_t *out, int *count, int limit, const api_lifted 
         return api_fail(err, bad_value, path, "%s is %s; %s must be %s", path,
                         api_quote(quoted, sizeof quoted, blob->bad_token), name, expected);
     } else {
-        return api_fail(err, cJSON_IsArray(item) && !cJSON_GetArraySize(item)
-                                 ? API_E_INVALID_VALUE : API_E_INVALID_TYPE,
-                        name, "%s must be %s; got %s", name, expected,
-                        cJSON_IsArray(item) && !cJSON_GetArraySize(item) ? "[]" : type_name(item));
+        bool empty = cJSON_IsArray(item) && !cJSON_GetArraySize(item);
+        return api_fail(err, empty ? API_E_INVALID_VALUE : API_E_INVALID_TYPE, name,
+                        "%s must be %s; got %s", name, expected, empty ? "[]" : type_name(item));
     }
     if (n > limit)
         return api_fail(err, API_E_INVALID_VALUE, name, "%s must be %s; got %" PRId64 " numbers",
                         name, expected, n);
     for (int64_t i = 0; i < n; i++) {
-        if (cJSON_IsNumber(item)) snprintf(path, sizeof path, "%s", name);
-        else snprintf(path, sizeof path, "%s[%" PRId64 "]", name, i);
+        if (cJSON_IsNumber(item))
+            snprintf(path, sizeof path, "%s", name);
+        else
+            snprintf(path, sizeof path, "%s[%" PRId64 "]", name, i);
         int_status s = whole_number(values[i], &out[i]);
         if (s != INT_OK)
             return api_fail(err, bad_value, path, "%s is %s; %s must be %s", path,
@@ -235,8 +238,8 @@ static bool whole_numbers(int64_t *out, int *count, int limit, const api_lifted 
 static bool unknown_or_duplicate_keys(const cJSON *object, const char *const *known, int count,
                                       const char *prefix, api_error *err);
 
-static bool tensor_object(api_tensor *t, const api_lifted *doc, const cJSON *item,
-                          const char *name, conv_dtype dt, api_error *err) {
+static bool tensor_object(api_tensor *t, const api_lifted *doc, const cJSON *item, const char *name,
+                          conv_dtype dt, api_error *err) {
     static const char *const keys[] = {"shape", "data"};
     if (!unknown_or_duplicate_keys(item, keys, 2, name, err)) return false;
     char shape_path[96], data_path[96], dims[160];
@@ -285,8 +288,8 @@ static bool tensor_object(api_tensor *t, const api_lifted *doc, const cJSON *ite
     if (blob->count != shaped.numel)
         return api_fail(err, API_E_DATA_LENGTH_MISMATCH, data_path,
                         "%s has %" PRId64 " number%s but %s %s needs %" PRId64, data_path,
-                        blob->count, blob->count == 1 ? "" : "s", shape_path, api_shape_str(dims, sizeof dims, shape, rank),
-                        shaped.numel);
+                        blob->count, blob->count == 1 ? "" : "s", shape_path,
+                        api_shape_str(dims, sizeof dims, shape, rank), shaped.numel);
     *t = shaped;
     return adopt_numbers(t, blob, as, dt, err);
 }
@@ -340,8 +343,10 @@ static bool decode_dtype(decoder *d, const cJSON *item, int which) {
     if (!cJSON_IsString(item))
         return api_fail(d->err, API_E_INVALID_TYPE, "dtype",
                         "dtype must be \"float32\" or \"float64\"; got %s", type_name(item));
-    if (strcmp(item->valuestring, "float32") == 0) d->req->dtype = CONV_FLOAT32;
-    else if (strcmp(item->valuestring, "float64") == 0) d->req->dtype = CONV_FLOAT64;
+    if (strcmp(item->valuestring, "float32") == 0)
+        d->req->dtype = CONV_FLOAT32;
+    else if (strcmp(item->valuestring, "float64") == 0)
+        d->req->dtype = CONV_FLOAT64;
     else
         return api_fail(d->err, API_E_UNSUPPORTED_DTYPE, "dtype",
                         "dtype \"%s\" is not supported; use \"float32\" or \"float64\"",
@@ -350,8 +355,8 @@ static bool decode_dtype(decoder *d, const cJSON *item, int which) {
 }
 
 static bool decode_tensor(decoder *d, const cJSON *item, int which) {
-    return api_json_tensor(&d->req->in[which], d->doc, item, api_input_names[which],
-                           d->req->dtype, d->err);
+    return api_json_tensor(&d->req->in[which], d->doc, item, api_input_names[which], d->req->dtype,
+                           d->err);
 }
 
 enum { PARAM_STRIDE, PARAM_DILATION };
@@ -373,11 +378,14 @@ static bool decode_pair(decoder *d, const cJSON *item, int which) {
 
 static bool decode_padding(decoder *d, const cJSON *item, int which) {
     api_request *req = d->req;
-    const char *expected = "an integer, [ph, pw], [top, bottom, left, right], \"same\" or \"valid\"";
+    const char *expected =
+        "an integer, [ph, pw], [top, bottom, left, right], \"same\" or \"valid\"";
     char quoted[48];
     if (cJSON_IsString(item)) {
-        if (strcmp(item->valuestring, "same") == 0) req->pad_mode = API_PAD_SAME;
-        else if (strcmp(item->valuestring, "valid") == 0) req->pad_mode = API_PAD_VALID;
+        if (strcmp(item->valuestring, "same") == 0)
+            req->pad_mode = API_PAD_SAME;
+        else if (strcmp(item->valuestring, "valid") == 0)
+            req->pad_mode = API_PAD_VALID;
         else
             return api_fail(d->err, API_E_INVALID_VALUE, "padding",
                             "padding \"%s\" is not supported; padding is %s",
@@ -460,9 +468,9 @@ static const struct {
 static const struct {
     const char *alias, *field;
 } aliases[] = {
-    {"input", "x"},      {"inputs", "x"},       {"weight", "w"},     {"weights", "w"},
-    {"kernel", "w"},     {"bias", "b"},         {"grad_output", "dy"}, {"dout", "dy"},
-    {"grad", "dy"},      {"pad", "padding"},    {"strides", "stride"}, {"dilations", "dilation"},
+    {"input", "x"},      {"inputs", "x"},        {"weight", "w"},       {"weights", "w"},
+    {"kernel", "w"},     {"bias", "b"},          {"grad_output", "dy"}, {"dout", "dy"},
+    {"grad", "dy"},      {"pad", "padding"},     {"strides", "stride"}, {"dilations", "dilation"},
     {"group", "groups"}, {"precision", "dtype"}, {"type", "dtype"},
 };
 
@@ -507,8 +515,10 @@ static bool unknown_or_duplicate_keys(const cJSON *object, const char *const *kn
     for (const cJSON *e = object->child; e; e = e->next) {
         const char *key = e->string ? e->string : "";
         api_quote(quoted, sizeof quoted, key);
-        if (prefix) snprintf(path, sizeof path, "%s.%s", prefix, quoted);
-        else snprintf(path, sizeof path, "%s", quoted);
+        if (prefix)
+            snprintf(path, sizeof path, "%s.%s", prefix, quoted);
+        else
+            snprintf(path, sizeof path, "%s", quoted);
         int k = 0;
         while (k < count && strcmp(known[k], key) != 0) k++;
         if (k == count) {
@@ -584,8 +594,8 @@ int64_t api_json_put_numbers(api_buf *out, const void *data, int64_t n, conv_dty
 
 static int64_t put_tensor(api_buf *out, const api_tensor *t, conv_dtype dt) {
     char dims[160];
-    api_buf_printf(out, "{\"shape\":%s,\"data\":",
-                   api_shape_str(dims, sizeof dims, t->shape, t->rank));
+    api_buf_printf(out,
+                   "{\"shape\":%s,\"data\":", api_shape_str(dims, sizeof dims, t->shape, t->rank));
     int64_t non_finite = api_json_put_numbers(out, t->data, t->numel, dt);
     api_buf_put(out, "}", 1);
     return non_finite;

@@ -39,8 +39,10 @@ static const char *skip_space(const char *p, const char *end) {
 // Past the string literal starting at the quote p (or to `end` when it is not closed).
 static const char *skip_string(const char *p, const char *end) {
     for (p++; p < end; p++) {
-        if (*p == '\\') p++;
-        else if (*p == '"') return p + 1;
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
     }
     return end;
 }
@@ -54,8 +56,10 @@ static const char *skip_brackets(const char *p, const char *end) {
             p = skip_string(p, end);
             continue;
         }
-        if (c == '[' || c == '{') depth++;
-        else if ((c == ']' || c == '}') && --depth == 0) return p + 1;
+        if (c == '[' || c == '{')
+            depth++;
+        else if ((c == ']' || c == '}') && --depth == 0)
+            return p + 1;
         p++;
     }
     return end;
@@ -72,8 +76,8 @@ static bool starts_numeric(const char *p, const char *end) {
 // The spellings of non-finite numbers that JSON writers produce (Python: NaN, Infinity,
 // -Infinity; JavaScript's JSON.stringify: null), matched case-insensitively to report them.
 static const char *non_finite_token(const char *p, const char *end) {
-    static const char *const spellings[] = {"-infinity", "infinity", "-inf", "inf", "-nan",
-                                            "nan",       "null"};
+    static const char *const spellings[] = {"-infinity", "infinity", "-inf", "inf",
+                                            "-nan",      "nan",      "null"};
     for (size_t i = 0; i < sizeof spellings / sizeof *spellings; i++) {
         size_t n = strlen(spellings[i]);
         if ((size_t)(end - p) >= n && strncasecmp(p, spellings[i], n) == 0 &&
@@ -146,7 +150,7 @@ static inline bool starts_number(char c) {
 static lift_result lift_array(api_blob *b, const char *p, const char *end, const char **after) {
     int64_t counts[API_LIFT_MAX_DEPTH]; // elements seen so far at each open level
     int64_t cap = 0;
-    int level = 1, rank = 0;            // rank 0: no number seen yet
+    int level = 1, rank = 0; // rank 0: no number seen yet
     for (int i = 0; i < API_LIFT_MAX_DEPTH; i++) b->shape[i] = -1;
     counts[0] = 0;
     p++;
@@ -186,7 +190,8 @@ static lift_result lift_array(api_blob *b, const char *p, const char *end, const
                 note_non_finite(b, token, p);
                 v = NAN;
             }
-            if (!rank) rank = level;
+            if (!rank)
+                rank = level;
             else if (level != rank)
                 note_ragged(b, API_RAGGED_NUMBER_FOR_ARRAY, counts, level, 0, 0);
             if (!append_value(b, &cap, v, p, end)) return NO_MEMORY;
@@ -199,7 +204,8 @@ static lift_result lift_array(api_blob *b, const char *p, const char *end, const
             if (*p == ',') break;
             if (*p != ']') return NOT_NUMBERS; // cJSON will say what is wrong
             int64_t n = counts[level - 1];
-            if (b->shape[level - 1] < 0) b->shape[level - 1] = n;
+            if (b->shape[level - 1] < 0)
+                b->shape[level - 1] = n;
             else if (b->shape[level - 1] != n)
                 note_ragged(b, API_RAGGED_LENGTH, counts, level - 1, n, b->shape[level - 1]);
             p++;
@@ -293,8 +299,10 @@ static bool ends_open(const char *body, size_t len) {
     for (size_t i = 0; i < len; i++) {
         char c = body[i];
         if (in_string) {
-            if (c == '\\') i++;
-            else if (c == '"') in_string = false;
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
         } else if (c == '"') {
             in_string = true;
         } else {
@@ -308,21 +316,24 @@ static bool syntax_error(api_error *err, const char *body, size_t len, size_t at
                          const char *what) {
     size_t line = 1, column = 1;
     for (size_t i = 0; i < at && i < len; i++) {
-        if (body[i] == '\n') line++, column = 1;
-        else column++;
+        if (body[i] == '\n')
+            line++, column = 1;
+        else
+            column++;
     }
     if (at >= len || ends_open(body, len))
         return api_fail(err, API_E_INVALID_JSON, "",
                         "the body is not valid JSON: it ends (after %zu bytes) before the value "
-                        "is complete; is it cut off?", len);
+                        "is complete; is it cut off?",
+                        len);
     char near[24];
     size_t n = len - at < 16 ? len - at : 16;
     memcpy(near, body + at, n);
     near[n] = '\0';
     char quoted[24];
     return api_fail(err, API_E_INVALID_JSON, "",
-                    "the body is not valid JSON: %s at line %zu, column %zu, near '%s'", what,
-                    line, column, api_quote(quoted, sizeof quoted, near));
+                    "the body is not valid JSON: %s at line %zu, column %zu, near '%s'", what, line,
+                    column, api_quote(quoted, sizeof quoted, near));
 }
 
 bool api_lift_parse(api_lifted *doc, const char *body, size_t len, api_error *err) {

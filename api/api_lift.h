@@ -34,15 +34,15 @@ typedef enum {
 typedef struct {
     double *values; // `count` numbers, row-major; heap, owned by the blob (may be stolen)
     int64_t count;
-    int rank;                             // nesting depth; 1 for a flat array
-    int64_t shape[API_LIFT_MAX_DEPTH];    // from the nesting (meaningless when RAGGED)
-    api_blob_problem problem;             // the first one found
-    int64_t bad_index;                    // NON_FINITE: flat index of the number
-    char bad_token[24];                   // NON_FINITE: its text as sent (cut when longer)
-    api_ragged_kind ragged;               // RAGGED: what went wrong ...
-    int ragged_depth;                     // ... at the element with these indices
+    int rank;                          // nesting depth; 1 for a flat array
+    int64_t shape[API_LIFT_MAX_DEPTH]; // from the nesting (meaningless when RAGGED)
+    api_blob_problem problem;          // the first one found
+    int64_t bad_index;                 // NON_FINITE: flat index of the number
+    char bad_token[24];                // NON_FINITE: its text as sent (cut when longer)
+    api_ragged_kind ragged;            // RAGGED: what went wrong ...
+    int ragged_depth;                  // ... at the element with these indices
     int64_t ragged_at[API_LIFT_MAX_DEPTH];
-    int64_t ragged_got, ragged_want;      // LENGTH: the two lengths
+    int64_t ragged_got, ragged_want; // LENGTH: the two lengths
 } api_blob;
 
 typedef struct {

@@ -48,7 +48,8 @@ bool api_tensor_set_shape(api_tensor *t, const int64_t *shape, int rank, const c
             snprintf(where, sizeof where, "%s[%d]", path, i);
             return api_fail(err, API_E_INVALID_SHAPE, where,
                             "%s is %" PRId64 "; every size must be at least 1 (empty tensors "
-                            "have nothing to convolve)", where, shape[i]);
+                            "have nothing to convolve)",
+                            where, shape[i]);
         }
         overflow |= __builtin_mul_overflow(numel, shape[i], &numel);
     }
@@ -91,10 +92,12 @@ void api_request_free(api_request *req) {
     for (int i = 0; i < API_IN_COUNT; i++) api_tensor_free(&req->in[i]);
 }
 
-const char *api_param_path(char *buf, size_t cap, const char *name, int given, int axis,
-                           int side) {
-    if (given == 4) snprintf(buf, cap, "%s[%d]", name, axis * 2 + side);
-    else if (given == 2) snprintf(buf, cap, "%s[%d]", name, axis);
-    else snprintf(buf, cap, "%s", name);
+const char *api_param_path(char *buf, size_t cap, const char *name, int given, int axis, int side) {
+    if (given == 4)
+        snprintf(buf, cap, "%s[%d]", name, axis * 2 + side);
+    else if (given == 2)
+        snprintf(buf, cap, "%s[%d]", name, axis);
+    else
+        snprintf(buf, cap, "%s", name);
     return buf;
 }

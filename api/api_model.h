@@ -44,11 +44,11 @@ extern const unsigned api_output_default_needs[API_OUT_COUNT];
 // One op. Adding an op is one row in api_ops[] (api_model.c); the passes that produce each
 // output are in api_exec.c.
 typedef struct {
-    const char *name;    // "conv2d.forward"
-    unsigned required;   // API_BIT(API_IN_*): inputs the op needs
-    unsigned optional;   // inputs it also accepts
-    unsigned outputs;    // API_BIT(API_OUT_*): what it returns by default (db only with b)
-    bool selectable;     // whether the request's "outputs" may pick a subset
+    const char *name;  // "conv2d.forward"
+    unsigned required; // API_BIT(API_IN_*): inputs the op needs
+    unsigned optional; // inputs it also accepts
+    unsigned outputs;  // API_BIT(API_OUT_*): what it returns by default (db only with b)
+    bool selectable;   // whether the request's "outputs" may pick a subset
 } api_op;
 
 extern const api_op api_ops[];
@@ -64,8 +64,8 @@ typedef enum { API_PAD_EXPLICIT, API_PAD_SAME, API_PAD_VALID } api_pad_mode;
 // How a parameter was written, for error paths: 0 = absent (default), 1 = one number for all,
 // otherwise the list's length ("stride[1]" exists only when given == 2).
 typedef struct {
-    const api_op *op;   // NULL when the body named none (the URL may supply it)
-    conv_dtype dtype;   // every tensor's data is in this dtype
+    const api_op *op; // NULL when the body named none (the URL may supply it)
+    conv_dtype dtype; // every tensor's data is in this dtype
     api_tensor in[API_IN_COUNT];
     int64_t stride[2]; // [sh, sw]
     int stride_given;
@@ -84,7 +84,6 @@ void api_request_free(api_request *req);
 
 // The request's path for one of its parameters: "stride" or "stride[1]", "padding[2]", ...
 // (`axis` is 0 for rows, 1 for columns; `side` 0 for the low side, 1 for the high side).
-const char *api_param_path(char *buf, size_t cap, const char *name, int given, int axis,
-                           int side);
+const char *api_param_path(char *buf, size_t cap, const char *name, int given, int axis, int side);
 
 #endif

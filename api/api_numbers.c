@@ -103,7 +103,8 @@ static inline uint64_t eight_digits_value(uint64_t v) {
     v -= 0x3030303030303030ull;
     v = v * 10 + (v >> 8);
     v = (((v & 0x000000FF000000FFull) * 0x000F424000000064ull) +
-         (((v >> 16) & 0x000000FF000000FFull) * 0x0000271000000001ull)) >> 32;
+         (((v >> 16) & 0x000000FF000000FFull) * 0x0000271000000001ull)) >>
+        32;
     return v;
 }
 

@@ -43,17 +43,17 @@ static bool check_fields(api_plan *plan, const api_request *req, api_error *err)
     for (int i = 0; i < API_IN_COUNT; i++) {
         bool given = req->in[i].rank > 0;
         if (!given && (op->required & API_BIT(i)))
-            return api_fail(err, API_E_MISSING_FIELD, api_input_names[i],
-                            "%s is required: %s takes %s", api_input_names[i], op->name,
-                            name_list(names, sizeof names, api_input_names, API_IN_COUNT,
-                                      op->required));
+            return api_fail(
+                err, API_E_MISSING_FIELD, api_input_names[i], "%s is required: %s takes %s",
+                api_input_names[i], op->name,
+                name_list(names, sizeof names, api_input_names, API_IN_COUNT, op->required));
         if (given && !(accepted & API_BIT(i)))
-            return api_fail(err, API_E_FIELD_NOT_ALLOWED, api_input_names[i],
-                            "%s is not an input of %s (it takes %s); remove it, or choose the op "
-                            "that uses it",
-                            api_input_names[i], op->name,
-                            name_list(names, sizeof names, api_input_names, API_IN_COUNT,
-                                      accepted));
+            return api_fail(
+                err, API_E_FIELD_NOT_ALLOWED, api_input_names[i],
+                "%s is not an input of %s (it takes %s); remove it, or choose the op "
+                "that uses it",
+                api_input_names[i], op->name,
+                name_list(names, sizeof names, api_input_names, API_IN_COUNT, accepted));
     }
     char returns[64];
     name_list(returns, sizeof returns, api_output_names, API_OUT_COUNT, op->outputs);
@@ -102,7 +102,7 @@ static bool read_shapes(api_plan *plan, const api_request *req, api_error *err) 
     int w_rank = x->rank == 2 ? 2 : 4;
     if (w->rank != w_rank)
         return api_fail(err, API_E_SHAPE_MISMATCH, "w.shape",
-                        "w has shape %s, but with a %d-D x it must be %s", 
+                        "w has shape %s, but with a %d-D x it must be %s",
                         api_shape_str(dims, sizeof dims, w->shape, w->rank), x->rank,
                         w_rank == 2 ? "2-D [kh, kw]" : "4-D [F, C/groups, kh, kw]");
     plan->rank = x->rank;
@@ -144,15 +144,16 @@ static void geom_field_path(char *buf, size_t cap, const char *field, const api_
         const char *field, *tensor;
         int index; // in the tensor's shape; -1 when this rank has no such dimension
     } dims[] = {
-        {"n", "x", xr == 4 ? 0 : -1}, {"c", "x", xr >= 3 ? xr - 3 : -1},
-        {"h", "x", xr - 2},           {"w", "x", xr - 1},
-        {"f", "w", wr == 4 ? 0 : -1}, {"kh", "w", wr - 2},
+        {"n", "x", xr == 4 ? 0 : -1}, {"c", "x", xr >= 3 ? xr - 3 : -1}, {"h", "x", xr - 2},
+        {"w", "x", xr - 1},           {"f", "w", wr == 4 ? 0 : -1},      {"kh", "w", wr - 2},
         {"kw", "w", wr - 1},
     };
     for (size_t i = 0; i < sizeof dims / sizeof *dims; i++)
         if (strcmp(field, dims[i].field) == 0) {
-            if (dims[i].index < 0) snprintf(buf, cap, "%s", dims[i].tensor);
-            else snprintf(buf, cap, "%s.shape[%d]", dims[i].tensor, dims[i].index);
+            if (dims[i].index < 0)
+                snprintf(buf, cap, "%s", dims[i].tensor);
+            else
+                snprintf(buf, cap, "%s.shape[%d]", dims[i].tensor, dims[i].index);
             return;
         }
     const struct {
@@ -230,16 +231,16 @@ static bool check_relations(const api_plan *plan, const api_request *req, api_er
     api_shape_str(dims, sizeof dims, dy->shape, dy->rank);
     if (dy->rank != y_rank)
         return api_fail(err, API_E_SHAPE_MISMATCH, "dy.shape",
-                        "dy has shape %s but y has shape %s; dy must have exactly y's shape",
-                        dims, want);
+                        "dy has shape %s but y has shape %s; dy must have exactly y's shape", dims,
+                        want);
     for (int i = 0; i < y_rank; i++)
         if (dy->shape[i] != y_shape[i]) {
             char path[32];
             snprintf(path, sizeof path, "dy.shape[%d]", i);
             return api_fail(err, API_E_SHAPE_MISMATCH, path,
-                            "dy has shape %s but y has shape %s (with stride [%" PRId64
-                            ", %" PRId64 "] and padding [%" PRId64 ", %" PRId64 ", %" PRId64
-                            ", %" PRId64 "]); dy must have exactly y's shape",
+                            "dy has shape %s but y has shape %s (with stride [%" PRId64 ", %" PRId64
+                            "] and padding [%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
+                            "]); dy must have exactly y's shape",
                             dims, want, g->stride_h, g->stride_w, g->pad_top, g->pad_bottom,
                             g->pad_left, g->pad_right);
         }
@@ -262,13 +263,13 @@ static bool check_work(api_plan *plan, const api_request *req, const api_options
     plan->flops = api_outputs_flops(&plan->geom, plan->outputs);
     if (plan->flops > opt->max_flops) {
         char names[64];
-        return api_fail(err, API_E_TOO_MUCH_WORK, "",
-                        "this request needs %.3g FLOPs (%s of %s); this server takes at most "
-                        "%.3g per request (max_flops): send smaller batches",
-                        (double)plan->flops,
-                        name_list(names, sizeof names, api_output_names, API_OUT_COUNT,
-                                  plan->outputs),
-                        plan->op->name, (double)opt->max_flops);
+        return api_fail(
+            err, API_E_TOO_MUCH_WORK, "",
+            "this request needs %.3g FLOPs (%s of %s); this server takes at most "
+            "%.3g per request (max_flops): send smaller batches",
+            (double)plan->flops,
+            name_list(names, sizeof names, api_output_names, API_OUT_COUNT, plan->outputs),
+            plan->op->name, (double)opt->max_flops);
     }
     return true;
 }

@@ -187,7 +187,9 @@ static void write_seed_request(const char *path) {
 
 int main(int argc, char **argv) {
     blas_boot(argv);
-    const char *convd = argc > 1 ? argv[1] : getenv("CONVD_BIN") ? getenv("CONVD_BIN") : "build/convd";
+    const char *convd = argc > 1              ? argv[1]
+                        : getenv("CONVD_BIN") ? getenv("CONVD_BIN")
+                                              : "build/convd";
     bench_plan plan = bench_plan_from_env();
     const bench_layer *b = NULL;
     for (int i = 0; i < bench_layer_count; i++)
@@ -219,9 +221,9 @@ int main(int argc, char **argv) {
                 "\"body_bytes\": %zu, \"decode_ms\": %.3f, \"decode_mb_s\": %.1f, "
                 "\"decode_ns_per_number\": %.2f, \"encoded_bytes\": %zu, \"encode_ms\": %.3f, "
                 "\"encode_mb_s\": %.1f, \"encode_ns_per_number\": %.2f}",
-                s ? ", " : "", styles[s].name, styles[s].dtype, (long long)r.numbers,
-                r.body_bytes, r.decode_ms, decode_mbs, decode_ns, r.encoded_bytes, r.encode_ms,
-                encode_mbs, encode_ns);
+                s ? ", " : "", styles[s].name, styles[s].dtype, (long long)r.numbers, r.body_bytes,
+                r.decode_ms, decode_mbs, decode_ns, r.encoded_bytes, r.encode_ms, encode_mbs,
+                encode_ns);
     }
 
     char request[] = "/tmp/bench-codec-seed-XXXXXX";
@@ -237,8 +239,9 @@ int main(int argc, char **argv) {
     double version_ms = median_process_ms(version_argv, "/dev/null", runs);
     double true_ms = median_process_ms(true_argv, "/dev/null", runs);
     unlink(request);
-    printf("\nconvd run on the seed's case (32x32, 3x3, \"same\") as a whole process, median of %d:\n",
-           runs);
+    printf(
+        "\nconvd run on the seed's case (32x32, 3x3, \"same\") as a whole process, median of %d:\n",
+        runs);
     printf("  %-34s %7.2f ms\n", "convd run --threads 1 FILE", run_ms);
     printf("  %-34s %7.2f ms\n", "convd --version (start-up alone)", version_ms);
     printf("  %-34s %7.2f ms\n", "/bin/true (any process here)", true_ms);

@@ -29,8 +29,8 @@ static inline double ah_rel_error(const th_tensor *a, const th_tensor *b) {
 }
 
 // Whether `got` (any v1 tensor form) matches `want`: same shape, and within the dtype's bound.
-static inline bool ah_tensor_matches(const cJSON *got, const cJSON *want, bool float64,
-                                     char *why, size_t cap) {
+static inline bool ah_tensor_matches(const cJSON *got, const cJSON *want, bool float64, char *why,
+                                     size_t cap) {
     if (!float64) return th_tensor_close(got, want, 1e-5, why, cap);
     th_tensor g, w;
     bool ok = th_tensor_read(got, &g) && th_tensor_read(want, &w) && g.rank == w.rank &&
@@ -50,7 +50,8 @@ static inline bool ah_tensor_matches(const cJSON *got, const cJSON *want, bool f
 static inline void ah_check_response(const char *label, const char *text, const cJSON *expected,
                                      const char *const *names, int count, bool float64) {
     cJSON *resp = text ? cJSON_Parse(text) : NULL;
-    if (!CHECK(resp != NULL, "%s: the response is not JSON: %.200s", label, text ? text : "")) return;
+    if (!CHECK(resp != NULL, "%s: the response is not JSON: %.200s", label, text ? text : ""))
+        return;
     int fields = cJSON_GetArraySize(resp);
     CHECK(fields == count + 1 && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(resp, "meta")),
           "%s: %d fields in the response, want %d outputs and meta", label, fields, count);
@@ -116,7 +117,8 @@ static inline int ah_golden_through(ah_door door, void *ctx, int ok_status, bool
                       resp ? resp : "")) {
                 const char *outputs[3];
                 int count = 0;
-                if (!backward) outputs[count++] = "y";
+                if (!backward)
+                    outputs[count++] = "y";
                 else
                     for (int k = 0; k < 3; k++) {
                         const char *name = (const char *[]){"dx", "dw", "db"}[k];

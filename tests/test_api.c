@@ -18,8 +18,7 @@
 static uint64_t seed = 0xa91;
 
 // One request in-process: the parsed response (NULL if it is not JSON) and its status.
-static cJSON *run(const char *body, const char *op_from_path, const api_options *opt,
-                  int *status) {
+static cJSON *run(const char *body, const char *op_from_path, const api_options *opt, int *status) {
     api_response r = {0};
     api_run_json(&r, body, strlen(body), op_from_path, opt);
     *status = r.status;
@@ -50,8 +49,8 @@ static void expect_error(const char *body, const char *op_from_path, const api_o
 
 // The flat data of output `name` as doubles (n numbers expected), or false.
 static bool output_data(const cJSON *resp, const char *name, double *out, int n) {
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(resp, name), "data");
+    const cJSON *data =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp, name), "data");
     if (cJSON_GetArraySize(data) != n) return false;
     int i = 0;
     for (const cJSON *e = data->child; e; e = e->next) {
@@ -178,8 +177,9 @@ static void test_numbers_round_trip(void) {
     for (int dt = 0; dt < 2; dt++) {
         api_buf body = {0};
         static double sent[N];
-        api_buf_printf(&body, "{\"op\": \"conv2d.forward\", \"dtype\": \"%s\", \"w\": [[1]], "
-                              "\"x\": {\"shape\": [50, 100], \"data\": [",
+        api_buf_printf(&body,
+                       "{\"op\": \"conv2d.forward\", \"dtype\": \"%s\", \"w\": [[1]], "
+                       "\"x\": {\"shape\": [50, 100], \"data\": [",
                        dt ? "float64" : "float32");
         for (int i = 0; i < N; i++) {
             double v = t_rand_uniform(&seed, -1, 1) *
@@ -216,7 +216,8 @@ static void test_non_finite_result(void) {
     const char *body = "{\"op\": \"conv2d.forward\", \"x\": [[3e38, 1]], \"w\": [[10]]}";
     int status;
     cJSON *resp = run(body, NULL, NULL, &status);
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp, "y"), "data");
+    const cJSON *data =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp, "y"), "data");
     const cJSON *warnings = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(resp, "meta"), "warnings");
     CHECK(status == 200 && cJSON_IsNull(cJSON_GetArrayItem(data, 0)) &&
@@ -224,8 +225,7 @@ static void test_non_finite_result(void) {
               strstr(cJSON_GetArrayItem(warnings, 0)->valuestring, "y has 1 non-finite"),
           "overflow printed as null with a warning");
     cJSON_Delete(resp);
-    resp = run("{\"op\": \"conv2d.forward\", \"x\": [[3, 1]], \"w\": [[10]]}", NULL, NULL,
-               &status);
+    resp = run("{\"op\": \"conv2d.forward\", \"x\": [[3, 1]], \"w\": [[10]]}", NULL, NULL, &status);
     CHECK(!cJSON_HasObjectItem(cJSON_GetObjectItemCaseSensitive(resp, "meta"), "warnings"),
           "no warnings when all is finite");
     cJSON_Delete(resp);
@@ -239,8 +239,10 @@ static void test_meta(void) {
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(resp, "meta");
     char *padding = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(meta, "padding"));
     CHECK(status == 200 &&
-              strcmp(cJSON_GetObjectItemCaseSensitive(meta, "op")->valuestring, "conv2d.forward") == 0 &&
-              strcmp(cJSON_GetObjectItemCaseSensitive(meta, "dtype")->valuestring, "float64") == 0 &&
+              strcmp(cJSON_GetObjectItemCaseSensitive(meta, "op")->valuestring, "conv2d.forward") ==
+                  0 &&
+              strcmp(cJSON_GetObjectItemCaseSensitive(meta, "dtype")->valuestring, "float64") ==
+                  0 &&
               cJSON_GetObjectItemCaseSensitive(meta, "elapsed_ms")->valuedouble >= 0 &&
               cJSON_GetObjectItemCaseSensitive(meta, "flops")->valuedouble == 2 * 6 * 4 &&
               padding && strcmp(padding, "[0,1,0,1]") == 0,
@@ -275,9 +277,10 @@ static void test_geometry_against_reference(void) {
             conv_ref_out_size(g.w, g.kw, g.stride_w, g.dilation_w, g.pad_left, g.pad_right) < 1)
             continue;
         int64_t nx = g.n * g.c * g.h * g.w, nw = g.f * (g.c / g.groups) * g.kh * g.kw;
-        int64_t ny = g.n * g.f *
-                     conv_ref_out_size(g.h, g.kh, g.stride_h, g.dilation_h, g.pad_top, g.pad_bottom) *
-                     conv_ref_out_size(g.w, g.kw, g.stride_w, g.dilation_w, g.pad_left, g.pad_right);
+        int64_t ny =
+            g.n * g.f *
+            conv_ref_out_size(g.h, g.kh, g.stride_h, g.dilation_h, g.pad_top, g.pad_bottom) *
+            conv_ref_out_size(g.w, g.kw, g.stride_w, g.dilation_w, g.pad_left, g.pad_right);
         double *x = malloc((size_t)nx * sizeof *x), *w = malloc((size_t)nw * sizeof *w);
         double *want = malloc((size_t)ny * sizeof *want), *got = malloc((size_t)ny * sizeof *got);
         api_buf body = {0};
@@ -348,12 +351,13 @@ static void test_lifter_corners(void) {
     expect_error("{\"op\": \"conv2d.forward\", \"stride\": [0], \"x\": [[1, 2]], \"w\": [[1]]}",
                  NULL, NULL, 422, "invalid_value", "stride");
     int status;
-    cJSON *resp = run("\n{ \"op\" :\"conv2d.forward\",\r\n\t\"x\" : [ [ 1 , -0.0 ] ,\n [ 2E0,3e-0 ] ] ,"
-                      "\"w\":[[ 1.0e+0 ]] , \"stride\" : [ 1 , 1 ] }\n\n",
-                      NULL, NULL, &status);
+    cJSON *resp =
+        run("\n{ \"op\" :\"conv2d.forward\",\r\n\t\"x\" : [ [ 1 , -0.0 ] ,\n [ 2E0,3e-0 ] ] ,"
+            "\"w\":[[ 1.0e+0 ]] , \"stride\" : [ 1 , 1 ] }\n\n",
+            NULL, NULL, &status);
     double y[4];
-    CHECK(status == 200 && output_data(resp, "y", y, 4) && y[0] == 1 && y[1] == 0 &&
-              y[2] == 2 && y[3] == 3,
+    CHECK(status == 200 && output_data(resp, "y", y, 4) && y[0] == 1 && y[1] == 0 && y[2] == 2 &&
+              y[3] == 3,
           "whitespace anywhere JSON allows it");
     cJSON_Delete(resp);
     resp = run("{\"op\": \"conv2d.forward\",\n\"x\": [[1, 2],\n[3, 4]],\n\"w\": [[1]] \"b\": [1]}",
@@ -372,16 +376,16 @@ static void test_lifter_corners(void) {
     cJSON_Delete(resp);
     api_buf_free(&deep);
     // A body cut short is said to be (and never read past: the sanitizer build checks).
-    const char *cut[] = {"{\"x\": [[1, 2", "{\"x\": [[1, 2]", "{\"x\": [1e", "{\"x\": [-", "[",
-                         "{\"x\": [\"a", "{\"x\": [[1], \"a"};
+    const char *cut[] = {"{\"x\": [[1, 2", "{\"x\": [[1, 2]",  "{\"x\": [1e", "{\"x\": [-", "[",
+                         "{\"x\": [\"a",   "{\"x\": [[1], \"a"};
     for (size_t i = 0; i < sizeof cut / sizeof *cut; i++) {
         api_response r = {0};
         size_t len = strlen(cut[i]);
         char *exact = malloc(len); // no NUL after the body
         memcpy(exact, cut[i], len);
         api_run_json(&r, exact, len, "conv2d.forward", NULL);
-        CHECK(r.status == 400 && r.body && strstr(r.body, "cut off"),
-              "truncated %s: %d %.200s", cut[i], r.status, r.body ? r.body : "");
+        CHECK(r.status == 400 && r.body && strstr(r.body, "cut off"), "truncated %s: %d %.200s",
+              cut[i], r.status, r.body ? r.body : "");
         free(r.body);
         free(exact);
     }
@@ -405,11 +409,13 @@ static void test_error_bodies(void) {
     }
     api_buf b = {0};
     api_buf_json_string(&b, "q\"b\\s\n\x01 \xc3\xa9 \xff \xe2\x82");
-    CHECK(b.data && strcmp(b.data, "\"q\\\"b\\\\s\\u000a\\u0001 \xc3\xa9 \\ufffd \\ufffd\\ufffd\"") == 0,
+    CHECK(b.data &&
+              strcmp(b.data, "\"q\\\"b\\\\s\\u000a\\u0001 \xc3\xa9 \\ufffd \\ufffd\\ufffd\"") == 0,
           "JSON strings escaped, bad UTF-8 replaced: %s", b.data ? b.data : "");
     api_buf_free(&b);
     char quoted[16];
-    CHECK(strcmp(api_quote(quoted, sizeof quoted, "a\x01very long field name"), "a?very long ...") == 0,
+    CHECK(strcmp(api_quote(quoted, sizeof quoted, "a\x01very long field name"),
+                 "a?very long ...") == 0,
           "api_quote cuts and cleans: %s", quoted);
 }
 

@@ -4,8 +4,8 @@
 // patterns and decimal strings, plus the edges (subnormals, powers of ten, max/min, halfway
 // cases).
 #include <float.h>
-#include <stdarg.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +40,8 @@ static void bulk_fail(const char *fmt, ...) {
 #define BULK_CHECK(ok, ...) ((ok) ? (void)0 : bulk_fail(__VA_ARGS__))
 
 static void bulk_done(const char *what, long before, long values) {
-    CHECK(bulk_failures == before, "%s: %ld of %ld values failed", what,
-          bulk_failures - before, values);
+    CHECK(bulk_failures == before, "%s: %ld of %ld values failed", what, bulk_failures - before,
+          values);
 }
 
 static double f64_of(uint64_t bits) {
@@ -99,8 +99,7 @@ static void check_print_f64(double v, bool check_length) {
                strtod(buf, NULL));
     double mine;
     const char *stop = api_parse_f64(&mine, buf, end);
-    BULK_CHECK(stop == end && same_f64(mine, v), "f64 %s parses back as %a, not %a", buf, mine,
-               v);
+    BULK_CHECK(stop == end && same_f64(mine, v), "f64 %s parses back as %a, not %a", buf, mine, v);
     if (check_length)
         BULK_CHECK(significant_digits(buf) <= shortest_reference_f64(v),
                    "f64 %a printed as %s, longer than the %d digits that suffice", v, buf,
@@ -111,8 +110,8 @@ static void check_print_f32(float v, bool check_length) {
     char buf[API_NUMBER_MAX_CHARS + 1];
     char *end = api_print_f32(buf, v);
     *end = '\0';
-    BULK_CHECK(same_f32(strtof(buf, NULL), v), "f32 %a printed as %s reads back as %a",
-               (double)v, buf, (double)strtof(buf, NULL));
+    BULK_CHECK(same_f32(strtof(buf, NULL), v), "f32 %a printed as %s reads back as %a", (double)v,
+               buf, (double)strtof(buf, NULL));
     double mine;
     api_parse_f64(&mine, buf, end);
     BULK_CHECK(same_f32((float)mine, v), "f32 %s parses (via double) as %a, not %a", buf,
@@ -164,11 +163,12 @@ static void test_print_edges(void) {
         check_print_f32(f32_of((uint32_t)m), true);
         check_print_f32(f32_of((1u << 23) - (uint32_t)m), true);
     }
-    const double f64s[] = {DBL_MAX, -DBL_MAX, DBL_MIN, DBL_TRUE_MIN, -0.0, 0.0, 1.0, 0.1, 1e23,
-                           9007199254740993.0, 5e-324, 2.2250738585072011e-308};
+    const double f64s[] = {
+        DBL_MAX, -DBL_MAX, DBL_MIN, DBL_TRUE_MIN,       -0.0,   0.0,
+        1.0,     0.1,      1e23,    9007199254740993.0, 5e-324, 2.2250738585072011e-308};
     for (size_t i = 0; i < sizeof f64s / sizeof *f64s; i++) check_print_f64(f64s[i], true);
-    const float f32s[] = {FLT_MAX, -FLT_MAX, FLT_MIN, FLT_TRUE_MIN, -0.0f, 0.1f, 16777216.0f,
-                          16777217.0f, 3.4028234e38f};
+    const float f32s[] = {FLT_MAX, -FLT_MAX,    FLT_MIN,     FLT_TRUE_MIN, -0.0f,
+                          0.1f,    16777216.0f, 16777217.0f, 3.4028234e38f};
     for (size_t i = 0; i < sizeof f32s / sizeof *f32s; i++) check_print_f32(f32s[i], true);
     bulk_done("print powers of ten and two, subnormals, max/min", before, 30000);
 }
@@ -199,18 +199,22 @@ static void test_print_layout(void) {
     char buf[API_NUMBER_MAX_CHARS + 1];
     for (size_t i = 0; i < sizeof f64s / sizeof *f64s; i++) {
         *api_print_f64(buf, f64s[i].v) = '\0';
-        CHECK(strcmp(buf, f64s[i].text) == 0, "%a printed as %s, Python writes %s", f64s[i].v,
-              buf, f64s[i].text);
+        CHECK(strcmp(buf, f64s[i].text) == 0, "%a printed as %s, Python writes %s", f64s[i].v, buf,
+              f64s[i].text);
     }
     const struct {
         float v;
         const char *text;
-    } f32s[] = {{0.1f, "0.1"},          {1.0f / 3, "0.33333334"}, {16777216.0f, "16777216.0"},
-                {3.4028235e38f, "3.4028235e+38"}, {1e-45f, "1e-45"},  {-2.5f, "-2.5"}};
+    } f32s[] = {{0.1f, "0.1"},
+                {1.0f / 3, "0.33333334"},
+                {16777216.0f, "16777216.0"},
+                {3.4028235e38f, "3.4028235e+38"},
+                {1e-45f, "1e-45"},
+                {-2.5f, "-2.5"}};
     for (size_t i = 0; i < sizeof f32s / sizeof *f32s; i++) {
         *api_print_f32(buf, f32s[i].v) = '\0';
-        CHECK(strcmp(buf, f32s[i].text) == 0, "float %a printed as %s, want %s",
-              (double)f32s[i].v, buf, f32s[i].text);
+        CHECK(strcmp(buf, f32s[i].text) == 0, "float %a printed as %s, want %s", (double)f32s[i].v,
+              buf, f32s[i].text);
     }
 }
 
@@ -234,7 +238,8 @@ static void test_parse_random(void) {
         int point = (int)t_rand_int(&seed, 0, digits);
         for (int d = 0; d < digits; d++) {
             if (d == point && d > 0) text[len++] = '.';
-            text[len++] = (char)('0' + (d == 0 ? t_rand_int(&seed, 1, 9) : t_rand_int(&seed, 0, 9)));
+            text[len++] =
+                (char)('0' + (d == 0 ? t_rand_int(&seed, 1, 9) : t_rand_int(&seed, 0, 9)));
         }
         if (t_rand_u64(&seed) & 1)
             len += snprintf(text + len, sizeof text - (size_t)len, "e%d",
@@ -256,17 +261,45 @@ static void test_parse_random(void) {
 
 static void test_parse_edges(void) {
     long before = bulk_failures;
-    const char *cases[] = {
-        "0", "-0", "0.0", "0e10", "1", "-1", "1e308", "1.7976931348623157e308",
-        "1.7976931348623158e308", "1.7976931348623159e308", "1e309", "-1e400", "2e-324",
-        "3e-324", "2.4703282292062327e-324", "2.4703282292062328e-324", "5e-324", "1e-400",
-        "2.2250738585072011e-308", "2.2250738585072012e-308", "9007199254740993",
-        "9007199254740992.5", "9007199254740993.0000000001", "0.1", "0.30000000000000004",
-        "123456789012345678901234567890", "0.000000000000000000000000000001234567890123456789",
-        "4.9406564584124654e-324", "1e23", "8.98846567431158e307", "1e-5", "100e-2",
-        "7.2057594037927933e16", "1.00000000000000011102230246251565404236316680908203125",
-        "1.00000000000000011102230246251565404236316680908203124",
-        "1.00000000000000011102230246251565404236316680908203126", "1E+2", "1e-0", "1.5E5"};
+    const char *cases[] = {"0",
+                           "-0",
+                           "0.0",
+                           "0e10",
+                           "1",
+                           "-1",
+                           "1e308",
+                           "1.7976931348623157e308",
+                           "1.7976931348623158e308",
+                           "1.7976931348623159e308",
+                           "1e309",
+                           "-1e400",
+                           "2e-324",
+                           "3e-324",
+                           "2.4703282292062327e-324",
+                           "2.4703282292062328e-324",
+                           "5e-324",
+                           "1e-400",
+                           "2.2250738585072011e-308",
+                           "2.2250738585072012e-308",
+                           "9007199254740993",
+                           "9007199254740992.5",
+                           "9007199254740993.0000000001",
+                           "0.1",
+                           "0.30000000000000004",
+                           "123456789012345678901234567890",
+                           "0.000000000000000000000000000001234567890123456789",
+                           "4.9406564584124654e-324",
+                           "1e23",
+                           "8.98846567431158e307",
+                           "1e-5",
+                           "100e-2",
+                           "7.2057594037927933e16",
+                           "1.00000000000000011102230246251565404236316680908203125",
+                           "1.00000000000000011102230246251565404236316680908203124",
+                           "1.00000000000000011102230246251565404236316680908203126",
+                           "1E+2",
+                           "1e-0",
+                           "1.5E5"};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_parse(cases[i]);
     // Halfway between two doubles, exactly and by a hair either way: ties go to even.
     for (int i = 0; i < 2000 / SCALE + 50; i++) {
@@ -278,8 +311,8 @@ static void test_parse_edges(void) {
         check_parse(text);
     }
     bulk_done("parse edges and near-ties", before, 2000);
-    const char *invalid[] = {"", "-", "+1", ".5", "1.", "e5", "-e5", "1e", "1e+",
-                             "--1", "Infinity", "NaN"};
+    const char *invalid[] = {"",    "-",  "+1",  ".5",  "1.",       "e5",
+                             "-e5", "1e", "1e+", "--1", "Infinity", "NaN"};
     for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
         double v = 42;
         const char *end = api_parse_f64(&v, invalid[i], invalid[i] + strlen(invalid[i]));

@@ -72,8 +72,8 @@ static void test_golden(void) {
 
 // The error object of a response, field by field ("" when absent).
 static const char *error_field(const cJSON *resp, const char *field) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(resp, "error"), field);
+    const cJSON *v =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp, "error"), field);
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
@@ -95,7 +95,8 @@ static void test_catalog(void) {
         int argc = 1;
         char opts[256];
         snprintf(opts, sizeof opts, "%s", strcmp(options, "-") == 0 ? "" : options);
-        for (char *save, *o = strtok_r(opts, " ", &save); o && argc < 7; o = strtok_r(NULL, " ", &save))
+        for (char *save, *o = strtok_r(opts, " ", &save); o && argc < 7;
+             o = strtok_r(NULL, " ", &save))
             args[argc++] = o;
         args[argc] = NULL;
         char *out = NULL;
@@ -139,13 +140,15 @@ static void test_command_line(void) {
     CHECK(run_convd(threads, NULL, &out) == 2, "--threads 0 is a usage error");
     free(out);
     // From a file, from '-' (standard input), with one thread: the same answer.
-    const char *body = "{\"op\": \"conv2d.forward\", \"dtype\": \"float64\", \"padding\": \"same\", "
-                       "\"x\": [[1, 2, 3], [4, 5, 6], [7, 8, 9]], \"w\": [[0, 1], [1, 0]]}";
+    const char *body =
+        "{\"op\": \"conv2d.forward\", \"dtype\": \"float64\", \"padding\": \"same\", "
+        "\"x\": [[1, 2, 3], [4, 5, 6], [7, 8, 9]], \"w\": [[0, 1], [1, 0]]}";
     char path[] = "/tmp/convd-run-file-XXXXXX";
     int fd = mkstemp(path);
     CHECK(fd >= 0 && write(fd, body, strlen(body)) == (ssize_t)strlen(body), "temp file");
     close(fd);
-    const char *from_file[] = {"run", path, NULL}, *from_dash[] = {"run", "-", "--threads", "1", NULL};
+    const char *from_file[] = {"run", path, NULL},
+               *from_dash[] = {"run", "-", "--threads", "1", NULL};
     char *a = NULL, *b = NULL;
     int sa = run_convd(from_file, NULL, &a), sb = run_convd(from_dash, body, &b);
     const char *want = "{\"y\":{\"shape\":[3, 3],\"data\":[6.0,8.0,6.0,12.0,14.0,9.0,8.0,9.0,0.0]}";

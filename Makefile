@@ -4,7 +4,7 @@
 .PHONY: all deps run test test-unit test-asan bench bench-deps clean
 
 # Debian packages the build and the tests need; bench peers are separate (bench-deps).
-DEBS       := gcc make pkg-config libopenblas-dev libmicrohttpd-dev libcjson-dev \
+DEBS       := gcc make pkg-config libopenblas-dev libmicrohttpd-dev libcjson-dev python3-numpy \
               libcurl4-openssl-dev zlib1g-dev python3
 BENCH_DEBS := python3-torch libdnnl-dev wrk
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -88,3 +88,42 @@ bench: bench-deps build/convd $(BENCH_BINS)
 
 clean:
 	rm -rf build
+
+# ---- Binary doors, v2, examples and fuzzing (issue 5) ----------------------------------------
+# What their tests need beyond DEBS: the example clients' runtimes and clang's libFuzzer.
+BINARY_TEST_DEBS := curl nodejs python3-numpy python3-requests clang-14 libclang-rt-14-dev
+.PHONY: binary-test-deps fuzz fuzz-build
+binary-test-deps: deps
+	@$(MAKE) --no-print-directory DEBS="$(BINARY_TEST_DEBS)" deps
+
+# GET /openapi.yaml serves the file assembled into this object (.incbin): rebuild it with it.
+build/obj/server/http_front.o build/asan/obj/server/http_front.o: api/openapi.yaml
+
+# libFuzzer targets fuzz/fuzz_*.c, linked with core/ and api/ built by clang with ASan+UBSan.
+# make test runs each briefly (tests/test_fuzz.c); `make fuzz` runs each FUZZ_SECONDS, growing
+# build/fuzz/corpus/NAME from the seeds in fuzz/corpus/NAME.
+FUZZ_CC      := clang-14
+FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -Wno-pass-failed -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined
+FUZZ_SECONDS ?= 600
+FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
+FUZZ_TARGETS := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
+FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(wildcard core/*.c api/*.c))
+build/fuzz/obj/%.o: %.c | binary-test-deps
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(filter-out -Werror,$(CFLAGS)) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build/fuzz/fuzz_%: build/fuzz/obj/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $^ $(LDLIBS) -o $@
+-include $(shell find build/fuzz/obj -name '*.d' 2>/dev/null)
+.SECONDARY: $(FUZZ_LIB_OBJ) $(FUZZ_SRC:%.c=build/fuzz/obj/%.o)
+fuzz-build: $(FUZZ_TARGETS)
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do name=$${t#build/fuzz/fuzz_}; \
+	  mkdir -p build/fuzz/corpus/$$name build/fuzz/crashes; \
+	  echo "== $$t for $(FUZZ_SECONDS) s"; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/crashes/$$name- build/fuzz/corpus/$$name fuzz/corpus/$$name \
+	    || exit 1; done
+
+# The hook into make test: the example clients' runtimes and the fuzz targets are built first.
+test: binary-test-deps fuzz-build

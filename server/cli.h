@@ -12,4 +12,12 @@ int cli_run(int argc, char **argv);
 // convd serve [--host H] [--port P] ...: the HTTP service, until SIGTERM/SIGINT.
 int cli_serve(int argc, char **argv);
 
+// convd check [FILE]: one check request (docs/GRADING.md) from FILE or standard input.
+// Exit 0 for any verdict (a wrong submission is a normal answer), 2 for a request that cannot
+// be graded (the error JSON on standard output), 1 for an internal failure.
+int cli_check(int argc, char **argv);
+
+// convd problem [FILE | --suite NAME [--seed N] [--index I]]: problems with explicit tensors.
+int cli_problem(int argc, char **argv);
+
 #endif

@@ -11,7 +11,7 @@
 #include "api/api_buf.h"
 #include "api/api_errors.h"
 #include "api/grade_json.h"
-#include "server/cli_grade.h"
+#include "server/cli.h"
 
 typedef void (*grade_door)(api_response *out, const char *body, size_t len,
                            const char *op_from_path, const api_options *opt);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/api_errors.h"
+#include "api/grade_json.h"
 #include "server/blas_boot.h"
 #include "server/cli.h"
 #include "server/http_front.h"
@@ -98,9 +99,23 @@ static void get_info(api_response *out, http_server *srv) {
     reply_json(out, 200, doc);
 }
 
+// The grading routes take the v1 JSON of a problem and a submission (docs/GRADING.md).
+static void check_json(api_response *out, const http_body *b, const char *op,
+                       const api_options *opt) {
+    api_check_json(out, b->data, b->len, op, opt);
+}
+static void problem_json(api_response *out, const http_body *b, const char *op,
+                         const api_options *opt) {
+    api_problem_json(out, b->data, b->len, op, opt);
+}
+static const http_codec check_codecs[] = {{json_type, check_json}, {NULL, NULL}};
+static const http_codec problem_codecs[] = {{json_type, problem_json}, {NULL, NULL}};
+
 const http_route http_routes[] = {
     {"/v1/conv2d/forward", HTTP_POST, NULL, "conv2d.forward", http_front_v1_codecs},
     {"/v1/conv2d/backward", HTTP_POST, NULL, "conv2d.backward", http_front_v1_codecs},
+    {"/v1/conv2d/check", HTTP_POST, NULL, "conv2d.check", check_codecs},
+    {"/v1/conv2d/problem", HTTP_POST, NULL, "conv2d.problem", problem_codecs},
     {"/healthz", HTTP_GET, get_healthz, NULL, NULL},
     {"/readyz", HTTP_GET, get_readyz, NULL, NULL},
     {"/v1/info", HTTP_GET, get_info, NULL, NULL},

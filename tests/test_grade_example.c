@@ -5,9 +5,8 @@
 // in exactly the tensors the mistake touches, and the mistake's id on every failed test. One
 // run in PrairieLearn's format, a raising student and an unimportable one complete it.
 //
-// Needs python3 with numpy ($CONVD_PYTHON, else /usr/bin/python3). Runs $CONVD_BIN when it
-// has the grading subcommands; otherwise this binary stands in for convd (it answers
-// `check` and `problem` through the same cli_check/cli_problem).
+// Needs python3 with numpy ($CONVD_PYTHON, else /usr/bin/python3) and convd ($CONVD_BIN,
+// else build/convd).
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -19,7 +18,7 @@
 #include <unistd.h>
 
 #include "server/blas_boot.h"
-#include "server/cli_grade.h"
+#include "server/cli.h"
 #include "tests/testlib.h"
 
 extern char **environ;
@@ -90,7 +89,7 @@ static const char *str_at(const cJSON *obj, const char *name) {
 }
 
 // Picks the python and the convd the example runs with.
-static bool find_tools(const char *self) {
+static bool find_tools(void) {
     const char *py = getenv("CONVD_PYTHON");
     snprintf(python, sizeof python, "%s", py && *py ? py : "/usr/bin/python3");
     char *probe[] = {python, "-c", "import numpy", NULL};
@@ -98,15 +97,10 @@ static bool find_tools(const char *self) {
                "%s cannot import numpy: the grader example needs python3-numpy", python))
         return false;
     const char *bin = getenv("CONVD_BIN");
-    char *help[] = {(char *)(bin ? bin : ""), "problem", "--help", NULL};
-    if (bin && *bin && run(help, NULL, NULL, "/dev/null") == 0) {
-        snprintf(convd, sizeof convd, "%s", bin);
-    } else {
-        snprintf(convd, sizeof convd, "%s", self);
-        printf("note: %s has no grading subcommands yet; this test binary stands in for it\n",
-               bin && *bin ? bin : "CONVD_BIN");
-        fflush(stdout);
-    }
+    snprintf(convd, sizeof convd, "%s", bin && *bin ? bin : "build/convd");
+    char *help[] = {convd, "problem", "--help", NULL};
+    if (!CHECK(run(help, NULL, NULL, "/dev/null") == 0, "%s problem --help fails", convd))
+        return false;
     return true;
 }
 
@@ -288,13 +282,7 @@ static void test_students(void) {
 
 int main(int argc, char **argv) {
     blas_boot(argv);
-    // stand-in for convd when CONVD_BIN has no grading subcommands (see find_tools)
-    if (argc > 1 && strcmp(argv[1], "check") == 0) return cli_check(argc - 1, argv + 1);
-    if (argc > 1 && strcmp(argv[1], "problem") == 0) return cli_problem(argc - 1, argv + 1);
-    char self[4096];
-    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[n > 0 ? n : 0] = '\0';
-    if (mkdtemp(dir) && find_tools(self)) {
+    if (mkdtemp(dir) && find_tools()) {
         test_command_line();
         test_students();
     }

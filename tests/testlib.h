@@ -5,6 +5,7 @@
 #define TESTLIB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 // Counts one check; prints "FAIL file:line: <message>" when `ok` is false. Returns ok.

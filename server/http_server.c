@@ -239,7 +239,7 @@ static enum MHD_Result answer(http_request *r, api_response *answer, bool close)
     answer->body = NULL;
     if (len) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, answer->content_type);
     http_exchange_headers(&r->exchange, resp);
-    if (status == 405 || r->method == HTTP_OPTIONS)
+    if (r->route && (status == 405 || r->method == HTTP_OPTIONS))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, http_route_allow(r->route));
     if (status == 503) {
         char seconds[16];

@@ -359,7 +359,9 @@ bool codec_safetensors_decode(api_request *req, const char *body, size_t len, ap
 void codec_safetensors_put_result(api_buf *out, const api_request *req, const api_plan *plan,
                                   const api_result *res) {
     const conv_geom *g = &plan->geom;
-    size_t elt = conv_dtype_size(req->dtype);
+    size_t elt = conv_dtype_size(req->dtype), data_bytes = 0;
+    for (int o = 0; o < API_OUT_COUNT; o++) data_bytes += (size_t)res->out[o].numel * elt;
+    api_buf_reserve(out, 1024 + data_bytes); // once: growing by doubling would copy it all again
     size_t start = out->len;
     api_buf_put(out, "\0\0\0\0\0\0\0\0", 8); // the header length, filled in below
     api_buf_printf(out,

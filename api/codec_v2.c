@@ -547,6 +547,10 @@ static void v2_put_result(api_response *out, const v2_request *v2, const api_req
     char model[32];
     const conv_geom *g = &plan->geom;
     api_buf b = {0};
+    size_t binary_bytes = 0;
+    for (int k = 0; k < n; k++)
+        if (binary[k]) binary_bytes += (size_t)res->out[order[k]].numel * conv_dtype_size(req->dtype);
+    api_buf_reserve(&b, 4096 + binary_bytes); // once: growing by doubling would copy it again
     api_buf_printf(&b, "{\"model_name\":\"%s\",\"model_version\":\"" CODEC_V2_MODEL_VERSION "\"",
                    codec_v2_model_name(model, sizeof model, plan->op->name));
     if (v2->id) {

@@ -326,9 +326,11 @@ static inline size_t th_read(int fd, char *buf, size_t cap, int timeout_ms, cons
     return n;
 }
 
-// Reads one HTTP response (headers, then Content-Length bytes of body) into buf. Returns its
-// status (0 when none arrived in `timeout_ms`); *closed tells whether the peer closed.
-static inline int th_read_response(int fd, char *buf, size_t cap, int timeout_ms, bool *closed) {
+// Reads one HTTP response (headers, then Content-Length bytes of body unless it answers a
+// HEAD) into buf. Returns its status (0 when none arrived in `timeout_ms`); *closed tells
+// whether the peer closed.
+static inline int th_read_response(int fd, char *buf, size_t cap, int timeout_ms, bool head,
+                                   bool *closed) {
     size_t n = 0;
     *closed = false;
     double deadline = th_now() + timeout_ms / 1000.0;
@@ -338,7 +340,7 @@ static inline int th_read_response(int fd, char *buf, size_t cap, int timeout_ms
         if (end) {
             const char *length = strcasestr(buf, "\r\nContent-Length:");
             size_t want =
-                (size_t)(end + 4 - buf) + (length && length < end ? atol(length + 17) : 0);
+                (size_t)(end + 4 - buf) + (length && length < end && !head ? atol(length + 17) : 0);
             if (n >= want) break;
         }
         int left = (int)((deadline - th_now()) * 1000);

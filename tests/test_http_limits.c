@@ -46,7 +46,7 @@ static void test_body_limits(int port) {
     snprintf(length, sizeof length, "Content-Length: %d", 2 * MAX_BODY - 1);
     post_head(head, sizeof head, length, "Expect: 100-continue\r\n");
     int fd = raw_request(port, head, 0);
-    int status = th_read_response(fd, buf, sizeof buf, 20000, &closed);
+    int status = th_read_response(fd, buf, sizeof buf, 20000, false, &closed);
     CHECK(status == 413 && strstr(buf, "\"body_too_large\"") && strstr(buf, "--max-body") &&
               strstr(buf, "65536"),
           "100-continue with an oversized Content-Length: 413 naming the limit: %.400s", buf);
@@ -55,18 +55,18 @@ static void test_body_limits(int port) {
     // connection still serves the next request.
     post_head(head, sizeof head, length, "");
     fd = raw_request(port, head, 2 * MAX_BODY - 1);
-    status = th_read_response(fd, buf, sizeof buf, 20000, &closed);
+    status = th_read_response(fd, buf, sizeof buf, 20000, false, &closed);
     CHECK(status == 413 && !closed, "oversized Content-Length, body sent: %d, closed %d", status,
           closed);
     const char get[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
     th_send_all(fd, get, sizeof get - 1);
-    CHECK(th_read_response(fd, buf, sizeof buf, 20000, &closed) == 200,
+    CHECK(th_read_response(fd, buf, sizeof buf, 20000, false, &closed) == 200,
           "the connection serves the next request after a 413: %.200s", buf);
     close(fd);
     // Far too big: answered at once without reading, connection closed.
     post_head(head, sizeof head, "Content-Length: 10000000000", "");
     fd = raw_request(port, head, 0);
-    status = th_read_response(fd, buf, sizeof buf, 20000, &closed);
+    status = th_read_response(fd, buf, sizeof buf, 20000, false, &closed);
     th_read(fd, buf + strlen(buf), 64, 5000, NULL, &closed);
     CHECK(status == 413 && closed, "10 GB declared: 413 %d and closed %d", status, closed);
     close(fd);
@@ -80,7 +80,7 @@ static void test_body_limits(int port) {
     memcpy(chunk + len + 4096, "\r\n", 2);
     for (int i = 0; i < MAX_BODY / 4096 + 4; i++) th_send_all(fd, chunk, (size_t)len + 4098);
     th_send_all(fd, "0\r\n\r\n", 5);
-    status = th_read_response(fd, buf, sizeof buf, 20000, &closed);
+    status = th_read_response(fd, buf, sizeof buf, 20000, false, &closed);
     CHECK(status == 413 && strstr(buf, "\"body_too_large\""), "chunked over the limit: %.300s",
           buf);
     close(fd);
@@ -165,10 +165,10 @@ static void test_continue_and_truncation(int port) {
     snprintf(length, sizeof length, "Content-Length: %zu", strlen(tiny_request));
     post_head(head, sizeof head, length, "Expect: 100-continue\r\n");
     int fd = raw_request(port, head, 0);
-    int status = th_read_response(fd, buf, sizeof buf, 20000, &closed);
+    int status = th_read_response(fd, buf, sizeof buf, 20000, false, &closed);
     CHECK(status == 100, "Expect: 100-continue gets 100 first: %.100s", buf);
     th_send_all(fd, tiny_request, strlen(tiny_request));
-    status = th_read_response(fd, buf, sizeof buf, 20000, &closed);
+    status = th_read_response(fd, buf, sizeof buf, 20000, false, &closed);
     CHECK(status == 200 && strstr(buf, "\"y\""), "then 200 with y: %.200s", buf);
     close(fd);
     // A body cut short by the client closing: nothing to answer, nothing kept.
@@ -237,13 +237,97 @@ static void test_connection_cap(void) {
     th_send_all(fifth, get, sizeof get - 1);
     char buf[1024];
     bool closed;
-    int status = th_read_response(fifth, buf, sizeof buf, 1000, &closed);
+    int status = th_read_response(fifth, buf, sizeof buf, 1000, false, &closed);
     CHECK(status == 0, "a fifth connection is not served while 4 are open (status %d)", status);
     for (int i = 0; i < 4; i++) close(held[i]);
-    status = th_read_response(fifth, buf, sizeof buf, 20000, &closed);
+    status = th_read_response(fifth, buf, sizeof buf, 20000, false, &closed);
     CHECK(status == 200, "it is served once the others close (status %d)", status);
     close(fifth);
     CHECK(th_server_stop(&s, 60) == 0, "capped server exits 0");
+}
+
+// Requests assembled at random from odd pieces (methods, paths, header values, lengths that
+// lie, bodies of any bytes), each on its own connection whose sending side is then closed:
+// whatever arrives, the answer is never a 5xx and the server lives on.
+static void test_random_requests(int port) {
+    static const char *const methods[] = {"GET",     "POST",   "HEAD",
+                                          "OPTIONS", "PUT",    "DELETE",
+                                          "PATCH",   "G\x01T", "POSTPOSTPOSTPOSTPOSTPOST"};
+    static const char *const paths[] = {"/v1/conv2d/forward",
+                                        "/v1/conv2d/backward",
+                                        "/healthz",
+                                        "/readyz",
+                                        "/metrics",
+                                        "/v1/info",
+                                        "/",
+                                        "/v1/conv2d/forward?x=1",
+                                        "/%00",
+                                        "//healthz",
+                                        "/v1/conv2d/../healthz",
+                                        "/v1/conv2d/forward/",
+                                        "*",
+                                        "/\xff\xfe"};
+    static const char *const headers[] = {"Content-Type: application/json",
+                                          "Content-Type: application/json;",
+                                          "Content-Type: ;",
+                                          "Content-Type: ",
+                                          "Content-Type: text/plain",
+                                          "Content-Type: application/octet-stream",
+                                          "Expect: 100-continue",
+                                          "Expect: 100-CONTINUE",
+                                          "Expect: nonsense",
+                                          "Origin: https://x.example",
+                                          "Transfer-Encoding: chunked",
+                                          "Transfer-Encoding: gzip",
+                                          "Content-Length: -1",
+                                          "Content-Length: abc",
+                                          "Content-Length: 18446744073709551615",
+                                          "Content-Length: 5",
+                                          "Content-Length: 0",
+                                          "Accept: application/octet-stream",
+                                          "Content-Encoding: gzip",
+                                          "Connection: close",
+                                          "Connection: keep-alive"};
+    static const char *const bodies[] = {"",
+                                         tiny_request,
+                                         "{\"x\": [[1]], \"w\": [[1]]",
+                                         "0\r\n\r\n",
+                                         "5\r\nhello\r\n0\r\n\r\n",
+                                         "\x1f\x8b\x08\x00garbage",
+                                         "[[[[[[[[[[[[[[[["};
+#define PICK(list) list[t_rand_u64(&seed) % (sizeof list / sizeof *list)]
+    uint64_t seed = 42;
+    enum { N = 300 };
+    static char requests[N][1024];
+    int fds[N];
+    bool head[N];
+    for (int i = 0; i < N; i++) { // all sent first, then all read: slow ones wait together
+        const char *method = PICK(methods);
+        head[i] = strcmp(method, "HEAD") == 0;
+        char *request = requests[i];
+        size_t cap = sizeof requests[i];
+        int n = snprintf(request, cap, "%s %s HTTP/1.1\r\nHost: t\r\n", method, PICK(paths));
+        for (int h = (int)(t_rand_u64(&seed) % 4); h > 0; h--)
+            n += snprintf(request + n, cap - (size_t)n, "%s\r\n", PICK(headers));
+        n += snprintf(request + n, cap - (size_t)n, "\r\n%s", PICK(bodies));
+        fds[i] = th_connect(port);
+        th_send_all(fds[i], request, (size_t)n);
+        shutdown(fds[i], SHUT_WR);
+    }
+    int answered = 0, server_errors = 0;
+    char buf[8192];
+    for (int i = 0; i < N; i++) {
+        bool closed;
+        int status = th_read_response(fds[i], buf, sizeof buf, 10000, head[i], &closed);
+        answered += status > 0;
+        if (status >= 500 && server_errors++ == 0)
+            printf("5xx for request %d:\n%s\n--- answer:\n%.300s\n", i, requests[i], buf);
+        close(fds[i]);
+    }
+#undef PICK
+    CHECK(server_errors == 0 && answered > N / 2, "%d odd requests: %d answered, %d with a 5xx",
+          N, answered, server_errors);
+    CHECK(healthy(port), "server answers after the odd requests");
 }
 
 // Runs `convd serve ARGS` through the shell (env assignments may prefix it); the exit status,
@@ -290,6 +374,7 @@ int main(int argc, char **argv) {
         test_methods_paths_types(s.port);
         test_continue_and_truncation(s.port);
         test_slow_and_idle(s.port);
+        test_random_requests(s.port);
         test_command_line(s.port);
         CHECK(th_server_stop(&s, 60) == 0, "server drains and exits 0 on SIGTERM");
         char *log = th_server_log(&s);

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "api/codec.h"
@@ -425,6 +427,54 @@ static void test_many_names(void) {
     bh_free(&b);
 }
 
+// convd run --format safetensors: the same door on the command line (CONVD_BIN, or build/convd).
+static void test_command_line(void) {
+    const char *bin = getenv("CONVD_BIN") && *getenv("CONVD_BIN") ? getenv("CONVD_BIN")
+                                                                   : "build/convd";
+    char in[64], out[64], command[512];
+    snprintf(in, sizeof in, "/tmp/convd-st-in-%d", (int)getpid());
+    snprintf(out, sizeof out, "/tmp/convd-st-out-%d", (int)getpid());
+    bh_bytes b = {0};
+    static const char header[] =
+        "{\"__metadata__\":{\"op\":\"conv2d.backward\",\"outputs\":\"[\\\"dw\\\"]\"},"
+        "\"x\":{\"dtype\":\"F64\",\"shape\":[3,3],\"data_offsets\":[0,72]},"
+        "\"w\":{\"dtype\":\"F64\",\"shape\":[2,2],\"data_offsets\":[72,104]},"
+        "\"dy\":{\"dtype\":\"F64\",\"shape\":[2,2],\"data_offsets\":[104,136]}}";
+    const double values[17] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3, 4, 1, 1, 1, 1};
+    for (int broken = 0; broken < 2; broken++) {
+        file_text(&b, header, 0);
+        bh_put(&b, values, broken ? sizeof values - 1 : sizeof values);
+        FILE *f = fopen(in, "wb");
+        fwrite(b.data, 1, b.len, f);
+        fclose(f);
+        snprintf(command, sizeof command, "%s run --format safetensors %s > %s", bin, in, out);
+        int rc = system(command);
+        size_t len = 0;
+        char *answer = t_read_file(out, &len);
+        if (!broken) {
+            bh_tensor dw = {0};
+            cJSON *h = bh_read_safetensors(&dw, answer, len, "dw", NULL);
+            // dw[a][b] = the sum of x's 2x2 window at (a, b).
+            CHECK(rc == 0 && dw.n == 4 && dw.data[0] == 12 && dw.data[1] == 16 &&
+                      dw.data[2] == 24 && dw.data[3] == 28 && answer[len - 1] != '\n',
+                  "convd run --format safetensors: exit %d, %zu bytes", rc, len);
+            bh_tensor_free(&dw);
+            cJSON_Delete(h);
+        } else {
+            CHECK(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 2 && answer &&
+                      strstr(answer, "\"code\":\"invalid_json\"") && strstr(answer, "safetensors"),
+                  "convd run --format safetensors on a cut file: exit %d: %s", rc, answer);
+        }
+        free(answer);
+    }
+    snprintf(command, sizeof command, "%s run --format xml %s 2>/dev/null", bin, in);
+    int rc = system(command);
+    CHECK(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "--format xml: exit 2");
+    unlink(in);
+    unlink(out);
+    bh_free(&b);
+}
+
 int main(int argc, char **argv) {
     blas_boot(argv);
     test_negotiation();
@@ -433,5 +483,6 @@ int main(int argc, char **argv) {
     test_malformed();
     test_invalid_requests();
     test_many_names();
+    test_command_line();
     return t_finish("test_safetensors");
 }

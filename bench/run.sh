@@ -15,7 +15,9 @@ raw=build/bench-raw
 python=/usr/bin/python3
 
 # When run directly rather than through `make bench`.
-${MAKE:-make} --no-print-directory -s build/convd build/bench/bench_conv build/bench/peer_onednn
+bins=$(for src in bench/bench_*.c; do b=${src#bench/}; echo "build/bench/${b%.c}"; done)
+# shellcheck disable=SC2086 # one word per binary
+${MAKE:-make} --no-print-directory -s build/convd build/bench/peer_onednn $bins
 
 rm -rf "$raw"
 mkdir -p "$raw"
@@ -56,16 +58,16 @@ build/bench/bench_conv gemm >"$raw/gemm.jsonl"
 say "peak memory of one (b)-sized forward + backward"
 for t in $threads_list; do build/bench/bench_conv rss "$t" >>"$raw/rss.jsonl"; done
 
-# Other benchmarks of the project (bench/bench_*.c), each writing its own build/bench-*.json.
-for bin in build/bench/bench_*; do
-    [ -x "$bin" ] && [ "$bin" != build/bench/bench_conv ] || continue
-    say "running $bin"
-    "$bin"
-done
-
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 say "load average after: $load_after"
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- core api server 2>/dev/null || commit="$commit+dirty"
 "$python" bench/report.py --raw "$raw" --commit "$commit" \
     --load "$load_before" "$load_after" --out build
+
+# Other benchmarks of the project (bench/bench_*.c), each writing its own build/bench-*.json.
+for bin in build/bench/bench_*; do
+    [ -x "$bin" ] && [ "$bin" != build/bench/bench_conv ] || continue
+    say "running $bin"
+    "$bin"
+done

@@ -127,3 +127,8 @@ fuzz: fuzz-build
 
 # The hook into make test: the example clients' runtimes and the fuzz targets are built first.
 test: binary-test-deps fuzz-build
+
+# ---- Deployment: API keys, TLS, the container image, scale-out (issue 7) --------------------
+# server/http_auth.c (SHA-256 of keys) and server/http_tls.c (checking the certificate) call
+# GnuTLS directly; libmicrohttpd-dev already depends on libgnutls28-dev.
+LDLIBS += -lgnutls

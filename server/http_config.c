@@ -51,6 +51,15 @@ static const opt_spec options[] = {
      "CORS: '' off, '*' any origin, or origins separated by commas"},
     {"access-log", OPT_BOOL, FIELD(access_log), 0, 0, 1,
      "one JSON line per request on stderr (on/off)"},
+    {"api-keys", OPT_STR, STR_FIELD(api_keys), 0, 0,
+     "file of API keys (a key or sha256:HEX a line): compute routes then need a Bearer key"},
+    {"rate-limit", OPT_SECONDS, FIELD(rate_limit), 0, 0, 1e9,
+     "compute requests per second per API key (0 = no limit; 429 + Retry-After beyond)"},
+    {"rate-burst", OPT_INT, FIELD(rate_burst), 0, 0, 1000000000,
+     "requests an API key may send at once (0 = the rate, at least 1)"},
+    {"tls-cert", OPT_STR, STR_FIELD(tls_cert), 0, 0,
+     "PEM certificate (chain) file: serve HTTPS, with --tls-key"},
+    {"tls-key", OPT_STR, STR_FIELD(tls_key), 0, 0, "PEM private key file of --tls-cert"},
 };
 #define N_OPTIONS (sizeof options / sizeof *options)
 

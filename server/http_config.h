@@ -24,6 +24,11 @@ typedef struct {
     int retry_after_s;      // the Retry-After value of 503 answers
     char cors_origin[512];  // "" = no CORS headers; "*" or a comma-separated list of origins
     bool access_log;        // one JSON line per request on stderr
+    char api_keys[1024];    // "" = open; else the file of API keys (server/http_auth.h)
+    double rate_limit;      // compute requests per second per API key; 0 = no limit
+    int rate_burst;         // requests a key may send at once; 0 = the rate, at least 1
+    char tls_cert[1024];    // PEM certificate chain file: HTTPS with tls_key
+    char tls_key[1024];     // PEM private key of tls_cert
     api_options api;        // per-request limits passed to the request model (threads: per call)
     int cores;              // CPUs this process may use (affinity and cgroup quota); not a flag
 } http_config;

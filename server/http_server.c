@@ -13,11 +13,13 @@
 #include <time.h>
 
 #include "api/api_errors.h"
+#include "server/http_auth.h"
 #include "server/http_exchange.h"
 #include "server/http_log.h"
 #include "server/http_metrics.h"
 #include "server/http_pool.h"
 #include "server/http_routes.h"
+#include "server/http_tls.h"
 
 struct http_server {
     http_config cfg;
@@ -25,6 +27,8 @@ struct http_server {
     http_pool *pool;
     http_budget budget;
     http_metrics *metrics;
+    http_auth *auth; // API keys and rate limits
+    http_tls *tls;   // HTTPS certificate and key
     atomic_bool draining;
     atomic_long inflight;
     double started;
@@ -45,7 +49,8 @@ typedef struct {
     request_stage stage;
     // A refusal decided from the headers, answered once the body is read or dropped.
     api_response refusal;
-    bool keep_body; // a compute request: buffer the body for the worker
+    bool keep_body;    // a compute request: buffer the body for the worker
+    int retry_after_s; // of a 429 refusal (http_auth)
     char *body;
     size_t len, cap;
     uint64_t declared; // Content-Length (0 when absent)
@@ -171,6 +176,10 @@ static void classify(http_request *r, uint64_t declared, bool has_length) {
         api_error_respond(no, API_E_METHOD_NOT_ALLOWED, "", "%s %s is not allowed; use %s",
                           api_quote(quoted, sizeof quoted, r->method_name), route->path,
                           http_route_allow(route));
+    } else if (r->method == HTTP_POST && route->codecs &&
+               !http_auth_admit(srv->auth, header(r->conn, MHD_HTTP_HEADER_AUTHORIZATION), no,
+                                &r->retry_after_s)) {
+        // refused with 401 or 429 before anything else is looked at or held
     } else if (has_length && declared > srv->cfg.max_body) {
         refuse_body_size(no, srv, declared, true);
     } else if (r->method == HTTP_POST && route->codecs) {
@@ -246,6 +255,7 @@ static enum MHD_Result answer(http_request *r, api_response *answer, bool close)
         snprintf(seconds, sizeof seconds, "%d", r->srv->cfg.retry_after_s);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
     }
+    http_auth_headers(resp, status, r->retry_after_s);
     add_cors(resp, r);
     if (close || atomic_load(&r->srv->draining))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -472,6 +482,8 @@ static void on_library_message(void *cls, const char *fmt, va_list ap) {
 static void free_server(http_server *s) {
     http_pool_destroy(s->pool);
     http_metrics_free(s->metrics);
+    http_auth_free(s->auth);
+    http_tls_free(s->tls);
     free(s->route_names);
     free(s);
 }
@@ -496,6 +508,12 @@ http_server *http_server_start(const http_config *cfg, char *err, size_t err_cap
         free_server(s);
         return NULL;
     }
+    if (!(s->auth =
+              http_auth_create(cfg->api_keys, cfg->rate_limit, cfg->rate_burst, err, err_cap)) ||
+        !(s->tls = http_tls_load(cfg->tls_cert, cfg->tls_key, err, err_cap))) {
+        free_server(s);
+        return NULL;
+    }
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
@@ -509,14 +527,15 @@ http_server *http_server_start(const http_config *cfg, char *err, size_t err_cap
         return NULL;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_TURBO | MHD_USE_ERROR_LOG |
+                     MHD_USE_TURBO | MHD_USE_ERROR_LOG | http_tls_flags(s->tls) |
                      (addr->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
         on_library_message, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->io_threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
-        MHD_OPTION_SOCK_ADDR, addr->ai_addr, MHD_OPTION_END);
+        MHD_OPTION_SOCK_ADDR, addr->ai_addr, MHD_OPTION_ARRAY, http_tls_options(s->tls),
+        MHD_OPTION_END);
     freeaddrinfo(addr);
     if (!s->daemon) {
         snprintf(err, err_cap,

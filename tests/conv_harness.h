@@ -175,6 +175,18 @@ static inline bool conv_grow_geom(conv_geom *g, double flops, int64_t max_elemen
            max_elements;
 }
 
+// A random geometry of class `cls` grown past `flops` within `max_elements` (see above),
+// drawing again as needed. Returns false if a thousand draws all grew too large, so that a
+// mistuned budget fails a check instead of hanging the test.
+static inline bool conv_random_large_geom(conv_geom *g, bool *bias, conv_geom_class cls,
+                                          double flops, int64_t max_elements, uint64_t *rng) {
+    for (int draw = 0; draw < 1000; draw++) {
+        conv_random_geom(g, bias, cls, rng);
+        if (conv_grow_geom(g, flops, max_elements, rng)) return true;
+    }
+    return false;
+}
+
 static inline int conv_geom_describe(char *buf, size_t len, const conv_geom *g) {
     return snprintf(buf, len,
                     "N=%lld C=%lld H=%lld W=%lld F=%lld k=%lldx%lld groups=%lld stride=%lldx%lld "

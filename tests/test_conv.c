@@ -184,9 +184,14 @@ static void test_sweep(void) {
         // Threaded configs take the classes in turn, so each path is split across threads.
         const conv_geom_class cls =
             threaded ? (conv_geom_class)(i / THREADED_EVERY % GEOM_CLASSES) : GEOM_RANDOM;
-        do conv_random_geom(&g, &st.bias, cls, &rng);
-        while (threaded &&
-               !conv_grow_geom(&g, i % (2 * THREADED_EVERY) ? 9e6 : 13e6, 600000, &rng));
+        if (!threaded) {
+            conv_random_geom(&g, &st.bias, cls, &rng);
+        } else if (!CHECK(conv_random_large_geom(&g, &st.bias, cls,
+                                                 i % (2 * THREADED_EVERY) ? 9e6 : 13e6, 600000,
+                                                 &rng),
+                          "no geometry of class %d fits the element budget", (int)cls)) {
+            continue;
+        }
         st.config = i;
         tally_coverage(coverage, &g, st.bias, threaded);
         conv_geom_describe(st.desc, sizeof st.desc, &g);

@@ -37,6 +37,7 @@ typedef struct {
     char desc[CASES][256];
     pass_result results[RESULTS];
     int count;
+    int bad_draws; // large geometries that never fit the element budget (small ones instead)
 } worker;
 
 // Cases are built (reference included) before the barrier, so that afterwards the workers
@@ -50,8 +51,12 @@ static void *worker_main(void *arg) {
         const bool threaded = i >= SMALL_CASES;
         const conv_geom_class cls =
             threaded ? (conv_geom_class)((wk->id + i) % GEOM_CLASSES) : GEOM_RANDOM;
-        do conv_random_geom(&g, &bias, cls, &rng);
-        while (threaded && !conv_grow_geom(&g, 9e6, 600000, &rng));
+        if (threaded && !conv_random_large_geom(&g, &bias, cls, 9e6, 600000, &rng)) {
+            wk->bad_draws++;
+            conv_random_geom(&g, &bias, cls, &rng);
+        } else if (!threaded) {
+            conv_random_geom(&g, &bias, cls, &rng);
+        }
         conv_case_init(&wk->cases[i], &g, bias, t_rand_int(&rng, 0, 1) ? CONV_FLOAT64 : CONV_FLOAT32,
                        &rng);
         conv_geom_describe(wk->desc[i], sizeof wk->desc[i], &g);
@@ -98,6 +103,8 @@ int main(int argc, char **argv) {
     for (int t = 0; t < WORKERS; t++) {
         worker *wk = &workers[t];
         CHECK(wk->count == RESULTS, "worker %d ran %d passes of %d", t, wk->count, RESULTS);
+        CHECK(wk->bad_draws == 0, "worker %d: %d large geometries over budget", t,
+              wk->bad_draws);
         for (int k = 0; k < wk->count; k++) {
             const pass_result *r = &wk->results[k];
             const conv_case *cc = &wk->cases[r->case_index];

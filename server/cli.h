@@ -20,4 +20,8 @@ int cli_check(int argc, char **argv);
 // convd problem [FILE | --suite NAME [--seed N] [--index I]]: problems with explicit tensors.
 int cli_problem(int argc, char **argv);
 
+// convd healthcheck [--ready] [--timeout S] [serve options]: GET /healthz (or /readyz) of the
+// server the same options and CONVD_* variables configure; exit 0 on 200, else 1 (2: bad options).
+int cli_healthcheck(int argc, char **argv);
+
 #endif

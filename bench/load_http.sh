@@ -5,11 +5,13 @@
 #   - the seed's case (1x1x32x32 input, 3x3 kernel, "same") as a JSON forward, 64 connections;
 #   - layer (c) (8x256x14x14, F=256, 3x3, pad 1) as a JSON backward, 2 connections.
 # Writes build/bench-http.json. Environment: CONVD_BIN (default build/convd),
-# BENCH_HTTP_SECONDS (per measurement, default 10), BENCH_HTTP_CONNECTIONS (default 64).
+# BENCH_HTTP_SECONDS (per seed measurement, default 10), BENCH_HTTP_LAYER_SECONDS (per layer (c)
+# measurement, default 30: the peer takes seconds per request), BENCH_HTTP_CONNECTIONS (64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${CONVD_BIN:-build/convd}
 secs=${BENCH_HTTP_SECONDS:-10}
+layer_secs=${BENCH_HTTP_LAYER_SECONDS:-30}
 conns=${BENCH_HTTP_CONNECTIONS:-64}
 work=build/bench-http
 mkdir -p "$work"
@@ -71,34 +73,38 @@ for name, keys in (("seed_forward", ["y"]), ("layer_c_backward", ["dx", "dw", "d
 print("convd and the Python peer agree on both requests")
 PY
 
-# measure URL BODY CONNECTIONS: one wrk run; prints its WRKJSON object.
+# measure URL BODY CONNECTIONS SECONDS: one wrk run; prints its WRKJSON object.
 measure() {
     local threads=2
     [ "$3" -lt 2 ] && threads=1
-    BODY=$2 wrk -t"$threads" -c"$3" -d"${secs}s" --timeout 60s -s bench/load_http.lua "$1" |
+    BODY=$2 wrk -t"$threads" -c"$3" -d"$4s" --timeout 60s -s bench/load_http.lua "$1" |
         sed -n 's/^WRKJSON //p'
 }
-echo "measuring, ${secs} s each ..." >&2
-seed_hello=$(measure "$hello/" "$work/seed_forward.json" "$conns")
-seed_convd=$(measure "$convd/v1/conv2d/forward" "$work/seed_forward.json" "$conns")
-seed_python=$(measure "$python/v1/conv2d/forward" "$work/seed_forward.json" "$conns")
-c_convd=$(measure "$convd/v1/conv2d/backward" "$work/layer_c_backward.json" 2)
-c_python=$(measure "$python/v1/conv2d/backward" "$work/layer_c_backward.json" 2)
+echo "measuring: seed ${secs} s per server, layer (c) ${layer_secs} s per server ..." >&2
+seed_hello_get=$(measure "$hello/" "" "$conns" "$secs")
+seed_hello=$(measure "$hello/" "$work/seed_forward.json" "$conns" "$secs")
+seed_convd=$(measure "$convd/v1/conv2d/forward" "$work/seed_forward.json" "$conns" "$secs")
+seed_python=$(measure "$python/v1/conv2d/forward" "$work/seed_forward.json" "$conns" "$secs")
+c_convd=$(measure "$convd/v1/conv2d/backward" "$work/layer_c_backward.json" 2 "$layer_secs")
+c_python=$(measure "$python/v1/conv2d/backward" "$work/layer_c_backward.json" 2 "$layer_secs")
 info=$(curl -sf "$convd/v1/info")
 
 /usr/bin/python3 - "$work" <<PY
 import json, os, sys
 work = sys.argv[1]
-hello, convd, python = $seed_hello, $seed_convd, $seed_python
+hello_get, hello, convd, python = $seed_hello_get, $seed_hello, $seed_convd, $seed_python
 c_convd, c_python = $c_convd, $c_python
 info = $info
 size = lambda n: os.path.getsize(f"{work}/{n}.json")
 result = {
     "machine": {"cores": info["threads"]["cores"], "blas_core": info["blas"]["core"],
-                "convd_workers": info["threads"]["workers"], "seconds_per_run": $secs},
+                "convd_workers": info["threads"]["workers"], "seconds_per_run": $secs,
+                "layer_seconds_per_run": $layer_secs},
     "seed_forward": {"connections": $conns, "body_bytes": size("seed_forward"),
-                     "hello": hello, "convd": convd, "python": python,
+                     "hello": hello, "hello_get_no_body": hello_get,
+                     "convd": convd, "python": python,
                      "convd_vs_hello": convd["rps"] / hello["rps"],
+                     "convd_vs_hello_get": convd["rps"] / hello_get["rps"],
                      "convd_vs_python": convd["rps"] / python["rps"]},
     "layer_c_backward": {"connections": 2, "body_bytes": size("layer_c_backward"),
                          "convd": c_convd, "python": c_python,
@@ -111,12 +117,14 @@ result["targets"] = {
     "seed_p99_under_20ms_at_64_connections": convd["p99_ms"] < 20,
     "layer_c_backward_at_least_3x_python": c["convd_vs_python"] >= 3,
     "no_errors": all(r["socket_errors"] == 0 and r["non_2xx"] == 0
-                     for r in (hello, convd, python, c_convd, c_python)),
+                     for r in (hello_get, hello, convd, python, c_convd, c_python)),
 }
 json.dump(result, open("build/bench-http.json", "w"), indent=2)
-print(f"seed forward, {$conns} connections: convd {convd['rps']:.0f} req/s (p99 {convd['p99_ms']:.1f} ms), "
-      f"hello {hello['rps']:.0f}, python {python['rps']:.0f}: "
-      f"{s['convd_vs_hello']:.0%} of hello, {s['convd_vs_python']:.1f}x python")
+print(f"seed forward, {$conns} connections: convd {convd['rps']:.0f} req/s "
+      f"(p50 {convd['p50_ms']:.1f} ms, p99 {convd['p99_ms']:.1f} ms), hello {hello['rps']:.0f} "
+      f"(same body; {hello_get['rps']:.0f} for a bodiless GET), python {python['rps']:.0f}: "
+      f"{s['convd_vs_hello']:.0%} of hello ({s['convd_vs_hello_get']:.0%} of the GET), "
+      f"{s['convd_vs_python']:.1f}x python")
 print(f"layer (c) backward, 2 connections: convd {c_convd['rps']:.2f} req/s, "
       f"python {c_python['rps']:.2f}: {c['convd_vs_python']:.1f}x")
 print("targets:", json.dumps(result["targets"]))

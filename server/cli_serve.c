@@ -33,13 +33,20 @@ static bool catch_stop_signals(void) {
     return sigaction(SIGTERM, &sa, NULL) == 0 && sigaction(SIGINT, &sa, NULL) == 0;
 }
 
-// Waits up to `ms` milliseconds (-1: for ever) for a stop signal; its number, or 0.
+// Waits up to `ms` milliseconds for a stop signal; its number, or 0.
 static int wait_stop_signal(int ms) {
     struct pollfd p = {stop_pipe[0], POLLIN, 0};
     int ready;
     while ((ready = poll(&p, 1, ms)) < 0 && errno == EINTR) continue;
     unsigned char byte = 0;
     return ready > 0 && read(stop_pipe[0], &byte, 1) == 1 ? byte : 0;
+}
+
+// Serves until a stop signal, writing out the buffered access log every 0.1 s meanwhile.
+static int serve_until_stopped(void) {
+    int sig;
+    while ((sig = wait_stop_signal(100)) == 0) http_log_flush();
+    return sig;
 }
 
 // Waits until no compute request is in flight, `seconds` pass, or one more stop signal comes.
@@ -52,6 +59,7 @@ static bool wait_for_drain(http_server *srv, double seconds) {
         clock_gettime(CLOCK_MONOTONIC, &now);
         double waited =
             (double)(now.tv_sec - start.tv_sec) + 1e-9 * (double)(now.tv_nsec - start.tv_nsec);
+        http_log_flush();
         if (waited >= seconds || wait_stop_signal(20) != 0) return false;
     }
 }
@@ -95,27 +103,27 @@ int cli_serve(int argc, char **argv) {
              "port %u, %d workers, %d I/O threads, queue %d, max body %zu, memory budget %zu",
              http_server_port(srv), cfg.workers, cfg.io_threads, cfg.queue, cfg.max_body,
              cfg.max_memory);
-    http_log_event(stderr, "listening", message);
+    http_log_event("listening", message);
 
-    int sig = wait_stop_signal(-1);
+    int sig = serve_until_stopped();
     http_server_drain(srv);
     snprintf(message, sizeof message, "%s: draining %ld requests in flight (up to %g s)",
              strsignal(sig), http_server_inflight(srv), cfg.drain_timeout_s);
-    http_log_event(stderr, "draining", message);
+    http_log_event("draining", message);
     if (!wait_for_drain(srv, cfg.drain_timeout_s)) {
         size_t waiting = http_server_cancel_waiting(srv);
         snprintf(message, sizeof message,
                  "drain cut short: %zu waiting requests answered 503, %ld still computing", waiting,
                  http_server_inflight(srv) - (long)waiting);
-        http_log_event(stderr, "drain_timeout", message);
+        http_log_event("drain_timeout", message);
         wait_for_drain(srv, 2); // lets the 503s go out
     }
     if (!http_server_stop(srv)) {
         // A request still computes on a suspended connection: the library cannot be stopped
         // under it, and its client will not get an answer anyway. Leave at once.
-        http_log_event(stderr, "stopped", "exiting with requests unfinished");
+        http_log_event("stopped", "exiting with requests unfinished");
         _exit(1);
     }
-    http_log_event(stderr, "stopped", "drained");
+    http_log_event("stopped", "drained");
     return 0;
 }

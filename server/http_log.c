@@ -1,6 +1,8 @@
 #include "server/http_log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,15 +37,56 @@ static size_t put_timestamp(char *out, size_t cap) {
     return n + (size_t)snprintf(out + n, cap - n, ".%03ldZ", now.tv_nsec / 1000000);
 }
 
-// Writes the line in one write(2): stderr is unbuffered, and stdio would split a long line.
-static void write_line(FILE *to, const char *line, size_t len) {
-    fflush(to);
+static void write_all(const char *text, size_t len) {
     while (len > 0) {
-        ssize_t n = write(fileno(to), line, len);
-        if (n <= 0) return;
-        line += n;
+        ssize_t n = write(STDERR_FILENO, text, len);
+        if (n <= 0) return; // a log that cannot be written must not stop the server
+        text += n;
         len -= (size_t)n;
     }
+}
+
+// The access lines not yet written (one process, one stderr).
+static struct {
+    pthread_mutex_t lock;
+    char text[64 << 10];
+    size_t len;
+    double oldest; // monotonic seconds of the first line in `text`
+} pending = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+#define FLUSH_AFTER_S 0.1
+
+static double monotonic_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void flush_locked(void) {
+    write_all(pending.text, pending.len);
+    pending.len = 0;
+}
+
+void http_log_flush(void) {
+    pthread_mutex_lock(&pending.lock);
+    flush_locked();
+    pthread_mutex_unlock(&pending.lock);
+}
+
+// Adds one line to the pending block (writing the block first when it has no room left, and
+// after when it has waited long enough); `now` 0 writes everything at once.
+static void put_line(const char *line, size_t len, double now) {
+    pthread_mutex_lock(&pending.lock);
+    if (pending.len + len > sizeof pending.text) flush_locked();
+    if (len > sizeof pending.text) {
+        write_all(line, len);
+    } else {
+        if (pending.len == 0) pending.oldest = now;
+        memcpy(pending.text + pending.len, line, len);
+        pending.len += len;
+    }
+    if (now == 0 || now - pending.oldest >= FLUSH_AFTER_S) flush_locked();
+    pthread_mutex_unlock(&pending.lock);
 }
 
 // Appends a printf-formatted piece at offset `n` of `buf` (`cap` bytes) and returns the new
@@ -59,7 +102,7 @@ __attribute__((format(printf, 4, 5))) static size_t append(char *buf, size_t cap
     return n + (size_t)wrote < cap ? n + (size_t)wrote : cap - 1;
 }
 
-void http_log_access(FILE *to, const http_access *a) {
+void http_log_access(const http_access *a) {
     char line[1536], ts[40], remote[96], method[48], path[640];
     put_timestamp(ts, sizeof ts);
     http_json_escape(remote, sizeof remote, a->remote);
@@ -78,10 +121,10 @@ void http_log_access(FILE *to, const http_access *a) {
                    a->threads);
     if (a->termination) n = append(line, sizeof line, n, ",\"termination\":\"%s\"", a->termination);
     n = append(line, sizeof line, n, ",\"total_ms\":%.3f}\n", a->total_ms);
-    write_line(to, line, n);
+    put_line(line, n, monotonic_s());
 }
 
-void http_log_event(FILE *to, const char *event, const char *message) {
+void http_log_event(const char *event, const char *message) {
     char line[1200], ts[40], ev[64], msg[1024];
     put_timestamp(ts, sizeof ts);
     http_json_escape(ev, sizeof ev, event);
@@ -89,5 +132,5 @@ void http_log_event(FILE *to, const char *event, const char *message) {
     size_t n = 0;
     n = append(line, sizeof line, n, "{\"ts\":\"%s\",\"event\":\"%s\",\"message\":\"%s\"}\n", ts,
                ev, msg);
-    write_line(to, line, n);
+    put_line(line, n, 0);
 }

@@ -460,8 +460,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          &(http_observation){r->route_index, r->status, total, queue_s, compute_s,
                                              r->bytes_in, r->bytes_out});
     if (srv->cfg.access_log)
-        http_log_access(stderr,
-                        &(http_access){r->remote, r->method_name, r->path, r->status, r->bytes_in,
+        http_log_access(&(http_access){r->remote, r->method_name, r->path, r->status, r->bytes_in,
                                        r->bytes_out, queue_s * 1e3, compute_s * 1e3, total * 1e3,
                                        r->threads, termination_reason(toe)});
     if (r->reserved) http_budget_give_back(&srv->budget, r->reserved);
@@ -476,7 +475,7 @@ static void on_library_message(void *cls, const char *fmt, va_list ap) {
     char message[512];
     vsnprintf(message, sizeof message, fmt, ap);
     message[strcspn(message, "\n")] = '\0';
-    http_log_event(stderr, "libmicrohttpd", message);
+    http_log_event("libmicrohttpd", message);
 }
 
 static void free_server(http_server *s) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 typedef enum { OPT_STR, OPT_INT, OPT_SIZE, OPT_I64, OPT_SECONDS, OPT_BOOL } opt_kind;
@@ -100,6 +101,15 @@ static size_t default_memory_budget(void) {
     return (size_t)(limit / 2);
 }
 
+// 1000, or fewer when the descriptor limit is lower: each connection holds a descriptor and
+// the server needs a few of its own (listening socket, epoll, wake-ups, log).
+static int default_connection_cap(void) {
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur == RLIM_INFINITY) return 1000;
+    long room = (long)files.rlim_cur - 64;
+    return room < 16 ? 16 : room > 1000 ? 1000 : (int)room;
+}
+
 static void set_defaults(http_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     strcpy(cfg->host, "127.0.0.1");
@@ -110,7 +120,7 @@ static void set_defaults(http_config *cfg) {
     cfg->queue = 256;
     cfg->max_body = (size_t)64 << 20;
     cfg->max_memory = default_memory_budget();
-    cfg->max_connections = 1000;
+    cfg->max_connections = default_connection_cap();
     cfg->timeout_s = 30;
     cfg->drain_timeout_s = 30;
     cfg->retry_after_s = 1;

@@ -21,24 +21,33 @@ typedef struct {
     api_lifted *doc;
     api_buf out;
     span *spans;
-    const char *bad_number;
+    const char *bad_text;
 } lifter;
 
 // NOT_NUMBERS: the array holds something else (a string, an object): cJSON gets it all.
-// BAD_NUMBER: a token that starts like a number is not a JSON number (01, +1, .5, 1.): the body
-// is not JSON. cJSON would accept some of these, so the lifter is the one to refuse them.
-typedef enum { LIFTED, NOT_NUMBERS, BAD_NUMBER, NO_MEMORY } lift_result;
+// BAD_TEXT: bytes JSON does not allow where they are, which cJSON would take all the same: a
+// number JSON does not have (01, +1, .5, 1.) or a control character (cJSON skips any byte up to
+// 0x20 as white space). The lifter refuses them, and must: a one-number array that it did not
+// lift, because of a control character in it, would pass for a placeholder.
+typedef enum { LIFTED, NOT_NUMBERS, BAD_TEXT, NO_MEMORY } lift_result;
 
 static inline bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+static inline bool is_control(char c) { return (unsigned char)c < 0x20 && !is_space(c); }
 
 static const char *skip_space(const char *p, const char *end) {
     while (p < end && is_space(*p)) p++;
     return p;
 }
 
+// Notes the first byte JSON does not allow (none in a string is below 0x20).
+static inline void note_bad(const char **bad, const char *p) {
+    if (!*bad) *bad = p;
+}
+
 // Past the string literal starting at the quote p (or to `end` when it is not closed).
-static const char *skip_string(const char *p, const char *end) {
+static const char *skip_string(const char *p, const char *end, const char **bad) {
     for (p++; p < end; p++) {
+        if ((unsigned char)*p < 0x20) note_bad(bad, p);
         if (*p == '\\')
             p++;
         else if (*p == '"')
@@ -48,14 +57,15 @@ static const char *skip_string(const char *p, const char *end) {
 }
 
 // Past the bracketed value starting at p (strings respected), or `end` when it is not closed.
-static const char *skip_brackets(const char *p, const char *end) {
+static const char *skip_brackets(const char *p, const char *end, const char **bad) {
     size_t depth = 0;
     while (p < end) {
         char c = *p;
         if (c == '"') {
-            p = skip_string(p, end);
+            p = skip_string(p, end, bad);
             continue;
         }
+        if (is_control(c)) note_bad(bad, p);
         if (c == '[' || c == '{')
             depth++;
         else if ((c == ']' || c == '}') && --depth == 0)
@@ -146,7 +156,7 @@ static inline bool starts_number(char c) {
 }
 
 // Scans the array at p ('[') into *b; *after gets the byte after its closing ']' (or, for
-// BAD_NUMBER, the token).
+// BAD_TEXT, the offending byte).
 static lift_result lift_array(api_blob *b, const char *p, const char *end, const char **after) {
     int64_t counts[API_LIFT_MAX_DEPTH]; // elements seen so far at each open level
     int64_t cap = 0;
@@ -160,6 +170,10 @@ static lift_result lift_array(api_blob *b, const char *p, const char *end, const
         p = skip_space(p, end);
         if (p == end) return NOT_NUMBERS;
         char c = *p;
+        if (is_control(c)) {
+            *after = p;
+            return BAD_TEXT;
+        }
         if (c == '[') {
             counts[level - 1]++;
             if (level == API_LIFT_MAX_DEPTH) return NOT_NUMBERS;
@@ -177,14 +191,14 @@ static lift_result lift_array(api_blob *b, const char *p, const char *end, const
             p = api_parse_f64(&v, token, end);
             if (p && p < end && starts_number(*p)) { // 01, 1.5.2, 1e5-3: a number running on
                 *after = token;
-                return BAD_NUMBER;
+                return BAD_TEXT;
             }
             if (!p || !isfinite(v)) {
                 const char *spelled = p ? NULL : non_finite_token(token, end);
                 if (!p && !spelled) {
                     if (!starts_number(c)) return NOT_NUMBERS;
                     *after = token;
-                    return BAD_NUMBER;
+                    return BAD_TEXT;
                 }
                 p = p ? p : spelled;
                 note_non_finite(b, token, p);
@@ -202,6 +216,10 @@ static lift_result lift_array(api_blob *b, const char *p, const char *end, const
         for (;;) {
             if (p == end) return NOT_NUMBERS;
             if (*p == ',') break;
+            if (is_control(*p)) {
+                *after = p;
+                return BAD_TEXT;
+            }
             if (*p != ']') return NOT_NUMBERS; // cJSON will say what is wrong
             int64_t n = counts[level - 1];
             if (b->shape[level - 1] < 0)
@@ -239,15 +257,16 @@ static bool add_blob(lifter *L, const api_blob *b, span where) {
 }
 
 // Copies the text to L->out with every numeric array replaced by its placeholder. Returns
-// LIFTED, BAD_NUMBER (L->bad_number says where) or NO_MEMORY.
+// LIFTED, BAD_TEXT (L->bad_text says where) or NO_MEMORY.
 static lift_result rewrite(lifter *L, const char *begin) {
     const char *p = begin, *end = L->end, *copied = begin;
-    while (p < end) {
+    while (p < end && !L->bad_text) {
         if (*p == '"') {
-            p = skip_string(p, end);
+            p = skip_string(p, end, &L->bad_text);
             continue;
         }
         if (*p != '[') {
+            if (is_control(*p)) L->bad_text = p;
             p++;
             continue;
         }
@@ -261,11 +280,8 @@ static lift_result rewrite(lifter *L, const char *begin) {
         if (r != LIFTED) {
             free(b.values);
             if (r == NO_MEMORY) return NO_MEMORY;
-            if (r == BAD_NUMBER) {
-                L->bad_number = after;
-                return BAD_NUMBER;
-            }
-            p = skip_brackets(p, end); // cJSON gets all of it, and its verdict
+            if (r == BAD_TEXT) L->bad_text = after;
+            p = skip_brackets(p, end, &L->bad_text); // cJSON gets all of it, and its verdict
             continue;
         }
         api_buf_put(&L->out, copied, (size_t)(p - copied));
@@ -278,6 +294,7 @@ static lift_result rewrite(lifter *L, const char *begin) {
         }
         p = copied = after;
     }
+    if (L->bad_text) return BAD_TEXT;
     api_buf_put(&L->out, copied, (size_t)(p - copied));
     return L->out.failed ? NO_MEMORY : LIFTED;
 }
@@ -349,8 +366,12 @@ bool api_lift_parse(api_lifted *doc, const char *body, size_t len, api_error *er
         api_buf_free(&L.out);
         free(L.spans);
         api_lift_free(doc);
-        if (r == BAD_NUMBER)
-            return syntax_error(err, body, len, (size_t)(L.bad_number - body),
+        if (r == BAD_TEXT && (unsigned char)*L.bad_text < 0x20)
+            return syntax_error(err, body, len, (size_t)(L.bad_text - body),
+                                "a control character (tab, newline and return are the only ones "
+                                "JSON allows, and none inside a string)");
+        if (r == BAD_TEXT)
+            return syntax_error(err, body, len, (size_t)(L.bad_text - body),
                                 "a number JSON does not allow (JSON has no 01, +1, .5 or 1.)");
         return api_fail(err, API_E_INTERNAL, "", "out of memory while reading the body");
     }

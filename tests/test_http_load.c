@@ -341,6 +341,44 @@ static bool start_slow(const th_server *s, slow_job *jobs, pthread_t *threads, c
     return th_now() < deadline;
 }
 
+// Clients that leave while their requests wait or compute: the work finishes unseen, and
+// everything the requests held is given back.
+static void test_clients_leaving(void) {
+    th_server s;
+    const char *const args[] = {"--workers", "1", NULL};
+    if (!CHECK(th_server_start(&s, args), "server for leaving clients starts")) return;
+    char *body = ones_request(SLOW_C, SLOW_H, SLOW_F, SLOW_K, "float32", 0);
+    char head[256];
+    snprintf(head, sizeof head,
+             "POST /v1/conv2d/forward HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\n\r\n",
+             strlen(body));
+    for (int i = 0; i < 3; i++) {
+        int fd = th_connect(s.port);
+        th_send_all(fd, head, strlen(head));
+        th_send_all(fd, body, strlen(body));
+        close(fd);
+    }
+    // Each request is counted once libmicrohttpd is done with it (its answer undeliverable).
+    const char done[] =
+        "\nconvd_http_requests_total{route=\"/v1/conv2d/forward\",code=\"200\"} 3\n";
+    bool finished = false;
+    for (double deadline = th_now() + 60; !finished && th_now() < deadline; th_sleep_ms(20)) {
+        th_reply r;
+        th_get(&r, s.port, "/metrics");
+        finished = strstr(r.body, done) != NULL;
+        th_reply_free(&r);
+    }
+    CHECK(finished, "the 3 requests of clients that left were computed");
+    CHECK(gauge(s.port, "convd_inflight_requests") == 0 &&
+              gauge(s.port, "convd_inflight_memory_bytes") == 0 &&
+              gauge(s.port, "convd_queue_depth") == 0,
+          "nothing held once the clients that left are done with");
+    CHECK(th_server_stop(&s, 60) == 0, "server exits 0 (no leak under LSan)");
+    free(body);
+    remove(s.log_path);
+}
+
 static void test_drain(void) {
     th_server s;
     const char *const args[] = {"--workers", "1", "--drain-timeout", "60", NULL};
@@ -421,6 +459,7 @@ int main(int argc, char **argv) {
     test_concurrency();
     test_overload();
     test_memory_budget();
+    test_clients_leaving();
     test_drain();
     test_drain_timeout();
     for (int i = 0; i < n_items; i++) {

@@ -31,7 +31,9 @@ static bool resolve_op(api_plan *plan, const api_request *req, const char *op_fr
                         req->op->name, from_path->name, req->op->name);
     plan->op = req->op ? req->op : from_path;
     if (!plan->op)
-        return api_fail(err, API_E_MISSING_FIELD, "op", "\"op\" is required here; it is one of %s",
+        return api_fail(err, API_E_MISSING_FIELD, "op",
+                        "\"op\" is required (in the body, or by the URL or convd run --op); it "
+                        "is one of %s",
                         api_op_list(ops, sizeof ops));
     return true;
 }

@@ -399,7 +399,7 @@ api_blob *api_lift_blob(const api_lifted *doc, const cJSON *item) {
     const cJSON *only = item->child;
     if (!only || only->next || !cJSON_IsNumber(only)) return NULL;
     double k = only->valuedouble;
-    if (!(k >= 0 && k < (double)doc->count)) return NULL;
+    if (!(k >= 0 && k < (double)doc->count) || k != (double)(size_t)k) return NULL;
     return &doc->blobs[(size_t)k];
 }
 

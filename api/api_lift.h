@@ -4,7 +4,9 @@
 // number parser into a "blob" of doubles, and replaced in the text cJSON parses by a
 // placeholder: a one-number array [k] naming blob k. Every array that starts with a number is
 // lifted, so a one-number array in the parsed tree is always a placeholder. An array that
-// turns out to hold anything but numbers and arrays is left alone, in full, for cJSON.
+// turns out to hold anything but numbers and arrays is left alone, in full, for cJSON. (What
+// cJSON takes and JSON does not, such as control characters as white space or 01, the lifter
+// refuses as invalid_json: it would let a one-number array through unlifted.)
 //
 // Problems inside an array (NaN, Infinity, null, 1e999, ragged nesting) do not fail the parse:
 // they are recorded in the blob, for the caller to report with a path it knows.

@@ -355,6 +355,11 @@ static bool syntax_error(api_error *err, const char *body, size_t len, size_t at
 
 bool api_lift_parse(api_lifted *doc, const char *body, size_t len, api_error *err) {
     *doc = (api_lifted){0};
+    // RFC 8259 lets a parser skip a byte order mark, which some Windows tools write.
+    if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) {
+        body += 3;
+        len -= 3;
+    }
     const char *first = skip_space(body, body + len);
     if (first == body + len)
         return api_fail(err, API_E_INVALID_JSON, "",

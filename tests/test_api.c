@@ -366,6 +366,10 @@ static void test_lifter_corners(void) {
               y[3] == 3,
           "whitespace anywhere JSON allows it");
     cJSON_Delete(resp);
+    resp = run("\xEF\xBB\xBF{\"op\": \"conv2d.forward\", \"x\": [[1]], \"w\": [[2]]}", NULL, NULL,
+               &status);
+    CHECK(status == 200, "a byte order mark is skipped (%d)", status);
+    cJSON_Delete(resp);
     resp = run("{\"op\": \"conv2d.forward\",\n\"x\": [[1, 2],\n[3, 4]],\n\"w\": [[1]] \"b\": [1]}",
                NULL, NULL, &status);
     CHECK(status == 400 && strstr(error_field(resp, "message"), "line 4, column 12"),

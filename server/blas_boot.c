@@ -43,6 +43,9 @@ void blas_boot(char **argv) {
         const char *better = blas_core_upgrade(env, openblas_get_corename(), avx512, avx2);
         if (better) {
             setenv("OPENBLAS_CORETYPE", better, 1);
+            // While loading again anyway, spare OpenBLAS its thread pool: it would never be
+            // used (one BLAS thread, always) and costs start-up time and an idle spinner.
+            setenv("OPENBLAS_NUM_THREADS", "1", 0);
             setenv(REEXEC_MARK, "1", 1);
             execv("/proc/self/exe", argv);
             // exec failed: carry on with the generic kernels, still correct, only slower.

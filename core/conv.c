@@ -64,6 +64,8 @@ static int64_t add_sat(int64_t a, int64_t b) {
 #define SIZE_LIMIT ((int64_t)INT_MAX)
 
 conv_status conv_geom_check(const conv_geom *g, conv_dtype dt, conv_error *err) {
+    if (dt != CONV_FLOAT32 && dt != CONV_FLOAT64)
+        return fail(err, CONV_EINVAL, "dtype", "dtype %d is neither float32 nor float64", (int)dt);
     const struct {
         const char *field, *what;
         int64_t value, min;
@@ -223,8 +225,9 @@ size_t conv_workspace_size(const conv_geom *g, conv_dtype dt, int threads, size_
     }
     int64_t pixels = conv_out_h(g) * conv_out_w(g);
     int64_t cols = is_pointwise(g) ? 0
-                                   : mul_sat(mul_sat((int64_t)col_rows(g), pixels),
-                                             (int64_t)conv_dtype_size(dt)) + ALIGN;
+                                   : add_sat(mul_sat(mul_sat((int64_t)col_rows(g), pixels),
+                                                     (int64_t)conv_dtype_size(dt)),
+                                             ALIGN);
     int64_t full = mul_sat(threads, add_sat((int64_t)accumulator_bytes(g, dt, threads), cols));
     size_t least = conv_workspace_min(g, dt, threads);
     size_t size = (uint64_t)full > cap ? cap : (size_t)full;

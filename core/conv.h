@@ -42,7 +42,8 @@ typedef struct {
 } conv_error;
 
 // Output size along one axis: floor((in + pad_lo + pad_hi - dil*(k-1) - 1)/stride) + 1.
-// Returns a value < 1 when the dilated kernel is larger than the padded input.
+// Returns a value < 1 when the dilated kernel is larger than the padded input. Defined for
+// values conv_geom_check() accepts (each at most INT_MAX).
 int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t dilation, int64_t pad_lo,
                       int64_t pad_hi);
 static inline int64_t conv_out_h(const conv_geom *g) {
@@ -55,9 +56,11 @@ static inline int64_t conv_out_w(const conv_geom *g) {
 // PyTorch's padding="same" along one axis (stride 1): total dil*(k-1), the smaller half first.
 void conv_pad_same(int64_t k, int64_t dilation, int64_t *pad_lo, int64_t *pad_hi);
 
-// Checks every field (sizes >= 1, pads >= 0, groups dividing C and F, output >= 1) and that
-// every tensor's element count and byte size fit in size_t/int64 without overflow.
-// Returns CONV_OK, or CONV_EINVAL / CONV_EOVERFLOW with err filled (err may be NULL).
+// Checks every field (sizes >= 1, pads >= 0, groups dividing C and F, output >= 1, dtype
+// known) and the limits that keep all index and scratch arithmetic exact: every field at most
+// INT_MAX (BLAS takes 32-bit sizes), every tensor at most 2^48 bytes, one image's pixels and
+// one filter's weights at most INT_MAX. Returns CONV_OK, or CONV_EINVAL / CONV_EOVERFLOW with
+// err filled (err may be NULL).
 conv_status conv_geom_check(const conv_geom *g, conv_dtype dt, conv_error *err);
 
 // Element counts of the four tensors (valid only after conv_geom_check returned CONV_OK).
@@ -83,7 +86,9 @@ typedef struct {
 // Scratch that lets every pass of `g` run at full size with `threads` threads, but never more
 // than `cap` bytes (the passes then work in column chunks). Never less than conv_workspace_min().
 size_t conv_workspace_size(const conv_geom *g, conv_dtype dt, int threads, size_t cap);
-// The least scratch with which every pass of `g` can run with `threads` threads.
+// The least scratch with which every pass of `g` can run with `threads` threads. A pass given
+// less runs on fewer threads, down to one; below conv_workspace_min(g, dt, 1) it refuses with
+// CONV_EWORKSPACE.
 size_t conv_workspace_min(const conv_geom *g, conv_dtype dt, int threads);
 
 // Each pass returns CONV_OK, or an error (with err filled when err is not NULL) and leaves its

@@ -125,10 +125,22 @@ fuzz: fuzz-build
 	    -artifact_prefix=build/fuzz/crashes/$$name- build/fuzz/corpus/$$name fuzz/corpus/$$name \
 	    || exit 1; done
 
-# The hook into make test: the example clients' runtimes and the fuzz targets are built first.
-test: binary-test-deps fuzz-build
+# The hook into make test (and its two halves): the example clients' runtimes and the fuzz
+# targets are there before the tests run.
+test test-unit test-asan: binary-test-deps fuzz-build
 
 # ---- Deployment: API keys, TLS, the container image, scale-out (issue 7) --------------------
 # server/http_auth.c (SHA-256 of keys) and server/http_tls.c (checking the certificate) call
 # GnuTLS directly; libmicrohttpd-dev already depends on libgnutls28-dev.
 LDLIBS += -lgnutls
+
+# make test-deploy (after make test in .ci/run): the image built by podman on a debootstrap base,
+# run as a container and as a Kubernetes Deployment (podman kube play), and three convd behind
+# nginx under wrk load losing one instance (tests/deploy/run.sh). The base image is cached in
+# build/deploy/ and podman's store: the first run takes minutes more (debootstrap).
+DEPLOY_DEBS := podman runc debootstrap nginx wrk openssl curl python3 python3-yaml
+.PHONY: test-deploy deploy-deps
+deploy-deps: deps
+	@$(MAKE) --no-print-directory DEBS="$(DEPLOY_DEBS)" deps
+test-deploy: deploy-deps build/convd
+	@tests/deploy/run.sh

@@ -57,6 +57,7 @@ PY
     started_pids+=("$wrk_pid")
     sleep "$KILL_AT"
     kill -KILL "${pids[0]}"
+    { wait "${pids[0]}"; } 2>/dev/null # bash would report the kill on the terminal
     sleep $((DRAIN_AT - KILL_AT))
     kill -TERM "${pids[1]}"
     wait "$wrk_pid"

@@ -6,8 +6,7 @@ step_kube() {
     kube_file=$work/kube.yaml # cleanup() takes it down
     python3 tests/deploy/render_kube.py "$port" "$image" "$kube_file" ||
         { fail "render the manifests"; return 1; }
-    if ! podman kube play "$kube_file" >"$work/kube.log" 2>&1; then
-        sed 's/^/  | /' "$work/kube.log"
+    if ! quietly podman kube play "$kube_file"; then
         fail "podman kube play"
         return 1
     fi
@@ -25,6 +24,6 @@ step_kube() {
         test "$user:$ro" = "10001:10001:true"
     check "environment from the ConfigMap (CONVD_QUEUE 64 in /v1/info)" \
         grep -q '"queue":64' <<<"$(curl -fsS "http://127.0.0.1:$port/v1/info")"
-    check "podman kube down" podman kube down "$kube_file"
+    check "podman kube down" quietly podman kube down "$kube_file"
     kube_file=
 }

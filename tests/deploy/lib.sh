@@ -35,6 +35,24 @@ counted() {
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then fail "$1 exited $rc"; fi
 }
 
+# quietly COMMAND...: its output is shown only when it fails (podman's complaints about the
+# missing systemd, a healthcheck's line).
+quietly() {
+    local rc
+    "$@" >"$work/quiet.log" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] || sed 's/^/  | /' "$work/quiet.log"
+    return $rc
+}
+
+# exits STATUS COMMAND...: true when COMMAND (output dropped) exits with exactly STATUS.
+exits() {
+    local want=$1
+    shift
+    "$@" >/dev/null 2>&1
+    [ $? -eq "$want" ]
+}
+
 section() { echo "== $* ($(date +%T))"; }
 
 free_port() {
@@ -64,7 +82,7 @@ start_convd() {
     convd_port=0
     deadline=$((SECONDS + 30))
     while [ $SECONDS -lt $deadline ] && kill -0 "$convd_pid" 2>/dev/null; do
-        if grep -q 'listening on http' "$work/$name.out"; then
+        if grep -qs 'listening on http' "$work/$name.out"; then
             convd_port=$(sed -nE 's/.*listening on https?:\/\/[^ ]*:([0-9]+).*/\1/p' "$work/$name.out")
             return 0
         fi

@@ -166,20 +166,22 @@ static bool is_pointwise(const conv_geom *g) {
            g->pad_bottom == 0 && g->pad_left == 0 && g->pad_right == 0;
 }
 
-// With one input channel per group (depthwise, or a single-channel input) the passes run
-// directly on the tensors, tap by tap (conv_impl.inc explains why). They need no scratch, but
-// with stride 1 and a few planes of scratch per thread they run as long vector loops.
+// With one input channel per group (depthwise, or C == 1) a GEMM would have K = kh*kw and be
+// bound by im2col and packing traffic, so these layers run directly, tap by tap
+// (conv_impl.inc): with stride 1 as vector loops over zero-padded planes ("flat"), otherwise
+// row by row with no scratch at all. (Flat loops over several channels were measured too: on
+// a 3-channel 5x5 layer they were ~30% slower than im2col + GEMM, so more channels go to GEMM.)
 static bool is_direct(const conv_geom *g) { return g->c == g->groups; }
 
-static bool is_direct_flat(const conv_geom *g) {
+static bool wants_flat(const conv_geom *g) {
     return is_direct(g) && g->stride_h == 1 && g->stride_w == 1;
 }
 
-// The flat direct path's planes per worker, in elements: xp, the zero-padded input plane at
-// pitch Wp = W + pl + pr (with room for the last taps' overreach in dw), and dyp, one dy plane
-// at the same pitch with zero margins before and after (the reach of the kernel), so that
-// every tap of every pass reads inside it. Huge paddings make these saturate, and the region
-// then never fits a cap.
+// The flat path's planes, in elements: xp, a zero-padded input plane at pitch
+// Wp = W + pl + pr (with room for the last taps' overreach, and for taps_row's whole blocks),
+// and dyp, a dy plane at the same pitch between zero margins as wide as the kernel's reach, so
+// that every tap of every pass reads inside them. Huge paddings make these saturate, and the
+// region then never fits a cap.
 static int64_t padded_pitch(const conv_geom *g) { return g->w + g->pad_left + g->pad_right; }
 static int64_t kernel_reach(const conv_geom *g) {
     return add_sat(mul_sat(mul_sat(g->kh - 1, g->dilation_h), padded_pitch(g)),
@@ -189,15 +191,21 @@ static int64_t kernel_reach(const conv_geom *g) {
 #define TAP_BLOCK_BYTES 128
 static int64_t padded_plane(const conv_geom *g) {
     return add_sat(mul_sat(g->h + g->pad_top + g->pad_bottom, padded_pitch(g)),
-                   mul_sat(g->kw - 1, g->dilation_w) + TAP_BLOCK_BYTES / 4);
+                   add_sat(mul_sat(g->kw - 1, g->dilation_w), TAP_BLOCK_BYTES / 4));
 }
 static int64_t dy_plane_ext(const conv_geom *g) {
     return add_sat(kernel_reach(g), add_sat(padded_plane(g), padded_pitch(g)));
 }
-static size_t direct_flat_region(const conv_geom *g, conv_dtype dt) {
-    int64_t bytes = mul_sat(add_sat(padded_plane(g), dy_plane_ext(g)), (int64_t)conv_dtype_size(dt));
-    return bytes > (int64_t)(SIZE_MAX / MAX_THREADS / 2) ? SIZE_MAX / MAX_THREADS / 2
-                                                        : align_up((size_t)bytes);
+
+static size_t accumulator_bytes(const conv_geom *g, conv_dtype dt, int threads);
+
+// One worker's flat region: [dw accumulator | C/G padded x planes | F/G dy planes].
+static size_t flat_region(const conv_geom *g, conv_dtype dt, int threads) {
+    int64_t planes = add_sat(mul_sat(g->c / g->groups, padded_plane(g)),
+                             mul_sat(g->f / g->groups, dy_plane_ext(g)));
+    int64_t bytes = mul_sat(planes, (int64_t)conv_dtype_size(dt));
+    if (bytes > (int64_t)(SIZE_MAX / MAX_THREADS / 4)) return SIZE_MAX / MAX_THREADS / 2;
+    return accumulator_bytes(g, dt, threads) + align_up((size_t)bytes);
 }
 
 static size_t col_rows(const conv_geom *g) { return (size_t)(g->c / g->groups * g->kh * g->kw); }
@@ -219,17 +227,18 @@ size_t conv_workspace_min(const conv_geom *g, conv_dtype dt, int threads) {
 
 size_t conv_workspace_size(const conv_geom *g, conv_dtype dt, int threads, size_t cap) {
     threads = threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads;
-    if (is_direct(g)) {
-        size_t flat = is_direct_flat(g) ? (size_t)threads * direct_flat_region(g, dt) : 0;
-        return flat <= cap ? flat : 0;
+    size_t least = conv_workspace_min(g, dt, threads);
+    if (wants_flat(g)) {
+        size_t flat = (size_t)threads * flat_region(g, dt, threads);
+        if (flat <= cap) return flat < least ? least : flat;
     }
+    if (is_direct(g)) return 0;
     int64_t pixels = conv_out_h(g) * conv_out_w(g);
     int64_t cols = is_pointwise(g) ? 0
                                    : add_sat(mul_sat(mul_sat((int64_t)col_rows(g), pixels),
                                                      (int64_t)conv_dtype_size(dt)),
                                              ALIGN);
     int64_t full = mul_sat(threads, add_sat((int64_t)accumulator_bytes(g, dt, threads), cols));
-    size_t least = conv_workspace_min(g, dt, threads);
     size_t size = (uint64_t)full > cap ? cap : (size_t)full;
     return size < least ? least : size;
 }

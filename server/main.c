@@ -10,6 +10,7 @@ static void print_usage(FILE *to) {
           "       convd run [FILE]          one JSON request from FILE or stdin to stdout\n"
           "       convd check [FILE]        grade a submission against a problem (offline)\n"
           "       convd problem [FILE | --suite NAME --seed N --index I]   make problems\n"
+          "       convd healthcheck [--ready]  is the local server healthy? (exit 0/1)\n"
           "       convd --version | --help\n",
           to);
 }
@@ -29,6 +30,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "run") == 0) return cli_run(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0) return cli_check(argc - 1, argv + 1);
     if (strcmp(cmd, "problem") == 0) return cli_problem(argc - 1, argv + 1);
+    if (strcmp(cmd, "healthcheck") == 0) return cli_healthcheck(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0) return cli_serve(argc - 1, argv + 1);
     if (cmd[0] == '-') return cli_serve(argc, argv); // options only: serve is the default
     fprintf(stderr, "convd: unknown command '%s'\n", cmd);

@@ -37,7 +37,9 @@
     X(API_E_BODY_TOO_LARGE, "body_too_large", 413)                                                 \
     X(API_E_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 415)                                 \
     X(API_E_OVERLOADED, "overloaded", 503)                                                         \
-    X(API_E_INTERNAL, "internal_error", 500)
+    X(API_E_INTERNAL, "internal_error", 500)                                                       \
+    X(API_E_UNAUTHORIZED, "unauthorized", 401)                                                     \
+    X(API_E_RATE_LIMITED, "rate_limited", 429)
 
 typedef enum {
 #define API_ERROR_ENUM(e, code, status) e,

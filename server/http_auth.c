@@ -12,7 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "api/api_buf.h"
+#include "api/api_errors.h"
 
 #define DIGEST_LEN 32
 // Shorter keys can be guessed: 16 random characters of base64 are 96 bits.
@@ -193,18 +193,6 @@ void http_auth_free(http_auth *a) {
     free(a);
 }
 
-static void refuse(api_response *out, int status, const char *code, const char *message) {
-    api_buf b = {0};
-    api_buf_puts(&b, "{\"error\":{\"code\":");
-    api_buf_json_string(&b, code);
-    api_buf_puts(&b, ",\"message\":");
-    api_buf_json_string(&b, message);
-    api_buf_puts(&b, "}}");
-    out->body = api_buf_take(&b, &out->len);
-    out->status = out->body ? status : 500;
-    out->content_type = "application/json";
-}
-
 // The key a request presents, or NULL when its Authorization header carries no Bearer token.
 static auth_key *find_key(http_auth *a, const char *authorization) {
     static const char scheme[] = "Bearer";
@@ -243,19 +231,18 @@ bool http_auth_admit(http_auth *a, const char *authorization, api_response *out,
     if (a->n_keys == 0) return true;
     auth_key *key = find_key(a, authorization);
     if (!key) {
-        refuse(out, 401, "unauthorized",
-               *authorization ? "the API key of this request is not valid; send "
+        api_error_respond(out, API_E_UNAUTHORIZED, "", "%s",
+                          *authorization
+                              ? "the API key of this request is not valid; send "
                                 "'Authorization: Bearer <key>' with a key of this server"
                               : "this server needs an API key: send 'Authorization: Bearer <key>'");
         return false;
     }
     if (a->rate > 0 && !take_token(a, key, retry_after_s)) {
-        char message[200];
-        snprintf(message, sizeof message,
-                 "this API key has used its %g requests per second (bursts of %g); retry after "
-                 "the Retry-After delay",
-                 a->rate, a->burst);
-        refuse(out, 429, "rate_limited", message);
+        api_error_respond(out, API_E_RATE_LIMITED, "",
+                          "this API key has used its %g requests per second (bursts of %g); "
+                          "retry after the Retry-After delay",
+                          a->rate, a->burst);
         return false;
     }
     return true;

@@ -2,12 +2,7 @@
 
 #include <stdlib.h>
 
-#include "api/api_buf.h"
-#include "api/api_errors.h"
-#include "api/api_exec.h"
-#include "api/api_json.h"
-#include "api/api_model.h"
-#include "api/api_validate.h"
+#include "api/codec.h"
 
 void api_options_default(api_options *opt) {
     *opt = (api_options){
@@ -20,31 +15,5 @@ void api_options_default(api_options *opt) {
 
 void api_run_json(api_response *out, const char *body, size_t len, const char *op_from_path,
                   const api_options *opt) {
-    api_options defaults;
-    if (!opt) {
-        api_options_default(&defaults);
-        opt = &defaults;
-    }
-    api_request req;
-    api_request_init(&req);
-    api_plan plan;
-    api_result res = {0};
-    api_error err;
-    bool ok = api_json_decode(&req, body, len, &err) &&
-              api_validate(&plan, &req, op_from_path, opt, &err) &&
-              api_execute(&res, &req, &plan, opt, &err);
-    api_request_free(&req); // the inputs are done with: free them before the body grows
-    if (ok) {
-        api_buf b = {0};
-        api_json_put_result(&b, &req, &plan, &res);
-        out->body = api_buf_take(&b, &out->len);
-        out->status = 200;
-        out->content_type = "application/json";
-        if (!out->body) {
-            api_fail(&err, API_E_INTERNAL, "", "out of memory while writing the response");
-            ok = false;
-        }
-    }
-    api_result_free(&res);
-    if (!ok) api_error_response(out, &err);
+    codec_v1_run(out, CODEC_JSON, body, len, NULL, op_from_path, opt);
 }

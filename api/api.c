@@ -1,6 +1,5 @@
 #include "api/api.h"
 
-#include <stdlib.h>
 
 #include "api/codec.h"
 

@@ -191,11 +191,14 @@ static int64_t kernel_reach(const conv_geom *g) {
     return add_sat(mul_sat(mul_sat(g->kh - 1, g->dilation_h), padded_pitch(g)),
                    mul_sat(g->kw - 1, g->dilation_w));
 }
-// taps_row() computes whole blocks of this many bytes of outputs, reading past a row's end.
+// taps_row() computes whole blocks of this many bytes of outputs, reading past a row's end;
+// row_dots() takes DOT_TAPS taps of a kernel row at once, reading up to DOT_TAPS - 1 taps past
+// its end.
 #define TAP_BLOCK_BYTES 128
+#define DOT_TAPS 4
 static int64_t padded_plane(const conv_geom *g) {
     return add_sat(mul_sat(g->h + g->pad_top + g->pad_bottom, padded_pitch(g)),
-                   add_sat(mul_sat(g->kw - 1, g->dilation_w), TAP_BLOCK_BYTES / 4));
+                   add_sat(mul_sat(g->kw - 1 + DOT_TAPS - 1, g->dilation_w), TAP_BLOCK_BYTES / 4));
 }
 static int64_t dy_plane_ext(const conv_geom *g) {
     return add_sat(kernel_reach(g), add_sat(padded_plane(g), padded_pitch(g)));

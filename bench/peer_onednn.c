@@ -35,6 +35,18 @@ static void describe_layout(char *out, size_t size, const dnnl_memory_desc_t *md
                          (char)('a' + blk->inner_idxs[i]), (long long)blk->inner_blks[i]);
 }
 
+// The ISA oneDNN dispatches to, by name (the enum's values of dnnl_types.h).
+static const char *isa_name(dnnl_cpu_isa_t isa) {
+    switch (isa) {
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+    }
+}
+
 static dnnl_memory_t memory_new(const dnnl_memory_desc_t *md) {
     dnnl_memory_t m;
     must(dnnl_memory_create(&m, md, engine, DNNL_MEMORY_ALLOCATE), "memory_create");
@@ -304,9 +316,9 @@ int main(int argc, char **argv) {
             double rms = reorder_ms(&L, pass, &plan, samples);
             int n = snprintf(extra, sizeof extra,
                              "\"reorder_ms\":%.6f,\"omp_threads\":%d,\"version\":\"%d.%d.%d\","
-                             "\"isa\":%d,%s,\"impl_info\":",
+                             "\"isa\":\"%s\",%s,\"impl_info\":",
                              rms, omp_get_max_threads(), v->major, v->minor, v->patch,
-                             (int)dnnl_get_effective_cpu_isa(), L.layouts);
+                             isa_name(dnnl_get_effective_cpu_isa()), L.layouts);
             if (n < 0 || (size_t)n >= sizeof extra - 64) {
                 fprintf(stderr, "peer_onednn: record too long\n");
                 return 1;

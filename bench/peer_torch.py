@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """PyTorch's side of `make bench`: forward and backward (dx + dw + db) of every layer.
 
-    OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/peer_torch.py LAYERS.json THREADS
+    OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/peer_torch.py LAYERS.json THREADS [IMPL]
 
 LAYERS.json is `bench_conv layers` (the one definition of the suite). Prints one JSON line per
 layer and pass, in the format of bench/benchlib.h (bench_emit_times), timed as the C benchmarks
 are: BENCH_WARMUP untimed calls, then BENCH_REPEATS timed ones. Forward is F.conv2d under
 no_grad (y only); backward is aten.convolution_backward, the single call autograd makes for
-dx, dw and db, so no autograd bookkeeping is timed.
+dx, dw and db, so no autograd bookkeeping is timed. IMPL names the records (default "pytorch";
+bench/run.sh runs it a second time under another name with glibc's default allocator).
 """
 import ctypes
 import json
@@ -62,6 +63,7 @@ def timed(fn):
 
 def main():
     layers_path, threads = sys.argv[1], int(sys.argv[2])
+    impl = sys.argv[3] if len(sys.argv) > 3 else "pytorch"
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     warmup, repeats = env_int("BENCH_WARMUP", 3), env_int("BENCH_REPEATS", 11)
@@ -98,7 +100,7 @@ def main():
                      "mkldnn": torch.backends.mkldnn.is_available()}
         for pass_name, step in (("forward", forward), ("backward", backward)):
             samples = measure(step, warmup, repeats)
-            rec = {"kind": "time", "impl": "pytorch", "layer": L["name"], "pass": pass_name,
+            rec = {"kind": "time", "impl": impl, "layer": L["name"], "pass": pass_name,
                    "threads": threads, "warmup": warmup, "ms": [s[0] for s in samples],
                    "parts": {}}
             if pass_name == "backward":

@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
 # `make bench`: convd against PyTorch and oneDNN on the layer suite, 1 and 2 threads, in one run.
+# Every process runs with glibc told to keep freed memory: in this VM the first touch of a fresh
+# page costs ~2-4 ms per MB, and PyTorch allocates its outputs anew on every call, so with the
+# default allocator it would be timing page faults rather than convolution (convd and oneDNN
+# reuse their buffers either way). PyTorch is also run once more with the default allocator, as
+# "pytorch_default_malloc", to show what that costs a user who leaves it alone.
 # Every impl gets the same plan (BENCH_WARMUP untimed calls, then BENCH_REPEATS timed ones per
 # process), and the processes are interleaved over BENCH_ROUNDS rounds so that a burst of load
 # from elsewhere on the machine hits every impl alike; bench/report.py takes the median of all
@@ -31,16 +36,20 @@ build/bench/bench_conv layers >"$raw/layers.json"
 say "measuring the FMA peak"
 build/bench/bench_conv peak >"$raw/peak.jsonl"
 
+# Largest values glibc accepts: blocks up to 32 MiB come from the heap, and nothing is trimmed.
+keep_memory="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"
 run_impl() { # impl threads
     case $1 in
-    convd) build/bench/bench_conv run "$2" ;;
-    onednn) OMP_NUM_THREADS=$2 build/bench/peer_onednn "$2" ;;
-    pytorch) OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=$2 "$python" bench/peer_torch.py \
-        "$raw/layers.json" "$2" ;;
+    convd) GLIBC_TUNABLES=$keep_memory build/bench/bench_conv run "$2" ;;
+    onednn) GLIBC_TUNABLES=$keep_memory OMP_NUM_THREADS=$2 build/bench/peer_onednn "$2" ;;
+    pytorch) GLIBC_TUNABLES=$keep_memory OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=$2 \
+        "$python" bench/peer_torch.py "$raw/layers.json" "$2" ;;
+    pytorch_default_malloc) OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=$2 \
+        "$python" bench/peer_torch.py "$raw/layers.json" "$2" pytorch_default_malloc ;;
     esac
 }
 
-impls=(convd pytorch onednn)
+impls=(convd pytorch onednn pytorch_default_malloc)
 for ((round = 0; round < rounds; round++)); do
     for t in $threads_list; do
         # Rotate the order each round so that no impl always runs right after another.

@@ -30,7 +30,8 @@ say() { echo "bench: $*" >&2; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "load average before: $load_before (the machine is shared: compare ratios within one run)"
-say "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}; warm-up $BENCH_WARMUP, $BENCH_REPEATS repeats x $rounds rounds"
+say "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}; warm-up $BENCH_WARMUP," \
+    "$BENCH_REPEATS repeats x $rounds rounds"
 
 build/bench/bench_conv layers >"$raw/layers.json"
 say "measuring the FMA peak"
@@ -76,7 +77,7 @@ git diff --quiet HEAD -- core api server 2>/dev/null || commit="$commit+dirty"
 
 # Other benchmarks of the project (bench/bench_*.c), each writing its own build/bench-*.json.
 for bin in build/bench/bench_*; do
-    [ -x "$bin" ] && [ "$bin" != build/bench/bench_conv ] || continue
+    if [ ! -x "$bin" ] || [ "$bin" = build/bench/bench_conv ]; then continue; fi
     say "running $bin"
     "$bin"
 done

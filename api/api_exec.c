@@ -32,7 +32,7 @@ static conv_status run_backward_weights(void *dw, const api_request *req, const 
 // dy (N,F,Ho,Wo) -> db (F)
 static conv_status run_backward_bias(void *db, const api_request *req, const conv_geom *g,
                                      conv_dtype dt, const conv_exec *ex, conv_error *err) {
-    return conv2d_backward_bias(db, req->in[API_IN_DY].data, g, dt, err);
+    return conv2d_backward_bias(db, req->in[API_IN_DY].data, g, dt, ex, err);
 }
 
 static int64_t bias_flops(const conv_geom *g) {

@@ -122,7 +122,7 @@ static bool compute_references(grade_problem *p) {
     conv2d_forward(p->ref[GRADE_Y], p->x, p->w, p->b, g, CONV_FLOAT64, &ex, NULL);
     conv2d_backward_data(p->ref[GRADE_DX], p->dy, p->w, g, CONV_FLOAT64, &ex, NULL);
     conv2d_backward_weights(p->ref[GRADE_DW], p->dy, p->x, g, CONV_FLOAT64, &ex, NULL);
-    conv2d_backward_bias(p->ref[GRADE_DB], p->dy, g, CONV_FLOAT64, NULL);
+    conv2d_backward_bias(p->ref[GRADE_DB], p->dy, g, CONV_FLOAT64, NULL, NULL);
     free(ex.workspace);
     return true;
 }

@@ -189,7 +189,7 @@ static void step_backward(void *ctx, double *part_ms) {
     must(conv2d_backward_weights(k->dw, k->dy, k->x, &k->g, CONV_FLOAT32, &k->ex, &err), &err,
          "conv2d_backward_weights");
     double t2 = bench_now_ms();
-    must(conv2d_backward_bias(k->db, k->dy, &k->g, CONV_FLOAT32, &err), &err,
+    must(conv2d_backward_bias(k->db, k->dy, &k->g, CONV_FLOAT32, &k->ex, &err), &err,
          "conv2d_backward_bias");
     double t3 = bench_now_ms();
     part_ms[0] = t1 - t0;

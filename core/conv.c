@@ -307,6 +307,16 @@ static int plan_threads(const conv_geom *g, conv_dtype dt, const conv_exec *ex, 
     return (int)t;
 }
 
+// db reads dy once and needs no scratch: a thread per 2^20 elements of dy at the most.
+static int bias_threads(const conv_geom *g, const conv_exec *ex) {
+    int64_t t = ex && ex->threads > 1 ? ex->threads : 1;
+    int64_t by_size = conv_numel_y(g) >> 20;
+    if (t > MAX_THREADS) t = MAX_THREADS;
+    if (t > g->f) t = g->f;
+    if (t > by_size) t = by_size;
+    return t < 1 ? 1 : (int)t;
+}
+
 // The scratch region of worker t, and how many output pixels its column buffer holds.
 typedef struct {
     char *base;
@@ -401,9 +411,9 @@ conv_status conv2d_backward_weights(void *dw, const void *dy, const void *x, con
 }
 
 conv_status conv2d_backward_bias(void *db, const void *dy, const conv_geom *g, conv_dtype dt,
-                                 conv_error *err) {
+                                 const conv_exec *ex, conv_error *err) {
     conv_status st = conv_geom_check(g, dt, err);
     if (st != CONV_OK) return st;
-    DISPATCH(dt, (backward_bias_f32(db, dy, g), 0), (backward_bias_f64(db, dy, g), 0));
+    DISPATCH(dt, (backward_bias_f32(db, dy, g, ex), 0), (backward_bias_f64(db, dy, g, ex), 0));
     return CONV_OK;
 }

@@ -107,8 +107,8 @@ conv_status conv2d_backward_data(void *dx, const void *dy, const void *w, const 
 conv_status conv2d_backward_weights(void *dw, const void *dy, const void *x, const conv_geom *g,
                                     conv_dtype dt, const conv_exec *ex, conv_error *err);
 
-// dy (N,F,Ho,Wo) -> db (F). Needs no workspace (ex may be NULL).
+// dy (N,F,Ho,Wo) -> db (F). Uses ex->threads but no workspace; ex may be NULL (one thread).
 conv_status conv2d_backward_bias(void *db, const void *dy, const conv_geom *g, conv_dtype dt,
-                                 conv_error *err);
+                                 const conv_exec *ex, conv_error *err);
 
 #endif

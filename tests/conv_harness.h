@@ -335,7 +335,7 @@ static inline conv_status conv_case_fast(const conv_case *cc, conv_pass p, void 
     case PASS_DATA: return conv2d_backward_data(out, cc->dy_dt, cc->w_dt, &cc->g, cc->dt, ex, err);
     case PASS_WEIGHTS:
         return conv2d_backward_weights(out, cc->dy_dt, cc->x_dt, &cc->g, cc->dt, ex, err);
-    default: return conv2d_backward_bias(out, cc->dy_dt, &cc->g, cc->dt, err);
+    default: return conv2d_backward_bias(out, cc->dy_dt, &cc->g, cc->dt, ex, err);
     }
 }
 

@@ -650,6 +650,40 @@ static void test_workspace_cap(void) {
     }
 }
 
+// db of a dy big enough to be split over threads (bias_threads: one per 2^20 elements), in
+// both dtypes, against sums taken here in long double.
+static void test_bias_split(void) {
+    const conv_geom g = {.n = 3, .c = 1, .h = 300, .w = 500, .f = 5, .kh = 1, .kw = 1,
+                         .groups = 1, .stride_h = 1, .stride_w = 1, .dilation_h = 1,
+                         .dilation_w = 1};
+    const int64_t count = conv_numel_y(&g), pixels = g.h * g.w;
+    double *dy = malloc((size_t)count * sizeof *dy);
+    float *dy32 = malloc((size_t)count * sizeof *dy32);
+    uint64_t state = 7;
+    for (int64_t i = 0; i < count; i++) dy32[i] = (float)(dy[i] = t_rand_uniform(&state, -1, 1));
+    for (int threads = 1; threads <= 3; threads++) {
+        double db[5];
+        float db32[5];
+        const conv_exec ex = {.threads = threads};
+        CHECK(conv2d_backward_bias(db, dy, &g, CONV_FLOAT64, &ex, NULL) == CONV_OK &&
+                  conv2d_backward_bias(db32, dy32, &g, CONV_FLOAT32, &ex, NULL) == CONV_OK,
+              "db refused with %d threads", threads);
+        for (int64_t f = 0; f < g.f; f++) {
+            long double want = 0, want32 = 0;
+            for (int64_t n = 0; n < g.n; n++)
+                for (int64_t p = 0; p < pixels; p++) {
+                    want += dy[(n * g.f + f) * pixels + p];
+                    want32 += dy32[(n * g.f + f) * pixels + p];
+                }
+            CHECK(fabsl(db[f] - want) <= 1e-9L && fabsl(db32[f] - (float)want32) <= 1e-3L,
+                  "db[%lld] with %d threads: %.17g / %.9g, want %.17Lg / %.9Lg", (long long)f,
+                  threads, db[f], (double)db32[f], want, want32);
+        }
+    }
+    free(dy);
+    free(dy32);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     blas_boot(argv);
@@ -661,5 +695,6 @@ int main(int argc, char **argv) {
     test_seed_identities();
     test_finite_differences();
     test_sweep();
+    test_bias_split();
     return t_finish("test_conv");
 }

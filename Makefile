@@ -6,7 +6,7 @@
 # Debian packages the build and the tests need; bench peers are separate (bench-deps).
 DEBS       := gcc make pkg-config libopenblas-dev libmicrohttpd-dev libcjson-dev python3-numpy \
               libcurl4-openssl-dev zlib1g-dev python3
-BENCH_DEBS := python3-torch libdnnl-dev wrk
+BENCH_DEBS := python3-torch libdnnl-dev wrk python3-matplotlib
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 
 PKGS    := libmicrohttpd libcjson openblas zlib

@@ -81,3 +81,7 @@ for bin in build/bench/bench_*; do
     say "running $bin"
     "$bin"
 done
+
+# The HTTP load benchmark (wrk against convd, a bare libmicrohttpd server and the Python peer).
+say "running bench/load_http.sh"
+bench/load_http.sh

@@ -721,8 +721,10 @@ static bool op_matches(const char *op_from_path, const char *op, api_error *err)
                     op, op_from_path);
 }
 
-void api_check_json(api_response *out, const char *body, size_t len, const char *op_from_path,
-                    const api_options *opt) {
+// Both grading front doors: the op check, the lifted document, `run`, the answer or the error.
+static void run_front(api_response *out, const char *body, size_t len, const char *op_from_path,
+                      const api_options *opt, const char *op,
+                      bool (*run)(api_buf *, const reader *, const api_options *)) {
     api_options defaults;
     if (!opt) {
         api_options_default(&defaults);
@@ -731,14 +733,18 @@ void api_check_json(api_response *out, const char *body, size_t len, const char 
     api_error err;
     api_buf b = {0};
     api_lifted doc;
-    bool ok = op_matches(op_from_path, "conv2d.check", &err) &&
-              api_lift_parse(&doc, body, len, &err);
+    bool ok = op_matches(op_from_path, op, &err) && api_lift_parse(&doc, body, len, &err);
     if (ok) {
         const reader r = {&doc, &err};
-        ok = run_check(&b, &r, opt);
+        ok = run(&b, &r, opt);
         api_lift_free(&doc);
     }
     respond(out, ok, &b, &err);
+}
+
+void api_check_json(api_response *out, const char *body, size_t len, const char *op_from_path,
+                    const api_options *opt) {
+    run_front(out, body, len, op_from_path, opt, "conv2d.check", run_check);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -813,20 +819,5 @@ static bool run_problem(api_buf *out, const reader *r, const api_options *opt) {
 
 void api_problem_json(api_response *out, const char *body, size_t len, const char *op_from_path,
                       const api_options *opt) {
-    api_options defaults;
-    if (!opt) {
-        api_options_default(&defaults);
-        opt = &defaults;
-    }
-    api_error err;
-    api_buf b = {0};
-    api_lifted doc;
-    bool ok = op_matches(op_from_path, "conv2d.problem", &err) &&
-              api_lift_parse(&doc, body, len, &err);
-    if (ok) {
-        const reader r = {&doc, &err};
-        ok = run_problem(&b, &r, opt);
-        api_lift_free(&doc);
-    }
-    respond(out, ok, &b, &err);
+    run_front(out, body, len, op_from_path, opt, "conv2d.problem", run_problem);
 }

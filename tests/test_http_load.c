@@ -353,12 +353,18 @@ static void test_clients_leaving(void) {
              "POST /v1/conv2d/forward HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
              "Content-Length: %zu\r\n\r\n",
              strlen(body));
+    // The clients leave once their requests are admitted (waiting or computing): a client that
+    // hangs up before its body is all read has sent no request, which is another test's case.
+    int fds[3];
     for (int i = 0; i < 3; i++) {
-        int fd = th_connect(s.port);
-        th_send_all(fd, head, strlen(head));
-        th_send_all(fd, body, strlen(body));
-        close(fd);
+        fds[i] = th_connect(s.port);
+        th_send_all(fds[i], head, strlen(head));
+        th_send_all(fds[i], body, strlen(body));
     }
+    for (double deadline = th_now() + 60;
+         gauge(s.port, "convd_inflight_requests") < 3 && th_now() < deadline;)
+        th_sleep_ms(2);
+    for (int i = 0; i < 3; i++) close(fds[i]);
     // Each request is counted once libmicrohttpd is done with it (its answer undeliverable).
     const char done[] =
         "\nconvd_http_requests_total{route=\"/v1/conv2d/forward\",code=\"200\"} 3\n";

@@ -186,12 +186,9 @@ static bool adopt_numbers(api_tensor *t, api_blob *blob, array_naming as, conv_d
     return true;
 }
 
-// A list of whole numbers (a shape, a stride pair, ...): a lifted flat array or a lone number.
-// `limit` caps how many; *count gets how many were given.
-// Values that are not whole numbers (or too large for any size) fail with `bad_value`.
-static bool whole_numbers(int64_t *out, int *count, int limit, const api_lifted *doc,
-                          const cJSON *item, const char *name, const char *expected,
-                          api_code bad_value, api_error *err) {
+bool api_json_whole_numbers(int64_t *out, int *count, int limit, const api_lifted *doc,
+                            const cJSON *item, const char *name, const char *expected,
+                            api_code bad_value, api_error *err) {
     char path[96], text[API_NUMBER_MAX_CHARS + 1];
     const api_blob *blob = api_lift_blob(doc, item);
     const double *values;
@@ -260,8 +257,8 @@ static bool tensor_object(api_tensor *t, const api_lifted *doc, const cJSON *ite
     if (cJSON_IsNumber(shape_item))
         return api_fail(err, API_E_INVALID_TYPE, shape_path, "%s must be %s; got a number",
                         shape_path, expected);
-    if (!whole_numbers(shape, &rank, API_MAX_RANK, doc, shape_item, shape_path, expected,
-                       API_E_INVALID_SHAPE, err))
+    if (!api_json_whole_numbers(shape, &rank, API_MAX_RANK, doc, shape_item, shape_path,
+                                expected, API_E_INVALID_SHAPE, err))
         return false;
     api_tensor shaped = {0};
     if (!api_tensor_set_shape(&shaped, shape, rank, shape_path, err)) return false;
@@ -367,8 +364,9 @@ static bool decode_pair(decoder *d, const cJSON *item, int which) {
     int *given = which == PARAM_STRIDE ? &d->req->stride_given : &d->req->dilation_given;
     int64_t v[2];
     int n;
-    if (!whole_numbers(v, &n, 2, d->doc, item, name, "an integer or a pair [h, w] of integers",
-                       API_E_INVALID_VALUE, d->err))
+    if (!api_json_whole_numbers(v, &n, 2, d->doc, item, name,
+                                "an integer or a pair [h, w] of integers", API_E_INVALID_VALUE,
+                                d->err))
         return false;
     pair[0] = v[0];
     pair[1] = v[n - 1];
@@ -395,7 +393,8 @@ static bool decode_padding(decoder *d, const cJSON *item, int which) {
     }
     int64_t v[4];
     int n;
-    if (!whole_numbers(v, &n, 4, d->doc, item, "padding", expected, API_E_INVALID_VALUE, d->err))
+    if (!api_json_whole_numbers(v, &n, 4, d->doc, item, "padding", expected, API_E_INVALID_VALUE,
+                                d->err))
         return false;
     if (n == 3)
         return api_fail(d->err, API_E_INVALID_VALUE, "padding",
@@ -413,8 +412,8 @@ static bool decode_groups(decoder *d, const cJSON *item, int which) {
         return api_fail(d->err, API_E_INVALID_TYPE, "groups", "groups must be an integer; got %s",
                         api_lift_blob(d->doc, item) ? "a list" : type_name(item));
     int n;
-    return whole_numbers(&d->req->groups, &n, 1, d->doc, item, "groups", "an integer",
-                         API_E_INVALID_VALUE, d->err);
+    return api_json_whole_numbers(&d->req->groups, &n, 1, d->doc, item, "groups", "an integer",
+                                  API_E_INVALID_VALUE, d->err);
 }
 
 static bool decode_outputs(decoder *d, const cJSON *item, int which) {

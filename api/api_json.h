@@ -26,6 +26,14 @@ bool api_json_decode(api_request *req, const char *body, size_t len, api_error *
 bool api_json_tensor(api_tensor *t, const api_lifted *doc, const cJSON *item, const char *name,
                      conv_dtype dt, api_error *err);
 
+// A list of whole numbers (a shape, a stride pair, ...) in a lifted document: a flat array or
+// a lone number. `limit` caps how many; *count gets how many were given. Values that are not
+// whole numbers (or too large for any size) fail with `bad_value`; other types with
+// invalid_type. Errors name `name` ("stride", "stride[1]"). Exposed for other JSON front doors.
+bool api_json_whole_numbers(int64_t *out, int *count, int limit, const api_lifted *doc,
+                            const cJSON *item, const char *name, const char *expected,
+                            api_code bad_value, api_error *err);
+
 // Appends `n` numbers of dtype `dt` as a JSON array, each the shortest text that reads back to
 // the same value; non-finite values as null. Returns how many were non-finite.
 int64_t api_json_put_numbers(api_buf *out, const void *data, int64_t n, conv_dtype dt);

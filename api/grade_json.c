@@ -95,33 +95,17 @@ static bool whole(int64_t *out, double v) {
 // A whole number >= 0, or a list of 1..max of them; *count gets how many.
 static bool int_list(int64_t *out, int *count, int max, const reader *r, const cJSON *item,
                      const char *path, const char *expected) {
-    const api_blob *blob = api_lift_blob(r->doc, item);
-    const double *values;
-    double lone;
-    int64_t n;
-    if (cJSON_IsNumber(item)) {
-        lone = item->valuedouble;
-        values = &lone;
-        n = 1;
-    } else if (blob && blob->rank == 1 && blob->problem == API_BLOB_OK) {
-        values = blob->values;
-        n = blob->count;
-    } else {
-        return api_fail(r->err, API_E_INVALID_TYPE, path, "%s must be %s; got %s", path, expected,
-                        blob ? "an array that is not a list of numbers" : type_name(item));
-    }
-    if (n > max)
-        return api_fail(r->err, API_E_INVALID_VALUE, path, "%s must be %s; got %" PRId64
-                        " numbers", path, expected, n);
-    for (int64_t i = 0; i < n; i++)
-        if (!whole(&out[i], values[i])) {
+    if (!api_json_whole_numbers(out, count, max, r->doc, item, path, expected,
+                                API_E_INVALID_VALUE, r->err))
+        return false;
+    for (int i = 0; i < *count; i++)
+        if (out[i] < 0) {
             char where[96];
-            snprintf(where, sizeof where, "%s[%" PRId64 "]", path, i);
-            return api_fail(r->err, API_E_INVALID_VALUE, cJSON_IsNumber(item) ? path : where,
-                            "%s is %.17g; %s must be %s", cJSON_IsNumber(item) ? path : where,
-                            values[i], path, expected);
+            snprintf(where, sizeof where, "%s[%d]", path, i);
+            const char *at = cJSON_IsNumber(item) ? path : where;
+            return api_fail(r->err, API_E_INVALID_VALUE, at, "%s is %" PRId64 "; %s must be %s",
+                            at, out[i], path, expected);
         }
-    *count = (int)n;
     return true;
 }
 

@@ -457,6 +457,41 @@ static void put_test_name(api_buf *b, const grade_case *k, grade_tensor t) {
     put_text_as_string(b, &b_name);
 }
 
+// Writes one JSON object per graded tensor of every case, comma-separated: its "name", then
+// what `put_fields` adds (a format's other fields), then the closing brace.
+typedef void (*test_fields_fn)(api_buf *b, const grade_case *k, grade_tensor t, bool detailed);
+
+static void put_tests(api_buf *b, const grade_case *cases, size_t n, test_fields_fn put_fields,
+                      bool detailed) {
+    bool first = true;
+    for (size_t c = 0; c < n; c++)
+        for (int t = 0; t < GRADE_NTENSORS; t++) {
+            if (!cases[c].report.graded[t]) continue;
+            api_buf_puts(b, first ? "{\"name\":" : ",{\"name\":");
+            first = false;
+            put_test_name(b, &cases[c], (grade_tensor)t);
+            put_fields(b, &cases[c], (grade_tensor)t, detailed);
+            api_buf_put(b, "}", 1);
+        }
+}
+
+static void put_gradescope_fields(api_buf *b, const grade_case *k, grade_tensor t,
+                                  bool detailed) {
+    const grade_verdict *v = &k->report.tensor[t];
+    api_buf_puts(b, ",\"score\":");
+    put_number(b, v->points);
+    api_buf_puts(b, ",\"max_score\":");
+    put_number(b, v->max_points);
+    api_buf_printf(b, ",\"status\":\"%s\",\"output\":", v->passed ? "passed" : "failed");
+    api_buf text = {0};
+    put_verdict_text(&text, k, t, true);
+    put_text_as_string(b, &text);
+    api_buf_printf(b, ",\"output_format\":\"md\",\"tags\":[\"%s\"", grade_tensor_name(t));
+    for (int d = 0; d < v->n_diag; d++) api_buf_printf(b, ",\"%s\"", v->diag[d].id);
+    api_buf_puts(b, "],\"visibility\":\"visible\",\"extra_data\":");
+    put_verdict_json(b, k, v);
+}
+
 static void render_gradescope(api_buf *b, const grade_case *cases, size_t n) {
     double score, max_score;
     bool passed;
@@ -468,35 +503,36 @@ static void render_gradescope(api_buf *b, const grade_case *cases, size_t n) {
     put_summary_text(&summary, cases, n, true);
     put_text_as_string(b, &summary);
     api_buf_puts(b, ",\"output_format\":\"md\",\"visibility\":\"visible\",\"tests\":[");
-    bool first = true;
-    for (size_t c = 0; c < n; c++)
-        for (int t = 0; t < GRADE_NTENSORS; t++) {
-            const grade_case *k = &cases[c];
-            if (!k->report.graded[t]) continue;
-            const grade_verdict *v = &k->report.tensor[t];
-            api_buf_puts(b, first ? "{\"name\":" : ",{\"name\":");
-            first = false;
-            put_test_name(b, k, (grade_tensor)t);
-            api_buf_puts(b, ",\"score\":");
-            put_number(b, v->points);
-            api_buf_puts(b, ",\"max_score\":");
-            put_number(b, v->max_points);
-            api_buf_printf(b, ",\"status\":\"%s\",\"output\":", v->passed ? "passed" : "failed");
-            api_buf text = {0};
-            put_verdict_text(&text, k, (grade_tensor)t, true);
-            put_text_as_string(b, &text);
-            api_buf_printf(b, ",\"output_format\":\"md\",\"tags\":[\"%s\"",
-                           grade_tensor_name((grade_tensor)t));
-            for (int d = 0; d < v->n_diag; d++) api_buf_printf(b, ",\"%s\"", v->diag[d].id);
-            api_buf_puts(b, "],\"visibility\":\"visible\",\"extra_data\":");
-            put_verdict_json(b, k, v);
-            api_buf_put(b, "}", 1);
-        }
+    put_tests(b, cases, n, put_gradescope_fields, true);
     api_buf_puts(b, "]}");
 }
 
 // `detailed`: each test has its full text as "output"; otherwise only its one-line "message"
 // (to stay under PrairieLearn's size limit).
+static void put_prairielearn_fields(api_buf *b, const grade_case *k, grade_tensor t,
+                                    bool detailed) {
+    const grade_verdict *v = &k->report.tensor[t];
+    api_buf_puts(b, ",\"description\":");
+    api_buf layer = {0};
+    put_layer_line(&layer, &k->origin);
+    put_text_as_string(b, &layer);
+    api_buf_puts(b, ",\"points\":");
+    put_number(b, v->points);
+    api_buf_puts(b, ",\"max_points\":");
+    put_number(b, v->max_points);
+    api_buf text = {0};
+    api_buf_printf(&text, "%s", v->passed ? "correct" : "wrong");
+    for (int d = 0; d < v->n_diag; d++)
+        api_buf_printf(&text, "%s%s", d ? ", " : "; likely mistake: ", v->diag[d].id);
+    api_buf_puts(b, ",\"message\":");
+    put_text_as_string(b, &text);
+    if (detailed) {
+        put_verdict_text(&text, k, t, false);
+        api_buf_puts(b, ",\"output\":");
+        put_text_as_string(b, &text);
+    }
+}
+
 static void render_prairielearn(api_buf *b, const grade_case *cases, size_t n, bool detailed) {
     double score, max_score;
     bool passed;
@@ -517,36 +553,7 @@ static void render_prairielearn(api_buf *b, const grade_case *cases, size_t n, b
     put_summary_text(&summary, cases, n, false);
     put_text_as_string(b, &summary);
     api_buf_puts(b, ",\"tests\":[");
-    bool first = true;
-    for (size_t c = 0; c < n; c++)
-        for (int t = 0; t < GRADE_NTENSORS; t++) {
-            const grade_case *k = &cases[c];
-            if (!k->report.graded[t]) continue;
-            const grade_verdict *v = &k->report.tensor[t];
-            api_buf_puts(b, first ? "{\"name\":" : ",{\"name\":");
-            first = false;
-            put_test_name(b, k, (grade_tensor)t);
-            api_buf_puts(b, ",\"description\":");
-            api_buf layer = {0};
-            put_layer_line(&layer, &k->origin);
-            put_text_as_string(b, &layer);
-            api_buf_puts(b, ",\"points\":");
-            put_number(b, v->points);
-            api_buf_puts(b, ",\"max_points\":");
-            put_number(b, v->max_points);
-            api_buf text = {0};
-            api_buf_printf(&text, "%s", v->passed ? "correct" : "wrong");
-            for (int d = 0; d < v->n_diag; d++)
-                api_buf_printf(&text, "%s%s", d ? ", " : "; likely mistake: ", v->diag[d].id);
-            api_buf_puts(b, ",\"message\":");
-            put_text_as_string(b, &text);
-            if (detailed) {
-                put_verdict_text(&text, k, (grade_tensor)t, false);
-                api_buf_puts(b, ",\"output\":");
-                put_text_as_string(b, &text);
-            }
-            api_buf_put(b, "}", 1);
-        }
+    put_tests(b, cases, n, put_prairielearn_fields, detailed);
     api_buf_puts(b, "]}");
 }
 

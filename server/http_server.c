@@ -456,11 +456,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     bool computed = r->t_compute_end > 0;
     double queue_s = computed ? r->t_compute_start - r->t_queued : -1;
     double compute_s = computed ? r->t_compute_end - r->t_compute_start : -1;
+    // A computed answer whose client left is counted with the status it had: whether
+    // libmicrohttpd saw the hang-up before or after queueing it is a race, not a difference.
+    int status = r->status || !computed ? r->status : r->result.status;
     http_metrics_observe(srv->metrics,
-                         &(http_observation){r->route_index, r->status, total, queue_s, compute_s,
+                         &(http_observation){r->route_index, status, total, queue_s, compute_s,
                                              r->bytes_in, r->bytes_out});
     if (srv->cfg.access_log)
-        http_log_access(&(http_access){r->remote, r->method_name, r->path, r->status, r->bytes_in,
+        http_log_access(&(http_access){r->remote, r->method_name, r->path, status, r->bytes_in,
                                        r->bytes_out, queue_s * 1e3, compute_s * 1e3, total * 1e3,
                                        r->threads, termination_reason(toe)});
     if (r->reserved) http_budget_give_back(&srv->budget, r->reserved);

@@ -369,13 +369,16 @@ static void test_clients_leaving(void) {
     const char done[] =
         "\nconvd_http_requests_total{route=\"/v1/conv2d/forward\",code=\"200\"} 3\n";
     bool finished = false;
+    char last[4096] = "";
     for (double deadline = th_now() + 60; !finished && th_now() < deadline; th_sleep_ms(20)) {
         th_reply r;
         th_get(&r, s.port, "/metrics");
         finished = strstr(r.body, done) != NULL;
+        const char *at = strstr(r.body, "convd_http_requests_total");
+        snprintf(last, sizeof last, "%.600s", at ? at : r.body);
         th_reply_free(&r);
     }
-    CHECK(finished, "the 3 requests of clients that left were computed");
+    CHECK(finished, "the 3 requests of clients that left were computed: %s", last);
     CHECK(gauge(s.port, "convd_inflight_requests") == 0 &&
               gauge(s.port, "convd_inflight_memory_bytes") == 0 &&
               gauge(s.port, "convd_queue_depth") == 0,

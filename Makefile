@@ -9,14 +9,39 @@ DEBS       := gcc make pkg-config libopenblas-dev libmicrohttpd-dev libcjson-dev
 BENCH_DEBS := python3-torch libdnnl-dev wrk python3-matplotlib
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 
-PKGS    := libmicrohttpd libcjson openblas zlib
+# $(call install_missing,PACKAGES): apt-get installs those of PACKAGES that are not installed.
+define install_missing
+missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+  | grep -q 'ok installed' || echo $$p; done); \
+if [ -n "$$missing" ]; then echo "installing missing Debian packages:" $$missing; \
+  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+  $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
+endef
+
+# The flags of the libraries come from pkg-config, which can only answer once the packages are
+# installed: build/config.mk is made by installing what is missing and then asking pkg-config,
+# and make reads itself again once it is made. So the first command on a fresh machine, whatever
+# its target, builds with the right flags. Goals that build nothing do not need it.
+PKGS        := libmicrohttpd libcjson openblas zlib
+CONFIG      := build/config.mk
+NO_CONFIG   := clean deps bench-deps binary-test-deps deploy-deps
+ifneq ($(if $(MAKECMDGOALS),$(filter-out $(NO_CONFIG),$(MAKECMDGOALS)),all),)
+include $(CONFIG)
+endif
+$(CONFIG): Makefile
+	@$(call install_missing,$(DEBS))
+	@mkdir -p $(@D)
+	@cflags=$$(pkg-config --cflags $(PKGS)) && libs=$$(pkg-config --libs $(PKGS)) && \
+	  testlibs=$$(pkg-config --libs libcurl) && \
+	  printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\nPKG_TESTLIBS := %s\n' \
+	    "$$cflags" "$$libs" "$$testlibs" >$@.tmp && mv $@.tmp $@
+
 CC      ?= cc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wvla -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -fopenmp-simd $(WARN) -MMD -MP -I. \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
-TESTLIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
+CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -fopenmp-simd $(WARN) -MMD -MP -I. $(PKG_CFLAGS)
+LDLIBS  := $(PKG_LIBS) -lm -pthread
+TESTLIBS := $(PKG_TESTLIBS)
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC  := $(wildcard core/*.c api/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
@@ -50,10 +75,7 @@ ASAN_TESTS := $(TEST_SRC:tests/%.c=build/asan/tests/%)
 all: deps build/convd
 
 deps:
-	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
-	  | grep -q 'ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then echo "installing missing Debian packages: $$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+	@$(call install_missing,$(DEBS))
 
 run: all
 	./build/convd serve --host 127.0.0.1 --port 8080
@@ -69,7 +91,7 @@ test-asan: deps build/asan/convd $(ASAN_TESTS)
 	@tests/run.sh build/asan
 
 bench-deps: deps
-	@$(MAKE) --no-print-directory DEBS="$(BENCH_DEBS)" deps
+	@$(call install_missing,$(BENCH_DEBS))
 
 # Benchmarks: each bench/bench_*.c is a program linked with the library and bench/benchlib.c
 # (an archive, so a benchmark that does not use it links nothing from it). The oneDNN peer is
@@ -94,10 +116,14 @@ clean:
 
 # ---- Binary doors, v2, examples and fuzzing (issue 5) ----------------------------------------
 # What their tests need beyond DEBS: the example clients' runtimes and clang's libFuzzer.
-BINARY_TEST_DEBS := curl nodejs python3-numpy python3-requests clang-14 libclang-rt-14-dev
+# Node.js with npm runs the OpenAPI linter and the JavaScript example: Debian's nodejs and npm,
+# unless an npm is already there (NodeSource's nodejs bundles it and conflicts with Debian's npm,
+# so nothing is installed over it).
+NODE_DEBS        := $(if $(shell command -v npm),,nodejs npm)
+BINARY_TEST_DEBS := curl python3-numpy python3-requests clang-14 libclang-rt-14-dev $(NODE_DEBS)
 .PHONY: binary-test-deps fuzz fuzz-build
 binary-test-deps: deps
-	@$(MAKE) --no-print-directory DEBS="$(BINARY_TEST_DEBS)" deps
+	@$(call install_missing,$(BINARY_TEST_DEBS))
 
 # GET /openapi.yaml serves the file assembled into this object (.incbin): rebuild it with it.
 build/obj/server/http_front.o build/asan/obj/server/http_front.o: api/openapi.yaml
@@ -141,9 +167,17 @@ LDLIBS += -lgnutls
 # run as a container and as a Kubernetes Deployment (podman kube play), and three convd behind
 # nginx under wrk load losing one instance (tests/deploy/run.sh). The base image is cached in
 # build/deploy/ and podman's store: the first run takes minutes more (debootstrap).
-DEPLOY_DEBS := podman runc debootstrap nginx wrk openssl curl python3 python3-yaml
+# catatonit is the pause process of `podman kube play`'s pods (a Recommends of podman only).
+DEPLOY_DEBS := podman runc catatonit debootstrap nginx wrk openssl curl python3 python3-yaml
 .PHONY: test-deploy deploy-deps
 deploy-deps: deps
-	@$(MAKE) --no-print-directory DEBS="$(DEPLOY_DEBS)" deps
+	@$(call install_missing,$(DEPLOY_DEBS))
 test-deploy: deploy-deps build/convd
 	@tests/deploy/run.sh
+
+# make test-fresh (after make test-deploy in .ci/run): the README's `make run` and `make test` on
+# a stock Debian 12 container with nothing but a clone of HEAD (tests/fresh/run.sh). The base
+# image, the downloaded packages and npm's cache stay in podman's store between runs.
+.PHONY: test-fresh
+test-fresh: deploy-deps
+	@tests/fresh/run.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the fuzz targets' seed corpora (fuzz/corpus/{json,safetensors,v2}) from what the
-tests send: the golden requests (../shared/golden, or $CONVD_GOLDEN_DIR), the bad-request
+tests send: the golden requests (tests/golden, or $CONVD_GOLDEN_DIR), the bad-request
 catalog (tests/data/bad_requests.tsv), and the malformed-file shapes of
 tests/test_safetensors.c and tests/test_v2.c. Each seed starts with the targets' selector byte
 (fuzz/fuzz_*.c). Run from the repository root; the output is committed, so rerun it only when
@@ -13,7 +13,7 @@ import struct
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GOLDEN = os.environ.get("CONVD_GOLDEN_DIR", os.path.join(ROOT, "..", "shared", "golden"))
+GOLDEN = os.environ.get("CONVD_GOLDEN_DIR", os.path.join(ROOT, "tests", "golden"))
 MAX_SEED = 8192  # the fuzzer's inputs stay small: golden cases above this are shrunk
 
 

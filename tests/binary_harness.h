@@ -315,6 +315,13 @@ static inline void bh_v2_parameters(bh_bytes *b, const cJSON *request, int binar
     }
     if (cJSON_IsString(padding)) bh_printf(b, ",\"padding\":\"%s\"", padding->valuestring);
     else if (cJSON_IsNumber(padding)) bh_printf(b, ",\"padding\":%g", padding->valuedouble);
+    else if (cJSON_IsArray(padding)) {  // [ph, pw] or [top, bottom, left, right]
+        static const char *const sides[4] = {"pad_top", "pad_bottom", "pad_left", "pad_right"};
+        bool pair = cJSON_GetArraySize(padding) == 2;
+        for (int side = 0; side < 4; side++)
+            bh_printf(b, ",\"%s\":%g", sides[side],
+                      cJSON_GetArrayItem(padding, pair ? side / 2 : side)->valuedouble);
+    }
     if (groups) bh_printf(b, ",\"groups\":%g", groups->valuedouble);
     if (binary_out == 1) bh_puts(b, ",\"binary_data_output\":true");
     bh_puts(b, "}");

@@ -69,5 +69,5 @@ char *t_read_file(const char *path, size_t *len) {
 
 const char *t_golden_dir(void) {
     const char *dir = getenv("CONVD_GOLDEN_DIR");
-    return dir && *dir ? dir : "../shared/golden";
+    return dir && *dir ? dir : "tests/golden";
 }

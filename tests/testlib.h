@@ -24,7 +24,7 @@ int64_t t_rand_int(uint64_t *state, int64_t lo, int64_t hi_inclusive);
 // Reads a whole file into a NUL-terminated heap buffer (NULL on failure); *len gets its size.
 char *t_read_file(const char *path, size_t *len);
 
-// The directory holding the golden cases (../shared/golden, or $CONVD_GOLDEN_DIR).
+// The directory holding the golden cases (tests/golden, or $CONVD_GOLDEN_DIR).
 const char *t_golden_dir(void);
 
 #endif

@@ -65,7 +65,7 @@ def post(url, body, key, context):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     default_golden = os.environ.get("CONVD_GOLDEN_DIR") or os.path.join(
-        here, "..", "..", "..", "shared", "golden")
+        here, "..", "golden")
     ap = argparse.ArgumentParser()
     ap.add_argument("base_url")
     ap.add_argument("--key", help="API key (sent as Authorization: Bearer)")

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 export CONTAINERS_CONF=$PWD/docker/containers.conf
 convd_bin=${CONVD_BIN:-build/convd}
 image=localhost/convd:latest
-golden_dir=${CONVD_GOLDEN_DIR:-../shared/golden}
+golden_dir=${CONVD_GOLDEN_DIR:-tests/golden}
 report=build/deploy/report.txt
 source tests/deploy/lib.sh
 source tests/deploy/container.sh

@@ -1,5 +1,5 @@
 // api: the v1 request model shared by every front door (command line, HTTP JSON, binary).
-// Pure functions: bytes in, bytes out. See ../shared/spec/api-v1.md for the contract.
+// Pure functions: bytes in, bytes out. The contract is docs/API.md.
 //
 // api_run_json() is the whole JSON path in one call. A front door with other bytes reuses the
 // pieces it is made of:

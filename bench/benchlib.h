@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-// One layer of the suite (../shared/notes/measured-anchors.md and issue 2): square stride and
+// One layer of the suite (the layers (a)-(g) of docs/PERFORMANCE.md): square stride and
 // symmetric padding, dilation 1. x (n,c,h,w), w (f,c/groups,kh,kw), y (n,f,ho,wo).
 typedef struct {
     const char *name; // "a" .. "g"

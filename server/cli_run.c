@@ -36,7 +36,7 @@ static void print_help(void) {
            "  --max-flops N      lower the most work accepted (default 5e10 FLOPs)\n"
            "  --version          version and the OpenBLAS core in use\n"
            "\n"
-           "Errors are listed in docs/ERRORS.md; the request format in ../shared/spec/api-v1.md.\n");
+           "Errors are listed in docs/ERRORS.md; the request format in docs/API.md.\n");
 }
 
 // The whole stream into a heap buffer; NULL on a read error or without memory.

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# make test-fresh: the README's two commands on a stock Debian 12 that has nothing but a clone of
+# this repository. A podman container of Debian 12 (debootstrap minbase, plus git, make and
+# ca-certificates: no other package) gets a clone of the committed HEAD in /srv/convd with
+# nothing beside it, then
+#   1. `make run`: installs what it needs, builds, serves on 127.0.0.1:8080; /healthz answers
+#      and a golden case (made by PyTorch) sent to /v1/conv2d/forward gets PyTorch's numbers;
+#   2. `make test` there, which must end "N passed, 0 failed".
+# Closes with "fresh: N passed, N failed" and the wall time of each step.
+# The container shares the host's network (for Debian's mirror and the npm registry), so port
+# 8080 must be free. What is cached between runs on one machine: the base images in podman's
+# store, the downloaded .deb files and npm's cache in two podman volumes (`podman volume rm
+# convd-fresh-apt convd-fresh-npm` for a cold run). Uncommitted changes are not tested.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export CONTAINERS_CONF=$PWD/docker/containers.conf
+work=build/fresh
+base=docker.io/library/debian:bookworm
+image=localhost/convd-fresh:bookworm
+name=convd-fresh-$$
+passed=0 failed=0
+mkdir -p "$work"
+
+pass() { passed=$((passed + 1)); echo "ok   $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+finish() {
+    echo "fresh: $passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit
+}
+cleanup() { podman rm -f -t 5 "$name" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+in_box() { podman exec "$name" bash -c "$1"; }
+stamp() { echo "$(( $(date +%s) - $1 )) s"; }
+
+# The fresh machine's image: Debian's minbase (docker/base-image.sh, shared with make
+# test-deploy) with only git, make and ca-certificates added, and apt as Debian ships it
+# (recommends on, downloaded packages kept so that the cache volume fills).
+t0=$(date +%s)
+docker/base-image.sh build/deploy || { fail "base image"; finish; }
+if ! podman image exists "$image"; then
+    podman rm -f "$name-image" >/dev/null 2>&1
+    podman run --name "$name-image" --network=host "$base" bash -c '
+        rm -f /etc/apt/apt.conf.d/docker-clean &&
+        apt-get update -qq && apt-get install -y -qq git make ca-certificates >/dev/null &&
+        rm -rf /var/lib/apt/lists/*' &&
+        podman commit --quiet "$name-image" "$image" >/dev/null
+    status=$?
+    podman rm -f "$name-image" >/dev/null 2>&1
+    [ "$status" -eq 0 ] || { fail "the fresh Debian 12 image ($image)"; finish; }
+fi
+pass "a Debian 12 minbase image with git, make, ca-certificates ($(stamp "$t0"))"
+
+if (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; then
+    fail "port 8080 is taken on this machine: make run in the container could not serve there"
+    finish
+fi
+
+git bundle create "$work/convd.bundle" HEAD >/dev/null 2>&1 || { fail "git bundle of HEAD"; finish; }
+podman run -d --name "$name" --network=host --cap-add=SYS_PTRACE \
+    -v "$PWD/$work/convd.bundle:/mnt/convd.bundle:ro" \
+    -v convd-fresh-apt:/var/cache/apt/archives -v convd-fresh-npm:/root/.npm \
+    "$image" sleep infinity >/dev/null || { fail "podman run $image"; finish; }
+if in_box 'git clone -q /mnt/convd.bundle /srv/convd && ls -A /srv' | grep -qx convd; then
+    pass "cloned into /srv/convd, nothing beside it ($(git rev-parse --short HEAD))"
+else
+    fail "git clone in the container"; finish
+fi
+
+# 1. make run, in its own session so that exactly its processes are stopped afterwards.
+t1=$(date +%s)
+in_box 'cd /srv/convd && setsid make run >/srv/run.log 2>&1 & echo $! >/srv/run.pid'
+ready=0
+for _ in $(seq 1 900); do
+    if in_box 'python3 -c "import urllib.request as u; u.urlopen(\"http://127.0.0.1:8080/healthz\", timeout=2)"' \
+        >/dev/null 2>&1; then ready=1; break; fi
+    in_box 'kill -0 $(cat /srv/run.pid)' 2>/dev/null || break
+    sleep 2
+done
+if [ "$ready" = 1 ]; then
+    pass "make run: installed, built and serving, /healthz 200 ($(stamp "$t1"))"
+else
+    fail "make run did not serve /healthz; its log ends:"
+    in_box 'tail -n 30 /srv/run.log' | sed 's/^/  | /'
+    finish
+fi
+seed_check='
+import json, urllib.request
+case = json.load(open("tests/golden/seed_same_k3.json"))
+request = dict(case["request"], op="conv2d.forward")
+request.pop("dy")
+answer = urllib.request.urlopen(urllib.request.Request(
+    "http://127.0.0.1:8080/v1/conv2d/forward", json.dumps(request).encode(),
+    {"Content-Type": "application/json"}), timeout=30)
+got, want = json.load(answer)["y"], case["expected"]["y"]
+worst = max(abs(g - w) for g, w in zip(got["data"], want["data"]))
+assert answer.status == 200 and got["shape"] == want["shape"] and worst <= 1e-12, (got, worst)
+print(answer.status, got["shape"], "worst difference from PyTorch", worst)'
+if out=$(in_box "cd /srv/convd && python3 -c '$seed_check'" 2>&1); then
+    pass "the seed case (padding same, 3x3) over HTTP: $out"
+else
+    fail "the seed case over HTTP: $out"
+fi
+in_box 'kill -TERM -- -$(cat /srv/run.pid); sleep 1; kill -0 -- -$(cat /srv/run.pid) 2>/dev/null && kill -KILL -- -$(cat /srv/run.pid); true'
+
+# 2. make test, as the README says, on the same machine.
+t2=$(date +%s)
+in_box 'cd /srv/convd && timeout 3000 make test' >"$work/make-test.log" 2>&1
+status=$?
+summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/make-test.log" | tail -n 1)
+if [ "$status" -eq 0 ] && [[ "$summary" =~ ^[0-9]+\ passed,\ 0\ failed$ ]]; then
+    pass "make test: $summary ($(stamp "$t2"))"
+else
+    fail "make test (exit $status, \"${summary:-no summary}\"); its log ($work/make-test.log) ends:"
+    grep -E '^(FAIL|BROKEN)' "$work/make-test.log" | head -n 20 | sed 's/^/  | /'
+    tail -n 15 "$work/make-test.log" | sed 's/^/  | /'
+fi
+echo "test-fresh took $(stamp "$t0")"
+finish

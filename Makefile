@@ -167,8 +167,9 @@ LDLIBS += -lgnutls
 # run as a container and as a Kubernetes Deployment (podman kube play), and three convd behind
 # nginx under wrk load losing one instance (tests/deploy/run.sh). The base image is cached in
 # build/deploy/ and podman's store: the first run takes minutes more (debootstrap).
-# catatonit is the pause process of `podman kube play`'s pods (a Recommends of podman only).
-DEPLOY_DEBS := podman runc catatonit debootstrap nginx wrk openssl curl python3 python3-yaml
+# catatonit (the pause process of `podman kube play`'s pods) and netavark (its network stack) are
+# only Recommends of podman, which --no-install-recommends leaves out.
+DEPLOY_DEBS := podman runc catatonit netavark debootstrap nginx wrk openssl curl python3 python3-yaml
 .PHONY: test-deploy deploy-deps
 deploy-deps: deps
 	@$(call install_missing,$(DEPLOY_DEBS))

@@ -105,6 +105,8 @@ build/bench/bench_%: build/obj/bench/bench_%.o build/libconvd.a build/bench/libb
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 build/obj/bench/peer_onednn.o: CFLAGS += -fopenmp
+# oneDNN's headers come with the bench peers: installed first, even under make -j.
+build/obj/bench/peer_onednn.o: | bench-deps
 build/bench/peer_onednn: build/obj/bench/peer_onednn.o build/bench/libbench.a
 	$(CC) $(CFLAGS) -fopenmp $^ -ldnnl -o $@
 

@@ -61,7 +61,7 @@ podman run -d --name "$name" --network=host --cap-add=SYS_PTRACE \
     -v "$PWD/$work/convd.bundle:/mnt/convd.bundle:ro" \
     -v convd-fresh-apt:/var/cache/apt/archives -v convd-fresh-npm:/root/.npm \
     "$image" sleep infinity >/dev/null || { fail "podman run $image"; finish; }
-if in_box 'git clone -q /mnt/convd.bundle /srv/convd && ls -A /srv' | grep -qx convd; then
+if in_box 'git -c advice.detachedHead=false clone -q /mnt/convd.bundle /srv/convd && ls -A /srv' | grep -qx convd; then
     pass "cloned into /srv/convd, nothing beside it ($(git rev-parse --short HEAD))"
 else
     fail "git clone in the container"; finish
@@ -69,7 +69,8 @@ fi
 
 # 1. make run, in its own session so that exactly its processes are stopped afterwards.
 t1=$(date +%s)
-in_box 'cd /srv/convd && setsid make run >/srv/run.log 2>&1 & echo $! >/srv/run.pid'
+# The background job is setsid itself (which becomes make), so $! is the session's leader.
+in_box 'cd /srv/convd || exit; setsid make run >/srv/run.log 2>&1 & echo $! >/srv/run.pid'
 ready=0
 for _ in $(seq 1 900); do
     if in_box 'python3 -c "import urllib.request as u; u.urlopen(\"http://127.0.0.1:8080/healthz\", timeout=2)"' \
@@ -101,7 +102,12 @@ if out=$(in_box "cd /srv/convd && python3 -c '$seed_check'" 2>&1); then
 else
     fail "the seed case over HTTP: $out"
 fi
-in_box 'kill -TERM -- -$(cat /srv/run.pid); sleep 1; kill -0 -- -$(cat /srv/run.pid) 2>/dev/null && kill -KILL -- -$(cat /srv/run.pid); true'
+if in_box 'group=-$(cat /srv/run.pid); kill -TERM -- $group || exit 1
+           for _ in $(seq 40); do kill -0 -- $group 2>/dev/null || exit 0; sleep 0.25; done; exit 1'; then
+    pass "make run and its server stopped (SIGTERM to its process group)"
+else
+    fail "make run's process group did not stop on SIGTERM"
+fi
 
 # 2. make test, as the README says, on the same machine.
 t2=$(date +%s)

@@ -56,11 +56,19 @@ if (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; then
     finish
 fi
 
+# The machine's own certificate authorities (a TLS-inspecting proxy's, say) are trusted in the
+# container as its administrator would install them, or the npm registry could not be reached.
+local_cas=()
+[ -d /usr/local/share/ca-certificates ] &&
+    local_cas=(-v /usr/local/share/ca-certificates:/usr/local/share/ca-certificates:ro)
+[ -n "${NODE_EXTRA_CA_CERTS:-}" ] && local_cas+=(-e "NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS")
+
 git bundle create "$work/convd.bundle" HEAD >/dev/null 2>&1 || { fail "git bundle of HEAD"; finish; }
-podman run -d --name "$name" --network=host --cap-add=SYS_PTRACE \
+podman run -d --name "$name" --network=host --cap-add=SYS_PTRACE "${local_cas[@]}" \
     -v "$PWD/$work/convd.bundle:/mnt/convd.bundle:ro" \
     -v convd-fresh-apt:/var/cache/apt/archives -v convd-fresh-npm:/root/.npm \
     "$image" sleep infinity >/dev/null || { fail "podman run $image"; finish; }
+in_box 'update-ca-certificates >/dev/null 2>&1' || { fail "update-ca-certificates"; finish; }
 if in_box 'git -c advice.detachedHead=false clone -q /mnt/convd.bundle /srv/convd && ls -A /srv' | grep -qx convd; then
     pass "cloned into /srv/convd, nothing beside it ($(git rev-parse --short HEAD))"
 else

@@ -64,7 +64,7 @@ local_cas=()
 [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && local_cas+=(-e "NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS")
 
 git bundle create "$work/convd.bundle" HEAD >/dev/null 2>&1 || { fail "git bundle of HEAD"; finish; }
-podman run -d --name "$name" --network=host --cap-add=SYS_PTRACE "${local_cas[@]}" \
+podman run -d --init --name "$name" --network=host --cap-add=SYS_PTRACE "${local_cas[@]}" \
     -v "$PWD/$work/convd.bundle:/mnt/convd.bundle:ro" \
     -v convd-fresh-apt:/var/cache/apt/archives -v convd-fresh-npm:/root/.npm \
     "$image" sleep infinity >/dev/null || { fail "podman run $image"; finish; }
@@ -77,7 +77,8 @@ fi
 
 # 1. make run, in its own session so that exactly its processes are stopped afterwards.
 t1=$(date +%s)
-# The background job is setsid itself (which becomes make), so $! is the session's leader.
+# The background job is setsid itself (which becomes make), so $! is the session's leader; the
+# container's init (--init) reaps it once it exits.
 in_box 'cd /srv/convd || exit; setsid make run >/srv/run.log 2>&1 & echo $! >/srv/run.pid'
 ready=0
 for _ in $(seq 1 900); do

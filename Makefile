@@ -19,7 +19,7 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 TESTLIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC  := $(wildcard core/*.c api/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
+LIB_SRC  := $(wildcard core/*.c api/*.c api/*/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
 TEST_SRC := $(wildcard tests/test_*.c)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 
@@ -100,7 +100,7 @@ binary-test-deps: deps
 	@$(MAKE) --no-print-directory DEBS="$(BINARY_TEST_DEBS)" deps
 
 # GET /openapi.yaml serves the file assembled into this object (.incbin): rebuild it with it.
-build/obj/server/http_front.o build/asan/obj/server/http_front.o: api/openapi.yaml
+build/obj/server/http_handlers.o build/asan/obj/server/http_handlers.o: api/openapi.yaml
 
 # libFuzzer targets fuzz/fuzz_*.c, linked with core/ and api/ built by clang with ASan+UBSan.
 # make test runs each briefly (tests/test_fuzz.c); `make fuzz` runs each FUZZ_SECONDS, growing
@@ -111,7 +111,7 @@ FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -Wno-pass-failed -fsanitize=addre
 FUZZ_SECONDS ?= 600
 FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
 FUZZ_TARGETS := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(wildcard core/*.c api/*.c))
+FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(wildcard core/*.c api/*.c api/*/*.c))
 build/fuzz/obj/%.o: %.c | binary-test-deps
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(filter-out -Werror,$(CFLAGS)) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@

@@ -1,7 +1,7 @@
 #include "api/api.h"
 
 
-#include "api/codec.h"
+#include "api/codec/codec.h"
 
 void api_options_default(api_options *opt) {
     *opt = (api_options){

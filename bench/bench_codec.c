@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "api/api_buf.h"
-#include "api/api_json.h"
-#include "api/api_numbers.h"
+#include "api/codec/codec_json.h"
+#include "api/num/num.h"
 #include "bench/benchlib.h"
 #include "server/blas_boot.h"
 

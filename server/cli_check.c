@@ -10,7 +10,7 @@
 #include "api/api.h"
 #include "api/api_buf.h"
 #include "api/api_errors.h"
-#include "api/grade_json.h"
+#include "api/grade/grade_json.h"
 #include "server/cli.h"
 
 typedef void (*grade_door)(api_response *out, const char *body, size_t len,

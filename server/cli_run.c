@@ -10,7 +10,7 @@
 
 #include "api/api.h"
 #include "api/api_errors.h"
-#include "api/codec.h"
+#include "api/codec/codec.h"
 #include "server/blas_boot.h"
 #include "server/cli.h"
 

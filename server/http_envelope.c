@@ -1,4 +1,4 @@
-#include "server/http_exchange.h"
+#include "server/http_envelope.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -8,8 +8,8 @@
 #include <zlib.h>
 
 #include "api/api_errors.h"
-#include "api/codec.h"
-#include "api/codec_v2.h"
+#include "api/codec/codec.h"
+#include "api/codec/codec_v2.h"
 
 // Answers shorter than this go out as they are: compressing them saves nothing worth the time.
 #define COMPRESS_MIN_BYTES 1024

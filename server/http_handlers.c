@@ -1,11 +1,11 @@
-#include "server/http_front.h"
+#include "server/http_handlers.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api_errors.h"
-#include "api/codec.h"
-#include "api/codec_v2.h"
+#include "api/codec/codec.h"
+#include "api/codec/codec_v2.h"
 #include "server/cli.h"
 #include "server/http_server.h"
 

@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "api/api_errors.h"
-#include "api/grade_json.h"
+#include "api/grade/grade_json.h"
 #include "server/blas_boot.h"
 #include "server/cli.h"
-#include "server/http_front.h"
+#include "server/http_handlers.h"
 #include "server/http_server.h"
 
 static const char json_type[] = "application/json";

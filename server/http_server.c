@@ -14,7 +14,7 @@
 
 #include "api/api_errors.h"
 #include "server/http_auth.h"
-#include "server/http_exchange.h"
+#include "server/http_envelope.h"
 #include "server/http_log.h"
 #include "server/http_metrics.h"
 #include "server/http_pool.h"

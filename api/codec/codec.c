@@ -1,4 +1,4 @@
-#include "api/codec.h"
+#include "api/codec/codec.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -8,9 +8,9 @@
 #include "api/api_buf.h"
 #include "api/api_errors.h"
 #include "api/api_exec.h"
-#include "api/api_json.h"
+#include "api/codec/codec_json.h"
 #include "api/api_validate.h"
-#include "api/codec_safetensors.h"
+#include "api/codec/codec_safetensors.h"
 
 const char codec_json_type[] = "application/json";
 const char codec_binary_type[] = "application/octet-stream";

@@ -1,4 +1,4 @@
-#include "api/api_json.h"
+#include "api/codec/codec_json.h"
 
 #include <float.h>
 #include <inttypes.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api_numbers.h"
+#include "api/num/num.h"
 
 _Static_assert(API_LIFT_MAX_DEPTH == API_MAX_RANK, "a lifted nesting must fit a tensor");
 

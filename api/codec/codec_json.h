@@ -11,7 +11,7 @@
 
 #include "api/api_buf.h"
 #include "api/api_exec.h"
-#include "api/api_lift.h"
+#include "api/codec/codec_json_parse.h"
 #include "api/api_model.h"
 #include "api/api_validate.h"
 

@@ -1,4 +1,4 @@
-#include "api/api_lift.h"
+#include "api/codec/codec_json_parse.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -8,7 +8,7 @@
 #include <strings.h>
 
 #include "api/api_buf.h"
-#include "api/api_numbers.h"
+#include "api/num/num.h"
 
 // Where each placeholder sits in the rewritten text and what it replaced in the original, to
 // report cJSON's error positions in the client's coordinates.

@@ -1,4 +1,4 @@
-#include "api/codec_safetensors.h"
+#include "api/codec/codec_safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api_json.h"
-#include "api/codec.h"
+#include "api/codec/codec_json.h"
+#include "api/codec/codec.h"
 
 // The reference reader's dtypes and their sizes; only F32 and F64 are convd's.
 static const struct {

@@ -1,4 +1,4 @@
-#include "api/codec_v2.h"
+#include "api/codec/codec_v2.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -10,11 +10,11 @@
 #include "api/api_buf.h"
 #include "api/api_errors.h"
 #include "api/api_exec.h"
-#include "api/api_json.h"
-#include "api/api_lift.h"
+#include "api/codec/codec_json.h"
+#include "api/codec/codec_json_parse.h"
 #include "api/api_model.h"
 #include "api/api_validate.h"
-#include "api/codec.h"
+#include "api/codec/codec.h"
 
 static const char *datatype_of(conv_dtype dt) { return dt == CONV_FLOAT32 ? "FP32" : "FP64"; }
 

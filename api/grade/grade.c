@@ -1,4 +1,4 @@
-#include "api/grade.h"
+#include "api/grade/grade.h"
 
 #include <string.h>
 

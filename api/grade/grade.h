@@ -7,9 +7,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "api/grade_mutant.h"
-#include "api/grade_problem.h"
-#include "api/grade_verdict.h"
+#include "api/grade/grade_mutant.h"
+#include "api/grade/grade_problem.h"
+#include "api/grade/grade_verdict.h"
 
 typedef struct {
     grade_tolerance tol;      // used when tol_given; otherwise the problem dtype's defaults

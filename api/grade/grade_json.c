@@ -1,4 +1,4 @@
-#include "api/grade_json.h"
+#include "api/grade/grade_json.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -8,12 +8,12 @@
 
 #include "api/api_buf.h"
 #include "api/api_errors.h"
-#include "api/api_json.h"
-#include "api/api_lift.h"
+#include "api/codec/codec_json.h"
+#include "api/codec/codec_json_parse.h"
 #include "api/api_model.h"
 #include "api/api_validate.h"
-#include "api/grade.h"
-#include "api/grade_render.h"
+#include "api/grade/grade.h"
+#include "api/grade/grade_render.h"
 
 _Static_assert(API_MAX_RANK <= GRADE_MAX_RANK, "a decoded tensor's shape must fit a grade_shape");
 

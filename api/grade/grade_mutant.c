@@ -1,4 +1,4 @@
-#include "api/grade_mutant.h"
+#include "api/grade/grade_mutant.h"
 
 #include <stdio.h>
 #include <stdlib.h>

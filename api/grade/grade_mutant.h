@@ -12,8 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "api/grade_problem.h"
-#include "api/grade_verdict.h"
+#include "api/grade/grade_problem.h"
+#include "api/grade/grade_verdict.h"
 
 // One known mistake: a stable id, the hint a student reads, and the tensors it shows in
 // (bit 1 << grade_tensor each).

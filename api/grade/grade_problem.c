@@ -1,4 +1,4 @@
-#include "api/grade_problem.h"
+#include "api/grade/grade_problem.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,11 +1,11 @@
-#include "api/grade_render.h"
+#include "api/grade/grade_render.h"
 
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "api/api_numbers.h"
+#include "api/num/num.h"
 
 bool grade_format_parse(grade_format *f, const char *name) {
     static const char *const names[] = {"convd", "gradescope", "prairielearn"};

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "api/api_buf.h"
-#include "api/grade.h"
+#include "api/grade/grade.h"
 
 typedef enum { GRADE_FORMAT_CONVD, GRADE_FORMAT_GRADESCOPE, GRADE_FORMAT_PRAIRIELEARN } grade_format;
 

@@ -1,4 +1,4 @@
-#include "api/grade_verdict.h"
+#include "api/grade/grade_verdict.h"
 
 #include <math.h>
 #include <stdarg.h>

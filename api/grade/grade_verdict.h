@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "api/grade_problem.h"
+#include "api/grade/grade_problem.h"
 
 // A value passes when |submitted - expected| <= atol + rtol * |expected| (and is finite).
 typedef struct {

@@ -1,11 +1,11 @@
-#include "api/api_numbers.h"
+#include "api/num/num.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api_numbers_pow10.h"
+#include "api/num/num_pow10.h"
 
 typedef unsigned __int128 u128;
 

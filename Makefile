@@ -19,7 +19,11 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 TESTLIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC  := $(wildcard core/*.c api/*.c api/*/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
+# The naive reference (core/conv_ref.c) judges the fast path in tests only: it is built into the
+# test harness library, not into libconvd.a.
+LIB_SRC  := $(filter-out core/conv_ref.c,$(wildcard core/*.c api/*.c api/*/*.c)) \
+            $(filter-out server/main.c,$(wildcard server/*.c))
+HARNESS_SRC := tests/testlib.c $(wildcard tests/harness/*.c) core/conv_ref.c
 TEST_SRC := $(wildcard tests/test_*.c)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 
@@ -33,7 +37,10 @@ $(1)/libconvd.a: $$(LIB_SRC:%.c=$(1)/obj/%.o)
 	ar rcs $$@ $$^
 $(1)/convd: $(1)/obj/server/main.o $(1)/libconvd.a
 	$$(CC) $$(CFLAGS) $(2) $$^ $$(LDLIBS) -o $$@
-$(1)/tests/%: $(1)/obj/tests/%.o $(1)/obj/tests/testlib.o $(1)/libconvd.a
+$(1)/libharness.a: $$(HARNESS_SRC:%.c=$(1)/obj/%.o)
+	@rm -f $$@
+	ar rcs $$@ $$^
+$(1)/tests/%: $(1)/obj/tests/%.o $(1)/libharness.a $(1)/libconvd.a
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS) $(2) $$^ $$(LDLIBS) $$(TESTLIBS) -o $$@
 -include $$(shell find $(1)/obj -name '*.d' 2>/dev/null)
@@ -111,7 +118,7 @@ FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -Wno-pass-failed -fsanitize=addre
 FUZZ_SECONDS ?= 600
 FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
 FUZZ_TARGETS := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(wildcard core/*.c api/*.c api/*/*.c))
+FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(filter-out core/conv_ref.c,$(wildcard core/*.c api/*.c api/*/*.c)))
 build/fuzz/obj/%.o: %.c | binary-test-deps
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(filter-out -Werror,$(CFLAGS)) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@

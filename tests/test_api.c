@@ -12,7 +12,7 @@
 #include "api/api_errors.h"
 #include "core/conv_ref.h"
 #include "server/blas_boot.h"
-#include "tests/api_harness.h"
+#include "tests/harness/api_harness.h"
 #include "tests/testlib.h"
 
 static uint64_t seed = 0xa91;

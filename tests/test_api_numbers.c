@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api_numbers.h"
+#include "api/num/num.h"
 #include "server/blas_boot.h"
 #include "tests/testlib.h"
 

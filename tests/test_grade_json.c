@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include "api/api_buf.h"
-#include "api/api_json.h"
-#include "api/grade.h"
-#include "api/grade_json.h"
-#include "api/grade_render.h"
+#include "api/codec/codec_json.h"
+#include "api/grade/grade.h"
+#include "api/grade/grade_json.h"
+#include "api/grade/grade_render.h"
 #include "core/conv_ref.h"
 #include "server/blas_boot.h"
 #include "tests/testlib.h"

@@ -5,11 +5,13 @@
 // the server still answering; the v2 GET routes and v2-style errors for the server's own
 // refusals; gzip/deflate request bodies (the size limit after decompression) and compressed
 // answers; GET /openapi.yaml; what /v1/info lists.
+#include <stdlib.h>
+#include <string.h>
 #include <zlib.h>
 
 #include "server/blas_boot.h"
-#include "tests/binary_harness.h"
-#include "tests/http_harness.h"
+#include "tests/harness/binary_harness.h"
+#include "tests/harness/http_harness.h"
 
 #define MAX_BODY (4 << 20) // the test server's --max-body: decompression past it is a 413
 

@@ -3,7 +3,12 @@
 // connections, the connection cap, keep-alive across every kind of answer, and the errors of
 // the command line itself. After each misbehaving client the server must still answer.
 #include "server/blas_boot.h"
-#include "tests/http_harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "tests/harness/http_harness.h"
 
 #define MAX_BODY 65536
 #define TIMEOUT_S 2

@@ -4,9 +4,13 @@
 // and the drain on SIGTERM (in-flight requests finish, new ones refused, exit 0).
 #include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "server/blas_boot.h"
-#include "tests/http_harness.h"
+#include "tests/harness/http_harness.h"
 
 // ---------------------------------------------------------------- requests and their answers
 

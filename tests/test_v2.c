@@ -10,9 +10,9 @@
 
 #include "api/api.h"
 #include "api/api_errors.h"
-#include "api/codec_v2.h"
+#include "api/codec/codec_v2.h"
 #include "server/blas_boot.h"
-#include "tests/binary_harness.h"
+#include "tests/harness/binary_harness.h"
 #include "tests/testlib.h"
 
 static void check_golden(const bh_golden *g, bool backward, bh_v2_form form) {

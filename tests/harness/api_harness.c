@@ -1,40 +1,26 @@
-// api_harness: the golden cases of ../shared/golden through any front door that takes a v1
-// JSON body (api_run_json in-process, `convd run` as a process), forward and backward, in
-// both tensor forms, checked against PyTorch's tensors: float64 within a relative error of
-// 1e-10 per element (CS231n's rel_error), float32 within 1e-5 of the largest expected value.
-#ifndef API_HARNESS_H
-#define API_HARNESS_H
+#include "tests/harness/api_harness.h"
 
-#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/http_harness.h"
-#include "tests/testlib.h"
-
-// Sends one body through a front door: returns the response body (heap, NUL-terminated; NULL
-// when there is none) and its status (HTTP status or exit status, the door's own).
-typedef char *(*ah_door)(const char *body, int *status, void *ctx);
-
-// max over elements of |a-b| / max(1e-8, |a|+|b|), CS231n's measure.
-static inline double ah_rel_error(const th_tensor *a, const th_tensor *b) {
+double ah_rel_error(const th_tensor *a, const th_tensor *b) {
     double worst = 0;
     for (size_t i = 0; i < a->n; i++)
         worst = fmax(worst, fabs(a->data[i] - b->data[i]) /
-                                fmax(1e-8, fabs(a->data[i]) + fabs(b->data[i])));
+                  fmax(1e-8, fabs(a->data[i]) + fabs(b->data[i])));
     return worst;
 }
 
 // Whether `got` (any v1 tensor form) matches `want`: same shape, and within the dtype's bound.
-static inline bool ah_tensor_matches(const cJSON *got, const cJSON *want, bool float64, char *why,
-                                     size_t cap) {
+static bool ah_tensor_matches(const cJSON *got, const cJSON *want, bool float64, char *why,
+                       size_t cap) {
     if (!float64) return th_tensor_close(got, want, 1e-5, why, cap);
     th_tensor g, w;
     bool ok = th_tensor_read(got, &g) && th_tensor_read(want, &w) && g.rank == w.rank &&
-              memcmp(g.shape, w.shape, sizeof g.shape) == 0 && g.n == w.n;
+memcmp(g.shape, w.shape, sizeof g.shape) == 0 && g.n == w.n;
     if (!ok) snprintf(why, cap, "shape or form differs");
     if (ok) {
         double rel = ah_rel_error(&g, &w);
@@ -47,8 +33,8 @@ static inline bool ah_tensor_matches(const cJSON *got, const cJSON *want, bool f
 }
 
 // Checks a success response: exactly `names` (and meta) are present, each matching expected.
-static inline void ah_check_response(const char *label, const char *text, const cJSON *expected,
-                                     const char *const *names, int count, bool float64) {
+static void ah_check_response(const char *label, const char *text, const cJSON *expected,
+                       const char *const *names, int count, bool float64) {
     cJSON *resp = text ? cJSON_Parse(text) : NULL;
     if (!CHECK(resp != NULL, "%s: the response is not JSON: %.200s", label, text ? text : ""))
         return;
@@ -60,13 +46,13 @@ static inline void ah_check_response(const char *label, const char *text, const 
         const cJSON *want = cJSON_GetObjectItemCaseSensitive(expected, names[i]);
         char why[128] = "missing";
         CHECK(got && want && ah_tensor_matches(got, want, float64, why, sizeof why), "%s: %s: %s",
-              label, names[i], why);
+label, names[i], why);
     }
     cJSON_Delete(resp);
 }
 
 // Replaces every tensor of a request by its nested-array form.
-static inline void ah_nest_tensors(cJSON *request) {
+static void ah_nest_tensors(cJSON *request) {
     static const char *const tensors[] = {"x", "w", "b", "dy"};
     for (int i = 0; i < 4; i++) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(request, tensors[i]);
@@ -74,11 +60,8 @@ static inline void ah_nest_tensors(cJSON *request) {
     }
 }
 
-// Every golden case through `door`, forward and backward, both tensor forms; `ok_status` is
-// the door's success status. `with_op`: the body names its op (else the door supplies it, and
-// `op_out` gets the op before each call). Returns how many cases were found.
-static inline int ah_golden_through(ah_door door, void *ctx, int ok_status, bool with_op,
-                                    const char **op_out) {
+int ah_golden_through(ah_door door, void *ctx, int ok_status, bool with_op,
+                      const char **op_out) {
     DIR *dir = opendir(t_golden_dir());
     if (!CHECK(dir != NULL, "golden directory %s", t_golden_dir())) return 0;
     int cases = 0;
@@ -114,18 +97,18 @@ static inline int ah_golden_through(ah_door door, void *ctx, int ok_status, bool
             char label[256];
             snprintf(label, sizeof label, "%s %s %s", e->d_name, op, nested ? "nested" : "object");
             if (CHECK(status == ok_status, "%s: status %d: %.300s", label, status,
-                      resp ? resp : "")) {
-                const char *outputs[3];
-                int count = 0;
-                if (!backward)
-                    outputs[count++] = "y";
-                else
-                    for (int k = 0; k < 3; k++) {
-                        const char *name = (const char *[]){"dx", "dw", "db"}[k];
-                        if (cJSON_GetObjectItemCaseSensitive(expected, name))
-                            outputs[count++] = name;
-                    }
-                ah_check_response(label, resp, expected, outputs, count, float64);
+        resp ? resp : "")) {
+  const char *outputs[3];
+  int count = 0;
+  if (!backward)
+      outputs[count++] = "y";
+  else
+      for (int k = 0; k < 3; k++) {
+          const char *name = (const char *[]){"dx", "dw", "db"}[k];
+          if (cJSON_GetObjectItemCaseSensitive(expected, name))
+              outputs[count++] = name;
+      }
+  ah_check_response(label, resp, expected, outputs, count, float64);
             }
             free(resp);
             free(body);
@@ -137,5 +120,3 @@ static inline int ah_golden_through(ah_door door, void *ctx, int ok_status, bool
     CHECK(cases >= 8, "golden cases found: %d", cases);
     return cases;
 }
-
-#endif

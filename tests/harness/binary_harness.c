@@ -1,29 +1,15 @@
-// binary_harness: what the binary-format tests share, written independently of api/codec*.c so
-// that the tests judge the codecs rather than repeat them: a safetensors writer and reader, the
-// golden cases as tensors, and the comparison of flat tensors.
-// Header-only (static inline) because the Makefile links each test with testlib.c alone.
-#ifndef BINARY_HARNESS_H
-#define BINARY_HARNESS_H
+#include "tests/harness/binary_harness.h"
 
-#include <cjson/cJSON.h>
 #include <dirent.h>
-#include <stdarg.h>
 #include <math.h>
-#include <stdbool.h>
-#include <stdint.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tests/testlib.h"
 
-// A growable byte string.
-typedef struct {
-    char *data;
-    size_t len, cap;
-} bh_bytes;
-
-static inline void bh_put(bh_bytes *b, const void *data, size_t n) {
+void bh_put(bh_bytes *b, const void *data, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n + 1) cap *= 2;
@@ -37,10 +23,9 @@ static inline void bh_put(bh_bytes *b, const void *data, size_t n) {
     b->data[b->len] = '\0';
 }
 
-static inline void bh_puts(bh_bytes *b, const char *s) { bh_put(b, s, strlen(s)); }
+void bh_puts(bh_bytes *b, const char *s) { bh_put(b, s, strlen(s)); }
 
-static inline void bh_printf(bh_bytes *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static inline void bh_printf(bh_bytes *b, const char *fmt, ...) {
+void bh_printf(bh_bytes *b, const char *fmt, ...) {
     char small[512];
     va_list ap;
     va_start(ap, fmt);
@@ -58,27 +43,18 @@ static inline void bh_printf(bh_bytes *b, const char *fmt, ...) {
     free(big);
 }
 
-static inline void bh_free(bh_bytes *b) {
+void bh_free(bh_bytes *b) {
     free(b->data);
     *b = (bh_bytes){0};
 }
 
-// A dense tensor held as doubles whatever its wire dtype.
-typedef struct {
-    char name[16];
-    int rank;
-    long long shape[8];
-    size_t n;
-    double *data;
-} bh_tensor;
-
-static inline void bh_tensor_free(bh_tensor *t) {
+void bh_tensor_free(bh_tensor *t) {
     free(t->data);
     t->data = NULL;
 }
 
 // A v1 JSON tensor (either form) as a bh_tensor; false when malformed.
-static inline bool bh_from_json_rec(bh_tensor *t, const cJSON *v, int depth) {
+static bool bh_from_json_rec(bh_tensor *t, const cJSON *v, int depth) {
     if (cJSON_IsNumber(v)) {
         t->data = realloc(t->data, (t->n + 1) * sizeof *t->data);
         t->data[t->n++] = v->valuedouble;
@@ -91,7 +67,7 @@ static inline bool bh_from_json_rec(bh_tensor *t, const cJSON *v, int depth) {
     return true;
 }
 
-static inline bool bh_from_json(bh_tensor *t, const char *name, const cJSON *v) {
+bool bh_from_json(bh_tensor *t, const char *name, const cJSON *v) {
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", name);
     if (!cJSON_IsObject(v)) return bh_from_json_rec(t, v, 0);
@@ -104,20 +80,15 @@ static inline bool bh_from_json(bh_tensor *t, const char *name, const cJSON *v) 
     return true;
 }
 
-static inline size_t bh_numel(const bh_tensor *t) {
-    size_t n = 1;
-    for (int i = 0; i < t->rank; i++) n *= (size_t)t->shape[i];
-    return n;
-}
 
-static inline void bh_shape_json(bh_bytes *b, const bh_tensor *t) {
+static void bh_shape_json(bh_bytes *b, const bh_tensor *t) {
     bh_puts(b, "[");
     for (int i = 0; i < t->rank; i++) bh_printf(b, "%s%lld", i ? "," : "", t->shape[i]);
     bh_puts(b, "]");
 }
 
 // Appends t's elements as little-endian float32 or float64.
-static inline void bh_put_elements(bh_bytes *b, const bh_tensor *t, bool f64) {
+static void bh_put_elements(bh_bytes *b, const bh_tensor *t, bool f64) {
     for (size_t i = 0; i < t->n; i++) {
         if (f64) {
             bh_put(b, &t->data[i], 8);
@@ -128,11 +99,8 @@ static inline void bh_put_elements(bh_bytes *b, const bh_tensor *t, bool f64) {
     }
 }
 
-// A safetensors body: the tensors in order, F32 or F64, `metadata` a JSON object text (or NULL)
-// written as __metadata__, the header padded with spaces to `pad_to` bytes after the 8 (1 = no
-// padding, 8 = the reference writer's alignment).
-static inline void bh_safetensors(bh_bytes *out, const bh_tensor *tensors, int count, bool f64,
-                                  const char *metadata, int pad_to) {
+void bh_safetensors(bh_bytes *out, const bh_tensor *tensors, int count, bool f64,
+                    const char *metadata, int pad_to) {
     bh_bytes header = {0};
     bh_puts(&header, "{");
     if (metadata) bh_printf(&header, "\"__metadata__\":%s", metadata);
@@ -140,7 +108,7 @@ static inline void bh_safetensors(bh_bytes *out, const bh_tensor *tensors, int c
     for (int i = 0; i < count; i++) {
         size_t bytes = tensors[i].n * elt;
         bh_printf(&header, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":", (metadata || i) ? "," : "",
-                  tensors[i].name, f64 ? "F64" : "F32");
+    tensors[i].name, f64 ? "F64" : "F32");
         bh_shape_json(&header, &tensors[i]);
         bh_printf(&header, ",\"data_offsets\":[%zu,%zu]}", offset, offset + bytes);
         offset += bytes;
@@ -155,11 +123,8 @@ static inline void bh_safetensors(bh_bytes *out, const bh_tensor *tensors, int c
     bh_free(&header);
 }
 
-// Reads tensor `name` out of a safetensors body (trusting its framing; checks only what the
-// tests rely on). *metadata (when not NULL) gets the __metadata__ object (the caller deletes the
-// returned root). Returns the parsed header, or NULL when the body or tensor is not there.
-static inline cJSON *bh_read_safetensors(bh_tensor *t, const char *body, size_t len,
-                                         const char *name, const cJSON **metadata) {
+cJSON *bh_read_safetensors(bh_tensor *t, const char *body, size_t len,
+                           const char *name, const cJSON **metadata) {
     memset(t, 0, sizeof *t);
     if (len < 8) return NULL;
     uint64_t n;
@@ -195,14 +160,12 @@ static inline cJSON *bh_read_safetensors(bh_tensor *t, const char *body, size_t 
     return root;
 }
 
-// Whether `got` matches `want` in shape and within tol * (the largest expected magnitude);
-// `why` says what differs.
-static inline bool bh_close(const bh_tensor *got, const bh_tensor *want, double tol, char *why,
-                            size_t cap) {
+bool bh_close(const bh_tensor *got, const bh_tensor *want, double tol, char *why,
+              size_t cap) {
     if (!got->data || got->rank != want->rank || got->n != want->n ||
         memcmp(got->shape, want->shape, sizeof got->shape) != 0) {
         snprintf(why, cap, "shape differs (rank %d vs %d, %zu vs %zu elements)", got->rank,
-                 want->rank, got->n, want->n);
+   want->rank, got->n, want->n);
         return false;
     }
     double scale = 0, worst = 0;
@@ -212,26 +175,12 @@ static inline bool bh_close(const bh_tensor *got, const bh_tensor *want, double 
     return worst <= tol * fmax(scale, 1e-300);
 }
 
-// ---------------------------------------------------------------- golden cases
-
-typedef struct {
-    char name[256];
-    bool f64;
-    cJSON *request;  // the v1 request (owned)
-    bh_tensor in[4]; // x, w, b, dy (rank 0 when absent)
-    bh_tensor out[4]; // y, dx, dw, db expected (rank 0 when absent)
-} bh_golden;
-
-static const char *const bh_inputs[4] = {"x", "w", "b", "dy"};
-static const char *const bh_outputs[4] = {"y", "dx", "dw", "db"};
-
-static inline void bh_golden_free(bh_golden *g) {
+void bh_golden_free(bh_golden *g) {
     cJSON_Delete(g->request);
     for (int i = 0; i < 4; i++) bh_tensor_free(&g->in[i]), bh_tensor_free(&g->out[i]);
 }
 
-// Loads every golden case (at most `cap`); returns how many.
-static inline int bh_golden_load(bh_golden *cases, int cap) {
+int bh_golden_load(bh_golden *cases, int cap) {
     DIR *dir = opendir(t_golden_dir());
     int n = 0;
     for (struct dirent *e; dir && n < cap && (e = readdir(dir));) {
@@ -261,9 +210,7 @@ static inline int bh_golden_load(bh_golden *cases, int cap) {
     return n;
 }
 
-// The golden request's parameters (stride, padding, dilation, groups) as __metadata__ JSON: each
-// value the field's JSON text as a string.
-static inline void bh_golden_metadata(bh_bytes *out, const bh_golden *g, const char *op) {
+void bh_golden_metadata(bh_bytes *out, const bh_golden *g, const char *op) {
     static const char *const params[] = {"stride", "padding", "dilation", "groups"};
     out->len = 0;
     bh_puts(out, "{");
@@ -282,21 +229,10 @@ static inline void bh_golden_metadata(bh_bytes *out, const bh_golden *g, const c
     bh_puts(out, "}");
 }
 
-// The tolerance of a case (float64: 1e-10, float32: 1e-5, relative to the largest value).
-static inline double bh_tolerance(const bh_golden *g) { return g->f64 ? 1e-10 : 1e-5; }
-
-// ---------------------------------------------------------------- Open Inference Protocol v2
-
-// How a golden case is sent over v2.
-typedef struct {
-    bool binary_in;  // inputs as binary data after the JSON
-    bool nested;     // JSON data as nested arrays
-    int binary_out;  // 0 none, 1 binary_data_output, 2 per output (dw only)
-    bool pick;       // ask for dw then dx (backward only)
-} bh_v2_form;
+double bh_tolerance(const bh_golden *g) { return g->f64 ? 1e-10 : 1e-5; }
 
 // The golden request's parameters as v2 scalars.
-static inline void bh_v2_parameters(bh_bytes *b, const cJSON *request, int binary_out) {
+static void bh_v2_parameters(bh_bytes *b, const cJSON *request, int binary_out) {
     const cJSON *stride = cJSON_GetObjectItemCaseSensitive(request, "stride");
     const cJSON *padding = cJSON_GetObjectItemCaseSensitive(request, "padding");
     const cJSON *dilation = cJSON_GetObjectItemCaseSensitive(request, "dilation");
@@ -308,9 +244,9 @@ static inline void bh_v2_parameters(bh_bytes *b, const cJSON *request, int binar
     for (int i = 0; i < 2; i++) {
         if (!pairs[i]) continue;
         double h = cJSON_IsArray(pairs[i]) ? cJSON_GetArrayItem(pairs[i], 0)->valuedouble
-                                           : pairs[i]->valuedouble;
+                             : pairs[i]->valuedouble;
         double w = cJSON_IsArray(pairs[i]) ? cJSON_GetArrayItem(pairs[i], 1)->valuedouble
-                                           : pairs[i]->valuedouble;
+                             : pairs[i]->valuedouble;
         bh_printf(b, ",\"%s_h\":%g,\"%s_w\":%g", names[i], h, names[i], w);
     }
     if (cJSON_IsString(padding)) bh_printf(b, ",\"padding\":\"%s\"", padding->valuestring);
@@ -320,7 +256,7 @@ static inline void bh_v2_parameters(bh_bytes *b, const cJSON *request, int binar
     bh_puts(b, "}");
 }
 
-static inline void bh_put_nested(bh_bytes *b, const double *data, const long long *shape, int rank) {
+static void bh_put_nested(bh_bytes *b, const double *data, const long long *shape, int rank) {
     if (rank == 0) {
         bh_printf(b, "%.17g", *data);
         return;
@@ -335,10 +271,8 @@ static inline void bh_put_nested(bh_bytes *b, const double *data, const long lon
     bh_puts(b, "]");
 }
 
-// A v2 infer body for golden case g; *header_len gets the JSON's length (the body's when
-// there are no binary inputs).
-static inline void bh_v2_body(bh_bytes *b, size_t *header_len, const bh_golden *g, bool backward,
-                    bh_v2_form form, const char *id) {
+void bh_v2_body(bh_bytes *b, size_t *header_len, const bh_golden *g, bool backward,
+      bh_v2_form form, const char *id) {
     b->len = 0;
     bh_puts(b, "{");
     if (id) bh_printf(b, "\"id\":\"%s\",", id);
@@ -349,7 +283,7 @@ static inline void bh_v2_body(bh_bytes *b, size_t *header_len, const bh_golden *
         const bh_tensor *t = &g->in[i];
         if (!t->rank || (i == 3 && !backward)) continue;
         bh_printf(b, "%s{\"name\":\"%s\",\"datatype\":\"%s\",\"shape\":", count++ ? "," : "",
-                  bh_inputs[i], g->f64 ? "FP64" : "FP32");
+    bh_inputs[i], g->f64 ? "FP64" : "FP32");
         bh_shape_json(b, t);
         if (form.binary_in) {
             bh_printf(b, ",\"parameters\":{\"binary_data_size\":%zu}}", t->n * (g->f64 ? 8 : 4));
@@ -366,22 +300,18 @@ static inline void bh_v2_body(bh_bytes *b, size_t *header_len, const bh_golden *
     bh_puts(b, "]");
     if (form.pick && backward)
         bh_printf(b, ",\"outputs\":[{\"name\":\"dw\"%s},{\"name\":\"dx\"}]",
-                  form.binary_out == 2 ? ",\"parameters\":{\"binary_data\":true}" : "");
+    form.binary_out == 2 ? ",\"parameters\":{\"binary_data\":true}" : "");
     else if (form.binary_out == 2)
         bh_printf(b, ",\"outputs\":[{\"name\":\"%s\",\"parameters\":{\"binary_data\":true}}]",
-                  backward ? "dw" : "y");
+    backward ? "dw" : "y");
     bh_puts(b, "}");
     *header_len = b->len;
     for (int i = 0; form.binary_in && i < 4; i++)
         if (g->in[i].rank && (i != 3 || backward)) bh_put_elements(b, &g->in[i], g->f64);
 }
 
-// Reads the outputs of a v2 answer: the JSON (split off the binary data by parsing it; its
-// length in *json_len) and each output, binary or JSON data, as a bh_tensor in outs[] (by
-// bh_outputs index; zeroed first). Returns the JSON (the caller deletes it); names[] gets the
-// output names in order ("" after the last).
-static inline cJSON *bh_v2_read(const char *body, size_t len, bh_tensor outs[4],
-                                char names[4][8], size_t *json_len) {
+cJSON *bh_v2_read(const char *body, size_t len, bh_tensor outs[4],
+                  char names[4][8], size_t *json_len) {
     const char *end = NULL;
     *json_len = 0;
     cJSON *doc = cJSON_ParseWithLengthOpts(body, len, &end, 0);
@@ -409,13 +339,13 @@ static inline cJSON *bh_v2_read(const char *body, size_t len, bh_tensor outs[4],
             t->n = (size_t)size->valuedouble / (f64 ? 8 : 4);
             t->data = calloc(t->n + 1, sizeof *t->data);
             for (size_t i = 0; i < t->n && at + (i + 1) * (f64 ? 8 : 4) <= len; i++) {
-                if (f64) {
-                    memcpy(&t->data[i], body + at + 8 * i, 8);
-                } else {
-                    float f;
-                    memcpy(&f, body + at + 4 * i, 4);
-                    t->data[i] = f;
-                }
+  if (f64) {
+      memcpy(&t->data[i], body + at + 8 * i, 8);
+  } else {
+      float f;
+      memcpy(&f, body + at + 4 * i, 4);
+      t->data[i] = f;
+  }
             }
             at += (size_t)size->valuedouble;
         } else {
@@ -429,6 +359,3 @@ static inline cJSON *bh_v2_read(const char *body, size_t len, bh_tensor outs[4],
     CHECK(at == len, "the binary outputs fill the answer (%zu of %zu bytes)", at, len);
     return doc;
 }
-
-
-#endif

@@ -1,25 +1,11 @@
-// conv_harness: what the conv tests share. Random geometries that reach every configuration
-// class, one case's inputs with its reference results, and the comparison of a fast pass
-// (core/conv.h) against the reference (core/conv_ref.h).
-// Header-only (static inline) because the Makefile links each test with testlib.c alone.
-// Nothing here calls CHECK: results come back as values, so worker threads may use it too.
-#ifndef CONV_HARNESS_H
-#define CONV_HARNESS_H
+#include "tests/harness/conv_harness.h"
 
 #include <math.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/conv.h"
-#include "core/conv_ref.h"
-#include "tests/testlib.h"
-
-typedef enum { PASS_FORWARD, PASS_DATA, PASS_WEIGHTS, PASS_BIAS, PASS_COUNT } conv_pass;
-
-static inline const char *conv_pass_name(conv_pass p) {
+const char *conv_pass_name(conv_pass p) {
     switch (p) {
     case PASS_FORWARD: return "forward";
     case PASS_DATA: return "backward_data";
@@ -29,11 +15,9 @@ static inline const char *conv_pass_name(conv_pass p) {
     }
 }
 
-// |fast - ref| <= tolerance * (the same sum taken over |terms|), per element: the rounding of
-// any summation order stays within a few ulps of the sum of magnitudes, whatever cancels.
-static inline double conv_tolerance(conv_dtype dt) { return dt == CONV_FLOAT64 ? 1e-12 : 1e-5; }
+double conv_tolerance(conv_dtype dt) { return dt == CONV_FLOAT64 ? 1e-12 : 1e-5; }
 
-static inline void *conv_xmalloc(size_t bytes) {
+void *conv_xmalloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
     if (!p) {
         fprintf(stderr, "out of memory (%zu bytes)\n", bytes);
@@ -42,20 +26,8 @@ static inline void *conv_xmalloc(size_t bytes) {
     return p;
 }
 
-// Kinds of layer conv_random_geom() makes: "same" padding (stride 1, even kernels, dilation);
-// 1x1 kernels (stride 1 unpadded, stride 2, padded, strided on one axis); depthwise (groups ==
-// C, F a multiple of C); kernels larger than the input that padding makes fit; anything.
-typedef enum {
-    GEOM_SAME, GEOM_1X1, GEOM_DEPTHWISE, GEOM_KERNEL_OVER_INPUT, GEOM_GENERAL, GEOM_CLASSES,
-    GEOM_RANDOM = -1 // 20% same, 10% each of 1x1, depthwise, kernel over input, 50% general
-} conv_geom_class;
-
-// A random geometry of class `cls`; small enough that the naive reference of all passes takes
-// well under a millisecond. Groups, sizes, strides, dilations and padding (symmetric, per
-// side or none) are random within the class; rows and columns left over by the stride come
-// from the random sizes. *bias tells whether the case has a bias.
-static inline void conv_random_geom(conv_geom *g, bool *bias, conv_geom_class cls,
-                                    uint64_t *rng) {
+void conv_random_geom(conv_geom *g, bool *bias, conv_geom_class cls,
+                      uint64_t *rng) {
     memset(g, 0, sizeof *g);
     if (cls == GEOM_RANDOM) {
         static const conv_geom_class pick[10] = {
@@ -130,21 +102,21 @@ static inline void conv_random_geom(conv_geom *g, bool *bias, conv_geom_class cl
     // Pad at the far end until the dilated kernel fits: how kernels larger than the input (and
     // small inputs of other classes) become valid, with asymmetric padding.
     while (conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
-                             g->pad_bottom) < 1)
+               g->pad_bottom) < 1)
         g->pad_bottom++;
     while (conv_ref_out_size(g->w, g->kw, g->stride_w, g->dilation_w, g->pad_left,
-                             g->pad_right) < 1)
+               g->pad_right) < 1)
         g->pad_right++;
     *bias = t_rand_int(rng, 0, 2) != 0;
 }
 
 // 2*N*F*(C/G)*kh*kw*Ho*Wo, from the reference's own output size.
-static inline double conv_flops_of(const conv_geom *g) {
+static double conv_flops_of(const conv_geom *g) {
     return 2.0 * (double)(g->n * g->f * (g->c / g->groups) * g->kh * g->kw) *
            (double)conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
-                                     g->pad_bottom) *
+                       g->pad_bottom) *
            (double)conv_ref_out_size(g->w, g->kw, g->stride_w, g->dilation_w, g->pad_left,
-                                     g->pad_right);
+                       g->pad_right);
 }
 
 // Grows a geometry from conv_random_geom() until a pass costs at least `flops`, so that the
@@ -154,8 +126,8 @@ static inline double conv_flops_of(const conv_geom *g) {
 // ends just past `flops`; kernel, stride, dilation and padding stay as they were. Returns
 // false when the tensors got larger than `max_elements` (layers that do little work per
 // element, like 1x1 depthwise ones): draw another geometry then.
-static inline bool conv_grow_geom(conv_geom *g, double flops, int64_t max_elements,
-                                  uint64_t *rng) {
+static bool conv_grow_geom(conv_geom *g, double flops, int64_t max_elements,
+                    uint64_t *rng) {
     for (int turn = 0; conv_flops_of(g) < flops; turn = (turn + 1) % 4) {
         if (turn % 2 == 1) {
             if (g->groups == g->c) g->f += g->c;
@@ -167,19 +139,16 @@ static inline bool conv_grow_geom(conv_geom *g, double flops, int64_t max_elemen
         }
     }
     const int64_t ho = conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
-                                         g->pad_bottom);
+                           g->pad_bottom);
     const int64_t wo = conv_ref_out_size(g->w, g->kw, g->stride_w, g->dilation_w, g->pad_left,
-                                         g->pad_right);
+                           g->pad_right);
     return g->n * g->c * g->h * g->w + g->n * g->f * ho * wo +
-               g->f * (g->c / g->groups) * g->kh * g->kw <=
+ g->f * (g->c / g->groups) * g->kh * g->kw <=
            max_elements;
 }
 
-// A random geometry of class `cls` grown past `flops` within `max_elements` (see above),
-// drawing again as needed. Returns false if a thousand draws all grew too large, so that a
-// mistuned budget fails a check instead of hanging the test.
-static inline bool conv_random_large_geom(conv_geom *g, bool *bias, conv_geom_class cls,
-                                          double flops, int64_t max_elements, uint64_t *rng) {
+bool conv_random_large_geom(conv_geom *g, bool *bias, conv_geom_class cls,
+                            double flops, int64_t max_elements, uint64_t *rng) {
     for (int draw = 0; draw < 1000; draw++) {
         conv_random_geom(g, bias, cls, rng);
         if (conv_grow_geom(g, flops, max_elements, rng)) return true;
@@ -187,30 +156,18 @@ static inline bool conv_random_large_geom(conv_geom *g, bool *bias, conv_geom_cl
     return false;
 }
 
-static inline int conv_geom_describe(char *buf, size_t len, const conv_geom *g) {
+int conv_geom_describe(char *buf, size_t len, const conv_geom *g) {
     return snprintf(buf, len,
-                    "N=%lld C=%lld H=%lld W=%lld F=%lld k=%lldx%lld groups=%lld stride=%lldx%lld "
-                    "dilation=%lldx%lld pad(t,b,l,r)=%lld,%lld,%lld,%lld",
-                    (long long)g->n, (long long)g->c, (long long)g->h, (long long)g->w,
-                    (long long)g->f, (long long)g->kh, (long long)g->kw, (long long)g->groups,
-                    (long long)g->stride_h, (long long)g->stride_w, (long long)g->dilation_h,
-                    (long long)g->dilation_w, (long long)g->pad_top, (long long)g->pad_bottom,
-                    (long long)g->pad_left, (long long)g->pad_right);
+      "N=%lld C=%lld H=%lld W=%lld F=%lld k=%lldx%lld groups=%lld stride=%lldx%lld "
+      "dilation=%lldx%lld pad(t,b,l,r)=%lld,%lld,%lld,%lld",
+      (long long)g->n, (long long)g->c, (long long)g->h, (long long)g->w,
+      (long long)g->f, (long long)g->kh, (long long)g->kw, (long long)g->groups,
+      (long long)g->stride_h, (long long)g->stride_w, (long long)g->dilation_h,
+      (long long)g->dilation_w, (long long)g->pad_top, (long long)g->pad_bottom,
+      (long long)g->pad_left, (long long)g->pad_right);
 }
 
-// One layer's inputs (random in [-1, 1), float32-exact when dt is float32) and, per pass, the
-// reference output and its error scale (the same pass over |inputs|).
-typedef struct {
-    conv_geom g;
-    conv_dtype dt;
-    double *x, *w, *b, *dy;       // b is NULL without bias
-    void *x_dt, *w_dt, *b_dt, *dy_dt; // the same in dt, what the fast path reads
-    int64_t count[PASS_COUNT];    // elements of y, dx, dw, db
-    double *ref[PASS_COUNT];
-    double *scale[PASS_COUNT];
-} conv_case;
-
-static inline double *conv_random_tensor(int64_t count, conv_dtype dt, uint64_t *rng) {
+static double *conv_random_tensor(int64_t count, conv_dtype dt, uint64_t *rng) {
     double *t = conv_xmalloc((size_t)count * sizeof *t);
     for (int64_t i = 0; i < count; i++) {
         t[i] = t_rand_uniform(rng, -1.0, 1.0);
@@ -219,7 +176,7 @@ static inline double *conv_random_tensor(int64_t count, conv_dtype dt, uint64_t 
     return t;
 }
 
-static inline void *conv_to_dtype(const double *t, int64_t count, conv_dtype dt) {
+static void *conv_to_dtype(const double *t, int64_t count, conv_dtype dt) {
     if (!t) return NULL;
     void *out = conv_xmalloc((size_t)count * conv_dtype_size(dt));
     for (int64_t i = 0; i < count; i++) {
@@ -229,11 +186,11 @@ static inline void *conv_to_dtype(const double *t, int64_t count, conv_dtype dt)
     return out;
 }
 
-static inline double conv_dtype_at(const void *t, int64_t i, conv_dtype dt) {
+static double conv_dtype_at(const void *t, int64_t i, conv_dtype dt) {
     return dt == CONV_FLOAT32 ? ((const float *)t)[i] : ((const double *)t)[i];
 }
 
-static inline double *conv_abs_copy(const double *t, int64_t count) {
+static double *conv_abs_copy(const double *t, int64_t count) {
     if (!t) return NULL;
     double *a = conv_xmalloc((size_t)count * sizeof *a);
     for (int64_t i = 0; i < count; i++) a[i] = fabs(t[i]);
@@ -241,9 +198,9 @@ static inline double *conv_abs_copy(const double *t, int64_t count) {
 }
 
 // Runs the reference of every pass on (x, w, b, dy) into out[PASS_COUNT] (allocated here).
-static inline void conv_ref_all(double *out[PASS_COUNT], const int64_t count[PASS_COUNT],
-                                const double *x, const double *w, const double *b,
-                                const double *dy, const conv_geom *g) {
+static void conv_ref_all(double *out[PASS_COUNT], const int64_t count[PASS_COUNT],
+                  const double *x, const double *w, const double *b,
+                  const double *dy, const conv_geom *g) {
     for (int p = 0; p < PASS_COUNT; p++) out[p] = conv_xmalloc((size_t)count[p] * sizeof(double));
     conv_ref_forward(out[PASS_FORWARD], x, w, b, g);
     conv_ref_backward_data(out[PASS_DATA], dy, w, g);
@@ -251,14 +208,11 @@ static inline void conv_ref_all(double *out[PASS_COUNT], const int64_t count[PAS
     conv_ref_backward_bias(out[PASS_BIAS], dy, g);
 }
 
-// Points the fast path at another dtype. Going to float32 needs float32-exact inputs (a case
-// made as float32); going to float64 reuses the reference, since float32 values are exact
-// doubles and the reference is float64 anyway.
-static inline void conv_case_retype(conv_case *cc, conv_dtype dt) {
+void conv_case_retype(conv_case *cc, conv_dtype dt) {
     void **copies[] = {&cc->x_dt, &cc->w_dt, &cc->b_dt, &cc->dy_dt};
     const double *values[] = {cc->x, cc->w, cc->b, cc->dy};
     const int64_t counts[] = {cc->count[PASS_DATA], cc->count[PASS_WEIGHTS], cc->g.f,
-                              cc->count[PASS_FORWARD]};
+                cc->count[PASS_FORWARD]};
     for (int i = 0; i < 4; i++) {
         free(*copies[i]);
         *copies[i] = conv_to_dtype(values[i], counts[i], dt);
@@ -266,17 +220,14 @@ static inline void conv_case_retype(conv_case *cc, conv_dtype dt) {
     cc->dt = dt;
 }
 
-// Makes a case of given inputs, which it takes over (heap blocks, freed by conv_case_free; b
-// may be NULL). `g` must be valid (conv_geom_check accepts it); for float32 the values must
-// be float32-exact.
-static inline void conv_case_adopt(conv_case *cc, const conv_geom *g, double *x, double *w,
-                                   double *b, double *dy, conv_dtype dt) {
+void conv_case_adopt(conv_case *cc, const conv_geom *g, double *x, double *w,
+                     double *b, double *dy, conv_dtype dt) {
     memset(cc, 0, sizeof *cc);
     cc->g = *g;
     const int64_t ho = conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
-                                         g->pad_bottom);
+                           g->pad_bottom);
     const int64_t wo = conv_ref_out_size(g->w, g->kw, g->stride_w, g->dilation_w, g->pad_left,
-                                         g->pad_right);
+                           g->pad_right);
     cc->count[PASS_FORWARD] = g->n * g->f * ho * wo;
     cc->count[PASS_DATA] = g->n * g->c * g->h * g->w;
     cc->count[PASS_WEIGHTS] = g->f * (g->c / g->groups) * g->kh * g->kw;
@@ -298,13 +249,12 @@ static inline void conv_case_adopt(conv_case *cc, const conv_geom *g, double *x,
     conv_case_retype(cc, dt);
 }
 
-// A case of random inputs in [-1, 1), float32-exact when dt is float32.
-static inline void conv_case_init(conv_case *cc, const conv_geom *g, bool bias, conv_dtype dt,
-                                  uint64_t *rng) {
+void conv_case_init(conv_case *cc, const conv_geom *g, bool bias, conv_dtype dt,
+                    uint64_t *rng) {
     const int64_t ho = conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
-                                         g->pad_bottom);
+                           g->pad_bottom);
     const int64_t wo = conv_ref_out_size(g->w, g->kw, g->stride_w, g->dilation_w, g->pad_left,
-                                         g->pad_right);
+                           g->pad_right);
     double *x = conv_random_tensor(g->n * g->c * g->h * g->w, dt, rng);
     double *w = conv_random_tensor(g->f * (g->c / g->groups) * g->kh * g->kw, dt, rng);
     double *b = bias ? conv_random_tensor(g->f, dt, rng) : NULL;
@@ -312,7 +262,7 @@ static inline void conv_case_init(conv_case *cc, const conv_geom *g, bool bias, 
     conv_case_adopt(cc, g, x, w, b, dy, dt);
 }
 
-static inline void conv_case_free(conv_case *cc) {
+void conv_case_free(conv_case *cc) {
     free(cc->x);
     free(cc->w);
     free(cc->b);
@@ -327,8 +277,8 @@ static inline void conv_case_free(conv_case *cc) {
     }
 }
 
-static inline conv_status conv_case_fast(const conv_case *cc, conv_pass p, void *out,
-                                         const conv_exec *ex, conv_error *err) {
+conv_status conv_case_fast(const conv_case *cc, conv_pass p, void *out,
+                           const conv_exec *ex, conv_error *err) {
     switch (p) {
     case PASS_FORWARD:
         return conv2d_forward(out, cc->x_dt, cc->w_dt, cc->b_dt, &cc->g, cc->dt, ex, err);
@@ -339,37 +289,25 @@ static inline conv_status conv_case_fast(const conv_case *cc, conv_pass p, void 
     }
 }
 
-static inline bool conv_same_values(const void *t_dt, const double *t, int64_t count,
-                                    conv_dtype dt) {
+static bool conv_same_values(const void *t_dt, const double *t, int64_t count,
+                      conv_dtype dt) {
     for (int64_t i = 0; t && i < count; i++)
         if (conv_dtype_at(t_dt, i, dt) != t[i]) return false;
     return true;
 }
 
-// Scratch for one exec: `bytes` usable bytes starting `misalign` bytes past a 64-byte boundary,
-// ending exactly where the allocation ends (so ASan sees any write past it); no bytes means
-// a NULL workspace, which passes that need none must accept.
-typedef struct {
-    void *block;
-    conv_exec ex;
-} conv_scratch;
-
-static inline void conv_scratch_init(conv_scratch *s, size_t bytes, size_t misalign,
-                                     int threads) {
+void conv_scratch_init(conv_scratch *s, size_t bytes, size_t misalign,
+                       int threads) {
     if (posix_memalign(&s->block, 64, bytes + misalign + (bytes + misalign == 0))) abort();
     s->ex.workspace = bytes ? (char *)s->block + misalign : NULL;
     s->ex.workspace_bytes = bytes;
     s->ex.threads = threads;
 }
 
-static inline void conv_scratch_free(conv_scratch *s) { free(s->block); }
+void conv_scratch_free(conv_scratch *s) { free(s->block); }
 
-// Runs pass p of the fast path with `ex` (into an output pre-filled with NaN, so a skipped or
-// accumulated element shows) and compares it with the reference. Returns true when the status
-// is CONV_OK, every element is within tolerance and the inputs are untouched; otherwise writes
-// the first reason into why. *worst (if not NULL) grows to the largest |fast-ref| / scale seen.
-static inline bool conv_case_check(const conv_case *cc, conv_pass p, const conv_exec *ex,
-                                   char *why, size_t why_len, double *worst) {
+bool conv_case_check(const conv_case *cc, conv_pass p, const conv_exec *ex,
+                     char *why, size_t why_len, double *worst) {
     const int64_t count = cc->count[p];
     const size_t elem = conv_dtype_size(cc->dt);
     void *out = conv_xmalloc((size_t)count * elem);
@@ -382,28 +320,26 @@ static inline bool conv_case_check(const conv_case *cc, conv_pass p, const conv_
     bool ok = st == CONV_OK;
     if (!ok)
         snprintf(why, why_len, "%s: status %d (%s: %s)", conv_pass_name(p), (int)st,
-                 err.field ? err.field : "-", err.message);
+   err.field ? err.field : "-", err.message);
     const double tol = conv_tolerance(cc->dt);
     for (int64_t i = 0; ok && i < count; i++) {
         const double got = conv_dtype_at(out, i, cc->dt), want = cc->ref[p][i];
         const double diff = fabs(got - want), scale = cc->scale[p][i];
         if (!(diff <= tol * scale)) {
             snprintf(why, why_len, "%s[%lld]: got %.17g, want %.17g (|diff| %.3g, scale %.3g)",
-                     conv_pass_name(p), (long long)i, got, want, diff, scale);
+       conv_pass_name(p), (long long)i, got, want, diff, scale);
             ok = false;
         } else if (worst && scale > 0 && diff / scale > *worst) {
             *worst = diff / scale;
         }
     }
     if (ok && !(conv_same_values(cc->x_dt, cc->x, cc->count[PASS_DATA], cc->dt) &&
-                conv_same_values(cc->w_dt, cc->w, cc->count[PASS_WEIGHTS], cc->dt) &&
-                conv_same_values(cc->b_dt, cc->b, cc->g.f, cc->dt) &&
-                conv_same_values(cc->dy_dt, cc->dy, cc->count[PASS_FORWARD], cc->dt))) {
+  conv_same_values(cc->w_dt, cc->w, cc->count[PASS_WEIGHTS], cc->dt) &&
+  conv_same_values(cc->b_dt, cc->b, cc->g.f, cc->dt) &&
+  conv_same_values(cc->dy_dt, cc->dy, cc->count[PASS_FORWARD], cc->dt))) {
         snprintf(why, why_len, "%s modified its inputs", conv_pass_name(p));
         ok = false;
     }
     free(out);
     return ok;
 }
-
-#endif

@@ -1,15 +1,6 @@
-// http_harness: what the HTTP tests share. A convd server process of their own (started with
-// --port 0; the port is read from its stdout, so no port is guessed and none collides), requests
-// through libcurl, raw sockets for clients that misbehave, /proc readings of the server, and
-// the comparison of response tensors with the golden ones.
-// Header-only (static inline) because the Makefile links each test with testlib.c alone.
-// Nothing here calls CHECK: results come back as values, so client threads may use it too.
-#ifndef HTTP_HARNESS_H
-#define HTTP_HARNESS_H
+#include "tests/harness/http_harness.h"
 
 #include <arpa/inet.h>
-#include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +8,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,36 +17,23 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tests/testlib.h"
-
-// ---------------------------------------------------------------- the server process
-
-typedef struct {
-    pid_t pid;
-    int port;
-    char log_path[128]; // the server's stderr: its JSON log
-} th_server;
-
-static inline double th_now(void) {
+double th_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static inline void th_sleep_ms(int ms) {
+void th_sleep_ms(int ms) {
     struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&t, NULL);
 }
 
-static inline const char *th_convd_bin(void) {
+const char *th_convd_bin(void) {
     const char *bin = getenv("CONVD_BIN");
     return bin && *bin ? bin : "build/convd";
 }
 
-// Starts `convd serve --host 127.0.0.1 --port 0 ARGS...` (`args` NULL-terminated, may be NULL)
-// with its stderr in a log file, and waits (up to 60 s: sanitized builds start slowly) for
-// the line that names its port. False when it did not come up.
-static inline bool th_server_start(th_server *s, const char *const *args) {
+bool th_server_start(th_server *s, const char *const *args) {
     static int serial;
     memset(s, 0, sizeof *s);
     snprintf(s->log_path, sizeof s->log_path, "/tmp/convd-test-%d-%d.log", (int)getpid(), serial++);
@@ -100,9 +77,7 @@ static inline bool th_server_start(th_server *s, const char *const *args) {
     return false;
 }
 
-// Waits up to `seconds` for the server to exit; returns its exit status, or -1 when it is
-// still running or died by a signal.
-static inline int th_server_wait(th_server *s, double seconds) {
+int th_server_wait(th_server *s, double seconds) {
     double deadline = th_now() + seconds;
     for (;;) {
         int status;
@@ -116,9 +91,7 @@ static inline int th_server_wait(th_server *s, double seconds) {
     }
 }
 
-// SIGTERM, then waits (a drain) up to `seconds`; the exit status, or -1 (then it is killed).
-// Only the server's own PID is ever signalled.
-static inline int th_server_stop(th_server *s, double seconds) {
+int th_server_stop(th_server *s, double seconds) {
     if (s->pid <= 0) return -1;
     kill(s->pid, SIGTERM);
     int status = th_server_wait(s, seconds);
@@ -130,14 +103,12 @@ static inline int th_server_stop(th_server *s, double seconds) {
     return status;
 }
 
-// The server's log so far (heap, NUL-terminated; "" when unreadable).
-static inline char *th_server_log(const th_server *s) {
+char *th_server_log(const th_server *s) {
     char *text = t_read_file(s->log_path, NULL);
     return text ? text : calloc(1, 1);
 }
 
-// Resident memory (kB) and open file descriptors of a process, from /proc; -1 when unreadable.
-static inline long th_rss_kb(pid_t pid) {
+long th_rss_kb(pid_t pid) {
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
     FILE *f = fopen(path, "r");
@@ -148,7 +119,7 @@ static inline long th_rss_kb(pid_t pid) {
     return kb;
 }
 
-static inline int th_fd_count(pid_t pid) {
+int th_fd_count(pid_t pid) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
     DIR *d = opendir(path);
@@ -159,18 +130,7 @@ static inline int th_fd_count(pid_t pid) {
     return n;
 }
 
-// ---------------------------------------------------------------- HTTP through libcurl
-
-typedef struct {
-    long status; // 0 when the transfer failed (see error)
-    char *body;  // NUL-terminated
-    size_t len, cap;
-    char headers[8192]; // the response header block, as received
-    size_t headers_len;
-    char error[CURL_ERROR_SIZE];
-} th_reply;
-
-static inline size_t th_collect_body(char *data, size_t size, size_t n, void *arg) {
+size_t th_collect_body(char *data, size_t size, size_t n, void *arg) {
     th_reply *r = arg;
     if (r->len + size * n + 1 > r->cap) { // doubling: big answers come in many pieces
         size_t cap = 2 * (r->len + size * n + 1);
@@ -185,7 +145,7 @@ static inline size_t th_collect_body(char *data, size_t size, size_t n, void *ar
     return size * n;
 }
 
-static inline size_t th_collect_header(char *data, size_t size, size_t n, void *arg) {
+size_t th_collect_header(char *data, size_t size, size_t n, void *arg) {
     th_reply *r = arg;
     if (strncmp(data, "HTTP/", 5) == 0) r->headers_len = 0; // a 100 Continue came first
     size_t room = sizeof r->headers - 1 - r->headers_len, take = size * n < room ? size * n : room;
@@ -195,8 +155,7 @@ static inline size_t th_collect_header(char *data, size_t size, size_t n, void *
     return size * n;
 }
 
-// The value of response header `name` (case-insensitive) copied into buf; NULL when absent.
-static inline const char *th_header(const th_reply *r, const char *name, char *buf, size_t cap) {
+const char *th_header(const th_reply *r, const char *name, char *buf, size_t cap) {
     size_t n = strlen(name);
     for (const char *line = r->headers; *line; line += strcspn(line, "\n"), line += *line != 0) {
         if (strncasecmp(line, name, n) != 0 || line[n] != ':') continue;
@@ -209,17 +168,14 @@ static inline const char *th_header(const th_reply *r, const char *name, char *b
     return NULL;
 }
 
-static inline void th_reply_free(th_reply *r) {
+void th_reply_free(th_reply *r) {
     free(r->body);
     r->body = NULL;
 }
 
-// One request. `curl` is reused when given (keep-alive), else a handle lives for this call.
-// `content_type` NULL sends no Content-Type; `extra` is a NULL-terminated header list or NULL.
-// Returns true when an HTTP answer arrived (r->status set).
-static inline bool th_http(th_reply *r, CURL *curl, int port, const char *method, const char *path,
-                           const char *content_type, const char *body, size_t len,
-                           const char *const *extra) {
+bool th_http(th_reply *r, CURL *curl, int port, const char *method, const char *path,
+             const char *content_type, const char *body, size_t len,
+             const char *const *extra) {
     memset(r, 0, sizeof *r);
     r->body = calloc(1, 1);
     r->cap = 1;
@@ -260,18 +216,15 @@ static inline bool th_http(th_reply *r, CURL *curl, int port, const char *method
     return rc == CURLE_OK;
 }
 
-// GET (or HEAD) without a body.
-static inline bool th_get(th_reply *r, int port, const char *path) {
+bool th_get(th_reply *r, int port, const char *path) {
     return th_http(r, NULL, port, "GET", path, NULL, NULL, 0, NULL);
 }
 
-// POST of a JSON text.
-static inline bool th_post(th_reply *r, CURL *curl, int port, const char *path, const char *json) {
+bool th_post(th_reply *r, CURL *curl, int port, const char *path, const char *json) {
     return th_http(r, curl, port, "POST", path, "application/json", json, strlen(json), NULL);
 }
 
-// The error code of a spec error body ({"error":{"code":...}}) into buf; "" when not one.
-static inline const char *th_error_code(const th_reply *r, char *buf, size_t cap) {
+const char *th_error_code(const th_reply *r, char *buf, size_t cap) {
     cJSON *doc = cJSON_Parse(r->body);
     const cJSON *code =
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "error"), "code");
@@ -280,10 +233,7 @@ static inline const char *th_error_code(const th_reply *r, char *buf, size_t cap
     return buf;
 }
 
-// ---------------------------------------------------------------- raw sockets
-
-// A blocking TCP connection to the server; -1 on failure.
-static inline int th_connect(int port) {
+int th_connect(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -292,7 +242,7 @@ static inline int th_connect(int port) {
     return -1;
 }
 
-static inline bool th_send_all(int fd, const char *data, size_t len) {
+bool th_send_all(int fd, const char *data, size_t len) {
     while (len > 0) {
         ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
         if (n <= 0) return false;
@@ -302,10 +252,8 @@ static inline bool th_send_all(int fd, const char *data, size_t len) {
     return true;
 }
 
-// Reads into buf (NUL-terminated) until the peer closes, `timeout_ms` pass, or `stop` (when
-// not NULL) appears in what was read. *closed tells whether the peer closed (EOF or reset).
-static inline size_t th_read(int fd, char *buf, size_t cap, int timeout_ms, const char *stop,
-                             bool *closed) {
+size_t th_read(int fd, char *buf, size_t cap, int timeout_ms, const char *stop,
+               bool *closed) {
     size_t n = 0;
     *closed = false;
     double deadline = th_now() + timeout_ms / 1000.0;
@@ -326,11 +274,8 @@ static inline size_t th_read(int fd, char *buf, size_t cap, int timeout_ms, cons
     return n;
 }
 
-// Reads one HTTP response (headers, then Content-Length bytes of body unless it answers a
-// HEAD) into buf. Returns its status (0 when none arrived in `timeout_ms`); *closed tells
-// whether the peer closed.
-static inline int th_read_response(int fd, char *buf, size_t cap, int timeout_ms, bool head,
-                                   bool *closed) {
+int th_read_response(int fd, char *buf, size_t cap, int timeout_ms, bool head,
+                     bool *closed) {
     size_t n = 0;
     *closed = false;
     double deadline = th_now() + timeout_ms / 1000.0;
@@ -340,7 +285,7 @@ static inline int th_read_response(int fd, char *buf, size_t cap, int timeout_ms
         if (end) {
             const char *length = strcasestr(buf, "\r\nContent-Length:");
             size_t want =
-                (size_t)(end + 4 - buf) + (length && length < end && !head ? atol(length + 17) : 0);
+  (size_t)(end + 4 - buf) + (length && length < end && !head ? atol(length + 17) : 0);
             if (n >= want) break;
         }
         int left = (int)((deadline - th_now()) * 1000);
@@ -357,17 +302,7 @@ static inline int th_read_response(int fd, char *buf, size_t cap, int timeout_ms
     return strncmp(buf, "HTTP/1.", 7) == 0 ? atoi(buf + 9) : 0;
 }
 
-// ---------------------------------------------------------------- tensors
-
-// A v1 tensor in either form as flat doubles and a shape (rank <= 8). False when malformed.
-typedef struct {
-    double *data;
-    size_t n;
-    int rank;
-    long long shape[8];
-} th_tensor;
-
-static inline bool th_flatten(const cJSON *v, th_tensor *t, int depth) {
+static bool th_flatten(const cJSON *v, th_tensor *t, int depth) {
     if (cJSON_IsNumber(v)) {
         if ((t->n & (t->n - 1)) == 0) { // at 0, 1, 2, 4...: double the room
             double *grown = realloc(t->data, (t->n ? 2 * t->n : 1) * sizeof *grown);
@@ -390,7 +325,7 @@ static inline bool th_flatten(const cJSON *v, th_tensor *t, int depth) {
     return true;
 }
 
-static inline bool th_tensor_read(const cJSON *v, th_tensor *t) {
+bool th_tensor_read(const cJSON *v, th_tensor *t) {
     memset(t, 0, sizeof *t);
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(v, "shape");
     if (!cJSON_IsObject(v)) return th_flatten(v, t, 0);
@@ -410,10 +345,8 @@ static inline bool th_tensor_read(const cJSON *v, th_tensor *t) {
     return true;
 }
 
-// Compares a response tensor with the expected one: same shape, and every element within
-// tol * (the largest expected magnitude). `why` says what differs.
-static inline bool th_tensor_close(const cJSON *got, const cJSON *want, double tol, char *why,
-                                   size_t cap) {
+bool th_tensor_close(const cJSON *got, const cJSON *want, double tol, char *why,
+                     size_t cap) {
     th_tensor g, w;
     bool ok = th_tensor_read(got, &g) && th_tensor_read(want, &w);
     if (!ok) {
@@ -421,7 +354,7 @@ static inline bool th_tensor_close(const cJSON *got, const cJSON *want, double t
     } else if (g.rank != w.rank || memcmp(g.shape, w.shape, sizeof g.shape) != 0 || g.n != w.n) {
         ok = false;
         snprintf(why, cap, "shape differs (rank %d vs %d, %zu vs %zu elements)", g.rank, w.rank,
-                 g.n, w.n);
+   g.n, w.n);
     } else {
         double scale = 0, worst = 0;
         for (size_t i = 0; i < w.n; i++) scale = fmax(scale, fabs(w.data[i]));
@@ -435,7 +368,7 @@ static inline bool th_tensor_close(const cJSON *got, const cJSON *want, double t
 }
 
 // The nested-array form of a {"shape","data"} tensor (a new cJSON tree; NULL if malformed).
-static inline cJSON *th_nest(const double *data, const long long *shape, int rank) {
+static cJSON *th_nest(const double *data, const long long *shape, int rank) {
     if (rank == 0) return cJSON_CreateNumber(*data);
     cJSON *list = cJSON_CreateArray();
     size_t stride = 1;
@@ -445,7 +378,7 @@ static inline cJSON *th_nest(const double *data, const long long *shape, int ran
     return list;
 }
 
-static inline cJSON *th_nested(const cJSON *tensor) {
+cJSON *th_nested(const cJSON *tensor) {
     th_tensor t;
     if (!th_tensor_read(tensor, &t)) {
         free(t.data);
@@ -456,10 +389,7 @@ static inline cJSON *th_nested(const cJSON *tensor) {
     return nested;
 }
 
-// The tolerance of a dtype name (float64: 1e-10, float32: 1e-5, relative to the largest value).
-static inline double th_tolerance(const cJSON *request) {
+double th_tolerance(const cJSON *request) {
     const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(request, "dtype");
     return cJSON_IsString(dtype) && strcmp(dtype->valuestring, "float32") == 0 ? 1e-5 : 1e-10;
 }
-
-#endif

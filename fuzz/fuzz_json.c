@@ -1,4 +1,4 @@
-// libFuzzer target: the v1 JSON door (api_json_decode through validation, execution and both
+// libFuzzer target: the v1 JSON door (codec_json_decode through validation, execution and both
 // answer formats), as the HTTP JSON codec runs it. Seeds: fuzz/corpus/json.
 #include <stddef.h>
 #include <stdint.h>

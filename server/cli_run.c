@@ -72,7 +72,7 @@ static int write_response(const api_response *resp) {
 // A failure before any request exists (unreadable FILE): the same error JSON, exit 1.
 static int fail_internal(const char *verb, const char *what) {
     api_response resp = {0};
-    api_error_respond(&resp, API_E_INTERNAL, "", "cannot %s %s: %s", verb, what, strerror(errno));
+    api_error_refuse(&resp, API_E_INTERNAL, "", "cannot %s %s: %s", verb, what, strerror(errno));
     write_response(&resp);
     free(resp.body);
     return 1;

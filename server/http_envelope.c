@@ -21,8 +21,8 @@ static void copy_header(char *dst, size_t cap, struct MHD_Connection *conn, cons
     snprintf(dst, cap, "%s", v ? v : "");
 }
 
-void http_exchange_begin(http_exchange *ex, struct MHD_Connection *conn, const char *path) {
-    *ex = (http_exchange){0};
+void http_envelope_begin(http_envelope *ex, struct MHD_Connection *conn, const char *path) {
+    *ex = (http_envelope){0};
     copy_header(ex->content_encoding, sizeof ex->content_encoding, conn,
                 MHD_HTTP_HEADER_CONTENT_ENCODING);
     copy_header(ex->accept_encoding, sizeof ex->accept_encoding, conn,
@@ -119,37 +119,37 @@ static int deflate_window(const char *in, size_t len) {
 
 // The body decoded into *plain (a heap copy the caller frees, or NULL for identity). False with
 // `out` holding the refusal.
-static bool decode_body(char **plain, size_t *plain_len, const http_exchange *ex,
+static bool decode_body(char **plain, size_t *plain_len, const http_envelope *ex,
                         const http_body *body, size_t max_body, api_response *out) {
     *plain = NULL;
     char quoted[48];
     coding c = coding_of(ex->content_encoding);
     if (c == CODING_IDENTITY) return true;
     if (c == CODING_UNKNOWN) {
-        api_error_respond(out, API_E_UNSUPPORTED_MEDIA_TYPE, "",
-                          "Content-Encoding '%s' is not supported; send gzip, deflate or an "
-                          "uncompressed body",
-                          api_quote(quoted, sizeof quoted, ex->content_encoding));
+        api_error_refuse(out, API_E_UNSUPPORTED_MEDIA_TYPE, "",
+                         "Content-Encoding '%s' is not supported; send gzip, deflate or an "
+                         "uncompressed body",
+                         api_quote(quoted, sizeof quoted, ex->content_encoding));
         return false;
     }
     int window = c == CODING_GZIP ? 31 : deflate_window(body->data, body->len);
     inflate_status s = inflate_all(plain, plain_len, body->data, body->len, window, max_body);
     if (s == INFLATE_OK) return true;
     if (s == INFLATE_TOO_LARGE)
-        api_error_respond(out, API_E_BODY_TOO_LARGE, "",
-                          "the request body decompresses to more than %zu bytes, the limit "
-                          "(--max-body, CONVD_MAX_BODY, which applies after decompression); "
-                          "send smaller batches",
-                          max_body);
+        api_error_refuse(out, API_E_BODY_TOO_LARGE, "",
+                         "the request body decompresses to more than %zu bytes, the limit "
+                         "(--max-body, CONVD_MAX_BODY, which applies after decompression); "
+                         "send smaller batches",
+                         max_body);
     else if (s == INFLATE_CORRUPT)
-        api_error_respond(out, API_E_INVALID_JSON, "",
-                          "the request body is not valid %s data (Content-Encoding: %s): it is "
-                          "corrupt, cut short, or followed by other bytes",
-                          c == CODING_GZIP ? "gzip" : "deflate",
-                          api_quote(quoted, sizeof quoted, ex->content_encoding));
+        api_error_refuse(out, API_E_INVALID_JSON, "",
+                         "the request body is not valid %s data (Content-Encoding: %s): it is "
+                         "corrupt, cut short, or followed by other bytes",
+                         c == CODING_GZIP ? "gzip" : "deflate",
+                         api_quote(quoted, sizeof quoted, ex->content_encoding));
     else
-        api_error_respond(out, API_E_OVERLOADED, "",
-                          "out of memory to decompress the request body; retry");
+        api_error_refuse(out, API_E_OVERLOADED, "",
+                         "out of memory to decompress the request body; retry");
     return false;
 }
 
@@ -184,7 +184,7 @@ static coding preferred_coding(const char *accept) {
 }
 
 // Compresses the answer's body in place when the client asks and it is worth it.
-static void compress_answer(http_exchange *ex, api_response *answer) {
+static void compress_answer(http_envelope *ex, api_response *answer) {
     if (ex->answer_encoding || !answer->body || answer->len < COMPRESS_MIN_BYTES) return;
     coding c = preferred_coding(ex->accept_encoding);
     if (c == CODING_IDENTITY) return;
@@ -221,7 +221,7 @@ static void compress_answer(http_exchange *ex, api_response *answer) {
     ex->answer_encoding = c == CODING_GZIP ? "gzip" : "deflate";
 }
 
-void http_exchange_run(http_exchange *ex, api_response *out, http_body_fn run,
+void http_envelope_run(http_envelope *ex, api_response *out, http_body_fn run,
                        const http_body *body, const char *op, const api_options *opt,
                        size_t max_body) {
     char *plain;
@@ -241,12 +241,12 @@ void http_exchange_run(http_exchange *ex, api_response *out, http_body_fn run,
     compress_answer(ex, out);
 }
 
-void http_exchange_finish(http_exchange *ex, api_response *answer) {
+void http_envelope_finish(http_envelope *ex, api_response *answer) {
     if (ex->v2 && answer->status >= 400) codec_v2_restyle_error(answer);
     if (answer->len <= COMPRESS_MAX_ON_CONNECTION) compress_answer(ex, answer);
 }
 
-void http_exchange_headers(const http_exchange *ex, struct MHD_Response *resp) {
+void http_envelope_headers(const http_envelope *ex, struct MHD_Response *resp) {
     if (*ex->accept_encoding) MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
     if (ex->answer_encoding)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, ex->answer_encoding);

@@ -12,11 +12,11 @@
 // api/openapi.yaml, assembled into the binary (the path is the build's working directory, the
 // repository root; the Makefile names the file as a prerequisite of this object).
 __asm__(".pushsection .rodata\n"
-        "http_front_openapi_start:\n"
+        "http_handlers_openapi_start:\n"
         ".incbin \"api/openapi.yaml\"\n"
-        "http_front_openapi_end:\n"
+        "http_handlers_openapi_end:\n"
         ".popsection\n");
-extern const char http_front_openapi_start[], http_front_openapi_end[];
+extern const char http_handlers_openapi_start[], http_handlers_openapi_end[];
 
 static void run_v1_json(api_response *out, const http_body *body, const char *op,
                         const api_options *opt) {
@@ -33,7 +33,7 @@ static void run_v2(api_response *out, const http_body *body, const char *op,
     codec_v2_infer(out, body->data, body->len, body->header_length, op, opt);
 }
 
-const http_codec http_front_v1_codecs[] = {
+const http_format http_handlers_v1_formats[] = {
     {codec_json_type, run_v1_json},
     {codec_binary_type, run_v1_safetensors},
     {NULL, NULL},
@@ -41,7 +41,7 @@ const http_codec http_front_v1_codecs[] = {
 
 // curl -d labels a body application/x-www-form-urlencoded, and KServe's own documented curl
 // recipes post v2 JSON that way: taken as what it is.
-const http_codec http_front_v2_codecs[] = {
+const http_format http_handlers_v2_formats[] = {
     {codec_json_type, run_v2},
     {codec_binary_type, run_v2},
     {"application/x-www-form-urlencoded", run_v2},
@@ -53,7 +53,7 @@ static void reply_text(api_response *out, int status, const char *type, const ch
                        size_t len) {
     out->body = malloc(len + 1);
     if (!out->body) {
-        api_error_respond(out, API_E_OVERLOADED, "", "out of memory for the answer; retry");
+        api_error_refuse(out, API_E_OVERLOADED, "", "out of memory for the answer; retry");
         return;
     }
     memcpy(out->body, text, len);
@@ -65,43 +65,43 @@ static void reply_text(api_response *out, int status, const char *type, const ch
 
 static bool refuse_if_draining(api_response *out, http_server *srv) {
     if (!http_server_draining(srv)) return false;
-    api_error_respond(out, API_E_OVERLOADED, "",
-                      "the server is shutting down and takes no new work; send requests to "
-                      "another instance");
+    api_error_refuse(out, API_E_OVERLOADED, "",
+                     "the server is shutting down and takes no new work; send requests to "
+                     "another instance");
     return true;
 }
 
-void http_front_v2_server(api_response *out, http_server *srv) {
+void http_handlers_v2_server(api_response *out, http_server *srv) {
     codec_v2_server_metadata(out, CONVD_VERSION);
 }
 
-void http_front_v2_live(api_response *out, http_server *srv) {
+void http_handlers_v2_live(api_response *out, http_server *srv) {
     static const char live[] = "{\"live\":true}";
     reply_text(out, 200, codec_json_type, live, sizeof live - 1);
 }
 
-void http_front_v2_ready(api_response *out, http_server *srv) {
+void http_handlers_v2_ready(api_response *out, http_server *srv) {
     static const char ready[] = "{\"ready\":true}";
     if (!refuse_if_draining(out, srv)) reply_text(out, 200, codec_json_type, ready, sizeof ready - 1);
 }
 
-void http_front_v2_forward_model(api_response *out, http_server *srv) {
+void http_handlers_v2_forward_model(api_response *out, http_server *srv) {
     codec_v2_model_metadata(out, "conv2d.forward");
 }
 
-void http_front_v2_backward_model(api_response *out, http_server *srv) {
+void http_handlers_v2_backward_model(api_response *out, http_server *srv) {
     codec_v2_model_metadata(out, "conv2d.backward");
 }
 
-void http_front_v2_forward_ready(api_response *out, http_server *srv) {
+void http_handlers_v2_forward_ready(api_response *out, http_server *srv) {
     if (!refuse_if_draining(out, srv)) codec_v2_model_ready(out, "conv2d.forward");
 }
 
-void http_front_v2_backward_ready(api_response *out, http_server *srv) {
+void http_handlers_v2_backward_ready(api_response *out, http_server *srv) {
     if (!refuse_if_draining(out, srv)) codec_v2_model_ready(out, "conv2d.backward");
 }
 
-void http_front_openapi(api_response *out, http_server *srv) {
-    reply_text(out, 200, "application/yaml", http_front_openapi_start,
-               (size_t)(http_front_openapi_end - http_front_openapi_start));
+void http_handlers_openapi(api_response *out, http_server *srv) {
+    reply_text(out, 200, "application/yaml", http_handlers_openapi_start,
+               (size_t)(http_handlers_openapi_end - http_handlers_openapi_start));
 }

@@ -1,9 +1,9 @@
-// http_front: the server's side of the front doors past v1 JSON, as entries for the route
+// http_handlers: the server's side of the front doors past v1 JSON, as entries for the route
 // table (server/http_routes.c): the v1 routes' codecs (JSON and safetensors, either answering
 // in the format Accept picks), the Open Inference Protocol v2 routes, and GET /openapi.yaml.
 // Each is a thin adapter: the work is in api/codec*.c.
-#ifndef HTTP_FRONT_H
-#define HTTP_FRONT_H
+#ifndef HTTP_HANDLERS_H
+#define HTTP_HANDLERS_H
 
 #include "server/http_routes.h"
 
@@ -12,20 +12,20 @@
 // application/json (the default: Triton's client sends none) and application/octet-stream,
 // both read as v2 bodies (JSON, then binary tensors when Inference-Header-Content-Length says),
 // and application/x-www-form-urlencoded, what curl -d sends.
-extern const http_codec http_front_v1_codecs[];
-extern const http_codec http_front_v2_codecs[];
+extern const http_format http_handlers_v1_formats[];
+extern const http_format http_handlers_v2_formats[];
 
 // GET /v2, /v2/health/live, /v2/health/ready (503 while draining).
-void http_front_v2_server(api_response *out, http_server *srv);
-void http_front_v2_live(api_response *out, http_server *srv);
-void http_front_v2_ready(api_response *out, http_server *srv);
+void http_handlers_v2_server(api_response *out, http_server *srv);
+void http_handlers_v2_live(api_response *out, http_server *srv);
+void http_handlers_v2_ready(api_response *out, http_server *srv);
 // GET /v2/models/conv2d_{forward,backward} and their /ready.
-void http_front_v2_forward_model(api_response *out, http_server *srv);
-void http_front_v2_backward_model(api_response *out, http_server *srv);
-void http_front_v2_forward_ready(api_response *out, http_server *srv);
-void http_front_v2_backward_ready(api_response *out, http_server *srv);
+void http_handlers_v2_forward_model(api_response *out, http_server *srv);
+void http_handlers_v2_backward_model(api_response *out, http_server *srv);
+void http_handlers_v2_forward_ready(api_response *out, http_server *srv);
+void http_handlers_v2_backward_ready(api_response *out, http_server *srv);
 
 // GET /openapi.yaml: api/openapi.yaml, embedded in the binary when it is built.
-void http_front_openapi(api_response *out, http_server *srv);
+void http_handlers_openapi(api_response *out, http_server *srv);
 
 #endif

@@ -32,18 +32,18 @@ typedef void (*http_body_fn)(api_response *out, const http_body *body, const cha
 typedef struct {
     const char *media_type;
     http_body_fn run;
-} http_codec;
+} http_format;
 
 // Answers a GET route; runs on a connection thread, so it must be quick.
 typedef void (*http_get_fn)(api_response *out, http_server *srv);
 
 typedef struct {
-    const char *path;         // matched exactly (the query string is not part of it)
-    unsigned methods;         // HTTP_GET (HEAD implied) or HTTP_POST; OPTIONS always answered
-    http_get_fn get;          // GET routes
-    const char *op;           // compute routes: the op given to the request model
-    const http_codec *codecs; // compute routes: accepted formats, ending with {NULL, NULL};
-                              // the first also serves requests that send no Content-Type
+    const char *path;           // matched exactly (the query string is not part of it)
+    unsigned methods;           // HTTP_GET (HEAD implied) or HTTP_POST; OPTIONS always answered
+    http_get_fn get;            // GET routes
+    const char *op;             // compute routes: the op given to the request model
+    const http_format *formats; // compute routes: accepted formats, ending with {NULL, NULL};
+                                // the first also serves requests that send no Content-Type
 } http_route;
 
 extern const http_route http_routes[];

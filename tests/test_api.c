@@ -416,11 +416,11 @@ static void test_lifter_corners(void) {
 
 static void test_error_bodies(void) {
     api_response r = {0};
-    api_error_respond(&r, API_E_BODY_TOO_LARGE, "", "over %d bytes", 10);
+    api_error_refuse(&r, API_E_BODY_TOO_LARGE, "", "over %d bytes", 10);
     cJSON *resp = r.body ? cJSON_Parse(r.body) : NULL;
     CHECK(r.status == 413 && resp && strcmp(error_field(resp, "code"), "body_too_large") == 0 &&
               !cJSON_HasObjectItem(cJSON_GetObjectItemCaseSensitive(resp, "error"), "path"),
-          "api_error_respond: status from the code, no empty path");
+          "api_error_refuse: status from the code, no empty path");
     cJSON_Delete(resp);
     free(r.body);
     for (int c = 0; c < API_E_COUNT; c++) {

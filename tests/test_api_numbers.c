@@ -1,4 +1,4 @@
-// api_numbers against the C library as the independent reference: printing must read back
+// num against the C library as the independent reference: printing must read back
 // (through strtod/strtof) to the very same bits and be no longer than the shortest %.*e that
 // does; parsing must give exactly strtod's correctly rounded double. Millions of random bit
 // patterns and decimal strings, plus the edges (subnormals, powers of ten, max/min, halfway
@@ -91,14 +91,14 @@ static int shortest_reference_f32(float v) {
 }
 
 static void check_print_f64(double v, bool check_length) {
-    char buf[API_NUMBER_MAX_CHARS + 1];
-    char *end = api_print_f64(buf, v);
+    char buf[NUM_MAX_CHARS + 1];
+    char *end = num_print_f64(buf, v);
     BULK_CHECK(end - buf <= 24, "f64 %a printed too long: %zu", v, (size_t)(end - buf));
     *end = '\0';
     BULK_CHECK(same_f64(strtod(buf, NULL), v), "f64 %a printed as %s reads back as %a", v, buf,
                strtod(buf, NULL));
     double mine;
-    const char *stop = api_parse_f64(&mine, buf, end);
+    const char *stop = num_parse_f64(&mine, buf, end);
     BULK_CHECK(stop == end && same_f64(mine, v), "f64 %s parses back as %a, not %a", buf, mine, v);
     if (check_length)
         BULK_CHECK(significant_digits(buf) <= shortest_reference_f64(v),
@@ -107,13 +107,13 @@ static void check_print_f64(double v, bool check_length) {
 }
 
 static void check_print_f32(float v, bool check_length) {
-    char buf[API_NUMBER_MAX_CHARS + 1];
-    char *end = api_print_f32(buf, v);
+    char buf[NUM_MAX_CHARS + 1];
+    char *end = num_print_f32(buf, v);
     *end = '\0';
     BULK_CHECK(same_f32(strtof(buf, NULL), v), "f32 %a printed as %s reads back as %a", (double)v,
                buf, (double)strtof(buf, NULL));
     double mine;
-    api_parse_f64(&mine, buf, end);
+    num_parse_f64(&mine, buf, end);
     BULK_CHECK(same_f32((float)mine, v), "f32 %s parses (via double) as %a, not %a", buf,
                (double)(float)mine, (double)v);
     if (check_length)
@@ -196,9 +196,9 @@ static void test_print_layout(void) {
                 {2.0 / 3, "0.6666666666666666"},
                 {1e22, "1e+22"},
                 {123456789012345680.0, "1.2345678901234568e+17"}};
-    char buf[API_NUMBER_MAX_CHARS + 1];
+    char buf[NUM_MAX_CHARS + 1];
     for (size_t i = 0; i < sizeof f64s / sizeof *f64s; i++) {
-        *api_print_f64(buf, f64s[i].v) = '\0';
+        *num_print_f64(buf, f64s[i].v) = '\0';
         CHECK(strcmp(buf, f64s[i].text) == 0, "%a printed as %s, Python writes %s", f64s[i].v, buf,
               f64s[i].text);
     }
@@ -212,7 +212,7 @@ static void test_print_layout(void) {
                 {1e-45f, "1e-45"},
                 {-2.5f, "-2.5"}};
     for (size_t i = 0; i < sizeof f32s / sizeof *f32s; i++) {
-        *api_print_f32(buf, f32s[i].v) = '\0';
+        *num_print_f32(buf, f32s[i].v) = '\0';
         CHECK(strcmp(buf, f32s[i].text) == 0, "float %a printed as %s, want %s", (double)f32s[i].v,
               buf, f32s[i].text);
     }
@@ -221,7 +221,7 @@ static void test_print_layout(void) {
 static void check_parse(const char *text) {
     size_t len = strlen(text);
     double mine, ref = strtod(text, NULL);
-    const char *end = api_parse_f64(&mine, text, text + len);
+    const char *end = num_parse_f64(&mine, text, text + len);
     BULK_CHECK(end == text + len && same_f64(mine, ref), "%s parsed as %a, strtod says %a", text,
                mine, ref);
 }
@@ -315,7 +315,7 @@ static void test_parse_edges(void) {
                              "-e5", "1e", "1e+", "--1", "Infinity", "NaN"};
     for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
         double v = 42;
-        const char *end = api_parse_f64(&v, invalid[i], invalid[i] + strlen(invalid[i]));
+        const char *end = num_parse_f64(&v, invalid[i], invalid[i] + strlen(invalid[i]));
         CHECK(end == NULL && v == 42, "'%s' is not a JSON number but was read", invalid[i]);
     }
     // A token stops where JSON's grammar does; what follows is the caller's to judge.
@@ -326,13 +326,13 @@ static void test_parse_edges(void) {
     for (size_t i = 0; i < sizeof partial / sizeof *partial; i++) {
         double v;
         const char *s = partial[i].text;
-        const char *end = api_parse_f64(&v, s, s + strlen(s));
+        const char *end = num_parse_f64(&v, s, s + strlen(s));
         CHECK(end == s + partial[i].stop, "'%s' should stop after %zu bytes", s, partial[i].stop);
     }
     // The end bound is respected: no read past it even when digits follow in memory.
     double v;
     const char *digits = "12345";
-    CHECK(api_parse_f64(&v, digits, digits + 2) == digits + 2 && v == 12, "bounded token");
+    CHECK(num_parse_f64(&v, digits, digits + 2) == digits + 2 && v == 12, "bounded token");
 }
 
 int main(int argc, char **argv) {

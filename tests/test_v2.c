@@ -348,7 +348,7 @@ static void test_requests(void) {
 
 static void test_restyle_and_metadata(void) {
     api_response r = {.status = 404, .content_type = "application/json"};
-    api_error_respond(&r, API_E_NOT_FOUND, "", "there is no \"/v2/models/x\"");
+    api_error_refuse(&r, API_E_NOT_FOUND, "", "there is no \"/v2/models/x\"");
     codec_v2_restyle_error(&r);
     CHECK(r.status == 404 && strcmp(r.body, "{\"error\":\"there is no \\\"/v2/models/x\\\"\","
                                             "\"code\":\"not_found\"}") == 0,

@@ -75,7 +75,7 @@ bool codec_tensor_from_bytes(api_tensor *t, const char *bytes, conv_dtype dt, ap
 static bool decode(api_request *req, codec_format in, const char *body, size_t len,
                    api_error *err) {
     return in == CODEC_BINARY ? codec_safetensors_decode(req, body, len, err)
-                              : api_json_decode(req, body, len, err);
+                              : codec_json_decode(req, body, len, err);
 }
 
 void codec_v1_run(api_response *out, codec_format in, const char *body, size_t len,
@@ -98,12 +98,12 @@ void codec_v1_run(api_response *out, codec_format in, const char *body, size_t l
         codec_format answer = codec_negotiate(accept, in);
         api_buf b = {0};
         if (answer == CODEC_BINARY) codec_safetensors_put_result(&b, &req, &plan, &res);
-        else api_json_put_result(&b, &req, &plan, &res);
+        else codec_json_put_result(&b, &req, &plan, &res);
         out->body = api_buf_take(&b, &out->len);
         out->status = 200;
         out->content_type = answer == CODEC_BINARY ? codec_binary_type : codec_json_type;
         if (!out->body) ok = api_fail(&err, API_E_INTERNAL, "", "out of memory for the response");
     }
     api_result_free(&res);
-    if (!ok) api_error_response(out, &err);
+    if (!ok) api_error_to_response(out, &err);
 }

@@ -9,7 +9,7 @@
 
 #include "api/num/num.h"
 
-_Static_assert(API_LIFT_MAX_DEPTH == API_MAX_RANK, "a lifted nesting must fit a tensor");
+_Static_assert(CODEC_JSON_MAX_DEPTH == API_MAX_RANK, "a lifted nesting must fit a tensor");
 
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by the decoders below.
@@ -34,7 +34,7 @@ static int_status whole_number(double v, int64_t *out) {
 }
 
 static const char *number_text(char *buf, double v) {
-    *api_print_f64(buf, v) = '\0';
+    *num_print_f64(buf, v) = '\0';
     return buf;
 }
 
@@ -67,17 +67,17 @@ typedef struct {
     bool nested;
 } array_naming;
 
-static const char *element_path(char *buf, size_t cap, array_naming as, const api_blob *blob,
-                                int64_t i) {
+static const char *element_path(char *buf, size_t cap, array_naming as,
+                                const codec_json_array *blob, int64_t i) {
     if (as.nested) return nested_path(buf, cap, as.name, blob->shape, blob->rank, i);
     snprintf(buf, cap, "%s[%" PRId64 "]", as.name, i);
     return buf;
 }
 
 // Reports what the lifter found wrong inside an array, if anything.
-static bool check_blob(const api_blob *blob, array_naming as, api_error *err) {
+static bool check_blob(const codec_json_array *blob, array_naming as, api_error *err) {
     char path[96], quoted[32];
-    if (blob->problem == API_BLOB_NON_FINITE) {
+    if (blob->problem == CODEC_ARRAY_NON_FINITE) {
         // The path of a non-finite number in a nested array needs the (valid) nesting.
         snprintf(path, sizeof path, "%s[%" PRId64 "]", as.name, blob->bad_index);
         if (as.nested)
@@ -95,9 +95,9 @@ static bool check_blob(const api_blob *blob, array_naming as, api_error *err) {
                         "and JavaScript's JSON.stringify writes them as null)",
                         path, token);
     }
-    if (blob->problem == API_BLOB_RAGGED) {
+    if (blob->problem == CODEC_ARRAY_RAGGED) {
         index_path(path, sizeof path, as.name, blob->ragged_at, blob->ragged_depth);
-        if (blob->ragged == API_RAGGED_LENGTH)
+        if (blob->ragged == CODEC_RAGGED_LENGTH)
             return api_fail(err, API_E_RAGGED_ARRAY, path,
                             "%s has length %" PRId64 " but the arrays before it at the same "
                             "depth have length %" PRId64 "; a tensor's nested arrays must be "
@@ -106,8 +106,9 @@ static bool check_blob(const api_blob *blob, array_naming as, api_error *err) {
         return api_fail(err, API_E_RAGGED_ARRAY, path,
                         "%s is %s where the nesting before it has %s; a tensor's nested arrays "
                         "must all be equally deep",
-                        path, blob->ragged == API_RAGGED_ARRAY_FOR_NUMBER ? "an array" : "a number",
-                        blob->ragged == API_RAGGED_ARRAY_FOR_NUMBER ? "numbers" : "arrays");
+                        path,
+                        blob->ragged == CODEC_RAGGED_ARRAY_FOR_NUMBER ? "an array" : "a number",
+                        blob->ragged == CODEC_RAGGED_ARRAY_FOR_NUMBER ? "numbers" : "arrays");
     }
     return true;
 }
@@ -164,12 +165,12 @@ static int64_t doubles_to_floats(double *values, int64_t n) {
 }
 
 // The lifted numbers become the tensor's data, converted to the dtype in place.
-static bool adopt_numbers(api_tensor *t, api_blob *blob, array_naming as, conv_dtype dt,
+static bool adopt_numbers(api_tensor *t, codec_json_array *blob, array_naming as, conv_dtype dt,
                           api_error *err) {
     if (dt == CONV_FLOAT32) {
         int64_t bad = doubles_to_floats(blob->values, blob->count);
         if (bad >= 0) {
-            char path[96], text[API_NUMBER_MAX_CHARS + 1];
+            char path[96], text[NUM_MAX_CHARS + 1];
             double v;
             memcpy(&v, (char *)blob->values + 8 * bad, sizeof v); // not yet overwritten
             element_path(path, sizeof path, as, blob, bad);
@@ -186,11 +187,11 @@ static bool adopt_numbers(api_tensor *t, api_blob *blob, array_naming as, conv_d
     return true;
 }
 
-bool api_json_whole_numbers(int64_t *out, int *count, int limit, const api_lifted *doc,
-                            const cJSON *item, const char *name, const char *expected,
-                            api_code bad_value, api_error *err) {
-    char path[96], text[API_NUMBER_MAX_CHARS + 1];
-    const api_blob *blob = api_lift_blob(doc, item);
+bool codec_json_whole_numbers(int64_t *out, int *count, int limit, const codec_json_doc *doc,
+                              const cJSON *item, const char *name, const char *expected,
+                              api_code bad_value, api_error *err) {
+    char path[96], text[NUM_MAX_CHARS + 1];
+    const codec_json_array *blob = codec_json_array_of(doc, item);
     const double *values;
     double lone;
     int64_t n;
@@ -198,10 +199,10 @@ bool api_json_whole_numbers(int64_t *out, int *count, int limit, const api_lifte
         lone = item->valuedouble;
         values = &lone;
         n = 1;
-    } else if (blob && blob->rank == 1 && blob->problem == API_BLOB_OK) {
+    } else if (blob && blob->rank == 1 && blob->problem == CODEC_ARRAY_OK) {
         values = blob->values;
         n = blob->count;
-    } else if (blob && blob->problem == API_BLOB_NON_FINITE) {
+    } else if (blob && blob->problem == CODEC_ARRAY_NON_FINITE) {
         char quoted[32];
         snprintf(path, sizeof path, "%s[%" PRId64 "]", name, blob->bad_index);
         return api_fail(err, bad_value, path, "%s is %s; %s must be %s", path,
@@ -235,8 +236,8 @@ bool api_json_whole_numbers(int64_t *out, int *count, int limit, const api_lifte
 static bool unknown_or_duplicate_keys(const cJSON *object, const char *const *known, int count,
                                       const char *prefix, api_error *err);
 
-static bool tensor_object(api_tensor *t, const api_lifted *doc, const cJSON *item, const char *name,
-                          conv_dtype dt, api_error *err) {
+static bool tensor_object(api_tensor *t, const codec_json_doc *doc, const cJSON *item,
+                          const char *name, conv_dtype dt, api_error *err) {
     static const char *const keys[] = {"shape", "data"};
     if (!unknown_or_duplicate_keys(item, keys, 2, name, err)) return false;
     char shape_path[96], data_path[96], dims[160];
@@ -257,12 +258,12 @@ static bool tensor_object(api_tensor *t, const api_lifted *doc, const cJSON *ite
     if (cJSON_IsNumber(shape_item))
         return api_fail(err, API_E_INVALID_TYPE, shape_path, "%s must be %s; got a number",
                         shape_path, expected);
-    if (!api_json_whole_numbers(shape, &rank, API_MAX_RANK, doc, shape_item, shape_path,
+    if (!codec_json_whole_numbers(shape, &rank, API_MAX_RANK, doc, shape_item, shape_path,
                                 expected, API_E_INVALID_SHAPE, err))
         return false;
     api_tensor shaped = {0};
     if (!api_tensor_set_shape(&shaped, shape, rank, shape_path, err)) return false;
-    api_blob *blob = api_lift_blob(doc, data_item);
+    codec_json_array *blob = codec_json_array_of(doc, data_item);
     if (!blob) {
         if (cJSON_IsArray(data_item) && !cJSON_GetArraySize(data_item))
             return api_fail(err, API_E_DATA_LENGTH_MISMATCH, data_path,
@@ -291,10 +292,10 @@ static bool tensor_object(api_tensor *t, const api_lifted *doc, const cJSON *ite
     return adopt_numbers(t, blob, as, dt, err);
 }
 
-bool api_json_tensor(api_tensor *t, const api_lifted *doc, const cJSON *item, const char *name,
-                     conv_dtype dt, api_error *err) {
+bool codec_json_tensor(api_tensor *t, const codec_json_doc *doc, const cJSON *item,
+                       const char *name, conv_dtype dt, api_error *err) {
     if (cJSON_IsObject(item)) return tensor_object(t, doc, item, name, dt, err);
-    api_blob *blob = api_lift_blob(doc, item);
+    codec_json_array *blob = codec_json_array_of(doc, item);
     if (!blob) {
         if (!cJSON_IsArray(item))
             return api_fail(err, API_E_INVALID_TYPE, name,
@@ -315,7 +316,7 @@ bool api_json_tensor(api_tensor *t, const api_lifted *doc, const cJSON *item, co
 // The request's fields.
 
 typedef struct {
-    const api_lifted *doc;
+    const codec_json_doc *doc;
     api_request *req;
     api_error *err;
 } decoder;
@@ -352,8 +353,8 @@ static bool decode_dtype(decoder *d, const cJSON *item, int which) {
 }
 
 static bool decode_tensor(decoder *d, const cJSON *item, int which) {
-    return api_json_tensor(&d->req->in[which], d->doc, item, api_input_names[which], d->req->dtype,
-                           d->err);
+    return codec_json_tensor(&d->req->in[which], d->doc, item, api_input_names[which],
+                             d->req->dtype, d->err);
 }
 
 enum { PARAM_STRIDE, PARAM_DILATION };
@@ -364,7 +365,7 @@ static bool decode_pair(decoder *d, const cJSON *item, int which) {
     int *given = which == PARAM_STRIDE ? &d->req->stride_given : &d->req->dilation_given;
     int64_t v[2];
     int n;
-    if (!api_json_whole_numbers(v, &n, 2, d->doc, item, name,
+    if (!codec_json_whole_numbers(v, &n, 2, d->doc, item, name,
                                 "an integer or a pair [h, w] of integers", API_E_INVALID_VALUE,
                                 d->err))
         return false;
@@ -393,7 +394,7 @@ static bool decode_padding(decoder *d, const cJSON *item, int which) {
     }
     int64_t v[4];
     int n;
-    if (!api_json_whole_numbers(v, &n, 4, d->doc, item, "padding", expected, API_E_INVALID_VALUE,
+    if (!codec_json_whole_numbers(v, &n, 4, d->doc, item, "padding", expected, API_E_INVALID_VALUE,
                                 d->err))
         return false;
     if (n == 3)
@@ -410,18 +411,18 @@ static bool decode_padding(decoder *d, const cJSON *item, int which) {
 static bool decode_groups(decoder *d, const cJSON *item, int which) {
     if (!cJSON_IsNumber(item))
         return api_fail(d->err, API_E_INVALID_TYPE, "groups", "groups must be an integer; got %s",
-                        api_lift_blob(d->doc, item) ? "a list" : type_name(item));
+                        codec_json_array_of(d->doc, item) ? "a list" : type_name(item));
     int n;
-    return api_json_whole_numbers(&d->req->groups, &n, 1, d->doc, item, "groups", "an integer",
-                                  API_E_INVALID_VALUE, d->err);
+    return codec_json_whole_numbers(&d->req->groups, &n, 1, d->doc, item, "groups", "an integer",
+                                    API_E_INVALID_VALUE, d->err);
 }
 
 static bool decode_outputs(decoder *d, const cJSON *item, int which) {
     char path[32], quoted[48];
     const char *expected = "a list of names such as [\"dx\", \"dw\"]";
-    if (!cJSON_IsArray(item) || api_lift_blob(d->doc, item))
+    if (!cJSON_IsArray(item) || codec_json_array_of(d->doc, item))
         return api_fail(d->err, API_E_INVALID_TYPE, "outputs", "outputs must be %s; got %s",
-                        expected, api_lift_blob(d->doc, item) ? "numbers" : type_name(item));
+                        expected, codec_json_array_of(d->doc, item) ? "numbers" : type_name(item));
     if (!item->child)
         return api_fail(d->err, API_E_INVALID_VALUE, "outputs",
                         "outputs is empty; name at least one output, or leave it out for all");
@@ -540,9 +541,9 @@ static bool unknown_or_duplicate_keys(const cJSON *object, const char *const *kn
     return true;
 }
 
-bool api_json_decode(api_request *req, const char *body, size_t len, api_error *err) {
-    api_lifted doc;
-    if (!api_lift_parse(&doc, body, len, err)) return false;
+bool codec_json_decode(api_request *req, const char *body, size_t len, api_error *err) {
+    codec_json_doc doc;
+    if (!codec_json_parse(&doc, body, len, err)) return false;
     bool ok = true;
     if (!cJSON_IsObject(doc.root)) {
         ok = api_fail(err, API_E_INVALID_TYPE, "",
@@ -559,20 +560,20 @@ bool api_json_decode(api_request *req, const char *body, size_t len, api_error *
             if (item && !cJSON_IsNull(item)) ok = fields[f].decode(&d, item, fields[f].which);
         }
     }
-    api_lift_free(&doc);
+    codec_json_doc_free(&doc);
     return ok;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Encoding.
 
-int64_t api_json_put_numbers(api_buf *out, const void *data, int64_t n, conv_dtype dt) {
+int64_t codec_json_put_numbers(api_buf *out, const void *data, int64_t n, conv_dtype dt) {
     enum { CHUNK = 4096 };
     int64_t non_finite = 0;
     api_buf_put(out, "[", 1);
     for (int64_t start = 0; start < n; start += CHUNK) {
         int64_t end = n - start < CHUNK ? n : start + CHUNK;
-        if (!api_buf_reserve(out, (size_t)(end - start) * (API_NUMBER_MAX_CHARS + 1))) break;
+        if (!api_buf_reserve(out, (size_t)(end - start) * (NUM_MAX_CHARS + 1))) break;
         char *p = out->data + out->len;
         for (int64_t i = start; i < end; i++) {
             double v = dt == CONV_FLOAT32 ? ((const float *)data)[i] : ((const double *)data)[i];
@@ -582,7 +583,7 @@ int64_t api_json_put_numbers(api_buf *out, const void *data, int64_t n, conv_dty
                 p += 4;
                 non_finite++;
             } else {
-                p = dt == CONV_FLOAT32 ? api_print_f32(p, (float)v) : api_print_f64(p, v);
+                p = dt == CONV_FLOAT32 ? num_print_f32(p, (float)v) : num_print_f64(p, v);
             }
         }
         out->len = (size_t)(p - out->data);
@@ -595,13 +596,13 @@ static int64_t put_tensor(api_buf *out, const api_tensor *t, conv_dtype dt) {
     char dims[160];
     api_buf_printf(out,
                    "{\"shape\":%s,\"data\":", api_shape_str(dims, sizeof dims, t->shape, t->rank));
-    int64_t non_finite = api_json_put_numbers(out, t->data, t->numel, dt);
+    int64_t non_finite = codec_json_put_numbers(out, t->data, t->numel, dt);
     api_buf_put(out, "}", 1);
     return non_finite;
 }
 
-void api_json_put_result(api_buf *out, const api_request *req, const api_plan *plan,
-                         const api_result *res) {
+void codec_json_put_result(api_buf *out, const api_request *req, const api_plan *plan,
+                           const api_result *res) {
     int64_t non_finite[API_OUT_COUNT] = {0};
     // Room for typical numbers (float32 takes 9-12 bytes with its comma, float64 18-22) at
     // once, so that the body is seldom copied as it grows.

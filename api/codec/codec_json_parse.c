@@ -18,7 +18,7 @@ typedef struct {
 
 typedef struct {
     const char *end;
-    api_lifted *doc;
+    codec_json_doc *doc;
     api_buf out;
     span *spans;
     const char *bad_text;
@@ -104,7 +104,7 @@ static const char *non_finite_token(const char *p, const char *end) {
 // 12 MB costs more than parsing it. Without that much address space, doubling takes over.
 enum { SMALL_ARRAY = 4096 };
 
-static bool grow_values(api_blob *b, int64_t *cap, const char *p, const char *end) {
+static bool grow_values(codec_json_array *b, int64_t *cap, const char *p, const char *end) {
     int64_t doubled = *cap ? *cap * 2 : 64, want = doubled;
     if (*cap == SMALL_ARRAY) {
         int64_t bound = b->count + (int64_t)((size_t)(end - p) / 2) + 1;
@@ -122,16 +122,16 @@ static bool grow_values(api_blob *b, int64_t *cap, const char *p, const char *en
     return true;
 }
 
-static inline bool append_value(api_blob *b, int64_t *cap, double v, const char *p,
+static inline bool append_value(codec_json_array *b, int64_t *cap, double v, const char *p,
                                 const char *end) {
     if (b->count == *cap && !grow_values(b, cap, p, end)) return false;
     b->values[b->count++] = v;
     return true;
 }
 
-static void note_non_finite(api_blob *b, const char *token, const char *token_end) {
-    if (b->problem != API_BLOB_OK) return;
-    b->problem = API_BLOB_NON_FINITE;
+static void note_non_finite(codec_json_array *b, const char *token, const char *token_end) {
+    if (b->problem != CODEC_ARRAY_OK) return;
+    b->problem = CODEC_ARRAY_NON_FINITE;
     b->bad_index = b->count;
     size_t n = (size_t)(token_end - token);
     if (n >= sizeof b->bad_token) n = sizeof b->bad_token - 1;
@@ -140,10 +140,10 @@ static void note_non_finite(api_blob *b, const char *token, const char *token_en
 }
 
 // Records the first nesting fault; `depth` indices of counts[] (each minus one) locate it.
-static void note_ragged(api_blob *b, api_ragged_kind kind, const int64_t *counts, int depth,
-                        int64_t got, int64_t want) {
-    if (b->problem != API_BLOB_OK) return;
-    b->problem = API_BLOB_RAGGED;
+static void note_ragged(codec_json_array *b, codec_json_ragged_kind kind, const int64_t *counts,
+                        int depth, int64_t got, int64_t want) {
+    if (b->problem != CODEC_ARRAY_OK) return;
+    b->problem = CODEC_ARRAY_RAGGED;
     b->ragged = kind;
     b->ragged_depth = depth;
     for (int i = 0; i < depth; i++) b->ragged_at[i] = counts[i] - 1;
@@ -157,11 +157,12 @@ static inline bool starts_number(char c) {
 
 // Scans the array at p ('[') into *b; *after gets the byte after its closing ']' (or, for
 // BAD_TEXT, the offending byte).
-static lift_result lift_array(api_blob *b, const char *p, const char *end, const char **after) {
-    int64_t counts[API_LIFT_MAX_DEPTH]; // elements seen so far at each open level
+static lift_result lift_array(codec_json_array *b, const char *p, const char *end,
+                              const char **after) {
+    int64_t counts[CODEC_JSON_MAX_DEPTH]; // elements seen so far at each open level
     int64_t cap = 0;
     int level = 1, rank = 0; // rank 0: no number seen yet
-    for (int i = 0; i < API_LIFT_MAX_DEPTH; i++) b->shape[i] = -1;
+    for (int i = 0; i < CODEC_JSON_MAX_DEPTH; i++) b->shape[i] = -1;
     counts[0] = 0;
     p++;
     bool just_opened = true;
@@ -176,9 +177,9 @@ static lift_result lift_array(api_blob *b, const char *p, const char *end, const
         }
         if (c == '[') {
             counts[level - 1]++;
-            if (level == API_LIFT_MAX_DEPTH) return NOT_NUMBERS;
+            if (level == CODEC_JSON_MAX_DEPTH) return NOT_NUMBERS;
             if (rank && level >= rank)
-                note_ragged(b, API_RAGGED_ARRAY_FOR_NUMBER, counts, level, 0, 0);
+                note_ragged(b, CODEC_RAGGED_ARRAY_FOR_NUMBER, counts, level, 0, 0);
             counts[level++] = 0;
             just_opened = true;
             p++;
@@ -188,7 +189,7 @@ static lift_result lift_array(api_blob *b, const char *p, const char *end, const
             counts[level - 1]++;
             double v;
             const char *token = p;
-            p = api_parse_f64(&v, token, end);
+            p = num_parse_f64(&v, token, end);
             if (p && p < end && starts_number(*p)) { // 01, 1.5.2, 1e5-3: a number running on
                 *after = token;
                 return BAD_TEXT;
@@ -207,7 +208,7 @@ static lift_result lift_array(api_blob *b, const char *p, const char *end, const
             if (!rank)
                 rank = level;
             else if (level != rank)
-                note_ragged(b, API_RAGGED_NUMBER_FOR_ARRAY, counts, level, 0, 0);
+                note_ragged(b, CODEC_RAGGED_NUMBER_FOR_ARRAY, counts, level, 0, 0);
             if (!append_value(b, &cap, v, p, end)) return NO_MEMORY;
             p = skip_space(p, end);
         }
@@ -225,7 +226,7 @@ static lift_result lift_array(api_blob *b, const char *p, const char *end, const
             if (b->shape[level - 1] < 0)
                 b->shape[level - 1] = n;
             else if (b->shape[level - 1] != n)
-                note_ragged(b, API_RAGGED_LENGTH, counts, level - 1, n, b->shape[level - 1]);
+                note_ragged(b, CODEC_RAGGED_LENGTH, counts, level - 1, n, b->shape[level - 1]);
             p++;
             if (--level == 0) {
                 b->rank = rank;
@@ -240,11 +241,11 @@ static lift_result lift_array(api_blob *b, const char *p, const char *end, const
     }
 }
 
-static bool add_blob(lifter *L, const api_blob *b, span where) {
-    api_lifted *doc = L->doc;
+static bool add_blob(lifter *L, const codec_json_array *b, span where) {
+    codec_json_doc *doc = L->doc;
     if (doc->count == doc->cap) {
         size_t cap = doc->cap ? doc->cap * 2 : 8;
-        api_blob *blobs = realloc(doc->blobs, cap * sizeof *blobs);
+        codec_json_array *blobs = realloc(doc->blobs, cap * sizeof *blobs);
         span *spans = realloc(L->spans, cap * sizeof *spans);
         if (blobs) doc->blobs = blobs;
         if (spans) L->spans = spans;
@@ -274,7 +275,7 @@ static lift_result rewrite(lifter *L, const char *begin) {
             p++; // an array of other things: its inner arrays may still be numeric
             continue;
         }
-        api_blob b = {0};
+        codec_json_array b = {0};
         const char *after;
         lift_result r = lift_array(&b, p, end, &after);
         if (r != LIFTED) {
@@ -353,8 +354,8 @@ static bool syntax_error(api_error *err, const char *body, size_t len, size_t at
                     column, api_quote(quoted, sizeof quoted, near));
 }
 
-bool api_lift_parse(api_lifted *doc, const char *body, size_t len, api_error *err) {
-    *doc = (api_lifted){0};
+bool codec_json_parse(codec_json_doc *doc, const char *body, size_t len, api_error *err) {
+    *doc = (codec_json_doc){0};
     // RFC 8259 lets a parser skip a byte order mark, which some Windows tools write.
     if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) {
         body += 3;
@@ -370,7 +371,7 @@ bool api_lift_parse(api_lifted *doc, const char *body, size_t len, api_error *er
     if (r != LIFTED) {
         api_buf_free(&L.out);
         free(L.spans);
-        api_lift_free(doc);
+        codec_json_doc_free(doc);
         if (r == BAD_TEXT && (unsigned char)*L.bad_text < 0x20)
             return syntax_error(err, body, len, (size_t)(L.bad_text - body),
                                 "a control character (tab, newline and return are the only ones "
@@ -395,11 +396,11 @@ bool api_lift_parse(api_lifted *doc, const char *body, size_t len, api_error *er
     }
     api_buf_free(&L.out);
     free(L.spans);
-    if (!ok) api_lift_free(doc);
+    if (!ok) codec_json_doc_free(doc);
     return ok;
 }
 
-api_blob *api_lift_blob(const api_lifted *doc, const cJSON *item) {
+codec_json_array *codec_json_array_of(const codec_json_doc *doc, const cJSON *item) {
     if (!cJSON_IsArray(item)) return NULL;
     const cJSON *only = item->child;
     if (!only || only->next || !cJSON_IsNumber(only)) return NULL;
@@ -408,9 +409,9 @@ api_blob *api_lift_blob(const api_lifted *doc, const cJSON *item) {
     return &doc->blobs[(size_t)k];
 }
 
-void api_lift_free(api_lifted *doc) {
+void codec_json_doc_free(codec_json_doc *doc) {
     for (size_t i = 0; i < doc->count; i++) free(doc->blobs[i].values);
     free(doc->blobs);
     cJSON_Delete(doc->root);
-    *doc = (api_lifted){0};
+    *doc = (codec_json_doc){0};
 }

@@ -293,7 +293,7 @@ static bool decode_metadata(api_request *req, const cJSON *metadata, api_error *
     char *text = ok ? cJSON_PrintUnformatted(fields) : NULL;
     cJSON_Delete(fields);
     if (!text) return api_fail(err, API_E_INTERNAL, "", "out of memory for __metadata__");
-    ok = api_json_decode(req, text, strlen(text), err);
+    ok = codec_json_decode(req, text, strlen(text), err);
     free(text);
     if (!ok && err && err->path[0]) {
         static const char prefix[] = "__metadata__.";

@@ -30,7 +30,7 @@ const char *codec_v2_model_name(char *buf, size_t cap, const char *op) {
 
 // What a v2 request says beyond the api_request it fills.
 typedef struct {
-    api_lifted doc;
+    codec_json_doc doc;
     const char *id;                // the request's id (in doc), or NULL
     int input_index[API_IN_COUNT]; // where each input is in "inputs" (-1: absent), for paths
     bool binary_output;            // parameters.binary_data_output
@@ -220,7 +220,7 @@ static bool input_data(api_tensor *t, v2_request *v2, const cJSON *input, const 
                         "%s must be an array of numbers (flat, row-major, or nested); got %s",
                         where, type_name(data));
     api_tensor flat = {0};
-    if (!api_json_tensor(&flat, &v2->doc, data, where, dt, err)) {
+    if (!codec_json_tensor(&flat, &v2->doc, data, where, dt, err)) {
         api_tensor_free(&flat);
         return false;
     }
@@ -287,8 +287,9 @@ static bool decode_input(api_request *req, v2_request *v2, const cJSON *input, i
     snprintf(where, sizeof where, "%s.shape", path);
     int64_t dims[API_MAX_RANK];
     int rank = 0;
-    const api_blob *lifted = api_lift_blob(&v2->doc, shape); // a list of numbers is lifted
-    if (!lifted || lifted->problem != API_BLOB_OK || lifted->rank != 1 ||
+    const codec_json_array *lifted =
+        codec_json_array_of(&v2->doc, shape); // a list of numbers is lifted
+    if (!lifted || lifted->problem != CODEC_ARRAY_OK || lifted->rank != 1 ||
         lifted->count > API_MAX_RANK)
         return api_fail(err, API_E_INVALID_SHAPE, where,
                         "%s must be a list of 1 to %d whole numbers such as [2, 3, 5, 5]", where,
@@ -379,7 +380,7 @@ static bool v2_decode(api_request *req, v2_request *v2, const char *body, size_t
     static const char *const keys[] = {"id", "parameters", "inputs", "outputs"};
     size_t json_len;
     if (!header_split(&json_len, header_length, len, err)) return false;
-    if (!api_lift_parse(&v2->doc, body, json_len, err)) {
+    if (!codec_json_parse(&v2->doc, body, json_len, err)) {
         if (json_len < len && err)
             snprintf(err->message + strlen(err->message),
                      sizeof err->message - strlen(err->message),
@@ -524,7 +525,7 @@ static void put_output(api_buf *b, api_output o, bool binary, const api_result *
                        (size_t)t->numel * conv_dtype_size(dt));
     } else {
         api_buf_puts(b, "\"data\":");
-        *non_finite = api_json_put_numbers(b, t->data, t->numel, dt);
+        *non_finite = codec_json_put_numbers(b, t->data, t->numel, dt);
         api_buf_puts(b, "}");
     }
 }
@@ -615,7 +616,7 @@ void codec_v2_infer(api_response *out, const char *body, size_t len, const char 
     }
     if (!ok) v2_error(out, &err, &v2);
     api_result_free(&res);
-    api_lift_free(&v2.doc);
+    codec_json_doc_free(&v2.doc);
 }
 
 size_t codec_v2_header_length(const char *body, size_t len) {

@@ -18,11 +18,11 @@
 _Static_assert(API_MAX_RANK <= GRADE_MAX_RANK, "a decoded tensor's shape must fit a grade_shape");
 
 // ---------------------------------------------------------------------------------------------
-// Reading the document. Tensors go through the v1 codec (api_json_tensor); what is read here
+// Reading the document. Tensors go through the v1 codec (codec_json_tensor); what is read here
 // are the fields around them.
 
 typedef struct {
-    const api_lifted *doc;
+    const codec_json_doc *doc;
     api_error *err;
 } reader;
 
@@ -95,7 +95,7 @@ static bool whole(int64_t *out, double v) {
 // A whole number >= 0, or a list of 1..max of them; *count gets how many.
 static bool int_list(int64_t *out, int *count, int max, const reader *r, const cJSON *item,
                      const char *path, const char *expected) {
-    if (!api_json_whole_numbers(out, count, max, r->doc, item, path, expected,
+    if (!codec_json_whole_numbers(out, count, max, r->doc, item, path, expected,
                                 API_E_INVALID_VALUE, r->err))
         return false;
     for (int i = 0; i < *count; i++)
@@ -353,9 +353,9 @@ static bool read_explicit(grade_problem *p, grade_origin *o, bool *has_dy, const
     for (int i = 0; ok && i < API_IN_COUNT; i++) {
         const cJSON *item = field(obj, api_input_names[i]);
         if (item)
-            ok = api_json_tensor(&req.in[i], r->doc, item,
-                                 join(where, sizeof where, path, api_input_names[i]), req.dtype,
-                                 r->err);
+            ok = codec_json_tensor(&req.in[i], r->doc, item,
+                                   join(where, sizeof where, path, api_input_names[i]), req.dtype,
+                                   r->err);
     }
     *has_dy = req.in[API_IN_DY].rank > 0;
     api_plan plan;
@@ -422,11 +422,12 @@ static bool nested_empty(grade_shape *s, const cJSON *a, int depth) {
 // since nothing can be computed from it; here it is an answer like any other.
 static bool empty_answer(grade_shape *s, const reader *r, const cJSON *item) {
     s->rank = 0;
-    if (!cJSON_IsObject(item)) return !api_lift_blob(r->doc, item) && nested_empty(s, item, 0);
+    if (!cJSON_IsObject(item))
+        return !codec_json_array_of(r->doc, item) && nested_empty(s, item, 0);
     const cJSON *shape = field(item, "shape"), *data = field(item, "data");
-    const api_blob *blob = shape ? api_lift_blob(r->doc, shape) : NULL;
+    const codec_json_array *blob = shape ? codec_json_array_of(r->doc, shape) : NULL;
     if (!data || !cJSON_IsArray(data) || data->child || !blob || blob->rank != 1 ||
-        blob->problem != API_BLOB_OK || blob->count > GRADE_MAX_RANK)
+        blob->problem != CODEC_ARRAY_OK || blob->count > GRADE_MAX_RANK)
         return false;
     bool zero = false;
     for (int64_t i = 0; i < blob->count; i++) {
@@ -446,16 +447,17 @@ static bool read_answer(api_tensor *t, grade_array *a, const reader *r, const cJ
     }
     // NaN and infinities are part of the verdict here, not a malformed request: let the codec
     // take them, once the nesting is known to be sound (the lifter notes one problem only).
-    api_blob *blob = api_lift_blob(r->doc, cJSON_IsObject(item) ? field(item, "data") : item);
-    if (blob && blob->problem == API_BLOB_NON_FINITE) {
+    codec_json_array *blob =
+        codec_json_array_of(r->doc, cJSON_IsObject(item) ? field(item, "data") : item);
+    if (blob && blob->problem == CODEC_ARRAY_NON_FINITE) {
         int64_t numel = 1;
         for (int i = 0; i < blob->rank; i++) numel *= blob->shape[i];
         if (!cJSON_IsObject(item) && (blob->rank < 1 || numel != blob->count))
             return api_fail(r->err, API_E_RAGGED_ARRAY, path,
                             "%s is not rectangular: its nested arrays differ in length", path);
-        blob->problem = API_BLOB_OK;
+        blob->problem = CODEC_ARRAY_OK;
     }
-    if (!api_json_tensor(t, r->doc, item, path, CONV_FLOAT64, r->err)) return false;
+    if (!codec_json_tensor(t, r->doc, item, path, CONV_FLOAT64, r->err)) return false;
     if (t->numel > max_elements)
         return api_fail(r->err, API_E_TOO_MANY_ELEMENTS, path,
                         "%s has %" PRId64 " elements; this server takes at most %" PRId64
@@ -568,7 +570,7 @@ static bool read_settings(check_settings *s, const reader *r, const cJSON *root)
         }
     }
     if ((item = field(root, "require"))) {
-        if (!cJSON_IsArray(item) || api_lift_blob(r->doc, item))
+        if (!cJSON_IsArray(item) || codec_json_array_of(r->doc, item))
             return api_fail(r->err, API_E_INVALID_TYPE, "require",
                             "require must be a list of names such as [\"dx\", \"dw\", \"db\"]");
         int i = 0;
@@ -655,7 +657,7 @@ static bool run_check(api_buf *out, const reader *r, const api_options *opt) {
         return api_fail(r->err, API_E_INVALID_VALUE, "cases",
                         "give either \"cases\" or one \"problem\" with its \"submission\", not "
                         "both");
-    if (list && (!cJSON_IsArray(list) || !list->child || api_lift_blob(r->doc, list)))
+    if (list && (!cJSON_IsArray(list) || !list->child || codec_json_array_of(r->doc, list)))
         return api_fail(r->err, API_E_INVALID_TYPE, "cases",
                         "cases must be a non-empty list of {\"problem\", \"submission\"} objects");
     const size_t n = list ? (size_t)cJSON_GetArraySize(list) : 1;
@@ -696,7 +698,7 @@ static void respond(api_response *out, bool ok, api_buf *body, api_error *err) {
         api_fail(err, API_E_INTERNAL, "", "out of memory while writing the response");
     }
     api_buf_free(body);
-    api_error_response(out, err);
+    api_error_to_response(out, err);
 }
 
 static bool op_matches(const char *op_from_path, const char *op, api_error *err) {
@@ -716,18 +718,18 @@ static void run_front(api_response *out, const char *body, size_t len, const cha
     }
     api_error err;
     api_buf b = {0};
-    api_lifted doc;
-    bool ok = op_matches(op_from_path, op, &err) && api_lift_parse(&doc, body, len, &err);
+    codec_json_doc doc;
+    bool ok = op_matches(op_from_path, op, &err) && codec_json_parse(&doc, body, len, &err);
     if (ok) {
         const reader r = {&doc, &err};
         ok = run(&b, &r, opt);
-        api_lift_free(&doc);
+        codec_json_doc_free(&doc);
     }
     respond(out, ok, &b, &err);
 }
 
-void api_check_json(api_response *out, const char *body, size_t len, const char *op_from_path,
-                    const api_options *opt) {
+void grade_json_check(api_response *out, const char *body, size_t len, const char *op_from_path,
+                      const api_options *opt) {
     run_front(out, body, len, op_from_path, opt, "conv2d.check", run_check);
 }
 
@@ -740,7 +742,7 @@ static void put_tensor(api_buf *b, const char *name, const grade_layer *L, const
     api_buf_printf(b, ",\"%s\":{\"shape\":[", name);
     for (int i = 0; i < s.rank; i++) api_buf_printf(b, "%s%" PRId64, i ? "," : "", s.dim[i]);
     api_buf_puts(b, "],\"data\":");
-    api_json_put_numbers(b, data, grade_shape_numel(&s), CONV_FLOAT64);
+    codec_json_put_numbers(b, data, grade_shape_numel(&s), CONV_FLOAT64);
     api_buf_put(b, "}", 1);
 }
 
@@ -801,7 +803,7 @@ static bool run_problem(api_buf *out, const reader *r, const api_options *opt) {
     return true;
 }
 
-void api_problem_json(api_response *out, const char *body, size_t len, const char *op_from_path,
-                      const api_options *opt) {
+void grade_json_problem(api_response *out, const char *body, size_t len, const char *op_from_path,
+                        const api_options *opt) {
     run_front(out, body, len, op_from_path, opt, "conv2d.problem", run_problem);
 }

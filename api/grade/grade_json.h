@@ -15,14 +15,14 @@
 // Grades {"problem", "submission", "format", ...} or {"cases": [...], "format", ...}. A wrong
 // submission is a normal answer (200); errors are the spec's error JSON (400/422) for a body
 // that cannot be graded. `op_from_path` must be NULL or "conv2d.check" (the route's op).
-void api_check_json(api_response *out, const char *body, size_t len, const char *op_from_path,
-                    const api_options *opt);
+void grade_json_check(api_response *out, const char *body, size_t len, const char *op_from_path,
+                      const api_options *opt);
 
 // Generates problems: from a generator spec {"seed", "x_shape", "w_shape", ...} or a suite
 // {"suite", "seed", "index"?}, answering {"problems": [{"name", "spec", "problem"}, ...]} where
 // "problem" holds the v1 fields with explicit tensors. `op_from_path` must be NULL or
 // "conv2d.problem".
-void api_problem_json(api_response *out, const char *body, size_t len, const char *op_from_path,
-                      const api_options *opt);
+void grade_json_problem(api_response *out, const char *body, size_t len, const char *op_from_path,
+                        const api_options *opt);
 
 #endif

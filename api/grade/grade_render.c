@@ -28,18 +28,18 @@ static void put_number(api_buf *b, double v) {
     } else if (isinf(v)) {
         api_buf_puts(b, v > 0 ? "\"inf\"" : "\"-inf\"");
     } else {
-        char text[API_NUMBER_MAX_CHARS];
-        api_buf_put(b, text, (size_t)(api_print_f64(text, v) - text));
+        char text[NUM_MAX_CHARS];
+        api_buf_put(b, text, (size_t)(num_print_f64(text, v) - text));
     }
 }
 
 // A number for people: Python's repr.
 static const char *number_text(char *buf, double v) {
     if (!isfinite(v)) {
-        snprintf(buf, API_NUMBER_MAX_CHARS, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+        snprintf(buf, NUM_MAX_CHARS, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
         return buf;
     }
-    *api_print_f64(buf, v) = '\0';
+    *num_print_f64(buf, v) = '\0';
     return buf;
 }
 
@@ -181,7 +181,7 @@ static void put_verdict_text(api_buf *b, const grade_case *k, grade_tensor t, bo
     const grade_verdict *v = &k->report.tensor[t];
     const char *em = md ? "**" : ""; // strong emphasis
     const char *name = grade_tensor_name(t);
-    char want[96], got[96], where[96], e[API_NUMBER_MAX_CHARS], s[API_NUMBER_MAX_CHARS];
+    char want[96], got[96], where[96], e[NUM_MAX_CHARS], s[NUM_MAX_CHARS];
     grade_format_shape(want, sizeof want, &v->expected_shape);
     api_buf_puts(b, "Layer: ");
     put_layer_line(b, &k->origin);
@@ -301,7 +301,7 @@ static void put_summary_text(api_buf *b, const grade_case *cases, size_t n, bool
     double score, max_score;
     bool passed;
     totals(cases, n, &score, &max_score, &passed);
-    char s[API_NUMBER_MAX_CHARS], m[API_NUMBER_MAX_CHARS];
+    char s[NUM_MAX_CHARS], m[NUM_MAX_CHARS];
     api_buf_printf(b, "Score %s / %s over %zu problem%s.", number_text(s, score),
                    number_text(m, max_score), n, n == 1 ? "" : "s");
     mistake_tally tally[32];
@@ -539,7 +539,7 @@ static void render_prairielearn(api_buf *b, const grade_case *cases, size_t n, b
     totals(cases, n, &score, &max_score, &passed);
     api_buf_puts(b, "{\"gradable\":true,\"score\":");
     put_number(b, max_score > 0 ? score / max_score : 0);
-    char s[API_NUMBER_MAX_CHARS], m[API_NUMBER_MAX_CHARS];
+    char s[NUM_MAX_CHARS], m[NUM_MAX_CHARS];
     api_buf message = {0};
     api_buf_printf(&message, "%s of %s points", number_text(s, score), number_text(m, max_score));
     mistake_tally tally[32];

@@ -130,7 +130,7 @@ static inline const char *take_digits(const char *p, const char *end, uint64_t *
     return p;
 }
 
-const char *api_parse_f64(double *out, const char *p, const char *end) {
+const char *num_parse_f64(double *out, const char *p, const char *end) {
     const char *start = p;
     bool negative = p < end && *p == '-';
     p += negative;
@@ -340,7 +340,7 @@ static char *print_binary(char *buf, bool negative, uint64_t c, int32_t q, bool 
     return format_decimal(buf, digits, exponent);
 }
 
-char *api_print_f64(char *buf, double v) {
+char *num_print_f64(char *buf, double v) {
     uint64_t bits = bits_of_f64(v);
     uint64_t fraction = bits & ((1ull << 52) - 1);
     int32_t biased = (int32_t)((bits >> 52) & 0x7FF);
@@ -349,7 +349,7 @@ char *api_print_f64(char *buf, double v) {
                         fraction == 0 && biased > 1);
 }
 
-char *api_print_f32(char *buf, float v) {
+char *num_print_f32(char *buf, float v) {
     uint32_t bits;
     memcpy(&bits, &v, sizeof bits);
     uint32_t fraction = bits & ((1u << 23) - 1);

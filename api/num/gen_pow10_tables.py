@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes api/num/num_pow10.h: the 128-bit powers of ten that num_parse.c needs.
+"""Writes api/num/num_pow10.h: the 128-bit powers of ten that num_parse.c and num_print.c need.
 
 Both tables hold the significand of 10^k (the same as that of 5^k) normalised into
 [2^127, 2^128) as {high 64 bits, low 64 bits}; they differ in range and rounding, because each

@@ -1,8 +1,10 @@
-// api_numbers: JSON numbers in and out, fast and exact. Tensors are millions of numbers, so
+// num (api/num/): JSON numbers in and out, fast and exact. Tensors are millions of numbers, so
 // these replace strtod() and printf("%.17g"), which are 5-10x slower, without giving up
 // correctness: parsing is correctly rounded (Eisel-Lemire, strtod() only for tokens with more
-// than 19 significant digits) and printing is the shortest decimal that parses back to the
-// same value (Schubfach), for float64 and float32 alike.
+// than 19 significant digits; num_parse.c) and printing is the shortest decimal that parses back
+// to the same value (Schubfach; num_print.c), for float64 and float32 alike. Both take their
+// 128-bit powers of ten from num_pow10.h, which gen_pow10_tables.py generates. Nothing here
+// knows JSON documents, tensors or the rest of api/.
 #ifndef NUM_H
 #define NUM_H
 

@@ -1,4 +1,4 @@
-// The grading front door's JSON (api/grade_json.h): problems generated and read back, right
+// The grading front door's JSON (api/grade/grade_json.h): problems generated and read back, right
 // answers (from the naive reference, core/conv_ref.h) passing in every problem form, mistaken
 // ones diagnosed, the three output formats with the fields their platforms read, and bad
 // requests answered with the spec's error JSON and the right code and path, never a crash or

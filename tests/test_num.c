@@ -342,5 +342,5 @@ int main(int argc, char **argv) {
     test_print_random();
     test_parse_edges();
     test_parse_random();
-    return t_finish("test_api_numbers");
+    return t_finish("test_num");
 }

@@ -13,6 +13,7 @@
 #include "api/codec/codec.h"
 #include "server/blas_boot.h"
 #include "server/cli.h"
+#include "server/version.h"
 
 static void print_help(void) {
     printf("usage: convd run [--op OP] [--format json|safetensors] [--threads N] [--max-elements N]\n"
@@ -145,7 +146,7 @@ int cli_run(int argc, char **argv) {
     if (!body) return fail_internal("read", from_stdin ? "standard input" : path);
     api_response resp = {0};
     if (safetensors) codec_v1_run(&resp, CODEC_BINARY, body, len, codec_binary_type, op, &opt);
-    else api_run_json(&resp, body, len, op, &opt);
+    else codec_run_json(&resp, body, len, op, &opt);
     free(body);
     int status = write_response(&resp);
     free(resp.body);

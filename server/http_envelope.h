@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 #include "api/api.h"
-#include "server/http_routes.h"
+#include "server/http_router.h"
 
 typedef struct {
     // From the request's headers ("" when absent).

@@ -6,8 +6,8 @@
 #include "api/api_errors.h"
 #include "api/codec/codec.h"
 #include "api/codec/codec_v2.h"
-#include "server/cli.h"
 #include "server/http_server.h"
+#include "server/version.h"
 
 // api/openapi.yaml, assembled into the binary (the path is the build's working directory, the
 // repository root; the Makefile names the file as a prerequisite of this object).

@@ -5,7 +5,7 @@
 #ifndef HTTP_HANDLERS_H
 #define HTTP_HANDLERS_H
 
-#include "server/http_routes.h"
+#include "server/http_router.h"
 
 // Codec lists for compute routes. The v1 list takes application/json (the default when no
 // Content-Type is sent) and application/octet-stream (safetensors); the v2 list takes

@@ -8,9 +8,9 @@
 #include "api/api_errors.h"
 #include "api/grade/grade_json.h"
 #include "server/blas_boot.h"
-#include "server/cli.h"
 #include "server/http_handlers.h"
 #include "server/http_server.h"
+#include "server/version.h"
 
 static const char json_type[] = "application/json";
 
@@ -84,8 +84,8 @@ static void get_info(api_response *out, http_server *srv) {
     cJSON *ops = cJSON_AddArrayToObject(doc, "ops");
     cJSON *types = cJSON_AddArrayToObject(doc, "content_types");
     cJSON *routes = cJSON_AddArrayToObject(doc, "routes");
-    for (size_t i = 0; i < http_n_routes; i++) {
-        const http_route *r = &http_routes[i];
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const http_route *r = &cfg->routes[i];
         char route[160];
         snprintf(route, sizeof route, "%s %s", r->methods & HTTP_POST ? "POST" : "GET", r->path);
         cJSON_AddItemToArray(routes, cJSON_CreateString(route));
@@ -134,17 +134,3 @@ const http_route http_routes[] = {
      http_handlers_v2_formats},
 };
 const size_t http_n_routes = sizeof http_routes / sizeof *http_routes;
-
-const http_route *http_route_find(const char *path, size_t *index) {
-    for (size_t i = 0; i < http_n_routes; i++)
-        if (strcmp(http_routes[i].path, path) == 0) {
-            *index = i;
-            return &http_routes[i];
-        }
-    *index = http_n_routes;
-    return NULL;
-}
-
-const char *http_route_allow(const http_route *r) {
-    return r->methods & HTTP_POST ? "POST, OPTIONS" : "GET, HEAD, OPTIONS";
-}

@@ -18,7 +18,6 @@
 #include "server/http_log.h"
 #include "server/http_metrics.h"
 #include "server/http_pool.h"
-#include "server/http_routes.h"
 #include "server/http_tls.h"
 
 struct http_server {
@@ -175,7 +174,7 @@ static void classify(http_request *r, uint64_t declared, bool has_length) {
     } else if (!(r->method & allowed)) {
         api_error_refuse(no, API_E_METHOD_NOT_ALLOWED, "", "%s %s is not allowed; use %s",
                          api_quote(quoted, sizeof quoted, r->method_name), route->path,
-                         http_route_allow(route));
+                         http_router_allow(route));
     } else if (r->method == HTTP_POST && route->formats &&
                !http_auth_admit(srv->auth, header(r->conn, MHD_HTTP_HEADER_AUTHORIZATION), no,
                                 &r->retry_after_s)) {
@@ -223,7 +222,7 @@ static void add_cors(struct MHD_Response *resp, const http_request *r) {
     if (r->method == HTTP_OPTIONS) {
         const char *asked = header(r->conn, "Access-Control-Request-Headers");
         MHD_add_response_header(resp, "Access-Control-Allow-Methods",
-                                r->route ? http_route_allow(r->route) : "");
+                                r->route ? http_router_allow(r->route) : "");
         MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                                 *asked ? asked : "Content-Type, Accept, Authorization");
         MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
@@ -249,7 +248,7 @@ static enum MHD_Result answer(http_request *r, api_response *answer, bool close)
     if (len) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, answer->content_type);
     http_envelope_headers(&r->envelope, resp);
     if (r->route && (status == 405 || r->method == HTTP_OPTIONS))
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, http_route_allow(r->route));
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, http_router_allow(r->route));
     if (status == 503) {
         char seconds[16];
         snprintf(seconds, sizeof seconds, "%d", r->srv->cfg.retry_after_s);
@@ -344,7 +343,7 @@ static http_request *request_begin(http_server *srv, struct MHD_Connection *conn
     else if (sa && sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->remote,
                   sizeof r->remote);
-    r->route = http_route_find(url, &r->route_index);
+    r->route = http_router_find(r->srv->cfg.routes, r->srv->cfg.n_routes, url, &r->route_index);
     return r;
 }
 
@@ -499,10 +498,10 @@ http_server *http_server_start(const http_config *cfg, char *err, size_t err_cap
     s->cfg = *cfg;
     s->budget.limit = cfg->max_memory;
     s->started = now_s();
-    s->route_names = calloc(http_n_routes, sizeof *s->route_names);
-    for (size_t i = 0; s->route_names && i < http_n_routes; i++)
-        s->route_names[i] = http_routes[i].path;
-    s->metrics = s->route_names ? http_metrics_create(s->route_names, http_n_routes) : NULL;
+    s->route_names = calloc(s->cfg.n_routes, sizeof *s->route_names);
+    for (size_t i = 0; s->route_names && i < s->cfg.n_routes; i++)
+        s->route_names[i] = s->cfg.routes[i].path;
+    s->metrics = s->route_names ? http_metrics_create(s->route_names, s->cfg.n_routes) : NULL;
     s->pool = http_pool_create(cfg->workers, cfg->queue, cfg->cores);
     if (!s->metrics || !s->pool) {
         snprintf(err, err_cap, "cannot start %d compute workers (out of memory or threads)",

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "server/blas_boot.h"
-#include "server/cli.h"
+#include "server/version.h"
 #include "tests/harness/http_harness.h"
 
 // Server answers counted by the test, checked against GET /metrics at the end.

@@ -58,20 +58,6 @@ codec_format codec_negotiate(const char *accept, codec_format own) {
     return own;
 }
 
-bool codec_tensor_from_bytes(api_tensor *t, const char *bytes, conv_dtype dt, api_error *err) {
-    size_t elt = conv_dtype_size(dt), n = (size_t)t->numel * elt;
-    if ((uintptr_t)bytes % elt == 0) {
-        t->data = (void *)bytes; // borrowed: the tensor is read, never written
-        t->owned = NULL;
-        return true;
-    }
-    t->data = t->owned = malloc(n);
-    if (!t->data)
-        return api_fail(err, API_E_INTERNAL, "", "out of memory for %zu bytes of tensor data", n);
-    memcpy(t->data, bytes, n);
-    return true;
-}
-
 static bool decode(api_request *req, codec_format in, const char *body, size_t len,
                    api_error *err) {
     return in == CODEC_BINARY ? codec_safetensors_decode(req, body, len, err)
@@ -81,10 +67,7 @@ static bool decode(api_request *req, codec_format in, const char *body, size_t l
 void codec_v1_run(api_response *out, codec_format in, const char *body, size_t len,
                   const char *accept, const char *op_from_path, const api_options *opt) {
     api_options defaults;
-    if (!opt) {
-        api_options_default(&defaults);
-        opt = &defaults;
-    }
+    opt = api_options_or_default(opt, &defaults);
     api_request req;
     api_request_init(&req);
     api_plan plan;
@@ -106,4 +89,9 @@ void codec_v1_run(api_response *out, codec_format in, const char *body, size_t l
     }
     api_result_free(&res);
     if (!ok) api_error_to_response(out, &err);
+}
+
+void codec_run_json(api_response *out, const char *body, size_t len, const char *op_from_path,
+                    const api_options *opt) {
+    codec_v1_run(out, CODEC_JSON, body, len, NULL, op_from_path, opt);
 }

@@ -1,8 +1,10 @@
-// codec: what the front doors beyond v1 JSON share. The v1 routes take a request in JSON or
-// safetensors and answer in either (the client's Accept decides, the request's own format wins
-// ties); the Open Inference Protocol v2 door (api/codec_v2.h) has its own framing. All of them
-// fill the one api_request and run it through api_validate() and api_execute(): no op exists
-// twice.
+// codec (api/codec/): the wire formats, each filling the one api_request from its bytes and
+// writing the result back: v1 JSON (codec_json.h, with codec_json_parse.h lifting the number
+// arrays out of the text), safetensors (codec_safetensors.h) and the Open Inference Protocol v2
+// (codec_v2.h, with its own framing). All of them run the request through api_validate() and
+// api_execute(): no op exists twice. This header is the v1 routes' side: a request in JSON or
+// safetensors, answered in either (the client's Accept decides, the request's own format wins
+// ties). The folder depends on api/ and api/num/ only.
 //
 // Tensors that arrive as raw bytes are used where they lie in the request body when the bytes
 // are aligned for their dtype (safetensors writers align them); only misaligned bytes are copied,
@@ -16,10 +18,6 @@
 #include "api/api.h"
 #include "api/api_model.h"
 
-#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "binary tensors are little-endian on the wire and are used in place: a little-endian host is needed"
-#endif
-
 typedef enum { CODEC_JSON, CODEC_BINARY } codec_format;
 
 // The media types of the two formats.
@@ -32,15 +30,15 @@ extern const char codec_binary_type[]; // "application/octet-stream" (safetensor
 // client that sends binary and says nothing gets binary back.
 codec_format codec_negotiate(const char *accept, codec_format own);
 
-// Points *t (its shape already set, numel elements) at `bytes`, little-endian elements of `dt`:
-// in place when `bytes` is aligned for the dtype, else copied into an allocation *t owns. Fails
-// only without memory (internal_error).
-bool codec_tensor_from_bytes(api_tensor *t, const char *bytes, conv_dtype dt, api_error *err);
-
 // Runs one request of a v1 route: `body` is JSON or safetensors (`in`), `op_from_path` the
 // route's op (NULL on the command line), `accept` picks the answer's format. Always fills `out`:
 // the result, or the v1 error JSON (errors are JSON whatever the formats).
 void codec_v1_run(api_response *out, codec_format in, const char *body, size_t len,
                   const char *accept, const char *op_from_path, const api_options *opt);
+
+// Runs one v1 JSON request: codec_v1_run for a JSON body with no Accept (so a JSON answer).
+// Never fails to produce a response: errors come back as the spec's error JSON.
+void codec_run_json(api_response *out, const char *body, size_t len, const char *op_from_path,
+                    const api_options *opt);
 
 #endif

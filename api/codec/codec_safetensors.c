@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "api/codec/codec_json.h"
-#include "api/codec/codec.h"
 
 // The reference reader's dtypes and their sizes; only F32 and F64 are convd's.
 static const struct {
@@ -339,7 +338,7 @@ static bool take_tensor(api_request *req, const entry *e, const char *data, bool
                         "C/groups, kh, kw] or [kh, kw], b [F], dy like y", name, e->rank);
     api_tensor *t = &req->in[input];
     return api_tensor_set_shape(t, e->shape, e->rank, path, err) &&
-           codec_tensor_from_bytes(t, data + e->begin, dt, err);
+           api_tensor_from_bytes(t, data + e->begin, dt, err);
 }
 
 bool codec_safetensors_decode(api_request *req, const char *body, size_t len, api_error *err) {

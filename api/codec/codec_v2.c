@@ -209,7 +209,7 @@ static bool input_data(api_tensor *t, v2_request *v2, const cJSON *input, const 
                             "the JSON header and the inputs before it (is "
                             "Inference-Header-Content-Length right?)",
                             where, size, bin->left);
-        bool ok = codec_tensor_from_bytes(t, bin->at, dt, err);
+        bool ok = api_tensor_from_bytes(t, bin->at, dt, err);
         bin->at += need;
         bin->left -= need;
         return ok;
@@ -592,10 +592,7 @@ static void v2_put_result(api_response *out, const v2_request *v2, const api_req
 void codec_v2_infer(api_response *out, const char *body, size_t len, const char *header_length,
                     const char *op_name, const api_options *opt) {
     api_options defaults;
-    if (!opt) {
-        api_options_default(&defaults);
-        opt = &defaults;
-    }
+    opt = api_options_or_default(opt, &defaults);
     api_request req;
     api_request_init(&req);
     v2_request v2 = {.n_outputs = 0};

@@ -25,7 +25,7 @@ const char *codec_v2_model_name(char *buf, size_t cap, const char *op);
 // as sent ("" or NULL when absent: the whole body is JSON). Always fills `out`: the response,
 // as application/json, or as application/octet-stream when an output is binary (the JSON
 // header, then the binary outputs in order; codec_v2_header_length() finds the split), or the
-// error body. Binary inputs aligned in `body` are used in place (see api/codec.h).
+// error body. Binary inputs aligned in `body` are used in place (see api/codec/codec.h).
 void codec_v2_infer(api_response *out, const char *body, size_t len, const char *header_length,
                     const char *op, const api_options *opt);
 

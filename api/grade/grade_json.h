@@ -1,5 +1,5 @@
 // grade_json: the grading front door's JSON, bytes in and an api_response out, the way
-// api_run_json answers v1 requests (same signature, same error JSON), for `convd check` /
+// codec_run_json answers v1 requests (same signature, same error JSON), for `convd check` /
 // POST /v1/conv2d/check and `convd problem` / POST /v1/conv2d/problem. docs/GRADING.md has
 // the request and response formats.
 #ifndef GRADE_JSON_H

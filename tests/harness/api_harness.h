@@ -1,5 +1,5 @@
 // api_harness: the golden cases of ../shared/golden through any front door that takes a v1
-// JSON body (api_run_json in-process, `convd run` as a process), forward and backward, in
+// JSON body (codec_run_json in-process, `convd run` as a process), forward and backward, in
 // both tensor forms, checked against PyTorch's tensors: float64 within a relative error of
 // 1e-10 per element (CS231n's rel_error), float32 within 1e-5 of the largest expected value.
 #ifndef API_HARNESS_H

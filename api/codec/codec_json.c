@@ -14,7 +14,7 @@ _Static_assert(CODEC_JSON_MAX_DEPTH == API_MAX_RANK, "a lifted nesting must fit 
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by the decoders below.
 
-static const char *type_name(const cJSON *item) {
+const char *codec_json_type_name(const cJSON *item) {
     if (cJSON_IsString(item)) return "a string";
     if (cJSON_IsNumber(item)) return "a number";
     if (cJSON_IsBool(item)) return cJSON_IsTrue(item) ? "true" : "false";
@@ -124,7 +124,7 @@ static bool explain_array(const cJSON *array, const char *path, int depth, api_e
             if (!explain_array(e, inner, depth + 1, err)) return false;
         } else if (!cJSON_IsNumber(e)) {
             return api_fail(err, API_E_INVALID_TYPE, inner, "%s is %s; tensors hold numbers only",
-                            inner, type_name(e));
+                            inner, codec_json_type_name(e));
         } else if (depth >= API_MAX_RANK) { // the only numbers the lifter leaves behind
             return api_fail(err, API_E_INVALID_SHAPE, inner,
                             "%s is nested %d arrays deep; tensors have at most 4 dimensions", inner,
@@ -210,7 +210,8 @@ bool codec_json_whole_numbers(int64_t *out, int *count, int limit, const codec_j
     } else {
         bool empty = cJSON_IsArray(item) && !cJSON_GetArraySize(item);
         return api_fail(err, empty ? API_E_INVALID_VALUE : API_E_INVALID_TYPE, name,
-                        "%s must be %s; got %s", name, expected, empty ? "[]" : type_name(item));
+                        "%s must be %s; got %s", name, expected,
+                        empty ? "[]" : codec_json_type_name(item));
     }
     if (n > limit)
         return api_fail(err, API_E_INVALID_VALUE, name, "%s must be %s; got %" PRId64 " numbers",
@@ -273,7 +274,7 @@ static bool tensor_object(api_tensor *t, const codec_json_doc *doc, const cJSON 
         if (!cJSON_IsArray(data_item))
             return api_fail(err, API_E_INVALID_TYPE, data_path,
                             "%s must be an array of numbers; got %s", data_path,
-                            type_name(data_item));
+                            codec_json_type_name(data_item));
         return array_not_numbers(data_item, data_path, err);
     }
     array_naming as = {data_path, false};
@@ -301,7 +302,7 @@ bool codec_json_tensor(api_tensor *t, const codec_json_doc *doc, const cJSON *it
             return api_fail(err, API_E_INVALID_TYPE, name,
                             "%s must be a tensor: a nested array of numbers, or {\"shape\": "
                             "[...], \"data\": [...]}; got %s",
-                            name, type_name(item));
+                            name, codec_json_type_name(item));
         return array_not_numbers(item, name, err);
     }
     array_naming as = {name, true};
@@ -327,7 +328,7 @@ static bool decode_op(decoder *d, const cJSON *item, int which) {
     char ops[128], quoted[48];
     if (!cJSON_IsString(item))
         return api_fail(d->err, API_E_INVALID_TYPE, "op", "op must be a string, one of %s; got %s",
-                        api_op_list(ops, sizeof ops), type_name(item));
+                        api_op_list(ops, sizeof ops), codec_json_type_name(item));
     d->req->op = api_op_find(item->valuestring);
     if (!d->req->op)
         return api_fail(d->err, API_E_UNKNOWN_OP, "op", "op \"%s\" is not one of %s",
@@ -340,7 +341,8 @@ static bool decode_dtype(decoder *d, const cJSON *item, int which) {
     char quoted[48];
     if (!cJSON_IsString(item))
         return api_fail(d->err, API_E_INVALID_TYPE, "dtype",
-                        "dtype must be \"float32\" or \"float64\"; got %s", type_name(item));
+                        "dtype must be \"float32\" or \"float64\"; got %s",
+                        codec_json_type_name(item));
     if (strcmp(item->valuestring, "float32") == 0)
         d->req->dtype = CONV_FLOAT32;
     else if (strcmp(item->valuestring, "float64") == 0)
@@ -411,7 +413,7 @@ static bool decode_padding(decoder *d, const cJSON *item, int which) {
 static bool decode_groups(decoder *d, const cJSON *item, int which) {
     if (!cJSON_IsNumber(item))
         return api_fail(d->err, API_E_INVALID_TYPE, "groups", "groups must be an integer; got %s",
-                        codec_json_array_of(d->doc, item) ? "a list" : type_name(item));
+                        codec_json_array_of(d->doc, item) ? "a list" : codec_json_type_name(item));
     int n;
     return codec_json_whole_numbers(&d->req->groups, &n, 1, d->doc, item, "groups", "an integer",
                                     API_E_INVALID_VALUE, d->err);
@@ -422,7 +424,8 @@ static bool decode_outputs(decoder *d, const cJSON *item, int which) {
     const char *expected = "a list of names such as [\"dx\", \"dw\"]";
     if (!cJSON_IsArray(item) || codec_json_array_of(d->doc, item))
         return api_fail(d->err, API_E_INVALID_TYPE, "outputs", "outputs must be %s; got %s",
-                        expected, codec_json_array_of(d->doc, item) ? "numbers" : type_name(item));
+                        expected,
+                        codec_json_array_of(d->doc, item) ? "numbers" : codec_json_type_name(item));
     if (!item->child)
         return api_fail(d->err, API_E_INVALID_VALUE, "outputs",
                         "outputs is empty; name at least one output, or leave it out for all");
@@ -431,7 +434,7 @@ static bool decode_outputs(decoder *d, const cJSON *item, int which) {
         snprintf(path, sizeof path, "outputs[%d]", i);
         if (!cJSON_IsString(e))
             return api_fail(d->err, API_E_INVALID_TYPE, path, "%s is %s; outputs must be %s", path,
-                            type_name(e), expected);
+                            codec_json_type_name(e), expected);
         int o = 0;
         while (o < API_OUT_COUNT && strcmp(api_output_names[o], e->valuestring) != 0) o++;
         if (o == API_OUT_COUNT)
@@ -549,7 +552,7 @@ bool codec_json_decode(api_request *req, const char *body, size_t len, api_error
         ok = api_fail(err, API_E_INVALID_TYPE, "",
                       "the body must be a JSON object such as {\"op\": \"conv2d.forward\", "
                       "\"x\": ..., \"w\": ...}; got %s",
-                      type_name(doc.root));
+                      codec_json_type_name(doc.root));
     } else {
         const char *names[FIELD_COUNT];
         for (int f = 0; f < FIELD_COUNT; f++) names[f] = fields[f].name;

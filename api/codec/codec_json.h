@@ -26,6 +26,10 @@ bool codec_json_decode(api_request *req, const char *body, size_t len, api_error
 bool codec_json_tensor(api_tensor *t, const codec_json_doc *doc, const cJSON *item,
                        const char *name, conv_dtype dt, api_error *err);
 
+// How a JSON value is named in messages: "a string", "a number", "true", "false", "null", "an
+// object" or "an array".
+const char *codec_json_type_name(const cJSON *item);
+
 // A list of whole numbers (a shape, a stride pair, ...) in a lifted document: a flat array or
 // a lone number. `limit` caps how many; *count gets how many were given. Values that are not
 // whole numbers (or too large for any size) fail with `bad_value`; other types with

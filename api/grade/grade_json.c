@@ -26,15 +26,6 @@ typedef struct {
     api_error *err;
 } reader;
 
-static const char *type_name(const cJSON *item) {
-    if (cJSON_IsString(item)) return "a string";
-    if (cJSON_IsNumber(item)) return "a number";
-    if (cJSON_IsBool(item)) return cJSON_IsTrue(item) ? "true" : "false";
-    if (cJSON_IsNull(item)) return "null";
-    if (cJSON_IsObject(item)) return "an object";
-    return "an array";
-}
-
 // The member `name` of obj, or NULL when absent or null.
 static const cJSON *field(const cJSON *obj, const char *name) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
@@ -83,7 +74,7 @@ static bool check_keys(const reader *r, const cJSON *obj, const char *const *kno
 static bool need_object(const reader *r, const cJSON *item, const char *path, const char *what) {
     if (cJSON_IsObject(item)) return true;
     return api_fail(r->err, API_E_INVALID_TYPE, path, "%s must be an object (%s); got %s",
-                    *path ? path : "the body", what, type_name(item));
+                    *path ? path : "the body", what, codec_json_type_name(item));
 }
 
 static bool whole(int64_t *out, double v) {
@@ -113,7 +104,7 @@ static bool read_string(const char **out, const reader *r, const cJSON *item, co
                         const char *expected) {
     if (!cJSON_IsString(item))
         return api_fail(r->err, API_E_INVALID_TYPE, path, "%s must be %s; got %s", path, expected,
-                        type_name(item));
+                        codec_json_type_name(item));
     *out = item->valuestring;
     return true;
 }
@@ -176,7 +167,7 @@ static bool read_layer_params(api_request *req, const reader *r, const cJSON *ob
         join(where, sizeof where, path, "groups");
         if (!cJSON_IsNumber(item))
             return api_fail(r->err, API_E_INVALID_TYPE, where, "%s must be an integer; got %s",
-                            where, type_name(item));
+                            where, codec_json_type_name(item));
         if (!int_list(&req->groups, &n, 1, r, item, where, "an integer")) return false;
     }
     return true;
@@ -224,7 +215,7 @@ static bool read_seed(uint64_t *seed, const reader *r, const cJSON *obj, const c
     if (!cJSON_IsNumber(item) || !whole(&v, item->valuedouble))
         return api_fail(r->err, API_E_INVALID_VALUE, where,
                         "%s must be a whole number from 0 to 2^53; got %s", where,
-                        cJSON_IsNumber(item) ? "another number" : type_name(item));
+                        cJSON_IsNumber(item) ? "another number" : codec_json_type_name(item));
     *seed = (uint64_t)v;
     return true;
 }
@@ -308,7 +299,7 @@ static bool read_spec(grade_origin *o, const reader *r, const cJSON *obj, const 
     const cJSON *bias = field(obj, "bias");
     if (bias && !cJSON_IsBool(bias))
         return api_fail(r->err, API_E_INVALID_TYPE, join(where, sizeof where, path, "bias"),
-                        "%s must be true or false; got %s", where, type_name(bias));
+                        "%s must be true or false; got %s", where, codec_json_type_name(bias));
     const bool with_bias = !bias || cJSON_IsTrue(bias);
     const api_tensor *w = &req.in[API_IN_W];
     const int64_t filters = w->rank == 4 ? w->shape[0] : 1;
@@ -527,7 +518,7 @@ static bool read_number(double *out, const reader *r, const cJSON *item, const c
     if (!cJSON_IsNumber(item) || !(item->valuedouble >= 0) || item->valuedouble > 1e300)
         return api_fail(r->err, cJSON_IsNumber(item) ? API_E_INVALID_VALUE : API_E_INVALID_TYPE,
                         path, "%s must be a number >= 0; got %s", path,
-                        cJSON_IsNumber(item) ? "a negative number" : type_name(item));
+                        cJSON_IsNumber(item) ? "a negative number" : codec_json_type_name(item));
     *out = item->valuedouble;
     return true;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "server/blas_boot.h"
+#include "server/net.h"
 #include "tests/harness/http_harness.h"
 
 // ---------------------------------------------------------------- requests and their answers
@@ -362,8 +363,8 @@ static void test_clients_leaving(void) {
     int fds[3];
     for (int i = 0; i < 3; i++) {
         fds[i] = th_connect(s.port);
-        th_send_all(fds[i], head, strlen(head));
-        th_send_all(fds[i], body, strlen(body));
+        net_send_all(fds[i], head, strlen(head));
+        net_send_all(fds[i], body, strlen(body));
     }
     for (double deadline = th_now() + 60;
          gauge(s.port, "convd_inflight_requests") < 3 && th_now() < deadline;)

@@ -10,17 +10,17 @@ double ah_rel_error(const th_tensor *a, const th_tensor *b) {
     double worst = 0;
     for (size_t i = 0; i < a->n; i++)
         worst = fmax(worst, fabs(a->data[i] - b->data[i]) /
-                  fmax(1e-8, fabs(a->data[i]) + fabs(b->data[i])));
+                                fmax(1e-8, fabs(a->data[i]) + fabs(b->data[i])));
     return worst;
 }
 
 // Whether `got` (any v1 tensor form) matches `want`: same shape, and within the dtype's bound.
 static bool ah_tensor_matches(const cJSON *got, const cJSON *want, bool float64, char *why,
-                       size_t cap) {
+                              size_t cap) {
     if (!float64) return th_tensor_close(got, want, 1e-5, why, cap);
     th_tensor g, w;
     bool ok = th_tensor_read(got, &g) && th_tensor_read(want, &w) && g.rank == w.rank &&
-memcmp(g.shape, w.shape, sizeof g.shape) == 0 && g.n == w.n;
+              memcmp(g.shape, w.shape, sizeof g.shape) == 0 && g.n == w.n;
     if (!ok) snprintf(why, cap, "shape or form differs");
     if (ok) {
         double rel = ah_rel_error(&g, &w);
@@ -34,7 +34,7 @@ memcmp(g.shape, w.shape, sizeof g.shape) == 0 && g.n == w.n;
 
 // Checks a success response: exactly `names` (and meta) are present, each matching expected.
 static void ah_check_response(const char *label, const char *text, const cJSON *expected,
-                       const char *const *names, int count, bool float64) {
+                              const char *const *names, int count, bool float64) {
     cJSON *resp = text ? cJSON_Parse(text) : NULL;
     if (!CHECK(resp != NULL, "%s: the response is not JSON: %.200s", label, text ? text : ""))
         return;
@@ -46,7 +46,7 @@ static void ah_check_response(const char *label, const char *text, const cJSON *
         const cJSON *want = cJSON_GetObjectItemCaseSensitive(expected, names[i]);
         char why[128] = "missing";
         CHECK(got && want && ah_tensor_matches(got, want, float64, why, sizeof why), "%s: %s: %s",
-label, names[i], why);
+              label, names[i], why);
     }
     cJSON_Delete(resp);
 }
@@ -60,8 +60,7 @@ static void ah_nest_tensors(cJSON *request) {
     }
 }
 
-int ah_golden_through(ah_door door, void *ctx, int ok_status, bool with_op,
-                      const char **op_out) {
+int ah_golden_through(ah_door door, void *ctx, int ok_status, bool with_op, const char **op_out) {
     DIR *dir = opendir(t_golden_dir());
     if (!CHECK(dir != NULL, "golden directory %s", t_golden_dir())) return 0;
     int cases = 0;
@@ -97,18 +96,18 @@ int ah_golden_through(ah_door door, void *ctx, int ok_status, bool with_op,
             char label[256];
             snprintf(label, sizeof label, "%s %s %s", e->d_name, op, nested ? "nested" : "object");
             if (CHECK(status == ok_status, "%s: status %d: %.300s", label, status,
-        resp ? resp : "")) {
-  const char *outputs[3];
-  int count = 0;
-  if (!backward)
-      outputs[count++] = "y";
-  else
-      for (int k = 0; k < 3; k++) {
-          const char *name = (const char *[]){"dx", "dw", "db"}[k];
-          if (cJSON_GetObjectItemCaseSensitive(expected, name))
-              outputs[count++] = name;
-      }
-  ah_check_response(label, resp, expected, outputs, count, float64);
+                      resp ? resp : "")) {
+                const char *outputs[3];
+                int count = 0;
+                if (!backward)
+                    outputs[count++] = "y";
+                else
+                    for (int k = 0; k < 3; k++) {
+                        const char *name = (const char *[]){"dx", "dw", "db"}[k];
+                        if (cJSON_GetObjectItemCaseSensitive(expected, name))
+                            outputs[count++] = name;
+                    }
+                ah_check_response(label, resp, expected, outputs, count, float64);
             }
             free(resp);
             free(body);

@@ -20,7 +20,6 @@ double ah_rel_error(const th_tensor *a, const th_tensor *b);
 // Every golden case through `door`, forward and backward, both tensor forms; `ok_status` is
 // the door's success status. `with_op`: the body names its op (else the door supplies it, and
 // `op_out` gets the op before each call). Returns how many cases were found.
-int ah_golden_through(ah_door door, void *ctx, int ok_status, bool with_op,
-                      const char **op_out);
+int ah_golden_through(ah_door door, void *ctx, int ok_status, bool with_op, const char **op_out);
 
 #endif

@@ -108,7 +108,7 @@ void bh_safetensors(bh_bytes *out, const bh_tensor *tensors, int count, bool f64
     for (int i = 0; i < count; i++) {
         size_t bytes = tensors[i].n * elt;
         bh_printf(&header, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":", (metadata || i) ? "," : "",
-    tensors[i].name, f64 ? "F64" : "F32");
+                  tensors[i].name, f64 ? "F64" : "F32");
         bh_shape_json(&header, &tensors[i]);
         bh_printf(&header, ",\"data_offsets\":[%zu,%zu]}", offset, offset + bytes);
         offset += bytes;
@@ -160,12 +160,11 @@ cJSON *bh_read_safetensors(bh_tensor *t, const char *body, size_t len,
     return root;
 }
 
-bool bh_close(const bh_tensor *got, const bh_tensor *want, double tol, char *why,
-              size_t cap) {
+bool bh_close(const bh_tensor *got, const bh_tensor *want, double tol, char *why, size_t cap) {
     if (!got->data || got->rank != want->rank || got->n != want->n ||
         memcmp(got->shape, want->shape, sizeof got->shape) != 0) {
         snprintf(why, cap, "shape differs (rank %d vs %d, %zu vs %zu elements)", got->rank,
-   want->rank, got->n, want->n);
+                 want->rank, got->n, want->n);
         return false;
     }
     double scale = 0, worst = 0;
@@ -244,9 +243,9 @@ static void bh_v2_parameters(bh_bytes *b, const cJSON *request, int binary_out) 
     for (int i = 0; i < 2; i++) {
         if (!pairs[i]) continue;
         double h = cJSON_IsArray(pairs[i]) ? cJSON_GetArrayItem(pairs[i], 0)->valuedouble
-                             : pairs[i]->valuedouble;
+                                           : pairs[i]->valuedouble;
         double w = cJSON_IsArray(pairs[i]) ? cJSON_GetArrayItem(pairs[i], 1)->valuedouble
-                             : pairs[i]->valuedouble;
+                                           : pairs[i]->valuedouble;
         bh_printf(b, ",\"%s_h\":%g,\"%s_w\":%g", names[i], h, names[i], w);
     }
     if (cJSON_IsString(padding)) bh_printf(b, ",\"padding\":\"%s\"", padding->valuestring);
@@ -272,7 +271,7 @@ static void bh_put_nested(bh_bytes *b, const double *data, const long long *shap
 }
 
 void bh_v2_body(bh_bytes *b, size_t *header_len, const bh_golden *g, bool backward,
-      bh_v2_form form, const char *id) {
+                bh_v2_form form, const char *id) {
     b->len = 0;
     bh_puts(b, "{");
     if (id) bh_printf(b, "\"id\":\"%s\",", id);
@@ -283,7 +282,7 @@ void bh_v2_body(bh_bytes *b, size_t *header_len, const bh_golden *g, bool backwa
         const bh_tensor *t = &g->in[i];
         if (!t->rank || (i == 3 && !backward)) continue;
         bh_printf(b, "%s{\"name\":\"%s\",\"datatype\":\"%s\",\"shape\":", count++ ? "," : "",
-    bh_inputs[i], g->f64 ? "FP64" : "FP32");
+                  bh_inputs[i], g->f64 ? "FP64" : "FP32");
         bh_shape_json(b, t);
         if (form.binary_in) {
             bh_printf(b, ",\"parameters\":{\"binary_data_size\":%zu}}", t->n * (g->f64 ? 8 : 4));
@@ -300,10 +299,10 @@ void bh_v2_body(bh_bytes *b, size_t *header_len, const bh_golden *g, bool backwa
     bh_puts(b, "]");
     if (form.pick && backward)
         bh_printf(b, ",\"outputs\":[{\"name\":\"dw\"%s},{\"name\":\"dx\"}]",
-    form.binary_out == 2 ? ",\"parameters\":{\"binary_data\":true}" : "");
+                  form.binary_out == 2 ? ",\"parameters\":{\"binary_data\":true}" : "");
     else if (form.binary_out == 2)
         bh_printf(b, ",\"outputs\":[{\"name\":\"%s\",\"parameters\":{\"binary_data\":true}}]",
-    backward ? "dw" : "y");
+                  backward ? "dw" : "y");
     bh_puts(b, "}");
     *header_len = b->len;
     for (int i = 0; form.binary_in && i < 4; i++)
@@ -339,13 +338,13 @@ cJSON *bh_v2_read(const char *body, size_t len, bh_tensor outs[4],
             t->n = (size_t)size->valuedouble / (f64 ? 8 : 4);
             t->data = calloc(t->n + 1, sizeof *t->data);
             for (size_t i = 0; i < t->n && at + (i + 1) * (f64 ? 8 : 4) <= len; i++) {
-  if (f64) {
-      memcpy(&t->data[i], body + at + 8 * i, 8);
-  } else {
-      float f;
-      memcpy(&f, body + at + 4 * i, 4);
-      t->data[i] = f;
-  }
+                if (f64) {
+                    memcpy(&t->data[i], body + at + 8 * i, 8);
+                } else {
+                    float f;
+                    memcpy(&f, body + at + 4 * i, 4);
+                    t->data[i] = f;
+                }
             }
             at += (size_t)size->valuedouble;
         } else {

@@ -51,8 +51,7 @@ cJSON *bh_read_safetensors(bh_tensor *t, const char *body, size_t len,
 
 // Whether `got` matches `want` in shape and within tol * (the largest expected magnitude);
 // `why` says what differs.
-bool bh_close(const bh_tensor *got, const bh_tensor *want, double tol, char *why,
-              size_t cap);
+bool bh_close(const bh_tensor *got, const bh_tensor *want, double tol, char *why, size_t cap);
 
 // ---------------------------------------------------------------- golden cases
 
@@ -92,7 +91,7 @@ typedef struct {
 // A v2 infer body for golden case g; *header_len gets the JSON's length (the body's when
 // there are no binary inputs).
 void bh_v2_body(bh_bytes *b, size_t *header_len, const bh_golden *g, bool backward,
-      bh_v2_form form, const char *id);
+                bh_v2_form form, const char *id);
 
 // Reads the outputs of a v2 answer: the JSON (split off the binary data by parsing it; its
 // length in *json_len) and each output, binary or JSON data, as a bh_tensor in outs[] (by

@@ -26,8 +26,7 @@ void *conv_xmalloc(size_t bytes) {
     return p;
 }
 
-void conv_random_geom(conv_geom *g, bool *bias, conv_geom_class cls,
-                      uint64_t *rng) {
+void conv_random_geom(conv_geom *g, bool *bias, conv_geom_class cls, uint64_t *rng) {
     memset(g, 0, sizeof *g);
     if (cls == GEOM_RANDOM) {
         static const conv_geom_class pick[10] = {
@@ -102,10 +101,10 @@ void conv_random_geom(conv_geom *g, bool *bias, conv_geom_class cls,
     // Pad at the far end until the dilated kernel fits: how kernels larger than the input (and
     // small inputs of other classes) become valid, with asymmetric padding.
     while (conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
-               g->pad_bottom) < 1)
+                             g->pad_bottom) < 1)
         g->pad_bottom++;
     while (conv_ref_out_size(g->w, g->kw, g->stride_w, g->dilation_w, g->pad_left,
-               g->pad_right) < 1)
+                             g->pad_right) < 1)
         g->pad_right++;
     *bias = t_rand_int(rng, 0, 2) != 0;
 }
@@ -114,9 +113,9 @@ void conv_random_geom(conv_geom *g, bool *bias, conv_geom_class cls,
 static double conv_flops_of(const conv_geom *g) {
     return 2.0 * (double)(g->n * g->f * (g->c / g->groups) * g->kh * g->kw) *
            (double)conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
-                       g->pad_bottom) *
+                                     g->pad_bottom) *
            (double)conv_ref_out_size(g->w, g->kw, g->stride_w, g->dilation_w, g->pad_left,
-                       g->pad_right);
+                                     g->pad_right);
 }
 
 // Grows a geometry from conv_random_geom() until a pass costs at least `flops`, so that the
@@ -126,8 +125,7 @@ static double conv_flops_of(const conv_geom *g) {
 // ends just past `flops`; kernel, stride, dilation and padding stay as they were. Returns
 // false when the tensors got larger than `max_elements` (layers that do little work per
 // element, like 1x1 depthwise ones): draw another geometry then.
-static bool conv_grow_geom(conv_geom *g, double flops, int64_t max_elements,
-                    uint64_t *rng) {
+static bool conv_grow_geom(conv_geom *g, double flops, int64_t max_elements, uint64_t *rng) {
     for (int turn = 0; conv_flops_of(g) < flops; turn = (turn + 1) % 4) {
         if (turn % 2 == 1) {
             if (g->groups == g->c) g->f += g->c;
@@ -139,11 +137,11 @@ static bool conv_grow_geom(conv_geom *g, double flops, int64_t max_elements,
         }
     }
     const int64_t ho = conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
-                           g->pad_bottom);
+                                         g->pad_bottom);
     const int64_t wo = conv_ref_out_size(g->w, g->kw, g->stride_w, g->dilation_w, g->pad_left,
-                           g->pad_right);
+                                         g->pad_right);
     return g->n * g->c * g->h * g->w + g->n * g->f * ho * wo +
- g->f * (g->c / g->groups) * g->kh * g->kw <=
+               g->f * (g->c / g->groups) * g->kh * g->kw <=
            max_elements;
 }
 
@@ -158,13 +156,13 @@ bool conv_random_large_geom(conv_geom *g, bool *bias, conv_geom_class cls,
 
 int conv_geom_describe(char *buf, size_t len, const conv_geom *g) {
     return snprintf(buf, len,
-      "N=%lld C=%lld H=%lld W=%lld F=%lld k=%lldx%lld groups=%lld stride=%lldx%lld "
-      "dilation=%lldx%lld pad(t,b,l,r)=%lld,%lld,%lld,%lld",
-      (long long)g->n, (long long)g->c, (long long)g->h, (long long)g->w,
-      (long long)g->f, (long long)g->kh, (long long)g->kw, (long long)g->groups,
-      (long long)g->stride_h, (long long)g->stride_w, (long long)g->dilation_h,
-      (long long)g->dilation_w, (long long)g->pad_top, (long long)g->pad_bottom,
-      (long long)g->pad_left, (long long)g->pad_right);
+                    "N=%lld C=%lld H=%lld W=%lld F=%lld k=%lldx%lld groups=%lld stride=%lldx%lld "
+                    "dilation=%lldx%lld pad(t,b,l,r)=%lld,%lld,%lld,%lld",
+                    (long long)g->n, (long long)g->c, (long long)g->h, (long long)g->w,
+                    (long long)g->f, (long long)g->kh, (long long)g->kw, (long long)g->groups,
+                    (long long)g->stride_h, (long long)g->stride_w, (long long)g->dilation_h,
+                    (long long)g->dilation_w, (long long)g->pad_top, (long long)g->pad_bottom,
+                    (long long)g->pad_left, (long long)g->pad_right);
 }
 
 static double *conv_random_tensor(int64_t count, conv_dtype dt, uint64_t *rng) {
@@ -199,8 +197,8 @@ static double *conv_abs_copy(const double *t, int64_t count) {
 
 // Runs the reference of every pass on (x, w, b, dy) into out[PASS_COUNT] (allocated here).
 static void conv_ref_all(double *out[PASS_COUNT], const int64_t count[PASS_COUNT],
-                  const double *x, const double *w, const double *b,
-                  const double *dy, const conv_geom *g) {
+                         const double *x, const double *w, const double *b,
+                         const double *dy, const conv_geom *g) {
     for (int p = 0; p < PASS_COUNT; p++) out[p] = conv_xmalloc((size_t)count[p] * sizeof(double));
     conv_ref_forward(out[PASS_FORWARD], x, w, b, g);
     conv_ref_backward_data(out[PASS_DATA], dy, w, g);
@@ -212,7 +210,7 @@ void conv_case_retype(conv_case *cc, conv_dtype dt) {
     void **copies[] = {&cc->x_dt, &cc->w_dt, &cc->b_dt, &cc->dy_dt};
     const double *values[] = {cc->x, cc->w, cc->b, cc->dy};
     const int64_t counts[] = {cc->count[PASS_DATA], cc->count[PASS_WEIGHTS], cc->g.f,
-                cc->count[PASS_FORWARD]};
+                              cc->count[PASS_FORWARD]};
     for (int i = 0; i < 4; i++) {
         free(*copies[i]);
         *copies[i] = conv_to_dtype(values[i], counts[i], dt);
@@ -225,9 +223,9 @@ void conv_case_adopt(conv_case *cc, const conv_geom *g, double *x, double *w,
     memset(cc, 0, sizeof *cc);
     cc->g = *g;
     const int64_t ho = conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
-                           g->pad_bottom);
+                                         g->pad_bottom);
     const int64_t wo = conv_ref_out_size(g->w, g->kw, g->stride_w, g->dilation_w, g->pad_left,
-                           g->pad_right);
+                                         g->pad_right);
     cc->count[PASS_FORWARD] = g->n * g->f * ho * wo;
     cc->count[PASS_DATA] = g->n * g->c * g->h * g->w;
     cc->count[PASS_WEIGHTS] = g->f * (g->c / g->groups) * g->kh * g->kw;
@@ -249,12 +247,11 @@ void conv_case_adopt(conv_case *cc, const conv_geom *g, double *x, double *w,
     conv_case_retype(cc, dt);
 }
 
-void conv_case_init(conv_case *cc, const conv_geom *g, bool bias, conv_dtype dt,
-                    uint64_t *rng) {
+void conv_case_init(conv_case *cc, const conv_geom *g, bool bias, conv_dtype dt, uint64_t *rng) {
     const int64_t ho = conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
-                           g->pad_bottom);
+                                         g->pad_bottom);
     const int64_t wo = conv_ref_out_size(g->w, g->kw, g->stride_w, g->dilation_w, g->pad_left,
-                           g->pad_right);
+                                         g->pad_right);
     double *x = conv_random_tensor(g->n * g->c * g->h * g->w, dt, rng);
     double *w = conv_random_tensor(g->f * (g->c / g->groups) * g->kh * g->kw, dt, rng);
     double *b = bias ? conv_random_tensor(g->f, dt, rng) : NULL;
@@ -289,15 +286,13 @@ conv_status conv_case_fast(const conv_case *cc, conv_pass p, void *out,
     }
 }
 
-static bool conv_same_values(const void *t_dt, const double *t, int64_t count,
-                      conv_dtype dt) {
+static bool conv_same_values(const void *t_dt, const double *t, int64_t count, conv_dtype dt) {
     for (int64_t i = 0; t && i < count; i++)
         if (conv_dtype_at(t_dt, i, dt) != t[i]) return false;
     return true;
 }
 
-void conv_scratch_init(conv_scratch *s, size_t bytes, size_t misalign,
-                       int threads) {
+void conv_scratch_init(conv_scratch *s, size_t bytes, size_t misalign, int threads) {
     if (posix_memalign(&s->block, 64, bytes + misalign + (bytes + misalign == 0))) abort();
     s->ex.workspace = bytes ? (char *)s->block + misalign : NULL;
     s->ex.workspace_bytes = bytes;
@@ -320,23 +315,23 @@ bool conv_case_check(const conv_case *cc, conv_pass p, const conv_exec *ex,
     bool ok = st == CONV_OK;
     if (!ok)
         snprintf(why, why_len, "%s: status %d (%s: %s)", conv_pass_name(p), (int)st,
-   err.field ? err.field : "-", err.message);
+                 err.field ? err.field : "-", err.message);
     const double tol = conv_tolerance(cc->dt);
     for (int64_t i = 0; ok && i < count; i++) {
         const double got = conv_dtype_at(out, i, cc->dt), want = cc->ref[p][i];
         const double diff = fabs(got - want), scale = cc->scale[p][i];
         if (!(diff <= tol * scale)) {
             snprintf(why, why_len, "%s[%lld]: got %.17g, want %.17g (|diff| %.3g, scale %.3g)",
-       conv_pass_name(p), (long long)i, got, want, diff, scale);
+                     conv_pass_name(p), (long long)i, got, want, diff, scale);
             ok = false;
         } else if (worst && scale > 0 && diff / scale > *worst) {
             *worst = diff / scale;
         }
     }
     if (ok && !(conv_same_values(cc->x_dt, cc->x, cc->count[PASS_DATA], cc->dt) &&
-  conv_same_values(cc->w_dt, cc->w, cc->count[PASS_WEIGHTS], cc->dt) &&
-  conv_same_values(cc->b_dt, cc->b, cc->g.f, cc->dt) &&
-  conv_same_values(cc->dy_dt, cc->dy, cc->count[PASS_FORWARD], cc->dt))) {
+                conv_same_values(cc->w_dt, cc->w, cc->count[PASS_WEIGHTS], cc->dt) &&
+                conv_same_values(cc->b_dt, cc->b, cc->g.f, cc->dt) &&
+                conv_same_values(cc->dy_dt, cc->dy, cc->count[PASS_FORWARD], cc->dt))) {
         snprintf(why, why_len, "%s modified its inputs", conv_pass_name(p));
         ok = false;
     }

@@ -35,8 +35,7 @@ typedef enum {
 // well under a millisecond. Groups, sizes, strides, dilations and padding (symmetric, per
 // side or none) are random within the class; rows and columns left over by the stride come
 // from the random sizes. *bias tells whether the case has a bias.
-void conv_random_geom(conv_geom *g, bool *bias, conv_geom_class cls,
-                      uint64_t *rng);
+void conv_random_geom(conv_geom *g, bool *bias, conv_geom_class cls, uint64_t *rng);
 
 // A random geometry of class `cls` grown past `flops` within `max_elements` (see above),
 // drawing again as needed. Returns false if a thousand draws all grew too large, so that a
@@ -70,8 +69,7 @@ void conv_case_adopt(conv_case *cc, const conv_geom *g, double *x, double *w,
                      double *b, double *dy, conv_dtype dt);
 
 // A case of random inputs in [-1, 1), float32-exact when dt is float32.
-void conv_case_init(conv_case *cc, const conv_geom *g, bool bias, conv_dtype dt,
-                    uint64_t *rng);
+void conv_case_init(conv_case *cc, const conv_geom *g, bool bias, conv_dtype dt, uint64_t *rng);
 
 void conv_case_free(conv_case *cc);
 
@@ -86,8 +84,7 @@ typedef struct {
     conv_exec ex;
 } conv_scratch;
 
-void conv_scratch_init(conv_scratch *s, size_t bytes, size_t misalign,
-                       int threads);
+void conv_scratch_init(conv_scratch *s, size_t bytes, size_t misalign, int threads);
 
 void conv_scratch_free(conv_scratch *s);
 

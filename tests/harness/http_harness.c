@@ -242,40 +242,33 @@ int th_connect(int port) {
     return -1;
 }
 
-bool th_send_all(int fd, const char *data, size_t len) {
-    while (len > 0) {
-        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-        if (n <= 0) return false;
-        data += n;
-        len -= (size_t)n;
-    }
-    return true;
+// Waits until `deadline` for bytes on fd and appends them to buf[*n..cap-1), NUL-terminated.
+// 1 when bytes came, 0 when the deadline passed, -1 when the peer closed (EOF or reset).
+static int read_some(int fd, char *buf, size_t cap, size_t *n, double deadline) {
+    int left = (int)((deadline - th_now()) * 1000);
+    struct pollfd p = {fd, POLLIN, 0};
+    if (left <= 0 || poll(&p, 1, left) <= 0) return 0;
+    ssize_t got = recv(fd, buf + *n, cap - 1 - *n, 0);
+    if (got <= 0) return -1;
+    *n += (size_t)got;
+    buf[*n] = '\0';
+    return 1;
 }
 
-size_t th_read(int fd, char *buf, size_t cap, int timeout_ms, const char *stop,
-               bool *closed) {
+size_t th_read(int fd, char *buf, size_t cap, int timeout_ms, const char *stop, bool *closed) {
     size_t n = 0;
     *closed = false;
     double deadline = th_now() + timeout_ms / 1000.0;
     buf[0] = '\0';
     while (n < cap - 1) {
-        int left = (int)((deadline - th_now()) * 1000);
-        struct pollfd p = {fd, POLLIN, 0};
-        if (left <= 0 || poll(&p, 1, left) <= 0) break;
-        ssize_t got = recv(fd, buf + n, cap - 1 - n, 0);
-        if (got <= 0) {
-            *closed = true;
-            break;
-        }
-        n += (size_t)got;
-        buf[n] = '\0';
-        if (stop && strstr(buf, stop)) break;
+        int got = read_some(fd, buf, cap, &n, deadline);
+        *closed = got < 0;
+        if (got <= 0 || (stop && strstr(buf, stop))) break;
     }
     return n;
 }
 
-int th_read_response(int fd, char *buf, size_t cap, int timeout_ms, bool head,
-                     bool *closed) {
+int th_read_response(int fd, char *buf, size_t cap, int timeout_ms, bool head, bool *closed) {
     size_t n = 0;
     *closed = false;
     double deadline = th_now() + timeout_ms / 1000.0;
@@ -285,19 +278,12 @@ int th_read_response(int fd, char *buf, size_t cap, int timeout_ms, bool head,
         if (end) {
             const char *length = strcasestr(buf, "\r\nContent-Length:");
             size_t want =
-  (size_t)(end + 4 - buf) + (length && length < end && !head ? atol(length + 17) : 0);
+                (size_t)(end + 4 - buf) + (length && length < end && !head ? atol(length + 17) : 0);
             if (n >= want) break;
         }
-        int left = (int)((deadline - th_now()) * 1000);
-        struct pollfd p = {fd, POLLIN, 0};
-        if (left <= 0 || poll(&p, 1, left) <= 0) break;
-        ssize_t got = recv(fd, buf + n, cap - 1 - n, 0);
-        if (got <= 0) {
-            *closed = true;
-            break;
-        }
-        n += (size_t)got;
-        buf[n] = '\0';
+        int got = read_some(fd, buf, cap, &n, deadline);
+        *closed = got < 0;
+        if (got <= 0) break;
     }
     return strncmp(buf, "HTTP/1.", 7) == 0 ? atoi(buf + 9) : 0;
 }
@@ -345,8 +331,7 @@ bool th_tensor_read(const cJSON *v, th_tensor *t) {
     return true;
 }
 
-bool th_tensor_close(const cJSON *got, const cJSON *want, double tol, char *why,
-                     size_t cap) {
+bool th_tensor_close(const cJSON *got, const cJSON *want, double tol, char *why, size_t cap) {
     th_tensor g, w;
     bool ok = th_tensor_read(got, &g) && th_tensor_read(want, &w);
     if (!ok) {
@@ -354,7 +339,7 @@ bool th_tensor_close(const cJSON *got, const cJSON *want, double tol, char *why,
     } else if (g.rank != w.rank || memcmp(g.shape, w.shape, sizeof g.shape) != 0 || g.n != w.n) {
         ok = false;
         snprintf(why, cap, "shape differs (rank %d vs %d, %zu vs %zu elements)", g.rank, w.rank,
-   g.n, w.n);
+                 g.n, w.n);
     } else {
         double scale = 0, worst = 0;
         for (size_t i = 0; i < w.n; i++) scale = fmax(scale, fabs(w.data[i]));

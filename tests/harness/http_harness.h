@@ -90,18 +90,14 @@ const char *th_error_code(const th_reply *r, char *buf, size_t cap);
 // A blocking TCP connection to the server; -1 on failure.
 int th_connect(int port);
 
-bool th_send_all(int fd, const char *data, size_t len);
-
 // Reads into buf (NUL-terminated) until the peer closes, `timeout_ms` pass, or `stop` (when
 // not NULL) appears in what was read. *closed tells whether the peer closed (EOF or reset).
-size_t th_read(int fd, char *buf, size_t cap, int timeout_ms, const char *stop,
-               bool *closed);
+size_t th_read(int fd, char *buf, size_t cap, int timeout_ms, const char *stop, bool *closed);
 
 // Reads one HTTP response (headers, then Content-Length bytes of body unless it answers a
 // HEAD) into buf. Returns its status (0 when none arrived in `timeout_ms`); *closed tells
 // whether the peer closed.
-int th_read_response(int fd, char *buf, size_t cap, int timeout_ms, bool head,
-                     bool *closed);
+int th_read_response(int fd, char *buf, size_t cap, int timeout_ms, bool head, bool *closed);
 
 // ---------------------------------------------------------------- tensors
 
@@ -117,8 +113,7 @@ bool th_tensor_read(const cJSON *v, th_tensor *t);
 
 // Compares a response tensor with the expected one: same shape, and every element within
 // tol * (the largest expected magnitude). `why` says what differs.
-bool th_tensor_close(const cJSON *got, const cJSON *want, double tol, char *why,
-                     size_t cap);
+bool th_tensor_close(const cJSON *got, const cJSON *want, double tol, char *why, size_t cap);
 
 cJSON *th_nested(const cJSON *tensor);
 

@@ -35,9 +35,7 @@ static void test_v1_golden(int port, const bh_golden *cases, int n) {
     for (int c = 0; c < n; c++) {
         const bh_golden *g = &cases[c];
         bh_tensor in[4];
-        int count = 0;
-        for (int i = 0; i < 4; i++)
-            if (g->in[i].rank) in[count++] = g->in[i];
+        int count = bh_golden_inputs(in, g);
         bh_golden_metadata(&meta, g, NULL);
         bh_safetensors(&body, in, count, g->f64, meta.data, 8);
         for (int json = 0; json < 2; json++) {

@@ -86,9 +86,7 @@ static void test_golden(void) {
     for (int c = 0; c < n; c++) {
         const bh_golden *g = &cases[c];
         bh_tensor in[4];
-        int count = 0;
-        for (int i = 0; i < 4; i++)
-            if (g->in[i].rank) in[count++] = g->in[i];
+        int count = bh_golden_inputs(in, g);
         api_response r;
         // Backward: aligned as the reference writer aligns, then misaligned (copied once).
         bh_golden_metadata(&meta, g, NULL);

@@ -209,6 +209,13 @@ int bh_golden_load(bh_golden *cases, int cap) {
     return n;
 }
 
+int bh_golden_inputs(bh_tensor in[4], const bh_golden *g) {
+    int count = 0;
+    for (int i = 0; i < 4; i++)
+        if (g->in[i].rank) in[count++] = g->in[i];
+    return count;
+}
+
 void bh_golden_metadata(bh_bytes *out, const bh_golden *g, const char *op) {
     static const char *const params[] = {"stride", "padding", "dilation", "groups"};
     out->len = 0;

@@ -71,6 +71,10 @@ void bh_golden_free(bh_golden *g);
 // Loads every golden case (at most `cap`); returns how many.
 int bh_golden_load(bh_golden *cases, int cap);
 
+// The inputs golden case g has (x, w, then b and dy when present), in that order, into in[]
+// (borrowed from g); returns how many.
+int bh_golden_inputs(bh_tensor in[4], const bh_golden *g);
+
 // The golden request's parameters (stride, padding, dilation, groups) as __metadata__ JSON: each
 // value the field's JSON text as a string.
 void bh_golden_metadata(bh_bytes *out, const bh_golden *g, const char *op);

@@ -1,4 +1,11 @@
-// grade: one problem, one submission, one report. The engine behind `convd check` and
+// grade (api/grade/): the autograder. Its engine depends on core/ alone: grade_problem (the
+// layer and its float64 reference answers), grade_verdict (one tensor judged, with tolerances),
+// grade_mutant (which common mistake a wrong answer matches) and this header, which puts them
+// together. grade_render writes a report for Gradescope or PrairieLearn (with api_buf and
+// api/num); grade_json is the front door, bytes in and an api_response out, and the only part
+// that needs api/ (the v1 request model and its JSON codec).
+//
+// This header: one problem, one submission, one report. The engine behind `convd check` and
 // POST /v1/conv2d/check: each tensor submitted (or required) gets a verdict, points when it
 // passes, and a diagnosis when it fails; the report adds up the score.
 #ifndef GRADE_H

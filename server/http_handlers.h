@@ -1,13 +1,13 @@
-// http_handlers: the server's side of the front doors past v1 JSON, as entries for the route
-// table (server/http_routes.c): the v1 routes' codecs (JSON and safetensors, either answering
-// in the format Accept picks), the Open Inference Protocol v2 routes, and GET /openapi.yaml.
-// Each is a thin adapter: the work is in api/codec*.c.
+// http_handlers: the handlers that convd's route table (server/http_routes.c) names for the
+// api/codec doors: the v1 routes' body formats (JSON and safetensors, either answering in the
+// format Accept picks), the Open Inference Protocol v2 routes, and GET /openapi.yaml. Each is a
+// thin adapter: the work is in api/codec/.
 #ifndef HTTP_HANDLERS_H
 #define HTTP_HANDLERS_H
 
 #include "server/http_router.h"
 
-// Codec lists for compute routes. The v1 list takes application/json (the default when no
+// Body format lists for compute routes. The v1 list takes application/json (the default when no
 // Content-Type is sent) and application/octet-stream (safetensors); the v2 list takes
 // application/json (the default: Triton's client sends none) and application/octet-stream,
 // both read as v2 bodies (JSON, then binary tensors when Inference-Header-Content-Length says),

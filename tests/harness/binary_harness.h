@@ -15,13 +15,10 @@ typedef struct {
     size_t len, cap;
 } bh_bytes;
 
+// Appending to a growing byte string (kept NUL-terminated; aborts the test without memory).
 void bh_put(bh_bytes *b, const void *data, size_t n);
-
 void bh_puts(bh_bytes *b, const char *s);
-
 void bh_printf(bh_bytes *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void bh_printf(bh_bytes *b, const char *fmt, ...);
-
 void bh_free(bh_bytes *b);
 
 // A dense tensor held as doubles whatever its wire dtype.
@@ -33,8 +30,11 @@ typedef struct {
     double *data;
 } bh_tensor;
 
+// Frees the tensor's data and leaves it empty.
 void bh_tensor_free(bh_tensor *t);
 
+// A v1 JSON tensor (nested array, or {"shape", "data"}) as a float64 bh_tensor named `name`;
+// false when malformed.
 bool bh_from_json(bh_tensor *t, const char *name, const cJSON *v);
 
 // A safetensors body: the tensors in order, F32 or F64, `metadata` a JSON object text (or NULL)
@@ -66,6 +66,7 @@ typedef struct {
 static const char *const bh_inputs[4] = {"x", "w", "b", "dy"};
 static const char *const bh_outputs[4] = {"y", "dx", "dw", "db"};
 
+// Frees what bh_golden_load() read into g.
 void bh_golden_free(bh_golden *g);
 
 // Loads every golden case (at most `cap`); returns how many.

@@ -15,12 +15,14 @@
 
 typedef enum { PASS_FORWARD, PASS_DATA, PASS_WEIGHTS, PASS_BIAS, PASS_COUNT } conv_pass;
 
+// "forward", "backward_data", "backward_weights", "backward_bias".
 const char *conv_pass_name(conv_pass p);
 
 // |fast - ref| <= tolerance * (the same sum taken over |terms|), per element: the rounding of
 // any summation order stays within a few ulps of the sum of magnitudes, whatever cancels.
 double conv_tolerance(conv_dtype dt);
 
+// malloc that aborts the test (with a message) when memory runs out.
 void *conv_xmalloc(size_t bytes);
 
 // Kinds of layer conv_random_geom() makes: "same" padding (stride 1, even kernels, dilation);
@@ -43,6 +45,7 @@ void conv_random_geom(conv_geom *g, bool *bias, conv_geom_class cls, uint64_t *r
 bool conv_random_large_geom(conv_geom *g, bool *bias, conv_geom_class cls,
                             double flops, int64_t max_elements, uint64_t *rng);
 
+// The geometry in one line for failure messages; returns what snprintf returns.
 int conv_geom_describe(char *buf, size_t len, const conv_geom *g);
 
 // One layer's inputs (random in [-1, 1), float32-exact when dt is float32) and, per pass, the
@@ -71,8 +74,10 @@ void conv_case_adopt(conv_case *cc, const conv_geom *g, double *x, double *w,
 // A case of random inputs in [-1, 1), float32-exact when dt is float32.
 void conv_case_init(conv_case *cc, const conv_geom *g, bool bias, conv_dtype dt, uint64_t *rng);
 
+// Frees every block of the case.
 void conv_case_free(conv_case *cc);
 
+// Runs fast pass p of the case (core/conv.h, in the case's dtype) into `out`.
 conv_status conv_case_fast(const conv_case *cc, conv_pass p, void *out,
                            const conv_exec *ex, conv_error *err);
 
@@ -85,7 +90,6 @@ typedef struct {
 } conv_scratch;
 
 void conv_scratch_init(conv_scratch *s, size_t bytes, size_t misalign, int threads);
-
 void conv_scratch_free(conv_scratch *s);
 
 // Runs pass p of the fast path with `ex` (into an output pre-filled with NaN, so a skipped or

@@ -22,10 +22,11 @@ typedef struct {
     char log_path[128]; // the server's stderr: its JSON log
 } th_server;
 
+// Monotonic seconds; a sleep in milliseconds.
 double th_now(void);
-
 void th_sleep_ms(int ms);
 
+// The convd binary under test: $CONVD_BIN (tests/run.sh sets it per build tree) or build/convd.
 const char *th_convd_bin(void);
 
 // Starts `convd serve --host 127.0.0.1 --port 0 ARGS...` (`args` NULL-terminated, may be NULL)
@@ -46,7 +47,6 @@ char *th_server_log(const th_server *s);
 
 // Resident memory (kB) and open file descriptors of a process, from /proc; -1 when unreadable.
 long th_rss_kb(pid_t pid);
-
 int th_fd_count(pid_t pid);
 
 // ---------------------------------------------------------------- HTTP through libcurl
@@ -60,13 +60,14 @@ typedef struct {
     char error[CURL_ERROR_SIZE];
 } th_reply;
 
+// libcurl write callbacks appending to a th_reply (`arg`): the body, and the header block.
 size_t th_collect_body(char *data, size_t size, size_t n, void *arg);
-
 size_t th_collect_header(char *data, size_t size, size_t n, void *arg);
 
 // The value of response header `name` (case-insensitive) copied into buf; NULL when absent.
 const char *th_header(const th_reply *r, const char *name, char *buf, size_t cap);
 
+// Frees the reply's body.
 void th_reply_free(th_reply *r);
 
 // One request. `curl` is reused when given (keep-alive), else a handle lives for this call.
@@ -109,12 +110,14 @@ typedef struct {
     long long shape[8];
 } th_tensor;
 
+// A v1 tensor in either form (nested array, or {"shape", "data"}) into *t; false when malformed.
 bool th_tensor_read(const cJSON *v, th_tensor *t);
 
 // Compares a response tensor with the expected one: same shape, and every element within
 // tol * (the largest expected magnitude). `why` says what differs.
 bool th_tensor_close(const cJSON *got, const cJSON *want, double tol, char *why, size_t cap);
 
+// A v1 tensor rewritten as a nested array (a new cJSON the caller deletes); NULL when malformed.
 cJSON *th_nested(const cJSON *tensor);
 
 // The tolerance of a dtype name (float64: 1e-10, float32: 1e-5, relative to the largest value).

@@ -1,12 +1,27 @@
 # convd: `make run` serves on 127.0.0.1:8080, `make test` runs every test. Both first install
 # the Debian packages that are missing (and only those).
+#
+# Sections, each named for what it builds: the Debian packages and the flags they give; libconvd.a,
+# convd and the test binaries (a release and a sanitized tree); make test; fuzz targets;
+# benchmarks; the deployment and fresh-machine tests. A target's prerequisites are all on its
+# own rule.
 .DEFAULT_GOAL := all
 .PHONY: all deps run test test-unit test-asan bench bench-deps clean
 
-# Debian packages the build and the tests need; bench peers are separate (bench-deps).
+# ---- Debian packages: what each target needs, installed when missing ------------------------
+# The build and the tests (DEBS); the tests' extra runtimes (BINARY_TEST_DEBS: the example
+# clients, clang's libFuzzer); the bench peers (BENCH_DEBS); the deployment test (DEPLOY_DEBS).
 DEBS       := gcc make pkg-config libopenblas-dev libmicrohttpd-dev libcjson-dev python3-numpy \
               libcurl4-openssl-dev zlib1g-dev python3
+# Node.js with npm runs the OpenAPI linter and the JavaScript example: Debian's nodejs and npm,
+# unless an npm is already there (NodeSource's nodejs bundles it and conflicts with Debian's npm,
+# so nothing is installed over it).
+NODE_DEBS        := $(if $(shell command -v npm),,nodejs npm)
+BINARY_TEST_DEBS := curl python3-numpy python3-requests clang-14 libclang-rt-14-dev $(NODE_DEBS)
 BENCH_DEBS := python3-torch libdnnl-dev wrk python3-matplotlib
+# catatonit (the pause process of `podman kube play`'s pods) and netavark (its network stack) are
+# only Recommends of podman, which --no-install-recommends leaves out.
+DEPLOY_DEBS := podman runc catatonit netavark debootstrap nginx wrk openssl curl python3 python3-yaml
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # $(call install_missing,PACKAGES): apt-get installs those of PACKAGES that are not installed.
@@ -17,14 +32,24 @@ if [ -n "$$missing" ]; then echo "installing missing Debian packages:" $$missing
   $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
   $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
 endef
+.PHONY: binary-test-deps deploy-deps
+deps:
+	@$(call install_missing,$(DEBS))
+binary-test-deps: deps
+	@$(call install_missing,$(BINARY_TEST_DEBS))
+bench-deps: deps
+	@$(call install_missing,$(BENCH_DEBS))
+deploy-deps: deps
+	@$(call install_missing,$(DEPLOY_DEBS))
 
-# The flags of the libraries come from pkg-config, which can only answer once the packages are
+# ---- Compiler and flags ----------------------------------------------------------------------
+# The libraries' flags come from pkg-config, which can only answer once the packages are
 # installed: build/config.mk is made by installing what is missing and then asking pkg-config,
 # and make reads itself again once it is made. So the first command on a fresh machine, whatever
 # its target, builds with the right flags. Goals that build nothing do not need it.
-PKGS        := libmicrohttpd libcjson openblas zlib
-CONFIG      := build/config.mk
-NO_CONFIG   := clean deps bench-deps binary-test-deps deploy-deps
+PKGS      := libmicrohttpd libcjson openblas zlib
+CONFIG    := build/config.mk
+NO_CONFIG := clean deps bench-deps binary-test-deps deploy-deps
 ifneq ($(if $(MAKECMDGOALS),$(filter-out $(NO_CONFIG),$(MAKECMDGOALS)),all),)
 include $(CONFIG)
 endif
@@ -43,10 +68,18 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -fopenmp-simd $(WARN) -MMD -MP -I. $(
 LDLIBS  := $(PKG_LIBS) -lm -pthread
 TESTLIBS := $(PKG_TESTLIBS)
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# server/http_auth.c (SHA-256 of keys) and server/http_tls.c (checking the certificate) call
+# GnuTLS directly; libmicrohttpd-dev already depends on libgnutls28-dev.
+LDLIBS += -lgnutls
 
-LIB_SRC  := $(wildcard core/*.c api/*.c) $(filter-out server/main.c,$(wildcard server/*.c))
-TEST_SRC := $(wildcard tests/test_*.c)
-BENCH_SRC := $(wildcard bench/bench_*.c)
+# ---- libconvd.a, convd, the test harness and the test binaries ------------------------------
+# libconvd.a is core/, api/ with its sub-folders, and server/ but main.c. The naive reference
+# (core/conv_ref.c) judges the fast path in tests only: it goes into libharness.a, with
+# tests/testlib.c and tests/harness/*.c, which every tests/test_*.c links.
+LIB_SRC     := $(filter-out core/conv_ref.c,$(wildcard core/*.c api/*.c api/*/*.c)) \
+               $(filter-out server/main.c,$(wildcard server/*.c))
+HARNESS_SRC := tests/testlib.c $(wildcard tests/harness/*.c) core/conv_ref.c
+TEST_SRC    := $(wildcard tests/test_*.c)
 
 # One build tree per flavour: build/ (release) and build/asan/ (AddressSanitizer + UBSan).
 define flavour
@@ -58,7 +91,10 @@ $(1)/libconvd.a: $$(LIB_SRC:%.c=$(1)/obj/%.o)
 	ar rcs $$@ $$^
 $(1)/convd: $(1)/obj/server/main.o $(1)/libconvd.a
 	$$(CC) $$(CFLAGS) $(2) $$^ $$(LDLIBS) -o $$@
-$(1)/tests/%: $(1)/obj/tests/%.o $(1)/obj/tests/testlib.o $(1)/libconvd.a
+$(1)/libharness.a: $$(HARNESS_SRC:%.c=$(1)/obj/%.o)
+	@rm -f $$@
+	ar rcs $$@ $$^
+$(1)/tests/%: $(1)/obj/tests/%.o $(1)/libharness.a $(1)/libconvd.a
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS) $(2) $$^ $$(LDLIBS) $$(TESTLIBS) -o $$@
 -include $$(shell find $(1)/obj -name '*.d' 2>/dev/null)
@@ -66,6 +102,8 @@ endef
 # The core's loops may fuse a*b+c into one FMA (one rounding instead of two): more exact, and
 # twice the arithmetic per instruction; -std=c11 alone forbids it.
 build/obj/core/%.o build/asan/obj/core/%.o: CFLAGS += -ffp-contract=fast
+# GET /openapi.yaml serves the file assembled into this object (.incbin): rebuild it with it.
+build/obj/server/http_handlers.o build/asan/obj/server/http_handlers.o: api/openapi.yaml
 $(eval $(call flavour,build,))
 $(eval $(call flavour,build/asan,$(SANITIZE)))
 
@@ -74,28 +112,61 @@ ASAN_TESTS := $(TEST_SRC:tests/%.c=build/asan/tests/%)
 
 all: deps build/convd
 
-deps:
-	@$(call install_missing,$(DEBS))
-
 run: all
 	./build/convd serve --host 127.0.0.1 --port 8080
 
-# Every test binary, release then sanitized; tests/run.sh prints the closing "N passed, N failed".
-test: deps build/convd build/asan/convd $(TESTS) $(ASAN_TESTS)
+clean:
+	rm -rf build
+
+# ---- make test: every test binary, release then sanitized -----------------------------------
+# First the include graph (tools/check-includes.sh: no cycle, no upward include), then
+# tests/run.sh, which prints the closing "N passed, N failed". The example clients' runtimes
+# (binary-test-deps) and the fuzz targets (tests/test_fuzz.c runs each briefly) come first.
+TEST_DEPS := deps binary-test-deps fuzz-build
+test: $(TEST_DEPS) build/convd build/asan/convd $(TESTS) $(ASAN_TESTS)
+	@tools/check-includes.sh
 	@tests/run.sh build build/asan
 
-test-unit: deps build/convd $(TESTS)
+test-unit: $(TEST_DEPS) build/convd $(TESTS)
+	@tools/check-includes.sh
 	@tests/run.sh build
 
-test-asan: deps build/asan/convd $(ASAN_TESTS)
+test-asan: $(TEST_DEPS) build/asan/convd $(ASAN_TESTS)
 	@tests/run.sh build/asan
 
-bench-deps: deps
-	@$(call install_missing,$(BENCH_DEBS))
+# ---- Fuzz targets: build/fuzz/fuzz_* ---------------------------------------------------------
+# libFuzzer targets fuzz/fuzz_*.c, linked with core/ and api/ built by clang with ASan+UBSan.
+# make test runs each briefly (tests/test_fuzz.c); `make fuzz` runs each FUZZ_SECONDS, growing
+# build/fuzz/corpus/NAME from the seeds in fuzz/corpus/NAME.
+.PHONY: fuzz fuzz-build
+FUZZ_CC      := clang-14
+FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -Wno-pass-failed -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined
+FUZZ_SECONDS ?= 600
+FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
+FUZZ_TARGETS := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
+FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(filter-out server/%,$(LIB_SRC)))
+build/fuzz/obj/%.o: %.c | binary-test-deps
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(filter-out -Werror,$(CFLAGS)) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build/fuzz/fuzz_%: build/fuzz/obj/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $^ $(LDLIBS) -o $@
+-include $(shell find build/fuzz/obj -name '*.d' 2>/dev/null)
+.SECONDARY: $(FUZZ_LIB_OBJ) $(FUZZ_SRC:%.c=build/fuzz/obj/%.o)
+fuzz-build: $(FUZZ_TARGETS)
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do name=$${t#build/fuzz/fuzz_}; \
+	  mkdir -p build/fuzz/corpus/$$name build/fuzz/crashes; \
+	  echo "== $$t for $(FUZZ_SECONDS) s"; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/crashes/$$name- build/fuzz/corpus/$$name fuzz/corpus/$$name \
+	    || exit 1; done
 
-# Benchmarks: each bench/bench_*.c is a program linked with the library and bench/benchlib.c
-# (an archive, so a benchmark that does not use it links nothing from it). The oneDNN peer is
-# built apart: only it needs -ldnnl and OpenMP, both bench-only.
+# ---- Benchmarks: build/bench/* and make bench -----------------------------------------------
+# Each bench/bench_*.c is a program linked with the library and bench/benchlib.c (an archive,
+# so a benchmark that does not use it links nothing from it). The oneDNN peer is built apart:
+# only it needs -ldnnl and OpenMP, both bench-only.
+BENCH_SRC  := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRC:bench/%.c=build/bench/%) build/bench/peer_onednn
 build/bench/libbench.a: build/obj/bench/benchlib.o
 	@mkdir -p $(@D)
@@ -113,68 +184,12 @@ build/bench/peer_onednn: build/obj/bench/peer_onednn.o build/bench/libbench.a
 bench: bench-deps build/convd $(BENCH_BINS)
 	@bench/run.sh
 
-clean:
-	rm -rf build
-
-# ---- Binary doors, v2, examples and fuzzing (issue 5) ----------------------------------------
-# What their tests need beyond DEBS: the example clients' runtimes and clang's libFuzzer.
-# Node.js with npm runs the OpenAPI linter and the JavaScript example: Debian's nodejs and npm,
-# unless an npm is already there (NodeSource's nodejs bundles it and conflicts with Debian's npm,
-# so nothing is installed over it).
-NODE_DEBS        := $(if $(shell command -v npm),,nodejs npm)
-BINARY_TEST_DEBS := curl python3-numpy python3-requests clang-14 libclang-rt-14-dev $(NODE_DEBS)
-.PHONY: binary-test-deps fuzz fuzz-build
-binary-test-deps: deps
-	@$(call install_missing,$(BINARY_TEST_DEBS))
-
-# GET /openapi.yaml serves the file assembled into this object (.incbin): rebuild it with it.
-build/obj/server/http_front.o build/asan/obj/server/http_front.o: api/openapi.yaml
-
-# libFuzzer targets fuzz/fuzz_*.c, linked with core/ and api/ built by clang with ASan+UBSan.
-# make test runs each briefly (tests/test_fuzz.c); `make fuzz` runs each FUZZ_SECONDS, growing
-# build/fuzz/corpus/NAME from the seeds in fuzz/corpus/NAME.
-FUZZ_CC      := clang-14
-FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -Wno-pass-failed -fsanitize=address,undefined \
-                -fno-sanitize-recover=undefined
-FUZZ_SECONDS ?= 600
-FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
-FUZZ_TARGETS := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(wildcard core/*.c api/*.c))
-build/fuzz/obj/%.o: %.c | binary-test-deps
-	@mkdir -p $(@D)
-	$(FUZZ_CC) $(filter-out -Werror,$(CFLAGS)) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
-build/fuzz/fuzz_%: build/fuzz/obj/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $^ $(LDLIBS) -o $@
--include $(shell find build/fuzz/obj -name '*.d' 2>/dev/null)
-.SECONDARY: $(FUZZ_LIB_OBJ) $(FUZZ_SRC:%.c=build/fuzz/obj/%.o)
-fuzz-build: $(FUZZ_TARGETS)
-fuzz: fuzz-build
-	@for t in $(FUZZ_TARGETS); do name=$${t#build/fuzz/fuzz_}; \
-	  mkdir -p build/fuzz/corpus/$$name build/fuzz/crashes; \
-	  echo "== $$t for $(FUZZ_SECONDS) s"; \
-	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	    -artifact_prefix=build/fuzz/crashes/$$name- build/fuzz/corpus/$$name fuzz/corpus/$$name \
-	    || exit 1; done
-
-# The hook into make test (and its two halves): the example clients' runtimes and the fuzz
-# targets are there before the tests run.
-test test-unit test-asan: binary-test-deps fuzz-build
-
-# ---- Deployment: API keys, TLS, the container image, scale-out (issue 7) --------------------
-# server/http_auth.c (SHA-256 of keys) and server/http_tls.c (checking the certificate) call
-# GnuTLS directly; libmicrohttpd-dev already depends on libgnutls28-dev.
-LDLIBS += -lgnutls
-
+# ---- The deployment and fresh-machine tests: make test-deploy, make test-fresh ---------------
 # make test-deploy (after make test in .ci/run): the image built by podman on a debootstrap base,
 # run as a container and as a Kubernetes Deployment (podman kube play), and three convd behind
 # nginx under wrk load losing one instance (tests/deploy/run.sh). The base image is cached in
 # build/deploy/ and podman's store: the first run takes minutes more (debootstrap).
-# catatonit (the pause process of `podman kube play`'s pods) and netavark (its network stack) are
-# only Recommends of podman, which --no-install-recommends leaves out.
-DEPLOY_DEBS := podman runc catatonit netavark debootstrap nginx wrk openssl curl python3 python3-yaml
-.PHONY: test-deploy deploy-deps
-deploy-deps: deps
-	@$(call install_missing,$(DEPLOY_DEBS))
+.PHONY: test-deploy
 test-deploy: deploy-deps build/convd
 	@tests/deploy/run.sh
 

@@ -1,7 +1,6 @@
 #include "api/api.h"
 
-
-#include "api/codec.h"
+#include "core/conv.h"
 
 void api_options_default(api_options *opt) {
     *opt = (api_options){
@@ -12,7 +11,8 @@ void api_options_default(api_options *opt) {
     };
 }
 
-void api_run_json(api_response *out, const char *body, size_t len, const char *op_from_path,
-                  const api_options *opt) {
-    codec_v1_run(out, CODEC_JSON, body, len, NULL, op_from_path, opt);
+const api_options *api_options_or_default(const api_options *opt, api_options *defaults) {
+    if (opt) return opt;
+    api_options_default(defaults);
+    return defaults;
 }

@@ -1,15 +1,20 @@
-// api: the v1 request model shared by every front door (command line, HTTP JSON, binary).
-// Pure functions: bytes in, bytes out. The contract is docs/API.md.
-//
-// api_run_json() is the whole JSON path in one call. A front door with other bytes reuses the
-// pieces it is made of:
-//   api_model.h     the request model (op, dtype, tensors, parameters) and the table of ops
-//   api_json.h      JSON into the model and results out as JSON (api_lift.h: the fast arrays)
+// api (api/): the v1 request model shared by every front door (command line, HTTP JSON, binary),
+// as pure functions: bytes in, bytes out. docs/API.md and api/openapi.yaml are the contract.
+// This folder owns the model and what every door does with it:
+//   api_model.h     the request model (op, dtype, tensors, parameters), the table of ops, a
+//                   validated plan and what its outputs' shapes and FLOPs are
 //   api_validate.h  the checks every front door shares, giving a plan core can run
 //   api_exec.h      running a plan through core (workspace, threads, one pass per output)
 //   api_errors.h    error codes, statuses and the error body (docs/ERRORS.md)
-//   api_numbers.h   exact, fast number parsing and shortest round-trip printing
-// So: api_request_init, fill it from the bytes, api_validate, api_execute, write the result.
+//   api_buf.h       the growable byte buffer answers are written into
+// Its sub-folders, each depending on this one and core/ only:
+//   codec/  the wire formats: v1 JSON (codec_json, with codec_json_parse lifting number arrays
+//           out of the text), safetensors, Open Inference Protocol v2; codec.h runs a v1 body
+//           whole (codec_run_json, codec_v1_run)
+//   num/    exact, fast number parsing and shortest round-trip printing (depends on nothing)
+//   grade/  the autograder: its engine on core/ alone, its JSON front door (grade_json) on api/
+// A request: api_request_init, fill it from the bytes (a codec), api_validate, api_execute,
+// write the result (the codec again).
 #ifndef API_H
 #define API_H
 
@@ -27,6 +32,8 @@ typedef struct {
 // Defaults: max_elements 2^24 (64 MiB of float32), max_flops 5e10, workspace_cap
 // CONV_WORKSPACE_CAP_DEFAULT, threads 1.
 void api_options_default(api_options *opt);
+// `opt`, or `*defaults` filled by api_options_default() when `opt` is NULL (the command line).
+const api_options *api_options_or_default(const api_options *opt, api_options *defaults);
 
 // One answer: an HTTP-style status (200, 400, 413, 415, 422, 500, ...), a heap-allocated body
 // the caller frees with free(), and its content type (a static string).
@@ -36,11 +43,5 @@ typedef struct {
     size_t len;
     const char *content_type;
 } api_response;
-
-// Runs one v1 JSON request. `op_from_path` ("conv2d.forward", "conv2d.backward", or NULL on
-// the command line, where the body must name the op) must match the body's "op" when both are
-// given. Never fails to produce a response: errors come back as the spec's error JSON.
-void api_run_json(api_response *out, const char *body, size_t len, const char *op_from_path,
-                  const api_options *opt);
 
 #endif

@@ -51,7 +51,7 @@ const char *api_quote(char *buf, size_t cap, const char *s) {
     return buf;
 }
 
-void api_error_response(api_response *out, const api_error *err) {
+void api_error_to_response(api_response *out, const api_error *err) {
     api_buf b = {0};
     api_buf_puts(&b, "{\"error\":{\"code\":");
     api_buf_json_string(&b, api_code_name(err->code));
@@ -67,11 +67,11 @@ void api_error_response(api_response *out, const api_error *err) {
     out->content_type = "application/json";
 }
 
-void api_error_respond(api_response *out, api_code code, const char *path, const char *fmt, ...) {
+void api_error_refuse(api_response *out, api_code code, const char *path, const char *fmt, ...) {
     api_error err;
     va_list ap;
     va_start(ap, fmt);
     fill(&err, code, path, fmt, ap);
     va_end(ap);
-    api_error_response(out, &err);
+    api_error_to_response(out, &err);
 }

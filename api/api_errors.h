@@ -69,10 +69,10 @@ const char *api_quote(char *buf, size_t cap, const char *s);
 
 // The spec's error body for *err as an api_response: status from the code, JSON body on the
 // heap (the caller frees it). Without memory for the body: status 500, body NULL, len 0.
-void api_error_response(api_response *out, const api_error *err);
+void api_error_to_response(api_response *out, const api_error *err);
 
 // Convenience for front doors that fail before any request exists (404, 405, 413, ...).
-void api_error_respond(api_response *out, api_code code, const char *path, const char *fmt, ...)
+void api_error_refuse(api_response *out, api_code code, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 #endif

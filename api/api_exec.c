@@ -35,50 +35,13 @@ static conv_status run_backward_bias(void *db, const api_request *req, const con
     return conv2d_backward_bias(db, req->in[API_IN_DY].data, g, dt, ex, err);
 }
 
-static int64_t bias_flops(const conv_geom *g) {
-    int64_t n = g->n * g->f, pixels = conv_out_h(g) * conv_out_w(g), r;
-    return __builtin_mul_overflow(n, pixels, &r) ? INT64_MAX : r;
-}
-
 // How each output is computed; an op is a set of these (api_ops in api_model.c).
-static const struct {
-    pass_fn run;
-    int64_t (*flops)(const conv_geom *g);
-} passes[API_OUT_COUNT] = {
-    [API_OUT_Y] = {run_forward, conv_flops},
-    [API_OUT_DX] = {run_backward_data, conv_flops},
-    [API_OUT_DW] = {run_backward_weights, conv_flops},
-    [API_OUT_DB] = {run_backward_bias, bias_flops},
+static const pass_fn passes[API_OUT_COUNT] = {
+    [API_OUT_Y] = run_forward,
+    [API_OUT_DX] = run_backward_data,
+    [API_OUT_DW] = run_backward_weights,
+    [API_OUT_DB] = run_backward_bias,
 };
-
-int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const api_plan *plan,
-                     api_output out) {
-    const conv_geom *g = &plan->geom;
-    switch (out) {
-    case API_OUT_Y: {
-        int64_t full[4] = {g->n, g->f, conv_out_h(g), conv_out_w(g)};
-        memcpy(shape, full + (4 - plan->rank), (size_t)plan->rank * sizeof *shape);
-        return plan->rank;
-    }
-    case API_OUT_DX:
-    case API_OUT_DW: {
-        const api_tensor *like = &req->in[out == API_OUT_DX ? API_IN_X : API_IN_W];
-        memcpy(shape, like->shape, (size_t)like->rank * sizeof *shape);
-        return like->rank;
-    }
-    default:
-        shape[0] = g->f;
-        return 1;
-    }
-}
-
-int64_t api_outputs_flops(const conv_geom *g, unsigned outputs) {
-    int64_t total = 0;
-    for (int o = 0; o < API_OUT_COUNT; o++)
-        if ((outputs & API_BIT(o)) && __builtin_add_overflow(total, passes[o].flops(g), &total))
-            return INT64_MAX;
-    return total;
-}
 
 static double now_ms(void) {
     struct timespec t;
@@ -113,7 +76,7 @@ bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
     for (int o = 0; o < API_OUT_COUNT && ok; o++) {
         if (!(plan->outputs & API_BIT(o))) continue;
         conv_error cerr = {0};
-        if (passes[o].run(res->out[o].data, req, &plan->geom, req->dtype, &ex, &cerr) != CONV_OK)
+        if (passes[o](res->out[o].data, req, &plan->geom, req->dtype, &ex, &cerr) != CONV_OK)
             ok = api_fail(err, API_E_INTERNAL, "", "computing %s failed: %s", api_output_names[o],
                           cerr.message);
     }

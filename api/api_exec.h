@@ -7,7 +7,6 @@
 
 #include "api/api.h"
 #include "api/api_model.h"
-#include "api/api_validate.h"
 
 typedef struct {
     api_tensor out[API_OUT_COUNT]; // the outputs computed (rank 0 for the others)
@@ -15,14 +14,6 @@ typedef struct {
     int threads;
     size_t workspace_bytes;
 } api_result;
-
-// The shape of `out` in the request's rank (y: [N,F,Ho,Wo], [F,Ho,Wo] or [Ho,Wo]; dx like x;
-// dw like w; db [F]). Returns the rank. Needs a plan whose geometry passed validation.
-int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const api_plan *plan,
-                     api_output out);
-
-// The FLOPs of computing `outputs` (API_BIT set) for g; saturates at INT64_MAX.
-int64_t api_outputs_flops(const conv_geom *g, unsigned outputs);
 
 // Allocates and computes every output of the plan into *res (which the caller frees with
 // api_result_free, also after a failure). Fails only for the server's own reasons (no memory,

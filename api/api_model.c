@@ -78,6 +78,62 @@ const char *api_shape_str(char *buf, size_t cap, const int64_t *shape, int rank)
     return buf;
 }
 
+bool api_tensor_from_bytes(api_tensor *t, const char *bytes, conv_dtype dt, api_error *err) {
+    size_t elt = conv_dtype_size(dt), n = (size_t)t->numel * elt;
+    if ((uintptr_t)bytes % elt == 0) {
+        t->data = (void *)bytes; // borrowed: the tensor is read, never written
+        t->owned = NULL;
+        return true;
+    }
+    t->data = t->owned = malloc(n);
+    if (!t->data)
+        return api_fail(err, API_E_INTERNAL, "", "out of memory for %zu bytes of tensor data", n);
+    memcpy(t->data, bytes, n);
+    return true;
+}
+
+static int64_t bias_flops(const conv_geom *g) {
+    int64_t n = g->n * g->f, pixels = conv_out_h(g) * conv_out_w(g), r;
+    return __builtin_mul_overflow(n, pixels, &r) ? INT64_MAX : r;
+}
+
+// What each output costs (api_exec.c has the pass that computes it).
+static int64_t (*const output_flops[API_OUT_COUNT])(const conv_geom *g) = {
+    [API_OUT_Y] = conv_flops,
+    [API_OUT_DX] = conv_flops,
+    [API_OUT_DW] = conv_flops,
+    [API_OUT_DB] = bias_flops,
+};
+
+int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const api_plan *plan,
+                     api_output out) {
+    const conv_geom *g = &plan->geom;
+    switch (out) {
+    case API_OUT_Y: {
+        int64_t full[4] = {g->n, g->f, conv_out_h(g), conv_out_w(g)};
+        memcpy(shape, full + (4 - plan->rank), (size_t)plan->rank * sizeof *shape);
+        return plan->rank;
+    }
+    case API_OUT_DX:
+    case API_OUT_DW: {
+        const api_tensor *like = &req->in[out == API_OUT_DX ? API_IN_X : API_IN_W];
+        memcpy(shape, like->shape, (size_t)like->rank * sizeof *shape);
+        return like->rank;
+    }
+    default:
+        shape[0] = g->f;
+        return 1;
+    }
+}
+
+int64_t api_outputs_flops(const conv_geom *g, unsigned outputs) {
+    int64_t total = 0;
+    for (int o = 0; o < API_OUT_COUNT; o++)
+        if ((outputs & API_BIT(o)) && __builtin_add_overflow(total, output_flops[o](g), &total))
+            return INT64_MAX;
+    return total;
+}
+
 void api_request_init(api_request *req) {
     *req = (api_request){
         .dtype = CONV_FLOAT32,

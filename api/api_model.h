@@ -10,6 +10,10 @@
 #include "api/api_errors.h"
 #include "core/conv.h"
 
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "binary tensors are little-endian on the wire and are used in place: a little-endian host is needed"
+#endif
+
 #define API_MAX_RANK 8 // what a tensor can hold; validation accepts ranks 2-4 for x
 
 // A dense row-major tensor of the request's dtype.
@@ -27,6 +31,11 @@ typedef struct {
 bool api_tensor_set_shape(api_tensor *t, const int64_t *shape, int rank, const char *path,
                           api_error *err);
 void api_tensor_free(api_tensor *t);
+
+// Points *t (its shape already set, numel elements) at `bytes`, little-endian elements of `dt`:
+// in place when `bytes` is aligned for the dtype, else copied into an allocation *t owns. Fails
+// only without memory (internal_error).
+bool api_tensor_from_bytes(api_tensor *t, const char *bytes, conv_dtype dt, api_error *err);
 
 // "[2, 3, 5, 5]" into buf.
 const char *api_shape_str(char *buf, size_t cap, const int64_t *shape, int rank);
@@ -85,5 +94,22 @@ void api_request_free(api_request *req);
 // The request's path for one of its parameters: "stride" or "stride[1]", "padding[2]", ...
 // (`axis` is 0 for rows, 1 for columns; `side` 0 for the low side, 1 for the high side).
 const char *api_param_path(char *buf, size_t cap, const char *name, int given, int axis, int side);
+
+// What api_validate() makes of a request: what to compute and what it costs.
+typedef struct {
+    const api_op *op;
+    conv_geom geom;   // rank 2 and 3 requests are run as N = 1 (and C = F = 1 for rank 2)
+    int rank;         // of x (2, 3 or 4); every output comes back in this rank
+    unsigned outputs; // API_BIT(API_OUT_*) to compute
+    int64_t flops;    // all passes together
+} api_plan;
+
+// The shape of `out` in the request's rank (y: [N,F,Ho,Wo], [F,Ho,Wo] or [Ho,Wo]; dx like x;
+// dw like w; db [F]). Returns the rank. Needs a plan whose geometry passed validation.
+int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const api_plan *plan,
+                     api_output out);
+
+// The FLOPs of computing `outputs` (API_BIT set) for g; saturates at INT64_MAX.
+int64_t api_outputs_flops(const conv_geom *g, unsigned outputs);
 
 #endif

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/api_exec.h"
 
 // A list of names from a bit set, for messages: "x, w, b".
 static const char *name_list(char *buf, size_t cap, const char *const *names, int count,

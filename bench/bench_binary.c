@@ -27,8 +27,8 @@
 #include "api/api.h"
 #include "api/api_buf.h"
 #include "api/api_exec.h"
-#include "api/api_json.h"
-#include "api/api_lift.h"
+#include "api/codec/codec_json.h"
+#include "api/codec/codec_json_parse.h"
 #include "api/api_validate.h"
 #include "bench/benchlib.h"
 #include "server/blas_boot.h"
@@ -176,7 +176,7 @@ static void put_tensor_json(api_buf *b, const char *name, const float *data, int
     api_buf_printf(b, "\"%s\":{\"shape\":[%lld,%lld,%lld,%lld],\"data\":", name,
                    (long long)shape[0], (long long)shape[1], (long long)shape[2],
                    (long long)shape[3]);
-    api_json_put_numbers(b, data, n, CONV_FLOAT32);
+    codec_json_put_numbers(b, data, n, CONV_FLOAT32);
     api_buf_puts(b, "}");
 }
 
@@ -235,11 +235,11 @@ static bool client_decode(const reply *r, bool binary) {
         cJSON_Delete(header);
         return ok;
     }
-    api_lifted doc;
-    if (!api_lift_parse(&doc, r->body, r->body_len, NULL)) return false;
+    codec_json_doc doc;
+    if (!codec_json_parse(&doc, r->body, r->body_len, NULL)) return false;
     bool ok = cJSON_GetObjectItemCaseSensitive(doc.root, "dx") &&
               cJSON_GetObjectItemCaseSensitive(doc.root, "dw");
-    api_lift_free(&doc);
+    codec_json_doc_free(&doc);
     return ok;
 }
 

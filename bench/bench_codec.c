@@ -1,8 +1,8 @@
 // bench_codec: the JSON codec on a (b)-sized request (x 8x64x56x56 and w 64x64x3x3: 1.64 M
 // numbers), and the whole-process time of `convd run` on the seed's case.
 //   bench_codec [CONVD_BIN]     (default build/convd, or $CONVD_BIN)
-// Decode is api_json_decode() of the whole body (the document, the lifted arrays, the dtype
-// conversion); encode is api_json_put_numbers() of the same numbers. Each is reported as MB/s
+// Decode is codec_json_decode() of the whole body (the document, the lifted arrays, the dtype
+// conversion); encode is codec_json_put_numbers() of the same numbers. Each is reported as MB/s
 // of JSON text and ns per number, the median of BENCH_REPEATS runs after BENCH_WARMUP, timed
 // by the thread's CPU clock: "on one core" on a machine others share (wall time counts the
 // turns other processes take; the process runs below use wall time, as a client sees it). Three
@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "api/api_buf.h"
-#include "api/api_json.h"
-#include "api/api_numbers.h"
+#include "api/codec/codec_json.h"
+#include "api/num/num.h"
 #include "bench/benchlib.h"
 #include "server/blas_boot.h"
 
@@ -37,8 +37,8 @@ static const struct {
 };
 
 static void put_number(api_buf *b, double v, number_style style) {
-    char text[API_NUMBER_MAX_CHARS];
-    char *end = style == F32_SHORTEST ? api_print_f32(text, (float)v) : api_print_f64(text, v);
+    char text[NUM_MAX_CHARS];
+    char *end = style == F32_SHORTEST ? num_print_f32(text, (float)v) : num_print_f64(text, v);
     api_buf_put(b, text, (size_t)(end - text));
 }
 
@@ -97,7 +97,7 @@ static codec_result measure_codec(const bench_layer *l, number_style style,
         api_request_init(&req);
         api_error err;
         double t0 = cpu_ms();
-        bool ok = api_json_decode(&req, body.data, body.len, &err);
+        bool ok = codec_json_decode(&req, body.data, body.len, &err);
         double t1 = cpu_ms();
         if (!ok) {
             fprintf(stderr, "bench_codec: the request did not decode: %s\n", err.message);
@@ -107,8 +107,8 @@ static codec_result measure_codec(const bench_layer *l, number_style style,
         r.numbers = x->numel + w->numel;
         out.len = 0;
         double t2 = cpu_ms();
-        api_json_put_numbers(&out, x->data, x->numel, req.dtype);
-        api_json_put_numbers(&out, w->data, w->numel, req.dtype);
+        codec_json_put_numbers(&out, x->data, x->numel, req.dtype);
+        codec_json_put_numbers(&out, w->data, w->numel, req.dtype);
         double t3 = cpu_ms();
         r.encoded_bytes = out.len;
         decode[i] = t1 - t0;

@@ -3,7 +3,9 @@
 //   y[n,f,r,c] = b[f] + sum_{ch,a,b'} x[n, g*C/G + ch, r*sh + a*dh - pt, c*sw + b'*dw - pl]
 //                                      * w[f, ch, a, b']        (g = f / (F/G), zeros outside x)
 // with no im2col, no BLAS and no shared code with the fast path (it even counts the output size
-// itself), so that it can judge the fast path in tests and students' answers in the grader.
+// itself), so that the tests can judge the fast path by it. Tests only: it is built into the test
+// harness library (build/libharness.a), not into libconvd.a; the grader's reference answers come
+// from the fast path (core/conv.h) in float64, which these tests hold to this reference.
 // Clarity over speed: one loop per index of the formula, O(N*F*(C/G)*kh*kw*Ho*Wo) per pass.
 //
 // Every function takes a geometry that conv_geom_check() accepted; tensors are NCHW, row-major,

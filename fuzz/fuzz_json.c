@@ -1,10 +1,10 @@
-// libFuzzer target: the v1 JSON door (api_json_decode through validation, execution and both
+// libFuzzer target: the v1 JSON door (codec_json_decode through validation, execution and both
 // answer formats), as the HTTP JSON codec runs it. Seeds: fuzz/corpus/json.
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "api/codec.h"
+#include "api/codec/codec.h"
 #include "fuzz/fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

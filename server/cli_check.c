@@ -10,7 +10,7 @@
 #include "api/api.h"
 #include "api/api_buf.h"
 #include "api/api_errors.h"
-#include "api/grade_json.h"
+#include "api/grade/grade_json.h"
 #include "server/cli.h"
 
 typedef void (*grade_door)(api_response *out, const char *body, size_t len,
@@ -60,8 +60,8 @@ static int run_file(grade_door door, const char *name, const char *path) {
     if (in && in != stdin) fclose(in);
     if (!body) {
         api_response resp = {0};
-        api_error_respond(&resp, API_E_INTERNAL, "", "convd %s cannot read %s: %s", name,
-                          path ? path : "standard input", strerror(errno ? errno : EIO));
+        api_error_refuse(&resp, API_E_INTERNAL, "", "convd %s cannot read %s: %s", name,
+                         path ? path : "standard input", strerror(errno ? errno : EIO));
         answer(&resp);
         free(resp.body);
         return 1;
@@ -95,7 +95,7 @@ int cli_check(int argc, char **argv) {
         }
         path = argv[i];
     }
-    return run_file(api_check_json, "check", path);
+    return run_file(grade_json_check, "check", path);
 }
 
 // A whole number for option `name`, or a message and false.
@@ -151,7 +151,7 @@ int cli_problem(int argc, char **argv) {
         fprintf(stderr, "convd problem: --seed and --index go with --suite\n");
         return 2;
     }
-    if (!suite) return run_file(api_problem_json, "problem", path);
+    if (!suite) return run_file(grade_json_problem, "problem", path);
     if (path) {
         fprintf(stderr, "convd problem: give a FILE or --suite, not both\n");
         return 2;
@@ -166,7 +166,7 @@ int cli_problem(int argc, char **argv) {
         api_buf_free(&body);
         return 1;
     }
-    const int status = run_body(api_problem_json, body.data, body.len);
+    const int status = run_body(grade_json_problem, body.data, body.len);
     api_buf_free(&body);
     return status;
 }

@@ -15,6 +15,7 @@
 
 #include "server/cli.h"
 #include "server/http_config.h"
+#include "server/net.h"
 
 #define ANSWER_CAP 1024
 
@@ -54,19 +55,9 @@ static int connect_with_timeout(const char *host, int port, double seconds, char
     return fd;
 }
 
-static bool send_all(int fd, const char *data, size_t len) {
-    while (len > 0) {
-        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
-        if (n <= 0) return false;
-        data += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 // Sends `request` and reads the answer (up to ANSWER_CAP - 1 bytes) in plain HTTP.
 static bool exchange_plain(int fd, const char *request, char *answer, char *why, size_t cap) {
-    if (!send_all(fd, request, strlen(request))) {
+    if (!net_send_all(fd, request, strlen(request))) {
         snprintf(why, cap, "cannot send the request: %s", strerror(errno));
         return false;
     }

@@ -10,9 +10,10 @@
 
 #include "api/api.h"
 #include "api/api_errors.h"
-#include "api/codec.h"
+#include "api/codec/codec.h"
 #include "server/blas_boot.h"
 #include "server/cli.h"
+#include "server/version.h"
 
 static void print_help(void) {
     printf("usage: convd run [--op OP] [--format json|safetensors] [--threads N] [--max-elements N]\n"
@@ -72,7 +73,7 @@ static int write_response(const api_response *resp) {
 // A failure before any request exists (unreadable FILE): the same error JSON, exit 1.
 static int fail_internal(const char *verb, const char *what) {
     api_response resp = {0};
-    api_error_respond(&resp, API_E_INTERNAL, "", "cannot %s %s: %s", verb, what, strerror(errno));
+    api_error_refuse(&resp, API_E_INTERNAL, "", "cannot %s %s: %s", verb, what, strerror(errno));
     write_response(&resp);
     free(resp.body);
     return 1;
@@ -145,7 +146,7 @@ int cli_run(int argc, char **argv) {
     if (!body) return fail_internal("read", from_stdin ? "standard input" : path);
     api_response resp = {0};
     if (safetensors) codec_v1_run(&resp, CODEC_BINARY, body, len, codec_binary_type, op, &opt);
-    else api_run_json(&resp, body, len, op, &opt);
+    else codec_run_json(&resp, body, len, op, &opt);
     free(body);
     int status = write_response(&resp);
     free(resp.body);

@@ -13,7 +13,9 @@
 
 #include "server/cli.h"
 #include "server/http_log.h"
+#include "server/http_routes.h"
 #include "server/http_server.h"
+#include "server/version.h"
 
 // Stop signals arrive on any thread: OpenBLAS starts its own threads when it loads, before
 // main() could block signals for them. The handler only writes the signal number into a pipe
@@ -82,6 +84,8 @@ int cli_serve(int argc, char **argv) {
     case HTTP_CONFIG_ERROR: return 2;
     case HTTP_CONFIG_OK: break;
     }
+    cfg.routes = http_routes;
+    cfg.n_routes = http_n_routes;
     keep_freed_memory();
     signal(SIGPIPE, SIG_IGN);
     if (!catch_stop_signals()) {

@@ -231,18 +231,18 @@ bool http_auth_admit(http_auth *a, const char *authorization, api_response *out,
     if (a->n_keys == 0) return true;
     auth_key *key = find_key(a, authorization);
     if (!key) {
-        api_error_respond(out, API_E_UNAUTHORIZED, "", "%s",
-                          *authorization
+        api_error_refuse(out, API_E_UNAUTHORIZED, "", "%s",
+                         *authorization
                               ? "the API key of this request is not valid; send "
                                 "'Authorization: Bearer <key>' with a key of this server"
                               : "this server needs an API key: send 'Authorization: Bearer <key>'");
         return false;
     }
     if (a->rate > 0 && !take_token(a, key, retry_after_s)) {
-        api_error_respond(out, API_E_RATE_LIMITED, "",
-                          "this API key has used its %g requests per second (bursts of %g); "
-                          "retry after the Retry-After delay",
-                          a->rate, a->burst);
+        api_error_refuse(out, API_E_RATE_LIMITED, "",
+                         "this API key has used its %g requests per second (bursts of %g); "
+                         "retry after the Retry-After delay",
+                         a->rate, a->burst);
         return false;
     }
     return true;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "api/api.h"
+#include "server/http_router.h"
 
 typedef struct {
     char host[256];         // address to listen on (numeric or a name getaddrinfo resolves)
@@ -31,6 +32,8 @@ typedef struct {
     char tls_key[1024];     // PEM private key of tls_cert
     api_options api;        // per-request limits passed to the request model (threads: per call)
     int cores;              // CPUs this process may use (affinity and cgroup quota); not a flag
+    const http_route *routes; // what the server answers (convd's: server/http_routes.h); not a
+    size_t n_routes;          // flag: http_config_load leaves them empty for the caller to set
 } http_config;
 
 typedef enum { HTTP_CONFIG_OK, HTTP_CONFIG_HELP, HTTP_CONFIG_ERROR } http_config_result;

@@ -6,11 +6,11 @@
 #include <string.h>
 
 #include "api/api_errors.h"
-#include "api/grade_json.h"
+#include "api/grade/grade_json.h"
 #include "server/blas_boot.h"
-#include "server/cli.h"
-#include "server/http_front.h"
+#include "server/http_handlers.h"
 #include "server/http_server.h"
+#include "server/version.h"
 
 static const char json_type[] = "application/json";
 
@@ -33,9 +33,9 @@ static void get_healthz(api_response *out, http_server *srv) { reply_status(out,
 
 static void get_readyz(api_response *out, http_server *srv) {
     if (http_server_draining(srv))
-        api_error_respond(out, API_E_OVERLOADED, "",
-                          "the server is shutting down and takes no new work; send requests "
-                          "to another instance");
+        api_error_refuse(out, API_E_OVERLOADED, "",
+                         "the server is shutting down and takes no new work; send requests "
+                         "to another instance");
     else
         reply_status(out, "ready");
 }
@@ -43,7 +43,7 @@ static void get_readyz(api_response *out, http_server *srv) {
 static void get_metrics(api_response *out, http_server *srv) {
     out->body = http_server_metrics_text(srv, &out->len);
     if (!out->body) {
-        api_error_respond(out, API_E_OVERLOADED, "", "out of memory for the metrics; retry");
+        api_error_refuse(out, API_E_OVERLOADED, "", "out of memory for the metrics; retry");
         return;
     }
     out->status = 200;
@@ -84,13 +84,13 @@ static void get_info(api_response *out, http_server *srv) {
     cJSON *ops = cJSON_AddArrayToObject(doc, "ops");
     cJSON *types = cJSON_AddArrayToObject(doc, "content_types");
     cJSON *routes = cJSON_AddArrayToObject(doc, "routes");
-    for (size_t i = 0; i < http_n_routes; i++) {
-        const http_route *r = &http_routes[i];
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const http_route *r = &cfg->routes[i];
         char route[160];
         snprintf(route, sizeof route, "%s %s", r->methods & HTTP_POST ? "POST" : "GET", r->path);
         cJSON_AddItemToArray(routes, cJSON_CreateString(route));
         if (r->op) add_unique(ops, r->op);
-        for (const http_codec *c = r->codecs; c && c->media_type; c++)
+        for (const http_format *c = r->formats; c && c->media_type; c++)
             add_unique(types, c->media_type);
     }
     cJSON *dtypes = cJSON_AddArrayToObject(doc, "dtypes");
@@ -102,48 +102,35 @@ static void get_info(api_response *out, http_server *srv) {
 // The grading routes take the v1 JSON of a problem and a submission (docs/GRADING.md).
 static void check_json(api_response *out, const http_body *b, const char *op,
                        const api_options *opt) {
-    api_check_json(out, b->data, b->len, op, opt);
+    grade_json_check(out, b->data, b->len, op, opt);
 }
 static void problem_json(api_response *out, const http_body *b, const char *op,
                          const api_options *opt) {
-    api_problem_json(out, b->data, b->len, op, opt);
+    grade_json_problem(out, b->data, b->len, op, opt);
 }
-static const http_codec check_codecs[] = {{json_type, check_json}, {NULL, NULL}};
-static const http_codec problem_codecs[] = {{json_type, problem_json}, {NULL, NULL}};
+static const http_format check_formats[] = {{json_type, check_json}, {NULL, NULL}};
+static const http_format problem_formats[] = {{json_type, problem_json}, {NULL, NULL}};
 
 const http_route http_routes[] = {
-    {"/v1/conv2d/forward", HTTP_POST, NULL, "conv2d.forward", http_front_v1_codecs},
-    {"/v1/conv2d/backward", HTTP_POST, NULL, "conv2d.backward", http_front_v1_codecs},
-    {"/v1/conv2d/check", HTTP_POST, NULL, "conv2d.check", check_codecs},
-    {"/v1/conv2d/problem", HTTP_POST, NULL, "conv2d.problem", problem_codecs},
+    {"/v1/conv2d/forward", HTTP_POST, NULL, "conv2d.forward", http_handlers_v1_formats},
+    {"/v1/conv2d/backward", HTTP_POST, NULL, "conv2d.backward", http_handlers_v1_formats},
+    {"/v1/conv2d/check", HTTP_POST, NULL, "conv2d.check", check_formats},
+    {"/v1/conv2d/problem", HTTP_POST, NULL, "conv2d.problem", problem_formats},
     {"/healthz", HTTP_GET, get_healthz, NULL, NULL},
     {"/readyz", HTTP_GET, get_readyz, NULL, NULL},
     {"/v1/info", HTTP_GET, get_info, NULL, NULL},
     {"/metrics", HTTP_GET, get_metrics, NULL, NULL},
-    {"/openapi.yaml", HTTP_GET, http_front_openapi, NULL, NULL},
-    {"/v2", HTTP_GET, http_front_v2_server, NULL, NULL},
-    {"/v2/health/live", HTTP_GET, http_front_v2_live, NULL, NULL},
-    {"/v2/health/ready", HTTP_GET, http_front_v2_ready, NULL, NULL},
-    {"/v2/models/conv2d_forward", HTTP_GET, http_front_v2_forward_model, NULL, NULL},
-    {"/v2/models/conv2d_forward/ready", HTTP_GET, http_front_v2_forward_ready, NULL, NULL},
-    {"/v2/models/conv2d_forward/infer", HTTP_POST, NULL, "conv2d.forward", http_front_v2_codecs},
-    {"/v2/models/conv2d_backward", HTTP_GET, http_front_v2_backward_model, NULL, NULL},
-    {"/v2/models/conv2d_backward/ready", HTTP_GET, http_front_v2_backward_ready, NULL, NULL},
+    {"/openapi.yaml", HTTP_GET, http_handlers_openapi, NULL, NULL},
+    {"/v2", HTTP_GET, http_handlers_v2_server, NULL, NULL},
+    {"/v2/health/live", HTTP_GET, http_handlers_v2_live, NULL, NULL},
+    {"/v2/health/ready", HTTP_GET, http_handlers_v2_ready, NULL, NULL},
+    {"/v2/models/conv2d_forward", HTTP_GET, http_handlers_v2_forward_model, NULL, NULL},
+    {"/v2/models/conv2d_forward/ready", HTTP_GET, http_handlers_v2_forward_ready, NULL, NULL},
+    {"/v2/models/conv2d_forward/infer", HTTP_POST, NULL, "conv2d.forward",
+     http_handlers_v2_formats},
+    {"/v2/models/conv2d_backward", HTTP_GET, http_handlers_v2_backward_model, NULL, NULL},
+    {"/v2/models/conv2d_backward/ready", HTTP_GET, http_handlers_v2_backward_ready, NULL, NULL},
     {"/v2/models/conv2d_backward/infer", HTTP_POST, NULL, "conv2d.backward",
-     http_front_v2_codecs},
+     http_handlers_v2_formats},
 };
 const size_t http_n_routes = sizeof http_routes / sizeof *http_routes;
-
-const http_route *http_route_find(const char *path, size_t *index) {
-    for (size_t i = 0; i < http_n_routes; i++)
-        if (strcmp(http_routes[i].path, path) == 0) {
-            *index = i;
-            return &http_routes[i];
-        }
-    *index = http_n_routes;
-    return NULL;
-}
-
-const char *http_route_allow(const http_route *r) {
-    return r->methods & HTTP_POST ? "POST, OPTIONS" : "GET, HEAD, OPTIONS";
-}

@@ -1,58 +1,15 @@
-// http_routes: what the server answers, as one table. A route is either a GET route answered
-// on the connection thread (health, info, metrics: cheap, never blocking), or a compute route
-// whose body goes to a compute worker through a codec chosen by the request's Content-Type.
-// Adding an endpoint or a body format is one entry here; http_server does the rest (limits,
-// admission, methods, CORS, logging, metrics).
+// http_routes: what convd answers, as one table: each path with its methods and its handler
+// (the GET routes here and in server/http_handlers.h) or its op and body formats. Adding an
+// endpoint or a body format is one entry here; http_server, given the table through its config,
+// does the rest (limits, admission, methods, CORS, logging, metrics).
 #ifndef HTTP_ROUTES_H
 #define HTTP_ROUTES_H
 
 #include <stddef.h>
 
-#include "api/api.h"
-
-typedef struct http_server http_server;
-
-enum { HTTP_GET = 1, HTTP_HEAD = 2, HTTP_POST = 4, HTTP_OPTIONS = 8 };
-
-// A request body as a compute worker receives it. Header values are "" when absent.
-typedef struct {
-    const char *data;
-    size_t len;
-    const char *content_type;
-    const char *accept;
-    const char *header_length; // Inference-Header-Content-Length (v2 binary tensors); "" or NULL
-} http_body;
-
-// Computes the answer to one body for the route's `op`; runs on a compute worker, with
-// `opt->threads` set by the pool. Must always fill `out` (the request model never fails to).
-typedef void (*http_body_fn)(api_response *out, const http_body *body, const char *op,
-                             const api_options *opt);
-
-// A body format: the media type of Content-Type (parameters such as charset ignored).
-typedef struct {
-    const char *media_type;
-    http_body_fn run;
-} http_codec;
-
-// Answers a GET route; runs on a connection thread, so it must be quick.
-typedef void (*http_get_fn)(api_response *out, http_server *srv);
-
-typedef struct {
-    const char *path;         // matched exactly (the query string is not part of it)
-    unsigned methods;         // HTTP_GET (HEAD implied) or HTTP_POST; OPTIONS always answered
-    http_get_fn get;          // GET routes
-    const char *op;           // compute routes: the op given to the request model
-    const http_codec *codecs; // compute routes: accepted formats, ending with {NULL, NULL};
-                              // the first also serves requests that send no Content-Type
-} http_route;
+#include "server/http_router.h"
 
 extern const http_route http_routes[];
 extern const size_t http_n_routes;
-
-// The route for `path`, its index in http_routes stored in *index; NULL when none matches.
-const http_route *http_route_find(const char *path, size_t *index);
-
-// "GET, HEAD, OPTIONS" or "POST, OPTIONS": the Allow header of a route.
-const char *http_route_allow(const http_route *r);
 
 #endif

@@ -14,11 +14,10 @@
 
 #include "api/api_errors.h"
 #include "server/http_auth.h"
-#include "server/http_exchange.h"
+#include "server/http_envelope.h"
 #include "server/http_log.h"
 #include "server/http_metrics.h"
 #include "server/http_pool.h"
-#include "server/http_routes.h"
 #include "server/http_tls.h"
 
 struct http_server {
@@ -45,7 +44,7 @@ typedef struct {
     const http_route *route; // NULL: no route for the path
     size_t route_index;
     unsigned method; // HTTP_GET...; 0 for any other method
-    const http_codec *codec;
+    const http_format *format;
     request_stage stage;
     // A refusal decided from the headers, answered once the body is read or dropped.
     api_response refusal;
@@ -63,7 +62,7 @@ typedef struct {
     uint64_t bytes_out;
     double t_start, t_queued, t_compute_start, t_compute_end;
     char method_name[16], path[512], remote[64], content_type[256], accept[256];
-    http_exchange exchange; // content codings, v2 framing and error style (http_exchange.h)
+    http_envelope envelope; // content codings, v2 framing and error style (http_envelope.h)
 } http_request;
 
 static double now_s(void) {
@@ -101,13 +100,13 @@ static unsigned method_bit(const char *m) {
     return 0;
 }
 
-// The codec for a Content-Type: its media type (before ';', case-insensitive), or the route's
-// first codec when the header is absent. NULL when the route takes no such type.
-static const http_codec *codec_for(const http_route *r, const char *content_type) {
+// The body format for a Content-Type: its media type (before ';', case-insensitive), or the
+// route's first format when the header is absent. NULL when the route takes no such type.
+static const http_format *format_for(const http_route *r, const char *content_type) {
     size_t n = strcspn(content_type, ";");
     while (n > 0 && (content_type[n - 1] == ' ' || content_type[n - 1] == '\t')) n--;
-    if (n == 0) return &r->codecs[0];
-    for (const http_codec *c = r->codecs; c->media_type; c++)
+    if (n == 0) return &r->formats[0];
+    for (const http_format *c = r->formats; c->media_type; c++)
         if (strlen(c->media_type) == n && strncasecmp(c->media_type, content_type, n) == 0)
             return c;
     return NULL;
@@ -126,36 +125,36 @@ static bool hold_memory(http_request *r, size_t bytes) {
 // 503 if it could fit once others finish, 413 if it never can.
 static void refuse_memory(api_response *out, const http_server *srv, size_t estimate) {
     if (estimate > srv->budget.limit)
-        api_error_respond(
+        api_error_refuse(
             out, API_E_BODY_TOO_LARGE, "",
             "this request needs about %zu MiB of working memory, more than the server's "
             "whole budget of %zu MiB (--max-memory); split it into smaller batches",
             estimate >> 20, srv->budget.limit >> 20);
     else
-        api_error_respond(out, API_E_OVERLOADED, "",
-                          "the server's memory budget is taken by other requests; retry after the "
-                          "Retry-After delay");
+        api_error_refuse(out, API_E_OVERLOADED, "",
+                         "the server's memory budget is taken by other requests; retry after the "
+                         "Retry-After delay");
 }
 
 static void refuse_overloaded(api_response *out) {
-    api_error_respond(out, API_E_OVERLOADED, "",
-                      "every compute worker is busy and the queue is full; retry after the "
-                      "Retry-After delay");
+    api_error_refuse(out, API_E_OVERLOADED, "",
+                     "every compute worker is busy and the queue is full; retry after the "
+                     "Retry-After delay");
 }
 
 static void refuse_draining(api_response *out) {
-    api_error_respond(out, API_E_OVERLOADED, "",
-                      "the server is shutting down and takes no new work; retry (another instance "
-                      "will answer)");
+    api_error_refuse(out, API_E_OVERLOADED, "",
+                     "the server is shutting down and takes no new work; retry (another instance "
+                     "will answer)");
 }
 
 static void refuse_body_size(api_response *out, const http_server *srv, uint64_t size,
                              bool declared) {
-    api_error_respond(out, API_E_BODY_TOO_LARGE, "",
-                      "the request body %s %" PRIu64
-                      " bytes, over the limit of %zu bytes (--max-body, "
-                      "CONVD_MAX_BODY); send smaller batches or binary tensors",
-                      declared ? "declares" : "has more than", size, srv->cfg.max_body);
+    api_error_refuse(out, API_E_BODY_TOO_LARGE, "",
+                     "the request body %s %" PRIu64
+                     " bytes, over the limit of %zu bytes (--max-body, "
+                     "CONVD_MAX_BODY); send smaller batches or binary tensors",
+                     declared ? "declares" : "has more than", size, srv->cfg.max_body);
 }
 
 // Decides, from the request line and headers alone, whether the request is refused (filling
@@ -168,26 +167,26 @@ static void classify(http_request *r, uint64_t declared, bool has_length) {
     unsigned allowed = route ? route->methods | HTTP_OPTIONS : 0;
     if (allowed & HTTP_GET) allowed |= HTTP_HEAD;
     if (!route) {
-        api_error_respond(no, API_E_NOT_FOUND, "",
-                          "there is no %s; the API is POST /v1/conv2d/forward and "
-                          "POST /v1/conv2d/backward (GET /v1/info lists every route)",
-                          api_quote(quoted, sizeof quoted, r->path));
+        api_error_refuse(no, API_E_NOT_FOUND, "",
+                         "there is no %s; the API is POST /v1/conv2d/forward and "
+                         "POST /v1/conv2d/backward (GET /v1/info lists every route)",
+                         api_quote(quoted, sizeof quoted, r->path));
     } else if (!(r->method & allowed)) {
-        api_error_respond(no, API_E_METHOD_NOT_ALLOWED, "", "%s %s is not allowed; use %s",
-                          api_quote(quoted, sizeof quoted, r->method_name), route->path,
-                          http_route_allow(route));
-    } else if (r->method == HTTP_POST && route->codecs &&
+        api_error_refuse(no, API_E_METHOD_NOT_ALLOWED, "", "%s %s is not allowed; use %s",
+                         api_quote(quoted, sizeof quoted, r->method_name), route->path,
+                         http_router_allow(route));
+    } else if (r->method == HTTP_POST && route->formats &&
                !http_auth_admit(srv->auth, header(r->conn, MHD_HTTP_HEADER_AUTHORIZATION), no,
                                 &r->retry_after_s)) {
         // refused with 401 or 429 before anything else is looked at or held
     } else if (has_length && declared > srv->cfg.max_body) {
         refuse_body_size(no, srv, declared, true);
-    } else if (r->method == HTTP_POST && route->codecs) {
-        if (!(r->codec = codec_for(route, r->content_type))) {
-            api_error_respond(no, API_E_UNSUPPORTED_MEDIA_TYPE, "",
-                              "Content-Type '%s' is not accepted by %s; send 'Content-Type: %s'",
-                              api_quote(quoted, sizeof quoted, r->content_type), route->path,
-                              route->codecs[0].media_type);
+    } else if (r->method == HTTP_POST && route->formats) {
+        if (!(r->format = format_for(route, r->content_type))) {
+            api_error_refuse(no, API_E_UNSUPPORTED_MEDIA_TYPE, "",
+                             "Content-Type '%s' is not accepted by %s; send 'Content-Type: %s'",
+                             api_quote(quoted, sizeof quoted, r->content_type), route->path,
+                             route->formats[0].media_type);
         } else if (atomic_load(&srv->draining)) {
             refuse_draining(no);
         } else if (http_pool_waiting(srv->pool) >= srv->cfg.queue &&
@@ -223,7 +222,7 @@ static void add_cors(struct MHD_Response *resp, const http_request *r) {
     if (r->method == HTTP_OPTIONS) {
         const char *asked = header(r->conn, "Access-Control-Request-Headers");
         MHD_add_response_header(resp, "Access-Control-Allow-Methods",
-                                r->route ? http_route_allow(r->route) : "");
+                                r->route ? http_router_allow(r->route) : "");
         MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                                 *asked ? asked : "Content-Type, Accept, Authorization");
         MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
@@ -233,7 +232,7 @@ static void add_cors(struct MHD_Response *resp, const http_request *r) {
 // Queues `answer` (taking its body) with the headers its status calls for. `close` asks for the
 // connection to end after it (unread body, draining).
 static enum MHD_Result answer(http_request *r, api_response *answer, bool close) {
-    http_exchange_finish(&r->exchange, answer);
+    http_envelope_finish(&r->envelope, answer);
     struct MHD_Response *resp =
         answer->body
             ? MHD_create_response_from_buffer(answer->len, answer->body, MHD_RESPMEM_MUST_FREE)
@@ -247,9 +246,9 @@ static enum MHD_Result answer(http_request *r, api_response *answer, bool close)
     size_t len = answer->len;
     answer->body = NULL;
     if (len) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, answer->content_type);
-    http_exchange_headers(&r->exchange, resp);
+    http_envelope_headers(&r->envelope, resp);
     if (r->route && (status == 405 || r->method == HTTP_OPTIONS))
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, http_route_allow(r->route));
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, http_router_allow(r->route));
     if (status == 503) {
         char seconds[16];
         snprintf(seconds, sizeof seconds, "%d", r->srv->cfg.retry_after_s);
@@ -276,8 +275,8 @@ static void compute(void *arg, int threads) {
     api_options opt = r->srv->cfg.api;
     opt.threads = threads;
     r->threads = threads;
-    http_body body = {r->body, r->len, r->content_type, r->accept, r->exchange.header_length};
-    http_exchange_run(&r->exchange, &r->result, r->codec->run, &body, r->route->op, &opt,
+    http_body body = {r->body, r->len, r->content_type, r->accept, r->envelope.header_length};
+    http_envelope_run(&r->envelope, &r->result, r->format->run, &body, r->route->op, &opt,
                       r->srv->cfg.max_body);
     free(r->body); // the body is the largest thing held; drop it before the answer goes out
     r->body = NULL;
@@ -334,7 +333,7 @@ static http_request *request_begin(http_server *srv, struct MHD_Connection *conn
     copy_text(r->path, sizeof r->path, url);
     copy_text(r->content_type, sizeof r->content_type, header(conn, MHD_HTTP_HEADER_CONTENT_TYPE));
     copy_text(r->accept, sizeof r->accept, header(conn, MHD_HTTP_HEADER_ACCEPT));
-    http_exchange_begin(&r->exchange, conn, url);
+    http_envelope_begin(&r->envelope, conn, url);
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *sa = info ? info->client_addr : NULL;
@@ -344,7 +343,7 @@ static http_request *request_begin(http_server *srv, struct MHD_Connection *conn
     else if (sa && sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->remote,
                   sizeof r->remote);
-    r->route = http_route_find(url, &r->route_index);
+    r->route = http_router_find(r->srv->cfg.routes, r->srv->cfg.n_routes, url, &r->route_index);
     return r;
 }
 
@@ -499,10 +498,10 @@ http_server *http_server_start(const http_config *cfg, char *err, size_t err_cap
     s->cfg = *cfg;
     s->budget.limit = cfg->max_memory;
     s->started = now_s();
-    s->route_names = calloc(http_n_routes, sizeof *s->route_names);
-    for (size_t i = 0; s->route_names && i < http_n_routes; i++)
-        s->route_names[i] = http_routes[i].path;
-    s->metrics = s->route_names ? http_metrics_create(s->route_names, http_n_routes) : NULL;
+    s->route_names = calloc(s->cfg.n_routes, sizeof *s->route_names);
+    for (size_t i = 0; s->route_names && i < s->cfg.n_routes; i++)
+        s->route_names[i] = s->cfg.routes[i].path;
+    s->metrics = s->route_names ? http_metrics_create(s->route_names, s->cfg.n_routes) : NULL;
     s->pool = http_pool_create(cfg->workers, cfg->queue, cfg->cores);
     if (!s->metrics || !s->pool) {
         snprintf(err, err_cap, "cannot start %d compute workers (out of memory or threads)",

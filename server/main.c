@@ -4,6 +4,7 @@
 
 #include "server/blas_boot.h"
 #include "server/cli.h"
+#include "server/version.h"
 
 static void print_usage(FILE *to) {
     fputs("usage: convd [serve] [options]   serve HTTP (default; convd serve --help)\n"

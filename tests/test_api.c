@@ -1,4 +1,4 @@
-// api_run_json in-process: the golden cases (body op or URL op), outputs and ranks as the spec
+// codec_run_json in-process: the golden cases (body op or URL op), outputs and ranks as the spec
 // says, numbers through the whole pipeline bit for bit, non-finite results, limits, error
 // bodies, and the lifter's corner cases. core's naive reference (conv_ref) judges the
 // geometry mapping on random layers with asymmetric padding.
@@ -10,9 +10,10 @@
 #include "api/api.h"
 #include "api/api_buf.h"
 #include "api/api_errors.h"
+#include "api/codec/codec.h"
 #include "core/conv_ref.h"
 #include "server/blas_boot.h"
-#include "tests/api_harness.h"
+#include "tests/harness/api_harness.h"
 #include "tests/testlib.h"
 
 static uint64_t seed = 0xa91;
@@ -26,7 +27,7 @@ enum { SCALE = 1 };
 // One request in-process: the parsed response (NULL if it is not JSON) and its status.
 static cJSON *run(const char *body, const char *op_from_path, const api_options *opt, int *status) {
     api_response r = {0};
-    api_run_json(&r, body, strlen(body), op_from_path, opt);
+    codec_run_json(&r, body, strlen(body), op_from_path, opt);
     *status = r.status;
     CHECK(r.content_type && strcmp(r.content_type, "application/json") == 0,
           "content type of %.80s", body);
@@ -68,7 +69,7 @@ static bool output_data(const cJSON *resp, const char *name, double *out, int n)
 
 static char *door_in_process(const char *body, int *status, void *ctx) {
     api_response r = {0};
-    api_run_json(&r, body, strlen(body), *(const char **)ctx, NULL);
+    codec_run_json(&r, body, strlen(body), *(const char **)ctx, NULL);
     *status = r.status;
     return r.body;
 }
@@ -406,7 +407,7 @@ static void test_lifter_corners(void) {
         size_t len = strlen(cut[i]);
         char *exact = malloc(len); // no NUL after the body
         memcpy(exact, cut[i], len);
-        api_run_json(&r, exact, len, "conv2d.forward", NULL);
+        codec_run_json(&r, exact, len, "conv2d.forward", NULL);
         CHECK(r.status == 400 && r.body && strstr(r.body, "cut off"), "truncated %s: %d %.200s",
               cut[i], r.status, r.body ? r.body : "");
         free(r.body);
@@ -416,11 +417,11 @@ static void test_lifter_corners(void) {
 
 static void test_error_bodies(void) {
     api_response r = {0};
-    api_error_respond(&r, API_E_BODY_TOO_LARGE, "", "over %d bytes", 10);
+    api_error_refuse(&r, API_E_BODY_TOO_LARGE, "", "over %d bytes", 10);
     cJSON *resp = r.body ? cJSON_Parse(r.body) : NULL;
     CHECK(r.status == 413 && resp && strcmp(error_field(resp, "code"), "body_too_large") == 0 &&
               !cJSON_HasObjectItem(cJSON_GetObjectItemCaseSensitive(resp, "error"), "path"),
-          "api_error_respond: status from the code, no empty path");
+          "api_error_refuse: status from the code, no empty path");
     cJSON_Delete(resp);
     free(r.body);
     for (int c = 0; c < API_E_COUNT; c++) {
@@ -489,7 +490,7 @@ static void test_mutations(void) {
             if (n == 0) break;
         }
         api_response r = {0};
-        api_run_json(&r, body, n, NULL, NULL);
+        codec_run_json(&r, body, n, NULL, NULL);
         cJSON *parsed = r.body ? cJSON_ParseWithLength(r.body, r.len) : NULL;
         bool ok = parsed && (r.status == 200 || r.status == 400 || r.status == 422);
         if (!ok && bad++ < 5)

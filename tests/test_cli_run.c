@@ -11,7 +11,7 @@
 
 #include "api/api_errors.h"
 #include "server/blas_boot.h"
-#include "tests/api_harness.h"
+#include "tests/harness/api_harness.h"
 #include "tests/testlib.h"
 
 // Runs convd with `args` (NULL-terminated, after the program name) and `input` on standard

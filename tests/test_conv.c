@@ -11,7 +11,7 @@
 #include "core/conv.h"
 #include "core/conv_ref.h"
 #include "server/blas_boot.h"
-#include "tests/conv_harness.h"
+#include "tests/harness/conv_harness.h"
 #include "tests/testlib.h"
 
 enum { SWEEP_CONFIGS = 400 };

@@ -2,18 +2,18 @@
 // tests/golden (or $CONVD_GOLDEN_DIR) gives inputs and PyTorch's y, dx, dw, db. The
 // reference judges everything else (the fast path, students' answers), so it is checked
 // against the outside world here, and the fast path against it on the same inputs.
+#include <cjson/cJSON.h>
 #include <dirent.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "core/conv.h"
 #include "core/conv_ref.h"
 #include "server/blas_boot.h"
-#include "tests/conv_harness.h"
+#include "tests/harness/conv_harness.h"
 #include "tests/testlib.h"
 
 // A {"shape": [...], "data": [...]} tensor: its dims (at most 4) and its values as doubles,

@@ -10,7 +10,7 @@
 
 #include "core/conv.h"
 #include "server/blas_boot.h"
-#include "tests/conv_harness.h"
+#include "tests/harness/conv_harness.h"
 #include "tests/testlib.h"
 
 enum {

@@ -3,7 +3,12 @@
 // example computes a backward pass, checks it against its own reference and prints "... ok";
 // the test checks the exit status and that line. Only the server's own PID is signalled.
 #include "server/blas_boot.h"
-#include "tests/http_harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "tests/harness/http_harness.h"
 
 // Runs `command` through the shell with CONVD_URL set; its output (heap) and exit status.
 static char *run(const char *command, int port, int *status) {

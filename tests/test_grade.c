@@ -10,10 +10,10 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "api/grade.h"
+#include "api/grade/grade.h"
 #include "core/conv_ref.h"
 #include "server/blas_boot.h"
-#include "tests/conv_harness.h"
+#include "tests/harness/conv_harness.h"
 #include "tests/testlib.h"
 
 enum { SWEEP_CASES = 150 };

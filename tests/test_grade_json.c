@@ -1,4 +1,4 @@
-// The grading front door's JSON (api/grade_json.h): problems generated and read back, right
+// The grading front door's JSON (api/grade/grade_json.h): problems generated and read back, right
 // answers (from the naive reference, core/conv_ref.h) passing in every problem form, mistaken
 // ones diagnosed, the three output formats with the fields their platforms read, and bad
 // requests answered with the spec's error JSON and the right code and path, never a crash or
@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include "api/api_buf.h"
-#include "api/api_json.h"
-#include "api/grade.h"
-#include "api/grade_json.h"
-#include "api/grade_render.h"
+#include "api/codec/codec_json.h"
+#include "api/grade/grade.h"
+#include "api/grade/grade_json.h"
+#include "api/grade/grade_render.h"
 #include "core/conv_ref.h"
 #include "server/blas_boot.h"
 #include "tests/testlib.h"
@@ -68,7 +68,7 @@ static void put_tensor(api_buf *b, const char *name, const grade_shape *s, const
     api_buf_printf(b, "\"%s\":{\"shape\":[", name);
     for (int i = 0; i < s->rank; i++) api_buf_printf(b, "%s%" PRId64, i ? "," : "", s->dim[i]);
     api_buf_puts(b, "],\"data\":");
-    api_json_put_numbers(b, v, grade_shape_numel(s), CONV_FLOAT64);
+    codec_json_put_numbers(b, v, grade_shape_numel(s), CONV_FLOAT64);
     api_buf_puts(b, "}");
 }
 
@@ -169,7 +169,7 @@ static cJSON *suite_problems(const char *suite, int seed) {
     char body[96];
     snprintf(body, sizeof body, "{\"suite\":\"%s\",\"seed\":%d}", suite, seed);
     int status;
-    cJSON *doc = call(api_problem_json, body, &status);
+    cJSON *doc = call(grade_json_problem, body, &status);
     CHECK(status == 200 && doc, "problem %s: status %d", body, status);
     return doc;
 }
@@ -207,7 +207,7 @@ static void test_problems(void) {
     CHECK(cJSON_Compare(doc, again, true), "the same suite and seed served different problems");
     cJSON_Delete(again);
     int status;
-    cJSON *one = call(api_problem_json, "{\"suite\":\"full\",\"seed\":9,\"index\":4}", &status);
+    cJSON *one = call(grade_json_problem, "{\"suite\":\"full\",\"seed\":9,\"index\":4}", &status);
     const cJSON *only = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(one, "problems"), 0);
     CHECK(status == 200 && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(one, "problems")) == 1 &&
               cJSON_Compare(only, cJSON_GetArrayItem(list, 4), true),
@@ -215,7 +215,7 @@ static void test_problems(void) {
     cJSON_Delete(one);
     cJSON_Delete(doc);
     // a spec gives the problem its spec describes, in its rank
-    cJSON *spec = call(api_problem_json,
+    cJSON *spec = call(grade_json_problem,
                        "{\"seed\":3,\"x_shape\":[5,6],\"w_shape\":[2,3],\"stride\":[1,2],"
                        "\"padding\":\"valid\",\"bias\":false,\"dtype\":\"float32\"}",
                        &status);
@@ -245,7 +245,7 @@ static void test_check_convd(void) {
         for (int form = 0; form < 2; form++) {
             char *body = check_body(&s, form == 1, 0xF, s.right, "");
             int status;
-            cJSON *v = call(api_check_json, body, &status);
+            cJSON *v = call(grade_json_check, body, &status);
             bool ok = status == 200 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "passed")) &&
                       num_at(v, "score") == 4 && num_at(v, "max_score") == 4;
             for (int t = 0; t < GRADE_NTENSORS; t++) {
@@ -279,7 +279,7 @@ static void test_check_convd(void) {
                                       s.right[GRADE_DW], s.right[GRADE_DB]};
     char *body = check_body(&s, false, 0xE, values, ",\"format\":\"convd\"");
     int status;
-    cJSON *v = call(api_check_json, body, &status);
+    cJSON *v = call(grade_json_check, body, &status);
     const cJSON *dx = tensor_verdict(v, "dx");
     const cJSON *diag = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(dx, "diagnosis"), 0);
     const cJSON *worst = cJSON_GetObjectItemCaseSensitive(dx, "worst");
@@ -298,7 +298,7 @@ static void test_check_convd(void) {
     for (int64_t i = 0; i < grade_shape_numel(&s.shape[GRADE_DW]); i++)
         s.right[GRADE_DW][i] = (double)(float)(s.right[GRADE_DW][i] * (1 + 1e-6));
     body = check_body(&s, false, 1u << GRADE_DW, s.right, "");
-    v = call(api_check_json, body, &status);
+    v = call(grade_json_check, body, &status);
     const cJSON *dw = tensor_verdict(v, "dw");
     CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(dw, "passed")) &&
               cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dw, "warnings")) == 1,
@@ -307,7 +307,7 @@ static void test_check_convd(void) {
     free(body);
     body = check_body(&s, false, 1u << GRADE_DW, s.right,
                       ",\"tolerance\":{\"atol\":1e-12,\"rtol\":0},\"points\":{\"dw\":2.5}");
-    v = call(api_check_json, body, &status);
+    v = call(grade_json_check, body, &status);
     dw = tensor_verdict(v, "dw");
     CHECK(status == 200 && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(dw, "passed")) &&
               num_at(v, "max_score") == 2.5 &&
@@ -357,7 +357,7 @@ static void test_formats(void) {
                        "{\"format\":\"%s\",\"require\":[\"dx\",\"dw\",\"db\"],\"cases\":[%s]}",
                        formats[f], cases.data);
         int status;
-        cJSON *v = call(api_check_json, req.data, &status);
+        cJSON *v = call(grade_json_check, req.data, &status);
         CHECK(status == 200 && v, "%s batch: status %d", formats[f], status);
         if (f == 0) {
             const cJSON *mistakes = cJSON_GetObjectItemCaseSensitive(v, "mistakes");
@@ -418,7 +418,7 @@ static void test_prairielearn_size(void) {
                        i ? "," : "", i, i % 10, i);
     api_buf_puts(&req, "]}");
     api_response r = {0};
-    api_check_json(&r, req.data, req.len, NULL, NULL);
+    grade_json_check(&r, req.data, req.len, NULL, NULL);
     cJSON *v = r.body ? cJSON_ParseWithLength(r.body, r.len) : NULL;
     CHECK(r.status == 200 && v && r.len <= GRADE_PRAIRIELEARN_MAX_BYTES &&
               num_at(v, "score") == 0 &&
@@ -441,7 +441,7 @@ static void test_student_answers(void) {
              "\"require\":[\"dw\"]}",
              spec);
     int status;
-    cJSON *v = call(api_check_json, body, &status);
+    cJSON *v = call(grade_json_check, body, &status);
     const cJSON *db = tensor_verdict(v, "db"), *dx = tensor_verdict(v, "dx"),
                 *dw = tensor_verdict(v, "dw");
     const cJSON *nf = cJSON_GetObjectItemCaseSensitive(db, "non_finite");
@@ -461,7 +461,7 @@ static void test_student_answers(void) {
     // the object form of an empty answer
     snprintf(body, sizeof body,
              "{\"problem\":%s,\"submission\":{\"dx\":{\"shape\":[3,2,0,0],\"data\":[]}}}", spec);
-    v = call(api_check_json, body, &status);
+    v = call(grade_json_check, body, &status);
     dx_diag = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(tensor_verdict(v, "dx"), "diagnosis"), 0);
     CHECK(status == 200 && strcmp(str_at(dx_diag, "id"), "dx_cropped_to_empty") == 0,
           "empty dx object: status %d, %s", status, str_at(dx_diag, "id"));
@@ -471,7 +471,7 @@ static void test_student_answers(void) {
              "{\"problem\":%s,\"submission\":{\"dx\":{\"shape\":[1099511627776,"
              "1099511627776,1099511627776,0],\"data\":[]}}}",
              spec);
-    v = call(api_check_json, body, &status);
+    v = call(grade_json_check, body, &status);
     CHECK(status == 200 && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "passed")),
           "huge empty dx: status %d", status);
     cJSON_Delete(v);
@@ -483,7 +483,7 @@ static void test_student_answers(void) {
              "{\"problem\":{\"x\":[[1,2],[3,4]],\"w\":[[1]]},\"submission\":{\"y\":"
              "[1,2,3,4,5,6]}}");
     api_response r = {0};
-    api_check_json(&r, body, strlen(body), NULL, &small);
+    grade_json_check(&r, body, strlen(body), NULL, &small);
     CHECK(r.status == 422 && r.body && strstr(r.body, "too_many_elements") &&
               strstr(r.body, "submission.y"),
           "oversized answer: %d %s", r.status, r.body ? r.body : "");
@@ -494,80 +494,82 @@ static void test_student_answers(void) {
 static void test_errors(void) {
     const char *ok_problem = "{\"suite\":\"cs231n\",\"index\":0}";
     char body[512];
-    expect_error(api_check_json, "{\"problem\":", 400, "invalid_json", "");
-    expect_error(api_check_json, "[1, 2]", 422, "invalid_type", "");
-    expect_error(api_check_json, "{\"submission\":{}}", 422, "missing_field", "problem");
+    expect_error(grade_json_check, "{\"problem\":", 400, "invalid_json", "");
+    expect_error(grade_json_check, "[1, 2]", 422, "invalid_type", "");
+    expect_error(grade_json_check, "{\"submission\":{}}", 422, "missing_field", "problem");
     snprintf(body, sizeof body, "{\"problem\":%s}", ok_problem);
-    expect_error(api_check_json, body, 422, "missing_field", "submission");
+    expect_error(grade_json_check, body, 422, "missing_field", "submission");
     snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{},\"fromat\":\"x\"}", ok_problem);
-    expect_error(api_check_json, body, 422, "unknown_field", "fromat");
+    expect_error(grade_json_check, body, 422, "unknown_field", "fromat");
     snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{},\"format\":\"moodle\"}",
              ok_problem);
-    expect_error(api_check_json, body, 422, "invalid_value", "format");
+    expect_error(grade_json_check, body, 422, "invalid_value", "format");
     snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{\"dz\":[1]}}", ok_problem);
-    expect_error(api_check_json, body, 422, "unknown_field", "submission.dz");
+    expect_error(grade_json_check, body, 422, "unknown_field", "submission.dz");
     snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{\"db\":[[1],[2,3]]}}", ok_problem);
-    expect_error(api_check_json, body, 422, "ragged_array", "submission.db[1]");
+    expect_error(grade_json_check, body, 422, "ragged_array", "submission.db[1]");
     snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{},\"require\":[\"dq\"]}",
              ok_problem);
-    expect_error(api_check_json, body, 422, "unknown_output", "require[0]");
+    expect_error(grade_json_check, body, 422, "unknown_output", "require[0]");
     snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{},\"points\":{\"dx\":-1}}",
              ok_problem);
-    expect_error(api_check_json, body, 422, "invalid_value", "points.dx");
-    expect_error(api_check_json,
+    expect_error(grade_json_check, body, 422, "invalid_value", "points.dx");
+    expect_error(grade_json_check,
                  "{\"problem\":{\"suite\":\"cs231n\",\"index\":10},\"submission\":{}}", 422,
                  "invalid_value", "problem.index");
-    expect_error(api_check_json, "{\"problem\":{\"suite\":\"cs231\",\"index\":1},\"submission\":{}}",
-                 422, "invalid_value", "problem.suite");
-    expect_error(api_check_json, "{\"problem\":{\"suite\":\"cs231n\"},\"submission\":{}}", 422,
+    expect_error(grade_json_check,
+                 "{\"problem\":{\"suite\":\"cs231\",\"index\":1},\"submission\":{}}", 422,
+                 "invalid_value", "problem.suite");
+    expect_error(grade_json_check, "{\"problem\":{\"suite\":\"cs231n\"},\"submission\":{}}", 422,
                  "missing_field", "problem.index");
     // generator specs: v1's validation, pointed at the spec's own fields
-    expect_error(api_check_json,
+    expect_error(grade_json_check,
                  "{\"problem\":{\"seed\":1,\"x_shape\":[2,3,5,5],\"w_shape\":[4,2,3,3]},"
                  "\"submission\":{}}",
                  422, "shape_mismatch", "problem.w_shape[1]");
-    expect_error(api_check_json,
+    expect_error(grade_json_check,
                  "{\"problem\":{\"seed\":1,\"x_shape\":[2,3,5,5]},\"submission\":{}}", 422,
                  "missing_field", "problem.w_shape");
-    expect_error(api_check_json,
+    expect_error(grade_json_check,
                  "{\"problem\":{\"seed\":1,\"x_shape\":[2,3,5,5],\"w_shape\":[4,3,7,3]},"
                  "\"submission\":{}}",
                  422, "kernel_too_large", "problem.w_shape[2]");
-    expect_error(api_check_json,
+    expect_error(grade_json_check,
                  "{\"problem\":{\"seed\":-1,\"x_shape\":[5,5],\"w_shape\":[3,3]},"
                  "\"submission\":{}}",
                  422, "invalid_value", "problem.seed");
-    expect_error(api_check_json,
+    expect_error(grade_json_check,
                  "{\"problem\":{\"seed\":1,\"x_shape\":[5,5],\"w_shape\":[3,3],\"stride\":0},"
                  "\"submission\":{}}",
                  422, "invalid_value", "problem.stride");
     // explicit problems
-    expect_error(api_check_json,
+    expect_error(grade_json_check,
                  "{\"problem\":{\"x\":[[1,2],[3,4]],\"w\":[[1]],\"dy\":[[1,2]]},"
                  "\"submission\":{}}",
                  422, "shape_mismatch", "problem.dy.shape[0]");
-    expect_error(api_check_json,
+    expect_error(grade_json_check,
                  "{\"problem\":{\"x\":[[1,2],[3,4]],\"w\":[[1]]},\"submission\":{\"dx\":[[0,0],[0,0]]}}",
                  422, "missing_field", "problem.dy");
-    expect_error(api_check_json,
+    expect_error(grade_json_check,
                  "{\"problem\":{\"op\":\"conv2d.forward\",\"x\":[[1]],\"w\":[[1]]},\"submission\":{}}",
                  422, "unknown_field", "problem.op");
-    expect_error(api_check_json, "{\"cases\":[],\"format\":\"convd\"}", 422, "invalid_type",
+    expect_error(grade_json_check, "{\"cases\":[],\"format\":\"convd\"}", 422, "invalid_type",
                  "cases");
-    expect_error(api_check_json,
+    expect_error(grade_json_check,
                  "{\"cases\":[{\"problem\":{\"suite\":\"full\",\"index\":1},\"submission\":{}},"
                  "{\"problem\":{\"suite\":\"full\",\"index\":1}}]}",
                  422, "missing_field", "cases[1].submission");
-    expect_error(api_problem_json, "{\"suite\":\"full\",\"index\":99}", 422, "invalid_value", "index");
-    expect_error(api_problem_json, "{\"seed\":1,\"x_shape\":[1,1,9,9],\"w_shape\":[1,2,3,3]}",
+    expect_error(grade_json_problem, "{\"suite\":\"full\",\"index\":99}", 422, "invalid_value",
+                 "index");
+    expect_error(grade_json_problem, "{\"seed\":1,\"x_shape\":[1,1,9,9],\"w_shape\":[1,2,3,3]}",
                  422, "shape_mismatch", "w_shape[1]");
-    expect_error(api_problem_json, "{\"seed\":1,\"x_shape\":[0,1,9,9],\"w_shape\":[1,1,3,3]}",
+    expect_error(grade_json_problem, "{\"seed\":1,\"x_shape\":[0,1,9,9],\"w_shape\":[1,1,3,3]}",
                  422, "invalid_shape", "x_shape[0]");
-    expect_error(api_problem_json, "{\"seed\":1,\"x_shape\":[1,1,9,9],\"w_shape\":[1,1,3,3],"
+    expect_error(grade_json_problem, "{\"seed\":1,\"x_shape\":[1,1,9,9],\"w_shape\":[1,1,3,3],"
                                    "\"bias\":\"yes\"}",
                  422, "invalid_type", "bias");
     api_response r = {0};
-    api_check_json(&r, "{}", 2, "conv2d.forward", NULL);
+    grade_json_check(&r, "{}", 2, "conv2d.forward", NULL);
     CHECK(r.status == 422 && r.body && strstr(r.body, "unknown_op"), "wrong op: %d", r.status);
     free(r.body);
 }
@@ -587,7 +589,7 @@ static void test_no_crash(void) {
     const char replacements[] = {'0', '"', '}', ']', '-', 'x'};
     for (size_t cut = 0; cut <= len; cut++) {
         api_response r = {0};
-        api_check_json(&r, body, cut, NULL, NULL);
+        grade_json_check(&r, body, cut, NULL, NULL);
         bad += !r.body || r.status == 500;
         answered += r.status == 200;
         free(r.body);
@@ -597,7 +599,7 @@ static void test_no_crash(void) {
             memcpy(copy, body, len + 1);
             copy[i] = replacements[k];
             api_response r = {0};
-            api_check_json(&r, copy, len, NULL, NULL);
+            grade_json_check(&r, copy, len, NULL, NULL);
             bad += !r.body || r.status == 500;
             answered += r.status == 200;
             free(r.body);

@@ -3,10 +3,12 @@
 // passed through flags and environment, info/health/readiness/metrics, HEAD, OPTIONS, CORS and
 // the JSON access log.
 #include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "server/blas_boot.h"
-#include "server/cli.h"
-#include "tests/http_harness.h"
+#include "server/version.h"
+#include "tests/harness/http_harness.h"
 
 // Server answers counted by the test, checked against GET /metrics at the end.
 static int forward_ok, backward_ok;

@@ -7,7 +7,12 @@
 // certificate made here by openssl (verified by libcurl's OpenSSL, so a second TLS
 // implementation than the server's GnuTLS).
 #include "server/blas_boot.h"
-#include "tests/http_harness.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "tests/harness/http_harness.h"
 
 #define PLAIN_KEY "plain-key-0123456789abcdef"
 #define HASHED_KEY "hashed-key-ZYXWVUTSRQ-9876"

@@ -5,11 +5,13 @@
 // the server still answering; the v2 GET routes and v2-style errors for the server's own
 // refusals; gzip/deflate request bodies (the size limit after decompression) and compressed
 // answers; GET /openapi.yaml; what /v1/info lists.
+#include <stdlib.h>
+#include <string.h>
 #include <zlib.h>
 
 #include "server/blas_boot.h"
-#include "tests/binary_harness.h"
-#include "tests/http_harness.h"
+#include "tests/harness/binary_harness.h"
+#include "tests/harness/http_harness.h"
 
 #define MAX_BODY (4 << 20) // the test server's --max-body: decompression past it is a 413
 
@@ -33,9 +35,7 @@ static void test_v1_golden(int port, const bh_golden *cases, int n) {
     for (int c = 0; c < n; c++) {
         const bh_golden *g = &cases[c];
         bh_tensor in[4];
-        int count = 0;
-        for (int i = 0; i < 4; i++)
-            if (g->in[i].rank) in[count++] = g->in[i];
+        int count = bh_golden_inputs(in, g);
         bh_golden_metadata(&meta, g, NULL);
         bh_safetensors(&body, in, count, g->f64, meta.data, 8);
         for (int json = 0; json < 2; json++) {

@@ -3,7 +3,13 @@
 // connections, the connection cap, keep-alive across every kind of answer, and the errors of
 // the command line itself. After each misbehaving client the server must still answer.
 #include "server/blas_boot.h"
-#include "tests/http_harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "server/net.h"
+#include "tests/harness/http_harness.h"
 
 #define MAX_BODY 65536
 #define TIMEOUT_S 2
@@ -20,12 +26,12 @@ static bool healthy(int port) {
 // body ('1's) over a new connection; returns the socket, or -1.
 static int raw_request(int port, const char *head, size_t body_len) {
     int fd = th_connect(port);
-    if (fd < 0 || !th_send_all(fd, head, strlen(head))) return fd;
+    if (fd < 0 || !net_send_all(fd, head, strlen(head))) return fd;
     static char ones[4096];
     memset(ones, '1', sizeof ones);
     for (size_t sent = 0; sent < body_len;) {
         size_t n = body_len - sent < sizeof ones ? body_len - sent : sizeof ones;
-        if (!th_send_all(fd, ones, n)) break;
+        if (!net_send_all(fd, ones, n)) break;
         sent += n;
     }
     return fd;
@@ -59,7 +65,7 @@ static void test_body_limits(int port) {
     CHECK(status == 413 && !closed, "oversized Content-Length, body sent: %d, closed %d", status,
           closed);
     const char get[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
-    th_send_all(fd, get, sizeof get - 1);
+    net_send_all(fd, get, sizeof get - 1);
     CHECK(th_read_response(fd, buf, sizeof buf, 20000, false, &closed) == 200,
           "the connection serves the next request after a 413: %.200s", buf);
     close(fd);
@@ -78,8 +84,8 @@ static void test_body_limits(int port) {
     int len = snprintf(chunk, sizeof chunk, "1000\r\n");
     memset(chunk + len, '2', 4096);
     memcpy(chunk + len + 4096, "\r\n", 2);
-    for (int i = 0; i < MAX_BODY / 4096 + 4; i++) th_send_all(fd, chunk, (size_t)len + 4098);
-    th_send_all(fd, "0\r\n\r\n", 5);
+    for (int i = 0; i < MAX_BODY / 4096 + 4; i++) net_send_all(fd, chunk, (size_t)len + 4098);
+    net_send_all(fd, "0\r\n\r\n", 5);
     status = th_read_response(fd, buf, sizeof buf, 20000, false, &closed);
     CHECK(status == 413 && strstr(buf, "\"body_too_large\""), "chunked over the limit: %.300s",
           buf);
@@ -88,7 +94,7 @@ static void test_body_limits(int port) {
     fd = raw_request(port, head, 0);
     bool sent = true;
     for (int i = 0; i < 64 * MAX_BODY / 4096 && sent; i++)
-        sent = th_send_all(fd, chunk, (size_t)len + 4098);
+        sent = net_send_all(fd, chunk, (size_t)len + 4098);
     th_read(fd, buf, sizeof buf, 20000, NULL, &closed);
     CHECK(!sent || closed, "an endless chunked body is cut off (send failed %d, closed %d)", !sent,
           closed);
@@ -167,7 +173,7 @@ static void test_continue_and_truncation(int port) {
     int fd = raw_request(port, head, 0);
     int status = th_read_response(fd, buf, sizeof buf, 20000, false, &closed);
     CHECK(status == 100, "Expect: 100-continue gets 100 first: %.100s", buf);
-    th_send_all(fd, tiny_request, strlen(tiny_request));
+    net_send_all(fd, tiny_request, strlen(tiny_request));
     status = th_read_response(fd, buf, sizeof buf, 20000, false, &closed);
     CHECK(status == 200 && strstr(buf, "\"y\""), "then 200 with y: %.200s", buf);
     close(fd);
@@ -234,7 +240,7 @@ static void test_connection_cap(void) {
     th_sleep_ms(200); // let the server accept them
     const char get[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
     int fifth = th_connect(s.port);
-    th_send_all(fifth, get, sizeof get - 1);
+    net_send_all(fifth, get, sizeof get - 1);
     char buf[1024];
     bool closed;
     int status = th_read_response(fifth, buf, sizeof buf, 1000, false, &closed);
@@ -311,7 +317,7 @@ static void test_random_requests(int port) {
             n += snprintf(request + n, cap - (size_t)n, "%s\r\n", PICK(headers));
         n += snprintf(request + n, cap - (size_t)n, "\r\n%s", PICK(bodies));
         fds[i] = th_connect(port);
-        th_send_all(fds[i], request, (size_t)n);
+        net_send_all(fds[i], request, (size_t)n);
         shutdown(fds[i], SHUT_WR);
     }
     int answered = 0, server_errors = 0;

@@ -4,9 +4,14 @@
 // and the drain on SIGTERM (in-flight requests finish, new ones refused, exit 0).
 #include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "server/blas_boot.h"
-#include "tests/http_harness.h"
+#include "server/net.h"
+#include "tests/harness/http_harness.h"
 
 // ---------------------------------------------------------------- requests and their answers
 
@@ -358,8 +363,8 @@ static void test_clients_leaving(void) {
     int fds[3];
     for (int i = 0; i < 3; i++) {
         fds[i] = th_connect(s.port);
-        th_send_all(fds[i], head, strlen(head));
-        th_send_all(fds[i], body, strlen(body));
+        net_send_all(fds[i], head, strlen(head));
+        net_send_all(fds[i], body, strlen(body));
     }
     for (double deadline = th_now() + 60;
          gauge(s.port, "convd_inflight_requests") < 3 && th_now() < deadline;)
@@ -388,76 +393,82 @@ static void test_clients_leaving(void) {
     remove(s.log_path);
 }
 
-static void test_drain(void) {
+// A server with one worker draining (SIGTERM) with DRAIN_N slow requests in flight.
+enum { DRAIN_N = 3 };
+typedef struct {
     th_server s;
-    const char *const args[] = {"--workers", "1", "--drain-timeout", "60", NULL};
-    if (!CHECK(th_server_start(&s, args), "server for the drain starts")) return;
-    enum { N = 3 };
-    slow_job jobs[N];
-    pthread_t threads[N];
-    char *bodies[N];
-    CHECK(start_slow(&s, jobs, threads, bodies, N), "%d slow requests in flight", N);
-    kill(s.pid, SIGTERM);
+    slow_job jobs[DRAIN_N];
+    pthread_t threads[DRAIN_N];
+    char *bodies[DRAIN_N];
+} draining_server;
+
+// Starts it with --drain-timeout `timeout` (seconds, as text), the requests, then SIGTERM.
+// False when the server did not start (`what` names it in the failed check).
+static bool drain_start(draining_server *d, const char *timeout, const char *what) {
+    const char *const args[] = {"--workers", "1", "--drain-timeout", timeout, NULL};
+    if (!CHECK(th_server_start(&d->s, args), "%s starts", what)) return false;
+    CHECK(start_slow(&d->s, d->jobs, d->threads, d->bodies, DRAIN_N),
+          "%d slow requests in flight", DRAIN_N);
+    kill(d->s.pid, SIGTERM);
+    return true;
+}
+
+static void test_drain(void) {
+    draining_server d;
+    if (!drain_start(&d, "60", "server for the drain")) return;
     th_reply r;
     char code[64], connection[32] = "";
     bool draining = false;
     for (int i = 0; i < 500 && !draining; i++) {
-        th_get(&r, s.port, "/readyz");
+        th_get(&r, d.s.port, "/readyz");
         draining = r.status == 503;
         th_reply_free(&r);
     }
     CHECK(draining, "/readyz turns 503 on SIGTERM");
-    CHECK(gauge(s.port, "convd_inflight_requests") > 0, "requests still in flight while "
+    CHECK(gauge(d.s.port, "convd_inflight_requests") > 0, "requests still in flight while "
                                                         "draining (the test saw the drain)");
-    th_post(&r, NULL, s.port, "/v1/conv2d/forward", "{\"x\": [[1]], \"w\": [[1]]}");
+    th_post(&r, NULL, d.s.port, "/v1/conv2d/forward", "{\"x\": [[1]], \"w\": [[1]]}");
     CHECK(r.status == 503 && strcmp(th_error_code(&r, code, sizeof code), "overloaded") == 0 &&
               th_header(&r, "Connection", connection, sizeof connection) &&
               strcmp(connection, "close") == 0,
           "new work while draining: 503, Connection: close: %ld %s %s", r.status, connection,
           r.body);
     th_reply_free(&r);
-    for (int i = 0; i < N; i++) {
-        pthread_join(threads[i], NULL);
-        CHECK(jobs[i].reply.status == 200 && all_equal(&jobs[i].reply, SLOW_Y + 10 + i),
+    for (int i = 0; i < DRAIN_N; i++) {
+        pthread_join(d.threads[i], NULL);
+        CHECK(d.jobs[i].reply.status == 200 && all_equal(&d.jobs[i].reply, SLOW_Y + 10 + i),
               "in-flight request %d completes right during the drain (%ld)", i,
-              jobs[i].reply.status);
-        th_reply_free(&jobs[i].reply);
-        free(bodies[i]);
+              d.jobs[i].reply.status);
+        th_reply_free(&d.jobs[i].reply);
+        free(d.bodies[i]);
     }
-    int status = th_server_wait(&s, 60);
+    int status = th_server_wait(&d.s, 60);
     CHECK(status == 0, "drained server exits 0 (%d)", status);
-    char *log = th_server_log(&s);
+    char *log = th_server_log(&d.s);
     CHECK(strstr(log, "\"event\":\"draining\"") && strstr(log, "\"message\":\"drained\""),
           "the log tells the drain");
     free(log);
-    remove(s.log_path);
+    remove(d.s.log_path);
 }
 
 // A drain that runs out of time: requests still waiting for the worker get 503, the one
 // computing finishes, and the server still exits 0.
 static void test_drain_timeout(void) {
-    th_server s;
-    const char *const args[] = {"--workers", "1", "--drain-timeout", "0.05", NULL};
-    if (!CHECK(th_server_start(&s, args), "server with a short drain starts")) return;
-    enum { N = 3 };
-    slow_job jobs[N];
-    pthread_t threads[N];
-    char *bodies[N];
-    CHECK(start_slow(&s, jobs, threads, bodies, N), "%d slow requests in flight", N);
-    kill(s.pid, SIGTERM);
+    draining_server d;
+    if (!drain_start(&d, "0.05", "server with a short drain")) return;
     int ok = 0, refused = 0;
-    for (int i = 0; i < N; i++) {
-        pthread_join(threads[i], NULL);
-        ok += jobs[i].reply.status == 200 && all_equal(&jobs[i].reply, SLOW_Y + 10 + i);
-        refused += jobs[i].reply.status == 503;
-        th_reply_free(&jobs[i].reply);
-        free(bodies[i]);
+    for (int i = 0; i < DRAIN_N; i++) {
+        pthread_join(d.threads[i], NULL);
+        ok += d.jobs[i].reply.status == 200 && all_equal(&d.jobs[i].reply, SLOW_Y + 10 + i);
+        refused += d.jobs[i].reply.status == 503;
+        th_reply_free(&d.jobs[i].reply);
+        free(d.bodies[i]);
     }
-    CHECK(ok >= 1 && refused >= 1 && ok + refused == N,
+    CHECK(ok >= 1 && refused >= 1 && ok + refused == DRAIN_N,
           "drain timeout: %d finished right, %d refused (503), none lost", ok, refused);
-    int status = th_server_wait(&s, 60);
+    int status = th_server_wait(&d.s, 60);
     CHECK(status == 0, "server exits 0 after a cut-short drain (%d)", status);
-    remove(s.log_path);
+    remove(d.s.log_path);
 }
 
 int main(int argc, char **argv) {

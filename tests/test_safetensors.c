@@ -4,6 +4,7 @@
 // 2^32, 2^63 and the body length, and what a valid file may still say wrong (422s). Tensors are
 // written and read by tests/binary_harness.h, not by the codec.
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +13,10 @@
 #include <unistd.h>
 
 #include "api/api.h"
-#include "api/codec.h"
-#include "api/codec_safetensors.h"
+#include "api/codec/codec.h"
+#include "api/codec/codec_safetensors.h"
 #include "server/blas_boot.h"
-#include "tests/binary_harness.h"
+#include "tests/harness/binary_harness.h"
 #include "tests/testlib.h"
 
 // One request in-process.
@@ -85,9 +86,7 @@ static void test_golden(void) {
     for (int c = 0; c < n; c++) {
         const bh_golden *g = &cases[c];
         bh_tensor in[4];
-        int count = 0;
-        for (int i = 0; i < 4; i++)
-            if (g->in[i].rank) in[count++] = g->in[i];
+        int count = bh_golden_inputs(in, g);
         api_response r;
         // Backward: aligned as the reference writer aligns, then misaligned (copied once).
         bh_golden_metadata(&meta, g, NULL);

@@ -10,9 +10,9 @@
 
 #include "api/api.h"
 #include "api/api_errors.h"
-#include "api/codec_v2.h"
+#include "api/codec/codec_v2.h"
 #include "server/blas_boot.h"
-#include "tests/binary_harness.h"
+#include "tests/harness/binary_harness.h"
 #include "tests/testlib.h"
 
 static void check_golden(const bh_golden *g, bool backward, bh_v2_form form) {
@@ -348,7 +348,7 @@ static void test_requests(void) {
 
 static void test_restyle_and_metadata(void) {
     api_response r = {.status = 404, .content_type = "application/json"};
-    api_error_respond(&r, API_E_NOT_FOUND, "", "there is no \"/v2/models/x\"");
+    api_error_refuse(&r, API_E_NOT_FOUND, "", "there is no \"/v2/models/x\"");
     codec_v2_restyle_error(&r);
     CHECK(r.status == 404 && strcmp(r.body, "{\"error\":\"there is no \\\"/v2/models/x\\\"\","
                                             "\"code\":\"not_found\"}") == 0,

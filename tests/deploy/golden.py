@@ -14,7 +14,7 @@ import sys
 import urllib.error
 import urllib.request
 
-# Relative to the largest expected magnitude, as tests/http_harness.h does.
+# Relative to the largest expected magnitude, as tests/harness/http_harness.c does.
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
 
 

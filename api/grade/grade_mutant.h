@@ -1,0 +1,61 @@
+// grade_mutant: the diagnosis. A mutant is the answer a known mistake gives (kernel not
+// flipped for dx, stride ignored, `=` instead of `+=`, ...), computed in float64 by naive loops
+// over one index map whose flags make the mistakes, or by a transformation of the reference
+// (sign, layout, sums over the wrong axes). A failing submission is compared with every
+// mutant of its tensor, and each one it matches is reported with a hint and the evidence.
+//
+// A mutant is only ever reported for a tensor that failed, and only when it differs from the
+// reference on the problem at hand, so a correct submission is never diagnosed.
+#ifndef GRADE_MUTANT_H
+#define GRADE_MUTANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "api/grade/grade_problem.h"
+#include "api/grade/grade_verdict.h"
+
+// One known mistake: a stable id, the hint a student reads, and the tensors it shows in
+// (bit 1 << grade_tensor each).
+typedef struct {
+    const char *id;
+    const char *hint;
+    unsigned tensors;
+} grade_mutant;
+
+extern const grade_mutant grade_mutants[];
+extern const size_t grade_n_mutants;
+
+// How a submission is compared with a candidate:
+//   VALUES        same shape (up to axes of size 1) and every value within tolerance
+//   SINGLE_TERMS  every value is either right or one single term of the sum it should be
+//                 (or, for dx, the sum over filters at one window position): `=` where `+=`
+//                 belongs, whatever the loop order; `data` holds one such answer
+//   EMPTY         the submission has no values at all
+typedef enum { GRADE_MATCH_VALUES, GRADE_MATCH_SINGLE_TERMS, GRADE_MATCH_EMPTY } grade_match;
+
+// One form of one mistake on one problem.
+typedef struct {
+    size_t mutant;      // index in grade_mutants
+    char variant[96];   // which form, for the evidence ("" when there is one form)
+    grade_match match;
+    grade_shape shape;  // what the mistake gives, in the problem's rank
+    double *data;       // owned, row-major (NULL for EMPTY)
+} grade_candidate;
+
+typedef struct {
+    grade_candidate *items;
+    size_t count, cap;
+} grade_candidates;
+
+// Every candidate for tensor t of problem p, appended to *out (which starts zeroed).
+// Returns false without memory (what was built stays in *out; free it either way).
+bool grade_candidates_build(grade_candidates *out, const grade_problem *p, grade_tensor t);
+void grade_candidates_free(grade_candidates *c);
+
+// Adds to v (a verdict of grade_verdict_compute for `sub`) one diagnosis per mistake the
+// submission matches, under v's tolerance; nothing when v passed. Also notes a right answer
+// in the wrong shape. Returns false without memory (v then holds what was found).
+bool grade_diagnose(grade_verdict *v, const grade_problem *p, const grade_array *sub);
+
+#endif

@@ -1,0 +1,51 @@
+// grade_render: grading reports as the platforms read them. "convd" is the project's own JSON
+// (the spec's fixed part plus every number of the verdict); "gradescope" is an autograder
+// results.json (one test per problem and tensor, markdown output); "prairielearn" is an
+// external grader's results.json (score in [0, 1], kept under 1 MB).
+#ifndef GRADE_RENDER_H
+#define GRADE_RENDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/api_buf.h"
+#include "api/grade/grade.h"
+
+typedef enum { GRADE_FORMAT_CONVD, GRADE_FORMAT_GRADESCOPE, GRADE_FORMAT_PRAIRIELEARN } grade_format;
+
+// The format called `name` ("convd", "gradescope", "prairielearn"); false for others.
+bool grade_format_parse(grade_format *f, const char *name);
+
+// Where a problem came from: a seed (then its spec regenerates it) or explicit tensors.
+typedef struct {
+    char name[64];
+    grade_layer layer;
+    bool generated;
+    uint64_t seed;
+} grade_origin;
+
+// One graded case: the problem's origin, what the student's code reported instead of an
+// answer (heap, owned by whoever fills it; NULL when nothing), and the report.
+typedef struct {
+    grade_origin origin;
+    char *error;
+    grade_report report;
+} grade_case;
+
+// PrairieLearn rejects results over 1 MB.
+#define GRADE_PRAIRIELEARN_MAX_BYTES 1000000
+
+// Writes the results of cases[0..n) in format f. In the convd format a single case (`batch`
+// false) is the spec's object; a batch lists the cases and sums their scores.
+void grade_render(api_buf *out, const grade_case *cases, size_t n, bool batch, grade_format f);
+
+// The generator spec of a problem, which `convd problem` and `convd check` accept back:
+// {"name", "seed" (generated only), "dtype", "x_shape", "w_shape", "bias", "stride",
+// "padding", "dilation", "groups"}.
+void grade_put_spec(api_buf *out, const grade_origin *o);
+
+// The shape of input `which` ("x", "w", "b" or "dy") of layer L in L's rank.
+void grade_input_shape(grade_shape *s, const grade_layer *L, const char *which);
+
+#endif

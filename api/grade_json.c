@@ -437,8 +437,36 @@ static bool empty_answer(grade_shape *s, const reader *r, const cJSON *item) {
     return zero;
 }
 
-static bool read_answer(api_tensor *t, grade_array *a, const reader *r, const cJSON *item,
-                        const char *path, int64_t max_elements) {
+// A single number where an array belongs: a bare number, or {"shape": [], "data": [v]}
+// (what NumPy's 0-d arrays, np.float64(nan) say, become). A student's wrong answer, judged as
+// one of shape (), so not a malformed request.
+static bool scalar_answer(double *value, const reader *r, const cJSON *item) {
+    if (cJSON_IsNumber(item)) {
+        *value = item->valuedouble;
+        return true;
+    }
+    const cJSON *shape = cJSON_IsObject(item) ? field(item, "shape") : NULL;
+    const cJSON *data = shape ? field(item, "data") : NULL;
+    if (!cJSON_IsArray(shape) || shape->child || !data) return false;
+    if (cJSON_IsNumber(data)) {
+        *value = data->valuedouble;
+        return true;
+    }
+    const api_blob *blob = api_lift_blob(r->doc, data);
+    if (!blob || blob->rank != 1 || blob->count != 1) return false;
+    *value = blob->values[0];
+    return true;
+}
+
+// Submission `item` at `path` into *a; its values live in *t, or in *scalar for one number.
+static bool read_answer(api_tensor *t, double *scalar, grade_array *a, const reader *r,
+                        const cJSON *item, const char *path, int64_t max_elements) {
+    if (scalar_answer(scalar, r, item)) {
+        a->present = true;
+        a->shape.rank = 0;
+        a->data = scalar;
+        return true;
+    }
     if (empty_answer(&a->shape, r, item)) {
         a->present = true;
         a->data = NULL;
@@ -470,6 +498,7 @@ static bool read_answer(api_tensor *t, grade_array *a, const reader *r, const cJ
 
 typedef struct {
     api_tensor tensor[GRADE_NTENSORS];
+    double scalar[GRADE_NTENSORS];
     grade_array answer[GRADE_NTENSORS];
 } submission;
 
@@ -477,29 +506,58 @@ static void submission_free(submission *s) {
     for (int t = 0; t < GRADE_NTENSORS; t++) api_tensor_free(&s->tensor[t]);
 }
 
-// {"y"?, "dx"?, "dw"?, "db"?, "error"?}: the answers, and what the student's code reported
-// instead of an answer (copied into *error).
-static bool read_submission(submission *s, char **error, const reader *r, const cJSON *obj,
+// A copy of string `item` at `path` into *out (heap); false with the error set.
+static bool copy_text(char **out, const reader *r, const cJSON *item, const char *path,
+                      const char *expected) {
+    const char *text = "";
+    if (!read_string(&text, r, item, path, expected)) return false;
+    return (*out = strdup(text)) != NULL ||
+           api_fail(r->err, API_E_INTERNAL, "", "out of memory for the submission's text");
+}
+
+// "error": one string for every tensor the submission lacks, or {"dx": "...", ...} per tensor.
+static bool read_errors(grade_case *k, const reader *r, const cJSON *item, const char *path) {
+    const char *expected = "a string (what the code raised), or an object of them by tensor";
+    if (cJSON_IsString(item)) {
+        for (int t = 0; t < GRADE_NTENSORS; t++)
+            if (!copy_text(&k->error[t], r, item, path, expected)) return false;
+        return true;
+    }
+    static const char *const keys[] = {"y", "dx", "dw", "db"};
+    if (!cJSON_IsObject(item))
+        return api_fail(r->err, API_E_INVALID_TYPE, path, "%s must be %s; got %s", path,
+                        expected, type_name(item));
+    if (!check_keys(r, item, keys, COUNT(keys), path)) return false;
+    char where[96];
+    for (int t = 0; t < GRADE_NTENSORS; t++) {
+        const cJSON *e = field(item, keys[t]);
+        if (e && !copy_text(&k->error[t], r, e, join(where, sizeof where, path, keys[t]),
+                            "a string (what the code raised instead of this tensor)"))
+            return false;
+    }
+    return true;
+}
+
+// {"y"?, "dx"?, "dw"?, "db"?, "error"?, "note"?}: the answers, what the student's code
+// reported instead of an answer and the grader's note, copied into the case.
+static bool read_submission(submission *s, grade_case *k, const reader *r, const cJSON *obj,
                             const char *path, int64_t max_elements) {
-    static const char *const keys[] = {"y", "dx", "dw", "db", "error"};
-    if (!need_object(r, obj, path, "any of y, dx, dw, db as tensors, and error") ||
+    static const char *const keys[] = {"y", "dx", "dw", "db", "error", "note"};
+    if (!need_object(r, obj, path, "any of y, dx, dw, db as tensors, error and note") ||
         !check_keys(r, obj, keys, COUNT(keys), path))
         return false;
     char where[96];
     for (int t = 0; t < GRADE_NTENSORS; t++) {
         const cJSON *item = field(obj, keys[t]);
-        if (item && !read_answer(&s->tensor[t], &s->answer[t], r, item,
+        if (item && !read_answer(&s->tensor[t], &s->scalar[t], &s->answer[t], r, item,
                                  join(where, sizeof where, path, keys[t]), max_elements))
             return false;
     }
     const cJSON *item = field(obj, "error");
-    const char *text = "";
-    if (!item) return true;
-    if (!read_string(&text, r, item, join(where, sizeof where, path, "error"),
-                     "a string (what the code raised)"))
-        return false;
-    return (*error = strdup(text)) != NULL ||
-           api_fail(r->err, API_E_INTERNAL, "", "out of memory for the error text");
+    if (item && !read_errors(k, r, item, join(where, sizeof where, path, "error"))) return false;
+    item = field(obj, "note");
+    return !item || copy_text(&k->note, r, item, join(where, sizeof where, path, "note"),
+                              "a string (the grader's note on this case)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -623,7 +681,7 @@ static bool grade_case_object(grade_case *k, const reader *r, const cJSON *obj, 
                       "grading these problems needs %.3g FLOPs; this server takes at most %.3g "
                       "per request (max_flops): send fewer or smaller problems",
                       (double)*work, (double)opt->max_flops);
-    ok = ok && read_submission(&sub, &k->error, r, answers,
+    ok = ok && read_submission(&sub, k, r, answers,
                                join(where, sizeof where, path, "submission"), opt->max_elements);
     for (int t = GRADE_DX; ok && !has_dy && t < GRADE_NTENSORS; t++)
         if (sub.answer[t].present || go.required[t])
@@ -638,7 +696,7 @@ static bool grade_case_object(grade_case *k, const reader *r, const cJSON *obj, 
 }
 
 static void cases_free(grade_case *cases, size_t n) {
-    for (size_t i = 0; i < n; i++) free(cases[i].error);
+    for (size_t i = 0; i < n; i++) grade_case_free_text(&cases[i]);
     free(cases);
 }
 

@@ -3,9 +3,20 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api_numbers.h"
+
+void grade_case_free_text(grade_case *k) {
+    for (int t = 0; t < GRADE_NTENSORS; t++) {
+        // one string given for every tensor is copied per tensor: each copy is its own
+        free(k->error[t]);
+        k->error[t] = NULL;
+    }
+    free(k->note);
+    k->note = NULL;
+}
 
 bool grade_format_parse(grade_format *f, const char *name) {
     static const char *const names[] = {"convd", "gradescope", "prairielearn"};
@@ -186,12 +197,19 @@ static void put_verdict_text(api_buf *b, const grade_case *k, grade_tensor t, bo
     api_buf_puts(b, "Layer: ");
     put_layer_line(b, &k->origin);
     api_buf_puts(b, "\n\n");
+    if (k->note) {
+        api_buf_puts(b, "Note: ");
+        put_text(b, k->note, md);
+        api_buf_puts(b, "\n\n");
+    }
     if (!v->present) {
-        api_buf_printf(b, "%s%s: not submitted%s (expected shape %s).", em, name, em, want);
-        if (k->error) {
-            api_buf_puts(b, md ? "\n\nYour code reported:\n\n```\n" : "\n\nYour code reported:\n");
-            api_buf_puts(b, k->error);
+        api_buf_printf(b, "%s%s: no answer, 0 points%s (expected shape %s).", em, name, em, want);
+        if (k->error[t]) {
+            api_buf_puts(b, md ? "\n\nWhat happened:\n\n```\n" : "\n\nWhat happened:\n");
+            api_buf_puts(b, k->error[t]);
             if (md) api_buf_puts(b, "\n```");
+        } else {
+            api_buf_puts(b, " Your code gave no answer for it.");
         }
         return;
     }
@@ -296,6 +314,29 @@ static void totals(const grade_case *cases, size_t n, double *score, double *max
     }
 }
 
+// How many tensors the code gave no answer for, and the first thing it reported: a student
+// whose code raised must read that at the top, not find it in each test.
+static void put_failures_text(api_buf *b, const grade_case *cases, size_t n, bool md) {
+    size_t missing = 0;
+    const char *first = NULL;
+    for (size_t c = 0; c < n; c++)
+        for (int t = 0; t < GRADE_NTENSORS; t++)
+            if (cases[c].report.graded[t] && !cases[c].report.tensor[t].present) {
+                missing++;
+                if (!first) first = cases[c].error[t];
+            }
+    if (!missing) return;
+    api_buf_printf(b, "\n\nYour code gave no answer for %zu of the graded tensors (0 points "
+                      "each).", missing);
+    if (!first) return;
+    // what happened and the grader's hint, without the traceback (each test shows it)
+    api_buf_puts(b, md ? " First problem:\n\n```\n" : " First problem:\n");
+    const char *end = strstr(first, "\n\nTraceback (most recent call last)");
+    const size_t len = end ? (size_t)(end - first) : strlen(first);
+    api_buf_put(b, first, len > 1000 ? 1000 : len);
+    api_buf_puts(b, md ? "\n```" : "");
+}
+
 // "Score 24 / 30." and the mistakes found, for the top of a platform's page.
 static void put_summary_text(api_buf *b, const grade_case *cases, size_t n, bool md) {
     double score, max_score;
@@ -307,6 +348,7 @@ static void put_summary_text(api_buf *b, const grade_case *cases, size_t n, bool
     mistake_tally tally[32];
     const int found = tally_mistakes(tally, 32, cases, n);
     if (passed) api_buf_puts(b, " Every tensor is correct.");
+    put_failures_text(b, cases, n, md);
     if (found) api_buf_puts(b, "\n\nLikely mistakes:\n");
     for (int i = 0; i < found; i++) {
         api_buf_printf(b, "- `%s` (", tally[i].id);
@@ -341,9 +383,9 @@ static void put_verdict_json(api_buf *b, const grade_case *k, const grade_verdic
                        v->values_compared ? "true" : "false");
         api_buf_printf(b, ",\"non_finite\":{\"nan\":%" PRId64 ",\"inf\":%" PRId64 "}",
                        v->nan_count, v->inf_count);
-    } else if (k->error) {
+    } else if (k->error[v->tensor]) {
         api_buf_puts(b, ",\"error\":");
-        api_buf_json_string(b, k->error);
+        api_buf_json_string(b, k->error[v->tensor]);
     }
     if (v->values_compared) {
         api_buf_printf(b, ",\"compared\":%" PRId64 ",\"mismatches\":%" PRId64, v->numel,
@@ -407,6 +449,10 @@ static void put_case_json(api_buf *b, const grade_case *k, bool named) {
     put_number(b, r->max_score);
     api_buf_puts(b, ",\"problem\":");
     grade_put_spec(b, &k->origin);
+    if (k->note) {
+        api_buf_puts(b, ",\"note\":");
+        api_buf_json_string(b, k->note);
+    }
     if (r->diagnosis_skipped) api_buf_puts(b, ",\"diagnosis_skipped\":true");
     api_buf_puts(b, ",\"tensors\":{");
     bool first = true;

@@ -25,13 +25,19 @@ typedef struct {
     uint64_t seed;
 } grade_origin;
 
-// One graded case: the problem's origin, what the student's code reported instead of an
-// answer (heap, owned by whoever fills it; NULL when nothing), and the report.
+// One graded case: the problem's origin, what the student's code reported instead of each
+// answer (error[t], shown when tensor t is not submitted), a note shown with every tensor
+// (what the grader did about it, "your forward failed, so the reference cache was used"),
+// and the report. The strings are heap, owned by whoever fills the case; NULL when nothing.
 typedef struct {
     grade_origin origin;
-    char *error;
+    char *error[GRADE_NTENSORS];
+    char *note;
     grade_report report;
 } grade_case;
+
+// Frees the case's strings (not the case itself).
+void grade_case_free_text(grade_case *k);
 
 // PrairieLearn rejects results over 1 MB.
 #define GRADE_PRAIRIELEARN_MAX_BYTES 1000000

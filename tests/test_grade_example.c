@@ -262,7 +262,7 @@ static void test_students(void) {
     const cJSON *dx_test = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "tests"), 1);
     CHECK(status == 0 && cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "score")) == 10 &&
               strstr(str_at(dx_test, "output"), "IndexError") &&
-              strstr(str_at(dx_test, "output"), "not submitted"),
+              strstr(str_at(dx_test, "output"), "no answer, 0 points"),
           "raising student: exit %d, dx output %.200s", status, str_at(dx_test, "output"));
     cJSON_Delete(doc);
 
@@ -280,11 +280,68 @@ static void test_students(void) {
     rmdir(sub);
 }
 
+// Submissions that fail the way real ones do (tests/data/students/): each must still give a
+// results.json, with 0 points for what the failure affects only, and say what happened.
+typedef struct {
+    const char *file;
+    double score;
+    int tests;          // 40 with a forward pass, 30 without, 0 when nothing could be graded
+    const char *says;   // in the summary
+    const char *says_too;
+} broken_case;
+
+static const broken_case broken[] = {
+    {"unfinished.py", 0, 40, "out is None", "no answer for 40 of the graded tensors"},
+    {"backward_returns_none.py", 10, 40, "conv_backward_naive returned None", "0 points"},
+    {"numpy_alias.py", 10, 40, "numpy_alias_removed", "line 23: dx = np.zeros"},
+    {"stride_assert.py", 24, 40, "stride_assert", "AssertionError"},
+    {"python2.py", 0, 0, "python2_code", "line 6: print"},
+    {"odd_returns.py", 10, 40, "shape_has_extra_axes", "Score 10.0 / 40.0"},
+    {"slow_on_stride3.py", 0, 30, "time_limit", "did not finish in time"},
+    {"imports_course_code.py", 0, 0, "import_failed", "No module named 'cs231n'"},
+};
+
+static void test_broken_students(void) {
+    char sub[4200], results[4200], src[4300], env_sub[4300], env_res[4300], env_convd[4300],
+        env_python[4300];
+    in_dir(sub, sizeof sub, "broken");
+    in_dir(results, sizeof results, "results.json");
+    mkdir(sub, 0755);
+    snprintf(src, sizeof src, "%s/layers.py", sub);
+    snprintf(env_sub, sizeof env_sub, "SUBMISSION=%s", sub);
+    snprintf(env_res, sizeof env_res, "RESULTS=%s", results);
+    snprintf(env_convd, sizeof env_convd, "CONVD=%s", convd);
+    snprintf(env_python, sizeof env_python, "PYTHON=%s", python);
+    for (size_t i = 0; i < sizeof broken / sizeof *broken; i++) {
+        const broken_case *bc = &broken[i];
+        char from[4200];
+        snprintf(from, sizeof from, "tests/data/students/%s", bc->file);
+        char *copy[] = {"cp", from, src, NULL};
+        if (!CHECK(run(copy, NULL, NULL, NULL) == 0, "cannot copy %s", from)) continue;
+        const char *env[] = {env_sub, env_res, env_convd, env_python, "TIME_LIMIT=1", NULL};
+        char *argv[] = {"examples/grader/run_autograder", NULL};
+        unlink(results);
+        const int status = run(argv, env, NULL, "/dev/null");
+        cJSON *doc = read_json(results);
+        const char *output = str_at(doc, "output");
+        const double score = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "score"));
+        const int tests = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "tests"));
+        CHECK(status == 0 && doc && score == bc->score && tests == bc->tests &&
+                  strstr(output, bc->says) && strstr(output, bc->says_too),
+              "%s: exit %d, score %g (want %g), %d tests (want %d), output %.600s", bc->file,
+              status, score, bc->score, tests, bc->tests, output);
+        cJSON_Delete(doc);
+    }
+    unlink(src);
+    rmdir(sub);
+}
+
 int main(int argc, char **argv) {
     blas_boot(argv);
     if (mkdtemp(dir) && find_tools()) {
         test_command_line();
         test_students();
+        test_broken_students();
     }
     char path[4200];
     unlink(in_dir(path, sizeof path, "out.json"));

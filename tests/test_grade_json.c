@@ -488,6 +488,27 @@ static void test_student_answers(void) {
               strstr(r.body, "submission.y"),
           "oversized answer: %d %s", r.status, r.body ? r.body : "");
     free(r.body);
+    // what a student's code returns instead of an array: a NaN scalar (NumPy's 0-d array), a
+    // bare number; and per-tensor errors with the grader's note
+    snprintf(body, sizeof body,
+             "{\"problem\":%s,\"submission\":{\"dw\":{\"shape\":[],\"data\":[NaN]},"
+             "\"db\":0,\"error\":{\"dx\":\"dx is None\",\"y\":\"out is None\"},"
+             "\"note\":\"the reference cache was used\"},\"require\":[\"y\",\"dx\"]}",
+             spec);
+    v = call(api_check_json, body, &status);
+    dw = tensor_verdict(v, "dw");
+    db = tensor_verdict(v, "db");
+    const cJSON *dw_shape = cJSON_GetObjectItemCaseSensitive(dw, "shape");
+    CHECK(status == 200 && num_at(v, "score") == 0 && num_at(v, "max_score") == 4 &&
+              cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dw_shape, "submitted")) == 0 &&
+              num_at(cJSON_GetObjectItemCaseSensitive(dw, "non_finite"), "nan") == 1 &&
+              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(db, "submitted")) &&
+              strcmp(str_at(tensor_verdict(v, "dx"), "error"), "dx is None") == 0 &&
+              strcmp(str_at(tensor_verdict(v, "y"), "error"), "out is None") == 0 &&
+              strcmp(str_at(v, "note"), "the reference cache was used") == 0,
+          "scalar answers: status %d, score %g of %g, note %s", status, num_at(v, "score"),
+          num_at(v, "max_score"), str_at(v, "note"));
+    cJSON_Delete(v);
 }
 
 // Requests that cannot be graded: the error JSON with a code and a path into the request.
@@ -506,6 +527,11 @@ static void test_errors(void) {
     expect_error(api_check_json, body, 422, "invalid_value", "format");
     snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{\"dz\":[1]}}", ok_problem);
     expect_error(api_check_json, body, 422, "unknown_field", "submission.dz");
+    snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{\"error\":{\"dz\":\"x\"}}}",
+             ok_problem);
+    expect_error(api_check_json, body, 422, "unknown_field", "submission.error.dz");
+    snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{\"error\":[1]}}", ok_problem);
+    expect_error(api_check_json, body, 422, "invalid_type", "submission.error");
     snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{\"db\":[[1],[2,3]]}}", ok_problem);
     expect_error(api_check_json, body, 422, "ragged_array", "submission.db[1]");
     snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{},\"require\":[\"dq\"]}",

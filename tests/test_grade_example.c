@@ -288,17 +288,21 @@ typedef struct {
     int tests;          // 40 with a forward pass, 30 without, 0 when nothing could be graded
     const char *says;   // in the summary
     const char *says_too;
+    int noted;          // tests noting that the backward pass ran on the reference cache
 } broken_case;
 
 static const broken_case broken[] = {
-    {"unfinished.py", 0, 40, "out is None", "no answer for 40 of the graded tensors"},
-    {"backward_returns_none.py", 10, 40, "conv_backward_naive returned None", "0 points"},
-    {"numpy_alias.py", 10, 40, "numpy_alias_removed", "line 23: dx = np.zeros"},
-    {"stride_assert.py", 24, 40, "stride_assert", "AssertionError"},
-    {"python2.py", 0, 0, "python2_code", "line 6: print"},
-    {"odd_returns.py", 10, 40, "shape_has_extra_axes", "Score 10.0 / 40.0"},
-    {"slow_on_stride3.py", 0, 30, "time_limit", "did not finish in time"},
-    {"imports_course_code.py", 0, 0, "import_failed", "No module named 'cs231n'"},
+    {"unfinished.py", 0, 40, "out is None", "no answer for 40 of the graded tensors", 0},
+    {"backward_returns_none.py", 10, 40, "conv_backward_naive returned None", "0 points", 0},
+    {"numpy_alias.py", 10, 40, "numpy_alias_removed", "line 23: dx = np.zeros", 0},
+    {"stride_assert.py", 24, 40, "stride_assert", "AssertionError", 16},
+    {"python2.py", 0, 0, "python2_code", "line 6: print", 0},
+    {"odd_returns.py", 10, 40, "shape_has_extra_axes", "Score 10.0 / 40.0", 0},
+    {"slow_on_stride3.py", 0, 30, "time_limit", "did not finish in time", 0},
+    {"imports_course_code.py", 0, 0, "import_failed", "No module named 'cs231n'", 0},
+    // the student's own cache: a padded x cached by the forward pass is right
+    {"caches_padded_x.py", 40, 40, "Every tensor is correct", "Score 40.0 / 40.0", 0},
+    {"forward_raises.py", 30, 40, "NameError: name 'bias' is not defined", "Score 30.0", 40},
 };
 
 static void test_broken_students(void) {
@@ -326,6 +330,13 @@ static void test_broken_students(void) {
         const char *output = str_at(doc, "output");
         const double score = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "score"));
         const int tests = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "tests"));
+        // a backward pass run on the reference cache says so in every one of its tests
+        int noted = 0;
+        const cJSON *t;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(doc, "tests"))
+            noted += strstr(str_at(t, "output"), "ran on the reference cache") != NULL;
+        CHECK(noted == bc->noted, "%s: %d tests note the reference cache, want %d", bc->file,
+              noted, bc->noted);
         CHECK(status == 0 && doc && score == bc->score && tests == bc->tests &&
                   strstr(output, bc->says) && strstr(output, bc->says_too),
               "%s: exit %d, score %g (want %g), %d tests (want %d), output %.600s", bc->file,

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Grades a student's CS231n conv layer with convd, fully offline.
 
-The student's module defines conv_backward_naive(dout, cache) -> (dx, dw, db), with
-cache = (x, w, b, conv_param) and conv_param = {"stride": s, "pad": p}, in CS231n's layouts:
-x (N, C, H, W), w (F, C, HH, WW), b (F,). When it also defines conv_forward_naive(x, w, b,
-conv_param) -> (out, cache), the forward output is graded too.
+The student's module defines conv_backward_naive(dout, cache) -> (dx, dw, db) and usually
+conv_forward_naive(x, w, b, conv_param) -> (out, cache), with conv_param = {"stride": s,
+"pad": p}, in CS231n's layouts: x (N, C, H, W), w (F, C, HH, WW), b (F,). The forward output
+is graded when there is a forward pass, and the backward pass runs on the cache the student's
+own forward pass returned for the same inputs; without one (no forward pass, or it failed) on
+the reference cache (x, w, b, conv_param), and the report says so.
 
 convd makes the problems (`convd problem`: a suite built to expose the known mistakes,
 bit-identical everywhere) and judges the answers (`convd check`: per tensor verdicts and a
@@ -205,12 +207,17 @@ def run_student(module, path, problem, time_limit):
         except NoAnswer as e:
             errors[tensor_name] = str(e)
 
+    # the backward pass runs on what the student's own forward pass cached for these inputs
+    # (x padded, a tuple of its own making, ...); only when there is none, on the reference
+    # cache (x, w, b, conv_param), and the report says so
+    cache, note = None, None
     if hasattr(module, "conv_forward_naive"):
         try:
             result = call_limited(time_limit, module.conv_forward_naive, x.copy(), w.copy(),
                                   b.copy(), dict(conv_param))
             if isinstance(result, tuple) and len(result) == 2:
                 take("out", result[0])
+                cache = result[1]
             elif result is None:
                 errors["y"] = ("conv_forward_naive returned None: it is not finished "
                                "(it must return (out, cache))")
@@ -219,8 +226,11 @@ def run_student(module, path, problem, time_limit):
                                % type(result).__name__)
         except BaseException as e:
             errors["y"] = describe("conv_forward_naive", e, path)
-    # the reference cache, so that a mistake in the forward pass does not spill over
-    cache = (x.copy(), w.copy(), b.copy(), dict(conv_param))
+        if cache is None:
+            note = ("your conv_forward_naive gave no cache for this layer, so "
+                    "conv_backward_naive ran on the reference cache (x, w, b, conv_param)")
+    if cache is None:
+        cache = (x.copy(), w.copy(), b.copy(), dict(conv_param))
     try:
         grads = call_limited(time_limit, module.conv_backward_naive, dout.copy(), cache)
         if isinstance(grads, (tuple, list)) and len(grads) == 3:
@@ -238,6 +248,8 @@ def run_student(module, path, problem, time_limit):
             errors[name] = text
     if errors:
         submission["error"] = errors
+    if note:
+        submission["note"] = note
     return submission
 
 

@@ -242,8 +242,9 @@ static bool read_suite(const grade_suite_entry **entries, size_t *count, uint64_
         return false;
     if (!(*entries = grade_suite(name, count)))
         return api_fail(r->err, API_E_INVALID_VALUE, where,
-                        "%s \"%s\" is not a suite; the suites are \"cs231n\" and \"full\"", where,
-                        api_quote(quoted, sizeof quoted, name));
+                        "%s \"%s\" is not a suite; the suites are \"cs231n\", "
+                        "\"cs231n_uneven\" and \"full\"",
+                        where, api_quote(quoted, sizeof quoted, name));
     if (!read_seed(seed, r, obj, path)) return false;
     const cJSON *item = field(obj, "index");
     join(where, sizeof where, path, "index");
@@ -810,7 +811,8 @@ static bool put_generated(api_buf *b, const grade_origin *o, api_error *err) {
     const conv_geom *g = &o->layer.g;
     api_buf_puts(b, "{\"name\":");
     api_buf_json_string(b, o->name);
-    api_buf_puts(b, ",\"spec\":");
+    api_buf_printf(b, ",\"divides_evenly\":%s,\"spec\":",
+                   grade_layer_divides_evenly(&o->layer) ? "true" : "false");
     grade_put_spec(b, o);
     api_buf_printf(b, ",\"problem\":{\"dtype\":\"%s\"",
                    o->layer.dtype == CONV_FLOAT64 ? "float64" : "float32");

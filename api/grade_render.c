@@ -161,6 +161,9 @@ static void put_layer_line(api_buf *b, const grade_origin *o) {
     if (g->groups > 1) api_buf_printf(b, ", groups %" PRId64, g->groups);
     api_buf_printf(b, ", %s, %s", L->bias ? "with bias" : "no bias",
                    L->dtype == CONV_FLOAT64 ? "float64" : "float32");
+    if (!grade_layer_divides_evenly(L))
+        api_buf_puts(b, ", the stride does not divide evenly (rows or columns after the last "
+                        "window)");
     if (o->generated) api_buf_printf(b, ", seed %" PRIu64, o->seed);
 }
 
@@ -245,7 +248,7 @@ static void put_verdict_text(api_buf *b, const grade_case *k, grade_tensor t, bo
             if (v->nan_count + v->inf_count)
                 api_buf_printf(b, "- %" PRId64 " values are NaN or infinite\n",
                                v->nan_count + v->inf_count);
-            if (v->has_pattern)
+            if (v->has_pattern && !v->pattern_trivial)
                 api_buf_printf(b, "- where: %s\n", pattern_sentence(v));
             api_buf_puts(b, "- first wrong values:");
             for (int i = 0; i < v->n_first; i++) {

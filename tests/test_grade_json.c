@@ -511,6 +511,44 @@ static void test_student_answers(void) {
     cJSON_Delete(v);
 }
 
+// What the text says about shapes and places: a wrong shape no mistake explains gets the
+// tensor's shape hint; the "where" line is left out when every pixel lies in one area.
+static void test_shape_and_where(void) {
+    int status;
+    cJSON *v = call(api_check_json,
+                    "{\"problem\":{\"suite\":\"cs231n\",\"index\":0},"
+                    "\"submission\":{\"db\":[1, 2, 3]}}", &status);
+    const cJSON *diag =
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(tensor_verdict(v, "db"), "diagnosis"), 0);
+    CHECK(status == 200 && strcmp(str_at(diag, "id"), "wrong_shape") == 0 &&
+              strstr(str_at(diag, "hint"), "np.sum(dout, axis=(0, 2, 3))") &&
+              strstr(str_at(diag, "evidence"), "(3,)") && strstr(str_at(diag, "evidence"), "(4,)"),
+          "db of 3 values: %s: %s", str_at(diag, "id"), str_at(diag, "evidence"));
+    cJSON_Delete(v);
+    // x 2x2, 3x3 kernel, padding 1: every pixel of dx is within the padding width
+    static const char *const where_cases[][2] = {
+        {"{\"x\":[[1,2],[3,4]],\"w\":[[1,2,3],[4,5,6],[7,8,9]],\"padding\":1,"
+         "\"dy\":[[1,1],[1,1]]}", "[[5,5],[5,5]]"},
+        {"{\"x\":[[1,2,3,4,5,6],[1,2,3,4,5,6],[1,2,3,4,5,6],[1,2,3,4,5,6],[1,2,3,4,5,6]],"
+         "\"w\":[[1,2,3],[4,5,6],[7,8,9]],\"padding\":1,\"dy\":[[1,1,1,1,1,1],[1,1,1,1,1,1],"
+         "[1,1,1,1,1,1],[1,1,1,1,1,1],[1,1,1,1,1,1]]}",
+         "[[5,5,5,5,5,5],[5,5,5,5,5,5],[5,5,5,5,5,5],[5,5,5,5,5,5],[5,5,5,5,5,5]]"},
+    };
+    for (int i = 0; i < 2; i++) {
+        char body[1024];
+        snprintf(body, sizeof body,
+                 "{\"problem\":%s,\"submission\":{\"dx\":%s},\"format\":\"gradescope\"}",
+                 where_cases[i][0], where_cases[i][1]);
+        v = call(api_check_json, body, &status);
+        const char *out = str_at(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(v, "tests"), 0),
+                                 "output");
+        CHECK(status == 200 && strstr(out, "dx: wrong") && !strstr(out, "- where:") == (i == 0),
+              "dx all wrong on a %s image: where line %s", i == 0 ? "2x2" : "5x6",
+              strstr(out, "- where:") ? "printed" : "left out");
+        cJSON_Delete(v);
+    }
+}
+
 // Requests that cannot be graded: the error JSON with a code and a path into the request.
 static void test_errors(void) {
     const char *ok_problem = "{\"suite\":\"cs231n\",\"index\":0}";
@@ -640,6 +678,7 @@ int main(int argc, char **argv) {
     test_formats();
     test_prairielearn_size();
     test_student_answers();
+    test_shape_and_where();
     test_errors();
     test_no_crash();
     return t_finish("test_grade_json");

@@ -24,6 +24,8 @@ _Static_assert(API_MAX_RANK <= GRADE_MAX_RANK, "a decoded tensor's shape must fi
 typedef struct {
     const api_lifted *doc;
     api_error *err;
+    const char *format;        // the report format the caller asks for, over the body's; or NULL
+    const char **content_type; // what the answer is (JSON, or HTML for the html format)
 } reader;
 
 static const char *type_name(const cJSON *item) {
@@ -566,6 +568,7 @@ static bool read_submission(submission *s, grade_case *k, const reader *r, const
 
 typedef struct {
     grade_format format;
+    bool html;                 // "output_format": "html" for Gradescope and PrairieLearn
     double atol, rtol;
     bool atol_given, rtol_given;
     double points[GRADE_NTENSORS];
@@ -595,14 +598,21 @@ static bool read_settings(check_settings *s, const reader *r, const cJSON *root)
     const char *name = "";
     s->format = GRADE_FORMAT_CONVD;
     for (int t = 0; t < GRADE_NTENSORS; t++) s->points[t] = 1;
-    if ((item = field(root, "format"))) {
-        if (!read_string(&name, r, item, "format", "\"convd\", \"gradescope\" or \"prairielearn\""))
-            return false;
-        if (!grade_format_parse(&s->format, name))
-            return api_fail(r->err, API_E_INVALID_VALUE, "format",
-                            "format \"%s\" is not one of \"convd\", \"gradescope\", "
-                            "\"prairielearn\"",
+    const char *formats = "\"convd\", \"gradescope\", \"prairielearn\" or \"html\"";
+    if ((item = field(root, "format")) &&
+        !read_string(&name, r, item, "format", formats))
+        return false;
+    if (r->format) name = r->format;
+    if (*name && !grade_format_parse(&s->format, name))
+        return api_fail(r->err, API_E_INVALID_VALUE, "format", "format \"%s\" is not %s",
+                        api_quote(quoted, sizeof quoted, name), formats);
+    if ((item = field(root, "output_format"))) {
+        if (!read_string(&name, r, item, "output_format", "\"md\" or \"html\"")) return false;
+        if (strcmp(name, "html") != 0 && strcmp(name, "md") != 0)
+            return api_fail(r->err, API_E_INVALID_VALUE, "output_format",
+                            "output_format \"%s\" is not \"md\" or \"html\"",
                             api_quote(quoted, sizeof quoted, name));
+        s->html = strcmp(name, "html") == 0;
     }
     if ((item = field(root, "tolerance"))) {
         static const char *const keys[] = {"atol", "rtol"};
@@ -653,6 +663,23 @@ static void case_options(grade_options *go, const check_settings *s, conv_dtype 
     memcpy(go->required, s->required, sizeof go->required);
 }
 
+// Copies the expected and submitted values of every failed tensor whose values were compared
+// into k->pictured, for the heatmaps. False without memory.
+static bool keep_pictured(grade_case *k, const grade_problem *p,
+                          const grade_array answer[GRADE_NTENSORS]) {
+    for (int t = 0; t < GRADE_NTENSORS; t++) {
+        const grade_verdict *v = &k->report.tensor[t];
+        if (!k->report.graded[t] || v->passed || !v->values_compared || v->numel < 1) continue;
+        const size_t bytes = (size_t)v->numel * sizeof(double);
+        const double *from[2] = {p->ref[t], answer[t].data};
+        for (int i = 0; i < 2; i++) {
+            if (!(k->pictured[t][i] = malloc(bytes))) return false;
+            memcpy(k->pictured[t][i], from[i], bytes);
+        }
+    }
+    return true;
+}
+
 // Grades one {"problem", "submission", "name"?} into *k; *work adds up what the cases cost.
 static bool grade_case_object(grade_case *k, const reader *r, const cJSON *obj, const char *path,
                               const check_settings *s, const api_options *opt, int64_t *work) {
@@ -691,19 +718,22 @@ static bool grade_case_object(grade_case *k, const reader *r, const cJSON *obj, 
                           where, grade_tensor_name((grade_tensor)t));
     if (ok && !grade_check(&k->report, &p, sub.answer, &go))
         ok = api_fail(r->err, API_E_INTERNAL, "", "out of memory while grading");
+    if (ok && grade_format_pictures(s->format, s->html) && !keep_pictured(k, &p, sub.answer))
+        ok = api_fail(r->err, API_E_INTERNAL, "", "out of memory for the pictures");
     submission_free(&sub);
     grade_problem_free(&p);
     return ok;
 }
 
 static void cases_free(grade_case *cases, size_t n) {
-    for (size_t i = 0; i < n; i++) grade_case_free_text(&cases[i]);
+    for (size_t i = 0; i < n; i++) grade_case_free(&cases[i]);
     free(cases);
 }
 
 static bool run_check(api_buf *out, const reader *r, const api_options *opt) {
-    static const char *const keys[] = {"problem", "submission", "name",   "cases",
-                                       "format",  "tolerance",  "points", "require"};
+    static const char *const keys[] = {"problem",   "submission", "name",    "cases",
+                                       "format",    "tolerance",  "points",  "require",
+                                       "output_format"};
     const cJSON *root = r->doc->root;
     check_settings s = {0};
     if (!need_object(r, root, "", "{\"problem\", \"submission\", \"format\"}") ||
@@ -740,17 +770,19 @@ static bool run_check(api_buf *out, const reader *r, const api_options *opt) {
                  grade_case_object(&cases[i], r, e, path, &s, opt, &work);
         }
     }
-    if (ok) grade_render(out, cases, n, list != NULL, s.format);
+    if (ok) grade_render(out, cases, n, list != NULL, s.format, s.html);
+    if (ok && s.format == GRADE_FORMAT_HTML) *r->content_type = "text/html; charset=utf-8";
     cases_free(cases, n);
     return ok;
 }
 
-// The error JSON, or the body of `out_buf` as a 200 JSON answer.
-static void respond(api_response *out, bool ok, api_buf *body, api_error *err) {
+// The error JSON, or the body of `out_buf` as a 200 answer of `content_type`.
+static void respond(api_response *out, bool ok, api_buf *body, api_error *err,
+                    const char *content_type) {
     if (ok) {
         out->body = api_buf_take(body, &out->len);
         out->status = 200;
-        out->content_type = "application/json";
+        out->content_type = content_type;
         if (out->body) return;
         api_fail(err, API_E_INTERNAL, "", "out of memory while writing the response");
     }
@@ -765,8 +797,9 @@ static bool op_matches(const char *op_from_path, const char *op, api_error *err)
 }
 
 // Both grading front doors: the op check, the lifted document, `run`, the answer or the error.
+// `format` (or NULL) overrides the body's report format.
 static void run_front(api_response *out, const char *body, size_t len, const char *op_from_path,
-                      const api_options *opt, const char *op,
+                      const api_options *opt, const char *op, const char *format,
                       bool (*run)(api_buf *, const reader *, const api_options *)) {
     api_options defaults;
     if (!opt) {
@@ -776,18 +809,24 @@ static void run_front(api_response *out, const char *body, size_t len, const cha
     api_error err;
     api_buf b = {0};
     api_lifted doc;
+    const char *content_type = "application/json";
     bool ok = op_matches(op_from_path, op, &err) && api_lift_parse(&doc, body, len, &err);
     if (ok) {
-        const reader r = {&doc, &err};
+        const reader r = {&doc, &err, format, &content_type};
         ok = run(&b, &r, opt);
         api_lift_free(&doc);
     }
-    respond(out, ok, &b, &err);
+    respond(out, ok, &b, &err, content_type);
 }
 
 void api_check_json(api_response *out, const char *body, size_t len, const char *op_from_path,
                     const api_options *opt) {
-    run_front(out, body, len, op_from_path, opt, "conv2d.check", run_check);
+    api_check_json_as(out, body, len, op_from_path, opt, NULL);
+}
+
+void api_check_json_as(api_response *out, const char *body, size_t len,
+                       const char *op_from_path, const api_options *opt, const char *format) {
+    run_front(out, body, len, op_from_path, opt, "conv2d.check", format, run_check);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -863,5 +902,5 @@ static bool run_problem(api_buf *out, const reader *r, const api_options *opt) {
 
 void api_problem_json(api_response *out, const char *body, size_t len, const char *op_from_path,
                       const api_options *opt) {
-    run_front(out, body, len, op_from_path, opt, "conv2d.problem", run_problem);
+    run_front(out, body, len, op_from_path, opt, "conv2d.problem", NULL, run_problem);
 }

@@ -148,6 +148,16 @@ static void test_command_line(void) {
           "negated dx from FILE: exit %d, diagnosis %s", status, str_at(diag, "id"));
     cJSON_Delete(doc);
 
+    // the same request as a page: --format html overrides the request's format
+    char *check_html[] = {convd, "check", "--format", "html", req, NULL};
+    status = run(check_html, NULL, NULL, out);
+    size_t len = 0;
+    char *page = t_read_file(out, &len);
+    CHECK(status == 0 && page && strncmp(page, "<!DOCTYPE html>", 15) == 0 &&
+              strstr(page, "class=\"heatmap\"") && strstr(page, "sign_flipped"),
+          "convd check --format html: exit %d, %.80s", status, page ? page : "");
+    free(page);
+
     char *missing[] = {convd, "check", "/nonexistent/request.json", NULL};
     status = run(missing, NULL, NULL, out);
     CHECK(status == 1, "unreadable FILE: exit %d", status);

@@ -549,6 +549,71 @@ static void test_shape_and_where(void) {
     }
 }
 
+// Occurrences of `needle` in `hay`.
+static int count_of(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) n++;
+    return n;
+}
+
+// The pictures: a page (format html) with a heatmap per wrong tensor, one red cell per wrong
+// value with its expected and given values in a <title>, the request's text escaped and no
+// external resource; Gradescope's output_format html; PrairieLearn's test images.
+static void test_html(void) {
+    // x 3x3, w 2x2, dy 2x2: dx has 9 values; two are wrong, one NaN
+    const char *body =
+        "{\"format\":\"html\",\"name\":\"<script>alert('x')</script> & co\","
+        "\"problem\":{\"x\":[[1,2,3],[4,5,6],[7,8,9]],\"w\":[[1,2],[3,4]],\"dy\":[[1,0],[0,1]]},"
+        "\"submission\":{\"dx\":[[1,2,0],[3,5,2],[0,3,NaN]],\"db\":[2],"
+        "\"error\":{\"y\":\"</pre><img src=x>\"}},\"require\":[\"y\"]}";
+    api_response r = {0};
+    api_check_json(&r, body, strlen(body), NULL, NULL);
+    const char *page = r.body ? r.body : "(none)";
+    // right dx: [[1,2,0],[3,5,2],[0,3,4]]; the submission has 8 right: 1 wrong (NaN)
+    CHECK(r.status == 200 && strcmp(r.content_type, "text/html; charset=utf-8") == 0 &&
+              strstr(page, "<!DOCTYPE html>") == page && count_of(page, "<svg") == 1 &&
+              count_of(page, "class=\"wrong\"") == 1 &&
+              strstr(page, "<title>dx[2, 2]: expected 4.0, got nan</title>"),
+          "html page: status %d, %d heatmaps, %d wrong cells", r.status, count_of(page, "<svg"),
+          count_of(page, "class=\"wrong\""));
+    CHECK(!strstr(page, "<script") && !strstr(page, "<img") && !strstr(page, "<link") &&
+              !strstr(page, "href=") && !strstr(page, "url(") &&
+              strstr(page, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; co") &&
+              strstr(page, "&lt;/pre&gt;&lt;img src=x&gt;"),
+          "html page: the request's text is not escaped, or it links a resource");
+    free(r.body);
+
+    // Gradescope's HTML and PrairieLearn's images, on a wrong dx
+    const char *cases[] = {"gradescope", "prairielearn"};
+    for (int f = 0; f < 2; f++) {
+        char req[1024];
+        snprintf(req, sizeof req,
+                 "{\"format\":\"%s\",\"output_format\":\"html\","
+                 "\"problem\":{\"x\":[[1,2,3],[4,5,6],[7,8,9]],\"w\":[[1,2],[3,4]],"
+                 "\"dy\":[[1,0],[0,1]]},\"submission\":{\"dx\":[[1,2,0],[3,5,2],[0,3,5]],"
+                 "\"db\":[2]}}",
+                 cases[f]);
+        int status;
+        cJSON *v = call(api_check_json, req, &status);
+        const cJSON *tests = cJSON_GetObjectItemCaseSensitive(v, "tests");
+        const cJSON *dx = cJSON_GetArrayItem(tests, 0), *db = cJSON_GetArrayItem(tests, 1);
+        if (f == 0) {
+            CHECK(status == 200 && strcmp(str_at(v, "output_format"), "html") == 0 &&
+                      strcmp(str_at(dx, "output_format"), "html") == 0 &&
+                      count_of(str_at(dx, "output"), "class=\"wrong\"") == 1 &&
+                      !strstr(str_at(db, "output"), "<svg"),
+                  "gradescope html: %.300s", str_at(dx, "output"));
+        } else {
+            const cJSON *img = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(dx, "images"), 0);
+            CHECK(status == 200 &&
+                      strncmp(str_at(img, "url"), "data:image/svg+xml;base64,PHN2Zy", 32) == 0 &&
+                      !cJSON_GetObjectItemCaseSensitive(db, "images"),
+                  "prairielearn image: %.80s", str_at(img, "url"));
+        }
+        cJSON_Delete(v);
+    }
+}
+
 // Requests that cannot be graded: the error JSON with a code and a path into the request.
 static void test_errors(void) {
     const char *ok_problem = "{\"suite\":\"cs231n\",\"index\":0}";
@@ -679,6 +744,7 @@ int main(int argc, char **argv) {
     test_prairielearn_size();
     test_student_answers();
     test_shape_and_where();
+    test_html();
     test_errors();
     test_no_crash();
     return t_finish("test_grade_json");

@@ -300,7 +300,8 @@ def grade(args, started):
              for p in served["problems"]]
     required = ["dx", "dw", "db"] + (["y"] if hasattr(module, "conv_forward_naive") else [])
     results = convd(args.convd, ["check"],
-                    {"format": args.format, "require": required, "cases": cases})
+                    {"format": args.format, "output_format": args.output_format,
+                     "require": required, "cases": cases})
     if args.format == "gradescope":
         results["execution_time"] = time.time() - started
     write_results(args, results)
@@ -315,6 +316,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-limit", type=int, default=10)
     parser.add_argument("--format", choices=("gradescope", "prairielearn"), default="gradescope")
+    parser.add_argument("--output-format", choices=("md", "html"), default="md",
+                        help="html: each failed test shows a heatmap of its wrong values")
     args = parser.parse_args()
     started = time.time()
     try:

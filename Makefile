@@ -5,7 +5,7 @@
 
 # Debian packages the build and the tests need; bench peers are separate (bench-deps).
 DEBS       := gcc make pkg-config libopenblas-dev libmicrohttpd-dev libcjson-dev python3-numpy \
-              libcurl4-openssl-dev zlib1g-dev python3
+              libcurl4-openssl-dev zlib1g-dev python3 chromium
 BENCH_DEBS := python3-torch libdnnl-dev wrk python3-matplotlib
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 
@@ -99,8 +99,10 @@ BINARY_TEST_DEBS := curl nodejs python3-numpy python3-requests clang-14 libclang
 binary-test-deps: deps
 	@$(MAKE) --no-print-directory DEBS="$(BINARY_TEST_DEBS)" deps
 
-# GET /openapi.yaml serves the file assembled into this object (.incbin): rebuild it with it.
-build/obj/server/http_front.o build/asan/obj/server/http_front.o: api/openapi.yaml
+# GET /openapi.yaml and GET / serve the files assembled into this object (.incbin): rebuild it
+# with them.
+build/obj/server/http_front.o build/asan/obj/server/http_front.o: api/openapi.yaml \
+    server/playground.html
 
 # libFuzzer targets fuzz/fuzz_*.c, linked with core/ and api/ built by clang with ASan+UBSan.
 # make test runs each briefly (tests/test_fuzz.c); `make fuzz` runs each FUZZ_SECONDS, growing

@@ -422,7 +422,7 @@ static void put_heatmap(api_buf *b, const grade_case *k, grade_tensor t) {
     const int64_t shown = planes < HEAT_MAX_PLANES ? planes : HEAT_MAX_PLANES;
     const int64_t side = rows > cols ? rows : cols;
     int64_t cell = 160 / side;
-    cell = cell < 4 ? 4 : cell > 14 ? 14 : cell;
+    cell = cell < 4 ? 4 : cell > 24 ? 24 : cell;
     const int64_t pw = cols * cell, ph = rows * cell + HEAT_LABEL;
     int64_t per_row = (HEAT_WIDTH + HEAT_GAP) / (pw + HEAT_GAP);
     per_row = per_row < 1 ? 1 : per_row > shown ? shown : per_row;

@@ -552,7 +552,8 @@ static bool add_dx_crop_mistakes(grade_candidates *c, const grade_problem *p) {
     return add_candidate(c, p, GRADE_DX, M_DX_EMPTY, GRADE_MATCH_EMPTY, &empty, "") != NULL;
 }
 
-// floor((a) / s) with round-half-to-even (Python's round) or ceiling instead, for a >= 0.
+// a / s for a >= 0, s > 0 rounded as Python's round() does (half to even), and rounded up:
+// what a student who writes round() or ceil() in place of // gets.
 static int64_t div_round_even(int64_t a, int64_t s) {
     const int64_t q = a / s, r2 = 2 * (a % s);
     return r2 > s || (r2 == s && q % 2 == 1) ? q + 1 : q;
@@ -583,7 +584,7 @@ static bool add_positions(grade_candidates *c, const grade_problem *p, grade_ten
 static bool add_size_mistakes(grade_candidates *c, const grade_problem *p, grade_tensor t) {
     const conv_geom *g = &p->layer.g;
     const int64_t ho = conv_out_h(g), wo = conv_out_w(g);
-    // the sizes from H + pt + pb and W + pl + pr with kernel extent e, dilation d, stride s
+    // what // divides: the padded size less the kernel's extent (negative: no output at all)
     const int64_t span_h = g->h + g->pad_top + g->pad_bottom - g->dilation_h * (g->kh - 1) - 1;
     const int64_t span_w = g->w + g->pad_left + g->pad_right - g->dilation_w * (g->kw - 1) - 1;
     const int64_t ho_kw = conv_out_size(g->h, g->kw, g->stride_h, g->dilation_h, g->pad_top,

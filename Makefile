@@ -12,7 +12,7 @@
 # The build and the tests (DEBS); the tests' extra runtimes (BINARY_TEST_DEBS: the example
 # clients, clang's libFuzzer); the bench peers (BENCH_DEBS); the deployment test (DEPLOY_DEBS).
 DEBS       := gcc make pkg-config libopenblas-dev libmicrohttpd-dev libcjson-dev python3-numpy \
-              libcurl4-openssl-dev zlib1g-dev python3
+              libcurl4-openssl-dev zlib1g-dev python3 chromium
 # Node.js with npm runs the OpenAPI linter and the JavaScript example: Debian's nodejs and npm,
 # unless an npm is already there (NodeSource's nodejs bundles it and conflicts with Debian's npm,
 # so nothing is installed over it).
@@ -102,8 +102,10 @@ endef
 # The core's loops may fuse a*b+c into one FMA (one rounding instead of two): more exact, and
 # twice the arithmetic per instruction; -std=c11 alone forbids it.
 build/obj/core/%.o build/asan/obj/core/%.o: CFLAGS += -ffp-contract=fast
-# GET /openapi.yaml serves the file assembled into this object (.incbin): rebuild it with it.
-build/obj/server/http_handlers.o build/asan/obj/server/http_handlers.o: api/openapi.yaml
+# GET /openapi.yaml and GET / serve the files assembled into this object (.incbin): rebuild it
+# with them.
+build/obj/server/http_handlers.o build/asan/obj/server/http_handlers.o: api/openapi.yaml \
+    server/playground.html
 $(eval $(call flavour,build,))
 $(eval $(call flavour,build/asan,$(SANITIZE)))
 

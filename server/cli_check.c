@@ -71,19 +71,33 @@ static int run_file(grade_door door, const char *name, const char *path) {
     return status;
 }
 
+// The check door with the report format of --format (NULL: the request's own).
+static const char *check_format;
+
+static void check_as(api_response *out, const char *body, size_t len, const char *op_from_path,
+                     const api_options *opt) {
+    grade_json_check_as(out, body, len, op_from_path, opt, check_format);
+}
+
 int cli_check(int argc, char **argv) {
     const char *path = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: convd check [FILE]\n"
+            printf("usage: convd check [--format FORMAT] [FILE]\n"
                    "\n"
                    "Grades one check request (JSON) from FILE, or standard input when FILE is\n"
                    "absent or '-': {\"problem\": ..., \"submission\": {\"dx\": ..., ...},\n"
-                   "\"format\": \"convd\" | \"gradescope\" | \"prairielearn\"}, or {\"cases\": [...]}.\n"
-                   "Writes the verdict to standard output. Exit status: 0 for any verdict, 2 for\n"
-                   "a request that cannot be graded (error JSON on standard output), 1 for an\n"
-                   "internal failure. Formats and options: docs/GRADING.md.\n");
+                   "\"format\": \"convd\" | \"gradescope\" | \"prairielearn\" | \"html\"}, or\n"
+                   "{\"cases\": [...]}. --format overrides the request's format (html: a page\n"
+                   "with a heatmap of each wrong tensor). Writes the verdict to standard output.\n"
+                   "Exit status: 0 for any verdict, 2 for a request that cannot be graded\n"
+                   "(error JSON on standard output), 1 for an internal failure. Formats and\n"
+                   "options: docs/GRADING.md.\n");
             return 0;
+        }
+        if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
+            check_format = argv[++i];
+            continue;
         }
         if (argv[i][0] == '-' && argv[i][1] != '\0') {
             fprintf(stderr, "convd check: unknown option '%s' (see convd check --help)\n", argv[i]);
@@ -95,7 +109,7 @@ int cli_check(int argc, char **argv) {
         }
         path = argv[i];
     }
-    return run_file(grade_json_check, "check", path);
+    return run_file(check_as, "check", path);
 }
 
 // A whole number for option `name`, or a message and false.

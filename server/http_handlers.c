@@ -18,6 +18,14 @@ __asm__(".pushsection .rodata\n"
         ".popsection\n");
 extern const char http_handlers_openapi_start[], http_handlers_openapi_end[];
 
+// server/playground.html, assembled the same way: the page works with no file beside the binary.
+__asm__(".pushsection .rodata\n"
+        "http_handlers_playground_start:\n"
+        ".incbin \"server/playground.html\"\n"
+        "http_handlers_playground_end:\n"
+        ".popsection\n");
+extern const char http_handlers_playground_start[], http_handlers_playground_end[];
+
 static void run_v1_json(api_response *out, const http_body *body, const char *op,
                         const api_options *opt) {
     codec_v1_run(out, CODEC_JSON, body->data, body->len, body->accept, op, opt);
@@ -104,4 +112,9 @@ void http_handlers_v2_backward_ready(api_response *out, http_server *srv) {
 void http_handlers_openapi(api_response *out, http_server *srv) {
     reply_text(out, 200, "application/yaml", http_handlers_openapi_start,
                (size_t)(http_handlers_openapi_end - http_handlers_openapi_start));
+}
+
+void http_handlers_playground(api_response *out, http_server *srv) {
+    reply_text(out, 200, "text/html; charset=utf-8", http_handlers_playground_start,
+               (size_t)(http_handlers_playground_end - http_handlers_playground_start));
 }

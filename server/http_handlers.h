@@ -28,4 +28,8 @@ void http_handlers_v2_backward_ready(api_response *out, http_server *srv);
 // GET /openapi.yaml: api/openapi.yaml, embedded in the binary when it is built.
 void http_handlers_openapi(api_response *out, http_server *srv);
 
+// GET /: the playground (server/playground.html, embedded in the binary when it is built), a
+// page that computes layers and grades answers through this server's API.
+void http_handlers_playground(api_response *out, http_server *srv);
+
 #endif

@@ -121,6 +121,7 @@ const http_route http_routes[] = {
     {"/v1/info", HTTP_GET, get_info, NULL, NULL},
     {"/metrics", HTTP_GET, get_metrics, NULL, NULL},
     {"/openapi.yaml", HTTP_GET, http_handlers_openapi, NULL, NULL},
+    {"/", HTTP_GET, http_handlers_playground, NULL, NULL},
     {"/v2", HTTP_GET, http_handlers_v2_server, NULL, NULL},
     {"/v2/health/live", HTTP_GET, http_handlers_v2_live, NULL, NULL},
     {"/v2/health/ready", HTTP_GET, http_handlers_v2_ready, NULL, NULL},

@@ -148,6 +148,16 @@ static void test_command_line(void) {
           "negated dx from FILE: exit %d, diagnosis %s", status, str_at(diag, "id"));
     cJSON_Delete(doc);
 
+    // the same request as a page: --format html overrides the request's format
+    char *check_html[] = {convd, "check", "--format", "html", req, NULL};
+    status = run(check_html, NULL, NULL, out);
+    size_t len = 0;
+    char *page = t_read_file(out, &len);
+    CHECK(status == 0 && page && strncmp(page, "<!DOCTYPE html>", 15) == 0 &&
+              strstr(page, "class=\"heatmap\"") && strstr(page, "sign_flipped"),
+          "convd check --format html: exit %d, %.80s", status, page ? page : "");
+    free(page);
+
     char *missing[] = {convd, "check", "/nonexistent/request.json", NULL};
     status = run(missing, NULL, NULL, out);
     CHECK(status == 1, "unreadable FILE: exit %d", status);
@@ -176,6 +186,8 @@ static const student_case students[] = {
     {"weight_channels_swapped", 30, "dw"},
     {"height_width_swapped", 32, "dx"},              // 8 problems with H != W
     {"contributions_overwritten", 10, "dx dw db"},
+    {"dx_crop_fixed_at_1", 36, "dx"},                // 2 unpadded and 2 pad-2 problems
+    {"unfinished", 30, "dw"},
 };
 
 // The tensor a test is about: its name ends in ": <tensor>".
@@ -262,7 +274,7 @@ static void test_students(void) {
     const cJSON *dx_test = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "tests"), 1);
     CHECK(status == 0 && cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "score")) == 10 &&
               strstr(str_at(dx_test, "output"), "IndexError") &&
-              strstr(str_at(dx_test, "output"), "not submitted"),
+              strstr(str_at(dx_test, "output"), "no answer, 0 points"),
           "raising student: exit %d, dx output %.200s", status, str_at(dx_test, "output"));
     cJSON_Delete(doc);
 
@@ -280,11 +292,89 @@ static void test_students(void) {
     rmdir(sub);
 }
 
+// Submissions that fail the way real ones do (tests/data/students/): each must still give a
+// results.json, with 0 points for what the failure affects only, and say what happened.
+typedef struct {
+    const char *file;
+    double score;
+    int tests;          // 40 with a forward pass, 30 without, 0 when nothing could be graded
+    const char *says;   // in the summary
+    const char *says_too;
+    int noted;          // tests noting that the backward pass ran on the reference cache
+    const char *suite;  // SUITE=... ("SUITE=cs231n" when NULL)
+} broken_case;
+
+static const broken_case broken[] = {
+    {"unfinished.py", 0, 40, "out is None", "no answer for 40 of the graded tensors", 0, NULL},
+    {"backward_returns_none.py", 10, 40, "conv_backward_naive returned None", "0 points", 0, NULL},
+    {"numpy_alias.py", 10, 40, "numpy_alias_removed", "line 23: dx = np.zeros", 0, NULL},
+    // CS231n's own convention: the default suite's strides divide evenly, so it passes there
+    {"stride_assert.py", 40, 40, "Every tensor is correct", "Score 40.0", 0, NULL},
+    {"stride_assert.py", 24, 40, "stride_assert", "AssertionError", 16, "SUITE=cs231n_uneven"},
+    {"python2.py", 0, 0, "python2_code", "line 6: print", 0, NULL},
+    {"odd_returns.py", 10, 40, "shape_has_extra_axes", "Score 10.0 / 40.0", 0, NULL},
+    // zeros are unfinished code, not `=` for `+=`
+    {"slow_on_stride3.py", 0, 30, "time_limit", "`unfinished` (dx, dw, db; 27 times)", 0, NULL},
+    {"imports_course_code.py", 0, 0, "import_failed", "No module named 'cs231n'", 0, NULL},
+    // round() in the output size: a window cut short raises (named by its exception), or an
+    // empty one gives an output too large (named by its shape); on even strides it is right
+    {"round_output_size.py", 36, 40, "window_shape_mismatch", "`output_size_rounded`", 8,
+     "SUITE=cs231n_uneven"},
+    {"round_output_size.py", 40, 40, "Every tensor is correct", "Score 40.0", 0, NULL},
+    // the student's own cache: a padded x cached by the forward pass is right
+    {"caches_padded_x.py", 40, 40, "Every tensor is correct", "Score 40.0 / 40.0", 0, NULL},
+    {"forward_raises.py", 30, 40, "NameError: name 'bias' is not defined", "Score 30.0", 40, NULL},
+};
+
+static void test_broken_students(void) {
+    char sub[4200], results[4200], src[4300], env_sub[4300], env_res[4300], env_convd[4300],
+        env_python[4300];
+    in_dir(sub, sizeof sub, "broken");
+    in_dir(results, sizeof results, "results.json");
+    mkdir(sub, 0755);
+    snprintf(src, sizeof src, "%s/layers.py", sub);
+    snprintf(env_sub, sizeof env_sub, "SUBMISSION=%s", sub);
+    snprintf(env_res, sizeof env_res, "RESULTS=%s", results);
+    snprintf(env_convd, sizeof env_convd, "CONVD=%s", convd);
+    snprintf(env_python, sizeof env_python, "PYTHON=%s", python);
+    for (size_t i = 0; i < sizeof broken / sizeof *broken; i++) {
+        const broken_case *bc = &broken[i];
+        char from[4200];
+        snprintf(from, sizeof from, "tests/data/students/%s", bc->file);
+        char *copy[] = {"cp", from, src, NULL};
+        if (!CHECK(run(copy, NULL, NULL, NULL) == 0, "cannot copy %s", from)) continue;
+        const char *env[] = {env_sub,      env_res, env_convd, env_python, "TIME_LIMIT=1",
+                             bc->suite ? bc->suite : "SUITE=cs231n", NULL};
+        char *argv[] = {"examples/grader/run_autograder", NULL};
+        unlink(results);
+        const int status = run(argv, env, NULL, "/dev/null");
+        cJSON *doc = read_json(results);
+        const char *output = str_at(doc, "output");
+        const double score = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "score"));
+        const int tests = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "tests"));
+        // a backward pass run on the reference cache says so in every one of its tests
+        int noted = 0;
+        const cJSON *t;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(doc, "tests"))
+            noted += strstr(str_at(t, "output"), "ran on the reference cache") != NULL;
+        CHECK(noted == bc->noted, "%s: %d tests note the reference cache, want %d", bc->file,
+              noted, bc->noted);
+        CHECK(status == 0 && doc && score == bc->score && tests == bc->tests &&
+                  strstr(output, bc->says) && strstr(output, bc->says_too),
+              "%s: exit %d, score %g (want %g), %d tests (want %d), output %.600s", bc->file,
+              status, score, bc->score, tests, bc->tests, output);
+        cJSON_Delete(doc);
+    }
+    unlink(src);
+    rmdir(sub);
+}
+
 int main(int argc, char **argv) {
     blas_boot(argv);
     if (mkdtemp(dir) && find_tools()) {
         test_command_line();
         test_students();
+        test_broken_students();
     }
     char path[4200];
     unlink(in_dir(path, sizeof path, "out.json"));

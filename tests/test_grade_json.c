@@ -488,6 +488,130 @@ static void test_student_answers(void) {
               strstr(r.body, "submission.y"),
           "oversized answer: %d %s", r.status, r.body ? r.body : "");
     free(r.body);
+    // what a student's code returns instead of an array: a NaN scalar (NumPy's 0-d array), a
+    // bare number; and per-tensor errors with the grader's note
+    snprintf(body, sizeof body,
+             "{\"problem\":%s,\"submission\":{\"dw\":{\"shape\":[],\"data\":[NaN]},"
+             "\"db\":0,\"error\":{\"dx\":\"dx is None\",\"y\":\"out is None\"},"
+             "\"note\":\"the reference cache was used\"},\"require\":[\"y\",\"dx\"]}",
+             spec);
+    v = call(grade_json_check, body, &status);
+    dw = tensor_verdict(v, "dw");
+    db = tensor_verdict(v, "db");
+    const cJSON *dw_shape = cJSON_GetObjectItemCaseSensitive(dw, "shape");
+    CHECK(status == 200 && num_at(v, "score") == 0 && num_at(v, "max_score") == 4 &&
+              cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(dw_shape, "submitted")) == 0 &&
+              num_at(cJSON_GetObjectItemCaseSensitive(dw, "non_finite"), "nan") == 1 &&
+              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(db, "submitted")) &&
+              strcmp(str_at(tensor_verdict(v, "dx"), "error"), "dx is None") == 0 &&
+              strcmp(str_at(tensor_verdict(v, "y"), "error"), "out is None") == 0 &&
+              strcmp(str_at(v, "note"), "the reference cache was used") == 0,
+          "scalar answers: status %d, score %g of %g, note %s", status, num_at(v, "score"),
+          num_at(v, "max_score"), str_at(v, "note"));
+    cJSON_Delete(v);
+}
+
+// What the text says about shapes and places: a wrong shape no mistake explains gets the
+// tensor's shape hint; the "where" line is left out when every pixel lies in one area.
+static void test_shape_and_where(void) {
+    int status;
+    cJSON *v = call(grade_json_check,
+                    "{\"problem\":{\"suite\":\"cs231n\",\"index\":0},"
+                    "\"submission\":{\"db\":[1, 2, 3]}}", &status);
+    const cJSON *diag =
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(tensor_verdict(v, "db"), "diagnosis"), 0);
+    CHECK(status == 200 && strcmp(str_at(diag, "id"), "wrong_shape") == 0 &&
+              strstr(str_at(diag, "hint"), "np.sum(dout, axis=(0, 2, 3))") &&
+              strstr(str_at(diag, "evidence"), "(3,)") && strstr(str_at(diag, "evidence"), "(4,)"),
+          "db of 3 values: %s: %s", str_at(diag, "id"), str_at(diag, "evidence"));
+    cJSON_Delete(v);
+    // x 2x2, 3x3 kernel, padding 1: every pixel of dx is within the padding width
+    static const char *const where_cases[][2] = {
+        {"{\"x\":[[1,2],[3,4]],\"w\":[[1,2,3],[4,5,6],[7,8,9]],\"padding\":1,"
+         "\"dy\":[[1,1],[1,1]]}", "[[5,5],[5,5]]"},
+        {"{\"x\":[[1,2,3,4,5,6],[1,2,3,4,5,6],[1,2,3,4,5,6],[1,2,3,4,5,6],[1,2,3,4,5,6]],"
+         "\"w\":[[1,2,3],[4,5,6],[7,8,9]],\"padding\":1,\"dy\":[[1,1,1,1,1,1],[1,1,1,1,1,1],"
+         "[1,1,1,1,1,1],[1,1,1,1,1,1],[1,1,1,1,1,1]]}",
+         "[[5,5,5,5,5,5],[5,5,5,5,5,5],[5,5,5,5,5,5],[5,5,5,5,5,5],[5,5,5,5,5,5]]"},
+    };
+    for (int i = 0; i < 2; i++) {
+        char body[1024];
+        snprintf(body, sizeof body,
+                 "{\"problem\":%s,\"submission\":{\"dx\":%s},\"format\":\"gradescope\"}",
+                 where_cases[i][0], where_cases[i][1]);
+        v = call(grade_json_check, body, &status);
+        const char *out = str_at(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(v, "tests"), 0),
+                                 "output");
+        CHECK(status == 200 && strstr(out, "dx: wrong") && !strstr(out, "- where:") == (i == 0),
+              "dx all wrong on a %s image: where line %s", i == 0 ? "2x2" : "5x6",
+              strstr(out, "- where:") ? "printed" : "left out");
+        cJSON_Delete(v);
+    }
+}
+
+// Occurrences of `needle` in `hay`.
+static int count_of(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) n++;
+    return n;
+}
+
+// The pictures: a page (format html) with a heatmap per wrong tensor, one red cell per wrong
+// value with its expected and given values in a <title>, the request's text escaped and no
+// external resource; Gradescope's output_format html; PrairieLearn's test images.
+static void test_html(void) {
+    // x 3x3, w 2x2, dy 2x2: dx has 9 values; two are wrong, one NaN
+    const char *body =
+        "{\"format\":\"html\",\"name\":\"<script>alert('x')</script> & co\","
+        "\"problem\":{\"x\":[[1,2,3],[4,5,6],[7,8,9]],\"w\":[[1,2],[3,4]],\"dy\":[[1,0],[0,1]]},"
+        "\"submission\":{\"dx\":[[1,2,0],[3,5,2],[0,3,NaN]],\"db\":[2],"
+        "\"error\":{\"y\":\"</pre><img src=x>\"}},\"require\":[\"y\"]}";
+    api_response r = {0};
+    grade_json_check(&r, body, strlen(body), NULL, NULL);
+    const char *page = r.body ? r.body : "(none)";
+    // right dx: [[1,2,0],[3,5,2],[0,3,4]]; the submission has 8 right: 1 wrong (NaN)
+    CHECK(r.status == 200 && strcmp(r.content_type, "text/html; charset=utf-8") == 0 &&
+              strstr(page, "<!DOCTYPE html>") == page && count_of(page, "<svg") == 1 &&
+              count_of(page, "class=\"wrong\"") == 1 &&
+              strstr(page, "<title>dx[2, 2]: expected 4.0, got nan</title>"),
+          "html page: status %d, %d heatmaps, %d wrong cells", r.status, count_of(page, "<svg"),
+          count_of(page, "class=\"wrong\""));
+    CHECK(!strstr(page, "<script") && !strstr(page, "<img") && !strstr(page, "<link") &&
+              !strstr(page, "href=") && !strstr(page, "url(") &&
+              strstr(page, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; co") &&
+              strstr(page, "&lt;/pre&gt;&lt;img src=x&gt;"),
+          "html page: the request's text is not escaped, or it links a resource");
+    free(r.body);
+
+    // Gradescope's HTML and PrairieLearn's images, on a wrong dx
+    const char *cases[] = {"gradescope", "prairielearn"};
+    for (int f = 0; f < 2; f++) {
+        char req[1024];
+        snprintf(req, sizeof req,
+                 "{\"format\":\"%s\",\"output_format\":\"html\","
+                 "\"problem\":{\"x\":[[1,2,3],[4,5,6],[7,8,9]],\"w\":[[1,2],[3,4]],"
+                 "\"dy\":[[1,0],[0,1]]},\"submission\":{\"dx\":[[1,2,0],[3,5,2],[0,3,5]],"
+                 "\"db\":[2]}}",
+                 cases[f]);
+        int status;
+        cJSON *v = call(grade_json_check, req, &status);
+        const cJSON *tests = cJSON_GetObjectItemCaseSensitive(v, "tests");
+        const cJSON *dx = cJSON_GetArrayItem(tests, 0), *db = cJSON_GetArrayItem(tests, 1);
+        if (f == 0) {
+            CHECK(status == 200 && strcmp(str_at(v, "output_format"), "html") == 0 &&
+                      strcmp(str_at(dx, "output_format"), "html") == 0 &&
+                      count_of(str_at(dx, "output"), "class=\"wrong\"") == 1 &&
+                      !strstr(str_at(db, "output"), "<svg"),
+                  "gradescope html: %.300s", str_at(dx, "output"));
+        } else {
+            const cJSON *img = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(dx, "images"), 0);
+            CHECK(status == 200 &&
+                      strncmp(str_at(img, "url"), "data:image/svg+xml;base64,PHN2Zy", 32) == 0 &&
+                      !cJSON_GetObjectItemCaseSensitive(db, "images"),
+                  "prairielearn image: %.80s", str_at(img, "url"));
+        }
+        cJSON_Delete(v);
+    }
 }
 
 // Requests that cannot be graded: the error JSON with a code and a path into the request.
@@ -506,6 +630,11 @@ static void test_errors(void) {
     expect_error(grade_json_check, body, 422, "invalid_value", "format");
     snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{\"dz\":[1]}}", ok_problem);
     expect_error(grade_json_check, body, 422, "unknown_field", "submission.dz");
+    snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{\"error\":{\"dz\":\"x\"}}}",
+             ok_problem);
+    expect_error(grade_json_check, body, 422, "unknown_field", "submission.error.dz");
+    snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{\"error\":[1]}}", ok_problem);
+    expect_error(grade_json_check, body, 422, "invalid_type", "submission.error");
     snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{\"db\":[[1],[2,3]]}}", ok_problem);
     expect_error(grade_json_check, body, 422, "ragged_array", "submission.db[1]");
     snprintf(body, sizeof body, "{\"problem\":%s,\"submission\":{},\"require\":[\"dq\"]}",
@@ -616,6 +745,8 @@ int main(int argc, char **argv) {
     test_formats();
     test_prairielearn_size();
     test_student_answers();
+    test_shape_and_where();
+    test_html();
     test_errors();
     test_no_crash();
     return t_finish("test_grade_json");

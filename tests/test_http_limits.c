@@ -119,7 +119,7 @@ static void test_methods_paths_types(int port) {
         {"BREW", "/nothing", NULL, NULL, 404, "not_found", NULL},
         {"BREW", "/healthz", NULL, NULL, 405, "method_not_allowed", "GET, HEAD, OPTIONS"},
         {"POST", "/v1/conv2d/forwards", "application/json", tiny_request, 404, "not_found", NULL},
-        {"GET", "/", NULL, NULL, 404, "not_found", NULL},
+        {"GET", "/index.html", NULL, NULL, 404, "not_found", NULL},
         {"POST", "/v1/conv2d/forward", "text/plain", tiny_request, 415, "unsupported_media_type",
          NULL},
         {"POST", "/v1/conv2d/forward", "application/x-www-form-urlencoded", tiny_request, 415,

@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "server/blas_boot.h"
 #include "server/http_routes.h"
@@ -14,20 +12,10 @@
 
 static const char redocly[] = "tools/node_modules/.bin/redocly";
 
-// Runs a shell command, echoing its output; its exit status (-1 when it did not exit).
-static int shell(const char *command) {
-    fflush(NULL);
-    int rc = system(command);
-    return rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 static void test_lint(void) {
-    struct stat st;
-    if (stat(redocly, &st) != 0)
-        CHECK(shell("cd tools && timeout 600 npm ci --no-audit --no-fund --loglevel=error") == 0,
-              "npm ci in tools/ installs the linter (needs the npm registry)");
+    t_tools_installed(redocly);
     // No telemetry, no update check: the lint is the only thing that should talk here.
-    int rc = shell("REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true timeout 300 "
+    int rc = t_shell("REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true timeout 300 "
                    "tools/node_modules/.bin/redocly lint --config tools/redocly.yaml "
                    "api/openapi.yaml 2>&1");
     CHECK(rc == 0, "redocly lint api/openapi.yaml: exit %d", rc);

@@ -3,6 +3,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 static int passed, failed;
 
@@ -70,4 +72,17 @@ char *t_read_file(const char *path, size_t *len) {
 const char *t_golden_dir(void) {
     const char *dir = getenv("CONVD_GOLDEN_DIR");
     return dir && *dir ? dir : "tests/golden";
+}
+
+int t_shell(const char *command) {
+    fflush(NULL);
+    int rc = system(command);
+    return rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+void t_tools_installed(const char *probe) {
+    struct stat st;
+    if (stat(probe, &st) != 0)
+        CHECK(t_shell("cd tools && timeout 600 npm ci --no-audit --no-fund --loglevel=error") == 0,
+              "npm ci in tools/ installs %s (needs the npm registry)", probe);
 }

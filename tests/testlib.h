@@ -24,6 +24,14 @@ int64_t t_rand_int(uint64_t *state, int64_t lo, int64_t hi_inclusive);
 // Reads a whole file into a NUL-terminated heap buffer (NULL on failure); *len gets its size.
 char *t_read_file(const char *path, size_t *len);
 
+// Runs a shell command (its output goes where the test's goes); its exit status, -1 when it did
+// not exit.
+int t_shell(const char *command);
+
+// The npm packages of tools/ (the OpenAPI linter, playwright-core): when `probe`, a file of one
+// of them, is missing, installs them all with `npm ci` (needs the npm registry) as one check.
+void t_tools_installed(const char *probe);
+
 // The directory holding the golden cases (tests/golden, or $CONVD_GOLDEN_DIR).
 const char *t_golden_dir(void);
 

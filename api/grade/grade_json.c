@@ -24,6 +24,8 @@ _Static_assert(API_MAX_RANK <= GRADE_MAX_RANK, "a decoded tensor's shape must fi
 typedef struct {
     const codec_json_doc *doc;
     api_error *err;
+    const char *format;        // the report format the caller asks for, over the body's; or NULL
+    const char **content_type; // what the answer is (JSON, or HTML for the html format)
 } reader;
 
 // The member `name` of obj, or NULL when absent or null.
@@ -233,8 +235,9 @@ static bool read_suite(const grade_suite_entry **entries, size_t *count, uint64_
         return false;
     if (!(*entries = grade_suite(name, count)))
         return api_fail(r->err, API_E_INVALID_VALUE, where,
-                        "%s \"%s\" is not a suite; the suites are \"cs231n\" and \"full\"", where,
-                        api_quote(quoted, sizeof quoted, name));
+                        "%s \"%s\" is not a suite; the suites are \"cs231n\", "
+                        "\"cs231n_uneven\" and \"full\"",
+                        where, api_quote(quoted, sizeof quoted, name));
     if (!read_seed(seed, r, obj, path)) return false;
     const cJSON *item = field(obj, "index");
     join(where, sizeof where, path, "index");
@@ -429,8 +432,36 @@ static bool empty_answer(grade_shape *s, const reader *r, const cJSON *item) {
     return zero;
 }
 
-static bool read_answer(api_tensor *t, grade_array *a, const reader *r, const cJSON *item,
-                        const char *path, int64_t max_elements) {
+// A single number where an array belongs: a bare number, or {"shape": [], "data": [v]}
+// (what NumPy's 0-d arrays, np.float64(nan) say, become). A student's wrong answer, judged as
+// one of shape (), so not a malformed request.
+static bool scalar_answer(double *value, const reader *r, const cJSON *item) {
+    if (cJSON_IsNumber(item)) {
+        *value = item->valuedouble;
+        return true;
+    }
+    const cJSON *shape = cJSON_IsObject(item) ? field(item, "shape") : NULL;
+    const cJSON *data = shape ? field(item, "data") : NULL;
+    if (!cJSON_IsArray(shape) || shape->child || !data) return false;
+    if (cJSON_IsNumber(data)) {
+        *value = data->valuedouble;
+        return true;
+    }
+    const codec_json_array *blob = codec_json_array_of(r->doc, data);
+    if (!blob || blob->rank != 1 || blob->count != 1) return false;
+    *value = blob->values[0];
+    return true;
+}
+
+// Submission `item` at `path` into *a; its values live in *t, or in *scalar for one number.
+static bool read_answer(api_tensor *t, double *scalar, grade_array *a, const reader *r,
+                        const cJSON *item, const char *path, int64_t max_elements) {
+    if (scalar_answer(scalar, r, item)) {
+        a->present = true;
+        a->shape.rank = 0;
+        a->data = scalar;
+        return true;
+    }
     if (empty_answer(&a->shape, r, item)) {
         a->present = true;
         a->data = NULL;
@@ -463,6 +494,7 @@ static bool read_answer(api_tensor *t, grade_array *a, const reader *r, const cJ
 
 typedef struct {
     api_tensor tensor[GRADE_NTENSORS];
+    double scalar[GRADE_NTENSORS];
     grade_array answer[GRADE_NTENSORS];
 } submission;
 
@@ -470,29 +502,58 @@ static void submission_free(submission *s) {
     for (int t = 0; t < GRADE_NTENSORS; t++) api_tensor_free(&s->tensor[t]);
 }
 
-// {"y"?, "dx"?, "dw"?, "db"?, "error"?}: the answers, and what the student's code reported
-// instead of an answer (copied into *error).
-static bool read_submission(submission *s, char **error, const reader *r, const cJSON *obj,
+// A copy of string `item` at `path` into *out (heap); false with the error set.
+static bool copy_text(char **out, const reader *r, const cJSON *item, const char *path,
+                      const char *expected) {
+    const char *text = "";
+    if (!read_string(&text, r, item, path, expected)) return false;
+    return (*out = strdup(text)) != NULL ||
+           api_fail(r->err, API_E_INTERNAL, "", "out of memory for the submission's text");
+}
+
+// "error": one string for every tensor the submission lacks, or {"dx": "...", ...} per tensor.
+static bool read_errors(grade_case *k, const reader *r, const cJSON *item, const char *path) {
+    const char *expected = "a string (what the code raised), or an object of them by tensor";
+    if (cJSON_IsString(item)) {
+        for (int t = 0; t < GRADE_NTENSORS; t++)
+            if (!copy_text(&k->error[t], r, item, path, expected)) return false;
+        return true;
+    }
+    static const char *const keys[] = {"y", "dx", "dw", "db"};
+    if (!cJSON_IsObject(item))
+        return api_fail(r->err, API_E_INVALID_TYPE, path, "%s must be %s; got %s", path,
+                        expected, codec_json_type_name(item));
+    if (!check_keys(r, item, keys, COUNT(keys), path)) return false;
+    char where[96];
+    for (int t = 0; t < GRADE_NTENSORS; t++) {
+        const cJSON *e = field(item, keys[t]);
+        if (e && !copy_text(&k->error[t], r, e, join(where, sizeof where, path, keys[t]),
+                            "a string (what the code raised instead of this tensor)"))
+            return false;
+    }
+    return true;
+}
+
+// {"y"?, "dx"?, "dw"?, "db"?, "error"?, "note"?}: the answers, what the student's code
+// reported instead of an answer and the grader's note, copied into the case.
+static bool read_submission(submission *s, grade_case *k, const reader *r, const cJSON *obj,
                             const char *path, int64_t max_elements) {
-    static const char *const keys[] = {"y", "dx", "dw", "db", "error"};
-    if (!need_object(r, obj, path, "any of y, dx, dw, db as tensors, and error") ||
+    static const char *const keys[] = {"y", "dx", "dw", "db", "error", "note"};
+    if (!need_object(r, obj, path, "any of y, dx, dw, db as tensors, error and note") ||
         !check_keys(r, obj, keys, COUNT(keys), path))
         return false;
     char where[96];
     for (int t = 0; t < GRADE_NTENSORS; t++) {
         const cJSON *item = field(obj, keys[t]);
-        if (item && !read_answer(&s->tensor[t], &s->answer[t], r, item,
+        if (item && !read_answer(&s->tensor[t], &s->scalar[t], &s->answer[t], r, item,
                                  join(where, sizeof where, path, keys[t]), max_elements))
             return false;
     }
     const cJSON *item = field(obj, "error");
-    const char *text = "";
-    if (!item) return true;
-    if (!read_string(&text, r, item, join(where, sizeof where, path, "error"),
-                     "a string (what the code raised)"))
-        return false;
-    return (*error = strdup(text)) != NULL ||
-           api_fail(r->err, API_E_INTERNAL, "", "out of memory for the error text");
+    if (item && !read_errors(k, r, item, join(where, sizeof where, path, "error"))) return false;
+    item = field(obj, "note");
+    return !item || copy_text(&k->note, r, item, join(where, sizeof where, path, "note"),
+                              "a string (the grader's note on this case)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -500,6 +561,7 @@ static bool read_submission(submission *s, char **error, const reader *r, const 
 
 typedef struct {
     grade_format format;
+    bool html;                 // "output_format": "html" for Gradescope and PrairieLearn
     double atol, rtol;
     bool atol_given, rtol_given;
     double points[GRADE_NTENSORS];
@@ -529,14 +591,21 @@ static bool read_settings(check_settings *s, const reader *r, const cJSON *root)
     const char *name = "";
     s->format = GRADE_FORMAT_CONVD;
     for (int t = 0; t < GRADE_NTENSORS; t++) s->points[t] = 1;
-    if ((item = field(root, "format"))) {
-        if (!read_string(&name, r, item, "format", "\"convd\", \"gradescope\" or \"prairielearn\""))
-            return false;
-        if (!grade_format_parse(&s->format, name))
-            return api_fail(r->err, API_E_INVALID_VALUE, "format",
-                            "format \"%s\" is not one of \"convd\", \"gradescope\", "
-                            "\"prairielearn\"",
+    const char *formats = "\"convd\", \"gradescope\", \"prairielearn\" or \"html\"";
+    if ((item = field(root, "format")) &&
+        !read_string(&name, r, item, "format", formats))
+        return false;
+    if (r->format) name = r->format;
+    if (*name && !grade_format_parse(&s->format, name))
+        return api_fail(r->err, API_E_INVALID_VALUE, "format", "format \"%s\" is not %s",
+                        api_quote(quoted, sizeof quoted, name), formats);
+    if ((item = field(root, "output_format"))) {
+        if (!read_string(&name, r, item, "output_format", "\"md\" or \"html\"")) return false;
+        if (strcmp(name, "html") != 0 && strcmp(name, "md") != 0)
+            return api_fail(r->err, API_E_INVALID_VALUE, "output_format",
+                            "output_format \"%s\" is not \"md\" or \"html\"",
                             api_quote(quoted, sizeof quoted, name));
+        s->html = strcmp(name, "html") == 0;
     }
     if ((item = field(root, "tolerance"))) {
         static const char *const keys[] = {"atol", "rtol"};
@@ -587,6 +656,23 @@ static void case_options(grade_options *go, const check_settings *s, conv_dtype 
     memcpy(go->required, s->required, sizeof go->required);
 }
 
+// Copies the expected and submitted values of every failed tensor whose values were compared
+// into k->pictured, for the heatmaps. False without memory.
+static bool keep_pictured(grade_case *k, const grade_problem *p,
+                          const grade_array answer[GRADE_NTENSORS]) {
+    for (int t = 0; t < GRADE_NTENSORS; t++) {
+        const grade_verdict *v = &k->report.tensor[t];
+        if (!k->report.graded[t] || v->passed || !v->values_compared || v->numel < 1) continue;
+        const size_t bytes = (size_t)v->numel * sizeof(double);
+        const double *from[2] = {p->ref[t], answer[t].data};
+        for (int i = 0; i < 2; i++) {
+            if (!(k->pictured[t][i] = malloc(bytes))) return false;
+            memcpy(k->pictured[t][i], from[i], bytes);
+        }
+    }
+    return true;
+}
+
 // Grades one {"problem", "submission", "name"?} into *k; *work adds up what the cases cost.
 static bool grade_case_object(grade_case *k, const reader *r, const cJSON *obj, const char *path,
                               const check_settings *s, const api_options *opt, int64_t *work) {
@@ -616,7 +702,7 @@ static bool grade_case_object(grade_case *k, const reader *r, const cJSON *obj, 
                       "grading these problems needs %.3g FLOPs; this server takes at most %.3g "
                       "per request (max_flops): send fewer or smaller problems",
                       (double)*work, (double)opt->max_flops);
-    ok = ok && read_submission(&sub, &k->error, r, answers,
+    ok = ok && read_submission(&sub, k, r, answers,
                                join(where, sizeof where, path, "submission"), opt->max_elements);
     for (int t = GRADE_DX; ok && !has_dy && t < GRADE_NTENSORS; t++)
         if (sub.answer[t].present || go.required[t])
@@ -625,19 +711,22 @@ static bool grade_case_object(grade_case *k, const reader *r, const cJSON *obj, 
                           where, grade_tensor_name((grade_tensor)t));
     if (ok && !grade_check(&k->report, &p, sub.answer, &go))
         ok = api_fail(r->err, API_E_INTERNAL, "", "out of memory while grading");
+    if (ok && grade_format_pictures(s->format, s->html) && !keep_pictured(k, &p, sub.answer))
+        ok = api_fail(r->err, API_E_INTERNAL, "", "out of memory for the pictures");
     submission_free(&sub);
     grade_problem_free(&p);
     return ok;
 }
 
 static void cases_free(grade_case *cases, size_t n) {
-    for (size_t i = 0; i < n; i++) free(cases[i].error);
+    for (size_t i = 0; i < n; i++) grade_case_free(&cases[i]);
     free(cases);
 }
 
 static bool run_check(api_buf *out, const reader *r, const api_options *opt) {
-    static const char *const keys[] = {"problem", "submission", "name",   "cases",
-                                       "format",  "tolerance",  "points", "require"};
+    static const char *const keys[] = {"problem",   "submission", "name",    "cases",
+                                       "format",    "tolerance",  "points",  "require",
+                                       "output_format"};
     const cJSON *root = r->doc->root;
     check_settings s = {0};
     if (!need_object(r, root, "", "{\"problem\", \"submission\", \"format\"}") ||
@@ -674,17 +763,19 @@ static bool run_check(api_buf *out, const reader *r, const api_options *opt) {
                  grade_case_object(&cases[i], r, e, path, &s, opt, &work);
         }
     }
-    if (ok) grade_render(out, cases, n, list != NULL, s.format);
+    if (ok) grade_render(out, cases, n, list != NULL, s.format, s.html);
+    if (ok && s.format == GRADE_FORMAT_HTML) *r->content_type = "text/html; charset=utf-8";
     cases_free(cases, n);
     return ok;
 }
 
-// The error JSON, or the body of `out_buf` as a 200 JSON answer.
-static void respond(api_response *out, bool ok, api_buf *body, api_error *err) {
+// The error JSON, or the body of `out_buf` as a 200 answer of `content_type`.
+static void respond(api_response *out, bool ok, api_buf *body, api_error *err,
+                    const char *content_type) {
     if (ok) {
         out->body = api_buf_take(body, &out->len);
         out->status = 200;
-        out->content_type = "application/json";
+        out->content_type = content_type;
         if (out->body) return;
         api_fail(err, API_E_INTERNAL, "", "out of memory while writing the response");
     }
@@ -699,8 +790,9 @@ static bool op_matches(const char *op_from_path, const char *op, api_error *err)
 }
 
 // Both grading front doors: the op check, the lifted document, `run`, the answer or the error.
+// `format` (or NULL) overrides the body's report format.
 static void run_front(api_response *out, const char *body, size_t len, const char *op_from_path,
-                      const api_options *opt, const char *op,
+                      const api_options *opt, const char *op, const char *format,
                       bool (*run)(api_buf *, const reader *, const api_options *)) {
     api_options defaults;
     if (!opt) {
@@ -710,18 +802,24 @@ static void run_front(api_response *out, const char *body, size_t len, const cha
     api_error err;
     api_buf b = {0};
     codec_json_doc doc;
+    const char *content_type = "application/json";
     bool ok = op_matches(op_from_path, op, &err) && codec_json_parse(&doc, body, len, &err);
     if (ok) {
-        const reader r = {&doc, &err};
+        const reader r = {&doc, &err, format, &content_type};
         ok = run(&b, &r, opt);
         codec_json_doc_free(&doc);
     }
-    respond(out, ok, &b, &err);
+    respond(out, ok, &b, &err, content_type);
 }
 
 void grade_json_check(api_response *out, const char *body, size_t len, const char *op_from_path,
                       const api_options *opt) {
-    run_front(out, body, len, op_from_path, opt, "conv2d.check", run_check);
+    grade_json_check_as(out, body, len, op_from_path, opt, NULL);
+}
+
+void grade_json_check_as(api_response *out, const char *body, size_t len,
+                         const char *op_from_path, const api_options *opt, const char *format) {
+    run_front(out, body, len, op_from_path, opt, "conv2d.check", format, run_check);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -745,7 +843,8 @@ static bool put_generated(api_buf *b, const grade_origin *o, api_error *err) {
     const conv_geom *g = &o->layer.g;
     api_buf_puts(b, "{\"name\":");
     api_buf_json_string(b, o->name);
-    api_buf_puts(b, ",\"spec\":");
+    api_buf_printf(b, ",\"divides_evenly\":%s,\"spec\":",
+                   grade_layer_divides_evenly(&o->layer) ? "true" : "false");
     grade_put_spec(b, o);
     api_buf_printf(b, ",\"problem\":{\"dtype\":\"%s\"",
                    o->layer.dtype == CONV_FLOAT64 ? "float64" : "float32");
@@ -796,5 +895,5 @@ static bool run_problem(api_buf *out, const reader *r, const api_options *opt) {
 
 void grade_json_problem(api_response *out, const char *body, size_t len, const char *op_from_path,
                         const api_options *opt) {
-    run_front(out, body, len, op_from_path, opt, "conv2d.problem", run_problem);
+    run_front(out, body, len, op_from_path, opt, "conv2d.problem", NULL, run_problem);
 }

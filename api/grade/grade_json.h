@@ -18,6 +18,11 @@
 void grade_json_check(api_response *out, const char *body, size_t len, const char *op_from_path,
                       const api_options *opt);
 
+// The same, with the report format `format` ("convd", "gradescope", "prairielearn", "html")
+// in place of the body's (NULL: the body's). The html format answers text/html.
+void grade_json_check_as(api_response *out, const char *body, size_t len,
+                       const char *op_from_path, const api_options *opt, const char *format);
+
 // Generates problems: from a generator spec {"seed", "x_shape", "w_shape", ...} or a suite
 // {"suite", "seed", "index"?}, answering {"problems": [{"name", "spec", "problem"}, ...]} where
 // "problem" holds the v1 fields with explicit tensors. `op_from_path` must be NULL or

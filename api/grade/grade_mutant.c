@@ -23,6 +23,12 @@ enum {
     M_DIVIDED_BY_N,
     M_OVERWRITTEN,
     M_HW_SWAPPED,
+    M_PAD_FIXED_1,
+    M_DX_CROP_1,
+    M_SIZE_KERNEL_AXIS,
+    M_SIZE_ROUNDED,
+    M_SQUARE_INPUT,
+    M_UNFINISHED,
     M_COUNT
 };
 
@@ -128,6 +134,35 @@ const grade_mutant grade_mutants[M_COUNT] = {
                       "belongs. Check the order of axes in reshape and transpose calls, and "
                       "that the output height comes from H and HH, its width from W and WW.",
                       T_SPATIAL},
+    [M_PAD_FIXED_1] = {"padding_fixed_at_1",
+                       "You pad by 1 whatever conv_param['pad'] says: pad with `pad` zeros on "
+                       "each side (np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))) and crop "
+                       "dx with the same pad. Tests with pad = 1 hide this.",
+                       T_SPATIAL},
+    [M_DX_CROP_1] = {"dx_crop_fixed_at_1",
+                     "You crop dx_pad with [1:-1], which is right only for pad = 1: return "
+                     "dx_pad[:, :, pad:pad+H, pad:pad+W] (explicit ends also work for pad = 0).",
+                     T_DX},
+    [M_SIZE_KERNEL_AXIS] = {"output_size_wrong_kernel_axis",
+                            "Your output size uses the wrong kernel axis: H_out = 1 + (H + 2*pad "
+                            "- HH) // stride comes from the kernel's height HH, W_out = 1 + (W + "
+                            "2*pad - WW) // stride from its width WW. Square kernels hide this.",
+                            T_SPATIAL},
+    [M_SIZE_ROUNDED] = {"output_size_rounded",
+                        "Your output size rounds up where it must floor: H_out = 1 + (H + "
+                        "2*pad - HH) // stride. round() and ceil() count a last window that "
+                        "does not fit; the rows after the last full window get no output.",
+                        T_SPATIAL},
+    [M_SQUARE_INPUT] = {"square_input_assumed",
+                        "Your code assumes a square input (H == W): it takes one side's size "
+                        "for both. Read N, C, H, W = x.shape and use H for rows, W for columns "
+                        "(and HH, WW likewise for the kernel).",
+                        T_SPATIAL},
+    [M_UNFINISHED] = {"unfinished",
+                      "Your function returns what it started from: the zeros it allocated, or "
+                      "an input unchanged. The loops that fill it never run or never write "
+                      "(see the evidence): is the function finished?",
+                      T_SPATIAL | T_DB},
 };
 const size_t grade_n_mutants = M_COUNT;
 
@@ -141,16 +176,44 @@ typedef struct {
     bool per_sample;                // dw written per sample: (N, F, C/G, kh, kw)
 } index_map;
 
-// The map of tensor t with the given stride and dilation, padded or not. For y the output
-// size follows the map (a student computes it with the same mistake); the gradients loop
-// over dout, whose size is given.
-static index_map make_map(const conv_geom *g, grade_tensor t, int64_t sh, int64_t sw,
-                          int64_t dh, int64_t dw, bool padded) {
-    index_map m = {.sh = sh, .sw = sw, .dh = dh, .dw = dw,
-                   .pt = padded ? g->pad_top : 0, .pl = padded ? g->pad_left : 0};
+// What a mistake does to the index map (or, for the last three, to the answer); a recipe is
+// one or two of them.
+enum {
+    R_FLIP = 1u << 0,          // kernel taps rotated by 180 degrees
+    R_SWAP_CHANNELS = 1u << 1, // w read as (C/G, F, kh, kw)
+    R_STRIDE_1 = 1u << 2,      // windows one pixel apart
+    R_STRIDE_H_BOTH = 1u << 3, // stride_h for both axes
+    R_STRIDE_W_BOTH = 1u << 4, // stride_w for both axes
+    R_DILATION_1 = 1u << 5,    // adjacent taps
+    R_PAD_0 = 1u << 6,         // windows over the unpadded input
+    R_PAD_1 = 1u << 7,         // padding 1 on every side, whatever the layer's
+    R_NO_CROP = 1u << 8,       // dx returned with its padding
+    R_NEGATE = 1u << 9,        // the answer's sign flipped
+    R_NO_BIAS = 1u << 10,      // y without the bias
+    R_DIVIDE_N = 1u << 11,     // divided by the batch size
+};
+// Recipes that cannot go together: one stride, one padding each.
+static const unsigned recipe_groups[] = {R_STRIDE_1 | R_STRIDE_H_BOTH | R_STRIDE_W_BOTH,
+                                         R_PAD_0 | R_PAD_1 | R_NO_CROP};
+
+// The map of tensor t under `recipe` (0: the right one). For y the output size follows the
+// map (a student computes it with the same mistake); the gradients loop over dout, whose size
+// is the layer's.
+static index_map recipe_map(const conv_geom *g, grade_tensor t, unsigned recipe) {
+    int64_t sh = g->stride_h, sw = g->stride_w;
+    if (recipe & R_STRIDE_1) sh = sw = 1;
+    if (recipe & R_STRIDE_H_BOTH) sw = sh;
+    if (recipe & R_STRIDE_W_BOTH) sh = sw;
+    const bool dil1 = recipe & R_DILATION_1;
+    int64_t pt = g->pad_top, pb = g->pad_bottom, pl = g->pad_left, pr = g->pad_right;
+    if (recipe & (R_PAD_0 | R_PAD_1)) pt = pb = pl = pr = recipe & R_PAD_1 ? 1 : 0;
+    index_map m = {.sh = sh, .sw = sw, .dh = dil1 ? 1 : g->dilation_h,
+                   .dw = dil1 ? 1 : g->dilation_w, .pt = pt, .pl = pl,
+                   .flip = recipe & R_FLIP, .swap_channels = recipe & R_SWAP_CHANNELS,
+                   .no_crop = recipe & R_NO_CROP};
     if (t == GRADE_Y) {
-        m.ho = conv_out_size(g->h, g->kh, sh, dh, m.pt, padded ? g->pad_bottom : 0);
-        m.wo = conv_out_size(g->w, g->kw, sw, dw, m.pl, padded ? g->pad_right : 0);
+        m.ho = conv_out_size(g->h, g->kh, sh, m.dh, pt, pb);
+        m.wo = conv_out_size(g->w, g->kw, sw, m.dw, pl, pr);
     } else {
         m.ho = conv_out_h(g);
         m.wo = conv_out_w(g);
@@ -158,9 +221,7 @@ static index_map make_map(const conv_geom *g, grade_tensor t, int64_t sh, int64_
     return m;
 }
 
-static index_map true_map(const conv_geom *g, grade_tensor t) {
-    return make_map(g, t, g->stride_h, g->stride_w, g->dilation_h, g->dilation_w, true);
-}
+static index_map true_map(const conv_geom *g, grade_tensor t) { return recipe_map(g, t, 0); }
 
 // Receives every term of a walk: `out` indexes the target, `value` is the term.
 typedef struct term_visitor term_visitor;
@@ -177,11 +238,13 @@ static void walk(const grade_problem *p, grade_tensor t, const index_map *m, ter
     const int64_t cpg = g->c / g->groups, fpg = g->f / g->groups;
     const int64_t hp = g->h + g->pad_top + g->pad_bottom, wp = g->w + g->pad_left + g->pad_right;
     const int64_t numel_w = conv_numel_w(g);
+    // y is laid out as the map makes it; dy as the layer does (a map may visit fewer outputs)
+    const int64_t yh = t == GRADE_Y ? m->ho : conv_out_h(g), yw = t == GRADE_Y ? m->wo : conv_out_w(g);
     for (int64_t n = 0; n < g->n; n++)
         for (int64_t r = 0; r < m->ho; r++)
             for (int64_t c = 0; c < m->wo; c++) {
                 for (int64_t f = 0; f < g->f; f++) {
-                    const int64_t yi = ((n * g->f + f) * m->ho + r) * m->wo + c;
+                    const int64_t yi = ((n * g->f + f) * yh + r) * yw + c;
                     if (t == GRADE_DB) {
                         v->term(v, f, p->dy[yi]);
                         continue;
@@ -289,11 +352,12 @@ static grade_candidate *add_candidate(grade_candidates *c, const grade_problem *
     grade_candidate *k = &c->items[c->count];
     memset(k, 0, sizeof *k);
     k->mutant = mutant;
+    k->also = GRADE_NO_MUTANT;
     k->match = match;
     k->shape = *shape;
     snprintf(k->variant, sizeof k->variant, "%s", variant);
     const int64_t n = grade_shape_numel(shape);
-    if (match != GRADE_MATCH_EMPTY && !(k->data = calloc((size_t)(n > 0 ? n : 1), sizeof(double))))
+    if (match != GRADE_MATCH_EMPTY && match != GRADE_MATCH_SHAPE && !(k->data = calloc((size_t)(n > 0 ? n : 1), sizeof(double))))
         return NULL;
     to_problem_rank(&k->shape, p, t);
     c->count++;
@@ -358,50 +422,210 @@ static bool add_hw_swapped(grade_candidates *c, const grade_problem *p, grade_te
     return true;
 }
 
-// Index-map mistakes of y, dx and dw.
-static bool add_map_mistakes(grade_candidates *c, const grade_problem *p, grade_tensor t) {
+// One mistake of the index map or the answer, for tensor t: its mutant and recipe, and
+// whether it is tried only in pairs (its own single candidate is made elsewhere).
+typedef struct {
+    size_t mutant;
+    unsigned recipe;
+    bool pair_only;
+} mistake_part;
+
+// The parts that apply to tensor t of problem p (at most 12), into out; returns how many.
+static size_t mistake_parts(mistake_part *out, const grade_problem *p, grade_tensor t) {
     const conv_geom *g = &p->layer.g;
     const bool padded = g->pad_top + g->pad_bottom + g->pad_left + g->pad_right > 0;
-    const size_t flip_id = t == GRADE_Y ? M_FLIP_Y : t == GRADE_DX ? M_FLIP_DX : M_FLIP_DW;
-    index_map m = true_map(g, t);
-    m.flip = true;
-    bool ok = add_walk(c, p, t, flip_id, &m, GRADE_MATCH_VALUES, "");
-    m = true_map(g, t);
-    m.swap_channels = true;
-    ok = ok && add_walk(c, p, t, M_CHANNELS_SWAPPED, &m, GRADE_MATCH_VALUES, "");
-    if (g->stride_h > 1 || g->stride_w > 1) {
-        m = make_map(g, t, 1, 1, g->dilation_h, g->dilation_w, true);
-        ok = ok && add_walk(c, p, t, M_STRIDE_IGNORED, &m, GRADE_MATCH_VALUES, "");
-    }
+    const bool pad_not_1 =
+        g->pad_top != 1 || g->pad_bottom != 1 || g->pad_left != 1 || g->pad_right != 1;
+    size_t n = 0;
+    out[n++] = (mistake_part){t == GRADE_Y ? M_FLIP_Y : t == GRADE_DX ? M_FLIP_DX : M_FLIP_DW,
+                              R_FLIP, false};
+    out[n++] = (mistake_part){M_CHANNELS_SWAPPED, R_SWAP_CHANNELS, false};
+    if (g->stride_h > 1 || g->stride_w > 1)
+        out[n++] = (mistake_part){M_STRIDE_IGNORED, R_STRIDE_1, false};
     if (g->stride_h != g->stride_w) {
-        m = make_map(g, t, g->stride_h, g->stride_h, g->dilation_h, g->dilation_w, true);
-        ok = ok && add_walk(c, p, t, M_STRIDE_H_BOTH, &m, GRADE_MATCH_VALUES, "");
-        m = make_map(g, t, g->stride_w, g->stride_w, g->dilation_h, g->dilation_w, true);
-        ok = ok && add_walk(c, p, t, M_STRIDE_W_BOTH, &m, GRADE_MATCH_VALUES, "");
+        out[n++] = (mistake_part){M_STRIDE_H_BOTH, R_STRIDE_H_BOTH, false};
+        out[n++] = (mistake_part){M_STRIDE_W_BOTH, R_STRIDE_W_BOTH, false};
     }
-    if (g->dilation_h > 1 || g->dilation_w > 1) {
-        m = make_map(g, t, g->stride_h, g->stride_w, 1, 1, true);
-        ok = ok && add_walk(c, p, t, M_DILATION_IGNORED, &m, GRADE_MATCH_VALUES, "");
-    }
-    if (padded) {
-        m = make_map(g, t, g->stride_h, g->stride_w, g->dilation_h, g->dilation_w, false);
-        ok = ok && add_walk(c, p, t, M_PADDING_IGNORED, &m, GRADE_MATCH_VALUES, "");
-    }
-    m = true_map(g, t);
+    if (g->dilation_h > 1 || g->dilation_w > 1)
+        out[n++] = (mistake_part){M_DILATION_IGNORED, R_DILATION_1, false};
+    if (padded) out[n++] = (mistake_part){M_PADDING_IGNORED, R_PAD_0, false};
+    if (pad_not_1) out[n++] = (mistake_part){M_PAD_FIXED_1, R_PAD_1, false};
+    if (t == GRADE_DX && padded) out[n++] = (mistake_part){M_DX_NOT_CROPPED, R_NO_CROP, false};
+    out[n++] = (mistake_part){M_SIGN, R_NEGATE, true};
+    if (t == GRADE_Y && p->b) out[n++] = (mistake_part){M_BIAS_MISSING, R_NO_BIAS, true};
+    if (t == GRADE_DW && g->n > 1) out[n++] = (mistake_part){M_DIVIDED_BY_N, R_DIVIDE_N, true};
+    return n;
+}
+
+// The candidate of `recipe` (mistake `mutant`, with mistake `also` in a pair).
+static bool add_recipe(grade_candidates *c, const grade_problem *p, grade_tensor t,
+                       size_t mutant, size_t also, unsigned recipe) {
+    const conv_geom *g = &p->layer.g;
+    const index_map m = recipe_map(g, t, recipe);
+    if (m.ho < 1 || m.wo < 1) return true; // the mistake leaves no output at all
+    grade_shape s;
+    map_shape(&s, g, t, &m);
+    char variant[96] = "";
+    if (also != GRADE_NO_MUTANT)
+        snprintf(variant, sizeof variant, "together with %s", grade_mutants[also].id);
+    grade_candidate *k = add_candidate(c, p, t, mutant, GRADE_MATCH_VALUES, &s, variant);
+    if (!k) return false;
+    k->also = also;
+    sum_visitor v = {{sum_term, NULL}, k->data, false};
+    walk(p, t, &m, &v.base);
+    if (t == GRADE_Y && !(recipe & R_NO_BIAS)) add_bias(k->data, p, &s);
+    const double scale = (recipe & R_NEGATE ? -1.0 : 1.0) /
+                         (recipe & R_DIVIDE_N ? (double)g->n : 1.0);
+    if (scale != 1.0)
+        for (int64_t i = 0; i < grade_shape_numel(&s); i++) k->data[i] *= scale;
+    return true;
+}
+
+// Pairs are tried on layers up to this cost per pass: a grading layer is far smaller.
+#define PAIRS_MAX_FLOPS 2000000
+
+// Index-map mistakes of y, dx and dw: each alone, each pair of them (and of a sign, a missing
+// bias or a division by N), and `=` for `+=`.
+static bool add_map_mistakes(grade_candidates *c, const grade_problem *p, grade_tensor t) {
+    mistake_part parts[12];
+    const size_t n = mistake_parts(parts, p, t);
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++)
+        if (!parts[i].pair_only)
+            ok = add_recipe(c, p, t, parts[i].mutant, GRADE_NO_MUTANT, parts[i].recipe);
+    for (size_t i = 0; ok && conv_flops(&p->layer.g) <= PAIRS_MAX_FLOPS && i < n; i++)
+        for (size_t j = i + 1; ok && j < n; j++) {
+            const unsigned both = parts[i].recipe | parts[j].recipe;
+            bool clash = false;
+            for (size_t q = 0; q < sizeof recipe_groups / sizeof *recipe_groups; q++)
+                clash = clash || __builtin_popcount(both & recipe_groups[q]) > 1;
+            if (!clash) ok = add_recipe(c, p, t, parts[i].mutant, parts[j].mutant, both);
+        }
+    const index_map m = true_map(&p->layer.g, t);
     return ok && add_walk(c, p, t, M_OVERWRITTEN, &m, GRADE_MATCH_SINGLE_TERMS, "");
+}
+
+// dx as a student crops it from dx_pad (the padded frame, (N, C, H + pt + pb, W + pl + pr)):
+// rows [r0, r0 + rows), columns [c0, c0 + cols), zeros where that runs past the frame.
+static bool add_dx_cropped(grade_candidates *c, const grade_problem *p, size_t mutant,
+                           int64_t r0, int64_t rows, int64_t c0, int64_t cols, const char *variant) {
+    const conv_geom *g = &p->layer.g;
+    if (rows < 1 || cols < 1) return true;
+    index_map m = true_map(g, GRADE_DX);
+    m.no_crop = true;
+    grade_shape frame;
+    map_shape(&frame, g, GRADE_DX, &m);
+    double *padded = calloc((size_t)grade_shape_numel(&frame), sizeof(double));
+    if (!padded) return false;
+    sum_visitor v = {{sum_term, NULL}, padded, false};
+    walk(p, GRADE_DX, &m, &v.base);
+    const grade_shape s = {4, {g->n, g->c, rows, cols}};
+    grade_candidate *k = add_candidate(c, p, GRADE_DX, mutant, GRADE_MATCH_VALUES, &s, variant);
+    const int64_t hp = frame.dim[2], wp = frame.dim[3];
+    for (int64_t q = 0; k && q < g->n * g->c; q++)
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = 0; j < cols; j++) {
+                const int64_t r = r0 + i, col = c0 + j;
+                if (r < hp && col < wp)
+                    k->data[(q * rows + i) * cols + j] = padded[(q * hp + r) * wp + col];
+            }
+    free(padded);
+    return k != NULL;
 }
 
 static bool add_dx_crop_mistakes(grade_candidates *c, const grade_problem *p) {
     const conv_geom *g = &p->layer.g;
-    const bool pad_h = g->pad_top + g->pad_bottom > 0, pad_w = g->pad_left + g->pad_right > 0;
-    if (pad_h || pad_w) {
-        index_map m = true_map(g, GRADE_DX);
-        m.no_crop = true;
-        if (!add_walk(c, p, GRADE_DX, M_DX_NOT_CROPPED, &m, GRADE_MATCH_VALUES, "")) return false;
-    }
-    if (pad_h && pad_w) return true;
+    const int64_t hp = g->h + g->pad_top + g->pad_bottom, wp = g->w + g->pad_left + g->pad_right;
+    const bool pad_h = hp > g->h, pad_w = wp > g->w;
+    bool ok = true;
+    if (g->pad_top != 1 || g->pad_bottom != 1 || g->pad_left != 1 || g->pad_right != 1)
+        ok = add_dx_cropped(c, p, M_DX_CROP_1, 1, hp - 2, 1, wp - 2, "dx_pad[:, :, 1:-1, 1:-1]");
+    // a square dx_pad of the larger side: the windows fit, the crop keeps that side twice
+    if (ok && g->h > g->w)
+        ok = add_dx_cropped(c, p, M_SQUARE_INPUT, g->pad_top, g->h, g->pad_left, g->h,
+                            "W taken to be H: dx of shape (N, C, H, H)");
+    if (ok && g->w > g->h)
+        ok = add_dx_cropped(c, p, M_SQUARE_INPUT, g->pad_top, g->w, g->pad_left, g->w,
+                            "H taken to be W: dx of shape (N, C, W, W)");
+    if (!ok || (pad_h && pad_w)) return ok;
     const grade_shape empty = {4, {g->n, g->c, pad_h ? g->h : 0, pad_w ? g->w : 0}};
     return add_candidate(c, p, GRADE_DX, M_DX_EMPTY, GRADE_MATCH_EMPTY, &empty, "") != NULL;
+}
+
+// a / s for a >= 0, s > 0 rounded as Python's round() does (half to even), and rounded up:
+// what a student who writes round() or ceil() in place of // gets.
+static int64_t div_round_even(int64_t a, int64_t s) {
+    const int64_t q = a / s, r2 = 2 * (a % s);
+    return r2 > s || (r2 == s && q % 2 == 1) ? q + 1 : q;
+}
+
+static int64_t div_ceil(int64_t a, int64_t s) { return (a + s - 1) / s; }
+
+// Tensor t when the output positions are computed wrongly as ho x wo: y over those positions
+// (values where they fit, the shape alone where they do not: NumPy then cuts a window short
+// and raises, or the student's own bounds make up the values); dx and dw over the positions
+// that fit (more would raise).
+static bool add_positions(grade_candidates *c, const grade_problem *p, grade_tensor t,
+                          size_t mutant, int64_t ho, int64_t wo, const char *variant) {
+    const conv_geom *g = &p->layer.g;
+    index_map m = true_map(g, t);
+    if (ho < 1 || wo < 1 || (ho == m.ho && wo == m.wo)) return true;
+    if (ho <= m.ho && wo <= m.wo) {
+        m.ho = ho, m.wo = wo;
+        return add_walk(c, p, t, mutant, &m, GRADE_MATCH_VALUES, variant);
+    }
+    const grade_shape s = {4, {g->n, g->f, ho, wo}}, right = {4, {g->n, g->f, m.ho, m.wo}};
+    // a shape that differs only in axes of size 1 is not told apart by its shape
+    if (t != GRADE_Y || grade_shape_equal_squeezed(&s, &right)) return true;
+    return add_candidate(c, p, t, mutant, GRADE_MATCH_SHAPE, &s, variant) != NULL;
+}
+
+// Output sizes computed wrongly: with the other kernel axis, rounded up, from a square input.
+static bool add_size_mistakes(grade_candidates *c, const grade_problem *p, grade_tensor t) {
+    const conv_geom *g = &p->layer.g;
+    const int64_t ho = conv_out_h(g), wo = conv_out_w(g);
+    // what // divides: the padded size less the kernel's extent (negative: no output at all)
+    const int64_t span_h = g->h + g->pad_top + g->pad_bottom - g->dilation_h * (g->kh - 1) - 1;
+    const int64_t span_w = g->w + g->pad_left + g->pad_right - g->dilation_w * (g->kw - 1) - 1;
+    const int64_t ho_kw = conv_out_size(g->h, g->kw, g->stride_h, g->dilation_h, g->pad_top,
+                                        g->pad_bottom);
+    const int64_t wo_kh = conv_out_size(g->w, g->kh, g->stride_w, g->dilation_w, g->pad_left,
+                                        g->pad_right);
+    const int64_t ho_from_w = conv_out_size(g->w, g->kh, g->stride_h, g->dilation_h,
+                                            g->pad_left, g->pad_right);
+    const int64_t wo_from_h = conv_out_size(g->h, g->kw, g->stride_w, g->dilation_w,
+                                            g->pad_top, g->pad_bottom);
+    bool ok = add_positions(c, p, t, M_SIZE_KERNEL_AXIS, ho, wo_kh, "W_out computed with HH") &&
+              add_positions(c, p, t, M_SIZE_KERNEL_AXIS, ho_kw, wo, "H_out computed with WW") &&
+              add_positions(c, p, t, M_SIZE_KERNEL_AXIS, ho_kw, wo_kh,
+                            "H_out computed with WW and W_out with HH");
+    if (ok && span_h >= 0 && span_w >= 0) {
+        ok = add_positions(c, p, t, M_SIZE_ROUNDED, 1 + div_round_even(span_h, g->stride_h),
+                           1 + div_round_even(span_w, g->stride_w),
+                           "H_out = 1 + round((H + 2*pad - HH) / stride)") &&
+             add_positions(c, p, t, M_SIZE_ROUNDED, 1 + div_ceil(span_h, g->stride_h),
+                           1 + div_ceil(span_w, g->stride_w),
+                           "H_out = 1 + ceil((H + 2*pad - HH) / stride)");
+    }
+    return ok && add_positions(c, p, t, M_SQUARE_INPUT, ho, wo_from_h, "W taken to be H") &&
+           add_positions(c, p, t, M_SQUARE_INPUT, ho_from_w, wo, "H taken to be W");
+}
+
+// Unfinished code: the zeros it started from, or an input handed back unchanged.
+static bool add_unfinished(grade_candidates *c, const grade_problem *p, grade_tensor t) {
+    grade_shape s;
+    expected_internal_shape(&s, p, t);
+    if (!add_candidate(c, p, t, M_UNFINISHED, GRADE_MATCH_VALUES, &s,
+                       "every value is 0, as allocated"))
+        return false;
+    const double *input = t == GRADE_DX ? p->x : t == GRADE_DW ? p->w : t == GRADE_DB ? p->b : NULL;
+    if (!input) return true;
+    char variant[96];
+    snprintf(variant, sizeof variant, "%s is %s, unchanged", grade_tensor_name(t),
+             t == GRADE_DX ? "x" : t == GRADE_DW ? "w" : "b");
+    grade_candidate *k = add_candidate(c, p, t, M_UNFINISHED, GRADE_MATCH_VALUES, &s, variant);
+    if (k) memcpy(k->data, input, (size_t)grade_shape_numel(&s) * sizeof(double));
+    return k != NULL;
 }
 
 // The per-image answers of dw or db, laid out (N, ...) in candidate `all_index` (numel values
@@ -487,7 +711,7 @@ static bool add_db_mistakes(grade_candidates *c, const grade_problem *p) {
 
 bool grade_candidates_build(grade_candidates *out, const grade_problem *p, grade_tensor t) {
     const conv_geom *g = &p->layer.g;
-    if (!add_scaled(out, p, t, M_SIGN, -1.0)) return false;
+    if (!add_scaled(out, p, t, M_SIGN, -1.0) || !add_unfinished(out, p, t)) return false;
     if ((t == GRADE_DW || t == GRADE_DB) && g->n > 1 &&
         !add_scaled(out, p, t, M_DIVIDED_BY_N, 1.0 / (double)g->n))
         return false;
@@ -501,7 +725,9 @@ bool grade_candidates_build(grade_candidates *out, const grade_problem *p, grade
         for (int64_t i = 0; i < grade_shape_numel(&s); i++)
             k->data[i] = p->ref[t][i] - p->b[(i / plane) % g->f];
     }
-    if (!add_hw_swapped(out, p, t) || !add_map_mistakes(out, p, t)) return false;
+    if (!add_hw_swapped(out, p, t) || !add_map_mistakes(out, p, t) ||
+        !add_size_mistakes(out, p, t))
+        return false;
     if (t == GRADE_DX) return add_dx_crop_mistakes(out, p);
     if (t == GRADE_DW) return add_dw_batch_mistakes(out, p);
     return true;
@@ -609,35 +835,52 @@ static bool already_found(const grade_verdict *v, const char *id) {
     return false;
 }
 
+// Adds the diagnosis of candidate k's mistake, and of its second one in a pair, with the
+// evidence `fmt` formats (a pair's evidence names both).
+static void add_found(grade_verdict *v, const grade_candidate *k, const char *evidence) {
+    const grade_mutant *mut = &grade_mutants[k->mutant];
+    grade_verdict_add_diagnosis(v, mut->id, mut->hint, "%s", evidence);
+    if (k->also != GRADE_NO_MUTANT && !already_found(v, grade_mutants[k->also].id))
+        grade_verdict_add_diagnosis(v, grade_mutants[k->also].id, grade_mutants[k->also].hint,
+                                    "%s", evidence);
+}
+
+// Whether every value of the submission is 0: unfinished code, never `=` for `+=`.
+static bool all_zero(const grade_array *sub) {
+    for (int64_t i = 0; i < grade_shape_numel(&sub->shape); i++)
+        if (sub->data[i] != 0) return false;
+    return true;
+}
+
 // Compares the submission with candidate k and adds the diagnosis when it matches.
 // Returns false without memory.
 static bool try_candidate(grade_verdict *v, const grade_problem *p, const grade_array *sub,
                           const grade_candidate *k) {
-    const grade_mutant *mut = &grade_mutants[k->mutant];
     const char *name = grade_tensor_name(v->tensor);
     const int64_t n = grade_shape_numel(&sub->shape);
-    const char *sep = k->variant[0] ? "; " : "";
-    char shape[96];
+    char shape[96], evidence[1024]; // cut to the diagnosis's size when added
     grade_format_shape(shape, sizeof shape, &sub->shape);
     if (k->match == GRADE_MATCH_EMPTY) {
-        if (n == 0 && grade_shape_numel(&v->expected_shape) > 0)
-            grade_verdict_add_diagnosis(v, mut->id, mut->hint,
-                                        "your %s has shape %s and no values", name, shape);
+        if (n == 0 && grade_shape_numel(&v->expected_shape) > 0) {
+            snprintf(evidence, sizeof evidence, "your %s has shape %s and no values", name, shape);
+            add_found(v, k, evidence);
+        }
         return true;
     }
+    if (k->match == GRADE_MATCH_SHAPE) return true; // only by shape, in diagnose_shape
     if (k->match == GRADE_MATCH_SINGLE_TERMS) {
-        if (!v->values_compared || v->nan_count + v->inf_count > 0) return true;
+        if (!v->values_compared || v->nan_count + v->inf_count > 0 || all_zero(sub)) return true;
         int64_t wrong = 0, example = 0;
         const int r = match_single_terms(p, v->tensor, sub->data, n, &v->tol, &wrong, &example);
         if (r < 0) return false;
         if (r == 0) return true;
         char where[96];
         grade_format_index(where, sizeof where, name, example, &v->expected_shape);
-        grade_verdict_add_diagnosis(
-            v, mut->id, mut->hint,
-            "every one of your %lld wrong values is a single term of its sum; e.g. %s = %.17g "
-            "is one term, the whole sum is %.17g",
-            (long long)wrong, where, sub->data[example], p->ref[v->tensor][example]);
+        snprintf(evidence, sizeof evidence,
+                 "every one of your %lld wrong values is a single term of its sum; e.g. %s = "
+                 "%.17g is one term, the whole sum is %.17g",
+                 (long long)wrong, where, sub->data[example], p->ref[v->tensor][example]);
+        add_found(v, k, evidence);
         return true;
     }
     if (!grade_shape_equal_squeezed(&sub->shape, &k->shape)) return true;
@@ -648,17 +891,70 @@ static bool try_candidate(grade_verdict *v, const grade_problem *p, const grade_
         if (differs == 0) return true;
     }
     if (!all_within(sub->data, k->data, n, &v->tol, NULL)) return true;
+    const char *sep = k->variant[0] ? "; " : "";
     if (differs > 0)
-        grade_verdict_add_diagnosis(v, mut->id, mut->hint,
-                                    "all %lld of your values equal what this mistake gives%s%s; "
-                                    "the right %s differs from it in %lld of them",
-                                    (long long)n, sep, k->variant, name, (long long)differs);
+        snprintf(evidence, sizeof evidence,
+                 "all %lld of your values equal what this mistake gives%s%s; the right %s "
+                 "differs from it in %lld of them",
+                 (long long)n, sep, k->variant, name, (long long)differs);
     else
-        grade_verdict_add_diagnosis(v, mut->id, mut->hint,
-                                    "your %s has shape %s and all %lld values equal what this "
-                                    "mistake gives%s%s",
-                                    name, shape, (long long)n, sep, k->variant);
+        snprintf(evidence, sizeof evidence,
+                 "your %s has shape %s and all %lld values equal what this mistake gives%s%s",
+                 name, shape, (long long)n, sep, k->variant);
+    add_found(v, k, evidence);
     return true;
+}
+
+// A wrong shape that no mistake's values explain: the mistakes that give that shape, or else
+// the hint of the tensor's right shape.
+static void diagnose_shape(grade_verdict *v, const grade_problem *p, const grade_array *sub,
+                           const grade_candidates *c) {
+    const char *name = grade_tensor_name(v->tensor);
+    char got[96], want[96], evidence[1024]; // cut to the diagnosis's size when added
+    grade_format_shape(got, sizeof got, &sub->shape);
+    grade_format_shape(want, sizeof want, &v->expected_shape);
+    for (size_t i = 0; i < c->count; i++) {
+        const grade_candidate *k = &c->items[i];
+        if (k->match == GRADE_MATCH_SINGLE_TERMS || k->also != GRADE_NO_MUTANT ||
+            grade_shape_equal_squeezed(&k->shape, &v->expected_shape) ||
+            !grade_shape_equal_squeezed(&k->shape, &sub->shape) ||
+            already_found(v, grade_mutants[k->mutant].id))
+            continue;
+        snprintf(evidence, sizeof evidence,
+                 "your %s has shape %s, the shape this mistake gives%s%s (the right shape is "
+                 "%s)%s",
+                 name, got, k->variant[0] ? ": " : "", k->variant, want,
+                 k->match == GRADE_MATCH_SHAPE ? ""
+                                               : "; its values differ from yours too, so look "
+                                                 "for a second mistake");
+        add_found(v, k, evidence);
+    }
+    if (v->n_diag > 0) return;
+    static const char *const hints[GRADE_NTENSORS] = {
+        "out has shape (N, F, H_out, W_out) with H_out = 1 + (H + 2*pad - HH) // stride and "
+        "W_out = 1 + (W + 2*pad - WW) // stride: // floors, HH is the kernel's height and WW "
+        "its width, H and W come from x.shape (not from each other).",
+        "dx has the shape of x, (N, C, H, W): accumulate into dx_pad of the padded shape and "
+        "return dx_pad[:, :, pad:pad+H, pad:pad+W].",
+        "dw has the shape of w, (F, C, HH, WW): start from np.zeros_like(w) and add every "
+        "image's contribution into it.",
+        "db has the shape of b, (F,): np.sum(dout, axis=(0, 2, 3)).",
+    };
+    const conv_geom *g = &p->layer.g;
+    if (v->tensor == GRADE_Y)
+        snprintf(evidence, sizeof evidence,
+                 "your y has shape %s, the right shape is %s: H_out = 1 + (%lld + %lld - %lld) "
+                 "// %lld = %lld, W_out = 1 + (%lld + %lld - %lld) // %lld = %lld",
+                 got, want, (long long)g->h, (long long)(g->pad_top + g->pad_bottom),
+                 (long long)(g->dilation_h * (g->kh - 1) + 1), (long long)g->stride_h,
+                 (long long)conv_out_h(g), (long long)g->w,
+                 (long long)(g->pad_left + g->pad_right),
+                 (long long)(g->dilation_w * (g->kw - 1) + 1), (long long)g->stride_w,
+                 (long long)conv_out_w(g));
+    else
+        snprintf(evidence, sizeof evidence, "your %s has shape %s, the right shape is %s", name,
+                 got, want);
+    grade_verdict_add_diagnosis(v, "wrong_shape", hints[v->tensor], "%s", evidence);
 }
 
 bool grade_diagnose(grade_verdict *v, const grade_problem *p, const grade_array *sub) {
@@ -678,15 +974,20 @@ bool grade_diagnose(grade_verdict *v, const grade_problem *p, const grade_array 
     }
     grade_candidates c = {0};
     bool ok = grade_candidates_build(&c, p, v->tensor);
-    // exact mistakes first; the looser `=`-for-`+=` test only when none of them explains it
-    for (int pass = 0; pass < 2; pass++)
+    // single mistakes first; pairs, then the looser `=`-for-`+=` test, only when none of
+    // them explains it
+    for (int pass = 0; pass < 3; pass++)
         for (size_t i = 0; ok && i < c.count; i++) {
             const grade_candidate *k = &c.items[i];
-            if ((k->match == GRADE_MATCH_SINGLE_TERMS) != (pass == 1) ||
-                (pass == 1 && v->n_diag > 0) || already_found(v, grade_mutants[k->mutant].id))
+            const int kind = k->match == GRADE_MATCH_SINGLE_TERMS ? 2
+                             : k->also != GRADE_NO_MUTANT         ? 1
+                                                                  : 0;
+            if (kind != pass || (pass > 0 && v->n_diag > 0) ||
+                already_found(v, grade_mutants[k->mutant].id))
                 continue;
             ok = try_candidate(v, p, sub, k);
         }
+    if (ok && v->n_diag == 0 && !v->shape_ok) diagnose_shape(v, p, sub, &c);
     grade_candidates_free(&c);
     return ok;
 }

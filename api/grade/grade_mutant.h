@@ -32,15 +32,25 @@ extern const size_t grade_n_mutants;
 //                 (or, for dx, the sum over filters at one window position): `=` where `+=`
 //                 belongs, whatever the loop order; `data` holds one such answer
 //   EMPTY         the submission has no values at all
-typedef enum { GRADE_MATCH_VALUES, GRADE_MATCH_SINGLE_TERMS, GRADE_MATCH_EMPTY } grade_match;
+//   SHAPE         the submission has the shape the mistake gives (its values are unknown:
+//                 NumPy code making this mistake usually raises before it returns)
+typedef enum {
+    GRADE_MATCH_VALUES,
+    GRADE_MATCH_SINGLE_TERMS,
+    GRADE_MATCH_EMPTY,
+    GRADE_MATCH_SHAPE
+} grade_match;
 
-// One form of one mistake on one problem.
+#define GRADE_NO_MUTANT ((size_t)-1)
+
+// One form of one mistake (or two at once) on one problem.
 typedef struct {
     size_t mutant;      // index in grade_mutants
+    size_t also;        // the second mistake of a pair, or GRADE_NO_MUTANT
     char variant[96];   // which form, for the evidence ("" when there is one form)
     grade_match match;
     grade_shape shape;  // what the mistake gives, in the problem's rank
-    double *data;       // owned, row-major (NULL for EMPTY)
+    double *data;       // owned, row-major (NULL for EMPTY and SHAPE)
 } grade_candidate;
 
 typedef struct {
@@ -54,8 +64,11 @@ bool grade_candidates_build(grade_candidates *out, const grade_problem *p, grade
 void grade_candidates_free(grade_candidates *c);
 
 // Adds to v (a verdict of grade_verdict_compute for `sub`) one diagnosis per mistake the
-// submission matches, under v's tolerance; nothing when v passed. Also notes a right answer
-// in the wrong shape. Returns false without memory (v then holds what was found).
+// submission matches, under v's tolerance; nothing when v passed. Single mistakes are tried
+// first, then pairs of them, then `=` for `+=`; a submission none of them explains but whose
+// shape is a mistake's gets that mistake (by its shape), and any other wrong shape gets the
+// hint `wrong_shape`. Also notes a right answer in the wrong shape. Returns false without
+// memory (v then holds what was found).
 bool grade_diagnose(grade_verdict *v, const grade_problem *p, const grade_array *sub);
 
 #endif

@@ -160,7 +160,37 @@ bool grade_problem_generate(grade_problem *p, const grade_layer *L, uint64_t see
            .pad_bottom = PB, .pad_left = PL, .pad_right = PR},                                \
      .dtype = CONV_FLOAT64, .bias = BIAS, .rank = 4}
 
+// CS231n's conventions: one stride, one padding for all sides, no groups or dilation, always
+// a bias, and a stride that divides H + 2*pad - HH and W + 2*pad - WW evenly (the course's
+// fast layers assert it, its formula H' = 1 + (H + 2*pad - HH) / stride assumes it).
 static const grade_suite_entry suite_cs231n[] = {
+    // the textbook case: flips, signs, overwrites, db axes, the batch sum
+    {"square_pad1", LAYER(2, 3, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true)},
+    // H != W: height and width swapped, a square input assumed
+    {"tall_input", LAYER(2, 3, 7, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true)},
+    // stride 2, no padding: stride ignored, dx cropped with [p:-p] or [1:-1] at p = 0
+    {"stride2_pad0", LAYER(3, 2, 8, 8, 5, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 1, true)},
+    // stride 2 on a tall input
+    {"stride2_tall", LAYER(2, 3, 9, 7, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, true)},
+    // kh != kw, W != H: a flip along one axis only, kernel axes swapped or mixed up in the
+    // output size
+    {"wide_kernel", LAYER(4, 3, 6, 7, 2, 2, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true)},
+    // C == F: weight in/out channels swapped gives a tensor of the right shape
+    {"channels_equal", LAYER(2, 3, 5, 6, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, true)},
+    // stride 3 > kernel 2: gaps between windows
+    {"stride3_gaps", LAYER(2, 2, 9, 12, 3, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, true)},
+    // padding 2 with a 3x3 kernel: windows made mostly of padding, padding fixed at 1
+    {"pad2", LAYER(3, 2, 5, 4, 4, 3, 3, 1, 1, 2, 2, 2, 2, 1, 1, 1, true)},
+    // 1x1 kernel, stride 2: every other row and column skipped
+    {"pointwise_stride2", LAYER(3, 4, 5, 7, 2, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1, true)},
+    // a bigger layer: 5x3 kernel, stride 2, padding 2
+    {"large", LAYER(4, 3, 11, 9, 5, 5, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1, true)},
+};
+
+// What conv_param can say, with strides that leave rows after the last window (which a naive
+// layer must handle: H_out floors, those rows get no gradient). Asserts of an even division
+// fail here, and round() in the output size shows.
+static const grade_suite_entry suite_cs231n_uneven[] = {
     // the textbook case: flips, signs, overwrites, db axes, the batch sum
     {"square_pad1", LAYER(2, 3, 6, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true)},
     // H != W: height and width swapped
@@ -203,16 +233,27 @@ static const grade_suite_entry suite_full[] = {
     {"pointwise_no_bias", LAYER(3, 4, 5, 6, 2, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1, false)},
 };
 
-const char *const grade_suite_names[] = {"cs231n", "full", NULL};
+#define SUITE(name) {#name, suite_##name, sizeof suite_##name / sizeof suite_##name[0]}
+static const struct {
+    const char *name;
+    const grade_suite_entry *entries;
+    size_t count;
+} suites[] = {SUITE(cs231n), SUITE(cs231n_uneven), SUITE(full)};
+
+const char *const grade_suite_names[] = {"cs231n", "cs231n_uneven", "full", NULL};
 
 const grade_suite_entry *grade_suite(const char *name, size_t *count) {
-    if (strcmp(name, "cs231n") == 0) {
-        *count = sizeof suite_cs231n / sizeof suite_cs231n[0];
-        return suite_cs231n;
-    }
-    if (strcmp(name, "full") == 0) {
-        *count = sizeof suite_full / sizeof suite_full[0];
-        return suite_full;
-    }
+    for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)
+        if (strcmp(name, suites[i].name) == 0) {
+            *count = suites[i].count;
+            return suites[i].entries;
+        }
     return NULL;
+}
+
+bool grade_layer_divides_evenly(const grade_layer *L) {
+    const conv_geom *g = &L->g;
+    return (g->h + g->pad_top + g->pad_bottom - g->dilation_h * (g->kh - 1) - 1) % g->stride_h ==
+               0 &&
+           (g->w + g->pad_left + g->pad_right - g->dilation_w * (g->kw - 1) - 1) % g->stride_w == 0;
 }

@@ -81,9 +81,10 @@ bool grade_problem_adopt(grade_problem *p, const grade_layer *L, double *x, doub
 void grade_problem_free(grade_problem *p);
 
 // Named suites of problems built to expose the known mistakes between them (docs/GRADING.md
-// has the table): "cs231n" keeps to what CS231n's conv_backward_naive accepts (one stride, one
-// padding for all sides, no groups or dilation, always a bias); "full" adds stride_h !=
-// stride_w, per-side padding, dilation, groups and a layer without bias.
+// has the table): "cs231n" keeps to CS231n's conventions (one stride, one padding for all
+// sides, no groups or dilation, always a bias, strides that divide evenly);
+// "cs231n_uneven" is the same with strides that leave rows after the last window; "full"
+// adds stride_h != stride_w, per-side padding, dilation, groups and a layer without bias.
 typedef struct {
     const char *name;
     grade_layer layer;
@@ -93,6 +94,11 @@ typedef struct {
 const grade_suite_entry *grade_suite(const char *name, size_t *count);
 // The names of all suites, NULL-terminated.
 extern const char *const grade_suite_names[];
+// Whether the stride divides the padded size less the kernel's extent evenly on both axes
+// (H + pt + pb - dilation_h*(kh - 1) - 1 by stride_h, likewise W): then every row and column
+// of the padded input is reached and no output size depends on how the division rounds.
+bool grade_layer_divides_evenly(const grade_layer *L);
+
 // Problem i of a suite generated with `seed` uses seed + i.
 static inline uint64_t grade_suite_problem_seed(uint64_t seed, size_t i) { return seed + i; }
 

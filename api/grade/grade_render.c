@@ -3,13 +3,32 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/num/num.h"
 
+void grade_case_free(grade_case *k) {
+    for (int t = 0; t < GRADE_NTENSORS; t++) {
+        // one string given for every tensor is copied per tensor: each copy is its own
+        free(k->error[t]);
+        k->error[t] = NULL;
+        for (int i = 0; i < 2; i++) {
+            free(k->pictured[t][i]);
+            k->pictured[t][i] = NULL;
+        }
+    }
+    free(k->note);
+    k->note = NULL;
+}
+
+bool grade_format_pictures(grade_format f, bool html) {
+    return f == GRADE_FORMAT_HTML || (html && f != GRADE_FORMAT_CONVD);
+}
+
 bool grade_format_parse(grade_format *f, const char *name) {
-    static const char *const names[] = {"convd", "gradescope", "prairielearn"};
-    for (int i = 0; i < 3; i++)
+    static const char *const names[] = {"convd", "gradescope", "prairielearn", "html"};
+    for (int i = 0; i < 4; i++)
         if (strcmp(name, names[i]) == 0) {
             *f = (grade_format)i;
             return true;
@@ -150,6 +169,9 @@ static void put_layer_line(api_buf *b, const grade_origin *o) {
     if (g->groups > 1) api_buf_printf(b, ", groups %" PRId64, g->groups);
     api_buf_printf(b, ", %s, %s", L->bias ? "with bias" : "no bias",
                    L->dtype == CONV_FLOAT64 ? "float64" : "float32");
+    if (!grade_layer_divides_evenly(L))
+        api_buf_puts(b, ", the stride does not divide evenly (rows or columns after the last "
+                        "window)");
     if (o->generated) api_buf_printf(b, ", seed %" PRIu64, o->seed);
 }
 
@@ -186,12 +208,19 @@ static void put_verdict_text(api_buf *b, const grade_case *k, grade_tensor t, bo
     api_buf_puts(b, "Layer: ");
     put_layer_line(b, &k->origin);
     api_buf_puts(b, "\n\n");
+    if (k->note) {
+        api_buf_puts(b, "Note: ");
+        put_text(b, k->note, md);
+        api_buf_puts(b, "\n\n");
+    }
     if (!v->present) {
-        api_buf_printf(b, "%s%s: not submitted%s (expected shape %s).", em, name, em, want);
-        if (k->error) {
-            api_buf_puts(b, md ? "\n\nYour code reported:\n\n```\n" : "\n\nYour code reported:\n");
-            api_buf_puts(b, k->error);
+        api_buf_printf(b, "%s%s: no answer, 0 points%s (expected shape %s).", em, name, em, want);
+        if (k->error[t]) {
+            api_buf_puts(b, md ? "\n\nWhat happened:\n\n```\n" : "\n\nWhat happened:\n");
+            api_buf_puts(b, k->error[t]);
             if (md) api_buf_puts(b, "\n```");
+        } else {
+            api_buf_puts(b, " Your code gave no answer for it.");
         }
         return;
     }
@@ -227,7 +256,7 @@ static void put_verdict_text(api_buf *b, const grade_case *k, grade_tensor t, bo
             if (v->nan_count + v->inf_count)
                 api_buf_printf(b, "- %" PRId64 " values are NaN or infinite\n",
                                v->nan_count + v->inf_count);
-            if (v->has_pattern)
+            if (v->has_pattern && !v->pattern_trivial)
                 api_buf_printf(b, "- where: %s\n", pattern_sentence(v));
             api_buf_puts(b, "- first wrong values:");
             for (int i = 0; i < v->n_first; i++) {
@@ -296,6 +325,29 @@ static void totals(const grade_case *cases, size_t n, double *score, double *max
     }
 }
 
+// How many tensors the code gave no answer for, and the first thing it reported: a student
+// whose code raised must read that at the top, not find it in each test.
+static void put_failures_text(api_buf *b, const grade_case *cases, size_t n, bool md) {
+    size_t missing = 0;
+    const char *first = NULL;
+    for (size_t c = 0; c < n; c++)
+        for (int t = 0; t < GRADE_NTENSORS; t++)
+            if (cases[c].report.graded[t] && !cases[c].report.tensor[t].present) {
+                missing++;
+                if (!first) first = cases[c].error[t];
+            }
+    if (!missing) return;
+    api_buf_printf(b, "\n\nYour code gave no answer for %zu of the graded tensors (0 points "
+                      "each).", missing);
+    if (!first) return;
+    // what happened and the grader's hint, without the traceback (each test shows it)
+    api_buf_puts(b, md ? " First problem:\n\n```\n" : " First problem:\n");
+    const char *end = strstr(first, "\n\nTraceback (most recent call last)");
+    const size_t len = end ? (size_t)(end - first) : strlen(first);
+    api_buf_put(b, first, len > 1000 ? 1000 : len);
+    api_buf_puts(b, md ? "\n```" : "");
+}
+
 // "Score 24 / 30." and the mistakes found, for the top of a platform's page.
 static void put_summary_text(api_buf *b, const grade_case *cases, size_t n, bool md) {
     double score, max_score;
@@ -307,6 +359,7 @@ static void put_summary_text(api_buf *b, const grade_case *cases, size_t n, bool
     mistake_tally tally[32];
     const int found = tally_mistakes(tally, 32, cases, n);
     if (passed) api_buf_puts(b, " Every tensor is correct.");
+    put_failures_text(b, cases, n, md);
     if (found) api_buf_puts(b, "\n\nLikely mistakes:\n");
     for (int i = 0; i < found; i++) {
         api_buf_printf(b, "- `%s` (", tally[i].id);
@@ -320,6 +373,166 @@ static void put_summary_text(api_buf *b, const grade_case *cases, size_t n, bool
         put_text(b, tally[i].hint, md);
         api_buf_put(b, "\n", 1);
     }
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Pictures: HTML and SVG.
+
+// Text as HTML: &, <, >, " and ' escaped (everything a student or a request wrote is text).
+static void put_html(api_buf *b, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        switch (s[i]) {
+        case '&': api_buf_puts(b, "&amp;"); break;
+        case '<': api_buf_puts(b, "&lt;"); break;
+        case '>': api_buf_puts(b, "&gt;"); break;
+        case '"': api_buf_puts(b, "&quot;"); break;
+        case '\'': api_buf_puts(b, "&#39;"); break;
+        default: api_buf_put(b, s + i, 1);
+        }
+    }
+}
+
+// What `text` holds, escaped into b, and empties text.
+static void put_html_of(api_buf *b, api_buf *text) {
+    if (text->failed) b->failed = true;
+    put_html(b, text->len ? text->data : "", text->len);
+    api_buf_free(text);
+}
+
+enum {
+    HEAT_WIDTH = 640,     // the picture's width at most, in pixels
+    HEAT_MAX_PLANES = 48, // planes drawn at most (grading tensors have far fewer)
+    HEAT_GAP = 8,         // between panels
+    HEAT_LABEL = 12,      // a panel's label line
+};
+
+// An SVG heatmap of tensor t of case k (which must have its pictured values): one panel per
+// plane of the last two axes, labelled by the leading indices, one cell per value; right
+// values pale, wrong ones red (darker the larger the error, NaN and infinities black), each
+// wrong cell with a <title> (shown on hover) giving its index, the expected and the
+// submitted value. Wrong cells have class "wrong" and data-index, the flat index.
+static void put_heatmap(api_buf *b, const grade_case *k, grade_tensor t) {
+    const grade_verdict *v = &k->report.tensor[t];
+    const double *want = k->pictured[t][0], *got = k->pictured[t][1];
+    const grade_shape *s = &v->expected_shape;
+    if (!want || !got || v->numel < 1 || s->rank < 1) return;
+    const int64_t cols = s->dim[s->rank - 1], rows = s->rank >= 2 ? s->dim[s->rank - 2] : 1;
+    const int64_t planes = v->numel / (rows * cols);
+    const int64_t shown = planes < HEAT_MAX_PLANES ? planes : HEAT_MAX_PLANES;
+    const int64_t side = rows > cols ? rows : cols;
+    int64_t cell = 160 / side;
+    cell = cell < 4 ? 4 : cell > 24 ? 24 : cell;
+    const int64_t pw = cols * cell, ph = rows * cell + HEAT_LABEL;
+    int64_t per_row = (HEAT_WIDTH + HEAT_GAP) / (pw + HEAT_GAP);
+    per_row = per_row < 1 ? 1 : per_row > shown ? shown : per_row;
+    const int64_t lines = (shown + per_row - 1) / per_row;
+    const int64_t width = per_row * (pw + HEAT_GAP), height = lines * (ph + HEAT_GAP) + 14;
+    double worst = 0;
+    for (int64_t i = 0; i < v->numel; i++)
+        if (isfinite(got[i]) && fabs(got[i] - want[i]) > worst) worst = fabs(got[i] - want[i]);
+    const char *name = grade_tensor_name(t);
+    api_buf_printf(b,
+                   "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"heatmap\" data-tensor=\"%s\" "
+                   "width=\"%" PRId64 "\" height=\"%" PRId64 "\" viewBox=\"0 0 %" PRId64 " %" PRId64
+                   "\" role=\"img\" font-family=\"sans-serif\" font-size=\"9\"><title>%s: %" PRId64
+                   " of %" PRId64 " values wrong (red; hover a cell for its values)</title>",
+                   name, width, height, width, height, name, v->mismatches, v->numel);
+    int rank = 0;
+    const char *const *axes = grade_axis_names(&k->origin.layer, t, &rank);
+    char e[NUM_MAX_CHARS], g[NUM_MAX_CHARS], where[96];
+    for (int64_t q = 0; q < shown; q++) {
+        const int64_t x0 = (q % per_row) * (pw + HEAT_GAP), y0 = (q / per_row) * (ph + HEAT_GAP);
+        int64_t idx[GRADE_MAX_RANK];
+        grade_unflatten(idx, q * rows * cols, s);
+        api_buf_printf(b, "<text x=\"%" PRId64 "\" y=\"%" PRId64 "\">", x0, y0 + 9);
+        for (int a = 0; a + 2 < s->rank && a < rank; a++)
+            api_buf_printf(b, "%s%s=%" PRId64, a ? " " : "", axes[a], idx[a]);
+        if (s->rank <= 2) api_buf_puts(b, name);
+        api_buf_printf(b, "</text><rect x=\"%" PRId64 "\" y=\"%" PRId64 "\" width=\"%" PRId64
+                          "\" height=\"%" PRId64 "\" fill=\"#e4ebf1\"/>",
+                       x0, y0 + HEAT_LABEL, pw, rows * cell);
+        for (int64_t i = 0; i < rows * cols; i++) {
+            const int64_t flat = q * rows * cols + i;
+            if (grade_within(got[flat], want[flat], &v->tol)) continue;
+            const double f = isfinite(got[flat]) && worst > 0 ? fabs(got[flat] - want[flat]) / worst : 1;
+            const int red = isfinite(got[flat]) ? 255 - (int)(75 * f) : 34;
+            const int other = isfinite(got[flat]) ? 170 - (int)(170 * f) : 34;
+            grade_format_index(where, sizeof where, name, flat, s);
+            api_buf_printf(b,
+                           "<rect class=\"wrong\" data-index=\"%" PRId64 "\" x=\"%" PRId64
+                           "\" y=\"%" PRId64 "\" width=\"%" PRId64 "\" height=\"%" PRId64
+                           "\" fill=\"rgb(%d,%d,%d)\"><title>%s: expected %s, got %s</title></rect>",
+                           flat, x0 + (i % cols) * cell, y0 + HEAT_LABEL + (i / cols) * cell, cell,
+                           cell, red, other, other, where, number_text(e, want[flat]),
+                           number_text(g, got[flat]));
+        }
+    }
+    if (shown < planes)
+        api_buf_printf(b, "<text x=\"0\" y=\"%" PRId64 "\">%" PRId64 " more planes not drawn</text>",
+                       height - 3, planes - shown);
+    api_buf_puts(b, "</svg>");
+}
+
+// One tensor's verdict as HTML: the text report (escaped) and the heatmap when it failed.
+static void put_verdict_html(api_buf *b, const grade_case *k, grade_tensor t) {
+    const grade_verdict *v = &k->report.tensor[t];
+    api_buf text = {0};
+    put_verdict_text(&text, k, t, false);
+    api_buf_printf(b, "<div class=\"verdict %s\"><pre>", v->passed ? "passed" : "failed");
+    put_html_of(b, &text);
+    api_buf_puts(b, "</pre>");
+    if (!v->passed) put_heatmap(b, k, t);
+    api_buf_puts(b, "</div>");
+}
+
+// The standard base64 of n bytes (what a data: URL carries).
+static void put_base64(api_buf *b, const unsigned char *s, size_t n) {
+    static const char digits[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        const unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) |
+                           (i + 2 < n ? s[i + 2] : 0);
+        const char quad[4] = {digits[v >> 18 & 63], digits[v >> 12 & 63],
+                              i + 1 < n ? digits[v >> 6 & 63] : '=', i + 2 < n ? digits[v & 63] : '='};
+        api_buf_put(b, quad, 4);
+    }
+}
+
+static const char page_style[] =
+    "body{font:15px/1.45 system-ui,sans-serif;margin:1.5em auto;max-width:60em;padding:0 1em;"
+    "color:#1c2329}h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}"
+    "pre{white-space:pre-wrap;background:#f4f6f8;padding:.6em;border-radius:4px}"
+    ".passed>pre{border-left:4px solid #3a8a4a}.failed>pre{border-left:4px solid #c0392b}"
+    "svg.heatmap{max-width:100%;height:auto}svg.heatmap rect.wrong:hover{stroke:#000}";
+
+// A whole page: the summary, then every case's tensors.
+static void render_html(api_buf *b, const grade_case *cases, size_t n) {
+    double score, max_score;
+    bool passed;
+    totals(cases, n, &score, &max_score, &passed);
+    char s[NUM_MAX_CHARS], m[NUM_MAX_CHARS];
+    api_buf_printf(b,
+                   "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta "
+                   "name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>convd "
+                   "report: %s / %s</title><style>%s</style></head><body><h1>Score %s / %s</h1><pre>",
+                   number_text(s, score), number_text(m, max_score), page_style, s, m);
+    api_buf summary = {0};
+    put_summary_text(&summary, cases, n, false);
+    put_html_of(b, &summary);
+    api_buf_puts(b, "</pre>");
+    for (size_t c = 0; c < n; c++)
+        for (int t = 0; t < GRADE_NTENSORS; t++) {
+            if (!cases[c].report.graded[t]) continue;
+            api_buf h = {0};
+            api_buf_printf(&h, "%s: %s", cases[c].origin.name, grade_tensor_name((grade_tensor)t));
+            api_buf_puts(b, "<section><h2>");
+            put_html_of(b, &h);
+            api_buf_puts(b, "</h2>");
+            put_verdict_html(b, &cases[c], (grade_tensor)t);
+            api_buf_puts(b, "</section>");
+        }
+    api_buf_puts(b, "</body></html>\n");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -341,9 +554,9 @@ static void put_verdict_json(api_buf *b, const grade_case *k, const grade_verdic
                        v->values_compared ? "true" : "false");
         api_buf_printf(b, ",\"non_finite\":{\"nan\":%" PRId64 ",\"inf\":%" PRId64 "}",
                        v->nan_count, v->inf_count);
-    } else if (k->error) {
+    } else if (k->error[v->tensor]) {
         api_buf_puts(b, ",\"error\":");
-        api_buf_json_string(b, k->error);
+        api_buf_json_string(b, k->error[v->tensor]);
     }
     if (v->values_compared) {
         api_buf_printf(b, ",\"compared\":%" PRId64 ",\"mismatches\":%" PRId64, v->numel,
@@ -407,6 +620,10 @@ static void put_case_json(api_buf *b, const grade_case *k, bool named) {
     put_number(b, r->max_score);
     api_buf_puts(b, ",\"problem\":");
     grade_put_spec(b, &k->origin);
+    if (k->note) {
+        api_buf_puts(b, ",\"note\":");
+        api_buf_json_string(b, k->note);
+    }
     if (r->diagnosis_skipped) api_buf_puts(b, ",\"diagnosis_skipped\":true");
     api_buf_puts(b, ",\"tensors\":{");
     bool first = true;
@@ -457,12 +674,19 @@ static void put_test_name(api_buf *b, const grade_case *k, grade_tensor t) {
     put_text_as_string(b, &b_name);
 }
 
+// How a platform's tests are written: with each test's full text (`detailed`; otherwise only
+// PrairieLearn's one-line message, to stay under its size limit), and as HTML with pictures.
+typedef struct {
+    bool detailed, html;
+} test_style;
+
 // Writes one JSON object per graded tensor of every case, comma-separated: its "name", then
 // what `put_fields` adds (a format's other fields), then the closing brace.
-typedef void (*test_fields_fn)(api_buf *b, const grade_case *k, grade_tensor t, bool detailed);
+typedef void (*test_fields_fn)(api_buf *b, const grade_case *k, grade_tensor t,
+                               const test_style *st);
 
 static void put_tests(api_buf *b, const grade_case *cases, size_t n, test_fields_fn put_fields,
-                      bool detailed) {
+                      const test_style *st) {
     bool first = true;
     for (size_t c = 0; c < n; c++)
         for (int t = 0; t < GRADE_NTENSORS; t++) {
@@ -470,13 +694,13 @@ static void put_tests(api_buf *b, const grade_case *cases, size_t n, test_fields
             api_buf_puts(b, first ? "{\"name\":" : ",{\"name\":");
             first = false;
             put_test_name(b, &cases[c], (grade_tensor)t);
-            put_fields(b, &cases[c], (grade_tensor)t, detailed);
+            put_fields(b, &cases[c], (grade_tensor)t, st);
             api_buf_put(b, "}", 1);
         }
 }
 
 static void put_gradescope_fields(api_buf *b, const grade_case *k, grade_tensor t,
-                                  bool detailed) {
+                                  const test_style *st) {
     const grade_verdict *v = &k->report.tensor[t];
     api_buf_puts(b, ",\"score\":");
     put_number(b, v->points);
@@ -484,15 +708,17 @@ static void put_gradescope_fields(api_buf *b, const grade_case *k, grade_tensor 
     put_number(b, v->max_points);
     api_buf_printf(b, ",\"status\":\"%s\",\"output\":", v->passed ? "passed" : "failed");
     api_buf text = {0};
-    put_verdict_text(&text, k, t, true);
+    if (st->html) put_verdict_html(&text, k, t);
+    else put_verdict_text(&text, k, t, true);
     put_text_as_string(b, &text);
-    api_buf_printf(b, ",\"output_format\":\"md\",\"tags\":[\"%s\"", grade_tensor_name(t));
+    api_buf_printf(b, ",\"output_format\":\"%s\",\"tags\":[\"%s\"", st->html ? "html" : "md",
+                   grade_tensor_name(t));
     for (int d = 0; d < v->n_diag; d++) api_buf_printf(b, ",\"%s\"", v->diag[d].id);
     api_buf_puts(b, "],\"visibility\":\"visible\",\"extra_data\":");
     put_verdict_json(b, k, v);
 }
 
-static void render_gradescope(api_buf *b, const grade_case *cases, size_t n) {
+static void render_gradescope(api_buf *b, const grade_case *cases, size_t n, bool html) {
     double score, max_score;
     bool passed;
     totals(cases, n, &score, &max_score, &passed);
@@ -500,17 +726,25 @@ static void render_gradescope(api_buf *b, const grade_case *cases, size_t n) {
     put_number(b, score);
     api_buf_puts(b, ",\"output\":");
     api_buf summary = {0};
-    put_summary_text(&summary, cases, n, true);
+    if (html) {
+        api_buf plain = {0};
+        put_summary_text(&plain, cases, n, false);
+        api_buf_puts(&summary, "<pre>");
+        put_html_of(&summary, &plain);
+        api_buf_puts(&summary, "</pre>");
+    } else {
+        put_summary_text(&summary, cases, n, true);
+    }
     put_text_as_string(b, &summary);
-    api_buf_puts(b, ",\"output_format\":\"md\",\"visibility\":\"visible\",\"tests\":[");
-    put_tests(b, cases, n, put_gradescope_fields, true);
+    api_buf_printf(b, ",\"output_format\":\"%s\",\"visibility\":\"visible\",\"tests\":[",
+                   html ? "html" : "md");
+    const test_style st = {true, html};
+    put_tests(b, cases, n, put_gradescope_fields, &st);
     api_buf_puts(b, "]}");
 }
 
-// `detailed`: each test has its full text as "output"; otherwise only its one-line "message"
-// (to stay under PrairieLearn's size limit).
 static void put_prairielearn_fields(api_buf *b, const grade_case *k, grade_tensor t,
-                                    bool detailed) {
+                                    const test_style *st) {
     const grade_verdict *v = &k->report.tensor[t];
     api_buf_puts(b, ",\"description\":");
     api_buf layer = {0};
@@ -526,14 +760,26 @@ static void put_prairielearn_fields(api_buf *b, const grade_case *k, grade_tenso
         api_buf_printf(&text, "%s%s", d ? ", " : "; likely mistake: ", v->diag[d].id);
     api_buf_puts(b, ",\"message\":");
     put_text_as_string(b, &text);
-    if (detailed) {
+    if (st->detailed) {
         put_verdict_text(&text, k, t, false);
         api_buf_puts(b, ",\"output\":");
         put_text_as_string(b, &text);
     }
+    if (st->html && !v->passed && k->pictured[t][0]) {
+        // PrairieLearn shows a test's images: the heatmap as an SVG data URL
+        api_buf svg = {0};
+        put_heatmap(&svg, k, t);
+        api_buf_printf(b, ",\"images\":[{\"label\":\"where %s is wrong\",\"url\":\""
+                          "data:image/svg+xml;base64,", grade_tensor_name(t));
+        if (svg.failed) b->failed = true;
+        put_base64(b, (const unsigned char *)(svg.len ? svg.data : ""), svg.len);
+        api_buf_free(&svg);
+        api_buf_puts(b, "\"}]");
+    }
 }
 
-static void render_prairielearn(api_buf *b, const grade_case *cases, size_t n, bool detailed) {
+static void render_prairielearn(api_buf *b, const grade_case *cases, size_t n,
+                                const test_style *st) {
     double score, max_score;
     bool passed;
     totals(cases, n, &score, &max_score, &passed);
@@ -553,20 +799,25 @@ static void render_prairielearn(api_buf *b, const grade_case *cases, size_t n, b
     put_summary_text(&summary, cases, n, false);
     put_text_as_string(b, &summary);
     api_buf_puts(b, ",\"tests\":[");
-    put_tests(b, cases, n, put_prairielearn_fields, detailed);
+    put_tests(b, cases, n, put_prairielearn_fields, st);
     api_buf_puts(b, "]}");
 }
 
-void grade_render(api_buf *out, const grade_case *cases, size_t n, bool batch, grade_format f) {
+void grade_render(api_buf *out, const grade_case *cases, size_t n, bool batch, grade_format f,
+                  bool html) {
     switch (f) {
     case GRADE_FORMAT_CONVD: render_convd(out, cases, n, batch); break;
-    case GRADE_FORMAT_GRADESCOPE: render_gradescope(out, cases, n); break;
+    case GRADE_FORMAT_GRADESCOPE: render_gradescope(out, cases, n, html); break;
+    case GRADE_FORMAT_HTML: render_html(out, cases, n); break;
     case GRADE_FORMAT_PRAIRIELEARN: {
+        // the full result, or without each test's text and pictures when it is over the limit
         const size_t start = out->len;
-        render_prairielearn(out, cases, n, true);
+        test_style st = {true, html};
+        render_prairielearn(out, cases, n, &st);
         if (out->len - start > GRADE_PRAIRIELEARN_MAX_BYTES) {
             out->len = start;
-            render_prairielearn(out, cases, n, false);
+            st = (test_style){false, false};
+            render_prairielearn(out, cases, n, &st);
         }
         break;
     }

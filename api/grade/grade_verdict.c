@@ -157,6 +157,15 @@ static void find_pattern(grade_verdict *v, const grade_problem *p, const double 
     grade_area row_area[MAX_SIDE], col_area[MAX_SIDE];
     grade_axis_areas(row_area, L, v->tensor, true);
     grade_axis_areas(col_area, L, v->tensor, false);
+    // the areas pixels can fall in: one alone (every pixel within the padding width of a
+    // small padded image, say) tells the student nothing
+    unsigned rows_in = 0, cols_in = 0, possible = 0;
+    for (int64_t r = 0; r < rows; r++) rows_in |= 1u << row_area[r];
+    for (int64_t c = 0; c < cols; c++) cols_in |= 1u << col_area[c];
+    for (int a = 0; a < GRADE_NAREAS; a++)
+        for (int b = 0; b < GRADE_NAREAS; b++)
+            if ((rows_in >> a & 1) && (cols_in >> b & 1)) possible |= 1u << (a < b ? a : b);
+    v->pattern_trivial = __builtin_popcount(possible) == 1;
     for (int64_t i = 0; i < v->numel; i++) {
         if (grade_within(s[i], p->ref[v->tensor][i], &v->tol)) continue;
         const grade_area ra = row_area[(i / cols) % rows], ca = col_area[i % cols];

@@ -100,6 +100,7 @@ typedef struct {
     int n_first;
     bool has_pattern;      // y and dx with mismatches
     grade_pattern pattern;
+    bool pattern_trivial;  // every pixel lies in one area: the pattern tells nothing
     int64_t area_mismatches[GRADE_NAREAS];
     double points, max_points;
     grade_diagnosis diag[GRADE_MAX_DIAGNOSES];

@@ -76,6 +76,8 @@ def conv_backward_naive(dout, cache):
         dx = dx_pad
     elif MISTAKE == "dx_cropped_to_empty":
         dx = dx_pad[:, :, pad:-pad, pad:-pad]
+    elif MISTAKE == "dx_crop_fixed_at_1":
+        dx = dx_pad[:, :, 1:-1, 1:-1]
     else:
         dx = dx_pad[:, :, pad:pad + H, pad:pad + W]
     if MISTAKE == "height_width_swapped":
@@ -84,4 +86,6 @@ def conv_backward_naive(dout, cache):
         db = dout.sum(axis=(1, 2, 3))
     if MISTAKE == "divided_by_batch_size":
         dw, db = dw / N, db / N
+    if MISTAKE == "unfinished":
+        dw = np.zeros_like(w)  # the part of the loop that fills dw is still to be written
     return dx, dw, db

@@ -2,7 +2,7 @@
 // safetensors (aligned and misaligned data, both answer formats, JSON in with a binary answer),
 // the Accept negotiation, every rule of the reference reader with header lengths at and around
 // 2^32, 2^63 and the body length, and what a valid file may still say wrong (422s). Tensors are
-// written and read by tests/binary_harness.h, not by the codec.
+// written and read by tests/harness/binary_harness.c, not by the codec.
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>

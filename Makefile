@@ -9,15 +9,16 @@
 .PHONY: all deps run test test-unit test-asan bench bench-deps clean
 
 # ---- Debian packages: what each target needs, installed when missing ------------------------
-# The build and the tests (DEBS); the tests' extra runtimes (BINARY_TEST_DEBS: the example
-# clients, clang's libFuzzer); the bench peers (BENCH_DEBS); the deployment test (DEPLOY_DEBS).
-DEBS       := gcc make pkg-config libopenblas-dev libmicrohttpd-dev libcjson-dev python3-numpy \
-              libcurl4-openssl-dev zlib1g-dev python3 chromium
+# convd itself (DEBS: what `make run` and the image's build stage need); the tests (TEST_DEBS:
+# libcurl for the HTTP tests, the example clients' runtimes, clang's libFuzzer, Chromium for the
+# playground); the bench peers (BENCH_DEBS); the deployment tests (DEPLOY_DEBS).
+DEBS       := gcc make pkg-config libopenblas-dev libmicrohttpd-dev libcjson-dev zlib1g-dev
 # Node.js with npm runs the OpenAPI linter and the JavaScript example: Debian's nodejs and npm,
 # unless an npm is already there (NodeSource's nodejs bundles it and conflicts with Debian's npm,
 # so nothing is installed over it).
-NODE_DEBS        := $(if $(shell command -v npm),,nodejs npm)
-BINARY_TEST_DEBS := curl python3-numpy python3-requests clang-14 libclang-rt-14-dev $(NODE_DEBS)
+NODE_DEBS  := $(if $(shell command -v npm),,nodejs npm)
+TEST_DEBS  := libcurl4-openssl-dev curl python3 python3-numpy python3-requests clang-14 \
+              libclang-rt-14-dev chromium $(NODE_DEBS)
 BENCH_DEBS := python3-torch libdnnl-dev wrk python3-matplotlib
 # catatonit (the pause process of `podman kube play`'s pods) and netavark (its network stack) are
 # only Recommends of podman, which --no-install-recommends leaves out.
@@ -32,11 +33,11 @@ if [ -n "$$missing" ]; then echo "installing missing Debian packages:" $$missing
   $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
   $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
 endef
-.PHONY: binary-test-deps deploy-deps
+.PHONY: test-deps deploy-deps
 deps:
 	@$(call install_missing,$(DEBS))
-binary-test-deps: deps
-	@$(call install_missing,$(BINARY_TEST_DEBS))
+test-deps: deps
+	@$(call install_missing,$(TEST_DEBS))
 bench-deps: deps
 	@$(call install_missing,$(BENCH_DEBS))
 deploy-deps: deps
@@ -49,7 +50,7 @@ deploy-deps: deps
 # its target, builds with the right flags. Goals that build nothing do not need it.
 PKGS      := libmicrohttpd libcjson openblas zlib
 CONFIG    := build/config.mk
-NO_CONFIG := clean deps bench-deps binary-test-deps deploy-deps
+NO_CONFIG := clean deps bench-deps test-deps deploy-deps
 ifneq ($(if $(MAKECMDGOALS),$(filter-out $(NO_CONFIG),$(MAKECMDGOALS)),all),)
 include $(CONFIG)
 endif
@@ -57,16 +58,15 @@ $(CONFIG): Makefile
 	@$(call install_missing,$(DEBS))
 	@mkdir -p $(@D)
 	@cflags=$$(pkg-config --cflags $(PKGS)) && libs=$$(pkg-config --libs $(PKGS)) && \
-	  testlibs=$$(pkg-config --libs libcurl) && \
-	  printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\nPKG_TESTLIBS := %s\n' \
-	    "$$cflags" "$$libs" "$$testlibs" >$@.tmp && mv $@.tmp $@
+	  printf 'PKG_CFLAGS := %s\nPKG_LIBS := %s\n' "$$cflags" "$$libs" >$@.tmp && mv $@.tmp $@
 
 CC      ?= cc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wvla -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -pthread -fopenmp-simd $(WARN) -MMD -MP -I. $(PKG_CFLAGS)
 LDLIBS  := $(PKG_LIBS) -lm -pthread
-TESTLIBS := $(PKG_TESTLIBS)
+# The tests' HTTP client: Debian's libcurl4-openssl-dev (TEST_DEBS), on the default paths.
+TESTLIBS := -lcurl
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 # server/http_auth.c (SHA-256 of keys) and server/http_tls.c (checking the certificate) call
 # GnuTLS directly; libmicrohttpd-dev already depends on libgnutls28-dev.
@@ -123,8 +123,11 @@ clean:
 # ---- make test: every test binary, release then sanitized -----------------------------------
 # First the include graph (tools/check-includes.sh: no cycle, no upward include), then
 # tests/run.sh, which prints the closing "N passed, N failed". The example clients' runtimes
-# (binary-test-deps) and the fuzz targets (tests/test_fuzz.c runs each briefly) come first.
-TEST_DEPS := deps binary-test-deps fuzz-build
+# (test-deps) and the fuzz targets (tests/test_fuzz.c runs each briefly) come first; the tests
+# compile only once test-deps is in (libcurl's headers), even under make -j.
+TEST_DEPS := deps test-deps fuzz-build
+$(foreach tree,build build/asan,$(TEST_SRC:%.c=$(tree)/obj/%.o) \
+  $(HARNESS_SRC:%.c=$(tree)/obj/%.o)): | test-deps
 test: $(TEST_DEPS) build/convd build/asan/convd $(TESTS) $(ASAN_TESTS)
 	@tools/check-includes.sh
 	@tests/run.sh build build/asan
@@ -148,7 +151,7 @@ FUZZ_SECONDS ?= 600
 FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
 FUZZ_TARGETS := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(filter-out server/%,$(LIB_SRC)))
-build/fuzz/obj/%.o: %.c | binary-test-deps
+build/fuzz/obj/%.o: %.c | test-deps
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(filter-out -Werror,$(CFLAGS)) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 build/fuzz/fuzz_%: build/fuzz/obj/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)

@@ -98,14 +98,14 @@ bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
         if (!api_tensor_set_shape(t, shape, rank, api_output_names[o], err)) return false;
         t->data = t->owned = malloc((size_t)t->numel * elt);
         if (!t->data)
-            return api_fail(err, API_E_INTERNAL, "", "out of memory for %s (%lld elements)",
+            return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for %s (%lld elements)",
                             api_output_names[o], (long long)t->numel);
     }
     size_t bytes = conv_workspace_size(&plan->geom, req->dtype, res->threads, opt->workspace_cap);
     bytes = (bytes + 63) & ~(size_t)63;
     void *workspace = bytes ? aligned_alloc(64, bytes) : NULL;
     if (bytes && !workspace)
-        return api_fail(err, API_E_INTERNAL, "", "out of memory for %zu bytes of scratch", bytes);
+        return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for %zu bytes of scratch", bytes);
     res->workspace_bytes = bytes;
     conv_exec ex = {.workspace = workspace, .workspace_bytes = bytes, .threads = res->threads};
     double start = now_ms();

@@ -67,7 +67,7 @@ bool codec_tensor_from_bytes(api_tensor *t, const char *bytes, conv_dtype dt, ap
     }
     t->data = t->owned = malloc(n);
     if (!t->data)
-        return api_fail(err, API_E_INTERNAL, "", "out of memory for %zu bytes of tensor data", n);
+        return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for %zu bytes of tensor data", n);
     memcpy(t->data, bytes, n);
     return true;
 }
@@ -102,7 +102,7 @@ void codec_v1_run(api_response *out, codec_format in, const char *body, size_t l
         out->body = api_buf_take(&b, &out->len);
         out->status = 200;
         out->content_type = answer == CODEC_BINARY ? codec_binary_type : codec_json_type;
-        if (!out->body) ok = api_fail(&err, API_E_INTERNAL, "", "out of memory for the response");
+        if (!out->body) ok = api_fail(&err, API_E_OUT_OF_MEMORY, "", "out of memory for the response");
     }
     api_result_free(&res);
     if (!ok) api_error_response(out, &err);

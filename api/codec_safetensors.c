@@ -220,7 +220,7 @@ static bool read_header(header *h, const char **data, const char *body, size_t l
     bool no_memory = !h->entries || !names;
     free(names);
     if (no_memory)
-        return api_fail(err, API_E_INTERNAL, "", "out of memory for the header");
+        return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for the header");
     char quoted[48];
     if (duplicate)
         return malformed(err, "", "the name \"%s\" appears more than once in the header",
@@ -292,7 +292,7 @@ static bool decode_metadata(api_request *req, const cJSON *metadata, api_error *
     }
     char *text = ok ? cJSON_PrintUnformatted(fields) : NULL;
     cJSON_Delete(fields);
-    if (!text) return api_fail(err, API_E_INTERNAL, "", "out of memory for __metadata__");
+    if (!text) return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for __metadata__");
     ok = api_json_decode(req, text, strlen(text), err);
     free(text);
     if (!ok && err && err->path[0]) {

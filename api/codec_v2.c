@@ -477,7 +477,7 @@ static void v2_error(api_response *out, const api_error *err, const v2_request *
     }
     api_buf_puts(&b, "}");
     out->body = api_buf_take(&b, &out->len);
-    out->status = out->body ? api_code_status(err->code) : 500;
+    out->status = out->body ? api_code_status(err->code) : api_code_status(API_E_OUT_OF_MEMORY);
     out->content_type = codec_json_type;
 }
 
@@ -611,7 +611,7 @@ void codec_v2_infer(api_response *out, const char *body, size_t len, const char 
     api_request_free(&req);
     if (ok) {
         v2_put_result(out, &v2, &req, &plan, &res);
-        if (!out->body) ok = api_fail(&err, API_E_INTERNAL, "", "out of memory for the response");
+        if (!out->body) ok = api_fail(&err, API_E_OUT_OF_MEMORY, "", "out of memory for the response");
     }
     if (!ok) v2_error(out, &err, &v2);
     api_result_free(&res);
@@ -643,7 +643,7 @@ size_t codec_v2_header_length(const char *body, size_t len) {
 
 static void reply(api_response *out, api_buf *b) {
     out->body = api_buf_take(b, &out->len);
-    out->status = out->body ? 200 : 500;
+    out->status = out->body ? 200 : api_code_status(API_E_OUT_OF_MEMORY);
     out->content_type = codec_json_type;
 }
 

@@ -374,7 +374,7 @@ static bool read_explicit(grade_problem *p, grade_origin *o, bool *has_dy, const
         if (!*has_dy) in[API_IN_DY] = calloc((size_t)conv_numel_y(&plan.geom), sizeof(double));
         ok = grade_problem_adopt(p, &o->layer, in[API_IN_X], in[API_IN_W], in[API_IN_B],
                                  in[API_IN_DY]) ||
-             api_fail(r->err, API_E_INTERNAL, "", "out of memory for the problem");
+             api_fail(r->err, API_E_OUT_OF_MEMORY, "", "out of memory for the problem");
     }
     api_request_free(&req);
     return ok;
@@ -400,7 +400,7 @@ static bool read_problem(grade_problem *p, grade_origin *o, bool *has_dy, const 
         return read_explicit(p, o, has_dy, r, obj, path, opt);
     }
     return grade_problem_generate(p, &o->layer, o->seed) ||
-           api_fail(r->err, API_E_INTERNAL, "", "out of memory for the problem");
+           api_fail(r->err, API_E_OUT_OF_MEMORY, "", "out of memory for the problem");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -499,7 +499,7 @@ static bool read_submission(submission *s, char **error, const reader *r, const 
                      "a string (what the code raised)"))
         return false;
     return (*error = strdup(text)) != NULL ||
-           api_fail(r->err, API_E_INTERNAL, "", "out of memory for the error text");
+           api_fail(r->err, API_E_OUT_OF_MEMORY, "", "out of memory for the error text");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -631,7 +631,7 @@ static bool grade_case_object(grade_case *k, const reader *r, const cJSON *obj, 
                           "%s is required to grade %s: gradients need the upstream gradient dy",
                           where, grade_tensor_name((grade_tensor)t));
     if (ok && !grade_check(&k->report, &p, sub.answer, &go))
-        ok = api_fail(r->err, API_E_INTERNAL, "", "out of memory while grading");
+        ok = api_fail(r->err, API_E_OUT_OF_MEMORY, "", "out of memory while grading");
     submission_free(&sub);
     grade_problem_free(&p);
     return ok;
@@ -664,7 +664,7 @@ static bool run_check(api_buf *out, const reader *r, const api_options *opt) {
                         "cases has %zu entries; one request grades at most %d", n,
                         GRADE_MAX_CASES);
     grade_case *cases = calloc(n, sizeof *cases);
-    if (!cases) return api_fail(r->err, API_E_INTERNAL, "", "out of memory for the cases");
+    if (!cases) return api_fail(r->err, API_E_OUT_OF_MEMORY, "", "out of memory for the cases");
     int64_t work = 0;
     bool ok = true;
     if (!list) {
@@ -693,7 +693,7 @@ static void respond(api_response *out, bool ok, api_buf *body, api_error *err) {
         out->status = 200;
         out->content_type = "application/json";
         if (out->body) return;
-        api_fail(err, API_E_INTERNAL, "", "out of memory while writing the response");
+        api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory while writing the response");
     }
     api_buf_free(body);
     api_error_response(out, err);
@@ -748,7 +748,7 @@ static void put_tensor(api_buf *b, const char *name, const grade_layer *L, const
 static bool put_generated(api_buf *b, const grade_origin *o, api_error *err) {
     grade_problem p;
     if (!grade_problem_generate(&p, &o->layer, o->seed))
-        return api_fail(err, API_E_INTERNAL, "", "out of memory for the problem");
+        return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for the problem");
     const conv_geom *g = &o->layer.g;
     api_buf_puts(b, "{\"name\":");
     api_buf_json_string(b, o->name);

@@ -148,7 +148,7 @@ static bool decode_body(char **plain, size_t *plain_len, const http_exchange *ex
                           c == CODING_GZIP ? "gzip" : "deflate",
                           api_quote(quoted, sizeof quoted, ex->content_encoding));
     else
-        api_error_respond(out, API_E_OVERLOADED, "",
+        api_error_respond(out, API_E_OUT_OF_MEMORY, "",
                           "out of memory to decompress the request body; retry");
     return false;
 }

@@ -41,7 +41,9 @@
     X(API_E_UNAUTHORIZED, "unauthorized", 401)                                                     \
     X(API_E_RATE_LIMITED, "rate_limited", 429)                                                     \
     X(API_E_JSON_TOO_COMPLEX, "json_too_complex", 413)                                             \
-    X(API_E_OUT_OF_MEMORY, "out_of_memory", 503)
+    X(API_E_OUT_OF_MEMORY, "out_of_memory", 503)                                                   \
+    X(API_E_INVALID_HTTP, "invalid_http", 400)                                                     \
+    X(API_E_NOT_IMPLEMENTED, "not_implemented", 501)
 
 typedef enum {
 #define API_ERROR_ENUM(e, code, status) e,

@@ -245,6 +245,13 @@ static bool read_suite(const grade_suite_entry **entries, size_t *count, uint64_
                         "%s \"%s\" is not a suite; the suites are \"cs231n\" and \"full\"", where,
                         api_quote(quoted, sizeof quoted, name));
     if (!read_seed(seed, r, obj, path)) return false;
+    // Each problem's seed (seed + index) is written into its spec as a JSON number: past 2^53 a
+    // client's double would round it, regenerate another problem and grade an exact answer wrong.
+    if (*seed > ((uint64_t)1 << 53) - (*count - 1))
+        return api_fail(r->err, API_E_INVALID_VALUE, join(where, sizeof where, path, "seed"),
+                        "%s must be at most 2^53 - %zu, so that every problem's seed (seed + "
+                        "index) is exact in JSON; got %" PRIu64,
+                        where, *count - 1, *seed);
     const cJSON *item = field(obj, "index");
     join(where, sizeof where, path, "index");
     *index = -1;

@@ -174,6 +174,24 @@ static const char *pattern_sentence(const grade_verdict *v) {
     }
 }
 
+// `text` (a submission's own words) as a markdown code block whose fence is longer than any run
+// of backticks in it: CommonMark ends a fenced block at a fence at least as long as the opening
+// one, so with a fixed ``` the text could end the block and write markdown of its own.
+static void put_fenced(api_buf *b, const char *text) {
+    size_t longest = 0, run = 0;
+    for (const char *p = text; *p; p++) {
+        run = *p == '`' ? run + 1 : 0;
+        if (run > longest) longest = run;
+    }
+    size_t fence = longest < 3 ? 3 : longest + 1;
+    api_buf_put(b, "\n", 1);
+    for (size_t i = 0; i < fence; i++) api_buf_put(b, "`", 1);
+    api_buf_put(b, "\n", 1);
+    api_buf_puts(b, text);
+    api_buf_put(b, "\n", 1);
+    for (size_t i = 0; i < fence; i++) api_buf_put(b, "`", 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // One verdict for people, in markdown (`md`, Gradescope) or plain text (PrairieLearn).
 
@@ -189,9 +207,11 @@ static void put_verdict_text(api_buf *b, const grade_case *k, grade_tensor t, bo
     if (!v->present) {
         api_buf_printf(b, "%s%s: not submitted%s (expected shape %s).", em, name, em, want);
         if (k->error) {
-            api_buf_puts(b, md ? "\n\nYour code reported:\n\n```\n" : "\n\nYour code reported:\n");
-            api_buf_puts(b, k->error);
-            if (md) api_buf_puts(b, "\n```");
+            api_buf_puts(b, "\n\nYour code reported:\n");
+            if (md)
+                put_fenced(b, k->error);
+            else
+                api_buf_puts(b, k->error);
         }
         return;
     }

@@ -517,6 +517,14 @@ static void test_errors(void) {
     expect_error(api_check_json,
                  "{\"problem\":{\"suite\":\"cs231n\",\"index\":10},\"submission\":{}}", 422,
                  "invalid_value", "problem.index");
+    // seed + index past 2^53 would not survive a client's double (issue 12); 2^53 itself is
+    // fine for index 0 only, and a suite's whole list needs room for its last index.
+    expect_error(api_check_json,
+                 "{\"problem\":{\"suite\":\"cs231n\",\"seed\":9007199254740992,\"index\":1},"
+                 "\"submission\":{}}",
+                 422, "invalid_value", "problem.seed");
+    expect_error(api_problem_json, "{\"suite\":\"full\",\"seed\":9007199254740991}", 422,
+                 "invalid_value", "seed");
     expect_error(api_check_json, "{\"problem\":{\"suite\":\"cs231\",\"index\":1},\"submission\":{}}",
                  422, "invalid_value", "problem.suite");
     expect_error(api_check_json, "{\"problem\":{\"suite\":\"cs231n\"},\"submission\":{}}", 422,
@@ -572,6 +580,23 @@ static void test_errors(void) {
     free(r.body);
 }
 
+// A submission's error text cannot close Gradescope's code block and write markdown of its
+// own (issue 12): the fence is longer than any run of backticks in the text.
+static void test_error_fenced(void) {
+    int status;
+    cJSON *doc = call(api_check_json,
+                      "{\"format\":\"gradescope\",\"problem\":{\"x\":[[1,2],[3,4]],\"w\":[[1]],"
+                      "\"dy\":[[1,2],[3,4]]},\"submission\":{\"error\":\"boom\\n```\\n# "
+                      "Full marks\\n````\"},\"require\":[\"dx\"]}",
+                      &status);
+    const cJSON *tests = cJSON_GetObjectItemCaseSensitive(doc, "tests");
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(tests, 0), "output");
+    const char *text = cJSON_IsString(out) ? out->valuestring : "";
+    const char *open = strstr(text, "`````\nboom\n```\n# Full marks\n````\n`````");
+    CHECK(status == 200 && open, "the error in a 5-backtick fence: %d %s", status, text);
+    cJSON_Delete(doc);
+}
+
 // Every prefix of a valid request, and the request with each byte replaced: an answer (the
 // error JSON or a verdict), never a crash, a leak (under ASan) or a 500.
 static void test_no_crash(void) {
@@ -615,6 +640,7 @@ int main(int argc, char **argv) {
     test_prairielearn_size();
     test_student_answers();
     test_errors();
+    test_error_fenced();
     test_no_crash();
     return t_finish("test_grade_json");
 }

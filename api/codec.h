@@ -34,8 +34,10 @@ codec_format codec_negotiate(const char *accept, codec_format own);
 
 // Points *t (its shape already set, numel elements) at `bytes`, little-endian elements of `dt`:
 // in place when `bytes` is aligned for the dtype, else copied into an allocation *t owns. Fails
-// only without memory (internal_error).
-bool codec_tensor_from_bytes(api_tensor *t, const char *bytes, conv_dtype dt, api_error *err);
+// with non_finite_number (path "NAME[i]", the flat index) for a NaN or an infinity, as JSON
+// refuses them, or out_of_memory.
+bool codec_tensor_from_bytes(api_tensor *t, const char *bytes, conv_dtype dt, const char *name,
+                             api_error *err);
 
 // Runs one request of a v1 route: `body` is JSON or safetensors (`in`), `op_from_path` the
 // route's op (NULL on the command line), `accept` picks the answer's format. Always fills `out`:

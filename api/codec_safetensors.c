@@ -339,7 +339,7 @@ static bool take_tensor(api_request *req, const entry *e, const char *data, bool
                         "C/groups, kh, kw] or [kh, kw], b [F], dy like y", name, e->rank);
     api_tensor *t = &req->in[input];
     return api_tensor_set_shape(t, e->shape, e->rank, path, err) &&
-           codec_tensor_from_bytes(t, data + e->begin, dt, err);
+           codec_tensor_from_bytes(t, data + e->begin, dt, name, err);
 }
 
 bool codec_safetensors_decode(api_request *req, const char *body, size_t len, api_error *err) {

@@ -209,7 +209,7 @@ static bool input_data(api_tensor *t, v2_request *v2, const cJSON *input, const 
                             "the JSON header and the inputs before it (is "
                             "Inference-Header-Content-Length right?)",
                             where, size, bin->left);
-        bool ok = codec_tensor_from_bytes(t, bin->at, dt, err);
+        bool ok = codec_tensor_from_bytes(t, bin->at, dt, path, err);
         bin->at += need;
         bin->left -= need;
         return ok;

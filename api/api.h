@@ -16,12 +16,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Whether a request may hold more memory: now, later (503), or never (413).
+typedef enum { API_ADMIT_OK, API_ADMIT_LATER, API_ADMIT_NEVER } api_admission;
+
 // Per-request limits and execution settings; api_options_default() fills the defaults.
 typedef struct {
     int64_t max_elements;     // largest element count of any one tensor, in or out
     int64_t max_flops;        // largest work of one request (all passes), in FLOPs
     size_t workspace_cap;     // scratch cap per request (bytes)
     int threads;              // threads a request's passes may use
+    // Asked once a request is validated, before it allocates what it computes (outputs,
+    // scratch, generated tensors, the answer): may it hold `bytes` more? NULL admits all (the
+    // command line). The HTTP server takes them from its budget (--max-memory) until the
+    // request ends.
+    api_admission (*admit)(void *ctx, size_t bytes);
+    void *admit_ctx;
 } api_options;
 
 // Defaults: max_elements 2^24 (64 MiB of float32), max_flops 5e10, workspace_cap

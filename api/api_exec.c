@@ -122,6 +122,35 @@ bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
     return ok;
 }
 
+size_t api_working_set(const api_request *req, const api_plan *plan, const api_options *opt,
+                       size_t answer_number_bytes) {
+    size_t elt = conv_dtype_size(req->dtype), bytes = 0;
+    for (int o = 0; o < API_OUT_COUNT; o++) {
+        if (!(plan->outputs & API_BIT(o))) continue;
+        int64_t shape[API_MAX_RANK], numel = 1;
+        int rank = api_output_shape(shape, req, plan, (api_output)o);
+        for (int i = 0; i < rank; i++) numel *= shape[i];
+        bytes += (size_t)numel * (elt + answer_number_bytes);
+    }
+    int threads = opt->threads > 0 ? opt->threads : 1;
+    return bytes + conv_workspace_size(&plan->geom, req->dtype, threads, opt->workspace_cap);
+}
+
+bool api_admit(const api_options *opt, size_t bytes, const char *what, api_error *err) {
+    api_admission a = opt->admit ? opt->admit(opt->admit_ctx, bytes) : API_ADMIT_OK;
+    if (a == API_ADMIT_NEVER)
+        return api_fail(err, API_E_BODY_TOO_LARGE, "",
+                        "this request needs about %zu MiB of working memory for %s, more than "
+                        "the server's whole memory budget (--max-memory); ask for less at once",
+                        (bytes >> 20) + 1, what);
+    if (a == API_ADMIT_LATER)
+        return api_fail(err, API_E_OVERLOADED, "",
+                        "the server's memory budget cannot take the %zu MiB this request needs "
+                        "for %s now; retry after the Retry-After delay",
+                        (bytes >> 20) + 1, what);
+    return true;
+}
+
 void api_result_free(api_result *res) {
     for (int o = 0; o < API_OUT_COUNT; o++) api_tensor_free(&res->out[o]);
 }

@@ -57,6 +57,13 @@ typedef struct {
 #define API_LIFT_COST_FLOOR (4 << 20)
 size_t api_lift_cost_limit(size_t len);
 
+// What parsing `len` bytes holds at most beyond API_LIFT_COST_FLOOR, the body included: the
+// body and its rewritten text, 4 bytes of numbers (8 per number of 2 bytes or more) and the
+// structure allowed, per byte.
+static inline size_t api_lift_memory_bound(size_t len) {
+    return len * (2 + 4 + API_LIFT_COST_PER_BYTE);
+}
+
 typedef struct {
     cJSON *root;
     api_blob *blobs;

@@ -128,12 +128,17 @@ void codec_v1_run(api_response *out, codec_format in, const char *body, size_t l
     api_plan plan;
     api_result res = {0};
     api_error err;
+    codec_format answer = codec_negotiate(accept, in);
     bool ok = decode(&req, in, body, len, &err) &&
               api_validate(&plan, &req, op_from_path, opt, &err) &&
+              api_admit(opt,
+                        api_working_set(&req, &plan, opt,
+                                        answer == CODEC_BINARY ? conv_dtype_size(req.dtype)
+                                                               : API_JSON_NUMBER_BYTES),
+                        "its outputs, scratch and answer", &err) &&
               api_execute(&res, &req, &plan, opt, &err);
     api_request_free(&req); // inputs are done with: free what was copied before the body grows
     if (ok) {
-        codec_format answer = codec_negotiate(accept, in);
         api_buf b = {0};
         if (answer == CODEC_BINARY) codec_safetensors_put_result(&b, &req, &plan, &res);
         else api_json_put_result(&b, &req, &plan, &res);

@@ -605,6 +605,8 @@ void codec_v2_infer(api_response *out, const char *body, size_t len, const char 
     const api_op *op = api_op_find(op_name);
     bool ok = op ? v2_decode(&req, &v2, body, len, header_length, op, &err) &&
                        api_validate(&plan, &req, op_name, opt, &err) &&
+                       api_admit(opt, api_working_set(&req, &plan, opt, API_JSON_NUMBER_BYTES),
+                                 "its outputs, scratch and answer", &err) &&
                        api_execute(&res, &req, &plan, opt, &err)
                  : api_fail(&err, API_E_UNKNOWN_OP, "", "there is no model for op '%s'",
                             op_name ? op_name : "");

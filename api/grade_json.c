@@ -8,6 +8,7 @@
 
 #include "api/api_buf.h"
 #include "api/api_errors.h"
+#include "api/api_exec.h"
 #include "api/api_json.h"
 #include "api/api_lift.h"
 #include "api/api_model.h"
@@ -387,9 +388,40 @@ static bool read_explicit(grade_problem *p, grade_origin *o, bool *has_dy, const
     return ok;
 }
 
-// A problem in any of its three forms, generated or adopted into *p.
+// The bytes a problem of layer L holds: its inputs and reference answers as doubles (each
+// input is shaped like one answer: x like dx, w like dw, b like db, dy like y), core's
+// scratch, and `text_per_number` bytes of answer text per input number.
+static size_t problem_bytes(const grade_layer *L, const api_options *opt, size_t text_per_number) {
+    int64_t numbers = 0;
+    for (int t = 0; t < GRADE_NTENSORS; t++) {
+        grade_shape s;
+        grade_expected_shape(&s, L, (grade_tensor)t);
+        numbers += grade_shape_numel(&s);
+    }
+    int threads = opt->threads > 0 ? opt->threads : 1;
+    return (size_t)numbers * (2 * sizeof(double) + text_per_number) +
+           conv_workspace_size(&L->g, CONV_FLOAT64, threads, opt->workspace_cap);
+}
+
+// Before a problem of layer L is generated (its references computed: four passes): the work
+// of the request so far (*work) within max_flops, and its memory admitted.
+static bool before_generating(const grade_layer *L, const reader *r, const api_options *opt,
+                              int64_t *work, size_t text_per_number, const char *path) {
+    *work += 4 * conv_flops(&L->g);
+    if (*work > opt->max_flops)
+        return api_fail(r->err, API_E_TOO_MUCH_WORK, path,
+                        "grading these problems needs %.3g FLOPs; this server takes at most %.3g "
+                        "per request (max_flops): send fewer or smaller problems",
+                        (double)*work, (double)opt->max_flops);
+    return api_admit(opt, problem_bytes(L, opt, text_per_number), "a generated problem",
+                     r->err);
+}
+
+// A problem in any of its three forms, generated or adopted into *p. *work adds up what
+// the problems cost, refused before one is generated past max_flops.
 static bool read_problem(grade_problem *p, grade_origin *o, bool *has_dy, const reader *r,
-                         const cJSON *obj, const char *path, const api_options *opt) {
+                         const cJSON *obj, const char *path, const api_options *opt,
+                         int64_t *work) {
     if (!need_object(r, obj, path,
                      "v1 fields with tensors, a generator spec with a seed, or a suite problem"))
         return false;
@@ -406,8 +438,9 @@ static bool read_problem(grade_problem *p, grade_origin *o, bool *has_dy, const 
     } else {
         return read_explicit(p, o, has_dy, r, obj, path, opt);
     }
-    return grade_problem_generate(p, &o->layer, o->seed) ||
-           api_fail(r->err, API_E_OUT_OF_MEMORY, "", "out of memory for the problem");
+    return before_generating(&o->layer, r, opt, work, 0, path) &&
+           (grade_problem_generate(p, &o->layer, o->seed) ||
+            api_fail(r->err, API_E_OUT_OF_MEMORY, "", "out of memory for the problem"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -612,15 +645,17 @@ static bool grade_case_object(grade_case *k, const reader *r, const cJSON *obj, 
                         "%s is required: a check needs a problem and a submission", where);
     grade_problem p;
     bool has_dy;
+    int64_t work_before = *work;
     if (!read_problem(&p, &k->origin, &has_dy, r, problem,
-                      join(where, sizeof where, path, "problem"), opt))
+                      join(where, sizeof where, path, "problem"), opt, work))
         return false;
     if (!read_name(&k->origin, r, obj, path)) {
         grade_problem_free(&p);
         return false;
     }
-    // four passes for the reference; the diagnosis stays within GRADE_DIAGNOSE_MAX_FLOPS
-    *work += 4 * conv_flops(&p.layer.g);
+    // four passes for the reference (counted already for a generated problem); the diagnosis
+    // stays within GRADE_DIAGNOSE_MAX_FLOPS
+    if (*work == work_before) *work += 4 * conv_flops(&p.layer.g);
     submission sub = {0};
     grade_options go;
     case_options(&go, s, p.layer.dtype);
@@ -784,8 +819,11 @@ static bool run_problem(api_buf *out, const reader *r, const api_options *opt) {
                      "{\"suite\", \"seed\", \"index\"?}"))
         return false;
     grade_origin o = {.name = "problem"};
+    int64_t work = 0;
     if (!field(root, "suite")) {
-        if (!read_spec(&o, r, root, "", opt)) return false;
+        if (!read_spec(&o, r, root, "", opt) ||
+            !before_generating(&o.layer, r, opt, &work, API_JSON_NUMBER_BYTES, ""))
+            return false;
         api_buf_puts(out, "{\"problems\":[");
         if (!put_generated(out, &o, r->err)) return false;
         api_buf_puts(out, "]}");
@@ -801,6 +839,7 @@ static bool run_problem(api_buf *out, const reader *r, const api_options *opt) {
     for (size_t i = 0; i < count; i++) {
         if (index >= 0 && (size_t)index != i) continue;
         origin_from_suite(&o, &entries[i], seed, i);
+        if (!before_generating(&o.layer, r, opt, &work, API_JSON_NUMBER_BYTES, "")) return false;
         if (index < 0 && i) api_buf_put(out, ",", 1);
         if (!put_generated(out, &o, r->err)) return false;
     }

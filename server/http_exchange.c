@@ -8,6 +8,8 @@
 #include <zlib.h>
 
 #include "api/api_errors.h"
+#include "api/api_exec.h"
+#include "api/api_lift.h"
 #include "api/codec.h"
 #include "api/codec_v2.h"
 
@@ -227,6 +229,12 @@ void http_exchange_run(http_exchange *ex, api_response *out, http_body_fn run,
     char *plain;
     size_t plain_len;
     if (!decode_body(&plain, &plain_len, ex, body, max_body, out)) return;
+    api_error err;
+    if (plain && !api_admit(opt, api_lift_memory_bound(plain_len), "the decompressed body", &err)) {
+        free(plain);
+        api_error_response(out, &err);
+        return;
+    }
     http_body decoded = *body;
     if (plain) {
         decoded.data = plain;

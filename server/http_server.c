@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "api/api_errors.h"
+#include "api/api_lift.h"
 #include "server/http_auth.h"
 #include "server/http_exchange.h"
 #include "server/http_guard.h"
@@ -76,15 +77,12 @@ static double now_s(void) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-// The working memory a request of `body_len` JSON bytes holds while it is computed: the body,
-// its tensors (at most 8 bytes per number, and a number takes at least 2 bytes of text), the
-// outputs and their printed text (each of the order of the inputs), and scratch (at most the
-// workspace cap). A deliberately high estimate from the body alone: the request model does
-// not yet tell the exact figure before computing.
+// The memory a request of `body_len` bytes holds before the request model knows what it
+// asks for: the body and its parse (api_lift_memory_bound; binary bodies cost less). Its
+// outputs, scratch and answer are admitted when known (admit_working_set), a decompressed
+// body when inflated (http_exchange_run).
 static size_t estimate_memory(const http_server *srv, uint64_t body_len) {
-    size_t data = (size_t)body_len * 8;
-    size_t scratch = data < srv->cfg.api.workspace_cap ? data : srv->cfg.api.workspace_cap;
-    return data + scratch + ((size_t)64 << 10);
+    return api_lift_memory_bound((size_t)body_len) + ((size_t)64 << 10);
 }
 
 static const char *header(struct MHD_Connection *c, const char *name) {
@@ -284,12 +282,25 @@ static enum MHD_Result answer(http_request *r, api_response *answer, bool close)
     return ok;
 }
 
+// The request model asks, once it knows, for the memory the request's outputs, scratch and
+// answer need on top of what its body holds: taken from the budget, given back with the rest
+// when the request ends. On the compute worker (the connection is suspended meanwhile).
+static api_admission admit_working_set(void *ctx, size_t bytes) {
+    http_request *r = ctx;
+    if (bytes > r->srv->budget.limit - r->reserved) return API_ADMIT_NEVER;
+    if (!http_budget_take(&r->srv->budget, bytes)) return API_ADMIT_LATER;
+    r->reserved += bytes;
+    return API_ADMIT_OK;
+}
+
 // Runs on a compute worker: the request model answers the body, then the connection resumes.
 static void compute(void *arg, int threads) {
     http_request *r = arg;
     r->t_compute_start = now_s();
     api_options opt = r->srv->cfg.api;
     opt.threads = threads;
+    opt.admit = admit_working_set;
+    opt.admit_ctx = r;
     r->threads = threads;
     http_body body = {r->body, r->len, r->content_type, r->accept, r->exchange.header_length};
     http_exchange_run(&r->exchange, &r->result, r->codec->run, &body, r->route->op, &opt,

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api_buf.h"
 #include "api/api_json.h"
@@ -580,6 +581,25 @@ static void test_errors(void) {
     free(r.body);
 }
 
+// A spec whose grading (four passes) is over max_flops is refused before its problem is
+// generated (issue 12: after ~3 s of computing it; 256 such cases ran 107 s).
+static void test_work_refused_first(void) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    int status;
+    cJSON *doc = call(api_check_json,
+                      "{\"problem\":{\"seed\":1,\"x_shape\":[1,128,256,256],"
+                      "\"w_shape\":[128,128,3,3]},\"submission\":{}}",
+                      &status);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+    double cpu = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    const cJSON *code = cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "error"), "code");
+    CHECK(status == 422 && cJSON_IsString(code) && strcmp(code->valuestring, "too_much_work") == 0 &&
+              cpu < 0.5,
+          "a 1.9e10-FLOP layer graded in 4 passes: %d after %.2f s of CPU", status, cpu);
+    cJSON_Delete(doc);
+}
+
 // A submission's error text cannot close Gradescope's code block and write markdown of its
 // own (issue 12): the fence is longer than any run of backticks in the text.
 static void test_error_fenced(void) {
@@ -641,6 +661,7 @@ int main(int argc, char **argv) {
     test_student_answers();
     test_errors();
     test_error_fenced();
+    test_work_refused_first();
     test_no_crash();
     return t_finish("test_grade_json");
 }

@@ -136,8 +136,11 @@ size_t api_working_set(const api_request *req, const api_plan *plan, const api_o
     return bytes + conv_workspace_size(&plan->geom, req->dtype, threads, opt->workspace_cap);
 }
 
-bool api_admit(const api_options *opt, size_t bytes, const char *what, api_error *err) {
-    api_admission a = opt->admit ? opt->admit(opt->admit_ctx, bytes) : API_ADMIT_OK;
+bool api_admit(const api_options *opt, size_t bytes, int64_t flops, const char *what,
+               api_error *err) {
+    api_admission a = opt->admit ? opt->admit(opt->admit_ctx, bytes, flops) : API_ADMIT_OK;
+    if (a == API_ADMIT_MOVE)
+        return api_fail(err, API_E_OVERLOADED, "", "this request moves to another queue");
     if (a == API_ADMIT_NEVER)
         return api_fail(err, API_E_BODY_TOO_LARGE, "",
                         "this request needs about %zu MiB of working memory for %s, more than "

@@ -33,9 +33,11 @@ int64_t api_outputs_flops(const conv_geom *g, unsigned outputs);
 size_t api_working_set(const api_request *req, const api_plan *plan, const api_options *opt,
                        size_t answer_number_bytes);
 
-// Asks opt->admit for `bytes` (true when there is no admit or it says yes). Fails with
-// overloaded (503: not now) or body_too_large (413: never), naming what the bytes are for.
-bool api_admit(const api_options *opt, size_t bytes, const char *what, api_error *err);
+// Asks opt->admit for `bytes` and `flops` (true when there is no admit or it says yes). Fails
+// with overloaded (503: not now, or moved) or body_too_large (413: never), naming what the
+// bytes are for.
+bool api_admit(const api_options *opt, size_t bytes, int64_t flops, const char *what,
+               api_error *err);
 
 // Allocates and computes every output of the plan into *res (which the caller frees with
 // api_result_free, also after a failure). Fails only for the server's own reasons (no memory,

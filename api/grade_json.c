@@ -413,8 +413,8 @@ static bool before_generating(const grade_layer *L, const reader *r, const api_o
                         "grading these problems needs %.3g FLOPs; this server takes at most %.3g "
                         "per request (max_flops): send fewer or smaller problems",
                         (double)*work, (double)opt->max_flops);
-    return api_admit(opt, problem_bytes(L, opt, text_per_number), "a generated problem",
-                     r->err);
+    return api_admit(opt, problem_bytes(L, opt, text_per_number), 4 * conv_flops(&L->g),
+                     "a generated problem", r->err);
 }
 
 // A problem in any of its three forms, generated or adopted into *p. *work adds up what

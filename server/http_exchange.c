@@ -15,8 +15,10 @@
 
 // Answers shorter than this go out as they are: compressing them saves nothing worth the time.
 #define COMPRESS_MIN_BYTES 1024
-// Answers made on a connection thread are compressed only up to this size, to keep it quick.
-#define COMPRESS_MAX_ON_CONNECTION ((size_t)1 << 20)
+// Answers made on a connection thread (refusals, GET routes) are compressed only up to this
+// size: well under a millisecond, so the I/O thread serving every connection is never held
+// (a megabyte took ~10 ms). Computed answers are compressed on their worker.
+#define COMPRESS_MAX_ON_CONNECTION ((size_t)64 << 10)
 
 static void copy_header(char *dst, size_t cap, struct MHD_Connection *conn, const char *name) {
     const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
@@ -230,7 +232,7 @@ void http_exchange_run(http_exchange *ex, api_response *out, http_body_fn run,
     size_t plain_len;
     if (!decode_body(&plain, &plain_len, ex, body, max_body, out)) return;
     api_error err;
-    if (plain && !api_admit(opt, api_lift_memory_bound(plain_len), "the decompressed body", &err)) {
+    if (plain && !api_admit(opt, api_lift_memory_bound(plain_len), 0, "the decompressed body", &err)) {
         free(plain);
         api_error_response(out, &err);
         return;

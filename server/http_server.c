@@ -62,6 +62,9 @@ typedef struct {
     uint64_t bytes_in;
     size_t reserved; // memory budget held
     bool admitted;   // counted in srv->inflight
+    http_lane lane;  // the pool's lane it runs in (small_request)
+    int64_t flops;   // admitted so far (admit_working_set)
+    bool moved;      // found too big for the small lane: to run again in the big one
     api_response result;
     int threads;
     int status;
@@ -282,11 +285,25 @@ static enum MHD_Result answer(http_request *r, api_response *answer, bool close)
     return ok;
 }
 
+// Small requests run in the pool's small lane, so that they are not stuck behind big ones: a
+// body of at most SMALL_BODY starts there, and moves to the big lane once the request model
+// finds it needs more than SMALL_FLOPS of work or SMALL_MEMORY of memory (then its parse
+// is done again, at a cost under a millisecond).
+#define SMALL_BODY ((size_t)64 << 10)
+#define SMALL_FLOPS ((int64_t)100000000)
+#define SMALL_MEMORY ((size_t)16 << 20)
+
 // The request model asks, once it knows, for the memory the request's outputs, scratch and
-// answer need on top of what its body holds: taken from the budget, given back with the rest
-// when the request ends. On the compute worker (the connection is suspended meanwhile).
-static api_admission admit_working_set(void *ctx, size_t bytes) {
+// answer need on top of what its body holds, and the work it will do: the memory is taken from
+// the budget, given back with the rest when the request ends. On the compute worker (the
+// connection is suspended meanwhile).
+static api_admission admit_working_set(void *ctx, size_t bytes, int64_t flops) {
     http_request *r = ctx;
+    r->flops += flops;
+    if (r->lane == HTTP_LANE_SMALL && (r->flops > SMALL_FLOPS || bytes > SMALL_MEMORY)) {
+        r->moved = true;
+        return API_ADMIT_MOVE;
+    }
     if (bytes > r->srv->budget.limit - r->reserved) return API_ADMIT_NEVER;
     if (!http_budget_take(&r->srv->budget, bytes)) return API_ADMIT_LATER;
     r->reserved += bytes;
@@ -303,8 +320,23 @@ static void compute(void *arg, int threads) {
     opt.admit_ctx = r;
     r->threads = threads;
     http_body body = {r->body, r->len, r->content_type, r->accept, r->exchange.header_length};
+    size_t held_for_body = r->reserved;
     http_exchange_run(&r->exchange, &r->result, r->codec->run, &body, r->route->op, &opt,
                       r->srv->cfg.max_body);
+    if (r->moved) { // too big for the small lane: again in the big one, or refused
+        free(r->result.body);
+        r->result = (api_response){0};
+        http_budget_give_back(&r->srv->budget, r->reserved - held_for_body);
+        r->reserved = held_for_body;
+        r->moved = false;
+        r->flops = 0;
+        r->lane = HTTP_LANE_BIG;
+        if (http_pool_reserve(r->srv->pool, HTTP_LANE_BIG)) {
+            http_pool_submit(r->srv->pool, HTTP_LANE_BIG, compute, r);
+            return;
+        }
+        refuse_overloaded(&r->result);
+    }
     free(r->body); // the body is the largest thing held; drop it before the answer goes out
     r->body = NULL;
     r->t_compute_end = now_s();
@@ -330,14 +362,15 @@ static enum MHD_Result dispatch(http_request *r) {
         refuse_draining(&no);
     } else if (!hold_memory(r, need)) {
         refuse_memory(&no, srv, need);
-    } else if (!http_pool_reserve(srv->pool)) {
+    } else if (!http_pool_reserve(srv->pool, r->lane = r->len <= SMALL_BODY ? HTTP_LANE_SMALL
+                                                                              : HTTP_LANE_BIG)) {
         refuse_overloaded(&no);
     } else {
         r->admitted = true;
         r->stage = STAGE_COMPUTING;
         r->t_queued = now_s();
         MHD_suspend_connection(r->conn);
-        http_pool_submit(srv->pool, compute, r);
+        http_pool_submit(srv->pool, r->lane, compute, r);
         return MHD_YES;
     }
     atomic_fetch_sub(&srv->inflight, 1);

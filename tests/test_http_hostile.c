@@ -99,8 +99,10 @@ static void judge(const char *attack, const th_server *s, prober *p, double late
           attack, p->failed, p->n, p->worst_status);
     CHECK(worst <= latency_limit, "%s: small requests' p99 %.0f ms (at most %.0f)", attack,
           worst * 1e3, latency_limit * 1e3);
-    CHECK(peak > 0 && peak <= max_memory_mib + 64, "%s: peak RSS %.1f MiB (at most %.0f + 64)",
-          attack, peak, max_memory_mib);
+    // The sanitizer's shadow memory and quarantine are not the server's: memory is judged on
+    // the release build.
+    CHECK(SLOW > 1 || (peak > 0 && peak <= max_memory_mib + 64),
+          "%s: peak RSS %.1f MiB (at most %.0f + 64)", attack, peak, max_memory_mib);
 }
 
 static void start_prober(prober *p, pthread_t *t, int port, bool post) {
@@ -451,6 +453,38 @@ static void test_working_set(void) {
     }
 }
 
+// Clients keep every worker busy with big requests (4 MB bodies, 1.2 GFLOP each): small
+// requests run in their own lane and are not queued behind them (issue 12: p99 7.7 s).
+static void test_big_requests(void) {
+    th_server s;
+    const char *const args[] = {"--max-memory", "1G", "--queue", "16", NULL};
+    if (!CHECK(th_server_start(&s, args), "server starts")) return;
+    enum { X = 32 * 256 * 256, W = 32 * 32 * 3 * 3 };
+    char *full = malloc(2 * (X + W) + 128);
+    size_t len = (size_t)sprintf(full, "{\"x\":{\"shape\":[1,32,256,256],\"data\":[");
+    for (int i = 0; i < X; i++) len += (size_t)sprintf(full + len, i ? ",1" : "1");
+    len += (size_t)sprintf(full + len, "]},\"w\":{\"shape\":[32,32,3,3],\"data\":[");
+    for (int i = 0; i < W; i++) len += (size_t)sprintf(full + len, i ? ",1" : "1");
+    len += (size_t)sprintf(full + len, "]}}");
+    bomber b[4];
+    pthread_t t[4], probe;
+    prober p;
+    for (int k = 0; k < 4; k++) {
+        b[k] = (bomber){.port = s.port, .body = full, .len = len, .rounds = 3 * SLOW};
+        pthread_create(&t[k], NULL, bomb_main, &b[k]);
+    }
+    th_sleep_ms(300);
+    start_prober(&p, &probe, s.port, true);
+    for (int k = 0; k < 4; k++) pthread_join(t[k], NULL);
+    stop_prober(&p, probe);
+    judge("4 clients of big requests, all workers busy", &s, &p, LATENCY_S, 1024);
+    for (int k = 0; k < 4; k++)
+        CHECK(b[k].statuses[0] == 200 || b[k].statuses[0] == 503, "big requests: %ld",
+              b[k].statuses[0]);
+    free(full);
+    th_server_stop(&s, 60);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_ALL);
@@ -460,6 +494,7 @@ int main(void) {
     test_half_close();
     test_json_bombs();
     test_working_set();
+    test_big_requests();
     curl_global_cleanup();
     return t_finish("test_http_hostile");
 }

@@ -92,6 +92,12 @@ bench: bench-deps build/convd $(BENCH_BINS)
 clean:
 	rm -rf build
 
+# make soak: tests/soak_http.c, a mixed load with every hostile client of
+# tests/test_http_hostile.c for SOAK_SECONDS (300), RSS and descriptors flat. Not in make test.
+.PHONY: soak
+soak: deps build/convd build/tests/soak_http
+	@CONVD_BIN=build/convd build/tests/soak_http
+
 # ---- Binary doors, v2, examples and fuzzing (issue 5) ----------------------------------------
 # What their tests need beyond DEBS: the example clients' runtimes and clang's libFuzzer.
 BINARY_TEST_DEBS := curl nodejs python3-numpy python3-requests clang-14 libclang-rt-14-dev

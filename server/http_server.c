@@ -700,6 +700,7 @@ size_t http_server_cancel_waiting(http_server *s) {
 char *http_server_metrics_text(http_server *s, size_t *len) {
     const union MHD_DaemonInfo *conns =
         MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    http_guard_counts cut = http_guard_counters(s->guard);
     http_gauges g = {
         .workers = s->cfg.workers,
         .workers_busy = http_pool_busy(s->pool),
@@ -711,6 +712,9 @@ char *http_server_metrics_text(http_server *s, size_t *len) {
         .connections = conns ? conns->num_connections : 0,
         .draining = atomic_load(&s->draining),
         .uptime_s = now_s() - s->started,
+        .cut_header_timeout = cut.header_timeouts,
+        .cut_slow_body = cut.slow_bodies,
+        .cut_evicted = cut.evicted,
     };
     return http_metrics_render(s->metrics, &g, len);
 }

@@ -46,7 +46,7 @@ static void *probe_main(void *arg) {
             if (!p->worst_status) p->worst_status = got ? r.status : -1;
         }
         th_reply_free(&r);
-        th_sleep_ms(20);
+        th_sleep_ms(10);
     }
     return NULL;
 }
@@ -217,6 +217,11 @@ static void test_slowloris(void) {
     pthread_join(attacker, NULL);
     stop_prober(&p, probe);
     judge("slowloris: 200 crawling header connections", &s, &p, SLOWLORIS_S, 4096);
+    double timed_out = metric(s.port, "convd_connections_cut_total{reason=\"header_timeout\"}"),
+           evicted = metric(s.port, "convd_connections_cut_total{reason=\"evicted\"}");
+    printf("  %-44s %.0f past --header-timeout, %.0f evicted near the cap\n", "", timed_out,
+           evicted);
+    CHECK(timed_out + evicted >= 200, "crawling connections cut: %.0f + %.0f", timed_out, evicted);
     th_server_stop(&s, 20);
 }
 
@@ -283,6 +288,8 @@ static void test_slow_bodies(void) {
     stop_prober(&p, probe);
     judge("22 bodies declared 8 MiB, a byte a second", &s, &p, LATENCY_S, 256);
     CHECK(b.cut == b.connections, "slow bodies cut off: %d of %d", b.cut, b.connections);
+    double cut = metric(s.port, "convd_connections_cut_total{reason=\"slow_body\"}");
+    CHECK(cut >= b.connections, "the guard counts them: %.0f", cut);
     th_server_stop(&s, 20);
 }
 
@@ -293,11 +300,26 @@ static void test_half_close(void) {
     const char *const args[] = {"--max-memory", "256M", "--max-body", "8M", "--header-timeout",
                                 "2", "--timeout", "60", NULL};
     if (!CHECK(th_server_start(&s, args), "server starts")) return;
+    // A client trickling its headers a byte every 300 ms is never idle, yet is cut at
+    // --header-timeout (a total, not an idle time).
+    int fd = th_connect(s.port);
+    const char line[] = "GET /healthz HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    double t0 = th_now();
+    for (size_t i = 0; i < sizeof line - 1 && send(fd, &line[i], 1, MSG_NOSIGNAL) == 1; i++)
+        th_sleep_ms(300);
+    char buf[256];
+    bool closed = false;
+    th_read(fd, buf, sizeof buf, 2000, NULL, &closed);
+    double cut_after = th_now() - t0;
+    close(fd);
+    printf("  %-44s cut after %.1f s\n", "headers trickled a byte every 300 ms", cut_after);
+    CHECK(closed && cut_after < 5, "trickled headers cut at --header-timeout 2: after %.1f s",
+          cut_after);
     slow_body b = {.port = s.port, .connections = 8, .declared = 8 << 20, .sent = 200000,
                    .half_close = true, .seconds = 0};
     slow_body_main(&b);
     double held = metric(s.port, "convd_inflight_memory_bytes");
-    double t0 = th_now();
+    t0 = th_now();
     while (metric(s.port, "convd_inflight_memory_bytes") > 0 && th_now() - t0 < 10)
         th_sleep_ms(200);
     double released = th_now() - t0;
@@ -368,7 +390,7 @@ static void test_json_bombs(void) {
         prober p;
         start_prober(&p, &probe, s.port, true);
         for (int k = 0; k < 4; k++) {
-            b[k] = (bomber){.port = s.port, .body = body, .len = len, .rounds = 3};
+            b[k] = (bomber){.port = s.port, .body = body, .len = len, .rounds = 4};
             pthread_create(&t[k], NULL, bomb_main, &b[k]);
         }
         for (int k = 0; k < 4; k++) pthread_join(t[k], NULL);

@@ -62,7 +62,7 @@ typedef struct {
     uint64_t bytes_in;
     size_t reserved; // memory budget held
     bool admitted;   // counted in srv->inflight
-    http_lane lane;  // the pool's lane it runs in (small_request)
+    http_lane lane;  // the pool's lane it runs in (SMALL_BODY)
     int64_t flops;   // admitted so far (admit_working_set)
     bool moved;      // found too big for the small lane: to run again in the big one
     api_response result;

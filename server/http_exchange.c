@@ -248,7 +248,12 @@ void http_exchange_run(http_exchange *ex, api_response *out, http_body_fn run,
         strcmp(out->content_type, codec_binary_type) == 0)
         snprintf(ex->answer_header_length, sizeof ex->answer_header_length, "%zu",
                  codec_v2_header_length(out->body, out->len));
-    compress_answer(ex, out);
+    // The compressed copy is held beside the answer until it replaces it: admitted like the
+    // rest, or the answer goes out as it is.
+    if (out->body && out->len >= COMPRESS_MIN_BYTES &&
+        preferred_coding(ex->accept_encoding) != CODING_IDENTITY &&
+        api_admit(opt, out->len + out->len / 1000 + 64, 0, "the compressed answer", &err))
+        compress_answer(ex, out);
 }
 
 void http_exchange_finish(http_exchange *ex, api_response *answer) {

@@ -132,6 +132,12 @@ test: $(TEST_DEPS) build/convd build/asan/convd $(TESTS) $(ASAN_TESTS)
 	@tools/check-includes.sh
 	@tests/run.sh build build/asan
 
+# make soak: tests/soak_http.c, a mixed load with every hostile client of
+# tests/test_http_hostile.c for SOAK_SECONDS (300), RSS and descriptors flat. Not in make test.
+.PHONY: soak
+soak: deps build/convd build/tests/soak_http
+	@CONVD_BIN=build/convd build/tests/soak_http
+
 test-unit: $(TEST_DEPS) build/convd $(TESTS)
 	@tools/check-includes.sh
 	@tests/run.sh build

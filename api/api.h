@@ -21,12 +21,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Whether a request may go on: yes, later (503), never (413), or not here (the caller runs it
+// again elsewhere: the HTTP server's small-request lane passing on a big one; any error
+// answer is then discarded).
+typedef enum { API_ADMIT_OK, API_ADMIT_LATER, API_ADMIT_NEVER, API_ADMIT_MOVE } api_admission;
+
 // Per-request limits and execution settings; api_options_default() fills the defaults.
 typedef struct {
     int64_t max_elements;     // largest element count of any one tensor, in or out
     int64_t max_flops;        // largest work of one request (all passes), in FLOPs
     size_t workspace_cap;     // scratch cap per request (bytes)
     int threads;              // threads a request's passes may use
+    // Asked once a request is validated, before it allocates what it computes (outputs,
+    // scratch, generated tensors, the answer): may it hold `bytes` more and do `flops` of
+    // work? NULL admits all (the command line). The HTTP server takes the bytes from its
+    // budget (--max-memory) until the request ends.
+    api_admission (*admit)(void *ctx, size_t bytes, int64_t flops);
+    void *admit_ctx;
 } api_options;
 
 // Defaults: max_elements 2^24 (64 MiB of float32), max_flops 5e10, workspace_cap

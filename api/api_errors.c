@@ -63,7 +63,7 @@ void api_error_to_response(api_response *out, const api_error *err) {
     }
     api_buf_puts(&b, "}}");
     out->body = api_buf_take(&b, &out->len);
-    out->status = out->body ? api_code_status(err->code) : 500;
+    out->status = out->body ? api_code_status(err->code) : api_code_status(API_E_OUT_OF_MEMORY);
     out->content_type = "application/json";
 }
 

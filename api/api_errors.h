@@ -39,7 +39,11 @@
     X(API_E_OVERLOADED, "overloaded", 503)                                                         \
     X(API_E_INTERNAL, "internal_error", 500)                                                       \
     X(API_E_UNAUTHORIZED, "unauthorized", 401)                                                     \
-    X(API_E_RATE_LIMITED, "rate_limited", 429)
+    X(API_E_RATE_LIMITED, "rate_limited", 429)                                                     \
+    X(API_E_JSON_TOO_COMPLEX, "json_too_complex", 413)                                             \
+    X(API_E_OUT_OF_MEMORY, "out_of_memory", 503)                                                   \
+    X(API_E_INVALID_HTTP, "invalid_http", 400)                                                     \
+    X(API_E_NOT_IMPLEMENTED, "not_implemented", 501)
 
 typedef enum {
 #define API_ERROR_ENUM(e, code, status) e,
@@ -68,7 +72,7 @@ bool api_fail(api_error *err, api_code code, const char *path, const char *fmt, 
 const char *api_quote(char *buf, size_t cap, const char *s);
 
 // The spec's error body for *err as an api_response: status from the code, JSON body on the
-// heap (the caller frees it). Without memory for the body: status 500, body NULL, len 0.
+// heap (the caller frees it). Without memory for the body: status 503, body NULL, len 0.
 void api_error_to_response(api_response *out, const api_error *err);
 
 // Convenience for front doors that fail before any request exists (404, 405, 413, ...).

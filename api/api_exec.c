@@ -61,14 +61,14 @@ bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
         if (!api_tensor_set_shape(t, shape, rank, api_output_names[o], err)) return false;
         t->data = t->owned = malloc((size_t)t->numel * elt);
         if (!t->data)
-            return api_fail(err, API_E_INTERNAL, "", "out of memory for %s (%lld elements)",
+            return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for %s (%lld elements)",
                             api_output_names[o], (long long)t->numel);
     }
     size_t bytes = conv_workspace_size(&plan->geom, req->dtype, res->threads, opt->workspace_cap);
     bytes = (bytes + 63) & ~(size_t)63;
     void *workspace = bytes ? aligned_alloc(64, bytes) : NULL;
     if (bytes && !workspace)
-        return api_fail(err, API_E_INTERNAL, "", "out of memory for %zu bytes of scratch", bytes);
+        return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for %zu bytes of scratch", bytes);
     res->workspace_bytes = bytes;
     conv_exec ex = {.workspace = workspace, .workspace_bytes = bytes, .threads = res->threads};
     double start = now_ms();
@@ -83,6 +83,38 @@ bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
     res->elapsed_ms = now_ms() - start;
     free(workspace);
     return ok;
+}
+
+size_t api_working_set(const api_request *req, const api_plan *plan, const api_options *opt,
+                       size_t answer_number_bytes) {
+    size_t elt = conv_dtype_size(req->dtype), bytes = 0;
+    for (int o = 0; o < API_OUT_COUNT; o++) {
+        if (!(plan->outputs & API_BIT(o))) continue;
+        int64_t shape[API_MAX_RANK], numel = 1;
+        int rank = api_output_shape(shape, req, plan, (api_output)o);
+        for (int i = 0; i < rank; i++) numel *= shape[i];
+        bytes += (size_t)numel * (elt + answer_number_bytes);
+    }
+    int threads = opt->threads > 0 ? opt->threads : 1;
+    return bytes + conv_workspace_size(&plan->geom, req->dtype, threads, opt->workspace_cap);
+}
+
+bool api_admit(const api_options *opt, size_t bytes, int64_t flops, const char *what,
+               api_error *err) {
+    api_admission a = opt->admit ? opt->admit(opt->admit_ctx, bytes, flops) : API_ADMIT_OK;
+    if (a == API_ADMIT_MOVE)
+        return api_fail(err, API_E_OVERLOADED, "", "this request moves to another queue");
+    if (a == API_ADMIT_NEVER)
+        return api_fail(err, API_E_BODY_TOO_LARGE, "",
+                        "this request needs about %zu MiB of working memory for %s, more than "
+                        "the server's whole memory budget (--max-memory); ask for less at once",
+                        (bytes >> 20) + 1, what);
+    if (a == API_ADMIT_LATER)
+        return api_fail(err, API_E_OVERLOADED, "",
+                        "the server's memory budget cannot take the %zu MiB this request needs "
+                        "for %s now; retry after the Retry-After delay",
+                        (bytes >> 20) + 1, what);
+    return true;
 }
 
 void api_result_free(api_result *res) {

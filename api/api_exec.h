@@ -15,6 +15,21 @@ typedef struct {
     size_t workspace_bytes;
 } api_result;
 
+// Bytes of an answer per number at most: JSON's longest shortest-round-trip double (24
+// characters, "-2.2250738585072014e-308") and a separator.
+#define API_JSON_NUMBER_BYTES 25
+
+// What a validated request holds while it runs, beyond its decoded inputs: its outputs, the
+// scratch core will use, and the answer at `answer_number_bytes` per output number.
+size_t api_working_set(const api_request *req, const api_plan *plan, const api_options *opt,
+                       size_t answer_number_bytes);
+
+// Asks opt->admit for `bytes` and `flops` (true when there is no admit or it says yes). Fails
+// with overloaded (503: not now, or moved) or body_too_large (413: never), naming what the
+// bytes are for.
+bool api_admit(const api_options *opt, size_t bytes, int64_t flops, const char *what,
+               api_error *err);
+
 // Allocates and computes every output of the plan into *res (which the caller frees with
 // api_result_free, also after a failure). Fails only for the server's own reasons (no memory,
 // no thread): internal_error.

@@ -1,6 +1,7 @@
 #include "api/api_model.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,8 +79,43 @@ const char *api_shape_str(char *buf, size_t cap, const int64_t *shape, int rank)
     return buf;
 }
 
-bool api_tensor_from_bytes(api_tensor *t, const char *bytes, conv_dtype dt, api_error *err) {
+// The flat index of the first element of `n` that is NaN or infinite, or -1. Reads the bits
+// (exponent all ones), as the bytes may be misaligned for a float.
+static int64_t first_non_finite(const char *bytes, int64_t n, conv_dtype dt) {
+    for (int64_t i = 0; i < n; i++) {
+        if (dt == CONV_FLOAT32) {
+            uint32_t u;
+            memcpy(&u, bytes + i * 4, 4);
+            if ((u & 0x7f800000u) == 0x7f800000u) return i;
+        } else {
+            uint64_t u;
+            memcpy(&u, bytes + i * 8, 8);
+            if ((u & 0x7ff0000000000000u) == 0x7ff0000000000000u) return i;
+        }
+    }
+    return -1;
+}
+
+bool api_tensor_from_bytes(api_tensor *t, const char *bytes, conv_dtype dt, const char *name,
+                           api_error *err) {
     size_t elt = conv_dtype_size(dt), n = (size_t)t->numel * elt;
+    int64_t bad = first_non_finite(bytes, t->numel, dt);
+    if (bad >= 0) {
+        double v;
+        if (dt == CONV_FLOAT32) {
+            float f;
+            memcpy(&f, bytes + bad * 4, 4);
+            v = f;
+        } else {
+            memcpy(&v, bytes + bad * 8, 8);
+        }
+        char path[96];
+        snprintf(path, sizeof path, "%s[%" PRId64 "]", name, bad);
+        return api_fail(err, API_E_NON_FINITE_NUMBER, path,
+                        "%s (flat index %" PRId64 ") is %s; every number must be finite, as in "
+                        "JSON",
+                        name, bad, isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+    }
     if ((uintptr_t)bytes % elt == 0) {
         t->data = (void *)bytes; // borrowed: the tensor is read, never written
         t->owned = NULL;
@@ -87,7 +123,7 @@ bool api_tensor_from_bytes(api_tensor *t, const char *bytes, conv_dtype dt, api_
     }
     t->data = t->owned = malloc(n);
     if (!t->data)
-        return api_fail(err, API_E_INTERNAL, "", "out of memory for %zu bytes of tensor data", n);
+        return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for %zu bytes of tensor data", n);
     memcpy(t->data, bytes, n);
     return true;
 }

@@ -34,8 +34,10 @@ void api_tensor_free(api_tensor *t);
 
 // Points *t (its shape already set, numel elements) at `bytes`, little-endian elements of `dt`:
 // in place when `bytes` is aligned for the dtype, else copied into an allocation *t owns. Fails
-// only without memory (internal_error).
-bool api_tensor_from_bytes(api_tensor *t, const char *bytes, conv_dtype dt, api_error *err);
+// with non_finite_number (path "NAME[i]", the flat index) for a NaN or an infinity, as JSON
+// refuses them, or out_of_memory.
+bool api_tensor_from_bytes(api_tensor *t, const char *bytes, conv_dtype dt, const char *name,
+                           api_error *err);
 
 // "[2, 3, 5, 5]" into buf.
 const char *api_shape_str(char *buf, size_t cap, const int64_t *shape, int rank);

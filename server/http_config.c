@@ -45,6 +45,15 @@ static const opt_spec options[] = {
     {"max-connections", OPT_INT, FIELD(max_connections), 0, 1, 1000000, "open connections at once"},
     {"timeout", OPT_INT, FIELD(timeout_s), 0, 1, 86400,
      "seconds a connection may stay idle (slow clients are cut off)"},
+    {"header-timeout", OPT_SECONDS, FIELD(header_timeout_s), 0, 0.1, 86400,
+     "seconds a client gets for its request line and headers in all (then it is cut off; "
+     "near the connection cap the oldest such client makes room)"},
+    {"min-body-rate", OPT_SECONDS, FIELD(min_body_rate), 0, 0, 1e12,
+     "bytes per second a request body must average after --header-timeout (0 = no minimum)"},
+    {"max-uploads", OPT_INT, FIELD(max_uploads), 0, 0, 1000000,
+     "request bodies one client address may send at once (0 = no cap; 503 beyond)"},
+    {"metrics-auth", OPT_BOOL, FIELD(metrics_auth), 0, 0, 1,
+     "GET /metrics needs an API key too (with --api-keys; on/off)"},
     {"drain-timeout", OPT_SECONDS, FIELD(drain_timeout_s), 0, 0, 86400,
      "seconds in-flight requests get to finish after SIGTERM/SIGINT"},
     {"retry-after", OPT_INT, FIELD(retry_after_s), 0, 0, 3600, "Retry-After seconds of a 503"},
@@ -124,6 +133,9 @@ static void set_defaults(http_config *cfg) {
     cfg->max_memory = default_memory_budget();
     cfg->max_connections = default_connection_cap();
     cfg->timeout_s = 30;
+    cfg->header_timeout_s = 10;
+    cfg->min_body_rate = 1024;
+    cfg->max_uploads = 32;
     cfg->drain_timeout_s = 30;
     cfg->retry_after_s = 1;
     cfg->access_log = true;

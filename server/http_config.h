@@ -21,6 +21,10 @@ typedef struct {
     size_t max_memory;      // budget for the sum of what admitted requests hold (503 beyond)
     int max_connections;    // open connections at once (further ones are refused)
     int timeout_s;          // a connection idle this long is closed (slow clients, slowloris)
+    double header_timeout_s; // total time for a request line and headers (server/http_guard.h)
+    double min_body_rate;    // bytes per second a body must average (0 = no minimum)
+    int max_uploads;         // bodies one client address may be sending at once (0 = no cap)
+    bool metrics_auth;       // GET /metrics needs an API key too (with api_keys)
     double drain_timeout_s; // SIGTERM/SIGINT: time in-flight requests get to finish
     int retry_after_s;      // the Retry-After value of 503 answers
     char cors_origin[512];  // "" = no CORS headers; "*" or a comma-separated list of origins

@@ -8,13 +8,17 @@
 #include <zlib.h>
 
 #include "api/api_errors.h"
+#include "api/api_exec.h"
 #include "api/codec/codec.h"
+#include "api/codec/codec_json_parse.h"
 #include "api/codec/codec_v2.h"
 
 // Answers shorter than this go out as they are: compressing them saves nothing worth the time.
 #define COMPRESS_MIN_BYTES 1024
-// Answers made on a connection thread are compressed only up to this size, to keep it quick.
-#define COMPRESS_MAX_ON_CONNECTION ((size_t)1 << 20)
+// Answers made on a connection thread (refusals, GET routes) are compressed only up to this
+// size: well under a millisecond, so the I/O thread serving every connection is never held
+// (a megabyte took ~10 ms). Computed answers are compressed on their worker.
+#define COMPRESS_MAX_ON_CONNECTION ((size_t)64 << 10)
 
 static void copy_header(char *dst, size_t cap, struct MHD_Connection *conn, const char *name) {
     const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
@@ -148,7 +152,7 @@ static bool decode_body(char **plain, size_t *plain_len, const http_envelope *ex
                          c == CODING_GZIP ? "gzip" : "deflate",
                          api_quote(quoted, sizeof quoted, ex->content_encoding));
     else
-        api_error_refuse(out, API_E_OVERLOADED, "",
+        api_error_refuse(out, API_E_OUT_OF_MEMORY, "",
                          "out of memory to decompress the request body; retry");
     return false;
 }
@@ -227,6 +231,12 @@ void http_envelope_run(http_envelope *ex, api_response *out, http_body_fn run,
     char *plain;
     size_t plain_len;
     if (!decode_body(&plain, &plain_len, ex, body, max_body, out)) return;
+    api_error err;
+    if (plain && !api_admit(opt, codec_json_memory_bound(plain_len), 0, "the decompressed body", &err)) {
+        free(plain);
+        api_error_to_response(out, &err);
+        return;
+    }
     http_body decoded = *body;
     if (plain) {
         decoded.data = plain;
@@ -238,7 +248,12 @@ void http_envelope_run(http_envelope *ex, api_response *out, http_body_fn run,
         strcmp(out->content_type, codec_binary_type) == 0)
         snprintf(ex->answer_header_length, sizeof ex->answer_header_length, "%zu",
                  codec_v2_header_length(out->body, out->len));
-    compress_answer(ex, out);
+    // The compressed copy is held beside the answer until it replaces it: admitted like the
+    // rest, or the answer goes out as it is.
+    if (out->body && out->len >= COMPRESS_MIN_BYTES &&
+        preferred_coding(ex->accept_encoding) != CODING_IDENTITY &&
+        api_admit(opt, out->len + out->len / 1000 + 64, 0, "the compressed answer", &err))
+        compress_answer(ex, out);
 }
 
 void http_envelope_finish(http_envelope *ex, api_response *answer) {

@@ -61,7 +61,7 @@ static void reply_text(api_response *out, int status, const char *type, const ch
                        size_t len) {
     out->body = malloc(len + 1);
     if (!out->body) {
-        api_error_refuse(out, API_E_OVERLOADED, "", "out of memory for the answer; retry");
+        api_error_refuse(out, API_E_OUT_OF_MEMORY, "", "out of memory for the answer; retry");
         return;
     }
     memcpy(out->body, text, len);

@@ -187,6 +187,15 @@ char *http_metrics_render(http_metrics *m, const http_gauges *g, size_t *len) {
                g->draining);
     put_single(&t, "convd_uptime_seconds", "gauge", "Seconds since the server started.",
                g->uptime_s);
+    put(&t, "# HELP convd_connections_cut_total Connections ended by the guard, by reason "
+            "(--header-timeout, --min-body-rate, room made near --max-connections).\n"
+            "# TYPE convd_connections_cut_total counter\n");
+    put(&t, "convd_connections_cut_total{reason=\"header_timeout\"} %llu\n",
+        (unsigned long long)g->cut_header_timeout);
+    put(&t, "convd_connections_cut_total{reason=\"slow_body\"} %llu\n",
+        (unsigned long long)g->cut_slow_body);
+    put(&t, "convd_connections_cut_total{reason=\"evicted\"} %llu\n",
+        (unsigned long long)g->cut_evicted);
     if (t.failed) {
         free(t.text);
         return NULL;

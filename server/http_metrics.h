@@ -33,6 +33,8 @@ typedef struct {
     unsigned connections;
     bool draining;
     double uptime_s;
+    // Connections the guard ended (server/http_guard.h), counters since the start.
+    uint64_t cut_header_timeout, cut_slow_body, cut_evicted;
 } http_gauges;
 
 // The whole exposition as a heap-allocated text the caller frees; NULL when out of memory.

@@ -43,7 +43,7 @@ static void get_readyz(api_response *out, http_server *srv) {
 static void get_metrics(api_response *out, http_server *srv) {
     out->body = http_server_metrics_text(srv, &out->len);
     if (!out->body) {
-        api_error_refuse(out, API_E_OVERLOADED, "", "out of memory for the metrics; retry");
+        api_error_refuse(out, API_E_OUT_OF_MEMORY, "", "out of memory for the metrics; retry");
         return;
     }
     out->status = 200;

@@ -13,8 +13,10 @@
 #include <time.h>
 
 #include "api/api_errors.h"
+#include "api/codec/codec_json_parse.h"
 #include "server/http_auth.h"
 #include "server/http_envelope.h"
+#include "server/http_guard.h"
 #include "server/http_log.h"
 #include "server/http_metrics.h"
 #include "server/http_pool.h"
@@ -28,6 +30,7 @@ struct http_server {
     http_metrics *metrics;
     http_auth *auth; // API keys and rate limits
     http_tls *tls;   // HTTPS certificate and key
+    http_guard *guard; // deadlines of slow clients, uploads per client
     atomic_bool draining;
     atomic_long inflight;
     double started;
@@ -49,6 +52,8 @@ typedef struct {
     // A refusal decided from the headers, answered once the body is read or dropped.
     api_response refusal;
     bool keep_body;    // a compute request: buffer the body for the worker
+    bool uploading;    // counted in the client's uploads (http_guard_upload_begin)
+    http_guard_conn *guard;
     int retry_after_s; // of a 429 refusal (http_auth)
     char *body;
     size_t len, cap;
@@ -56,6 +61,9 @@ typedef struct {
     uint64_t bytes_in;
     size_t reserved; // memory budget held
     bool admitted;   // counted in srv->inflight
+    http_lane lane;  // the pool's lane it runs in (SMALL_BODY)
+    int64_t flops;   // admitted so far (admit_working_set)
+    bool moved;      // found too big for the small lane: to run again in the big one
     api_response result;
     int threads;
     int status;
@@ -71,15 +79,12 @@ static double now_s(void) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-// The working memory a request of `body_len` JSON bytes holds while it is computed: the body,
-// its tensors (at most 8 bytes per number, and a number takes at least 2 bytes of text), the
-// outputs and their printed text (each of the order of the inputs), and scratch (at most the
-// workspace cap). A deliberately high estimate from the body alone: the request model does
-// not yet tell the exact figure before computing.
+// The memory a request of `body_len` bytes holds before the request model knows what it
+// asks for: the body and its parse (codec_json_memory_bound; binary bodies cost less). Its
+// outputs, scratch and answer are admitted when known (admit_working_set), a decompressed
+// body when inflated (http_envelope_run).
 static size_t estimate_memory(const http_server *srv, uint64_t body_len) {
-    size_t data = (size_t)body_len * 8;
-    size_t scratch = data < srv->cfg.api.workspace_cap ? data : srv->cfg.api.workspace_cap;
-    return data + scratch + ((size_t)64 << 10);
+    return codec_json_memory_bound((size_t)body_len) + ((size_t)64 << 10);
 }
 
 static const char *header(struct MHD_Connection *c, const char *name) {
@@ -175,7 +180,8 @@ static void classify(http_request *r, uint64_t declared, bool has_length) {
         api_error_refuse(no, API_E_METHOD_NOT_ALLOWED, "", "%s %s is not allowed; use %s",
                          api_quote(quoted, sizeof quoted, r->method_name), route->path,
                          http_router_allow(route));
-    } else if (r->method == HTTP_POST && route->formats &&
+    } else if (((r->method == HTTP_POST && route->formats) ||
+                (srv->cfg.metrics_auth && strcmp(route->path, "/metrics") == 0)) &&
                !http_auth_admit(srv->auth, header(r->conn, MHD_HTTP_HEADER_AUTHORIZATION), no,
                                 &r->retry_after_s)) {
         // refused with 401 or 429 before anything else is looked at or held
@@ -192,8 +198,18 @@ static void classify(http_request *r, uint64_t declared, bool has_length) {
         } else if (http_pool_waiting(srv->pool) >= srv->cfg.queue &&
                    http_pool_busy(srv->pool) >= srv->cfg.workers) {
             refuse_overloaded(no);
-        } else if (!hold_memory(r, estimate_memory(srv, declared))) {
-            refuse_memory(no, srv, estimate_memory(srv, declared));
+        } else if (estimate_memory(srv, declared) > srv->budget.limit) {
+            refuse_memory(no, srv, estimate_memory(srv, declared)); // 413: it never fits
+        } else if (!hold_memory(r, estimate_memory(srv, 0))) {
+            // Only a first slice is held now; the rest as the bytes arrive (keep_bytes), so
+            // that a client declaring much and sending little holds little.
+            refuse_memory(no, srv, estimate_memory(srv, 0));
+        } else if (!(r->uploading = http_guard_upload_begin(srv->guard, r->remote,
+                                                             srv->cfg.max_uploads))) {
+            api_error_refuse(no, API_E_OVERLOADED, "",
+                              "this client is already sending %d request bodies at once "
+                              "(--max-uploads); retry after the Retry-After delay",
+                              srv->cfg.max_uploads);
         } else {
             r->keep_body = true;
         }
@@ -268,16 +284,58 @@ static enum MHD_Result answer(http_request *r, api_response *answer, bool close)
     return ok;
 }
 
+// Small requests run in the pool's small lane, so that they are not stuck behind big ones: a
+// body of at most SMALL_BODY starts there, and moves to the big lane once the request model
+// finds it needs more than SMALL_FLOPS of work or SMALL_MEMORY of memory (then its parse
+// is done again, at a cost under a millisecond).
+#define SMALL_BODY ((size_t)64 << 10)
+#define SMALL_FLOPS ((int64_t)100000000)
+#define SMALL_MEMORY ((size_t)16 << 20)
+
+// The request model asks, once it knows, for the memory the request's outputs, scratch and
+// answer need on top of what its body holds, and the work it will do: the memory is taken from
+// the budget, given back with the rest when the request ends. On the compute worker (the
+// connection is suspended meanwhile).
+static api_admission admit_working_set(void *ctx, size_t bytes, int64_t flops) {
+    http_request *r = ctx;
+    r->flops += flops;
+    if (r->lane == HTTP_LANE_SMALL && (r->flops > SMALL_FLOPS || bytes > SMALL_MEMORY)) {
+        r->moved = true;
+        return API_ADMIT_MOVE;
+    }
+    if (bytes > r->srv->budget.limit - r->reserved) return API_ADMIT_NEVER;
+    if (!http_budget_take(&r->srv->budget, bytes)) return API_ADMIT_LATER;
+    r->reserved += bytes;
+    return API_ADMIT_OK;
+}
+
 // Runs on a compute worker: the request model answers the body, then the connection resumes.
 static void compute(void *arg, int threads) {
     http_request *r = arg;
     r->t_compute_start = now_s();
     api_options opt = r->srv->cfg.api;
     opt.threads = threads;
+    opt.admit = admit_working_set;
+    opt.admit_ctx = r;
     r->threads = threads;
     http_body body = {r->body, r->len, r->content_type, r->accept, r->envelope.header_length};
+    size_t held_for_body = r->reserved;
     http_envelope_run(&r->envelope, &r->result, r->format->run, &body, r->route->op, &opt,
                       r->srv->cfg.max_body);
+    if (r->moved) { // too big for the small lane: again in the big one, or refused
+        free(r->result.body);
+        r->result = (api_response){0};
+        http_budget_give_back(&r->srv->budget, r->reserved - held_for_body);
+        r->reserved = held_for_body;
+        r->moved = false;
+        r->flops = 0;
+        r->lane = HTTP_LANE_BIG;
+        if (http_pool_reserve(r->srv->pool, HTTP_LANE_BIG)) {
+            http_pool_submit(r->srv->pool, HTTP_LANE_BIG, compute, r);
+            return;
+        }
+        refuse_overloaded(&r->result);
+    }
     free(r->body); // the body is the largest thing held; drop it before the answer goes out
     r->body = NULL;
     r->t_compute_end = now_s();
@@ -303,14 +361,15 @@ static enum MHD_Result dispatch(http_request *r) {
         refuse_draining(&no);
     } else if (!hold_memory(r, need)) {
         refuse_memory(&no, srv, need);
-    } else if (!http_pool_reserve(srv->pool)) {
+    } else if (!http_pool_reserve(srv->pool, r->lane = r->len <= SMALL_BODY ? HTTP_LANE_SMALL
+                                                                              : HTTP_LANE_BIG)) {
         refuse_overloaded(&no);
     } else {
         r->admitted = true;
         r->stage = STAGE_COMPUTING;
         r->t_queued = now_s();
         MHD_suspend_connection(r->conn);
-        http_pool_submit(srv->pool, compute, r);
+        http_pool_submit(srv->pool, r->lane, compute, r);
         return MHD_YES;
     }
     atomic_fetch_sub(&srv->inflight, 1);
@@ -351,10 +410,12 @@ static http_request *request_begin(http_server *srv, struct MHD_Connection *conn
 // arrives. False with r->refusal filled when the budget cannot grow or memory runs out.
 static bool keep_bytes(http_request *r, const char *data, size_t n) {
     if (r->len + n + 1 > r->cap) {
-        // A declared length is allocated once; a chunked body grows by doubling.
-        size_t cap = r->cap ? r->cap : (size_t)r->declared + 1;
-        if (cap < ((size_t)64 << 10)) cap = (size_t)64 << 10;
+        // The buffer, and the memory held for it, grow by doubling as bytes arrive (up to a
+        // declared length): what a client has not sent holds nothing.
+        size_t cap = r->cap ? r->cap : (size_t)64 << 10;
         while (cap < r->len + n + 1) cap *= 2;
+        if (r->declared && cap > r->declared + 1 && r->len + n + 1 <= r->declared + 1)
+            cap = (size_t)r->declared + 1;
         if (cap > r->srv->cfg.max_body + 1) cap = r->srv->cfg.max_body + 1;
         size_t need = estimate_memory(r->srv, cap);
         char *grown = hold_memory(r, need) ? realloc(r->body, cap) : NULL;
@@ -377,12 +438,55 @@ static bool keep_bytes(http_request *r, const char *data, size_t n) {
 // connection is cut instead: twice --max-body.
 static uint64_t discard_limit(const http_server *srv) { return 2 * (uint64_t)srv->cfg.max_body; }
 
+// The request's body is complete or dropped: it no longer counts in its client's uploads.
+static void end_upload(http_request *r) {
+    if (r->uploading) http_guard_upload_end(r->srv->guard, r->remote);
+    r->uploading = false;
+}
+
 // Drops what the request buffered: it will be refused.
 static void drop_body(http_request *r) {
     free(r->body);
     r->body = NULL;
     r->len = r->cap = 0;
     r->keep_body = false;
+    end_upload(r);
+}
+
+static enum MHD_Result count_lengths(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value) {
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) (*(int *)cls)++;
+    return MHD_YES;
+}
+
+// Refuses (into r->refusal) framing that libmicrohttpd 0.9.75 lets through and that would
+// make the body's end ambiguous (request smuggling) or never come: a second Content-Length
+// (it used the first and served the rest as another request), one that is not a number, or a
+// Transfer-Encoding other than chunked (it waited for --timeout). False when refused.
+static bool check_framing(http_request *r, const char *length) {
+    int lengths = 0;
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_lengths, &lengths);
+    const char *coding = header(r->conn, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    char quoted[64];
+    if (lengths > 1 || (length && (!*length || length[strspn(length, "0123456789")])))
+        api_error_refuse(&r->refusal, API_E_INVALID_HTTP, "",
+                          "the request has %s Content-Length; send exactly one, a number",
+                          lengths > 1 ? "more than one" : "an invalid");
+    else if (*coding && strcasecmp(coding, "chunked") != 0)
+        api_error_refuse(&r->refusal, API_E_NOT_IMPLEMENTED, "",
+                          "Transfer-Encoding '%s' is not supported; send a Content-Length or "
+                          "'Transfer-Encoding: chunked'",
+                          api_quote(quoted, sizeof quoted, coding));
+    else
+        return true;
+    return false;
+}
+
+// The guard's record of the connection (http_guard_open when it opened); NULL if none.
+static http_guard_conn *guard_of(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -395,13 +499,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         r->declared = length ? strtoull(length, NULL, 10) : 0;
-        classify(r, r->declared, length != NULL);
+        r->guard = guard_of(conn);
+        bool framed = check_framing(r, length);
+        if (framed) classify(r, r->declared, length != NULL);
         bool body_follows = r->declared > 0 || *header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        http_guard_headers_done(r->guard, body_follows);
         // Answering now would make libmicrohttpd 0.9.75 drop keep-alive, so a refusal is
-        // answered now only when its body must not be read: the client waits for
-        // 100-continue, or the body is too big even to drop.
-        if (r->refusal.status && body_follows &&
-            (expects_continue(conn) || r->declared > discard_limit(r->srv)))
+        // answered now only when its body must not be read: bad framing, the client waits
+        // for 100-continue, or the declared body is over --max-body.
+        if (r->refusal.status &&
+            (!framed || (body_follows && (expects_continue(conn) ||
+                                          r->declared > r->srv->cfg.max_body))))
             return answer(r, &r->refusal, true);
         return MHD_YES;
     }
@@ -409,6 +517,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         r->bytes_in += n;
+        http_guard_body_bytes(r->guard, r->bytes_in);
         if (r->stage == STAGE_ANSWERED) return MHD_YES;         // answered before the body: dropped
         if (r->bytes_in > discard_limit(r->srv)) return MHD_NO; // cut the connection
         if (r->bytes_in > r->srv->cfg.max_body && r->refusal.status != 413) {
@@ -420,6 +529,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (r->stage == STAGE_COMPUTING) return answer(r, &r->result, false);
+    http_guard_busy(r->guard);
+    end_upload(r);
     if (r->refusal.status) return answer(r, &r->refusal, false);
     if (r->method == HTTP_OPTIONS) {
         api_response none = {.status = 204};
@@ -467,10 +578,26 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                                        r->threads, termination_reason(toe)});
     if (r->reserved) http_budget_give_back(&srv->budget, r->reserved);
     if (r->admitted) atomic_fetch_sub(&srv->inflight, 1);
+    end_upload(r);
+    http_guard_idle(guard_of(conn));
     free(r->body);
     free(r->refusal.body);
     free(r->result.body);
     free(r);
+}
+
+// libmicrohttpd opened or closed a connection: the guard follows it from its first byte.
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    http_server *srv = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = info ? http_guard_open(srv->guard, info->connect_fd) : NULL;
+    } else {
+        http_guard_close(srv->guard, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static void on_library_message(void *cls, const char *fmt, va_list ap) {
@@ -485,6 +612,7 @@ static void free_server(http_server *s) {
     http_metrics_free(s->metrics);
     http_auth_free(s->auth);
     http_tls_free(s->tls);
+    http_guard_free(s->guard);
     free(s->route_names);
     free(s);
 }
@@ -503,7 +631,9 @@ http_server *http_server_start(const http_config *cfg, char *err, size_t err_cap
         s->route_names[i] = s->cfg.routes[i].path;
     s->metrics = s->route_names ? http_metrics_create(s->route_names, s->cfg.n_routes) : NULL;
     s->pool = http_pool_create(cfg->workers, cfg->queue, cfg->cores);
-    if (!s->metrics || !s->pool) {
+    s->guard = http_guard_create((unsigned)cfg->max_connections, cfg->header_timeout_s,
+                                 cfg->min_body_rate);
+    if (!s->metrics || !s->pool || !s->guard) {
         snprintf(err, err_cap, "cannot start %d compute workers (out of memory or threads)",
                  cfg->workers);
         free_server(s);
@@ -533,6 +663,7 @@ http_server *http_server_start(const http_config *cfg, char *err, size_t err_cap
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
         on_library_message, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->io_threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
         MHD_OPTION_SOCK_ADDR, addr->ai_addr, MHD_OPTION_ARRAY, http_tls_options(s->tls),
@@ -568,6 +699,7 @@ size_t http_server_cancel_waiting(http_server *s) {
 char *http_server_metrics_text(http_server *s, size_t *len) {
     const union MHD_DaemonInfo *conns =
         MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    http_guard_counts cut = http_guard_counters(s->guard);
     http_gauges g = {
         .workers = s->cfg.workers,
         .workers_busy = http_pool_busy(s->pool),
@@ -579,6 +711,9 @@ char *http_server_metrics_text(http_server *s, size_t *len) {
         .connections = conns ? conns->num_connections : 0,
         .draining = atomic_load(&s->draining),
         .uptime_s = now_s() - s->started,
+        .cut_header_timeout = cut.header_timeouts,
+        .cut_slow_body = cut.slow_bodies,
+        .cut_evicted = cut.evicted,
     };
     return http_metrics_render(s->metrics, &g, len);
 }

@@ -354,6 +354,11 @@ static void test_lifter_corners(void) {
     expect_error("{\"op\": \"conv2d.forward\", \"note\": \"a \\\"[1, 2]\\\" in a string\", "
                  "\"x\": [[1, 2]], \"w\": [[1]]}",
                  NULL, NULL, 422, "unknown_field", "note");
+    // cJSON ends a string at \u0000: the op would read as "conv2d.forward" (issue 12).
+    expect_error("{\"op\": \"conv2d.forward\\u0000evil\", \"x\": [[1, 2]], \"w\": [[1]]}", NULL,
+                 NULL, 400, "invalid_json", "");
+    expect_error("{\"op\": \"conv2d.forward\", \"x\": [[1, 2]], \"w\": [[1]], \"a\\u0000\": 1}", NULL,
+                 NULL, 400, "invalid_json", "");
     // [0] is a placeholder for the first lifted array, and also what this client sent.
     expect_error("{\"op\": \"conv2d.forward\", \"stride\": [0], \"x\": [[1, 2]], \"w\": [[1]]}",
                  NULL, NULL, 422, "invalid_value", "stride");

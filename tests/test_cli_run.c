@@ -114,10 +114,12 @@ static void test_catalog(void) {
         cases++;
     }
     CHECK(cases >= 90, "catalog: %d cases", cases);
-    // Every code a request body can earn (400 or 422) has its case.
+    // Every code a request body can earn (400 or 422) has its case; invalid_http is about
+    // HTTP's framing, which convd run does not read (tests/test_http_hostile.c has its cases).
     for (int c = 0; c < API_E_COUNT; c++) {
         int status = api_code_status((api_code)c);
-        CHECK(covered[c] || (status != 400 && status != 422), "the catalog has no case for %s",
+        CHECK(covered[c] || (status != 400 && status != 422) || c == API_E_INVALID_HTTP,
+              "the catalog has no case for %s",
               api_code_name((api_code)c));
     }
     free(text);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api_buf.h"
 #include "api/codec/codec_json.h"
@@ -646,6 +647,14 @@ static void test_errors(void) {
     expect_error(grade_json_check,
                  "{\"problem\":{\"suite\":\"cs231n\",\"index\":10},\"submission\":{}}", 422,
                  "invalid_value", "problem.index");
+    // seed + index past 2^53 would not survive a client's double (issue 12); 2^53 itself is
+    // fine for index 0 only, and a suite's whole list needs room for its last index.
+    expect_error(grade_json_check,
+                 "{\"problem\":{\"suite\":\"cs231n\",\"seed\":9007199254740992,\"index\":1},"
+                 "\"submission\":{}}",
+                 422, "invalid_value", "problem.seed");
+    expect_error(grade_json_problem, "{\"suite\":\"full\",\"seed\":9007199254740991}", 422,
+                 "invalid_value", "seed");
     expect_error(grade_json_check,
                  "{\"problem\":{\"suite\":\"cs231\",\"index\":1},\"submission\":{}}", 422,
                  "invalid_value", "problem.suite");
@@ -703,6 +712,42 @@ static void test_errors(void) {
     free(r.body);
 }
 
+// A spec whose grading (four passes) is over max_flops is refused before its problem is
+// generated (issue 12: after ~3 s of computing it; 256 such cases ran 107 s).
+static void test_work_refused_first(void) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    int status;
+    cJSON *doc = call(grade_json_check,
+                      "{\"problem\":{\"seed\":1,\"x_shape\":[1,128,256,256],"
+                      "\"w_shape\":[128,128,3,3]},\"submission\":{}}",
+                      &status);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+    double cpu = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    const cJSON *code = cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "error"), "code");
+    CHECK(status == 422 && cJSON_IsString(code) && strcmp(code->valuestring, "too_much_work") == 0 &&
+              cpu < 0.5,
+          "a 1.9e10-FLOP layer graded in 4 passes: %d after %.2f s of CPU", status, cpu);
+    cJSON_Delete(doc);
+}
+
+// A submission's error text cannot close Gradescope's code block and write markdown of its
+// own (issue 12): the fence is longer than any run of backticks in the text.
+static void test_error_fenced(void) {
+    int status;
+    cJSON *doc = call(grade_json_check,
+                      "{\"format\":\"gradescope\",\"problem\":{\"x\":[[1,2],[3,4]],\"w\":[[1]],"
+                      "\"dy\":[[1,2],[3,4]]},\"submission\":{\"error\":\"boom\\n```\\n# "
+                      "Full marks\\n````\"},\"require\":[\"dx\"]}",
+                      &status);
+    const cJSON *tests = cJSON_GetObjectItemCaseSensitive(doc, "tests");
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(tests, 0), "output");
+    const char *text = cJSON_IsString(out) ? out->valuestring : "";
+    const char *open = strstr(text, "`````\nboom\n```\n# Full marks\n````\n`````");
+    CHECK(status == 200 && open, "the error in a 5-backtick fence: %d %s", status, text);
+    cJSON_Delete(doc);
+}
+
 // Every prefix of a valid request, and the request with each byte replaced: an answer (the
 // error JSON or a verdict), never a crash, a leak (under ASan) or a 500.
 static void test_no_crash(void) {
@@ -748,6 +793,8 @@ int main(int argc, char **argv) {
     test_shape_and_where();
     test_html();
     test_errors();
+    test_error_fenced();
+    test_work_refused_first();
     test_no_crash();
     return t_finish("test_grade_json");
 }

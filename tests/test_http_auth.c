@@ -399,6 +399,25 @@ int main(int argc, char **argv) {
         CHECK(th_server_stop(&s, 30) == 0, "keys server drains and exits 0");
         remove(s.log_path);
     }
+    // --metrics-auth: /metrics (which shows the live budget and queue) needs a key too; health
+    // stays open for probes.
+    const char *const metrics_locked[] = {"--api-keys", keys_path, "--metrics-auth", "on", NULL};
+    if (CHECK(th_server_start(&s, metrics_locked), "server with --metrics-auth starts")) {
+        th_reply r;
+        const char *const with_key[] = {"Authorization: Bearer " PLAIN_KEY, NULL};
+        CHECK(th_get(&r, s.port, "/metrics") && r.status == 401, "/metrics without a key: %ld",
+              r.status);
+        th_reply_free(&r);
+        CHECK(th_http(&r, NULL, s.port, "GET", "/metrics", NULL, NULL, 0, with_key) &&
+                  r.status == 200 && strstr(r.body, "convd_inflight_memory_bytes"),
+              "/metrics with a key: %ld", r.status);
+        th_reply_free(&r);
+        CHECK(th_get(&r, s.port, "/healthz") && r.status == 200, "/healthz stays open: %ld",
+              r.status);
+        th_reply_free(&r);
+        CHECK(th_server_stop(&s, 30) == 0, "metrics-auth server drains and exits 0");
+        remove(s.log_path);
+    }
     const char *const limited[] = {"--api-keys", keys_path, "--rate-limit", rate, "--rate-burst",
                                    burst,        NULL};
     if (CHECK(th_server_start(&s, limited), "server with a rate limit starts")) {

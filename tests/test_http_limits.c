@@ -57,17 +57,16 @@ static void test_body_limits(int port) {
               strstr(buf, "65536"),
           "100-continue with an oversized Content-Length: 413 naming the limit: %.400s", buf);
     close(fd);
-    // Declared too big, body sent anyway (within twice the limit): read, dropped, 413, and the
-    // connection still serves the next request.
+    // Declared too big, no 100-continue: 413 at once from the headers, before the client
+    // sends its body (issue 12: it used to wait for the whole body), and the connection closes.
     post_head(head, sizeof head, length, "");
-    fd = raw_request(port, head, 2 * MAX_BODY - 1);
+    fd = raw_request(port, head, 0);
+    double t0 = th_now();
     status = th_read_response(fd, buf, sizeof buf, 20000, false, &closed);
-    CHECK(status == 413 && !closed, "oversized Content-Length, body sent: %d, closed %d", status,
-          closed);
-    const char get[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
-    net_send_all(fd, get, sizeof get - 1);
-    CHECK(th_read_response(fd, buf, sizeof buf, 20000, false, &closed) == 200,
-          "the connection serves the next request after a 413: %.200s", buf);
+    th_read(fd, buf + strlen(buf), 64, 5000, NULL, &closed);
+    CHECK(status == 413 && closed && th_now() - t0 < 5,
+          "oversized Content-Length, no body yet: %d after %.1f s, closed %d", status,
+          th_now() - t0, closed);
     close(fd);
     // Far too big: answered at once without reading, connection closed.
     post_head(head, sizeof head, "Content-Length: 10000000000", "");
@@ -229,32 +228,37 @@ static void test_slow_and_idle(int port) {
     CHECK(healthy(port), "server answers after the slow clients");
 }
 
-// Beyond --max-connections the server accepts nothing more: a new client waits (in the
-// listen backlog) until a connection closes, instead of being served at the others' expense.
+// Near --max-connections the oldest connection still waiting for its headers is closed to make
+// room (issue 12: clients crawling through their headers must not hold every slot), so a new
+// client is served at once; one that is computing or answering is never closed for it.
 static void test_connection_cap(void) {
     th_server s;
     const char *const args[] = {"--max-connections", "4", NULL};
     if (!CHECK(th_server_start(&s, args), "server with 4 connections at most starts")) return;
     int held[4];
-    for (int i = 0; i < 4; i++) held[i] = th_connect(s.port);
+    for (int i = 0; i < 4; i++) {
+        held[i] = th_connect(s.port);
+        th_sleep_ms(50); // in order: held[0] is the oldest
+    }
     th_sleep_ms(200); // let the server accept them
     const char get[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
     int fifth = th_connect(s.port);
     net_send_all(fifth, get, sizeof get - 1);
     char buf[1024];
     bool closed;
-    int status = th_read_response(fifth, buf, sizeof buf, 1000, false, &closed);
-    CHECK(status == 0, "a fifth connection is not served while 4 are open (status %d)", status);
+    int status = th_read_response(fifth, buf, sizeof buf, 5000, false, &closed);
+    CHECK(status == 200, "a fifth connection is served beside 4 idle ones (status %d)", status);
+    th_read(held[0], buf, sizeof buf, 2000, NULL, &closed);
+    CHECK(closed, "the oldest idle connection made room");
     for (int i = 0; i < 4; i++) close(held[i]);
-    status = th_read_response(fifth, buf, sizeof buf, 20000, false, &closed);
-    CHECK(status == 200, "it is served once the others close (status %d)", status);
     close(fifth);
     CHECK(th_server_stop(&s, 60) == 0, "capped server exits 0");
 }
 
 // Requests assembled at random from odd pieces (methods, paths, header values, lengths that
 // lie, bodies of any bytes), each on its own connection whose sending side is then closed:
-// whatever arrives, the answer is never a 5xx and the server lives on.
+// whatever arrives, the answer is never a 5xx (but 501 for a Transfer-Encoding it does not
+// implement) and the server lives on.
 static void test_random_requests(int port) {
     static const char *const methods[] = {"GET",     "POST",   "HEAD",
                                           "OPTIONS", "PUT",    "DELETE",
@@ -326,7 +330,7 @@ static void test_random_requests(int port) {
         bool closed;
         int status = th_read_response(fds[i], buf, sizeof buf, 10000, head[i], &closed);
         answered += status > 0;
-        if (status >= 500 && server_errors++ == 0)
+        if (status >= 500 && status != 501 && server_errors++ == 0)
             printf("5xx for request %d:\n%s\n--- answer:\n%.300s\n", i, requests[i], buf);
         close(fds[i]);
     }

@@ -3,6 +3,7 @@
 // the Accept negotiation, every rule of the reference reader with header lengths at and around
 // 2^32, 2^63 and the body length, and what a valid file may still say wrong (422s). Tensors are
 // written and read by tests/harness/binary_harness.c, not by the codec.
+#include <math.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -393,7 +394,20 @@ static void test_invalid_requests(void) {
         file_text(&b, cases[i].header, cases[i].data);
         expect_error(cases[i].what, &b, 422, cases[i].code, cases[i].words);
     }
-    // NaN and infinity are representable in binary: they pass through (JSON would refuse them).
+    // NaN and infinity are representable in binary but refused as JSON refuses them (issue 12:
+    // they passed through), with the tensor and the flat index.
+    static const float non_finite[2] = {NAN, -INFINITY};
+    for (int k = 0; k < 2; k++) {
+        file_text(&b, "{\"x\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"
+                      "\"w\":{\"dtype\":\"F32\",\"shape\":[1,1],\"data_offsets\":[16,20]},"
+                      "\"dy\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[20,36]}}",
+                  0);
+        float values[9] = {1, 2, 3, 4, 2, 1, 1, 1, 1};
+        values[k ? 4 : 2] = non_finite[k];
+        bh_put(&b, values, sizeof values);
+        expect_error(k ? "-Infinity in w" : "NaN in x", &b, 422, "non_finite_number",
+                     k ? "w (flat index 0) is -Infinity" : "x (flat index 2) is NaN");
+    }
     const char *header = "{\"x\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"
                          "\"w\":{\"dtype\":\"F32\",\"shape\":[1,1],\"data_offsets\":[16,20]}}";
     file_text(&b, header, 0);

@@ -4,6 +4,7 @@
 // length beyond the body, negative, not a number; missing binary_data_size; sizes not matching
 // shapes; bytes left over) and invalid requests, each a {"error": "..."} with a status; the
 // error restyling of server refusals, the header split, and the metadata bodies.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,15 @@ static void test_binary_framing(void) {
     CHECK(r.status == 200 && strstr(r.body, "\"data\":[3.0,6.0,9.0,12.0]"), "mixed binary and JSON: %d %s",
           r.status, r.body);
     free(r.body);
+    // NaN in binary data is refused as in JSON (issue 12: it passed through).
+    bh_bytes nan_body = {0};
+    bh_puts(&nan_body, BIN_HEADER);
+    const float with_nan[4] = {1, 2, NAN, 4};
+    bh_put(&nan_body, with_nan, sizeof with_nan);
+    snprintf(header, sizeof header, "%zu", hlen);
+    expect_error("NaN in binary data", nan_body.data, nan_body.len, header, "conv2d.forward", 422,
+                 "non_finite_number", "(flat index 2) is NaN");
+    bh_free(&nan_body);
     // Binary data that starts misaligned (a header of odd length) is copied and still right.
     bh_bytes odd = {0};
     bh_puts(&odd, BIN_HEADER " ");

@@ -1,6 +1,9 @@
 #include "api/codec/codec.h"
 
+#include <inttypes.h>
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -73,19 +76,25 @@ void codec_v1_run(api_response *out, codec_format in, const char *body, size_t l
     api_plan plan;
     api_result res = {0};
     api_error err;
+    codec_format answer = codec_negotiate(accept, in);
     bool ok = decode(&req, in, body, len, &err) &&
               api_validate(&plan, &req, op_from_path, opt, &err) &&
+              api_admit(opt,
+                        api_working_set(&req, &plan, opt,
+                                        answer == CODEC_BINARY ? conv_dtype_size(req.dtype)
+                                                               : API_JSON_NUMBER_BYTES),
+                        api_outputs_flops(&plan.geom, plan.outputs),
+                        "its outputs, scratch and answer", &err) &&
               api_execute(&res, &req, &plan, opt, &err);
     api_request_free(&req); // inputs are done with: free what was copied before the body grows
     if (ok) {
-        codec_format answer = codec_negotiate(accept, in);
         api_buf b = {0};
         if (answer == CODEC_BINARY) codec_safetensors_put_result(&b, &req, &plan, &res);
         else codec_json_put_result(&b, &req, &plan, &res);
         out->body = api_buf_take(&b, &out->len);
         out->status = 200;
         out->content_type = answer == CODEC_BINARY ? codec_binary_type : codec_json_type;
-        if (!out->body) ok = api_fail(&err, API_E_INTERNAL, "", "out of memory for the response");
+        if (!out->body) ok = api_fail(&err, API_E_OUT_OF_MEMORY, "", "out of memory for the response");
     }
     api_result_free(&res);
     if (!ok) api_error_to_response(out, &err);

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ typedef struct {
     api_buf out;
     span *spans;
     const char *bad_text;
+    size_t cost, cost_limit; // bytes the parse holds beyond the body (codec_json_cost_limit)
 } lifter;
 
 // NOT_NUMBERS: the array holds something else (a string, an object): cJSON gets it all.
@@ -29,7 +31,8 @@ typedef struct {
 // number JSON does not have (01, +1, .5, 1.) or a control character (cJSON skips any byte up to
 // 0x20 as white space). The lifter refuses them, and must: a one-number array that it did not
 // lift, because of a control character in it, would pass for a placeholder.
-typedef enum { LIFTED, NOT_NUMBERS, BAD_TEXT, NO_MEMORY } lift_result;
+// TOO_COMPLEX: parsing would hold more than codec_json_cost_limit bytes.
+typedef enum { LIFTED, NOT_NUMBERS, BAD_TEXT, NO_MEMORY, TOO_COMPLEX } lift_result;
 
 static inline bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 static inline bool is_control(char c) { return (unsigned char)c < 0x20 && !is_space(c); }
@@ -44,10 +47,16 @@ static inline void note_bad(const char **bad, const char *p) {
     if (!*bad) *bad = p;
 }
 
+// Whether p starts the escape \u0000: cJSON would end the string there, so that
+// "conv2d.forward\u0000evil" would read as "conv2d.forward". No field takes a NUL.
+static bool is_nul_escape(const char *p, const char *end) {
+    return end - p >= 6 && memcmp(p, "\\u0000", 6) == 0;
+}
+
 // Past the string literal starting at the quote p (or to `end` when it is not closed).
 static const char *skip_string(const char *p, const char *end, const char **bad) {
     for (p++; p < end; p++) {
-        if ((unsigned char)*p < 0x20) note_bad(bad, p);
+        if ((unsigned char)*p < 0x20 || is_nul_escape(p, end)) note_bad(bad, p);
         if (*p == '\\')
             p++;
         else if (*p == '"')
@@ -75,9 +84,14 @@ static const char *skip_brackets(const char *p, const char *end, const char **ba
     return end;
 }
 
-// Whether the array at p starts (after any number of '[') with something number-like.
-static bool starts_numeric(const char *p, const char *end) {
+// Past the run of '[' (and white space) starting at p.
+static const char *skip_opening(const char *p, const char *end) {
     while (p < end && (*p == '[' || is_space(*p))) p++;
+    return p;
+}
+
+// Whether the value at p, first thing after a run of '[', is something number-like.
+static bool starts_numeric(const char *p, const char *end) {
     if (p == end) return false;
     char c = *p;
     return c == '-' || (c >= '0' && c <= '9') || c == 'N' || c == 'n' || c == 'I' || c == 'i';
@@ -241,6 +255,38 @@ static lift_result lift_array(codec_json_array *b, const char *p, const char *en
     }
 }
 
+// What the parse holds beyond the body, in bytes (an upper bound, allocator overhead included):
+// for each lifted array its blob and span (in arrays that grow by doubling) and its numbers;
+// for what cJSON parses, a node per value (sizeof(cJSON) in a malloc chunk) and a copy of
+// each string and key.
+enum { CHUNK_OVERHEAD = 16, NODE_BYTES = sizeof(cJSON) + CHUNK_OVERHEAD };
+static size_t blob_cost(const codec_json_array *b) {
+    size_t values = (size_t)b->count * sizeof *b->values + CHUNK_OVERHEAD;
+    return 2 * (sizeof(codec_json_array) + sizeof(span)) + (values < 32 ? 32 : values);
+}
+
+// The cJSON part of the cost for the rewritten text: a node per value (every value but the
+// first follows a ',' or opens a container) and a copy per string.
+static size_t cjson_cost(const char *text, size_t len) {
+    size_t nodes = 1, strings = 0, string_bytes = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (c == ',' || c == '[' || c == '{') {
+            nodes++;
+        } else if (c == '"') {
+            size_t start = ++i;
+            while (i < len && text[i] != '"') i += text[i] == '\\' ? 2 : 1;
+            strings++;
+            string_bytes += i - start;
+        }
+    }
+    return nodes * NODE_BYTES + strings * (CHUNK_OVERHEAD + 1) + string_bytes;
+}
+
+size_t codec_json_cost_limit(size_t len) {
+    return CODEC_JSON_COST_PER_BYTE * len + CODEC_JSON_COST_FLOOR;
+}
+
 static bool add_blob(lifter *L, const codec_json_array *b, span where) {
     codec_json_doc *doc = L->doc;
     if (doc->count == doc->cap) {
@@ -258,7 +304,9 @@ static bool add_blob(lifter *L, const codec_json_array *b, span where) {
 }
 
 // Copies the text to L->out with every numeric array replaced by its placeholder. Returns
-// LIFTED, BAD_TEXT (L->bad_text says where) or NO_MEMORY.
+// LIFTED, BAD_TEXT (L->bad_text says where), NO_MEMORY or TOO_COMPLEX. Linear in the text: a
+// run of '[' is looked at once (every '[' in it starts the same first value), and an array
+// that is not lifted is skipped whole.
 static lift_result rewrite(lifter *L, const char *begin) {
     const char *p = begin, *end = L->end, *copied = begin;
     while (p < end && !L->bad_text) {
@@ -271,16 +319,18 @@ static lift_result rewrite(lifter *L, const char *begin) {
             p++;
             continue;
         }
-        if (!starts_numeric(p, end)) {
-            p++; // an array of other things: its inner arrays may still be numeric
+        const char *first = skip_opening(p, end);
+        if (!starts_numeric(first, end)) {
+            p = first; // arrays of other things: arrays further in may still be numeric
             continue;
         }
         codec_json_array b = {0};
         const char *after;
         lift_result r = lift_array(&b, p, end, &after);
+        if (r == LIFTED && (L->cost += blob_cost(&b)) > L->cost_limit) r = TOO_COMPLEX;
         if (r != LIFTED) {
             free(b.values);
-            if (r == NO_MEMORY) return NO_MEMORY;
+            if (r == NO_MEMORY || r == TOO_COMPLEX) return r;
             if (r == BAD_TEXT) L->bad_text = after;
             p = skip_brackets(p, end, &L->bad_text); // cJSON gets all of it, and its verdict
             continue;
@@ -297,7 +347,9 @@ static lift_result rewrite(lifter *L, const char *begin) {
     }
     if (L->bad_text) return BAD_TEXT;
     api_buf_put(&L->out, copied, (size_t)(p - copied));
-    return L->out.failed ? NO_MEMORY : LIFTED;
+    if (L->out.failed) return NO_MEMORY;
+    L->cost += L->out.len + cjson_cost(L->out.data, L->out.len);
+    return L->cost > L->cost_limit ? TOO_COMPLEX : LIFTED;
 }
 
 // The original offset of rewritten offset `at`.
@@ -354,7 +406,37 @@ static bool syntax_error(api_error *err, const char *body, size_t len, size_t at
                     column, api_quote(quoted, sizeof quoted, near));
 }
 
+// cJSON answers NULL both for a syntax error and for a failed allocation; its allocator notes
+// the latter for this thread, so that a valid body is never called invalid for want of memory.
+static _Thread_local bool cjson_out_of_memory;
+
+static void *cjson_malloc(size_t n) {
+    void *p = malloc(n);
+    if (!p) cjson_out_of_memory = true;
+    return p;
+}
+
+static void install_cjson_allocator(void) {
+    cJSON_InitHooks(&(cJSON_Hooks){.malloc_fn = cjson_malloc, .free_fn = free});
+}
+
+static bool refuse_complex(api_error *err, size_t len, size_t cost) {
+    return api_fail(err, API_E_JSON_TOO_COMPLEX, "",
+                    "the body's JSON has too much structure for its %zu bytes: parsing it would "
+                    "hold over %zu MiB (the limit is %d bytes per body byte + %d MiB); send each "
+                    "tensor as one array of numbers (or a binary format), not as many small "
+                    "values",
+                    len, cost >> 20, CODEC_JSON_COST_PER_BYTE, CODEC_JSON_COST_FLOOR >> 20);
+}
+
+static bool refuse_no_memory(api_error *err) {
+    return api_fail(err, API_E_OUT_OF_MEMORY, "",
+                    "the server ran out of memory while reading the body; retry later");
+}
+
 bool codec_json_parse(codec_json_doc *doc, const char *body, size_t len, api_error *err) {
+    static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+    pthread_once(&hooks_once, install_cjson_allocator);
     *doc = (codec_json_doc){0};
     // RFC 8259 lets a parser skip a byte order mark, which some Windows tools write.
     if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) {
@@ -366,7 +448,7 @@ bool codec_json_parse(codec_json_doc *doc, const char *body, size_t len, api_err
         return api_fail(err, API_E_INVALID_JSON, "",
                         "the body is empty; send one JSON object, such as "
                         "{\"op\": \"conv2d.forward\", \"x\": [[...]], \"w\": [[...]]}");
-    lifter L = {.end = body + len, .doc = doc};
+    lifter L = {.end = body + len, .doc = doc, .cost_limit = codec_json_cost_limit(len)};
     lift_result r = rewrite(&L, body);
     if (r != LIFTED) {
         api_buf_free(&L.out);
@@ -376,15 +458,22 @@ bool codec_json_parse(codec_json_doc *doc, const char *body, size_t len, api_err
             return syntax_error(err, body, len, (size_t)(L.bad_text - body),
                                 "a control character (tab, newline and return are the only ones "
                                 "JSON allows, and none inside a string)");
+        if (r == BAD_TEXT && *L.bad_text == '\\')
+            return syntax_error(err, body, len, (size_t)(L.bad_text - body),
+                                "\\u0000 in a string (no field of the API takes a NUL character)");
         if (r == BAD_TEXT)
             return syntax_error(err, body, len, (size_t)(L.bad_text - body),
                                 "a number JSON does not allow (JSON has no 01, +1, .5 or 1.)");
-        return api_fail(err, API_E_INTERNAL, "", "out of memory while reading the body");
+        if (r == TOO_COMPLEX) return refuse_complex(err, len, L.cost);
+        return refuse_no_memory(err);
     }
     const char *parse_end = NULL;
+    cjson_out_of_memory = false;
     doc->root = cJSON_ParseWithLengthOpts(L.out.data, L.out.len, &parse_end, false);
     bool ok = true;
-    if (!doc->root) {
+    if (!doc->root && cjson_out_of_memory) {
+        ok = refuse_no_memory(err);
+    } else if (!doc->root) {
         size_t at = parse_end ? (size_t)(parse_end - L.out.data) : L.out.len;
         ok = syntax_error(err, body, len, original_offset(&L, at), "unexpected character");
     } else {

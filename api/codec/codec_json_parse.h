@@ -48,14 +48,32 @@ typedef struct {
     int64_t ragged_got, ragged_want; // LENGTH: the two lengths
 } codec_json_array;
 
+// What parsing may hold beyond the body itself: every byte of structure (cJSON's nodes and
+// strings, the lifted arrays' bookkeeping and numbers, the rewritten text) is counted before it
+// is allocated, and a body whose count passes PER_BYTE bytes per body byte plus FLOOR is
+// refused (json_too_complex, 413). A tensor's numbers cost 8 bytes per number of at least 2
+// bytes of text, so tensors pass; what does not is structure that would multiply the body
+// (one cJSON node, 80 bytes, per "1," outside a tensor). docs/LIMITS.md has the measured figures.
+#define CODEC_JSON_COST_PER_BYTE 4
+#define CODEC_JSON_COST_FLOOR (4 << 20)
+size_t codec_json_cost_limit(size_t len);
+
+// What parsing `len` bytes holds at most beyond CODEC_JSON_COST_FLOOR, the body included: the
+// body and its rewritten text, 4 bytes of numbers (8 per number of 2 bytes or more) and the
+// structure allowed, per byte.
+static inline size_t codec_json_memory_bound(size_t len) {
+    return len * (2 + 4 + CODEC_JSON_COST_PER_BYTE);
+}
+
 typedef struct {
     cJSON *root;
     codec_json_array *blobs;
     size_t count, cap;
 } codec_json_doc;
 
-// Parses `len` bytes of JSON (no NUL needed). On failure fills err (invalid_json, 400, with
-// line and column of the original text) and returns false; doc is then empty. On success the
+// Parses `len` bytes of JSON (no NUL needed), in time linear in `len`. On failure fills err
+// (invalid_json, 400, with line and column of the original text; json_too_complex, 413;
+// out_of_memory, 503) and returns false; doc is then empty. On success the
 // caller owns doc (codec_json_doc_free).
 bool codec_json_parse(codec_json_doc *doc, const char *body, size_t len, api_error *err);
 

@@ -219,7 +219,7 @@ static bool read_header(header *h, const char **data, const char *body, size_t l
     bool no_memory = !h->entries || !names;
     free(names);
     if (no_memory)
-        return api_fail(err, API_E_INTERNAL, "", "out of memory for the header");
+        return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for the header");
     char quoted[48];
     if (duplicate)
         return malformed(err, "", "the name \"%s\" appears more than once in the header",
@@ -291,7 +291,7 @@ static bool decode_metadata(api_request *req, const cJSON *metadata, api_error *
     }
     char *text = ok ? cJSON_PrintUnformatted(fields) : NULL;
     cJSON_Delete(fields);
-    if (!text) return api_fail(err, API_E_INTERNAL, "", "out of memory for __metadata__");
+    if (!text) return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for __metadata__");
     ok = codec_json_decode(req, text, strlen(text), err);
     free(text);
     if (!ok && err && err->path[0]) {
@@ -338,7 +338,7 @@ static bool take_tensor(api_request *req, const entry *e, const char *data, bool
                         "C/groups, kh, kw] or [kh, kw], b [F], dy like y", name, e->rank);
     api_tensor *t = &req->in[input];
     return api_tensor_set_shape(t, e->shape, e->rank, path, err) &&
-           api_tensor_from_bytes(t, data + e->begin, dt, err);
+           api_tensor_from_bytes(t, data + e->begin, dt, name, err);
 }
 
 bool codec_safetensors_decode(api_request *req, const char *body, size_t len, api_error *err) {

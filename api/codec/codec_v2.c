@@ -209,7 +209,7 @@ static bool input_data(api_tensor *t, v2_request *v2, const cJSON *input, const 
                             "the JSON header and the inputs before it (is "
                             "Inference-Header-Content-Length right?)",
                             where, size, bin->left);
-        bool ok = api_tensor_from_bytes(t, bin->at, dt, err);
+        bool ok = api_tensor_from_bytes(t, bin->at, dt, path, err);
         bin->at += need;
         bin->left -= need;
         return ok;
@@ -478,7 +478,7 @@ static void v2_error(api_response *out, const api_error *err, const v2_request *
     }
     api_buf_puts(&b, "}");
     out->body = api_buf_take(&b, &out->len);
-    out->status = out->body ? api_code_status(err->code) : 500;
+    out->status = out->body ? api_code_status(err->code) : api_code_status(API_E_OUT_OF_MEMORY);
     out->content_type = codec_json_type;
 }
 
@@ -603,13 +603,16 @@ void codec_v2_infer(api_response *out, const char *body, size_t len, const char 
     const api_op *op = api_op_find(op_name);
     bool ok = op ? v2_decode(&req, &v2, body, len, header_length, op, &err) &&
                        api_validate(&plan, &req, op_name, opt, &err) &&
+                       api_admit(opt, api_working_set(&req, &plan, opt, API_JSON_NUMBER_BYTES),
+                                 api_outputs_flops(&plan.geom, plan.outputs),
+                                 "its outputs, scratch and answer", &err) &&
                        api_execute(&res, &req, &plan, opt, &err)
                  : api_fail(&err, API_E_UNKNOWN_OP, "", "there is no model for op '%s'",
                             op_name ? op_name : "");
     api_request_free(&req);
     if (ok) {
         v2_put_result(out, &v2, &req, &plan, &res);
-        if (!out->body) ok = api_fail(&err, API_E_INTERNAL, "", "out of memory for the response");
+        if (!out->body) ok = api_fail(&err, API_E_OUT_OF_MEMORY, "", "out of memory for the response");
     }
     if (!ok) v2_error(out, &err, &v2);
     api_result_free(&res);
@@ -641,7 +644,7 @@ size_t codec_v2_header_length(const char *body, size_t len) {
 
 static void reply(api_response *out, api_buf *b) {
     out->body = api_buf_take(b, &out->len);
-    out->status = out->body ? 200 : 500;
+    out->status = out->body ? 200 : api_code_status(API_E_OUT_OF_MEMORY);
     out->content_type = codec_json_type;
 }
 

@@ -10,6 +10,7 @@
 #include "api/api_errors.h"
 #include "api/codec/codec_json.h"
 #include "api/codec/codec_json_parse.h"
+#include "api/api_exec.h"
 #include "api/api_model.h"
 #include "api/api_validate.h"
 #include "api/grade/grade.h"
@@ -239,6 +240,13 @@ static bool read_suite(const grade_suite_entry **entries, size_t *count, uint64_
                         "\"cs231n_uneven\" and \"full\"",
                         where, api_quote(quoted, sizeof quoted, name));
     if (!read_seed(seed, r, obj, path)) return false;
+    // Each problem's seed (seed + index) is written into its spec as a JSON number: past 2^53 a
+    // client's double would round it, regenerate another problem and grade an exact answer wrong.
+    if (*seed > ((uint64_t)1 << 53) - (*count - 1))
+        return api_fail(r->err, API_E_INVALID_VALUE, join(where, sizeof where, path, "seed"),
+                        "%s must be at most 2^53 - %zu, so that every problem's seed (seed + "
+                        "index) is exact in JSON; got %" PRIu64,
+                        where, *count - 1, *seed);
     const cJSON *item = field(obj, "index");
     join(where, sizeof where, path, "index");
     *index = -1;
@@ -368,15 +376,46 @@ static bool read_explicit(grade_problem *p, grade_origin *o, bool *has_dy, const
         if (!*has_dy) in[API_IN_DY] = calloc((size_t)conv_numel_y(&plan.geom), sizeof(double));
         ok = grade_problem_adopt(p, &o->layer, in[API_IN_X], in[API_IN_W], in[API_IN_B],
                                  in[API_IN_DY]) ||
-             api_fail(r->err, API_E_INTERNAL, "", "out of memory for the problem");
+             api_fail(r->err, API_E_OUT_OF_MEMORY, "", "out of memory for the problem");
     }
     api_request_free(&req);
     return ok;
 }
 
-// A problem in any of its three forms, generated or adopted into *p.
+// The bytes a problem of layer L holds: its inputs and reference answers as doubles (each
+// input is shaped like one answer: x like dx, w like dw, b like db, dy like y), core's
+// scratch, and `text_per_number` bytes of answer text per input number.
+static size_t problem_bytes(const grade_layer *L, const api_options *opt, size_t text_per_number) {
+    int64_t numbers = 0;
+    for (int t = 0; t < GRADE_NTENSORS; t++) {
+        grade_shape s;
+        grade_expected_shape(&s, L, (grade_tensor)t);
+        numbers += grade_shape_numel(&s);
+    }
+    int threads = opt->threads > 0 ? opt->threads : 1;
+    return (size_t)numbers * (2 * sizeof(double) + text_per_number) +
+           conv_workspace_size(&L->g, CONV_FLOAT64, threads, opt->workspace_cap);
+}
+
+// Before a problem of layer L is generated (its references computed: four passes): the work
+// of the request so far (*work) within max_flops, and its memory admitted.
+static bool before_generating(const grade_layer *L, const reader *r, const api_options *opt,
+                              int64_t *work, size_t text_per_number, const char *path) {
+    *work += 4 * conv_flops(&L->g);
+    if (*work > opt->max_flops)
+        return api_fail(r->err, API_E_TOO_MUCH_WORK, path,
+                        "grading these problems needs %.3g FLOPs; this server takes at most %.3g "
+                        "per request (max_flops): send fewer or smaller problems",
+                        (double)*work, (double)opt->max_flops);
+    return api_admit(opt, problem_bytes(L, opt, text_per_number), 4 * conv_flops(&L->g),
+                     "a generated problem", r->err);
+}
+
+// A problem in any of its three forms, generated or adopted into *p. *work adds up what
+// the problems cost, refused before one is generated past max_flops.
 static bool read_problem(grade_problem *p, grade_origin *o, bool *has_dy, const reader *r,
-                         const cJSON *obj, const char *path, const api_options *opt) {
+                         const cJSON *obj, const char *path, const api_options *opt,
+                         int64_t *work) {
     if (!need_object(r, obj, path,
                      "v1 fields with tensors, a generator spec with a seed, or a suite problem"))
         return false;
@@ -393,8 +432,9 @@ static bool read_problem(grade_problem *p, grade_origin *o, bool *has_dy, const 
     } else {
         return read_explicit(p, o, has_dy, r, obj, path, opt);
     }
-    return grade_problem_generate(p, &o->layer, o->seed) ||
-           api_fail(r->err, API_E_INTERNAL, "", "out of memory for the problem");
+    return before_generating(&o->layer, r, opt, work, 0, path) &&
+           (grade_problem_generate(p, &o->layer, o->seed) ||
+            api_fail(r->err, API_E_OUT_OF_MEMORY, "", "out of memory for the problem"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -508,7 +548,7 @@ static bool copy_text(char **out, const reader *r, const cJSON *item, const char
     const char *text = "";
     if (!read_string(&text, r, item, path, expected)) return false;
     return (*out = strdup(text)) != NULL ||
-           api_fail(r->err, API_E_INTERNAL, "", "out of memory for the submission's text");
+           api_fail(r->err, API_E_OUT_OF_MEMORY, "", "out of memory for the submission's text");
 }
 
 // "error": one string for every tensor the submission lacks, or {"dx": "...", ...} per tensor.
@@ -684,15 +724,17 @@ static bool grade_case_object(grade_case *k, const reader *r, const cJSON *obj, 
                         "%s is required: a check needs a problem and a submission", where);
     grade_problem p;
     bool has_dy;
+    int64_t work_before = *work;
     if (!read_problem(&p, &k->origin, &has_dy, r, problem,
-                      join(where, sizeof where, path, "problem"), opt))
+                      join(where, sizeof where, path, "problem"), opt, work))
         return false;
     if (!read_name(&k->origin, r, obj, path)) {
         grade_problem_free(&p);
         return false;
     }
-    // four passes for the reference; the diagnosis stays within GRADE_DIAGNOSE_MAX_FLOPS
-    *work += 4 * conv_flops(&p.layer.g);
+    // four passes for the reference (counted already for a generated problem); the diagnosis
+    // stays within GRADE_DIAGNOSE_MAX_FLOPS
+    if (*work == work_before) *work += 4 * conv_flops(&p.layer.g);
     submission sub = {0};
     grade_options go;
     case_options(&go, s, p.layer.dtype);
@@ -710,9 +752,9 @@ static bool grade_case_object(grade_case *k, const reader *r, const cJSON *obj, 
                           "%s is required to grade %s: gradients need the upstream gradient dy",
                           where, grade_tensor_name((grade_tensor)t));
     if (ok && !grade_check(&k->report, &p, sub.answer, &go))
-        ok = api_fail(r->err, API_E_INTERNAL, "", "out of memory while grading");
+        ok = api_fail(r->err, API_E_OUT_OF_MEMORY, "", "out of memory while grading");
     if (ok && grade_format_pictures(s->format, s->html) && !keep_pictured(k, &p, sub.answer))
-        ok = api_fail(r->err, API_E_INTERNAL, "", "out of memory for the pictures");
+        ok = api_fail(r->err, API_E_OUT_OF_MEMORY, "", "out of memory for the pictures");
     submission_free(&sub);
     grade_problem_free(&p);
     return ok;
@@ -746,7 +788,7 @@ static bool run_check(api_buf *out, const reader *r, const api_options *opt) {
                         "cases has %zu entries; one request grades at most %d", n,
                         GRADE_MAX_CASES);
     grade_case *cases = calloc(n, sizeof *cases);
-    if (!cases) return api_fail(r->err, API_E_INTERNAL, "", "out of memory for the cases");
+    if (!cases) return api_fail(r->err, API_E_OUT_OF_MEMORY, "", "out of memory for the cases");
     int64_t work = 0;
     bool ok = true;
     if (!list) {
@@ -777,7 +819,7 @@ static void respond(api_response *out, bool ok, api_buf *body, api_error *err,
         out->status = 200;
         out->content_type = content_type;
         if (out->body) return;
-        api_fail(err, API_E_INTERNAL, "", "out of memory while writing the response");
+        api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory while writing the response");
     }
     api_buf_free(body);
     api_error_to_response(out, err);
@@ -839,7 +881,7 @@ static void put_tensor(api_buf *b, const char *name, const grade_layer *L, const
 static bool put_generated(api_buf *b, const grade_origin *o, api_error *err) {
     grade_problem p;
     if (!grade_problem_generate(&p, &o->layer, o->seed))
-        return api_fail(err, API_E_INTERNAL, "", "out of memory for the problem");
+        return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for the problem");
     const conv_geom *g = &o->layer.g;
     api_buf_puts(b, "{\"name\":");
     api_buf_json_string(b, o->name);
@@ -869,8 +911,11 @@ static bool run_problem(api_buf *out, const reader *r, const api_options *opt) {
                      "{\"suite\", \"seed\", \"index\"?}"))
         return false;
     grade_origin o = {.name = "problem"};
+    int64_t work = 0;
     if (!field(root, "suite")) {
-        if (!read_spec(&o, r, root, "", opt)) return false;
+        if (!read_spec(&o, r, root, "", opt) ||
+            !before_generating(&o.layer, r, opt, &work, API_JSON_NUMBER_BYTES, ""))
+            return false;
         api_buf_puts(out, "{\"problems\":[");
         if (!put_generated(out, &o, r->err)) return false;
         api_buf_puts(out, "]}");
@@ -886,6 +931,7 @@ static bool run_problem(api_buf *out, const reader *r, const api_options *opt) {
     for (size_t i = 0; i < count; i++) {
         if (index >= 0 && (size_t)index != i) continue;
         origin_from_suite(&o, &entries[i], seed, i);
+        if (!before_generating(&o.layer, r, opt, &work, API_JSON_NUMBER_BYTES, "")) return false;
         if (index < 0 && i) api_buf_put(out, ",", 1);
         if (!put_generated(out, &o, r->err)) return false;
     }

@@ -196,6 +196,24 @@ static const char *pattern_sentence(const grade_verdict *v) {
     }
 }
 
+// `text` (a submission's own words) as a markdown code block whose fence is longer than any run
+// of backticks in it: CommonMark ends a fenced block at a fence at least as long as the opening
+// one, so with a fixed ``` the text could end the block and write markdown of its own.
+static void put_fenced(api_buf *b, const char *text) {
+    size_t longest = 0, run = 0;
+    for (const char *p = text; *p; p++) {
+        run = *p == '`' ? run + 1 : 0;
+        if (run > longest) longest = run;
+    }
+    size_t fence = longest < 3 ? 3 : longest + 1;
+    api_buf_put(b, "\n", 1);
+    for (size_t i = 0; i < fence; i++) api_buf_put(b, "`", 1);
+    api_buf_put(b, "\n", 1);
+    api_buf_puts(b, text);
+    api_buf_put(b, "\n", 1);
+    for (size_t i = 0; i < fence; i++) api_buf_put(b, "`", 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // One verdict for people, in markdown (`md`, Gradescope) or plain text (PrairieLearn).
 
@@ -216,9 +234,11 @@ static void put_verdict_text(api_buf *b, const grade_case *k, grade_tensor t, bo
     if (!v->present) {
         api_buf_printf(b, "%s%s: no answer, 0 points%s (expected shape %s).", em, name, em, want);
         if (k->error[t]) {
-            api_buf_puts(b, md ? "\n\nWhat happened:\n\n```\n" : "\n\nWhat happened:\n");
-            api_buf_puts(b, k->error[t]);
-            if (md) api_buf_puts(b, "\n```");
+            api_buf_puts(b, "\n\nWhat happened:\n");
+            if (md)
+                put_fenced(b, k->error[t]);
+            else
+                api_buf_puts(b, k->error[t]);
         } else {
             api_buf_puts(b, " Your code gave no answer for it.");
         }

@@ -204,9 +204,10 @@ bench: bench-deps build/convd $(BENCH_BINS)
 test-deploy: deploy-deps build/convd
 	@tests/deploy/run.sh
 
-# make test-fresh (after make test-deploy in .ci/run): the README's `make run` and `make test` on
-# a stock Debian 12 container with nothing but a clone of HEAD (tests/fresh/run.sh). The base
-# image, the downloaded packages and npm's cache stay in podman's store between runs.
+# make test-fresh (after make test-deploy in .ci/run): the README's `make run` and `make test`, and
+# `make test-deploy`, each on a stock Debian 12 container with nothing but a clone of HEAD
+# (tests/fresh/run.sh). The base image, the downloaded packages, npm's cache and the inner
+# podman's images stay in podman's store between runs.
 .PHONY: test-fresh
 test-fresh: deploy-deps
 	@tests/fresh/run.sh

@@ -5,12 +5,15 @@
 # nothing beside it, then
 #   1. `make run`: installs what it needs, builds, serves on 127.0.0.1:8080; /healthz answers
 #      and a golden case (made by PyTorch) sent to /v1/conv2d/forward gets PyTorch's numbers;
-#   2. `make test` there, which must end "N passed, 0 failed".
+#   2. `make test` there, which must end "N passed, 0 failed";
+#   3. `make test-deploy` in a second such container, privileged (podman runs inside it) with
+#      its container store on a volume.
 # Closes with "fresh: N passed, N failed" and the wall time of each step.
 # The container shares the host's network (for Debian's mirror and the npm registry), so port
 # 8080 must be free. What is cached between runs on one machine: the base images in podman's
 # store, the downloaded .deb files and npm's cache in two podman volumes (`podman volume rm
-# convd-fresh-apt convd-fresh-npm` for a cold run). Uncommitted changes are not tested.
+# convd-fresh-apt convd-fresh-npm convd-fresh-store` for a cold run; the last holds the inner
+# podman's images). Uncommitted changes are not tested.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export CONTAINERS_CONF=$PWD/docker/containers.conf
@@ -28,7 +31,7 @@ finish() {
     [ "$failed" -eq 0 ]
     exit
 }
-cleanup() { podman rm -f -t 5 "$name" >/dev/null 2>&1 || true; }
+cleanup() { podman rm -f -t 5 "$name" "$name-deploy" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 in_box() { podman exec "$name" bash -c "$1"; }
 stamp() { echo "$(( $(date +%s) - $1 )) s"; }
@@ -63,17 +66,28 @@ local_cas=()
     local_cas=(-v /usr/local/share/ca-certificates:/usr/local/share/ca-certificates:ro)
 [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && local_cas+=(-e "NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS")
 
+# new_box NAME [podman run options]: a container of the fresh image with a clone of HEAD in
+# /srv/convd and nothing beside it.
+new_box() {
+    local box=$1
+    shift
+    podman run -d --init --name "$box" --network=host "${local_cas[@]}" "$@" \
+        -v "$PWD/$work/convd.bundle:/mnt/convd.bundle:ro" \
+        -v convd-fresh-apt:/var/cache/apt/archives -v convd-fresh-npm:/root/.npm \
+        "$image" sleep infinity >/dev/null || { fail "podman run $image"; return 1; }
+    podman exec "$box" bash -c 'update-ca-certificates >/dev/null 2>&1' ||
+        { fail "update-ca-certificates in $box"; return 1; }
+    if podman exec "$box" bash -c 'git -c advice.detachedHead=false clone -q /mnt/convd.bundle \
+            /srv/convd && ls -A /srv' | grep -qx convd; then
+        pass "$box: cloned into /srv/convd, nothing beside it ($(git rev-parse --short HEAD))"
+    else
+        fail "git clone in $box"
+        return 1
+    fi
+}
+
 git bundle create "$work/convd.bundle" HEAD >/dev/null 2>&1 || { fail "git bundle of HEAD"; finish; }
-podman run -d --init --name "$name" --network=host --cap-add=SYS_PTRACE "${local_cas[@]}" \
-    -v "$PWD/$work/convd.bundle:/mnt/convd.bundle:ro" \
-    -v convd-fresh-apt:/var/cache/apt/archives -v convd-fresh-npm:/root/.npm \
-    "$image" sleep infinity >/dev/null || { fail "podman run $image"; finish; }
-in_box 'update-ca-certificates >/dev/null 2>&1' || { fail "update-ca-certificates"; finish; }
-if in_box 'git -c advice.detachedHead=false clone -q /mnt/convd.bundle /srv/convd && ls -A /srv' | grep -qx convd; then
-    pass "cloned into /srv/convd, nothing beside it ($(git rev-parse --short HEAD))"
-else
-    fail "git clone in the container"; finish
-fi
+new_box "$name" --cap-add=SYS_PTRACE || finish
 
 # 1. make run, in its own session so that exactly its processes are stopped afterwards.
 t1=$(date +%s)
@@ -129,6 +143,21 @@ else
     fail "make test (exit $status, \"${summary:-no summary}\"); its log ($work/make-test.log) ends:"
     grep -E '^(FAIL|BROKEN)' "$work/make-test.log" | head -n 20 | sed 's/^/  | /'
     tail -n 15 "$work/make-test.log" | sed 's/^/  | /'
+fi
+# 3. make test-deploy on a fresh machine of its own (it builds images, runs containers and nginx).
+t3=$(date +%s)
+if new_box "$name-deploy" --privileged -v convd-fresh-store:/var/lib/containers; then
+    podman exec "$name-deploy" bash -c 'cd /srv/convd && timeout 2400 make test-deploy' \
+        >"$work/make-test-deploy.log" 2>&1
+    status=$?
+    summary=$(grep -E '^deploy: [0-9]+ passed, [0-9]+ failed$' "$work/make-test-deploy.log" | tail -n 1)
+    if [ "$status" -eq 0 ] && [[ "$summary" =~ passed,\ 0\ failed$ ]]; then
+        pass "make test-deploy: $summary ($(stamp "$t3"))"
+    else
+        fail "make test-deploy (exit $status, \"${summary:-no summary}\"); its log ends:"
+        grep -E '^ *FAIL' "$work/make-test-deploy.log" | head -n 20 | sed 's/^/  | /'
+        tail -n 15 "$work/make-test-deploy.log" | sed 's/^/  | /'
+    fi
 fi
 echo "test-fresh took $(stamp "$t0")"
 finish

@@ -158,10 +158,10 @@ static void case_init(convd_case *k, const bench_layer *l, int threads) {
     bench_fill(k->w, nw, 2);
     bench_fill(k->b, l->f, 3);
     bench_fill(k->dy, ny, 4);
-    k->ex.threads = threads;
-    k->ex.workspace_bytes =
+    const size_t bytes =
         conv_workspace_size(&k->g, CONV_FLOAT32, threads, CONV_WORKSPACE_CAP_DEFAULT);
-    k->ex.workspace = bench_alloc(k->ex.workspace_bytes);
+    k->ex = (conv_exec){.workspace = bench_alloc(bytes), .workspace_bytes = bytes,
+                        .threads = threads};
 }
 
 static void case_free(convd_case *k) {
@@ -339,8 +339,10 @@ static int cmd_run(int threads) {
         step_forward(&k, unused);
         step_backward(&k, unused);
         spot_check(&k);
-        snprintf(extra, sizeof extra, "\"core\":\"%s\",\"core_source\":\"%s\",\"workspace\":%zu",
-                 blas_core_name(), blas_core_source(), k.ex.workspace_bytes);
+        snprintf(extra, sizeof extra,
+                 "\"core\":\"%s\",\"core_source\":\"%s\",\"isa\":\"%s\",\"workspace\":%zu",
+                 blas_core_name(), blas_core_source(), conv_isa_name(CONV_ISA_AUTO),
+                 k.ex.workspace_bytes);
         bench_measure(samples, step_forward, &k, 1, &plan);
         bench_emit_times(stdout, "convd", k.layer, "forward", threads, &plan, 1, fwd_parts,
                          samples, extra);
@@ -399,7 +401,7 @@ static void step_gemm(void *ctx, double *part_ms) {
 }
 
 // The GEMMs of im2col + GEMM for one image and group with all Ho*Wo pixels as columns (the
-// transposes as conv_impl.inc calls them): forward (F/G x K)(K x P), backward data
+// transposes as core/conv_gemm.c calls them): forward (F/G x K)(K x P), backward data
 // (K x F/G)(F/G x P) with w transposed, backward weights (F/G x P)(P x K) with col transposed.
 // A ceiling is what the BLAS can do, so noise only lowers it: best of 3x the usual repeats.
 static int cmd_gemm(void) {

@@ -241,6 +241,7 @@ def main():
     for r in rows:
         if "core" in r:
             cores.setdefault(r["impl"], r["core"])
+    convd_isa = next((r["isa"] for r in rows if r["impl"] == "convd" and "isa" in r), None)
     dnnl = next((r for r in rows if r["impl"] == "onednn"), {})
     torch_row = next((r for r in rows if r["impl"] == "pytorch"), {})
     missed = misses(by, layers, thread_counts)
@@ -248,7 +249,7 @@ def main():
             "warmup": records[0]["warmup"] if records else None,
             "samples_per_cell": min((r["samples"] for r in rows), default=0),
             "peak": peak_rec, "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
-            "blas_core": cores, "pytorch": {k: torch_row.get(k) for k in
+            "blas_core": cores, "convd_isa": convd_isa, "pytorch": {k: torch_row.get(k) for k in
                                             ("torch", "capability", "core", "mkldnn")},
             "onednn": {k: dnnl.get(k) for k in ("version", "isa")},
             "rss": rss, "gemm": gemm, "targets_missed": missed}

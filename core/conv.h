@@ -75,11 +75,27 @@ int64_t conv_flops(const conv_geom *g);
 // bytes for best speed), `threads` the number of threads the pass may use (>= 1). Passes split
 // their work so that any workspace of at least conv_workspace_min() bytes works; more space
 // means bigger GEMMs, up to conv_workspace_size().
+//
+// `isa` picks the hand-vectorised loops' instruction set: CONV_ISA_AUTO (zero, what a
+// designated initializer leaves) runs conv_isa_default(); another value forces that variant,
+// and a pass refuses it (CONV_EINVAL, field "isa") when this CPU cannot run it. Tests use it
+// to run every variant the machine has.
+typedef enum { CONV_ISA_AUTO = 0, CONV_ISA_PORTABLE, CONV_ISA_AVX2, CONV_ISA_AVX512 } conv_isa;
+
 typedef struct {
     void *workspace;
     size_t workspace_bytes;
     int threads;
+    conv_isa isa;
 } conv_exec;
+
+// The best ISA this CPU runs (cpuid: AVX-512 F/VL/BW/DQ, else AVX2 with FMA, else portable).
+conv_isa conv_isa_best(void);
+// The ISA that CONV_ISA_AUTO runs, chosen once per process: the CONVD_ISA environment variable
+// ("portable", "avx2" or "avx512") when set to one this CPU runs, otherwise conv_isa_best().
+conv_isa conv_isa_default(void);
+// "portable", "avx2", "avx512"; CONV_ISA_AUTO names conv_isa_default().
+const char *conv_isa_name(conv_isa isa);
 
 #define CONV_WORKSPACE_CAP_DEFAULT ((size_t)64 << 20)
 

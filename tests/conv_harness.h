@@ -357,9 +357,9 @@ typedef struct {
 static inline void conv_scratch_init(conv_scratch *s, size_t bytes, size_t misalign,
                                      int threads) {
     if (posix_memalign(&s->block, 64, bytes + misalign + (bytes + misalign == 0))) abort();
-    s->ex.workspace = bytes ? (char *)s->block + misalign : NULL;
-    s->ex.workspace_bytes = bytes;
-    s->ex.threads = threads;
+    s->ex = (conv_exec){.workspace = bytes ? (char *)s->block + misalign : NULL,
+                        .workspace_bytes = bytes,
+                        .threads = threads};
 }
 
 static inline void conv_scratch_free(conv_scratch *s) { free(s->block); }

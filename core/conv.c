@@ -174,14 +174,20 @@ size_t conv_workspace_min(const conv_geom *g, conv_dtype dt, int threads) {
 
 size_t conv_workspace_size(const conv_geom *g, conv_dtype dt, int threads, size_t cap) {
     threads = clamp_threads(threads);
-    size_t least = conv_workspace_min(g, dt, threads);
-    if (conv_flat_wanted(g)) {
-        size_t flat = conv_flat_workspace(g, dt, threads);
-        if (flat <= cap) return flat < least ? least : flat;
+    size_t size = conv_workspace_min(g, dt, threads);
+    size_t flat = conv_flat_wanted(g) ? conv_flat_workspace(g, dt, threads) : SIZE_MAX;
+    if (flat <= cap) {
+        if (flat > size) size = flat;
+    } else if (!conv_is_depthwise(g)) {
+        size_t gemm = conv_gemm_workspace(g, dt, threads, cap);
+        if (gemm > size) size = gemm;
     }
-    if (conv_is_depthwise(g)) return 0;
-    size_t size = conv_gemm_workspace(g, dt, threads, cap);
-    return size < least ? least : size;
+    if (conv_winograd_applies(g)) {
+        size_t wino = conv_winograd_workspace(g, dt, threads);
+        if (wino > cap) wino = cap;
+        if (wino > size) size = wino;
+    }
+    return size;
 }
 
 // ---- Threads ----------------------------------------------------------------------------
@@ -302,9 +308,55 @@ static conv_status pick_kernels(const conv_kernels **k, const conv_exec *ex, con
     return CONV_OK;
 }
 
+// ---- Which algorithm ----------------------------------------------------------------------
+// Winograd's GEMMs have K = channels per group: below this many, transforms and packing
+// outweigh the multiplies saved, and the direct paths win.
+#define WINOGRAD_MIN_CHANNELS 16
+
+static const char *const algorithm_names[] = {
+    [CONV_ALGO_AUTO] = "auto", [CONV_ALGO_DIRECT] = "direct", [CONV_ALGO_WINOGRAD] = "winograd"};
+
+const char *conv_algorithm_name(conv_algorithm algo) {
+    return algo >= CONV_ALGO_AUTO && algo <= CONV_ALGO_WINOGRAD ? algorithm_names[algo] : "unknown";
+}
+
+conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, const conv_exec *ex,
+                                conv_algorithm *algo, conv_error *err) {
+    const conv_algorithm want = ex ? ex->algorithm : CONV_ALGO_AUTO;
+    const bool applies = conv_winograd_applies(g);
+    const bool fits = ex && ex->workspace &&
+                      ex->workspace_bytes >= conv_winograd_workspace_min(g, dt);
+    switch (want) {
+    case CONV_ALGO_DIRECT: *algo = CONV_ALGO_DIRECT; return CONV_OK;
+    case CONV_ALGO_WINOGRAD:
+        if (!applies)
+            return fail(err, CONV_EINVAL, "algorithm",
+                        "winograd applies only to 3x3 kernels with stride 1 and dilation 1; this "
+                        "layer has a %" PRId64 "x%" PRId64 " kernel, stride %" PRId64 "x%" PRId64
+                        ", dilation %" PRId64 "x%" PRId64 " (use \"auto\" or \"direct\")",
+                        g->kh, g->kw, g->stride_h, g->stride_w, g->dilation_h, g->dilation_w);
+        if (!fits)
+            return fail(err, CONV_EWORKSPACE, "workspace",
+                        "the workspace has %zu bytes but Winograd needs at least %zu for this "
+                        "layer", ex ? ex->workspace_bytes : 0, conv_winograd_workspace_min(g, dt));
+        *algo = CONV_ALGO_WINOGRAD;
+        return CONV_OK;
+    case CONV_ALGO_AUTO:
+        *algo = applies && fits && g->c / g->groups >= WINOGRAD_MIN_CHANNELS &&
+                        g->f / g->groups >= WINOGRAD_MIN_CHANNELS
+                    ? CONV_ALGO_WINOGRAD
+                    : CONV_ALGO_DIRECT;
+        return CONV_OK;
+    default:
+        return fail(err, CONV_EINVAL, "algorithm", "algorithm %d is none of auto, direct, winograd",
+                    (int)want);
+    }
+}
+
 // ---- The passes ---------------------------------------------------------------------------
-// Which algorithm runs: flat where conv_flat_wanted and the workspace holds it, the row path
-// for depthwise layers, im2col + GEMM otherwise.
+// Which algorithm runs: Winograd where conv_pick_algorithm says so; else flat where
+// conv_flat_wanted and the workspace holds it, the row path for depthwise layers, im2col +
+// GEMM otherwise.
 
 static conv_status start_run(conv_run *r, const conv_geom *g, conv_dtype dt,
                              const conv_exec *ex, conv_error *err) {
@@ -314,13 +366,26 @@ static conv_status start_run(conv_run *r, const conv_geom *g, conv_dtype dt,
     return pick_kernels(&r->k, ex, dt, err);
 }
 
+// Like start_run, and *winograd tells whether the pass runs Winograd.
+static conv_status start_pass(conv_run *r, bool *winograd, const conv_geom *g, conv_dtype dt,
+                              const conv_exec *ex, conv_error *err) {
+    conv_status st = start_run(r, g, dt, ex, err);
+    if (st != CONV_OK) return st;
+    conv_algorithm algo;
+    st = conv_pick_algorithm(g, dt, ex, &algo, err);
+    *winograd = algo == CONV_ALGO_WINOGRAD;
+    return st;
+}
+
 conv_status conv2d_forward(void *y, const void *x, const void *w, const void *b,
                            const conv_geom *g, conv_dtype dt, const conv_exec *ex,
                            conv_error *err) {
     conv_run r;
-    conv_status st = start_run(&r, g, dt, ex, err);
+    bool winograd;
+    conv_status st = start_pass(&r, &winograd, g, dt, ex, err);
     if (st != CONV_OK) return st;
     r.out = y, r.in = x, r.w = w, r.b = b;
+    if (winograd) return conv_winograd_forward(&r, err);
     if (conv_flat_wanted(g) && conv_flat_forward(&r)) return CONV_OK;
     if (conv_is_depthwise(g)) {
         conv_rows_forward(&r);
@@ -332,9 +397,11 @@ conv_status conv2d_forward(void *y, const void *x, const void *w, const void *b,
 conv_status conv2d_backward_data(void *dx, const void *dy, const void *w, const conv_geom *g,
                                  conv_dtype dt, const conv_exec *ex, conv_error *err) {
     conv_run r;
-    conv_status st = start_run(&r, g, dt, ex, err);
+    bool winograd;
+    conv_status st = start_pass(&r, &winograd, g, dt, ex, err);
     if (st != CONV_OK) return st;
     r.out = dx, r.dy = dy, r.w = w;
+    if (winograd) return conv_winograd_backward_data(&r, err);
     if (conv_flat_wanted(g) && conv_flat_backward_data(&r)) return CONV_OK;
     if (conv_is_depthwise(g)) {
         conv_rows_backward_data(&r);
@@ -346,9 +413,11 @@ conv_status conv2d_backward_data(void *dx, const void *dy, const void *w, const 
 conv_status conv2d_backward_weights(void *dw, const void *dy, const void *x, const conv_geom *g,
                                     conv_dtype dt, const conv_exec *ex, conv_error *err) {
     conv_run r;
-    conv_status st = start_run(&r, g, dt, ex, err);
+    bool winograd;
+    conv_status st = start_pass(&r, &winograd, g, dt, ex, err);
     if (st != CONV_OK) return st;
     r.out = dw, r.dy = dy, r.in = x;
+    if (winograd) return conv_winograd_backward_weights(&r, err);
     if (conv_flat_wanted(g) && conv_flat_backward_weights(&r)) return CONV_OK;
     if (conv_is_depthwise(g)) {
         conv_rows_backward_weights(&r);

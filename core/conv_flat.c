@@ -165,10 +165,11 @@ static void backward_weights_worker(void *arg, int worker) {
             char *sum_f = conv_at(sp.sum, (grp * fg + f) * cg * khw, elt);
             for (int64_t ch = 0; ch < cg; ch++)
                 for (int64_t a = 0; a < g->kh; a++)
-                    r->k->dots(conv_at(sum_f, ch * khw + a * g->kw, elt),
-                               conv_at(dyp, kernel_reach(g), elt),
-                               conv_at(sp.xp, ch * padded_plane(g) + a * g->dilation_h * pitch, elt),
-                               span, g->kw, g->dilation_w);
+                    r->k->dots(
+                        conv_at(sum_f, ch * khw + a * g->kw, elt),
+                        conv_at(dyp, kernel_reach(g), elt),
+                        conv_at(sp.xp, ch * padded_plane(g) + a * g->dilation_h * pitch, elt), span,
+                        g->kw, g->dilation_w);
         }
     }
 }

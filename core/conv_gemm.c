@@ -90,8 +90,9 @@ static void col2im_add(const conv_run *r, char *dx_c, const char *col, int64_t c
                     if (ih >= 0 && ih < g->h) {
                         int64_t lo, hi;
                         conv_valid_span(oc, run, g->stride_w, off_w, g->w, &lo, &hi);
-                        r->k->scatter(conv_at(dx_plane, ih * g->w + (oc + lo) * g->stride_w + off_w, elt),
-                                      conv_at(col, lo, elt), hi - lo, g->stride_w, 1.0);
+                        r->k->scatter(
+                            conv_at(dx_plane, ih * g->w + (oc + lo) * g->stride_w + off_w, elt),
+                            conv_at(col, lo, elt), hi - lo, g->stride_w, 1.0);
                     }
                     col = conv_at(col, run, elt);
                     p += run;
@@ -139,7 +140,8 @@ static void forward_worker(void *arg, int worker) {
         char *y_g = conv_at(r->out, (n * g->f + grp * fg) * pixels + p0, elt);
         if (r->b)
             for (int64_t f = 0; f < fg; f++) {
-                r->k->fill(conv_at(y_g, f * pixels, elt), p1 - p0, conv_load(r->b, grp * fg + f, r->dt));
+                r->k->fill(conv_at(y_g, f * pixels, elt), p1 - p0,
+                           conv_load(r->b, grp * fg + f, r->dt));
             }
         conv_gemm_call(r->dt, false, false, fg, p1 - p0, k, conv_at(r->w, grp * fg * k, elt), k,
                        cols, ld_cols, r->b ? 1 : 0, y_g, pixels);

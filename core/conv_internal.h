@@ -4,6 +4,7 @@
 //   conv_gemm.c      im2col + GEMM (forward, dw) and GEMM + col2im (dx): the general path
 //   conv_flat.c      stride 1 and few taps per filter: every tap summed in registers per row
 //   conv_rows.c      one input channel per group (depthwise), any stride: a vector pass per tap
+//   conv_winograd.c  3x3, stride 1, dilation 1: Winograd F(2x2,3x3), all three passes
 //   conv_kernels.h   the hand-vectorised loops those paths call, compiled once per ISA by
 //                    conv_kernels_portable.c, conv_kernels_avx2.c and conv_kernels_avx512.c
 // The algorithm files are dtype-generic (byte pointers and an element size); everything that
@@ -21,7 +22,9 @@
 // ---- Limits -------------------------------------------------------------------------------
 #define CONV_ALIGN 64
 #define CONV_MAX_THREADS 256
-static inline size_t conv_align_up(size_t n) { return (n + CONV_ALIGN - 1) / CONV_ALIGN * CONV_ALIGN; }
+static inline size_t conv_align_up(size_t n) {
+    return (n + CONV_ALIGN - 1) / CONV_ALIGN * CONV_ALIGN;
+}
 
 int64_t conv_mul_sat(int64_t a, int64_t b);
 int64_t conv_add_sat(int64_t a, int64_t b);
@@ -51,6 +54,17 @@ typedef struct {
     void (*taps_row)(void *out, const void *in, int64_t count, int64_t channels,
                      int64_t in_stride, const void *w, int64_t w_stride, int64_t kh, int64_t kw,
                      int64_t step_a, int64_t step_b, double bias);
+    void (*wino_kernel)(void *u, int64_t u_stride, const void *w, int64_t w_stride,
+                        int64_t count, bool flip);
+    void (*wino_input)(void *v, int64_t v_stride, const void *plane, int64_t h, int64_t w,
+                       int64_t off_h, int64_t off_w, int64_t tiles_w, int64_t t0, int64_t count,
+                       void *scratch);
+    void (*wino_output)(void *out, int64_t h, int64_t w, int64_t tiles_w, int64_t t0,
+                        int64_t count, const void *m, int64_t m_stride, double bias,
+                        void *scratch);
+    void (*wino_grad)(void *z, int64_t z_stride, const void *plane, int64_t h, int64_t w,
+                      int64_t tiles_w, int64_t t0, int64_t count, void *scratch);
+    void (*wino_kernel_grad)(void *dw, const void *m, int64_t m_stride);
 } conv_kernels;
 
 // taps_row computes whole blocks of this many bytes of outputs, reading past a row's end;
@@ -58,6 +72,8 @@ typedef struct {
 // taps past its end. conv_flat.c sizes its planes for both.
 #define CONV_TAP_BLOCK_BYTES 128
 #define CONV_DOT_TAPS 4
+// The Winograd transforms' row scratch, in elements, for a batch of `tiles` tiles.
+#define CONV_WINO_ROWS(tiles) (4 * (2 * (tiles) + 2))
 
 extern const conv_kernels conv_kernels_portable_f32, conv_kernels_portable_f64;
 extern const conv_kernels conv_kernels_avx2_f32, conv_kernels_avx2_f64;
@@ -164,5 +180,15 @@ void conv_rows_forward(conv_run *r);
 void conv_rows_backward_data(conv_run *r);
 void conv_rows_backward_weights(conv_run *r);
 void conv_rows_backward_bias(conv_run *r);
+
+// Winograd F(2x2,3x3) (conv_winograd.c): only where conv_winograd_applies. Its scratch is
+// conv_winograd_workspace bytes for `threads` workers; the passes run with less only down to
+// conv_winograd_workspace_min and fail with CONV_EWORKSPACE below it.
+bool conv_winograd_applies(const conv_geom *g);
+size_t conv_winograd_workspace(const conv_geom *g, conv_dtype dt, int threads);
+size_t conv_winograd_workspace_min(const conv_geom *g, conv_dtype dt);
+conv_status conv_winograd_forward(conv_run *r, conv_error *err);
+conv_status conv_winograd_backward_data(conv_run *r, conv_error *err);
+conv_status conv_winograd_backward_weights(conv_run *r, conv_error *err);
 
 #endif

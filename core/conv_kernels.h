@@ -144,6 +144,237 @@ static void KERNEL(taps_row)(void *out_, const void *in_, int64_t count, int64_t
     }
 }
 
+// ---- Winograd F(2x2,3x3) transforms (Lavin & Gray 2015), for conv_winograd.c ----------------
+// With B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+// and A^T = [1 1 1 0; 0 1 -1 -1], a 2x2 output tile of the correlation of a 4x4 input tile d
+// with a 3x3 kernel g is A^T [(G g G^T) .* (B^T d B)] A. Element e = 4*i + j of a transformed
+// 4x4 tile lives at [e * stride] of its array. Tile t of a plane is row t / tiles_w, column
+// t % tiles_w of the 2x2 output tiles.
+
+// u[e*u_stride + k] <- (G g_k G^T)[e] for k < count, g_k the 3x3 kernel at w + k*w_stride
+// (rotated by 180 degrees when flip: the transposed convolution that dx is).
+static void KERNEL(wino_kernel)(void *u_, int64_t u_stride, const void *w_, int64_t w_stride,
+                                int64_t count, bool flip) {
+    REAL *restrict u = u_;
+    const REAL *restrict w = w_;
+    // the 9 taps in the order the transform reads them (reversed when flipped)
+    int tap[9];
+    for (int t = 0; t < 9; t++) tap[t] = flip ? 8 - t : t;
+    for (int64_t k = 0; k < count; k++) {
+        const REAL *g = w + k * w_stride;
+        const REAL a00 = g[tap[0]], a01 = g[tap[1]], a02 = g[tap[2]];
+        const REAL a10 = g[tap[3]], a11 = g[tap[4]], a12 = g[tap[5]];
+        const REAL a20 = g[tap[6]], a21 = g[tap[7]], a22 = g[tap[8]];
+        // columns: q_ij = (G g)[i][j]
+        const REAL q00 = a00, q10 = (REAL)0.5 * (a00 + a10 + a20);
+        const REAL q20 = (REAL)0.5 * (a00 - a10 + a20), q30 = a20;
+        const REAL q01 = a01, q11 = (REAL)0.5 * (a01 + a11 + a21);
+        const REAL q21 = (REAL)0.5 * (a01 - a11 + a21), q31 = a21;
+        const REAL q02 = a02, q12 = (REAL)0.5 * (a02 + a12 + a22);
+        const REAL q22 = (REAL)0.5 * (a02 - a12 + a22), q32 = a22;
+        // rows: (G g G^T)[i][j]
+        u[0 * u_stride + k] = q00;
+        u[1 * u_stride + k] = (REAL)0.5 * (q00 + q01 + q02);
+        u[2 * u_stride + k] = (REAL)0.5 * (q00 - q01 + q02);
+        u[3 * u_stride + k] = q02;
+        u[4 * u_stride + k] = q10;
+        u[5 * u_stride + k] = (REAL)0.5 * (q10 + q11 + q12);
+        u[6 * u_stride + k] = (REAL)0.5 * (q10 - q11 + q12);
+        u[7 * u_stride + k] = q12;
+        u[8 * u_stride + k] = q20;
+        u[9 * u_stride + k] = (REAL)0.5 * (q20 + q21 + q22);
+        u[10 * u_stride + k] = (REAL)0.5 * (q20 - q21 + q22);
+        u[11 * u_stride + k] = q22;
+        u[12 * u_stride + k] = q30;
+        u[13 * u_stride + k] = (REAL)0.5 * (q30 + q31 + q32);
+        u[14 * u_stride + k] = (REAL)0.5 * (q30 - q31 + q32);
+        u[15 * u_stride + k] = q32;
+    }
+}
+
+// rows[i*pitch + k] <- plane[r0 + i][c0 + k] for i < nrows, k < width: rows of a plane (h x w),
+// zero outside it, so that the transforms below read whole tile rows unconditionally.
+static void KERNEL(wino_rows)(REAL *rows, int64_t pitch, int nrows, int64_t width,
+                              const REAL *plane, int64_t h, int64_t w, int64_t r0, int64_t c0) {
+    for (int i = 0; i < nrows; i++) {
+        REAL *dst = rows + i * pitch;
+        const int64_t r = r0 + i;
+        if (r < 0 || r >= h) {
+            memset(dst, 0, (size_t)width * sizeof(REAL));
+            continue;
+        }
+        const int64_t lo = c0 < 0 ? -c0 < width ? -c0 : width : 0;
+        const int64_t hi = w - c0 < width ? (w - c0 > lo ? w - c0 : lo) : width;
+        memset(dst, 0, (size_t)lo * sizeof(REAL));
+        memcpy(dst + lo, plane + r * w + c0 + lo, (size_t)(hi - lo) * sizeof(REAL));
+        memset(dst + hi, 0, (size_t)(width - hi) * sizeof(REAL));
+    }
+}
+
+// The batch's tiles t0 .. t0+count-1 go by runs along a tile row: the run starting at tile
+// t0 + at lies in tile row *ti from tile column *tj0; returns its length.
+static int64_t KERNEL(wino_run)(int64_t t0, int64_t at, int64_t count, int64_t tiles_w,
+                                int64_t *ti, int64_t *tj0) {
+    *ti = (t0 + at) / tiles_w;
+    *tj0 = (t0 + at) % tiles_w;
+    return tiles_w - *tj0 < count - at ? tiles_w - *tj0 : count - at;
+}
+
+// For tiles t0 .. t0+count-1: v[e*v_stride + t - t0] <- (B^T d B)[e], d the 4x4 patch of the
+// (h x w) input plane at (2*row + off_h, 2*column + off_w). A run of tiles along a tile row is
+// one vector loop over its tiles (stride-2 loads from four zero-padded rows); `scratch` holds
+// those rows (4 * (2*count + 2) elements).
+static void KERNEL(wino_input)(void *v_, int64_t v_stride, const void *plane, int64_t h,
+                               int64_t w, int64_t off_h, int64_t off_w, int64_t tiles_w,
+                               int64_t t0, int64_t count, void *scratch) {
+    REAL *restrict v = v_;
+    REAL *restrict rows = scratch;
+    for (int64_t at = 0, len, ti, tj0; at < count; at += len) {
+        len = KERNEL(wino_run)(t0, at, count, tiles_w, &ti, &tj0);
+        const int64_t pitch = 2 * len + 2;
+        KERNEL(wino_rows)(rows, pitch, 4, pitch, plane, h, w, 2 * ti + off_h, 2 * tj0 + off_w);
+        const REAL *d0 = rows, *d1 = rows + pitch, *d2 = rows + 2 * pitch, *d3 = rows + 3 * pitch;
+        REAL *out = v + at;
+#pragma omp simd
+        for (int64_t t = 0; t < len; t++) {
+            // columns: s_ij = (B^T d)[i][j]
+            const REAL s00 = d0[2 * t + 0] - d2[2 * t + 0];
+            const REAL s01 = d0[2 * t + 1] - d2[2 * t + 1];
+            const REAL s02 = d0[2 * t + 2] - d2[2 * t + 2];
+            const REAL s03 = d0[2 * t + 3] - d2[2 * t + 3];
+            const REAL s10 = d1[2 * t + 0] + d2[2 * t + 0];
+            const REAL s11 = d1[2 * t + 1] + d2[2 * t + 1];
+            const REAL s12 = d1[2 * t + 2] + d2[2 * t + 2];
+            const REAL s13 = d1[2 * t + 3] + d2[2 * t + 3];
+            const REAL s20 = d2[2 * t + 0] - d1[2 * t + 0];
+            const REAL s21 = d2[2 * t + 1] - d1[2 * t + 1];
+            const REAL s22 = d2[2 * t + 2] - d1[2 * t + 2];
+            const REAL s23 = d2[2 * t + 3] - d1[2 * t + 3];
+            const REAL s30 = d1[2 * t + 0] - d3[2 * t + 0];
+            const REAL s31 = d1[2 * t + 1] - d3[2 * t + 1];
+            const REAL s32 = d1[2 * t + 2] - d3[2 * t + 2];
+            const REAL s33 = d1[2 * t + 3] - d3[2 * t + 3];
+            // rows: (B^T d B)[i][j]
+            out[0 * v_stride + t] = s00 - s02;
+            out[1 * v_stride + t] = s01 + s02;
+            out[2 * v_stride + t] = s02 - s01;
+            out[3 * v_stride + t] = s01 - s03;
+            out[4 * v_stride + t] = s10 - s12;
+            out[5 * v_stride + t] = s11 + s12;
+            out[6 * v_stride + t] = s12 - s11;
+            out[7 * v_stride + t] = s11 - s13;
+            out[8 * v_stride + t] = s20 - s22;
+            out[9 * v_stride + t] = s21 + s22;
+            out[10 * v_stride + t] = s22 - s21;
+            out[11 * v_stride + t] = s21 - s23;
+            out[12 * v_stride + t] = s30 - s32;
+            out[13 * v_stride + t] = s31 + s32;
+            out[14 * v_stride + t] = s32 - s31;
+            out[15 * v_stride + t] = s31 - s33;
+        }
+    }
+}
+
+// For tiles t0 .. t0+count-1: the 2x2 output tile A^T m A + bias, m[e] at m[e*m_stride + t - t0],
+// stored into the (h x w) output plane where it lies inside it. A run of tiles is one vector
+// loop into two rows of `scratch` (2 * 2*count elements), then copied out.
+static void KERNEL(wino_output)(void *out_, int64_t h, int64_t w, int64_t tiles_w, int64_t t0,
+                                int64_t count, const void *m_, int64_t m_stride, double bias_,
+                                void *scratch) {
+    REAL *out = out_;
+    const REAL *restrict m = m_;
+    REAL *restrict rows = scratch;
+    const REAL bias = (REAL)bias_;
+    for (int64_t at = 0, len, ti, tj0; at < count; at += len) {
+        len = KERNEL(wino_run)(t0, at, count, tiles_w, &ti, &tj0);
+        REAL *y0 = rows, *y1 = rows + 2 * len;
+        const REAL *mt = m + at;
+#pragma omp simd
+        for (int64_t t = 0; t < len; t++) {
+            // columns: s_ij = (A^T m)[i][j], m_ij = m[4i+j]
+            const REAL m00 = mt[0 * m_stride + t], m10 = mt[4 * m_stride + t];
+            const REAL m20 = mt[8 * m_stride + t], m30 = mt[12 * m_stride + t];
+            const REAL s00 = m00 + m10 + m20, s10 = m10 - m20 - m30;
+            const REAL m01 = mt[1 * m_stride + t], m11 = mt[5 * m_stride + t];
+            const REAL m21 = mt[9 * m_stride + t], m31 = mt[13 * m_stride + t];
+            const REAL s01 = m01 + m11 + m21, s11 = m11 - m21 - m31;
+            const REAL m02 = mt[2 * m_stride + t], m12 = mt[6 * m_stride + t];
+            const REAL m22 = mt[10 * m_stride + t], m32 = mt[14 * m_stride + t];
+            const REAL s02 = m02 + m12 + m22, s12 = m12 - m22 - m32;
+            const REAL m03 = mt[3 * m_stride + t], m13 = mt[7 * m_stride + t];
+            const REAL m23 = mt[11 * m_stride + t], m33 = mt[15 * m_stride + t];
+            const REAL s03 = m03 + m13 + m23, s13 = m13 - m23 - m33;
+            y0[2 * t] = bias + s00 + s01 + s02;
+            y0[2 * t + 1] = bias + s01 - s02 - s03;
+            y1[2 * t] = bias + s10 + s11 + s12;
+            y1[2 * t + 1] = bias + s11 - s12 - s13;
+        }
+        const int64_t c0 = 2 * tj0, cols = w - c0 < 2 * len ? w - c0 : 2 * len;
+        for (int i = 0; i < 2 && 2 * ti + i < h; i++)
+            memcpy(out + (2 * ti + i) * w + c0, i ? y1 : y0, (size_t)cols * sizeof(REAL));
+    }
+}
+
+// For tiles t0 .. t0+count-1: z[e*z_stride + t - t0] <- (A dY A^T)[e], dY the 2x2 tile of the
+// (h x w) dy plane (zero outside it): the gradient of a tile's output, carried back to the
+// transformed domain (backward weights). `scratch` as wino_input's.
+static void KERNEL(wino_grad)(void *z_, int64_t z_stride, const void *plane, int64_t h,
+                              int64_t w, int64_t tiles_w, int64_t t0, int64_t count,
+                              void *scratch) {
+    REAL *restrict z = z_;
+    REAL *restrict rows = scratch;
+    for (int64_t at = 0, len, ti, tj0; at < count; at += len) {
+        len = KERNEL(wino_run)(t0, at, count, tiles_w, &ti, &tj0);
+        const int64_t pitch = 2 * len;
+        KERNEL(wino_rows)(rows, pitch, 2, pitch, plane, h, w, 2 * ti, 2 * tj0);
+        const REAL *d0 = rows, *d1 = rows + pitch;
+        REAL *out = z + at;
+#pragma omp simd
+        for (int64_t t = 0; t < len; t++) {
+            // columns: q_ij = (A dY)[i][j]
+            const REAL a0 = d0[2 * t], a1 = d0[2 * t + 1], b0 = d1[2 * t], b1 = d1[2 * t + 1];
+            const REAL q00 = a0, q01 = a1, q10 = a0 + b0, q11 = a1 + b1;
+            const REAL q20 = a0 - b0, q21 = a1 - b1, q30 = -b0, q31 = -b1;
+            // rows: (A dY A^T)[i][j]
+            out[0 * z_stride + t] = q00;
+            out[1 * z_stride + t] = q00 + q01;
+            out[2 * z_stride + t] = q00 - q01;
+            out[3 * z_stride + t] = -q01;
+            out[4 * z_stride + t] = q10;
+            out[5 * z_stride + t] = q10 + q11;
+            out[6 * z_stride + t] = q10 - q11;
+            out[7 * z_stride + t] = -q11;
+            out[8 * z_stride + t] = q20;
+            out[9 * z_stride + t] = q20 + q21;
+            out[10 * z_stride + t] = q20 - q21;
+            out[11 * z_stride + t] = -q21;
+            out[12 * z_stride + t] = q30;
+            out[13 * z_stride + t] = q30 + q31;
+            out[14 * z_stride + t] = q30 - q31;
+            out[15 * z_stride + t] = -q31;
+        }
+    }
+}
+
+// dw (3x3) <- G^T m G, m[e] at m[e*m_stride]: the kernel gradient from its transformed sum.
+static void KERNEL(wino_kernel_grad)(void *dw_, const void *m_, int64_t m_stride) {
+    REAL *dw = dw_;
+    const REAL *m = m_;
+    REAL p[3][4];
+    for (int j = 0; j < 4; j++) {
+        const REAL m0 = m[j * m_stride], m1 = m[(4 + j) * m_stride];
+        const REAL m2 = m[(8 + j) * m_stride], m3 = m[(12 + j) * m_stride];
+        p[0][j] = m0 + (REAL)0.5 * (m1 + m2);
+        p[1][j] = (REAL)0.5 * (m1 - m2);
+        p[2][j] = (REAL)0.5 * (m1 + m2) + m3;
+    }
+    for (int i = 0; i < 3; i++) {
+        dw[i * 3 + 0] = p[i][0] + (REAL)0.5 * (p[i][1] + p[i][2]);
+        dw[i * 3 + 1] = (REAL)0.5 * (p[i][1] - p[i][2]);
+        dw[i * 3 + 2] = (REAL)0.5 * (p[i][1] + p[i][2]) + p[i][3];
+    }
+}
+
 const conv_kernels KERNEL_TABLE = {
     .axpy = KERNEL(axpy),
     .scatter = KERNEL(scatter),
@@ -153,4 +384,9 @@ const conv_kernels KERNEL_TABLE = {
     .sum = KERNEL(sum),
     .dots = KERNEL(dots),
     .taps_row = KERNEL(taps_row),
+    .wino_kernel = KERNEL(wino_kernel),
+    .wino_input = KERNEL(wino_input),
+    .wino_output = KERNEL(wino_output),
+    .wino_grad = KERNEL(wino_grad),
+    .wino_kernel_grad = KERNEL(wino_kernel_grad),
 };

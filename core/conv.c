@@ -320,12 +320,10 @@ const char *conv_algorithm_name(conv_algorithm algo) {
     return algo >= CONV_ALGO_AUTO && algo <= CONV_ALGO_WINOGRAD ? algorithm_names[algo] : "unknown";
 }
 
-conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, const conv_exec *ex,
-                                conv_algorithm *algo, conv_error *err) {
-    const conv_algorithm want = ex ? ex->algorithm : CONV_ALGO_AUTO;
+conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, conv_algorithm want,
+                                size_t workspace_bytes, conv_algorithm *algo, conv_error *err) {
     const bool applies = conv_winograd_applies(g);
-    const bool fits = ex && ex->workspace &&
-                      ex->workspace_bytes >= conv_winograd_workspace_min(g, dt);
+    const bool fits = workspace_bytes >= conv_winograd_workspace_min(g, dt);
     switch (want) {
     case CONV_ALGO_DIRECT: *algo = CONV_ALGO_DIRECT; return CONV_OK;
     case CONV_ALGO_WINOGRAD:
@@ -338,7 +336,7 @@ conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, const conv_ex
         if (!fits)
             return fail(err, CONV_EWORKSPACE, "workspace",
                         "the workspace has %zu bytes but Winograd needs at least %zu for this "
-                        "layer", ex ? ex->workspace_bytes : 0, conv_winograd_workspace_min(g, dt));
+                        "layer", workspace_bytes, conv_winograd_workspace_min(g, dt));
         *algo = CONV_ALGO_WINOGRAD;
         return CONV_OK;
     case CONV_ALGO_AUTO:
@@ -372,7 +370,8 @@ static conv_status start_pass(conv_run *r, bool *winograd, const conv_geom *g, c
     conv_status st = start_run(r, g, dt, ex, err);
     if (st != CONV_OK) return st;
     conv_algorithm algo;
-    st = conv_pick_algorithm(g, dt, ex, &algo, err);
+    st = conv_pick_algorithm(g, dt, ex->algorithm, ex->workspace ? ex->workspace_bytes : 0,
+                             &algo, err);
     *winograd = algo == CONV_ALGO_WINOGRAD;
     return st;
 }

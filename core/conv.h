@@ -115,15 +115,18 @@ size_t conv_workspace_size(const conv_geom *g, conv_dtype dt, int threads, size_
 // CONV_EWORKSPACE.
 size_t conv_workspace_min(const conv_geom *g, conv_dtype dt, int threads);
 
-// What the passes of `g` run with `ex`: *algo becomes CONV_ALGO_WINOGRAD or CONV_ALGO_DIRECT.
-// Winograd F(2x2,3x3) applies to 3x3 kernels with stride 1 and dilation 1 (any padding, groups,
-// sizes) and needs conv_workspace_size's scratch (at least 16 transformed weights per weight
-// of w). CONV_ALGO_AUTO takes it where it applies, the workspace holds it and the layer has
-// enough channels per group for its GEMMs to pay (docs/PERFORMANCE.md: the accuracy measured);
-// CONV_ALGO_WINOGRAD where it does not apply is CONV_EINVAL (field "algorithm"), and with too
-// small a workspace CONV_EWORKSPACE. db never depends on it.
-conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, const conv_exec *ex,
-                                conv_algorithm *algo, conv_error *err);
+// What the passes of `g` run when asked for `want` with a workspace of `workspace_bytes`:
+// *algo becomes CONV_ALGO_WINOGRAD or CONV_ALGO_DIRECT. Winograd F(2x2,3x3) applies to 3x3
+// kernels with stride 1 and dilation 1 (any padding, groups, sizes) and needs at least 32
+// transformed weights per weight of w in the workspace (conv_workspace_size gives it room).
+// CONV_ALGO_AUTO takes it where it applies, the workspace holds it and the layer has at least
+// 16 channels and 16 filters per group (fewer, and the transforms outweigh the multiplies
+// saved); docs/PERFORMANCE.md has its measured accuracy. CONV_ALGO_WINOGRAD where it does not
+// apply is CONV_EINVAL (field "algorithm"), with too small a workspace CONV_EWORKSPACE
+// (field "workspace"). A pass given `ex` runs what this says for ex->algorithm and its
+// workspace (none when ex->workspace is NULL); db never depends on it.
+conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, conv_algorithm want,
+                                size_t workspace_bytes, conv_algorithm *algo, conv_error *err);
 // "auto", "direct", "winograd".
 const char *conv_algorithm_name(conv_algorithm algo);
 

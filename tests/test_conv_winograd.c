@@ -68,8 +68,8 @@ static void test_sweep(void) {
                 s.ex.isa = isa;
                 s.ex.algorithm = CONV_ALGO_WINOGRAD;
                 conv_algorithm ran = CONV_ALGO_AUTO;
-                const bool picked =
-                    conv_pick_algorithm(&g, dt, &s.ex, &ran, NULL) == CONV_OK;
+                const bool picked = conv_pick_algorithm(&g, dt, CONV_ALGO_WINOGRAD, sizes[s_i],
+                                                        &ran, NULL) == CONV_OK;
                 // the smaller size may hold too little for Winograd: then it must be refused
                 if (!picked) {
                     CHECK(s_i == 1, "config %d %s: Winograd refused the full workspace", i, desc);
@@ -101,6 +101,11 @@ static void test_sweep(void) {
           odd, padded_beyond, grouped);
 }
 
+static conv_status pick(const conv_geom *g, const conv_exec *ex, conv_algorithm *algo,
+                        conv_error *err) {
+    return conv_pick_algorithm(g, CONV_FLOAT32, ex->algorithm, ex->workspace_bytes, algo, err);
+}
+
 // Where Winograd applies, and what auto, direct and winograd pick.
 static void test_pick(void) {
     conv_geom g = {.n = 1, .c = 32, .h = 8, .w = 8, .f = 32, .kh = 3, .kw = 3, .groups = 1,
@@ -111,16 +116,16 @@ static void test_pick(void) {
     conv_exec ex = {.workspace = ws, .workspace_bytes = bytes, .threads = 1};
     conv_algorithm algo;
     conv_error err = {0};
-    CHECK(conv_pick_algorithm(&g, CONV_FLOAT32, &ex, &algo, &err) == CONV_OK &&
+    CHECK(pick(&g, &ex, &algo, &err) == CONV_OK &&
               algo == CONV_ALGO_WINOGRAD,
           "auto picks Winograd for a 32-channel 3x3 layer");
     ex.algorithm = CONV_ALGO_DIRECT;
-    CHECK(conv_pick_algorithm(&g, CONV_FLOAT32, &ex, &algo, &err) == CONV_OK &&
+    CHECK(pick(&g, &ex, &algo, &err) == CONV_OK &&
               algo == CONV_ALGO_DIRECT,
           "direct is direct");
     ex.algorithm = CONV_ALGO_AUTO;
     ex.workspace_bytes = conv_workspace_min(&g, CONV_FLOAT32, 1);
-    CHECK(conv_pick_algorithm(&g, CONV_FLOAT32, &ex, &algo, &err) == CONV_OK &&
+    CHECK(pick(&g, &ex, &algo, &err) == CONV_OK &&
               algo == CONV_ALGO_DIRECT,
           "auto falls back to direct when the workspace cannot hold Winograd");
     ex.workspace_bytes = bytes;
@@ -134,17 +139,17 @@ static void test_pick(void) {
         h.dilation_h = h.dilation_w = not_applying[i].dilation;
         ex.algorithm = CONV_ALGO_WINOGRAD;
         memset(&err, 0, sizeof err);
-        CHECK(conv_pick_algorithm(&h, CONV_FLOAT32, &ex, &algo, &err) == CONV_EINVAL &&
+        CHECK(pick(&h, &ex, &algo, &err) == CONV_EINVAL &&
                   err.field && strcmp(err.field, "algorithm") == 0 && strstr(err.message, "3x3"),
               "winograd for k=%lld stride %lld dilation %lld is refused: %s",
               (long long)h.kh, (long long)h.stride_h, (long long)h.dilation_h, err.message);
         ex.algorithm = CONV_ALGO_AUTO;
-        CHECK(conv_pick_algorithm(&h, CONV_FLOAT32, &ex, &algo, &err) == CONV_OK &&
+        CHECK(pick(&h, &ex, &algo, &err) == CONV_OK &&
                   algo == CONV_ALGO_DIRECT,
               "auto is direct where Winograd does not apply");
     }
     g.c = g.f = 4;
-    CHECK(conv_pick_algorithm(&g, CONV_FLOAT32, &ex, &algo, &err) == CONV_OK &&
+    CHECK(pick(&g, &ex, &algo, &err) == CONV_OK &&
               algo == CONV_ALGO_DIRECT,
           "auto is direct for 4 channels per group");
     free(ws);
@@ -200,7 +205,8 @@ static void test_accuracy(void) {
         conv_scratch s;
         conv_scratch_init(&s, bytes, 0, 2);
         conv_algorithm picked;
-        CHECK(conv_pick_algorithm(&g, CONV_FLOAT32, &s.ex, &picked, NULL) == CONV_OK &&
+        CHECK(conv_pick_algorithm(&g, CONV_FLOAT32, s.ex.algorithm, s.ex.workspace_bytes, &picked,
+                                      NULL) == CONV_OK &&
                   picked == CONV_ALGO_WINOGRAD,
               "layer %zu: auto picks Winograd", l);
         double err[2][3] = {{0}}; // [winograd, direct][pass] in float32

@@ -14,6 +14,7 @@ typedef struct {
     int rank;         // of x (2, 3 or 4); every output comes back in this rank
     unsigned outputs; // API_BIT(API_OUT_*) to compute
     int64_t flops;    // all passes together
+    conv_algorithm algorithm; // what runs: direct or winograd (conv_pick_algorithm)
 } api_plan;
 
 // `op_from_path` is the op the front door's URL names, or NULL. Returns false with err filled

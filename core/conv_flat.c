@@ -1,4 +1,5 @@
-// conv_flat: stride-1 layers whose filters have few taps (C/G*kh*kw), all three passes.
+// conv_flat: layers whose filters have few taps (C/G*kh*kw) with stride 1, and depthwise
+// layers with stride 1 or 2, all three passes.
 //
 // Few taps make GEMMs with a small K, bound by im2col and packing traffic rather than
 // arithmetic. Here each output row is one vector loop over zero-padded planes with all taps
@@ -11,6 +12,12 @@
 // correlation of dyp with the flipped kernel, summed over filters; dw is the dot of dyp with
 // each shifted xp. Items are (image, group) throughout.
 //
+// With a stride s, the forward reads every s-th column and row of xp; backward places dy at
+// every s-th position of dyp (zeros between: the transposed convolution's upsampling), after
+// which dx and dw are the stride-1 loops above. That does s^2 times the multiply-adds of the
+// backward passes, in vector registers, where the row path (conv_rows.c) paid a call per tap
+// and row: depthwise 3x3 stride 2 on (i) of make bench.
+//
 // Scratch: each worker's region is [dw accumulator | C/G padded x planes | F/G dy planes].
 #include <string.h>
 
@@ -19,9 +26,10 @@
 #define FLAT_MAX_TAPS 128
 
 bool conv_flat_wanted(const conv_geom *g) {
-    return g->stride_h == 1 && g->stride_w == 1 &&
-           (conv_is_depthwise(g) ||
-            (!conv_is_pointwise(g) && g->c / g->groups * g->kh * g->kw <= FLAT_MAX_TAPS));
+    if (g->stride_h == 1 && g->stride_w == 1)
+        return conv_is_depthwise(g) ||
+               (!conv_is_pointwise(g) && g->c / g->groups * g->kh * g->kw <= FLAT_MAX_TAPS);
+    return conv_is_depthwise(g) && g->stride_h <= 2 && g->stride_w <= 2 && g->kh * g->kw > 1;
 }
 
 // The planes, in elements: xp, a zero-padded input plane at pitch Wp (with room for the last
@@ -36,7 +44,7 @@ static int64_t kernel_reach(const conv_geom *g) {
 static int64_t padded_plane(const conv_geom *g) {
     return conv_add_sat(conv_mul_sat(g->h + g->pad_top + g->pad_bottom, padded_pitch(g)),
                         conv_add_sat(conv_mul_sat(g->kw - 1 + CONV_DOT_TAPS - 1, g->dilation_w),
-                                     CONV_TAP_BLOCK_BYTES / 4));
+                                     CONV_TAP_BLOCK_BYTES / 4 * g->stride_w));
 }
 static int64_t dy_plane_ext(const conv_geom *g) {
     return conv_add_sat(kernel_reach(g), conv_add_sat(padded_plane(g), padded_pitch(g)));
@@ -63,13 +71,19 @@ static void pad_plane(char *xp, const char *plane, const conv_geom *g, size_t el
                conv_at(plane, r * g->w, elt), (size_t)g->w * elt);
 }
 
-// dyp <- one (Ho x Wo) plane at pitch Wp after kernel_reach() zeros; the rest zero.
-static void pitch_plane(char *dyp, const char *plane, const conv_geom *g, size_t elt) {
+// dyp <- one (Ho x Wo) plane at pitch Wp after kernel_reach() zeros, element (r, c) at
+// (r*sh, c*sw); the rest zero.
+static void pitch_plane(const conv_run *r, char *dyp, const char *plane) {
+    const conv_geom *g = r->g;
+    const size_t elt = r->elt;
     const int64_t pitch = padded_pitch(g), ho = conv_out_h(g), wo = conv_out_w(g);
     memset(dyp, 0, (size_t)dy_plane_ext(g) * elt);
     char *start = conv_at(dyp, kernel_reach(g), elt);
-    for (int64_t r = 0; r < ho; r++)
-        memcpy(conv_at(start, r * pitch, elt), conv_at(plane, r * wo, elt), (size_t)wo * elt);
+    for (int64_t row = 0; row < ho; row++) {
+        char *dst = conv_at(start, row * g->stride_h * pitch, elt);
+        if (g->stride_w == 1) memcpy(dst, conv_at(plane, row * wo, elt), (size_t)wo * elt);
+        else r->k->scatter(dst, conv_at(plane, row * wo, elt), wo, g->stride_w, 1.0);
+    }
 }
 
 // The worker's planes: `channels` padded x planes, then `filters` dy planes (see flat_region).
@@ -106,10 +120,10 @@ static void forward_worker(void *arg, int worker) {
             char *y_plane = conv_at(r->out, (n * g->f + f) * ho * wo, elt);
             const double bias = r->b ? conv_load(r->b, f, r->dt) : 0;
             for (int64_t row = 0; row < ho; row++)
-                r->k->taps_row(conv_at(y_plane, row * wo, elt), conv_at(sp.xp, row * pitch, elt),
-                               wo, cg, padded_plane(g), conv_at(r->w, f * k, elt),
-                               g->kh * g->kw, g->kh, g->kw, g->dilation_h * pitch,
-                               g->dilation_w, bias);
+                r->k->taps_row(conv_at(y_plane, row * wo, elt),
+                               conv_at(sp.xp, row * g->stride_h * pitch, elt), wo, g->stride_w,
+                               cg, padded_plane(g), conv_at(r->w, f * k, elt), g->kh * g->kw,
+                               g->kh, g->kw, g->dilation_h * pitch, g->dilation_w, bias);
         }
     }
 }
@@ -129,13 +143,13 @@ static void backward_data_worker(void *arg, int worker) {
     for (int64_t item = first; item < end; item++) {
         const int64_t n = item / g->groups, grp = item % g->groups;
         for (int64_t f = 0; f < fg; f++)
-            pitch_plane(conv_at(sp.dyp, f * dy_plane_ext(g), elt),
-                        conv_at(r->dy, (n * g->f + grp * fg + f) * pixels, elt), g, elt);
+            pitch_plane(r, conv_at(sp.dyp, f * dy_plane_ext(g), elt),
+                        conv_at(r->dy, (n * g->f + grp * fg + f) * pixels, elt));
         for (int64_t ch = 0; ch < cg; ch++) {
             char *dx_plane = conv_at(r->out, (n * g->c + grp * cg + ch) * g->h * g->w, elt);
             for (int64_t row = 0; row < g->h; row++)
                 r->k->taps_row(conv_at(dx_plane, row * g->w, elt),
-                               conv_at(dy_start, row * pitch, elt), g->w, fg, dy_plane_ext(g),
+                               conv_at(dy_start, row * pitch, elt), g->w, 1, fg, dy_plane_ext(g),
                                conv_at(r->w, grp * fg * cg * khw + ch * khw, elt), cg * khw,
                                g->kh, g->kw, -g->dilation_h * pitch, -g->dilation_w, 0);
         }
@@ -149,7 +163,7 @@ static void backward_weights_worker(void *arg, int worker) {
     const size_t elt = r->elt;
     const int64_t cg = g->c / g->groups, fg = g->f / g->groups, khw = g->kh * g->kw;
     const int64_t pitch = padded_pitch(g), pixels = conv_out_h(g) * conv_out_w(g);
-    const int64_t span = conv_out_h(g) * pitch;
+    const int64_t span = ((conv_out_h(g) - 1) * g->stride_h + 1) * pitch; // dy's rows in dyp
     const flat_planes sp = flat_scratch(r, worker);
     memset(sp.sum, 0, (size_t)conv_numel_w(g) * elt);
     int64_t first, end;
@@ -161,7 +175,7 @@ static void backward_weights_worker(void *arg, int worker) {
                       conv_at(r->in, (n * g->c + grp * cg + ch) * g->h * g->w, elt), g, elt);
         for (int64_t f = 0; f < fg; f++) {
             char *dyp = conv_at(sp.dyp, f * dy_plane_ext(g), elt);
-            pitch_plane(dyp, conv_at(r->dy, (n * g->f + grp * fg + f) * pixels, elt), g, elt);
+            pitch_plane(r, dyp, conv_at(r->dy, (n * g->f + grp * fg + f) * pixels, elt));
             char *sum_f = conv_at(sp.sum, (grp * fg + f) * cg * khw, elt);
             for (int64_t ch = 0; ch < cg; ch++)
                 for (int64_t a = 0; a < g->kh; a++)

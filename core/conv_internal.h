@@ -51,7 +51,7 @@ typedef struct {
     double (*sum)(const void *a, int64_t count);
     void (*dots)(void *sums, const void *a, const void *b, int64_t count, int64_t taps,
                  int64_t step);
-    void (*taps_row)(void *out, const void *in, int64_t count, int64_t channels,
+    void (*taps_row)(void *out, const void *in, int64_t count, int64_t stride, int64_t channels,
                      int64_t in_stride, const void *w, int64_t w_stride, int64_t kh, int64_t kw,
                      int64_t step_a, int64_t step_b, double bias);
     void (*wino_kernel)(void *u, int64_t u_stride, const void *w, int64_t w_stride,

@@ -117,31 +117,43 @@ static void KERNEL(dots)(void *sums_, const void *a_, const void *b_, int64_t co
 }
 
 // out[j] = bias + sum over channels ch, taps (a, b') of
-//              w[ch*w_stride + a*kw + b'] * in[ch*in_stride + j + a*step_a + b'*step_b]
+//              w[ch*w_stride + a*kw + b'] * in[ch*in_stride + j*stride + a*step_a + b'*step_b]
 // for j < count. Works in blocks of CONV_TAP_BLOCK_BYTES of outputs held in registers across
-// all taps; the last block reads past the row, which the flat planes' slack allows.
-static void KERNEL(taps_row)(void *out_, const void *in_, int64_t count, int64_t channels,
-                             int64_t in_stride, const void *w_, int64_t w_stride, int64_t kh,
-                             int64_t kw, int64_t step_a, int64_t step_b, double bias) {
+// all taps; the last block reads past the row, which the flat planes' slack allows. Inlined
+// twice below, so that stride 1 compiles to contiguous loads.
+static inline __attribute__((always_inline)) void
+KERNEL(taps_rows)(REAL *restrict out, const REAL *restrict in, int64_t count, int64_t stride,
+                  int64_t channels, int64_t in_stride, const REAL *restrict w, int64_t w_stride,
+                  int64_t kh, int64_t kw, int64_t step_a, int64_t step_b, REAL bias) {
     enum { BLOCK = CONV_TAP_BLOCK_BYTES / sizeof(REAL) };
-    REAL *restrict out = out_;
-    const REAL *restrict in = in_, *restrict w = w_;
     for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
         REAL acc[BLOCK];
 #pragma omp simd
-        for (int64_t j = 0; j < BLOCK; j++) acc[j] = (REAL)bias;
+        for (int64_t j = 0; j < BLOCK; j++) acc[j] = bias;
         for (int64_t ch = 0; ch < channels; ch++)
             for (int64_t a = 0; a < kh; a++)
                 for (int64_t b = 0; b < kw; b++) {
                     const REAL weight = w[ch * w_stride + a * kw + b];
-                    const REAL *src = in + ch * in_stride + j0 + a * step_a + b * step_b;
+                    const REAL *src = in + ch * in_stride + j0 * stride + a * step_a + b * step_b;
 #pragma omp simd
-                    for (int64_t j = 0; j < BLOCK; j++) acc[j] += weight * src[j];
+                    for (int64_t j = 0; j < BLOCK; j++) acc[j] += weight * src[j * stride];
                 }
         const int64_t n = count - j0 < BLOCK ? count - j0 : BLOCK;
 #pragma omp simd
         for (int64_t j = 0; j < n; j++) out[j0 + j] = acc[j];
     }
+}
+
+static void KERNEL(taps_row)(void *out, const void *in, int64_t count, int64_t stride,
+                             int64_t channels, int64_t in_stride, const void *w, int64_t w_stride,
+                             int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
+                             double bias) {
+    if (stride == 1)
+        KERNEL(taps_rows)(out, in, count, 1, channels, in_stride, w, w_stride, kh, kw, step_a,
+                          step_b, (REAL)bias);
+    else
+        KERNEL(taps_rows)(out, in, count, stride, channels, in_stride, w, w_stride, kh, kw,
+                          step_a, step_b, (REAL)bias);
 }
 
 // ---- Winograd F(2x2,3x3) transforms (Lavin & Gray 2015), for conv_winograd.c ----------------

@@ -136,13 +136,13 @@ static void sweep_case(sweep_state *st, const conv_case *cc, int min_threads) {
 enum {
     COV_POINTWISE, COV_1X1_PADDED, COV_1X1_STRIDED, COV_DEPTHWISE, COV_GROUPED, COV_SAME_EVEN,
     COV_KERNEL_OVER_INPUT, COV_LEFTOVER, COV_ASYMMETRIC, COV_DILATED, COV_H_NE_W, COV_NCF_DIFFER,
-    COV_BIAS, COV_NO_BIAS, COV_THREADED, COV_KINDS
+    COV_BIAS, COV_NO_BIAS, COV_THREADED, COV_DW_STRIDED, COV_KINDS
 };
 static const char *const coverage_name[COV_KINDS] = {
     "1x1 stride 1 unpadded", "1x1 stride 1 padded", "1x1 strided", "depthwise", "1 < groups < C",
     "'same' with an even kernel", "kernel larger than the input", "rows left over by the stride",
     "asymmetric padding", "dilation > 1", "H != W", "N, C, F all different", "bias", "no bias",
-    "split over threads"};
+    "split over threads", "depthwise with stride 2 (flat)"};
 
 static void tally_coverage(int count[COV_KINDS], const conv_geom *g, bool bias, bool threaded) {
     const int64_t ho = conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
@@ -169,6 +169,7 @@ static void tally_coverage(int count[COV_KINDS], const conv_geom *g, bool bias, 
         [COV_BIAS] = bias,
         [COV_NO_BIAS] = !bias,
         [COV_THREADED] = threaded,
+        [COV_DW_STRIDED] = g->groups == g->c && !stride1 && g->stride_h <= 2 && g->stride_w <= 2,
     };
     for (int k = 0; k < COV_KINDS; k++) count[k] += hit[k];
 }

@@ -18,9 +18,10 @@
 // Scratch: [transformed kernels, 16*F*C/G | one region per worker], a region being
 // [dw accumulator, 16*F*C/G (backward weights) | V, 16*C/G*T | M or Z, 16*F/G*T | rows],
 // rows being the transforms' zero-padded input rows (CONV_WINO_ROWS(T)).
-// T is as large as a region holds, up to WINO_BATCH_BYTES of tiles (cache-sized).
-#include <string.h>
+// A batch takes T tiles in order across the images of one group, T as large as a region
+// holds up to WINO_BATCH_BYTES of tiles.
 #include <stdio.h>
+#include <string.h>
 
 #include "core/conv_internal.h"
 
@@ -28,11 +29,6 @@
 // next to their arithmetic, few enough that V and M stay in the last-level cache.
 #define WINO_BATCH_BYTES ((size_t)4 << 20)
 #define WINO_BATCH_MAX 512
-// dw sums every tile: a GEMM sums a batch's tiles (its K) in one float32 running sum, and the
-// batches add up in the accumulator. Short batches keep both sums short; the accuracy test
-// measured float32 dw 1.98x the direct path's error normwise with batches of 512, within
-// 1.8x with 64.
-#define WINO_DW_BATCH 64
 
 bool conv_winograd_applies(const conv_geom *g) {
     return g->kh == 3 && g->kw == 3 && g->stride_h == 1 && g->stride_w == 1 &&
@@ -86,7 +82,6 @@ typedef struct {
     char *regions;
     size_t region;
     int64_t batch, batches; // tiles per batch (across images), batches per group
-    int64_t batch_cap;  // at most this many tiles per batch (0: no cap)
     int threads;
     int64_t items;      // groups * batches
 } wino_plan;
@@ -122,7 +117,6 @@ static conv_status plan(wino_plan *p, const conv_run *r, int64_t tiles_h, int64_
         threads--;
     int64_t batch = (int64_t)((each - kernels_bytes(g, r->dt)) / tile_bytes(g, r->dt));
     if (batch > target) batch = target;
-    if (p->batch_cap && batch > p->batch_cap) batch = p->batch_cap;
     // no fewer batches than threads, when the tiles allow
     if (g->groups * ((all + batch - 1) / batch) < threads) {
         const int64_t per = (threads + g->groups - 1) / g->groups;
@@ -284,7 +278,7 @@ conv_status conv_winograd_backward_weights(conv_run *r, conv_error *err) {
     const conv_geom *g = r->g;
     const int64_t cg = g->c / g->groups, fg = g->f / g->groups;
     wino_plan p = {.ho = conv_out_h(g), .wo = conv_out_w(g), .off_h = -g->pad_top,
-                   .off_w = -g->pad_left, .batch_cap = WINO_DW_BATCH};
+                   .off_w = -g->pad_left};
     conv_status st = plan(&p, r, tiles_of(p.ho), tiles_of(p.wo), err);
     if (st != CONV_OK) return st;
     conv_run_workers(p.threads, weights_worker, &p);

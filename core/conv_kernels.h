@@ -232,57 +232,86 @@ static int64_t KERNEL(wino_run)(int64_t t0, int64_t at, int64_t count, int64_t t
     return tiles_w - *tj0 < count - at ? tiles_w - *tj0 : count - at;
 }
 
+// out[e*v_stride + t] <- (B^T d_t B)[e] for t < len, d_t the 4x4 patch whose rows start at
+// d0 + 2t, d1 + 2t, d2 + 2t, d3 + 2t: one vector loop over a run of tiles.
+static inline __attribute__((always_inline)) void
+KERNEL(wino_input_run)(REAL *restrict out, int64_t v_stride, const REAL *d0, const REAL *d1,
+                       const REAL *d2, const REAL *d3, int64_t len) {
+#pragma omp simd
+    for (int64_t t = 0; t < len; t++) {
+        // columns: s_ij = (B^T d)[i][j]
+        const REAL s00 = d0[2 * t + 0] - d2[2 * t + 0];
+        const REAL s01 = d0[2 * t + 1] - d2[2 * t + 1];
+        const REAL s02 = d0[2 * t + 2] - d2[2 * t + 2];
+        const REAL s03 = d0[2 * t + 3] - d2[2 * t + 3];
+        const REAL s10 = d1[2 * t + 0] + d2[2 * t + 0];
+        const REAL s11 = d1[2 * t + 1] + d2[2 * t + 1];
+        const REAL s12 = d1[2 * t + 2] + d2[2 * t + 2];
+        const REAL s13 = d1[2 * t + 3] + d2[2 * t + 3];
+        const REAL s20 = d2[2 * t + 0] - d1[2 * t + 0];
+        const REAL s21 = d2[2 * t + 1] - d1[2 * t + 1];
+        const REAL s22 = d2[2 * t + 2] - d1[2 * t + 2];
+        const REAL s23 = d2[2 * t + 3] - d1[2 * t + 3];
+        const REAL s30 = d1[2 * t + 0] - d3[2 * t + 0];
+        const REAL s31 = d1[2 * t + 1] - d3[2 * t + 1];
+        const REAL s32 = d1[2 * t + 2] - d3[2 * t + 2];
+        const REAL s33 = d1[2 * t + 3] - d3[2 * t + 3];
+        // rows: (B^T d B)[i][j]
+        out[0 * v_stride + t] = s00 - s02;
+        out[1 * v_stride + t] = s01 + s02;
+        out[2 * v_stride + t] = s02 - s01;
+        out[3 * v_stride + t] = s01 - s03;
+        out[4 * v_stride + t] = s10 - s12;
+        out[5 * v_stride + t] = s11 + s12;
+        out[6 * v_stride + t] = s12 - s11;
+        out[7 * v_stride + t] = s11 - s13;
+        out[8 * v_stride + t] = s20 - s22;
+        out[9 * v_stride + t] = s21 + s22;
+        out[10 * v_stride + t] = s22 - s21;
+        out[11 * v_stride + t] = s21 - s23;
+        out[12 * v_stride + t] = s30 - s32;
+        out[13 * v_stride + t] = s31 + s32;
+        out[14 * v_stride + t] = s32 - s31;
+        out[15 * v_stride + t] = s31 - s33;
+    }
+}
+
 // For tiles t0 .. t0+count-1: v[e*v_stride + t - t0] <- (B^T d B)[e], d the 4x4 patch of the
 // (h x w) input plane at (2*row + off_h, 2*column + off_w). A run of tiles along a tile row is
-// one vector loop over its tiles (stride-2 loads from four zero-padded rows); `scratch` holds
-// those rows (4 * (2*count + 2) elements).
-static void KERNEL(wino_input)(void *v_, int64_t v_stride, const void *plane, int64_t h,
+// one vector loop over its tiles (stride-2 loads): the tiles whose patches lie inside the
+// plane read it in place, the ones at its borders from zero-padded copies of their four rows
+// in `scratch` (4 * (2*count + 2) elements).
+static void KERNEL(wino_input)(void *v_, int64_t v_stride, const void *plane_, int64_t h,
                                int64_t w, int64_t off_h, int64_t off_w, int64_t tiles_w,
                                int64_t t0, int64_t count, void *scratch) {
     REAL *restrict v = v_;
+    const REAL *plane = plane_;
     REAL *restrict rows = scratch;
     for (int64_t at = 0, len, ti, tj0; at < count; at += len) {
         len = KERNEL(wino_run)(t0, at, count, tiles_w, &ti, &tj0);
-        const int64_t pitch = 2 * len + 2;
-        KERNEL(wino_rows)(rows, pitch, 4, pitch, plane, h, w, 2 * ti + off_h, 2 * tj0 + off_w);
-        const REAL *d0 = rows, *d1 = rows + pitch, *d2 = rows + 2 * pitch, *d3 = rows + 3 * pitch;
-        REAL *out = v + at;
-#pragma omp simd
-        for (int64_t t = 0; t < len; t++) {
-            // columns: s_ij = (B^T d)[i][j]
-            const REAL s00 = d0[2 * t + 0] - d2[2 * t + 0];
-            const REAL s01 = d0[2 * t + 1] - d2[2 * t + 1];
-            const REAL s02 = d0[2 * t + 2] - d2[2 * t + 2];
-            const REAL s03 = d0[2 * t + 3] - d2[2 * t + 3];
-            const REAL s10 = d1[2 * t + 0] + d2[2 * t + 0];
-            const REAL s11 = d1[2 * t + 1] + d2[2 * t + 1];
-            const REAL s12 = d1[2 * t + 2] + d2[2 * t + 2];
-            const REAL s13 = d1[2 * t + 3] + d2[2 * t + 3];
-            const REAL s20 = d2[2 * t + 0] - d1[2 * t + 0];
-            const REAL s21 = d2[2 * t + 1] - d1[2 * t + 1];
-            const REAL s22 = d2[2 * t + 2] - d1[2 * t + 2];
-            const REAL s23 = d2[2 * t + 3] - d1[2 * t + 3];
-            const REAL s30 = d1[2 * t + 0] - d3[2 * t + 0];
-            const REAL s31 = d1[2 * t + 1] - d3[2 * t + 1];
-            const REAL s32 = d1[2 * t + 2] - d3[2 * t + 2];
-            const REAL s33 = d1[2 * t + 3] - d3[2 * t + 3];
-            // rows: (B^T d B)[i][j]
-            out[0 * v_stride + t] = s00 - s02;
-            out[1 * v_stride + t] = s01 + s02;
-            out[2 * v_stride + t] = s02 - s01;
-            out[3 * v_stride + t] = s01 - s03;
-            out[4 * v_stride + t] = s10 - s12;
-            out[5 * v_stride + t] = s11 + s12;
-            out[6 * v_stride + t] = s12 - s11;
-            out[7 * v_stride + t] = s11 - s13;
-            out[8 * v_stride + t] = s20 - s22;
-            out[9 * v_stride + t] = s21 + s22;
-            out[10 * v_stride + t] = s22 - s21;
-            out[11 * v_stride + t] = s21 - s23;
-            out[12 * v_stride + t] = s30 - s32;
-            out[13 * v_stride + t] = s31 + s32;
-            out[14 * v_stride + t] = s32 - s31;
-            out[15 * v_stride + t] = s31 - s33;
+        const int64_t r0 = 2 * ti + off_h, c0 = 2 * tj0 + off_w;
+        // tiles [lo, hi) of the run have their patch inside the plane
+        int64_t lo = len, hi = len;
+        if (r0 >= 0 && r0 + 4 <= h) {
+            lo = c0 >= 0 ? 0 : (-c0 + 1) / 2;
+            hi = w - 4 - c0 >= 0 ? (w - 4 - c0) / 2 + 1 : 0;
+            if (hi > len) hi = len;
+            if (lo > hi) lo = hi = len;
+        }
+        if (hi > lo) {
+            const REAL *p = plane + r0 * w + c0 + 2 * lo;
+            KERNEL(wino_input_run)(v + at + lo, v_stride, p, p + w, p + 2 * w, p + 3 * w,
+                                   hi - lo);
+        }
+        // the border tiles [0, lo) and [hi, len) from padded copies
+        const int64_t parts[2][2] = {{0, lo}, {hi, len}};
+        for (int k = 0; k < 2; k++) {
+            const int64_t first = parts[k][0], n = parts[k][1] - parts[k][0];
+            if (n <= 0) continue;
+            const int64_t pitch = 2 * n + 2;
+            KERNEL(wino_rows)(rows, pitch, 4, pitch, plane, h, w, r0, c0 + 2 * first);
+            KERNEL(wino_input_run)(v + at + first, v_stride, rows, rows + pitch,
+                                   rows + 2 * pitch, rows + 3 * pitch, n);
         }
     }
 }

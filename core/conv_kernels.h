@@ -1,8 +1,9 @@
 // conv_kernels: the hand-vectorised loops of core/, written once in portable GNU C (OpenMP simd
 // loops and GCC vector types). Each core/conv_kernels_<isa>.c compiles them under its ISA's
 // target pragma, once for float and once for double: the includer defines REAL (the element
-// type), KERNEL(name) (a per-dtype name) and KERNEL_TABLE (the conv_kernels it exports), and
-// has included <string.h>, <stdint.h> and core/conv_internal.h before its pragma.
+// type), KERNEL(name) (a per-dtype name), KERNEL_TABLE (the conv_kernels it exports) and
+// VEC_BYTES (the ISA's vector width: GCC splits wider vector types into pairs and spills
+// them), and has included <string.h>, <stdint.h> and core/conv_internal.h before its pragma.
 // Pointers are to REAL; scalars come as double (conv_kernels' signatures).
 
 // acc[j] += k * src[j*stride], j < count
@@ -77,11 +78,11 @@ static double KERNEL(sum)(const void *a_, int64_t count) {
 // kernel row in one pass over a, each element of a loaded once for all of them. Reads b up
 // to CONV_DOT_TAPS - 1 taps past the last one (the flat planes' slack).
 // (GCC's vector types keep the four accumulators in registers, where arrays went to memory.)
-typedef REAL KERNEL(lanes) __attribute__((vector_size(64)));
+typedef REAL KERNEL(lanes) __attribute__((vector_size(VEC_BYTES)));
 
 static void KERNEL(dots)(void *sums_, const void *a_, const void *b_, int64_t count,
                          int64_t taps, int64_t step) {
-    enum { LANES = 64 / sizeof(REAL) };
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
     REAL *restrict sums = sums_;
     const REAL *restrict a = a_, *restrict b = b_;
     for (int64_t t0 = 0; t0 < taps; t0 += CONV_DOT_TAPS) {
@@ -118,13 +119,54 @@ static void KERNEL(dots)(void *sums_, const void *a_, const void *b_, int64_t co
 
 // out[j] = bias + sum over channels ch, taps (a, b') of
 //              w[ch*w_stride + a*kw + b'] * in[ch*in_stride + j*stride + a*step_a + b'*step_b]
-// for j < count. Works in blocks of CONV_TAP_BLOCK_BYTES of outputs held in registers across
-// all taps; the last block reads past the row, which the flat planes' slack allows. Inlined
-// twice below, so that stride 1 compiles to contiguous loads.
+// for j < count (taps_row). Works in blocks of CONV_TAP_BLOCK_BYTES of outputs held in
+// registers across all taps; the last block reads past the row, which the flat planes' slack
+// allows. With stride 1 the block is explicit vectors of the ISA's width (unrolled, so that
+// they stay in registers: with AVX2's four per block the vectoriser's own loop kept them in
+// memory, 3x slower).
 static inline __attribute__((always_inline)) void
-KERNEL(taps_rows)(REAL *restrict out, const REAL *restrict in, int64_t count, int64_t stride,
-                  int64_t channels, int64_t in_stride, const REAL *restrict w, int64_t w_stride,
-                  int64_t kh, int64_t kw, int64_t step_a, int64_t step_b, REAL bias) {
+KERNEL(taps_rows_unit)(REAL *restrict out, const REAL *restrict in, int64_t count,
+                       int64_t channels, int64_t in_stride, const REAL *restrict w,
+                       int64_t w_stride, int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
+                       REAL bias) {
+    enum { LANES = VEC_BYTES / sizeof(REAL), VECS = CONV_TAP_BLOCK_BYTES / VEC_BYTES };
+    enum { BLOCK = VECS * LANES };
+    for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
+        KERNEL(lanes) acc[VECS];
+#pragma GCC unroll 16
+        for (int v = 0; v < VECS; v++)
+            for (int l = 0; l < LANES; l++) acc[v][l] = bias;
+        for (int64_t ch = 0; ch < channels; ch++)
+            for (int64_t a = 0; a < kh; a++)
+                for (int64_t b = 0; b < kw; b++) {
+                    const REAL weight = w[ch * w_stride + a * kw + b];
+                    const REAL *src = in + ch * in_stride + j0 + a * step_a + b * step_b;
+#pragma GCC unroll 16
+                    for (int v = 0; v < VECS; v++) {
+                        KERNEL(lanes) x;
+                        memcpy(&x, src + v * LANES, sizeof x);
+                        acc[v] += weight * x;
+                    }
+                }
+        const int64_t n = count - j0 < BLOCK ? count - j0 : BLOCK;
+        if (n == BLOCK) {
+            memcpy(out + j0, acc, sizeof acc);
+        } else {
+            REAL last[BLOCK];
+            memcpy(last, acc, sizeof last);
+            memcpy(out + j0, last, (size_t)n * sizeof(REAL));
+        }
+    }
+}
+
+// The same for any stride, the accumulators an array the vectoriser keeps in registers when
+// it unrolls it whole (AVX-512's two vectors per block; the stride-1 loop above is the one
+// that matters on narrower ISAs).
+static inline __attribute__((always_inline)) void
+KERNEL(taps_rows_strided)(REAL *restrict out, const REAL *restrict in, int64_t count,
+                          int64_t stride, int64_t channels, int64_t in_stride,
+                          const REAL *restrict w, int64_t w_stride, int64_t kh, int64_t kw,
+                          int64_t step_a, int64_t step_b, REAL bias) {
     enum { BLOCK = CONV_TAP_BLOCK_BYTES / sizeof(REAL) };
     for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
         REAL acc[BLOCK];
@@ -149,11 +191,11 @@ static void KERNEL(taps_row)(void *out, const void *in, int64_t count, int64_t s
                              int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
                              double bias) {
     if (stride == 1)
-        KERNEL(taps_rows)(out, in, count, 1, channels, in_stride, w, w_stride, kh, kw, step_a,
-                          step_b, (REAL)bias);
+        KERNEL(taps_rows_unit)(out, in, count, channels, in_stride, w, w_stride, kh, kw, step_a,
+                               step_b, (REAL)bias);
     else
-        KERNEL(taps_rows)(out, in, count, stride, channels, in_stride, w, w_stride, kh, kw,
-                          step_a, step_b, (REAL)bias);
+        KERNEL(taps_rows_strided)(out, in, count, stride, channels, in_stride, w, w_stride, kh,
+                                  kw, step_a, step_b, (REAL)bias);
 }
 
 // ---- Winograd F(2x2,3x3) transforms (Lavin & Gray 2015), for conv_winograd.c ----------------

@@ -7,6 +7,8 @@
 
 #pragma GCC target("avx2,fma")
 
+#define VEC_BYTES 32
+
 #define REAL float
 #define KERNEL(name) name##_avx2_f32
 #define KERNEL_TABLE conv_kernels_avx2_f32
@@ -22,3 +24,4 @@
 #undef REAL
 #undef KERNEL
 #undef KERNEL_TABLE
+#undef VEC_BYTES

@@ -7,6 +7,8 @@
 
 #pragma GCC target("avx2,fma,avx512f,avx512vl,avx512bw,avx512dq,prefer-vector-width=512")
 
+#define VEC_BYTES 64
+
 #define REAL float
 #define KERNEL(name) name##_avx512_f32
 #define KERNEL_TABLE conv_kernels_avx512_f32
@@ -22,3 +24,4 @@
 #undef REAL
 #undef KERNEL
 #undef KERNEL_TABLE
+#undef VEC_BYTES

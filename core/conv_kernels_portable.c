@@ -5,6 +5,8 @@
 
 #include "core/conv_internal.h"
 
+#define VEC_BYTES 16
+
 #define REAL float
 #define KERNEL(name) name##_portable_f32
 #define KERNEL_TABLE conv_kernels_portable_f32
@@ -20,3 +22,4 @@
 #undef REAL
 #undef KERNEL
 #undef KERNEL_TABLE
+#undef VEC_BYTES

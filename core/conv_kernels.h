@@ -206,19 +206,19 @@ static void KERNEL(taps_row)(void *out, const void *in, int64_t count, int64_t s
 // t % tiles_w of the 2x2 output tiles.
 
 // u[e*u_stride + k] <- (G g_k G^T)[e] for k < count, g_k the 3x3 kernel at w + k*w_stride
-// (rotated by 180 degrees when flip: the transposed convolution that dx is).
-static void KERNEL(wino_kernel)(void *u_, int64_t u_stride, const void *w_, int64_t w_stride,
-                                int64_t count, bool flip) {
-    REAL *restrict u = u_;
-    const REAL *restrict w = w_;
-    // the 9 taps in the order the transform reads them (reversed when flipped)
-    int tap[9];
-    for (int t = 0; t < 9; t++) tap[t] = flip ? 8 - t : t;
+// (rotated by 180 degrees when flip: the transposed convolution that dx is). Inlined once per
+// flip, so that each reads its taps at fixed offsets.
+static inline __attribute__((always_inline)) void
+KERNEL(wino_kernels)(REAL *restrict u, int64_t u_stride, const REAL *restrict w,
+                     int64_t w_stride, int64_t count, const bool flip) {
     for (int64_t k = 0; k < count; k++) {
         const REAL *g = w + k * w_stride;
-        const REAL a00 = g[tap[0]], a01 = g[tap[1]], a02 = g[tap[2]];
-        const REAL a10 = g[tap[3]], a11 = g[tap[4]], a12 = g[tap[5]];
-        const REAL a20 = g[tap[6]], a21 = g[tap[7]], a22 = g[tap[8]];
+        // tap t of the kernel as read: t, or 8 - t when rotated
+#define TAP(t) g[flip ? 8 - (t) : (t)]
+        const REAL a00 = TAP(0), a01 = TAP(1), a02 = TAP(2);
+        const REAL a10 = TAP(3), a11 = TAP(4), a12 = TAP(5);
+        const REAL a20 = TAP(6), a21 = TAP(7), a22 = TAP(8);
+#undef TAP
         // columns: q_ij = (G g)[i][j]
         const REAL q00 = a00, q10 = (REAL)0.5 * (a00 + a10 + a20);
         const REAL q20 = (REAL)0.5 * (a00 - a10 + a20), q30 = a20;
@@ -244,6 +244,12 @@ static void KERNEL(wino_kernel)(void *u_, int64_t u_stride, const void *w_, int6
         u[14 * u_stride + k] = (REAL)0.5 * (q30 - q31 + q32);
         u[15 * u_stride + k] = q32;
     }
+}
+
+static void KERNEL(wino_kernel)(void *u, int64_t u_stride, const void *w, int64_t w_stride,
+                                int64_t count, bool flip) {
+    if (flip) KERNEL(wino_kernels)(u, u_stride, w, w_stride, count, true);
+    else KERNEL(wino_kernels)(u, u_stride, w, w_stride, count, false);
 }
 
 // rows[i*pitch + k] <- plane[r0 + i][c0 + k] for i < nrows, k < width: rows of a plane (h x w),

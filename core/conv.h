@@ -120,8 +120,9 @@ size_t conv_workspace_min(const conv_geom *g, conv_dtype dt, int threads);
 // kernels with stride 1 and dilation 1 (any padding, groups, sizes) and needs at least 32
 // transformed weights per weight of w in the workspace (conv_workspace_size gives it room).
 // CONV_ALGO_AUTO takes it where it applies, the workspace holds it and the layer has at least
-// 16 channels and 16 filters per group (fewer, and the transforms outweigh the multiplies
-// saved); docs/PERFORMANCE.md has its measured accuracy. CONV_ALGO_WINOGRAD where it does not
+// 32 channels and 32 filters per group and an output of at least 64 pixels (smaller, and the
+// transforms and the tiles' overhang outweigh the multiplies saved); docs/PERFORMANCE.md has
+// its measured accuracy and speed. CONV_ALGO_WINOGRAD where it does not
 // apply is CONV_EINVAL (field "algorithm"), with too small a workspace CONV_EWORKSPACE
 // (field "workspace"). A pass given `ex` runs what this says for ex->algorithm and its
 // workspace (none when ex->workspace is NULL); db never depends on it.

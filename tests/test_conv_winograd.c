@@ -148,10 +148,13 @@ static void test_pick(void) {
                   algo == CONV_ALGO_DIRECT,
               "auto is direct where Winograd does not apply");
     }
-    g.c = g.f = 4;
-    CHECK(pick(&g, &ex, &algo, &err) == CONV_OK &&
-              algo == CONV_ALGO_DIRECT,
-          "auto is direct for 4 channels per group");
+    g.c = g.f = 16;
+    CHECK(pick(&g, &ex, &algo, &err) == CONV_OK && algo == CONV_ALGO_DIRECT,
+          "auto is direct for 16 channels per group");
+    g.c = g.f = 64;
+    g.h = g.w = 7;
+    CHECK(pick(&g, &ex, &algo, &err) == CONV_OK && algo == CONV_ALGO_DIRECT,
+          "auto is direct for a 7x7 output");
     free(ws);
 }
 
@@ -178,10 +181,10 @@ static void test_accuracy(void) {
     const struct {
         int64_t n, c, h, w, f, groups, pad;
     } layers[] = {
-        {2, 16, 14, 14, 16, 1, 1},  {1, 32, 28, 28, 32, 1, 1}, {4, 64, 7, 7, 64, 1, 1},
-        {1, 64, 16, 16, 128, 1, 1}, {2, 128, 9, 9, 64, 1, 0},  {1, 32, 13, 11, 48, 1, 2},
-        {2, 64, 10, 10, 64, 2, 1},  {1, 256, 7, 7, 256, 1, 1}, {1, 16, 33, 33, 32, 1, 1},
-        {3, 48, 12, 12, 16, 1, 1},
+        {2, 32, 14, 14, 32, 1, 1},  {1, 32, 28, 28, 32, 1, 1},  {4, 64, 8, 8, 64, 1, 1},
+        {1, 64, 16, 16, 128, 1, 1}, {2, 128, 10, 10, 64, 1, 0}, {1, 32, 13, 11, 48, 1, 2},
+        {2, 64, 10, 10, 64, 2, 1},  {1, 256, 9, 9, 256, 1, 1},  {1, 32, 33, 33, 32, 1, 1},
+        {3, 48, 12, 12, 32, 1, 1},
     };
     double worst_ratio = 0, worst32 = 0, worst_direct = 0, worst64 = 0, pass_ratio[3] = {0};
     uint64_t rng = 2718;

@@ -2,8 +2,10 @@
 //
 // Where each pass is computed (conv.c picks one per call, see conv_pick_algorithm):
 //   conv_gemm.c      im2col + GEMM (forward, dw) and GEMM + col2im (dx): the general path
-//   conv_flat.c      stride 1 and few taps per filter: every tap summed in registers per row
-//   conv_rows.c      one input channel per group (depthwise), any stride: a vector pass per tap
+//   conv_flat.c      stride 1 and few taps per filter, depthwise with stride 1 or 2: every tap
+//                    summed in registers per output row
+//   conv_rows.c      one input channel per group (depthwise), any stride, no scratch: a vector
+//                    pass per tap and row; and db for every layer
 //   conv_winograd.c  3x3, stride 1, dilation 1: Winograd F(2x2,3x3), all three passes
 //   conv_kernels.h   the hand-vectorised loops those paths call, compiled once per ISA by
 //                    conv_kernels_portable.c, conv_kernels_avx2.c and conv_kernels_avx512.c

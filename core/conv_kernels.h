@@ -366,7 +366,8 @@ static void KERNEL(wino_input)(void *v_, int64_t v_stride, const void *plane_, i
 
 // For tiles t0 .. t0+count-1: the 2x2 output tile A^T m A + bias, m[e] at m[e*m_stride + t - t0],
 // stored into the (h x w) output plane where it lies inside it. A run of tiles is one vector
-// loop into two rows of `scratch` (2 * 2*count elements), then copied out.
+// loop into the plane's two rows, or, for a run cut by the plane's edge, into two rows of
+// `scratch` (2 * 2*count elements) and then copied out.
 static void KERNEL(wino_output)(void *out_, int64_t h, int64_t w, int64_t tiles_w, int64_t t0,
                                 int64_t count, const void *m_, int64_t m_stride, double bias_,
                                 void *scratch) {
@@ -376,7 +377,10 @@ static void KERNEL(wino_output)(void *out_, int64_t h, int64_t w, int64_t tiles_
     const REAL bias = (REAL)bias_;
     for (int64_t at = 0, len, ti, tj0; at < count; at += len) {
         len = KERNEL(wino_run)(t0, at, count, tiles_w, &ti, &tj0);
-        REAL *y0 = rows, *y1 = rows + 2 * len;
+        // runs whose tiles lie inside the plane are written in place, the others through rows
+        const bool inside = 2 * ti + 2 <= h && 2 * (tj0 + len) <= w;
+        REAL *y0 = inside ? out + 2 * ti * w + 2 * tj0 : rows;
+        REAL *y1 = inside ? y0 + w : rows + 2 * len;
         const REAL *mt = m + at;
 #pragma omp simd
         for (int64_t t = 0; t < len; t++) {
@@ -398,6 +402,7 @@ static void KERNEL(wino_output)(void *out_, int64_t h, int64_t w, int64_t tiles_
             y1[2 * t] = bias + s10 + s11 + s12;
             y1[2 * t + 1] = bias + s11 - s12 - s13;
         }
+        if (inside) continue;
         const int64_t c0 = 2 * tj0, cols = w - c0 < 2 * len ? w - c0 : 2 * len;
         for (int i = 0; i < 2 && 2 * ti + i < h; i++)
             memcpy(out + (2 * ti + i) * w + c0, i ? y1 : y0, (size_t)cols * sizeof(REAL));

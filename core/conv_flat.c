@@ -24,6 +24,8 @@
 #include "core/conv_internal.h"
 
 #define FLAT_MAX_TAPS 128
+// Filters whose output rows the forward computes together (taps_row_outs).
+#define FLAT_OUTS 8
 
 bool conv_flat_wanted(const conv_geom *g) {
     if (g->stride_h == 1 && g->stride_w == 1)
@@ -116,14 +118,26 @@ static void forward_worker(void *arg, int worker) {
         for (int64_t ch = 0; ch < cg; ch++)
             pad_plane(conv_at(sp.xp, ch * padded_plane(g), elt),
                       conv_at(r->in, (n * g->c + grp * cg + ch) * g->h * g->w, elt), g, elt);
-        for (int64_t f = grp * fg; f < (grp + 1) * fg; f++) {
+        for (int64_t f = grp * fg; f < (grp + 1) * fg; f += FLAT_OUTS) {
+            const int64_t nout = (grp + 1) * fg - f < FLAT_OUTS ? (grp + 1) * fg - f : FLAT_OUTS;
             char *y_plane = conv_at(r->out, (n * g->f + f) * ho * wo, elt);
-            const double bias = r->b ? conv_load(r->b, f, r->dt) : 0;
-            for (int64_t row = 0; row < ho; row++)
-                r->k->taps_row(conv_at(y_plane, row * wo, elt),
-                               conv_at(sp.xp, row * g->stride_h * pitch, elt), wo, g->stride_w,
-                               cg, padded_plane(g), conv_at(r->w, f * k, elt), g->kh * g->kw,
-                               g->kh, g->kw, g->dilation_h * pitch, g->dilation_w, bias);
+            double bias[FLAT_OUTS] = {0};
+            for (int64_t o = 0; r->b && o < nout; o++) bias[o] = conv_load(r->b, f + o, r->dt);
+            for (int64_t row = 0; row < ho; row++) {
+                const char *in = conv_at(sp.xp, row * g->stride_h * pitch, elt);
+                if (g->stride_w == 1) { // the filters' rows together, each x vector loaded once
+                    r->k->taps_row_outs(conv_at(y_plane, row * wo, elt), ho * wo, nout, in, wo,
+                                        cg, padded_plane(g), conv_at(r->w, f * k, elt),
+                                        g->kh * g->kw, k, g->kh, g->kw, g->dilation_h * pitch,
+                                        g->dilation_w, bias);
+                    continue;
+                }
+                for (int64_t o = 0; o < nout; o++)
+                    r->k->taps_row(conv_at(y_plane, (o * ho + row) * wo, elt), in, wo,
+                                   g->stride_w, cg, padded_plane(g),
+                                   conv_at(r->w, (f + o) * k, elt), g->kh * g->kw, g->kh, g->kw,
+                                   g->dilation_h * pitch, g->dilation_w, bias[o]);
+            }
         }
     }
 }

@@ -56,6 +56,10 @@ typedef struct {
     void (*taps_row)(void *out, const void *in, int64_t count, int64_t stride, int64_t channels,
                      int64_t in_stride, const void *w, int64_t w_stride, int64_t kh, int64_t kw,
                      int64_t step_a, int64_t step_b, double bias);
+    void (*taps_row_outs)(void *out, int64_t out_stride, int64_t nout, const void *in,
+                          int64_t count, int64_t channels, int64_t in_stride, const void *w,
+                          int64_t w_stride, int64_t w_ostride, int64_t kh, int64_t kw,
+                          int64_t step_a, int64_t step_b, const double *bias);
     void (*wino_kernel)(void *u, int64_t u_stride, const void *w, int64_t w_stride,
                         int64_t count, bool flip);
     void (*wino_input)(void *v, int64_t v_stride, const void *plane, int64_t h, int64_t w,

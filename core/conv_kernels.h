@@ -159,6 +159,72 @@ KERNEL(taps_rows_unit)(REAL *restrict out, const REAL *restrict in, int64_t coun
     }
 }
 
+// taps_rows_unit for NOUT output planes at once: out[o*out_stride + j], their weights at
+// w + o*w_ostride, biases bias[o]; each input vector is loaded once for all of them. NOUT is
+// a constant (TAP_OUTS or fewer) so that the NOUT x VECS accumulators stay in registers.
+#define TAP_OUTS (VEC_BYTES / 16)
+static inline __attribute__((always_inline)) void
+KERNEL(taps_rows_outs)(REAL *restrict out, int64_t out_stride, const int nout,
+                       const REAL *restrict in, int64_t count, int64_t channels,
+                       int64_t in_stride, const REAL *restrict w, int64_t w_stride,
+                       int64_t w_ostride, int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
+                       const double *bias) {
+    enum { LANES = VEC_BYTES / sizeof(REAL), VECS = CONV_TAP_BLOCK_BYTES / VEC_BYTES };
+    enum { BLOCK = VECS * LANES };
+    for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
+        KERNEL(lanes) acc[TAP_OUTS][VECS];
+#pragma GCC unroll 16
+        for (int o = 0; o < nout; o++)
+#pragma GCC unroll 16
+            for (int v = 0; v < VECS; v++)
+                for (int l = 0; l < LANES; l++) acc[o][v][l] = (REAL)bias[o];
+        for (int64_t ch = 0; ch < channels; ch++)
+            for (int64_t a = 0; a < kh; a++)
+                for (int64_t b = 0; b < kw; b++) {
+                    const REAL *src = in + ch * in_stride + j0 + a * step_a + b * step_b;
+                    const REAL *wt = w + ch * w_stride + a * kw + b;
+#pragma GCC unroll 16
+                    for (int v = 0; v < VECS; v++) {
+                        KERNEL(lanes) x;
+                        memcpy(&x, src + v * LANES, sizeof x);
+#pragma GCC unroll 16
+                        for (int o = 0; o < nout; o++) acc[o][v] += wt[o * w_ostride] * x;
+                    }
+                }
+        const int64_t n = count - j0 < BLOCK ? count - j0 : BLOCK;
+#pragma GCC unroll 16
+        for (int o = 0; o < nout; o++) {
+            if (n == BLOCK) {
+                memcpy(out + o * out_stride + j0, acc[o], sizeof acc[o]);
+            } else {
+                REAL last[BLOCK];
+                memcpy(last, acc[o], sizeof last);
+                memcpy(out + o * out_stride + j0, last, (size_t)n * sizeof(REAL));
+            }
+        }
+    }
+}
+
+// Stride-1 taps_row over nout output planes (any number): TAP_OUTS at a time.
+static void KERNEL(taps_row_outs)(void *out_, int64_t out_stride, int64_t nout, const void *in,
+                                  int64_t count, int64_t channels, int64_t in_stride,
+                                  const void *w_, int64_t w_stride, int64_t w_ostride, int64_t kh,
+                                  int64_t kw, int64_t step_a, int64_t step_b,
+                                  const double *bias) {
+    REAL *out = out_;
+    const REAL *w = w_;
+    int64_t o = 0;
+    for (; o + TAP_OUTS <= nout; o += TAP_OUTS)
+        KERNEL(taps_rows_outs)(out + o * out_stride, out_stride, TAP_OUTS, in, count, channels,
+                               in_stride, w + o * w_ostride, w_stride, w_ostride, kh, kw, step_a,
+                               step_b, bias + o);
+    for (; o < nout; o++)
+        KERNEL(taps_rows_outs)(out + o * out_stride, out_stride, 1, in, count, channels,
+                               in_stride, w + o * w_ostride, w_stride, w_ostride, kh, kw, step_a,
+                               step_b, bias + o);
+}
+#undef TAP_OUTS
+
 // The same for any stride, the accumulators an array the vectoriser keeps in registers when
 // it unrolls it whole (AVX-512's two vectors per block; the stride-1 loop above is the one
 // that matters on narrower ISAs).
@@ -478,6 +544,7 @@ const conv_kernels KERNEL_TABLE = {
     .sum = KERNEL(sum),
     .dots = KERNEL(dots),
     .taps_row = KERNEL(taps_row),
+    .taps_row_outs = KERNEL(taps_row_outs),
     .wino_kernel = KERNEL(wino_kernel),
     .wino_input = KERNEL(wino_input),
     .wino_output = KERNEL(wino_output),

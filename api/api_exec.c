@@ -70,7 +70,8 @@ bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
     if (bytes && !workspace)
         return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for %zu bytes of scratch", bytes);
     res->workspace_bytes = bytes;
-    conv_exec ex = {.workspace = workspace, .workspace_bytes = bytes, .threads = res->threads};
+    conv_exec ex = {.workspace = workspace, .workspace_bytes = bytes, .threads = res->threads,
+                    .algorithm = plan->algorithm};
     double start = now_ms();
     bool ok = true;
     for (int o = 0; o < API_OUT_COUNT && ok; o++) {

@@ -193,3 +193,13 @@ const char *api_param_path(char *buf, size_t cap, const char *name, int given, i
         snprintf(buf, cap, "%s", name);
     return buf;
 }
+
+bool api_algorithm_parse(const char *name, conv_algorithm *out) {
+    static const conv_algorithm known[] = {CONV_ALGO_AUTO, CONV_ALGO_DIRECT, CONV_ALGO_WINOGRAD};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (strcmp(name, conv_algorithm_name(known[i])) == 0) {
+            *out = known[i];
+            return true;
+        }
+    return false;
+}

@@ -86,8 +86,12 @@ typedef struct {
     int64_t padding[4]; // [top, bottom, left, right] when explicit
     int padding_given;
     int64_t groups;
-    unsigned outputs; // API_BIT(API_OUT_*) named by "outputs"; 0 when absent
+    unsigned outputs;         // API_BIT(API_OUT_*) named by "outputs"; 0 when absent
+    conv_algorithm algorithm; // "algorithm": auto (default), direct or winograd
 } api_request;
+
+// "auto", "direct" or "winograd" into *out; false (and *out untouched) for anything else.
+bool api_algorithm_parse(const char *name, conv_algorithm *out);
 
 // Defaults: float32, stride/dilation 1, padding 0, groups 1, no tensors.
 void api_request_init(api_request *req);
@@ -104,6 +108,7 @@ typedef struct {
     int rank;         // of x (2, 3 or 4); every output comes back in this rank
     unsigned outputs; // API_BIT(API_OUT_*) to compute
     int64_t flops;    // all passes together
+    conv_algorithm algorithm; // what runs: direct or winograd (conv_pick_algorithm)
 } api_plan;
 
 // The shape of `out` in the request's rank (y: [N,F,Ho,Wo], [F,Ho,Wo] or [Ho,Wo]; dx like x;

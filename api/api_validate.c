@@ -275,6 +275,18 @@ static bool check_work(api_plan *plan, const api_request *req, const api_options
     return true;
 }
 
+// What "algorithm" runs with the scratch api_execute will give it (conv_workspace_size under
+// the cap, which the thread count does not bring below Winograd's least).
+static bool pick_algorithm(api_plan *plan, const api_request *req, const api_options *opt,
+                           api_error *err) {
+    conv_error cerr = {0};
+    const size_t bytes = conv_workspace_size(&plan->geom, req->dtype, 1, opt->workspace_cap);
+    if (conv_pick_algorithm(&plan->geom, req->dtype, req->algorithm, bytes, &plan->algorithm,
+                            &cerr) == CONV_OK)
+        return true;
+    return api_fail(err, API_E_INVALID_VALUE, "algorithm", "%s", cerr.message);
+}
+
 bool api_validate(api_plan *plan, const api_request *req, const char *op_from_path,
                   const api_options *opt, api_error *err) {
     *plan = (api_plan){0};
@@ -283,5 +295,6 @@ bool api_validate(api_plan *plan, const api_request *req, const char *op_from_pa
         if (req->in[i].rank && !check_limits(&req->in[i], api_input_names[i], opt, err))
             return false;
     return read_shapes(plan, req, err) && check_geometry(plan, req, err) &&
-           check_relations(plan, req, err) && check_work(plan, req, opt, err);
+           check_relations(plan, req, err) && check_work(plan, req, opt, err) &&
+           pick_algorithm(plan, req, opt, err);
 }

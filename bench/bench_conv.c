@@ -2,6 +2,7 @@
 //   bench_conv layers        the layer suite as JSON (bench/peer_torch.py takes it from here)
 //   bench_conv peak          the machine's FMA peak, 1 and 2 threads, one JSON line
 //   bench_conv run THREADS   forward and backward (dx + dw + db) of every layer, JSON lines
+//                            (BENCH_ALGORITHM=direct: never Winograd, as impl convd_direct)
 //   bench_conv rss [THREADS] one (b)-sized forward + backward, then its peak RSS, one JSON line
 //   bench_conv gemm          1-thread sgemm on each layer's three GEMM shapes (per image and
 //                            group): the ceiling the BLAS core in use puts on im2col + GEMM
@@ -11,6 +12,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -129,7 +131,8 @@ typedef struct {
 static conv_geom geom_of(const bench_layer *l) {
     return (conv_geom){.n = l->n, .c = l->c, .h = l->h, .w = l->w, .f = l->f, .kh = l->kh,
                        .kw = l->kw, .groups = l->groups, .stride_h = l->stride,
-                       .stride_w = l->stride, .dilation_h = 1, .dilation_w = 1,
+                       .stride_w = l->stride, .dilation_h = l->dilation,
+                       .dilation_w = l->dilation,
                        .pad_top = l->pad, .pad_bottom = l->pad, .pad_left = l->pad,
                        .pad_right = l->pad};
 }
@@ -140,7 +143,7 @@ static void must(conv_status st, const conv_error *err, const char *what) {
     exit(1);
 }
 
-static void case_init(convd_case *k, const bench_layer *l, int threads) {
+static void case_init(convd_case *k, const bench_layer *l, int threads, conv_algorithm algo) {
     conv_error err = {0};
     k->layer = l;
     k->g = geom_of(l);
@@ -158,10 +161,10 @@ static void case_init(convd_case *k, const bench_layer *l, int threads) {
     bench_fill(k->w, nw, 2);
     bench_fill(k->b, l->f, 3);
     bench_fill(k->dy, ny, 4);
-    k->ex.threads = threads;
-    k->ex.workspace_bytes =
+    const size_t bytes =
         conv_workspace_size(&k->g, CONV_FLOAT32, threads, CONV_WORKSPACE_CAP_DEFAULT);
-    k->ex.workspace = bench_alloc(k->ex.workspace_bytes);
+    k->ex = (conv_exec){.workspace = bench_alloc(bytes), .workspace_bytes = bytes,
+                        .threads = threads, .algorithm = algo};
 }
 
 static void case_free(convd_case *k) {
@@ -199,7 +202,7 @@ static void step_backward(void *ctx, double *part_ms) {
 
 // ---------------------------------------------------------------------------------------------
 // Spot checks: a few elements of y, dx, dw and db recomputed in double from the definition
-//   y[n,f,r,c] = b[f] + sum_{ch,i,j} x[n, gr*Cg + ch, r*s + i - p, c*s + j - p] * w[f,ch,i,j]
+//   y[n,f,r,c] = b[f] + sum_{ch,i,j} x[n, gr*Cg + ch, r*s + i*d - p, c*s + j*d - p] * w[f,ch,i,j]
 // (gr = f / Fg). Each check sums one index map; dx and dw walk the same map from the other side.
 
 typedef struct {
@@ -239,13 +242,13 @@ static spot_sum spot_walk(const convd_case *k, spot_kind kind, spot_pin p) {
                 for (int64_t r = 0; r < ho; r++) {
                     if (pinned_out(p.r, r)) continue;
                     for (int64_t i = 0; i < g->kh; i++) {
-                        int64_t xi = r * g->stride_h + i - g->pad_top;
+                        int64_t xi = r * g->stride_h + i * g->dilation_h - g->pad_top;
                         if (pinned_out(p.i, i) || pinned_out(p.xi, xi) || xi < 0 || xi >= g->h)
                             continue;
                         for (int64_t c = 0; c < wo; c++) {
                             if (pinned_out(p.c, c)) continue;
                             for (int64_t j = 0; j < g->kw; j++) {
-                                int64_t xj = c * g->stride_w + j - g->pad_left;
+                                int64_t xj = c * g->stride_w + j * g->dilation_w - g->pad_left;
                                 if (pinned_out(p.j, j) || pinned_out(p.xj, xj) || xj < 0 ||
                                     xj >= g->w)
                                     continue;
@@ -316,36 +319,49 @@ static int cmd_layers(void) {
         printf("%s\n{\"name\":\"%s\",\"what\":", i ? "," : "", l->name);
         bench_json_string(stdout, l->what);
         printf(",\"n\":%lld,\"c\":%lld,\"h\":%lld,\"w\":%lld,\"f\":%lld,\"kh\":%lld,\"kw\":%lld,"
-               "\"stride\":%lld,\"pad\":%lld,\"groups\":%lld,\"ho\":%lld,\"wo\":%lld,"
-               "\"flops\":%.0f}",
+               "\"stride\":%lld,\"pad\":%lld,\"groups\":%lld,\"dilation\":%lld,\"ho\":%lld,"
+               "\"wo\":%lld,\"flops\":%.0f}",
                (long long)l->n, (long long)l->c, (long long)l->h, (long long)l->w,
                (long long)l->f, (long long)l->kh, (long long)l->kw, (long long)l->stride,
-               (long long)l->pad, (long long)l->groups, (long long)bench_layer_ho(l),
+               (long long)l->pad, (long long)l->groups, (long long)l->dilation,
+               (long long)bench_layer_ho(l),
                (long long)bench_layer_wo(l), bench_layer_flops(l));
     }
     puts("\n]");
     return 0;
 }
 
+// `convd run` times the layers with "algorithm" auto (impl "convd"), or with BENCH_ALGORITHM=direct
+// never Winograd (impl "convd_direct": the rows per algorithm); each record says what ran.
 static int cmd_run(int threads) {
+    const char *algo_env = getenv("BENCH_ALGORITHM");
+    const bool direct = algo_env && strcmp(algo_env, "direct") == 0;
+    const conv_algorithm algo = direct ? CONV_ALGO_DIRECT : CONV_ALGO_AUTO;
+    const char *impl = direct ? "convd_direct" : "convd";
     static const char *const fwd_parts[] = {"y"}, *const bwd_parts[] = {"dx", "dw", "db"};
     bench_plan plan = bench_plan_from_env();
     double *samples = bench_alloc(sizeof(double) * 3 * (size_t)plan.repeats);
     char extra[256];
     for (int i = 0; i < bench_layer_count; i++) {
         convd_case k;
-        case_init(&k, &bench_layers[i], threads);
+        case_init(&k, &bench_layers[i], threads, algo);
         double unused[3];
         step_forward(&k, unused);
         step_backward(&k, unused);
         spot_check(&k);
-        snprintf(extra, sizeof extra, "\"core\":\"%s\",\"core_source\":\"%s\",\"workspace\":%zu",
-                 blas_core_name(), blas_core_source(), k.ex.workspace_bytes);
+        conv_algorithm ran = CONV_ALGO_DIRECT;
+        must(conv_pick_algorithm(&k.g, CONV_FLOAT32, algo, k.ex.workspace_bytes, &ran, NULL),
+             &(conv_error){0}, "conv_pick_algorithm");
+        snprintf(extra, sizeof extra,
+                 "\"core\":\"%s\",\"core_source\":\"%s\",\"isa\":\"%s\",\"algorithm\":\"%s\","
+                 "\"workspace\":%zu",
+                 blas_core_name(), blas_core_source(), conv_isa_name(CONV_ISA_AUTO),
+                 conv_algorithm_name(ran), k.ex.workspace_bytes);
         bench_measure(samples, step_forward, &k, 1, &plan);
-        bench_emit_times(stdout, "convd", k.layer, "forward", threads, &plan, 1, fwd_parts,
+        bench_emit_times(stdout, impl, k.layer, "forward", threads, &plan, 1, fwd_parts,
                          samples, extra);
         bench_measure(samples, step_backward, &k, 3, &plan);
-        bench_emit_times(stdout, "convd", k.layer, "backward", threads, &plan, 3, bwd_parts,
+        bench_emit_times(stdout, impl, k.layer, "backward", threads, &plan, 3, bwd_parts,
                          samples, extra);
         case_free(&k);
     }
@@ -365,7 +381,7 @@ static int cmd_rss(int threads) {
     const bench_layer *l = &bench_layers[1];
     double before = rss_bytes();
     convd_case k;
-    case_init(&k, l, threads);
+    case_init(&k, l, threads, CONV_ALGO_AUTO);
     double unused[3];
     step_forward(&k, unused);
     step_backward(&k, unused);
@@ -399,7 +415,7 @@ static void step_gemm(void *ctx, double *part_ms) {
 }
 
 // The GEMMs of im2col + GEMM for one image and group with all Ho*Wo pixels as columns (the
-// transposes as conv_impl.inc calls them): forward (F/G x K)(K x P), backward data
+// transposes as core/conv_gemm.c calls them): forward (F/G x K)(K x P), backward data
 // (K x F/G)(F/G x P) with w transposed, backward weights (F/G x P)(P x K) with col transposed.
 // A ceiling is what the BLAS can do, so noise only lowers it: best of 3x the usual repeats.
 static int cmd_gemm(void) {

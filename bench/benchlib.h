@@ -7,12 +7,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
-// One layer of the suite (the layers (a)-(g) of docs/PERFORMANCE.md): square stride and
-// symmetric padding, dilation 1. x (n,c,h,w), w (f,c/groups,kh,kw), y (n,f,ho,wo).
+// One layer of the suite: (a)-(g) from issue 2, (h)-(l) held-out shapes from issue 14 (ResNet
+// stem, MobileNet strided depthwise, ResNet 1x1 stride-2 downsample, a dilated 3x3, a VGG-wide
+// 3x3). Square stride, dilation and symmetric padding. x (n,c,h,w), w (f,c/groups,kh,kw),
+// y (n,f,ho,wo).
 typedef struct {
-    const char *name; // "a" .. "g"
+    const char *name; // "a" .. "l"
     const char *what; // a few words for the table
-    int64_t n, c, h, w, f, kh, kw, stride, pad, groups;
+    int64_t n, c, h, w, f, kh, kw, stride, pad, groups, dilation;
 } bench_layer;
 
 extern const bench_layer bench_layers[];

@@ -173,6 +173,7 @@ static void layer_setup(layer_ops *L, const bench_layer *l) {
     dnnl_dims_t yd = {l->n, l->f, bench_layer_ho(l), bench_layer_wo(l)};
     dnnl_dims_t bd = {l->f};
     dnnl_dims_t strides = {l->stride, l->stride}, pad = {l->pad, l->pad};
+    dnnl_dims_t dilates = {l->dilation - 1, l->dilation - 1}; // oneDNN counts the gaps
     // Grouped weights are 5-D (G, F/G, C/G, kh, kw): the same bytes as PyTorch's (F, C/G, kh, kw).
     int grouped = l->groups > 1, wnd = grouped ? 5 : 4;
     dnnl_dims_t wd = {l->f, l->c, l->kh, l->kw};
@@ -195,8 +196,9 @@ static void layer_setup(layer_ops *L, const bench_layer *l) {
     md_init(&b_md, 1, bd, dnnl_x);
 
     dnnl_convolution_desc_t d;
-    must(dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_direct,
-                                            &x_any, &w_any, &b_md, &y_any, strides, pad, pad),
+    must(dnnl_dilated_convolution_forward_desc_init(&d, dnnl_forward_training,
+                                                    dnnl_convolution_direct, &x_any, &w_any,
+                                                    &b_md, &y_any, strides, dilates, pad, pad),
          "convolution_forward_desc_init");
     op_create(&L->fwd, &d, NULL, "forward primitive");
     dnnl_memory_t x = op_arg(&L->fwd, DNNL_ARG_SRC, dnnl_query_src_md, 0, u[U_X]);
@@ -204,8 +206,9 @@ static void layer_setup(layer_ops *L, const bench_layer *l) {
     op_arg(&L->fwd, DNNL_ARG_BIAS, dnnl_query_weights_md, 1, u[U_B]);
     dnnl_memory_t y = op_arg(&L->fwd, DNNL_ARG_DST, dnnl_query_dst_md, 0, NULL);
 
-    must(dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &x_any, &w_any,
-                                                  &y_any, strides, pad, pad),
+    must(dnnl_dilated_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &x_any,
+                                                          &w_any, &y_any, strides, dilates, pad,
+                                                          pad),
          "convolution_backward_data_desc_init");
     op_create(&L->bwd_data, &d, L->fwd.pd, "backward-data primitive");
     op *bd_op = &L->bwd_data;
@@ -213,8 +216,9 @@ static void layer_setup(layer_ops *L, const bench_layer *l) {
     dnnl_memory_t w_d = op_arg(bd_op, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, 0, u[U_W]);
     dnnl_memory_t dx = op_arg(bd_op, DNNL_ARG_DIFF_SRC, dnnl_query_diff_src_md, 0, NULL);
 
-    must(dnnl_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct, &x_any,
-                                                     &w_any, &b_md, &y_any, strides, pad, pad),
+    must(dnnl_dilated_convolution_backward_weights_desc_init(&d, dnnl_convolution_direct,
+                                                             &x_any, &w_any, &b_md, &y_any,
+                                                             strides, dilates, pad, pad),
          "convolution_backward_weights_desc_init");
     op_create(&L->bwd_weights, &d, L->fwd.pd, "backward-weights primitive");
     op *bw_op = &L->bwd_weights;

@@ -72,6 +72,7 @@ def main():
     extra = None
     for L in layers:
         stride, pad, groups = [L["stride"]] * 2, [L["pad"]] * 2, L["groups"]
+        dilation = [L["dilation"]] * 2
         x = torch.randn(L["n"], L["c"], L["h"], L["w"])
         w = torch.randn(L["f"], L["c"] // groups, L["kh"], L["kw"])
         b = torch.randn(L["f"])
@@ -79,11 +80,11 @@ def main():
 
         def forward():
             with torch.no_grad():
-                return [timed(lambda: F.conv2d(x, w, b, stride, pad, 1, groups))]
+                return [timed(lambda: F.conv2d(x, w, b, stride, pad, dilation, groups))]
 
         def backward_call(mask):
             return lambda: torch.ops.aten.convolution_backward(
-                dy, x, w, [L["f"]], stride, pad, [1, 1], False, [0, 0], groups, mask)
+                dy, x, w, [L["f"]], stride, pad, dilation, False, [0, 0], groups, mask)
 
         full = backward_call([True, True, True])
         only_dx = backward_call([True, False, False])

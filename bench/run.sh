@@ -4,7 +4,8 @@
 # page costs ~2-4 ms per MB, and PyTorch allocates its outputs anew on every call, so with the
 # default allocator it would be timing page faults rather than convolution (convd and oneDNN
 # reuse their buffers either way). PyTorch is also run once more with the default allocator, as
-# "pytorch_default_malloc", to show what that costs a user who leaves it alone.
+# "pytorch_default_malloc", to show what that costs a user who leaves it alone. convd runs twice:
+# with "algorithm" auto (Winograd where it applies) and as "convd_direct" (never Winograd).
 # Every impl gets the same plan (BENCH_WARMUP untimed calls, then BENCH_REPEATS timed ones per
 # process), and the processes are interleaved over BENCH_ROUNDS rounds so that a burst of load
 # from elsewhere on the machine hits every impl alike; bench/report.py takes the median of all
@@ -42,6 +43,8 @@ keep_memory="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=42
 run_impl() { # impl threads
     case $1 in
     convd) GLIBC_TUNABLES=$keep_memory build/bench/bench_conv run "$2" ;;
+    convd_direct) GLIBC_TUNABLES=$keep_memory BENCH_ALGORITHM=direct \
+        build/bench/bench_conv run "$2" ;;
     onednn) GLIBC_TUNABLES=$keep_memory OMP_NUM_THREADS=$2 build/bench/peer_onednn "$2" ;;
     pytorch) GLIBC_TUNABLES=$keep_memory OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=$2 \
         "$python" bench/peer_torch.py "$raw/layers.json" "$2" ;;
@@ -50,7 +53,7 @@ run_impl() { # impl threads
     esac
 }
 
-impls=(convd pytorch onednn pytorch_default_malloc)
+impls=(convd convd_direct pytorch onednn pytorch_default_malloc)
 for ((round = 0; round < rounds; round++)); do
     for t in $threads_list; do
         # Rotate the order each round so that no impl always runs right after another.

@@ -75,11 +75,35 @@ int64_t conv_flops(const conv_geom *g);
 // bytes for best speed), `threads` the number of threads the pass may use (>= 1). Passes split
 // their work so that any workspace of at least conv_workspace_min() bytes works; more space
 // means bigger GEMMs, up to conv_workspace_size().
+//
+// `isa` picks the hand-vectorised loops' instruction set: CONV_ISA_AUTO (zero, what a
+// designated initializer leaves) runs conv_isa_default(); another value forces that variant,
+// and a pass refuses it (CONV_EINVAL, field "isa") when this CPU cannot run it. Tests use it
+// to run every variant the machine has. `algorithm` is the accuracy contract: see
+// conv_pick_algorithm.
+typedef enum { CONV_ISA_AUTO = 0, CONV_ISA_PORTABLE, CONV_ISA_AVX2, CONV_ISA_AVX512 } conv_isa;
+
+typedef enum {
+    CONV_ALGO_AUTO = 0, // Winograd where conv_pick_algorithm finds it as accurate and faster
+    CONV_ALGO_DIRECT,   // never Winograd: im2col + GEMM, or direct loops
+    CONV_ALGO_WINOGRAD, // Winograd F(2x2,3x3); refused where it does not apply
+} conv_algorithm;
+
 typedef struct {
     void *workspace;
     size_t workspace_bytes;
     int threads;
+    conv_isa isa;
+    conv_algorithm algorithm;
 } conv_exec;
+
+// The best ISA this CPU runs (cpuid: AVX-512 F/VL/BW/DQ, else AVX2 with FMA, else portable).
+conv_isa conv_isa_best(void);
+// The ISA that CONV_ISA_AUTO runs, chosen once per process: the CONVD_ISA environment variable
+// ("portable", "avx2" or "avx512") when set to one this CPU runs, otherwise conv_isa_best().
+conv_isa conv_isa_default(void);
+// "portable", "avx2", "avx512"; CONV_ISA_AUTO names conv_isa_default().
+const char *conv_isa_name(conv_isa isa);
 
 #define CONV_WORKSPACE_CAP_DEFAULT ((size_t)64 << 20)
 
@@ -90,6 +114,22 @@ size_t conv_workspace_size(const conv_geom *g, conv_dtype dt, int threads, size_
 // less runs on fewer threads, down to one; below conv_workspace_min(g, dt, 1) it refuses with
 // CONV_EWORKSPACE.
 size_t conv_workspace_min(const conv_geom *g, conv_dtype dt, int threads);
+
+// What the passes of `g` run when asked for `want` with a workspace of `workspace_bytes`:
+// *algo becomes CONV_ALGO_WINOGRAD or CONV_ALGO_DIRECT. Winograd F(2x2,3x3) applies to 3x3
+// kernels with stride 1 and dilation 1 (any padding, groups, sizes) and needs at least 32
+// transformed weights per weight of w in the workspace (conv_workspace_size gives it room).
+// CONV_ALGO_AUTO takes it where it applies, the workspace holds it and the layer has at least
+// 32 channels and 32 filters per group and an output of at least 64 pixels (smaller, and the
+// transforms and the tiles' overhang outweigh the multiplies saved); docs/PERFORMANCE.md has
+// its measured accuracy and speed. CONV_ALGO_WINOGRAD where it does not
+// apply is CONV_EINVAL (field "algorithm"), with too small a workspace CONV_EWORKSPACE
+// (field "workspace"). A pass given `ex` runs what this says for ex->algorithm and its
+// workspace (none when ex->workspace is NULL); db never depends on it.
+conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, conv_algorithm want,
+                                size_t workspace_bytes, conv_algorithm *algo, conv_error *err);
+// "auto", "direct", "winograd".
+const char *conv_algorithm_name(conv_algorithm algo);
 
 // Each pass returns CONV_OK, or an error (with err filled when err is not NULL) and leaves its
 // output unspecified. Pointers are to `dt` elements; inputs are not modified.

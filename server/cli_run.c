@@ -11,6 +11,7 @@
 #include "api/api.h"
 #include "api/api_errors.h"
 #include "api/codec/codec.h"
+#include "core/conv.h"
 #include "server/blas_boot.h"
 #include "server/cli.h"
 #include "server/version.h"
@@ -107,8 +108,8 @@ int cli_run(int argc, char **argv) {
             return 0;
         }
         if (strcmp(arg, "--version") == 0) {
-            printf("convd %s (OpenBLAS core %s, %s)\n", CONVD_VERSION, blas_core_name(),
-                   blas_core_source());
+            printf("convd %s (OpenBLAS core %s, %s; kernels %s)\n", CONVD_VERSION,
+                   blas_core_name(), blas_core_source(), conv_isa_name(CONV_ISA_AUTO));
             return 0;
         }
         if (strcmp(arg, "--op") == 0 && i + 1 < argc) {

@@ -7,6 +7,7 @@
 
 #include "api/api_errors.h"
 #include "api/grade/grade_json.h"
+#include "core/conv.h"
 #include "server/blas_boot.h"
 #include "server/http_handlers.h"
 #include "server/http_server.h"
@@ -67,6 +68,8 @@ static void get_info(api_response *out, http_server *srv) {
     cJSON_AddStringToObject(blas, "core", blas_core_name());
     cJSON_AddStringToObject(blas, "core_source", blas_core_source());
     cJSON_AddNumberToObject(blas, "threads_per_call", 1);
+    // The hand-vectorised loops' ISA (CONVD_ISA or the best this CPU runs).
+    cJSON_AddStringToObject(doc, "isa", conv_isa_name(CONV_ISA_AUTO));
     cJSON *threads = cJSON_AddObjectToObject(doc, "threads");
     cJSON_AddNumberToObject(threads, "cores", cfg->cores);
     cJSON_AddNumberToObject(threads, "workers", cfg->workers);

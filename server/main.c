@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/conv.h"
 #include "server/blas_boot.h"
 #include "server/cli.h"
 #include "server/version.h"
@@ -20,8 +21,8 @@ int main(int argc, char **argv) {
     blas_boot(argv);
     const char *cmd = argc > 1 ? argv[1] : "serve";
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-        printf("convd %s (OpenBLAS core %s, %s)\n", CONVD_VERSION, blas_core_name(),
-               blas_core_source());
+        printf("convd %s (OpenBLAS core %s, %s; kernels %s)\n", CONVD_VERSION,
+               blas_core_name(), blas_core_source(), conv_isa_name(CONV_ISA_AUTO));
         return 0;
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

@@ -134,6 +134,13 @@ static void test_command_line(void) {
     free(out);
     const char *version[] = {"run", "--version", NULL};
     CHECK(run_convd(version, NULL, &out) == 0 && strstr(out, "OpenBLAS core"), "run --version");
+    // --version names the kernels' ISA; CONVD_ISA=portable (which every CPU runs) picks it.
+    free(out);
+    out = NULL;
+    setenv("CONVD_ISA", "portable", 1);
+    CHECK(run_convd(version, NULL, &out) == 0 && strstr(out, "kernels portable"),
+          "CONVD_ISA=portable run --version: %s", out ? out : "(none)");
+    unsetenv("CONVD_ISA");
     free(out);
     const char *unknown[] = {"run", "--frobnicate", NULL};
     CHECK(run_convd(unknown, NULL, &out) == 2, "an unknown option is a usage error");

@@ -94,6 +94,8 @@ typedef struct {
     char desc[256];
     double worst[2];         // largest |fast-ref|/scale per dtype
     int chunked, unchunked;  // (threads, dtype) pairs with min < size, and with min == size
+    conv_isa isa;            // the variant of the hand-vectorised loops this config runs
+    int per_isa[CONV_ISA_AVX512 + 1]; // configs run with each
 } sweep_state;
 
 // Every pass of one case against the reference, for threads min_threads..3 and every
@@ -114,11 +116,13 @@ static void sweep_case(sweep_state *st, const conv_case *cc, int min_threads) {
             workspace_of_kind(&bytes, &misalign, kind, g, cc->dt, threads);
             conv_scratch s;
             conv_scratch_init(&s, bytes, misalign, threads);
+            s.ex.isa = st->isa;
             for (conv_pass p = PASS_FORWARD; p < PASS_BIAS; p++) {
                 char why[512] = "";
                 CHECK(conv_case_check(cc, p, &s.ex, why, sizeof why, &st->worst[cc->dt]),
-                      "config %d %s bias=%d %s threads=%d workspace=%zu(+%zu): %s", st->config,
-                      st->desc, st->bias, dt_name, threads, bytes, misalign, why);
+                      "config %d %s bias=%d %s isa=%s threads=%d workspace=%zu(+%zu): %s",
+                      st->config, st->desc, st->bias, dt_name, conv_isa_name(st->isa), threads,
+                      bytes, misalign, why);
             }
             conv_scratch_free(&s);
         }
@@ -132,13 +136,13 @@ static void sweep_case(sweep_state *st, const conv_case *cc, int min_threads) {
 enum {
     COV_POINTWISE, COV_1X1_PADDED, COV_1X1_STRIDED, COV_DEPTHWISE, COV_GROUPED, COV_SAME_EVEN,
     COV_KERNEL_OVER_INPUT, COV_LEFTOVER, COV_ASYMMETRIC, COV_DILATED, COV_H_NE_W, COV_NCF_DIFFER,
-    COV_BIAS, COV_NO_BIAS, COV_THREADED, COV_KINDS
+    COV_BIAS, COV_NO_BIAS, COV_THREADED, COV_DW_STRIDED, COV_KINDS
 };
 static const char *const coverage_name[COV_KINDS] = {
     "1x1 stride 1 unpadded", "1x1 stride 1 padded", "1x1 strided", "depthwise", "1 < groups < C",
     "'same' with an even kernel", "kernel larger than the input", "rows left over by the stride",
     "asymmetric padding", "dilation > 1", "H != W", "N, C, F all different", "bias", "no bias",
-    "split over threads"};
+    "split over threads", "depthwise with stride 2 (flat)"};
 
 static void tally_coverage(int count[COV_KINDS], const conv_geom *g, bool bias, bool threaded) {
     const int64_t ho = conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
@@ -165,6 +169,7 @@ static void tally_coverage(int count[COV_KINDS], const conv_geom *g, bool bias, 
         [COV_BIAS] = bias,
         [COV_NO_BIAS] = !bias,
         [COV_THREADED] = threaded,
+        [COV_DW_STRIDED] = g->groups == g->c && !stride1 && g->stride_h <= 2 && g->stride_w <= 2,
     };
     for (int k = 0; k < COV_KINDS; k++) count[k] += hit[k];
 }
@@ -193,6 +198,9 @@ static void test_sweep(void) {
             continue;
         }
         st.config = i;
+        // Configs take in turn every ISA variant this CPU runs.
+        st.isa = (conv_isa)(CONV_ISA_PORTABLE + i % conv_isa_best());
+        st.per_isa[st.isa]++;
         tally_coverage(coverage, &g, st.bias, threaded);
         conv_geom_describe(st.desc, sizeof st.desc, &g);
         conv_error err = {0};
@@ -222,6 +230,11 @@ static void test_sweep(void) {
     CHECK(st.chunked > 0 && st.unchunked > 0,
           "the sweep must reach both chunked (%d) and unchunked (%d) workspaces", st.chunked,
           st.unchunked);
+    for (conv_isa isa = CONV_ISA_PORTABLE; isa <= conv_isa_best(); isa++) {
+        printf("sweep: %d configs with the %s loops\n", st.per_isa[isa], conv_isa_name(isa));
+        CHECK(st.per_isa[isa] >= SWEEP_CONFIGS / 4, "only %d configs ran the %s loops",
+              st.per_isa[isa], conv_isa_name(isa));
+    }
     printf("sweep: %d configs, worst |fast-ref|/scale float32 %.3g, float64 %.3g\n",
            SWEEP_CONFIGS, st.worst[CONV_FLOAT32], st.worst[CONV_FLOAT64]);
 }
@@ -684,11 +697,41 @@ static void test_bias_split(void) {
     free(dy32);
 }
 
+// The ISA variants: names, the start-up choice within what the CPU runs, and a pass refusing a
+// variant this CPU cannot run (forced here through a value past the last).
+static void test_isa(void) {
+    const conv_isa best = conv_isa_best(), chosen = conv_isa_default();
+    printf("isa: best %s, default %s\n", conv_isa_name(best), conv_isa_name(chosen));
+    CHECK(best >= CONV_ISA_PORTABLE && best <= CONV_ISA_AVX512 && chosen >= CONV_ISA_PORTABLE &&
+              chosen <= best,
+          "best %d, default %d", (int)best, (int)chosen);
+    CHECK(strcmp(conv_isa_name(CONV_ISA_AUTO), conv_isa_name(chosen)) == 0 &&
+              strcmp(conv_isa_name(CONV_ISA_AVX2), "avx2") == 0 &&
+              strcmp(conv_isa_name(CONV_ISA_AVX512), "avx512") == 0 &&
+              strcmp(conv_isa_name(CONV_ISA_PORTABLE), "portable") == 0,
+          "ISA names");
+    const char *env = getenv("CONVD_ISA");
+    if (env && (strcmp(env, "portable") == 0 || (strcmp(env, "avx2") == 0 && best >= CONV_ISA_AVX2)))
+        CHECK(strcmp(conv_isa_name(chosen), env) == 0, "CONVD_ISA=%s, default %s", env,
+              conv_isa_name(chosen));
+    const conv_geom g = {.n = 1, .c = 2, .h = 4, .w = 4, .f = 2, .kh = 3, .kw = 3, .groups = 1,
+                         .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1};
+    double x[32] = {0}, w[36] = {0}, y[8];
+    static char ws[1 << 16];
+    const conv_exec ex = {.workspace = ws, .workspace_bytes = sizeof ws, .threads = 1,
+                          .isa = (conv_isa)(CONV_ISA_AVX512 + 1)};
+    conv_error err = {0};
+    CHECK(conv2d_forward(y, x, w, NULL, &g, CONV_FLOAT64, &ex, &err) == CONV_EINVAL &&
+              err.field && strcmp(err.field, "isa") == 0,
+          "an unknown ISA is refused (field %s: %s)", err.field ? err.field : "-", err.message);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     blas_boot(argv);
     test_out_size_and_same();
     test_counts_and_flops();
+    test_isa();
     test_geom_check();
     test_workspace_refusal();
     test_workspace_cap();

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/conv.h"
 #include "server/blas_boot.h"
 #include "server/version.h"
 #include "tests/harness/http_harness.h"
@@ -184,6 +185,9 @@ static void test_info_health(int port) {
           "/v1/info version: %.300s", r.body);
     CHECK(cJSON_IsString(core) && strcmp(core->valuestring, blas_core_name()) == 0,
           "/v1/info names the BLAS core this machine loads (%s)", blas_core_name());
+    const cJSON *isa = cJSON_GetObjectItemCaseSensitive(info, "isa");
+    CHECK(cJSON_IsString(isa) && strcmp(isa->valuestring, conv_isa_name(CONV_ISA_AUTO)) == 0,
+          "/v1/info names the kernels' ISA (%s)", conv_isa_name(CONV_ISA_AUTO));
     // The server was started with CONVD_MAX_BODY in its environment: it shows here.
     CHECK(cJSON_IsNumber(max_body) && max_body->valuedouble == 5 * 1048576.0,
           "CONVD_MAX_BODY=5M reaches /v1/info limits");

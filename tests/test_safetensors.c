@@ -65,8 +65,11 @@ static void check_answer(const bh_golden *g, const api_response *r, bool binary,
             const cJSON *meta = NULL;
             cJSON *header = bh_read_safetensors(&got, r->body, r->len, bh_outputs[o], &meta);
             const cJSON *op = cJSON_GetObjectItemCaseSensitive(meta, "op");
-            CHECK(cJSON_IsString(op) && strncmp(op->valuestring, "conv2d.", 7) == 0,
-                  "%s %s: __metadata__.op", g->name, what);
+            const cJSON *algo = cJSON_GetObjectItemCaseSensitive(meta, "algorithm");
+            CHECK(cJSON_IsString(op) && strncmp(op->valuestring, "conv2d.", 7) == 0 &&
+                      cJSON_IsString(algo) && (strcmp(algo->valuestring, "direct") == 0 ||
+                                               strcmp(algo->valuestring, "winograd") == 0),
+                  "%s %s: __metadata__.op and .algorithm", g->name, what);
             cJSON_Delete(header);
         } else {
             bh_from_json(&got, bh_outputs[o], cJSON_GetObjectItemCaseSensitive(doc, bh_outputs[o]));

@@ -44,6 +44,11 @@ static void check_golden(const bh_golden *g, bool backward, bh_v2_form form) {
               cJSON_IsString(model) &&
               strcmp(model->valuestring, backward ? "conv2d_backward" : "conv2d_forward") == 0,
           "%s: id and model_name echoed", what);
+    const cJSON *algo = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(doc, "parameters"), "algorithm");
+    CHECK(cJSON_IsString(algo) && (strcmp(algo->valuestring, "direct") == 0 ||
+                                   strcmp(algo->valuestring, "winograd") == 0),
+          "%s: parameters.algorithm says what ran", what);
     if (form.pick && backward)
         CHECK(strcmp(names[0], "dw") == 0 && strcmp(names[1], "dx") == 0 && !names[2][0],
               "%s: outputs in the order asked: %s %s %s", what, names[0], names[1], names[2]);
@@ -283,6 +288,12 @@ static void test_requests(void) {
         {"an unknown padding word", "conv2d.forward",
          "{\"parameters\":{\"padding\":\"full\"},\"inputs\":[" X4 "," W4 "]}", "invalid_value",
          "\"same\", \"valid\"", "parameters.padding", 422},
+        {"an unknown algorithm", "conv2d.forward",
+         "{\"parameters\":{\"algorithm\":\"fast\"},\"inputs\":[" X4 "," W4 "]}", "invalid_value",
+         "\"winograd\"", "parameters.algorithm", 422},
+        {"winograd for a 2x2 kernel (core's check, v2's path)", "conv2d.forward",
+         "{\"parameters\":{\"algorithm\":\"winograd\"},\"inputs\":[" X4 "," W4 "]}",
+         "invalid_value", "3x3", "parameters.algorithm", 422},
         {"binary_data_output not a boolean", "conv2d.forward",
          "{\"parameters\":{\"binary_data_output\":1},\"inputs\":[" X4 "," W4 "]}", "invalid_type",
          "true or false", "parameters.binary_data_output", 422},

@@ -354,6 +354,21 @@ static bool decode_dtype(decoder *d, const cJSON *item, int which) {
     return true;
 }
 
+// "auto", "direct" or "winograd" (conv_pick_algorithm; api_validate refuses winograd where it
+// does not apply).
+static bool decode_algorithm(decoder *d, const cJSON *item, int which) {
+    char quoted[48];
+    if (!cJSON_IsString(item))
+        return api_fail(d->err, API_E_INVALID_TYPE, "algorithm",
+                        "algorithm must be \"auto\", \"direct\" or \"winograd\"; got %s",
+                        codec_json_type_name(item));
+    if (!api_algorithm_parse(item->valuestring, &d->req->algorithm))
+        return api_fail(d->err, API_E_INVALID_VALUE, "algorithm",
+                        "algorithm \"%s\" is none of \"auto\", \"direct\", \"winograd\"",
+                        api_quote(quoted, sizeof quoted, item->valuestring));
+    return true;
+}
+
 static bool decode_tensor(decoder *d, const cJSON *item, int which) {
     return codec_json_tensor(&d->req->in[which], d->doc, item, api_input_names[which],
                              d->req->dtype, d->err);
@@ -464,6 +479,7 @@ static const struct {
     {"dilation", decode_pair, PARAM_DILATION},
     {"groups", decode_groups, 0},
     {"outputs", decode_outputs, 0},
+    {"algorithm", decode_algorithm, 0},
 };
 #define FIELD_COUNT ((int)(sizeof fields / sizeof *fields))
 
@@ -623,10 +639,10 @@ void codec_json_put_result(api_buf *out, const api_request *req, const api_plan 
     api_buf_printf(out,
                    "\"meta\":{\"op\":\"%s\",\"dtype\":\"%s\",\"elapsed_ms\":%.3f,"
                    "\"threads\":%d,\"flops\":%" PRId64 ",\"padding\":[%" PRId64 ",%" PRId64
-                   ",%" PRId64 ",%" PRId64 "]",
+                   ",%" PRId64 ",%" PRId64 "],\"algorithm\":\"%s\"",
                    plan->op->name, req->dtype == CONV_FLOAT32 ? "float32" : "float64",
                    res->elapsed_ms, res->threads, plan->flops, g->pad_top, g->pad_bottom,
-                   g->pad_left, g->pad_right);
+                   g->pad_left, g->pad_right, conv_algorithm_name(plan->algorithm));
     bool warned = false;
     for (int o = 0; o < API_OUT_COUNT; o++) {
         if (!non_finite[o]) continue;

@@ -366,10 +366,10 @@ void codec_safetensors_put_result(api_buf *out, const api_request *req, const ap
     api_buf_printf(out,
                    "{\"__metadata__\":{\"op\":\"%s\",\"dtype\":\"%s\",\"elapsed_ms\":\"%.3f\","
                    "\"threads\":\"%d\",\"flops\":\"%" PRId64 "\",\"padding\":\"[%" PRId64
-                   ",%" PRId64 ",%" PRId64 ",%" PRId64 "]\"}",
+                   ",%" PRId64 ",%" PRId64 ",%" PRId64 "]\",\"algorithm\":\"%s\"}",
                    plan->op->name, req->dtype == CONV_FLOAT32 ? "float32" : "float64",
                    res->elapsed_ms, res->threads, plan->flops, g->pad_top, g->pad_bottom,
-                   g->pad_left, g->pad_right);
+                   g->pad_left, g->pad_right, conv_algorithm_name(plan->algorithm));
     char dims[160];
     uint64_t offset = 0;
     for (int o = 0; o < API_OUT_COUNT; o++) {

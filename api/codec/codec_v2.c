@@ -111,9 +111,9 @@ static bool decode_parameters(api_request *req, v2_request *v2, const cJSON *par
     static const char *const names[] = {
         "stride_h", "stride_w",  "dilation_h", "dilation_w", "pad_top",
         "pad_bottom", "pad_left", "pad_right", "groups",     "padding",
-        "binary_data_output", "priority", "timeout",
+        "binary_data_output", "priority", "timeout", "algorithm",
     };
-    enum { N_INTEGERS = 9, PADDING = 9, BINARY = 10 };
+    enum { N_INTEGERS = 9, PADDING = 9, BINARY = 10, ALGORITHM = 13 };
     int64_t *const slots[N_INTEGERS] = {
         &req->stride[0],  &req->stride[1],  &req->dilation[0], &req->dilation[1], &req->padding[0],
         &req->padding[1], &req->padding[2], &req->padding[3],  &req->groups,
@@ -151,6 +151,10 @@ static bool decode_parameters(api_request *req, v2_request *v2, const cJSON *par
             }
         } else if (k == BINARY) {
             if (!boolean(&v2->binary_output, p, path, err)) return false;
+        } else if (k == ALGORITHM) {
+            if (!cJSON_IsString(p) || !api_algorithm_parse(p->valuestring, &req->algorithm))
+                return api_fail(err, cJSON_IsString(p) ? API_E_INVALID_VALUE : API_E_INVALID_TYPE,
+                                path, "%s must be \"auto\", \"direct\" or \"winograd\"", path);
         } else if (!cJSON_IsNumber(p)) { // priority, timeout: scheduling hints convd has no use for
             return api_fail(err, API_E_INVALID_TYPE, path, "%s must be a number; got %s", path,
                             type_name(p));
@@ -452,6 +456,7 @@ static const char *v2_path(char *buf, size_t cap, const char *path, const v2_req
         {"padding[2]", "parameters.pad_left"},
         {"padding[3]", "parameters.pad_right"},
         {"groups", "parameters.groups"},
+        {"algorithm", "parameters.algorithm"},
     };
     snprintf(buf, cap, "%s", path);
     for (size_t i = 0; i < sizeof params / sizeof *params; i++)
@@ -561,9 +566,10 @@ static void v2_put_result(api_response *out, const v2_request *v2, const api_req
     api_buf_printf(&b,
                    ",\"parameters\":{\"op\":\"%s\",\"elapsed_ms\":%.3f,\"threads\":%d,"
                    "\"flops\":%" PRId64 ",\"pad_top\":%" PRId64 ",\"pad_bottom\":%" PRId64
-                   ",\"pad_left\":%" PRId64 ",\"pad_right\":%" PRId64 "},\"outputs\":[",
+                   ",\"pad_left\":%" PRId64 ",\"pad_right\":%" PRId64 ",\"algorithm\":\"%s\"},"
+                   "\"outputs\":[",
                    plan->op->name, res->elapsed_ms, res->threads, plan->flops, g->pad_top,
-                   g->pad_bottom, g->pad_left, g->pad_right);
+                   g->pad_bottom, g->pad_left, g->pad_right, conv_algorithm_name(plan->algorithm));
     int64_t non_finite[API_OUT_COUNT] = {0};
     bool any_binary = false;
     for (int k = 0; k < n; k++) {

@@ -116,7 +116,9 @@ static bool compute_references(grade_problem *p) {
     for (int t = 0; t < GRADE_NTENSORS; t++)
         if (!(p->ref[t] = alloc_doubles(counts[t]))) return false;
     const size_t bytes = conv_workspace_size(g, CONV_FLOAT64, 1, CONV_WORKSPACE_CAP_DEFAULT);
-    conv_exec ex = {.workspace = malloc(bytes), .workspace_bytes = bytes, .threads = 1};
+    // Grading stays on the exact paths (never Winograd): float64 references to the last bits.
+    conv_exec ex = {.workspace = malloc(bytes), .workspace_bytes = bytes, .threads = 1,
+                    .algorithm = CONV_ALGO_DIRECT};
     if (!ex.workspace) return false;
     // The geometry was checked by the caller, so the passes cannot fail.
     conv2d_forward(p->ref[GRADE_Y], p->x, p->w, p->b, g, CONV_FLOAT64, &ex, NULL);

@@ -45,6 +45,9 @@ void conv_random_geom(conv_geom *g, bool *bias, conv_geom_class cls, uint64_t *r
 bool conv_random_large_geom(conv_geom *g, bool *bias, conv_geom_class cls,
                             double flops, int64_t max_elements, uint64_t *rng);
 
+// Element i of a tensor of dtype dt, as a double.
+double conv_dtype_at(const void *t, int64_t i, conv_dtype dt);
+
 // The geometry in one line for failure messages; returns what snprintf returns.
 int conv_geom_describe(char *buf, size_t len, const conv_geom *g);
 
@@ -58,6 +61,11 @@ typedef struct {
     int64_t count[PASS_COUNT];    // elements of y, dx, dw, db
     double *ref[PASS_COUNT];
     double *scale[PASS_COUNT];
+    // Winograd's rounding comes from whole transformed tiles, not from an element's own terms
+    // (a dw element that meets only padding is 0 exactly in the reference, a few ulps of its
+    // neighbours' size there): when set, each element is judged by the largest scale of its
+    // pass instead.
+    bool tile_scale;
 } conv_case;
 
 // Points the fast path at another dtype. Going to float32 needs float32-exact inputs (a case

@@ -1,0 +1,233 @@
+// conv_flat: layers whose filters have few taps (C/G*kh*kw) with stride 1, and depthwise
+// layers with stride 1 or 2, all three passes.
+//
+// Few taps make GEMMs with a small K, bound by im2col and packing traffic rather than
+// arithmetic. Here each output row is one vector loop over zero-padded planes with all taps
+// summed in registers (taps_row, dots in conv_kernels.h). Measured on layer (d) (3 channels,
+// 5x5, 75 taps): forward 1.25 ms flat vs 2.2 ms im2col + GEMM, dx 1.5 vs 2.1.
+//
+// On a zero-padded copy xp of an input plane (pitch Wp = W + pl + pr), output pixel (r, c)
+// meets through tap (ch, a, b') the element xp_ch[(r + a*dh)*Wp + c + b'*dw]. Backward runs
+// the same loops on dy laid out at pitch Wp between zero margins (dyp): dx is the
+// correlation of dyp with the flipped kernel, summed over filters; dw is the dot of dyp with
+// each shifted xp. Items are (image, group) throughout.
+//
+// With a stride s, the forward reads every s-th column and row of xp; backward places dy at
+// every s-th position of dyp (zeros between: the transposed convolution's upsampling), after
+// which dx and dw are the stride-1 loops above. That does s^2 times the multiply-adds of the
+// backward passes, in vector registers, where the row path (conv_rows.c) paid a call per tap
+// and row: depthwise 3x3 stride 2 on (i) of make bench.
+//
+// Scratch: each worker's region is [dw accumulator | C/G padded x planes | F/G dy planes].
+#include <string.h>
+
+#include "core/conv_internal.h"
+
+#define FLAT_MAX_TAPS 128
+// Filters whose output rows the forward computes together (taps_row_outs).
+#define FLAT_OUTS 8
+
+bool conv_flat_wanted(const conv_geom *g) {
+    if (g->stride_h == 1 && g->stride_w == 1)
+        return conv_is_depthwise(g) ||
+               (!conv_is_pointwise(g) && g->c / g->groups * g->kh * g->kw <= FLAT_MAX_TAPS);
+    return conv_is_depthwise(g) && g->stride_h <= 2 && g->stride_w <= 2 && g->kh * g->kw > 1;
+}
+
+// The planes, in elements: xp, a zero-padded input plane at pitch Wp (with room for the last
+// taps' overreach, and for taps_row's whole blocks), and dyp, a dy plane at the same pitch
+// between zero margins as wide as the kernel's reach, so that every tap of every pass reads
+// inside them. Huge paddings make these saturate, and the region then never fits a cap.
+static int64_t padded_pitch(const conv_geom *g) { return g->w + g->pad_left + g->pad_right; }
+static int64_t kernel_reach(const conv_geom *g) {
+    return conv_add_sat(conv_mul_sat(conv_mul_sat(g->kh - 1, g->dilation_h), padded_pitch(g)),
+                        conv_mul_sat(g->kw - 1, g->dilation_w));
+}
+static int64_t padded_plane(const conv_geom *g) {
+    return conv_add_sat(conv_mul_sat(g->h + g->pad_top + g->pad_bottom, padded_pitch(g)),
+                        conv_add_sat(conv_mul_sat(g->kw - 1 + CONV_DOT_TAPS - 1, g->dilation_w),
+                                     CONV_TAP_BLOCK_BYTES / 4 * g->stride_w));
+}
+static int64_t dy_plane_ext(const conv_geom *g) {
+    return conv_add_sat(kernel_reach(g), conv_add_sat(padded_plane(g), padded_pitch(g)));
+}
+
+static size_t flat_region(const conv_geom *g, conv_dtype dt, int threads) {
+    int64_t planes = conv_add_sat(conv_mul_sat(g->c / g->groups, padded_plane(g)),
+                                  conv_mul_sat(g->f / g->groups, dy_plane_ext(g)));
+    int64_t bytes = conv_mul_sat(planes, (int64_t)conv_dtype_size(dt));
+    if (bytes > (int64_t)(SIZE_MAX / CONV_MAX_THREADS / 4)) return SIZE_MAX / CONV_MAX_THREADS / 2;
+    return conv_accumulator_bytes(g, dt, threads) + conv_align_up((size_t)bytes);
+}
+
+size_t conv_flat_workspace(const conv_geom *g, conv_dtype dt, int threads) {
+    return (size_t)threads * flat_region(g, dt, threads);
+}
+
+// xp <- the zero-padded copy of one (H x W) plane, pitch Wp, with zeroed overreach at the end.
+static void pad_plane(char *xp, const char *plane, const conv_geom *g, size_t elt) {
+    const int64_t pitch = padded_pitch(g);
+    memset(xp, 0, (size_t)padded_plane(g) * elt);
+    for (int64_t r = 0; r < g->h; r++)
+        memcpy(conv_at(xp, (r + g->pad_top) * pitch + g->pad_left, elt),
+               conv_at(plane, r * g->w, elt), (size_t)g->w * elt);
+}
+
+// dyp <- one (Ho x Wo) plane at pitch Wp after kernel_reach() zeros, element (r, c) at
+// (r*sh, c*sw); the rest zero.
+static void pitch_plane(const conv_run *r, char *dyp, const char *plane) {
+    const conv_geom *g = r->g;
+    const size_t elt = r->elt;
+    const int64_t pitch = padded_pitch(g), ho = conv_out_h(g), wo = conv_out_w(g);
+    memset(dyp, 0, (size_t)dy_plane_ext(g) * elt);
+    char *start = conv_at(dyp, kernel_reach(g), elt);
+    for (int64_t row = 0; row < ho; row++) {
+        char *dst = conv_at(start, row * g->stride_h * pitch, elt);
+        if (g->stride_w == 1) memcpy(dst, conv_at(plane, row * wo, elt), (size_t)wo * elt);
+        else r->k->scatter(dst, conv_at(plane, row * wo, elt), wo, g->stride_w, 1.0);
+    }
+}
+
+// The worker's planes: `channels` padded x planes, then `filters` dy planes (see flat_region).
+typedef struct {
+    char *sum; // dw or the worker's private partial sum (backward weights only)
+    char *xp;  // x plane ch at xp + ch * padded_plane(g) elements
+    char *dyp; // dy plane f at dyp + f * dy_plane_ext(g), its data kernel_reach(g) further
+} flat_planes;
+
+static flat_planes flat_scratch(const conv_run *r, int worker) {
+    char *region = r->scratch + (size_t)worker * r->region_bytes;
+    char *xp = region + r->accumulator;
+    return (flat_planes){.sum = worker == 0 ? r->out : region,
+                         .xp = xp,
+                         .dyp = conv_at(xp, r->g->c / r->g->groups * padded_plane(r->g), r->elt)};
+}
+
+// x (N,C,H,W), w (F,C/G,kh,kw), b (F) or NULL -> y (N,F,Ho,Wo)
+static void forward_worker(void *arg, int worker) {
+    const conv_run *r = arg;
+    const conv_geom *g = r->g;
+    const size_t elt = r->elt;
+    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, k = cg * g->kh * g->kw;
+    const int64_t pitch = padded_pitch(g), ho = conv_out_h(g), wo = conv_out_w(g);
+    const flat_planes sp = flat_scratch(r, worker);
+    int64_t first, end;
+    conv_item_range(r->items, r->threads, worker, &first, &end);
+    for (int64_t item = first; item < end; item++) {
+        const int64_t n = item / g->groups, grp = item % g->groups;
+        for (int64_t ch = 0; ch < cg; ch++)
+            pad_plane(conv_at(sp.xp, ch * padded_plane(g), elt),
+                      conv_at(r->in, (n * g->c + grp * cg + ch) * g->h * g->w, elt), g, elt);
+        for (int64_t f = grp * fg; f < (grp + 1) * fg; f += FLAT_OUTS) {
+            const int64_t nout = (grp + 1) * fg - f < FLAT_OUTS ? (grp + 1) * fg - f : FLAT_OUTS;
+            char *y_plane = conv_at(r->out, (n * g->f + f) * ho * wo, elt);
+            double bias[FLAT_OUTS] = {0};
+            for (int64_t o = 0; r->b && o < nout; o++) bias[o] = conv_load(r->b, f + o, r->dt);
+            for (int64_t row = 0; row < ho; row++) {
+                const char *in = conv_at(sp.xp, row * g->stride_h * pitch, elt);
+                if (g->stride_w == 1) { // the filters' rows together, each x vector loaded once
+                    r->k->taps_row_outs(conv_at(y_plane, row * wo, elt), ho * wo, nout, in, wo,
+                                        cg, padded_plane(g), conv_at(r->w, f * k, elt),
+                                        g->kh * g->kw, k, g->kh, g->kw, g->dilation_h * pitch,
+                                        g->dilation_w, bias);
+                    continue;
+                }
+                for (int64_t o = 0; o < nout; o++)
+                    r->k->taps_row(conv_at(y_plane, (o * ho + row) * wo, elt), in, wo,
+                                   g->stride_w, cg, padded_plane(g),
+                                   conv_at(r->w, (f + o) * k, elt), g->kh * g->kw, g->kh, g->kw,
+                                   g->dilation_h * pitch, g->dilation_w, bias[o]);
+            }
+        }
+    }
+}
+
+// dy (N,F,Ho,Wo), w (F,C/G,kh,kw) -> dx (N,C,H,W). The dx pixel (r, c) sits at (r+pt, c+pl)
+// in the padded frame that dyp's taps reach, which run backwards (the flipped kernel).
+static void backward_data_worker(void *arg, int worker) {
+    const conv_run *r = arg;
+    const conv_geom *g = r->g;
+    const size_t elt = r->elt;
+    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, khw = g->kh * g->kw;
+    const int64_t pitch = padded_pitch(g), pixels = conv_out_h(g) * conv_out_w(g);
+    const flat_planes sp = flat_scratch(r, worker);
+    const char *dy_start = conv_at(sp.dyp, kernel_reach(g) + g->pad_top * pitch + g->pad_left, elt);
+    int64_t first, end;
+    conv_item_range(r->items, r->threads, worker, &first, &end);
+    for (int64_t item = first; item < end; item++) {
+        const int64_t n = item / g->groups, grp = item % g->groups;
+        for (int64_t f = 0; f < fg; f++)
+            pitch_plane(r, conv_at(sp.dyp, f * dy_plane_ext(g), elt),
+                        conv_at(r->dy, (n * g->f + grp * fg + f) * pixels, elt));
+        for (int64_t ch = 0; ch < cg; ch++) {
+            char *dx_plane = conv_at(r->out, (n * g->c + grp * cg + ch) * g->h * g->w, elt);
+            for (int64_t row = 0; row < g->h; row++)
+                r->k->taps_row(conv_at(dx_plane, row * g->w, elt),
+                               conv_at(dy_start, row * pitch, elt), g->w, 1, fg, dy_plane_ext(g),
+                               conv_at(r->w, grp * fg * cg * khw + ch * khw, elt), cg * khw,
+                               g->kh, g->kw, -g->dilation_h * pitch, -g->dilation_w, 0);
+        }
+    }
+}
+
+// dy (N,F,Ho,Wo), x (N,C,H,W) -> dw (F,C/G,kh,kw), or a worker's private partial sum of it.
+static void backward_weights_worker(void *arg, int worker) {
+    const conv_run *r = arg;
+    const conv_geom *g = r->g;
+    const size_t elt = r->elt;
+    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, khw = g->kh * g->kw;
+    const int64_t pitch = padded_pitch(g), pixels = conv_out_h(g) * conv_out_w(g);
+    const int64_t span = ((conv_out_h(g) - 1) * g->stride_h + 1) * pitch; // dy's rows in dyp
+    const flat_planes sp = flat_scratch(r, worker);
+    memset(sp.sum, 0, (size_t)conv_numel_w(g) * elt);
+    int64_t first, end;
+    conv_item_range(r->items, r->threads, worker, &first, &end);
+    for (int64_t item = first; item < end; item++) {
+        const int64_t n = item / g->groups, grp = item % g->groups;
+        for (int64_t ch = 0; ch < cg; ch++)
+            pad_plane(conv_at(sp.xp, ch * padded_plane(g), elt),
+                      conv_at(r->in, (n * g->c + grp * cg + ch) * g->h * g->w, elt), g, elt);
+        for (int64_t f = 0; f < fg; f++) {
+            char *dyp = conv_at(sp.dyp, f * dy_plane_ext(g), elt);
+            pitch_plane(r, dyp, conv_at(r->dy, (n * g->f + grp * fg + f) * pixels, elt));
+            char *sum_f = conv_at(sp.sum, (grp * fg + f) * cg * khw, elt);
+            for (int64_t ch = 0; ch < cg; ch++)
+                for (int64_t a = 0; a < g->kh; a++)
+                    r->k->dots(
+                        conv_at(sum_f, ch * khw + a * g->kw, elt),
+                        conv_at(dyp, kernel_reach(g), elt),
+                        conv_at(sp.xp, ch * padded_plane(g) + a * g->dilation_h * pitch, elt), span,
+                        g->kw, g->dilation_w);
+        }
+    }
+}
+
+// Runs a flat pass when the scratch holds one region per worker; false (nothing done) else.
+static bool run_flat(conv_run *r, conv_worker_fn worker) {
+    const conv_geom *g = r->g;
+    const conv_exec *ex = r->ex;
+    if (!ex->workspace) return false;
+    int threads = conv_plan_threads(r, g->n * g->groups);
+    while (threads > 1 && ex->workspace_bytes / (size_t)threads / CONV_ALIGN * CONV_ALIGN <
+                              flat_region(g, r->dt, threads))
+        threads--;
+    r->scratch = ex->workspace;
+    r->region_bytes = ex->workspace_bytes / (size_t)threads / CONV_ALIGN * CONV_ALIGN;
+    r->accumulator = conv_accumulator_bytes(g, r->dt, threads);
+    if (r->region_bytes < flat_region(g, r->dt, threads)) return false;
+    r->threads = threads;
+    r->items = g->n * g->groups;
+    r->chunks = 1;
+    conv_run_workers(threads, worker, r);
+    return true;
+}
+
+bool conv_flat_forward(conv_run *r) { return run_flat(r, forward_worker); }
+
+bool conv_flat_backward_data(conv_run *r) { return run_flat(r, backward_data_worker); }
+
+bool conv_flat_backward_weights(conv_run *r) {
+    if (!run_flat(r, backward_weights_worker)) return false;
+    conv_add_partial_sums(r);
+    return true;
+}

@@ -1,0 +1,268 @@
+// conv_gemm: the general path, im2col + GEMM, for every pass of every layer.
+//
+// Per image n and group g the layer is three GEMMs over the column matrix col (K x P), whose
+// row (ch, a, b') holds, for each of P output pixels, the input value that weight (ch, a, b')
+// meets (zero in the padding); K = C/G*kh*kw:
+//   forward          y_g  (F/G x P)  = w_g (F/G x K)   * col (K x P)
+//   backward data    col  (K x P)    = w_g^T (K x F/G) * dy_g (F/G x P), then col2im adds
+//                                      each column entry back onto the x position it came from
+//   backward weights dw_g (F/G x K) += dy_g (F/G x P)  * col^T (P x K)
+// P is a chunk of the Ho*Wo pixels, as large as the scratch allows. A pointwise layer (1x1,
+// stride 1, unpadded) reads x as its own column matrix.
+//
+// Scratch: each worker's region is [dw accumulator (more than one thread) | columns].
+#include <stdio.h>
+#include <string.h>
+
+#include "core/conv_internal.h"
+
+static size_t col_rows(const conv_geom *g) { return (size_t)(g->c / g->groups * g->kh * g->kw); }
+
+size_t conv_gemm_region_min(const conv_geom *g, conv_dtype dt, int threads) {
+    size_t cols = conv_is_pointwise(g) ? 0 : conv_align_up(col_rows(g) * conv_dtype_size(dt));
+    return conv_accumulator_bytes(g, dt, threads) + cols;
+}
+
+size_t conv_gemm_workspace(const conv_geom *g, conv_dtype dt, int threads, size_t cap) {
+    int64_t pixels = conv_out_h(g) * conv_out_w(g);
+    int64_t cols = conv_is_pointwise(g)
+                       ? 0
+                       : conv_add_sat(conv_mul_sat(conv_mul_sat((int64_t)col_rows(g), pixels),
+                                                   (int64_t)conv_dtype_size(dt)),
+                                      CONV_ALIGN);
+    int64_t full = conv_mul_sat(
+        threads, conv_add_sat((int64_t)conv_accumulator_bytes(g, dt, threads), cols));
+    return (uint64_t)full > cap ? cap : (size_t)full;
+}
+
+// x_c (channels,H,W) -> col (channels*kh*kw, p1-p0): output pixels p0..p1-1 of one image.
+static void im2col(const conv_run *r, char *col, const char *x_c, int64_t channels, int64_t p0,
+                   int64_t p1) {
+    const conv_geom *g = r->g;
+    const size_t elt = r->elt;
+    const int64_t wo = conv_out_w(g);
+    for (int64_t ch = 0; ch < channels; ch++)
+        for (int64_t a = 0; a < g->kh; a++)
+            for (int64_t b = 0; b < g->kw; b++) {
+                const char *x_plane = conv_at(x_c, ch * g->h * g->w, elt);
+                const int64_t off_h = a * g->dilation_h - g->pad_top;
+                const int64_t off_w = b * g->dilation_w - g->pad_left;
+                int64_t row = p0 / wo, oc = p0 % wo;
+                for (int64_t p = p0; p < p1; row++, oc = 0) {
+                    const int64_t run = wo - oc < p1 - p ? wo - oc : p1 - p;
+                    const int64_t ih = row * g->stride_h + off_h;
+                    int64_t lo = 0, hi = 0;
+                    if (ih >= 0 && ih < g->h)
+                        conv_valid_span(oc, run, g->stride_w, off_w, g->w, &lo, &hi);
+                    memset(col, 0, (size_t)lo * elt);
+                    if (hi > lo) {
+                        const char *src =
+                            conv_at(x_plane, ih * g->w + (oc + lo) * g->stride_w + off_w, elt);
+                        if (g->stride_w == 1)
+                            memcpy(conv_at(col, lo, elt), src, (size_t)(hi - lo) * elt);
+                        else
+                            r->k->gather(conv_at(col, lo, elt), src, hi - lo, g->stride_w);
+                    }
+                    memset(conv_at(col, hi, elt), 0, (size_t)(run - hi) * elt);
+                    col = conv_at(col, run, elt);
+                    p += run;
+                }
+            }
+}
+
+// col (channels*kh*kw, p1-p0) -> dx_c (channels,H,W) += each entry at the position im2col
+// read it from; entries that came from the padding are dropped.
+static void col2im_add(const conv_run *r, char *dx_c, const char *col, int64_t channels,
+                       int64_t p0, int64_t p1) {
+    const conv_geom *g = r->g;
+    const size_t elt = r->elt;
+    const int64_t wo = conv_out_w(g);
+    for (int64_t ch = 0; ch < channels; ch++)
+        for (int64_t a = 0; a < g->kh; a++)
+            for (int64_t b = 0; b < g->kw; b++) {
+                char *dx_plane = conv_at(dx_c, ch * g->h * g->w, elt);
+                const int64_t off_h = a * g->dilation_h - g->pad_top;
+                const int64_t off_w = b * g->dilation_w - g->pad_left;
+                int64_t row = p0 / wo, oc = p0 % wo;
+                for (int64_t p = p0; p < p1; row++, oc = 0) {
+                    const int64_t run = wo - oc < p1 - p ? wo - oc : p1 - p;
+                    const int64_t ih = row * g->stride_h + off_h;
+                    if (ih >= 0 && ih < g->h) {
+                        int64_t lo, hi;
+                        conv_valid_span(oc, run, g->stride_w, off_w, g->w, &lo, &hi);
+                        r->k->scatter(
+                            conv_at(dx_plane, ih * g->w + (oc + lo) * g->stride_w + off_w, elt),
+                            conv_at(col, lo, elt), hi - lo, g->stride_w, 1.0);
+                    }
+                    col = conv_at(col, run, elt);
+                    p += run;
+                }
+            }
+}
+
+// The item's image, group and chunk [lo, hi) out of `total` (pixels or channels).
+static void item_place(const conv_run *r, int64_t item, int64_t total, int64_t *n, int64_t *grp,
+                       int64_t *lo, int64_t *hi) {
+    int64_t chunk = item % r->chunks, ng = item / r->chunks;
+    *n = ng / r->g->groups;
+    *grp = ng % r->g->groups;
+    *lo = total * chunk / r->chunks;
+    *hi = total * (chunk + 1) / r->chunks;
+}
+
+static char *region_of(const conv_run *r, int worker) {
+    return r->scratch + (size_t)worker * r->region_bytes;
+}
+
+// x (N,C,H,W), w (F,C/G,kh,kw), b (F) or NULL -> y (N,F,Ho,Wo); items are pixel chunks.
+static void forward_worker(void *arg, int worker) {
+    const conv_run *r = arg;
+    const conv_geom *g = r->g;
+    const size_t elt = r->elt;
+    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, k = cg * g->kh * g->kw;
+    const int64_t hw = g->h * g->w, pixels = conv_out_h(g) * conv_out_w(g);
+    char *col = region_of(r, worker) + r->accumulator;
+    int64_t first, end;
+    conv_item_range(r->items, r->threads, worker, &first, &end);
+    for (int64_t item = first; item < end; item++) {
+        int64_t n, grp, p0, p1;
+        item_place(r, item, pixels, &n, &grp, &p0, &p1);
+        const char *x_g = conv_at(r->in, (n * g->c + grp * cg) * hw, elt);
+        const char *cols = conv_at(x_g, p0, elt);
+        int64_t ld_cols = hw;
+        if (!conv_is_pointwise(g)) {
+            im2col(r, col, x_g, cg, p0, p1);
+            cols = col;
+            ld_cols = p1 - p0;
+        }
+        // With a bias, y starts as the bias and the GEMM adds onto it (beta 1): BLAS would
+        // otherwise clear y for beta 0 and a second pass add the bias.
+        char *y_g = conv_at(r->out, (n * g->f + grp * fg) * pixels + p0, elt);
+        if (r->b)
+            for (int64_t f = 0; f < fg; f++) {
+                r->k->fill(conv_at(y_g, f * pixels, elt), p1 - p0,
+                           conv_load(r->b, grp * fg + f, r->dt));
+            }
+        conv_gemm_call(r->dt, false, false, fg, p1 - p0, k, conv_at(r->w, grp * fg * k, elt), k,
+                       cols, ld_cols, r->b ? 1 : 0, y_g, pixels);
+    }
+}
+
+// dy (N,F,Ho,Wo), w (F,C/G,kh,kw) -> dx (N,C,H,W); items are channel ranges, which write
+// disjoint parts of dx, so no two workers ever add into the same place.
+static void backward_data_worker(void *arg, int worker) {
+    const conv_run *r = arg;
+    const conv_geom *g = r->g;
+    const size_t elt = r->elt;
+    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, khw = g->kh * g->kw;
+    const int64_t k = cg * khw, hw = g->h * g->w, pixels = conv_out_h(g) * conv_out_w(g);
+    char *col = region_of(r, worker) + r->accumulator;
+    int64_t first, end;
+    conv_item_range(r->items, r->threads, worker, &first, &end);
+    for (int64_t item = first; item < end; item++) {
+        int64_t n, grp, c0, c1;
+        item_place(r, item, cg, &n, &grp, &c0, &c1);
+        char *dx_c = conv_at(r->out, (n * g->c + grp * cg + c0) * hw, elt);
+        const char *dy_g = conv_at(r->dy, (n * g->f + grp * fg) * pixels, elt);
+        const char *w_c = conv_at(r->w, grp * fg * k + c0 * khw, elt); // columns c0*khw.. of w_g
+        if (conv_is_pointwise(g)) {
+            conv_gemm_call(r->dt, true, false, c1 - c0, hw, fg, w_c, k, dy_g, pixels, 0, dx_c, hw);
+            continue;
+        }
+        memset(dx_c, 0, (size_t)((c1 - c0) * hw) * elt);
+        for (int64_t p0 = 0; p0 < pixels; p0 += r->col_pixels) {
+            int64_t p1 = p0 + r->col_pixels < pixels ? p0 + r->col_pixels : pixels;
+            conv_gemm_call(r->dt, true, false, (c1 - c0) * khw, p1 - p0, fg, w_c, k,
+                           conv_at(dy_g, p0, elt), pixels, 0, col, p1 - p0);
+            col2im_add(r, dx_c, col, c1 - c0, p0, p1);
+        }
+    }
+}
+
+// dy (N,F,Ho,Wo), x (N,C,H,W) -> dw (F,C/G,kh,kw), or a worker's private partial sum of it.
+static void backward_weights_worker(void *arg, int worker) {
+    const conv_run *r = arg;
+    const conv_geom *g = r->g;
+    const size_t elt = r->elt;
+    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, k = cg * g->kh * g->kw;
+    const int64_t hw = g->h * g->w, pixels = conv_out_h(g) * conv_out_w(g);
+    char *region = region_of(r, worker);
+    char *col = region + r->accumulator;
+    char *sum = worker == 0 ? r->out : region;
+    memset(sum, 0, (size_t)conv_numel_w(g) * elt);
+    int64_t first, end;
+    conv_item_range(r->items, r->threads, worker, &first, &end);
+    for (int64_t item = first; item < end; item++) {
+        int64_t n, grp, p0, p1;
+        item_place(r, item, pixels, &n, &grp, &p0, &p1);
+        const char *x_g = conv_at(r->in, (n * g->c + grp * cg) * hw, elt);
+        const char *cols = conv_at(x_g, p0, elt);
+        int64_t ld_cols = hw;
+        if (!conv_is_pointwise(g)) {
+            im2col(r, col, x_g, cg, p0, p1);
+            cols = col;
+            ld_cols = p1 - p0;
+        }
+        conv_gemm_call(r->dt, false, true, fg, k, p1 - p0,
+                       conv_at(r->dy, (n * g->f + grp * fg) * pixels + p0, elt), pixels, cols,
+                       ld_cols, 1, conv_at(sum, grp * fg * k, elt), k);
+    }
+}
+
+// Sets up a pass over chunks of pixels (or, for dx, of channels) per (image, group) and runs
+// it on the workers: as many threads as the workspace holds regions for, columns as large as
+// a region holds, and at least enough chunks overall to give every thread work.
+static conv_status run_pass(conv_run *r, conv_worker_fn worker, bool chunk_channels,
+                            conv_error *err) {
+    const conv_geom *g = r->g;
+    const conv_exec *ex = r->ex;
+    int64_t images = g->n * g->groups, cg = g->c / g->groups;
+    int64_t pixels = conv_out_h(g) * conv_out_w(g);
+    // Plan with the most pieces the pass could be cut into, then cut it for that many threads.
+    r->threads = conv_plan_threads(r, images * (chunk_channels ? cg : pixels));
+    size_t need = conv_workspace_min(g, r->dt, r->threads);
+    if (ex->workspace_bytes < need || (need > 0 && !ex->workspace)) {
+        if (err) {
+            err->field = "workspace";
+            snprintf(err->message, sizeof err->message,
+                     "the workspace has %zu bytes but this layer needs at least %zu",
+                     ex->workspace_bytes, need);
+        }
+        return CONV_EWORKSPACE;
+    }
+    r->scratch = ex->workspace;
+    r->region_bytes = ex->workspace_bytes / (size_t)r->threads / CONV_ALIGN * CONV_ALIGN;
+    r->accumulator = conv_accumulator_bytes(g, r->dt, r->threads);
+    r->col_pixels = 0;
+    if (!conv_is_pointwise(g)) {
+        int64_t fit = (int64_t)((r->region_bytes - r->accumulator) / (col_rows(g) * r->elt));
+        r->col_pixels = fit < pixels ? fit : pixels;
+    }
+    if (chunk_channels) {
+        int64_t want = (r->threads + images - 1) / images;
+        r->chunks = images >= r->threads ? 1 : want < cg ? want : cg;
+    } else {
+        r->chunks = r->col_pixels > 0 ? (pixels + r->col_pixels - 1) / r->col_pixels : 1;
+        if (images * r->chunks < r->threads) {
+            int64_t want = (r->threads + images - 1) / images;
+            r->chunks = want < pixels ? want : pixels;
+        }
+    }
+    r->items = images * r->chunks;
+    conv_run_workers(r->threads, worker, r);
+    return CONV_OK;
+}
+
+conv_status conv_gemm_forward(conv_run *r, conv_error *err) {
+    return run_pass(r, forward_worker, false, err);
+}
+
+conv_status conv_gemm_backward_data(conv_run *r, conv_error *err) {
+    return run_pass(r, backward_data_worker, true, err);
+}
+
+conv_status conv_gemm_backward_weights(conv_run *r, conv_error *err) {
+    conv_status st = run_pass(r, backward_weights_worker, false, err);
+    if (st == CONV_OK) conv_add_partial_sums(r);
+    return st;
+}

@@ -1,0 +1,200 @@
+// conv_internal: what the algorithm files of core/ share, behind conv.h. Private to core/.
+//
+// Where each pass is computed (conv.c picks one per call, see conv_pick_algorithm):
+//   conv_gemm.c      im2col + GEMM (forward, dw) and GEMM + col2im (dx): the general path
+//   conv_flat.c      stride 1 and few taps per filter, depthwise with stride 1 or 2: every tap
+//                    summed in registers per output row
+//   conv_rows.c      one input channel per group (depthwise), any stride, no scratch: a vector
+//                    pass per tap and row; and db for every layer
+//   conv_winograd.c  3x3, stride 1, dilation 1: Winograd F(2x2,3x3), all three passes
+//   conv_kernels.h   the hand-vectorised loops those paths call, compiled once per ISA by
+//                    conv_kernels_portable.c, conv_kernels_avx2.c and conv_kernels_avx512.c
+// The algorithm files are dtype-generic (byte pointers and an element size); everything that
+// touches an element goes through a conv_kernels table of the pass's dtype and ISA, or through
+// conv_gemm_call.
+#ifndef CONV_INTERNAL_H
+#define CONV_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/conv.h"
+
+// ---- Limits -------------------------------------------------------------------------------
+#define CONV_ALIGN 64
+#define CONV_MAX_THREADS 256
+static inline size_t conv_align_up(size_t n) {
+    return (n + CONV_ALIGN - 1) / CONV_ALIGN * CONV_ALIGN;
+}
+
+int64_t conv_mul_sat(int64_t a, int64_t b);
+int64_t conv_add_sat(int64_t a, int64_t b);
+
+// ---- Geometry classes ---------------------------------------------------------------------
+// A 1x1 kernel with stride 1 and no padding reads x as its own column matrix. Dilation is
+// irrelevant for a 1x1 kernel; a stride or a pad is not (darknet's bug was to ignore them).
+static inline bool conv_is_pointwise(const conv_geom *g) {
+    return g->kh == 1 && g->kw == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_top == 0 &&
+           g->pad_bottom == 0 && g->pad_left == 0 && g->pad_right == 0;
+}
+// One input channel per group (depthwise, or C == 1): no GEMM at all.
+static inline bool conv_is_depthwise(const conv_geom *g) { return g->c == g->groups; }
+
+// ---- Kernels: the hand-vectorised loops, one table per (ISA, dtype) ------------------------
+// Pointers are to elements of the table's dtype; scalars travel as double. Each loop's
+// contract is next to its definition in conv_kernels.h.
+typedef struct {
+    void (*axpy)(void *acc, const void *src, int64_t count, int64_t stride, double k);
+    void (*scatter)(void *dst, const void *src, int64_t count, int64_t stride, double k);
+    void (*gather)(void *dst, const void *src, int64_t count, int64_t stride);
+    void (*fill)(void *dst, int64_t count, double value);
+    double (*dot)(const void *a, const void *b, int64_t count, int64_t stride);
+    double (*sum)(const void *a, int64_t count);
+    void (*dots)(void *sums, const void *a, const void *b, int64_t count, int64_t taps,
+                 int64_t step);
+    void (*taps_row)(void *out, const void *in, int64_t count, int64_t stride, int64_t channels,
+                     int64_t in_stride, const void *w, int64_t w_stride, int64_t kh, int64_t kw,
+                     int64_t step_a, int64_t step_b, double bias);
+    void (*taps_row_outs)(void *out, int64_t out_stride, int64_t nout, const void *in,
+                          int64_t count, int64_t channels, int64_t in_stride, const void *w,
+                          int64_t w_stride, int64_t w_ostride, int64_t kh, int64_t kw,
+                          int64_t step_a, int64_t step_b, const double *bias);
+    void (*wino_kernel)(void *u, int64_t u_stride, const void *w, int64_t w_stride,
+                        int64_t count, bool flip);
+    void (*wino_input)(void *v, int64_t v_stride, const void *plane, int64_t h, int64_t w,
+                       int64_t off_h, int64_t off_w, int64_t tiles_w, int64_t t0, int64_t count,
+                       void *scratch);
+    void (*wino_output)(void *out, int64_t h, int64_t w, int64_t tiles_w, int64_t t0,
+                        int64_t count, const void *m, int64_t m_stride, double bias,
+                        void *scratch);
+    void (*wino_grad)(void *z, int64_t z_stride, const void *plane, int64_t h, int64_t w,
+                      int64_t tiles_w, int64_t t0, int64_t count, void *scratch);
+    void (*wino_kernel_grad)(void *dw, const void *m, int64_t m_stride);
+} conv_kernels;
+
+// taps_row computes whole blocks of this many bytes of outputs, reading past a row's end;
+// dots takes CONV_DOT_TAPS taps of a kernel row at once, reading up to CONV_DOT_TAPS - 1
+// taps past its end. conv_flat.c sizes its planes for both.
+#define CONV_TAP_BLOCK_BYTES 128
+#define CONV_DOT_TAPS 4
+// The Winograd transforms' row scratch, in elements, for a batch of `tiles` tiles.
+#define CONV_WINO_ROWS(tiles) (4 * (2 * (tiles) + 2))
+
+extern const conv_kernels conv_kernels_portable_f32, conv_kernels_portable_f64;
+extern const conv_kernels conv_kernels_avx2_f32, conv_kernels_avx2_f64;
+extern const conv_kernels conv_kernels_avx512_f32, conv_kernels_avx512_f64;
+
+// C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C, row-major, in `dt`.
+void conv_gemm_call(conv_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                    const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
+                    int64_t ldc);
+
+// ---- Threads ------------------------------------------------------------------------------
+// Fork-join over `threads` workers, the caller being worker 0 (conv.c).
+typedef void (*conv_worker_fn)(void *ctx, int worker);
+void conv_run_workers(int threads, conv_worker_fn fn, void *ctx);
+
+// A pass splits into `items` independent pieces of work; worker t takes a contiguous range.
+static inline void conv_item_range(int64_t items, int threads, int worker, int64_t *first,
+                                   int64_t *end) {
+    *first = items * worker / threads;
+    *end = items * (worker + 1) / threads;
+}
+
+// How many workers a pass of `items` pieces uses: the caller's budget (r->ex), at least a few
+// MFLOP each, and no more than conv_workspace_min() allows.
+struct conv_run;
+int conv_plan_threads(const struct conv_run *r, int64_t items);
+
+// For output columns oc .. oc+run-1 of one output row, the input column read by kernel column
+// offset `off` (= b*dilation_w - pad_left) is (oc+j)*stride + off. Gives the j range [lo, hi)
+// that lands inside 0 <= column < width; outside it the padding's zeros are read.
+static inline void conv_valid_span(int64_t oc, int64_t run, int64_t stride, int64_t off,
+                                   int64_t width, int64_t *lo, int64_t *hi) {
+    int64_t first = off < 0 ? (-off + stride - 1) / stride : 0;
+    int64_t last = width - 1 - off >= 0 ? (width - 1 - off) / stride : -1;
+    *lo = first - oc < 0 ? 0 : first - oc < run ? first - oc : run;
+    *hi = last + 1 - oc < *lo ? *lo : last + 1 - oc < run ? last + 1 - oc : run;
+}
+
+// ---- One pass ------------------------------------------------------------------------------
+// What every algorithm's pass reads: its output, its inputs (the unused ones NULL), the layer,
+// the dtype's element size and kernels, and the caller's exec. Workers see it read-only but
+// for the fields their algorithm sets before it starts them.
+typedef struct conv_run {
+    void *out;                   // y, dx, dw or db
+    const void *in, *w, *b, *dy; // x, w, bias, dy
+    const conv_geom *g;
+    conv_dtype dt;
+    size_t elt;
+    const conv_kernels *k;
+    const conv_exec *ex;
+    // Set by the algorithm for its workers:
+    char *scratch;        // worker t's region starts at scratch + t * region_bytes
+    size_t region_bytes;
+    size_t accumulator;   // bytes at the start of each region for a private dw sum (or 0)
+    int threads;
+    int64_t items, chunks;
+    int64_t col_pixels;   // conv_gemm.c: pixels per column chunk
+} conv_run;
+
+// Element i of a dtype array, as a byte address.
+static inline char *conv_at(const void *base, int64_t i, size_t elt) {
+    return (char *)base + i * (int64_t)elt;
+}
+
+// Element i of a dtype array, as a double (a bias, one weight).
+static inline double conv_load(const void *base, int64_t i, conv_dtype dt) {
+    return dt == CONV_FLOAT64 ? ((const double *)base)[i] : ((const float *)base)[i];
+}
+
+// Element i of a dtype array <- v (rounded to float for float32).
+static inline void conv_store(void *base, int64_t i, double v, conv_dtype dt) {
+    if (dt == CONV_FLOAT64) ((double *)base)[i] = v;
+    else ((float *)base)[i] = (float)v;
+}
+
+// The private dw sums of workers 1.. (each at the start of its region) added into dw, which
+// worker 0 summed into itself.
+void conv_add_partial_sums(const conv_run *r);
+
+// The dw accumulator each worker but the first keeps (none with one thread).
+size_t conv_accumulator_bytes(const conv_geom *g, conv_dtype dt, int threads);
+
+// ---- The algorithms ------------------------------------------------------------------------
+// Each returns CONV_OK or fails with err filled; the caller checked the geometry.
+// im2col + GEMM (conv_gemm.c): at least conv_gemm_region_min bytes per worker, and all of
+// one image's columns per worker (conv_gemm_workspace, capped) to run unchunked.
+size_t conv_gemm_region_min(const conv_geom *g, conv_dtype dt, int threads);
+size_t conv_gemm_workspace(const conv_geom *g, conv_dtype dt, int threads, size_t cap);
+conv_status conv_gemm_forward(conv_run *r, conv_error *err);
+conv_status conv_gemm_backward_data(conv_run *r, conv_error *err);
+conv_status conv_gemm_backward_weights(conv_run *r, conv_error *err);
+
+// Flat (conv_flat.c): only where conv_flat_wanted; returns false, having done nothing, when
+// the workspace holds no region of it. conv_flat_workspace is its whole need for `threads`
+// workers (saturating at SIZE_MAX / 2 for absurd paddings, which then never fit).
+bool conv_flat_wanted(const conv_geom *g);
+size_t conv_flat_workspace(const conv_geom *g, conv_dtype dt, int threads);
+bool conv_flat_forward(conv_run *r);
+bool conv_flat_backward_data(conv_run *r);
+bool conv_flat_backward_weights(conv_run *r);
+
+// Row by row (conv_rows.c): one channel per group; no scratch. db too, for every layer.
+void conv_rows_forward(conv_run *r);
+void conv_rows_backward_data(conv_run *r);
+void conv_rows_backward_weights(conv_run *r);
+void conv_rows_backward_bias(conv_run *r);
+
+// Winograd F(2x2,3x3) (conv_winograd.c): only where conv_winograd_applies. Its scratch is
+// conv_winograd_workspace bytes for `threads` workers; the passes run with less only down to
+// conv_winograd_workspace_min and fail with CONV_EWORKSPACE below it.
+bool conv_winograd_applies(const conv_geom *g);
+size_t conv_winograd_workspace(const conv_geom *g, conv_dtype dt, int threads);
+size_t conv_winograd_workspace_min(const conv_geom *g, conv_dtype dt);
+conv_status conv_winograd_forward(conv_run *r, conv_error *err);
+conv_status conv_winograd_backward_data(conv_run *r, conv_error *err);
+conv_status conv_winograd_backward_weights(conv_run *r, conv_error *err);
+
+#endif

@@ -1,0 +1,553 @@
+// conv_kernels: the hand-vectorised loops of core/, written once in portable GNU C (OpenMP simd
+// loops and GCC vector types). Each core/conv_kernels_<isa>.c compiles them under its ISA's
+// target pragma, once for float and once for double: the includer defines REAL (the element
+// type), KERNEL(name) (a per-dtype name), KERNEL_TABLE (the conv_kernels it exports) and
+// VEC_BYTES (the ISA's vector width: GCC splits wider vector types into pairs and spills
+// them), and has included <string.h>, <stdint.h> and core/conv_internal.h before its pragma.
+// Pointers are to REAL; scalars come as double (conv_kernels' signatures).
+
+// acc[j] += k * src[j*stride], j < count
+static void KERNEL(axpy)(void *acc_, const void *src_, int64_t count, int64_t stride, double k_) {
+    REAL *restrict acc = acc_;
+    const REAL *restrict src = src_;
+    const REAL k = (REAL)k_;
+    if (stride == 1) {
+#pragma omp simd
+        for (int64_t j = 0; j < count; j++) acc[j] += k * src[j];
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < count; j++) acc[j] += k * src[j * stride];
+    }
+}
+
+// dst[j*stride] += k * src[j], j < count
+static void KERNEL(scatter)(void *dst_, const void *src_, int64_t count, int64_t stride,
+                            double k_) {
+    REAL *restrict dst = dst_;
+    const REAL *restrict src = src_;
+    const REAL k = (REAL)k_;
+    if (stride == 1) {
+#pragma omp simd
+        for (int64_t j = 0; j < count; j++) dst[j] += k * src[j];
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < count; j++) dst[j * stride] += k * src[j];
+    }
+}
+
+// dst[j] = src[j*stride], j < count
+static void KERNEL(gather)(void *dst_, const void *src_, int64_t count, int64_t stride) {
+    REAL *restrict dst = dst_;
+    const REAL *restrict src = src_;
+#pragma omp simd
+    for (int64_t j = 0; j < count; j++) dst[j] = src[j * stride];
+}
+
+// dst[j] = value, j < count
+static void KERNEL(fill)(void *dst_, int64_t count, double value_) {
+    REAL *restrict dst = dst_;
+    const REAL value = (REAL)value_;
+#pragma omp simd
+    for (int64_t j = 0; j < count; j++) dst[j] = value;
+}
+
+// sum over j < count of a[j] * b[j*stride], accumulated in REAL
+static double KERNEL(dot)(const void *a_, const void *b_, int64_t count, int64_t stride) {
+    const REAL *restrict a = a_, *restrict b = b_;
+    REAL sum = 0;
+    if (stride == 1) {
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < count; j++) sum += a[j] * b[j];
+    } else {
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < count; j++) sum += a[j] * b[j * stride];
+    }
+    return sum;
+}
+
+// sum over j < count of a[j], accumulated in double whatever REAL is (db)
+static double KERNEL(sum)(const void *a_, int64_t count) {
+    const REAL *restrict a = a_;
+    double sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < count; j++) sum += a[j];
+    return sum;
+}
+
+// sums[t] += sum over j < count of a[j] * b[j + t*step], for t < taps: CONV_DOT_TAPS taps of a
+// kernel row in one pass over a, each element of a loaded once for all of them. Reads b up
+// to CONV_DOT_TAPS - 1 taps past the last one (the flat planes' slack).
+// (GCC's vector types keep the four accumulators in registers, where arrays went to memory.)
+typedef REAL KERNEL(lanes) __attribute__((vector_size(VEC_BYTES)));
+
+static void KERNEL(dots)(void *sums_, const void *a_, const void *b_, int64_t count,
+                         int64_t taps, int64_t step) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    REAL *restrict sums = sums_;
+    const REAL *restrict a = a_, *restrict b = b_;
+    for (int64_t t0 = 0; t0 < taps; t0 += CONV_DOT_TAPS) {
+        const REAL *b0 = b + t0 * step, *b1 = b0 + step, *b2 = b1 + step, *b3 = b2 + step;
+        KERNEL(lanes) acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0}, d, v;
+        int64_t j = 0;
+        for (; j + LANES <= count; j += LANES) {
+            memcpy(&d, a + j, sizeof d);
+            memcpy(&v, b0 + j, sizeof v);
+            acc0 += d * v;
+            memcpy(&v, b1 + j, sizeof v);
+            acc1 += d * v;
+            memcpy(&v, b2 + j, sizeof v);
+            acc2 += d * v;
+            memcpy(&v, b3 + j, sizeof v);
+            acc3 += d * v;
+        }
+        REAL total[CONV_DOT_TAPS] = {0};
+        for (; j < count; j++) {
+            total[0] += a[j] * b0[j];
+            total[1] += a[j] * b1[j];
+            total[2] += a[j] * b2[j];
+            total[3] += a[j] * b3[j];
+        }
+        for (int l = 0; l < LANES; l++) {
+            total[0] += acc0[l];
+            total[1] += acc1[l];
+            total[2] += acc2[l];
+            total[3] += acc3[l];
+        }
+        for (int64_t t = 0; t < CONV_DOT_TAPS && t0 + t < taps; t++) sums[t0 + t] += total[t];
+    }
+}
+
+// out[j] = bias + sum over channels ch, taps (a, b') of
+//              w[ch*w_stride + a*kw + b'] * in[ch*in_stride + j*stride + a*step_a + b'*step_b]
+// for j < count (taps_row). Works in blocks of CONV_TAP_BLOCK_BYTES of outputs held in
+// registers across all taps; the last block reads past the row, which the flat planes' slack
+// allows. With stride 1 the block is explicit vectors of the ISA's width (unrolled, so that
+// they stay in registers: with AVX2's four per block the vectoriser's own loop kept them in
+// memory, 3x slower).
+static inline __attribute__((always_inline)) void
+KERNEL(taps_rows_unit)(REAL *restrict out, const REAL *restrict in, int64_t count,
+                       int64_t channels, int64_t in_stride, const REAL *restrict w,
+                       int64_t w_stride, int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
+                       REAL bias) {
+    enum { LANES = VEC_BYTES / sizeof(REAL), VECS = CONV_TAP_BLOCK_BYTES / VEC_BYTES };
+    enum { BLOCK = VECS * LANES };
+    for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
+        KERNEL(lanes) acc[VECS];
+#pragma GCC unroll 16
+        for (int v = 0; v < VECS; v++)
+            for (int l = 0; l < LANES; l++) acc[v][l] = bias;
+        for (int64_t ch = 0; ch < channels; ch++)
+            for (int64_t a = 0; a < kh; a++)
+                for (int64_t b = 0; b < kw; b++) {
+                    const REAL weight = w[ch * w_stride + a * kw + b];
+                    const REAL *src = in + ch * in_stride + j0 + a * step_a + b * step_b;
+#pragma GCC unroll 16
+                    for (int v = 0; v < VECS; v++) {
+                        KERNEL(lanes) x;
+                        memcpy(&x, src + v * LANES, sizeof x);
+                        acc[v] += weight * x;
+                    }
+                }
+        const int64_t n = count - j0 < BLOCK ? count - j0 : BLOCK;
+        if (n == BLOCK) {
+            memcpy(out + j0, acc, sizeof acc);
+        } else {
+            REAL last[BLOCK];
+            memcpy(last, acc, sizeof last);
+            memcpy(out + j0, last, (size_t)n * sizeof(REAL));
+        }
+    }
+}
+
+// taps_rows_unit for NOUT output planes at once: out[o*out_stride + j], their weights at
+// w + o*w_ostride, biases bias[o]; each input vector is loaded once for all of them. NOUT is
+// a constant (TAP_OUTS or fewer) so that the NOUT x VECS accumulators stay in registers.
+#define TAP_OUTS (VEC_BYTES / 16)
+static inline __attribute__((always_inline)) void
+KERNEL(taps_rows_outs)(REAL *restrict out, int64_t out_stride, const int nout,
+                       const REAL *restrict in, int64_t count, int64_t channels,
+                       int64_t in_stride, const REAL *restrict w, int64_t w_stride,
+                       int64_t w_ostride, int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
+                       const double *bias) {
+    enum { LANES = VEC_BYTES / sizeof(REAL), VECS = CONV_TAP_BLOCK_BYTES / VEC_BYTES };
+    enum { BLOCK = VECS * LANES };
+    for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
+        KERNEL(lanes) acc[TAP_OUTS][VECS];
+#pragma GCC unroll 16
+        for (int o = 0; o < nout; o++)
+#pragma GCC unroll 16
+            for (int v = 0; v < VECS; v++)
+                for (int l = 0; l < LANES; l++) acc[o][v][l] = (REAL)bias[o];
+        for (int64_t ch = 0; ch < channels; ch++)
+            for (int64_t a = 0; a < kh; a++)
+                for (int64_t b = 0; b < kw; b++) {
+                    const REAL *src = in + ch * in_stride + j0 + a * step_a + b * step_b;
+                    const REAL *wt = w + ch * w_stride + a * kw + b;
+#pragma GCC unroll 16
+                    for (int v = 0; v < VECS; v++) {
+                        KERNEL(lanes) x;
+                        memcpy(&x, src + v * LANES, sizeof x);
+#pragma GCC unroll 16
+                        for (int o = 0; o < nout; o++) acc[o][v] += wt[o * w_ostride] * x;
+                    }
+                }
+        const int64_t n = count - j0 < BLOCK ? count - j0 : BLOCK;
+#pragma GCC unroll 16
+        for (int o = 0; o < nout; o++) {
+            if (n == BLOCK) {
+                memcpy(out + o * out_stride + j0, acc[o], sizeof acc[o]);
+            } else {
+                REAL last[BLOCK];
+                memcpy(last, acc[o], sizeof last);
+                memcpy(out + o * out_stride + j0, last, (size_t)n * sizeof(REAL));
+            }
+        }
+    }
+}
+
+// Stride-1 taps_row over nout output planes (any number): TAP_OUTS at a time.
+static void KERNEL(taps_row_outs)(void *out_, int64_t out_stride, int64_t nout, const void *in,
+                                  int64_t count, int64_t channels, int64_t in_stride,
+                                  const void *w_, int64_t w_stride, int64_t w_ostride, int64_t kh,
+                                  int64_t kw, int64_t step_a, int64_t step_b,
+                                  const double *bias) {
+    REAL *out = out_;
+    const REAL *w = w_;
+    int64_t o = 0;
+    for (; o + TAP_OUTS <= nout; o += TAP_OUTS)
+        KERNEL(taps_rows_outs)(out + o * out_stride, out_stride, TAP_OUTS, in, count, channels,
+                               in_stride, w + o * w_ostride, w_stride, w_ostride, kh, kw, step_a,
+                               step_b, bias + o);
+    for (; o < nout; o++)
+        KERNEL(taps_rows_outs)(out + o * out_stride, out_stride, 1, in, count, channels,
+                               in_stride, w + o * w_ostride, w_stride, w_ostride, kh, kw, step_a,
+                               step_b, bias + o);
+}
+#undef TAP_OUTS
+
+// The same for any stride, the accumulators an array the vectoriser keeps in registers when
+// it unrolls it whole (AVX-512's two vectors per block; the stride-1 loop above is the one
+// that matters on narrower ISAs).
+static inline __attribute__((always_inline)) void
+KERNEL(taps_rows_strided)(REAL *restrict out, const REAL *restrict in, int64_t count,
+                          int64_t stride, int64_t channels, int64_t in_stride,
+                          const REAL *restrict w, int64_t w_stride, int64_t kh, int64_t kw,
+                          int64_t step_a, int64_t step_b, REAL bias) {
+    enum { BLOCK = CONV_TAP_BLOCK_BYTES / sizeof(REAL) };
+    for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
+        REAL acc[BLOCK];
+#pragma omp simd
+        for (int64_t j = 0; j < BLOCK; j++) acc[j] = bias;
+        for (int64_t ch = 0; ch < channels; ch++)
+            for (int64_t a = 0; a < kh; a++)
+                for (int64_t b = 0; b < kw; b++) {
+                    const REAL weight = w[ch * w_stride + a * kw + b];
+                    const REAL *src = in + ch * in_stride + j0 * stride + a * step_a + b * step_b;
+#pragma omp simd
+                    for (int64_t j = 0; j < BLOCK; j++) acc[j] += weight * src[j * stride];
+                }
+        const int64_t n = count - j0 < BLOCK ? count - j0 : BLOCK;
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) out[j0 + j] = acc[j];
+    }
+}
+
+static void KERNEL(taps_row)(void *out, const void *in, int64_t count, int64_t stride,
+                             int64_t channels, int64_t in_stride, const void *w, int64_t w_stride,
+                             int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
+                             double bias) {
+    if (stride == 1)
+        KERNEL(taps_rows_unit)(out, in, count, channels, in_stride, w, w_stride, kh, kw, step_a,
+                               step_b, (REAL)bias);
+    else
+        KERNEL(taps_rows_strided)(out, in, count, stride, channels, in_stride, w, w_stride, kh,
+                                  kw, step_a, step_b, (REAL)bias);
+}
+
+// ---- Winograd F(2x2,3x3) transforms (Lavin & Gray 2015), for conv_winograd.c ----------------
+// With B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+// and A^T = [1 1 1 0; 0 1 -1 -1], a 2x2 output tile of the correlation of a 4x4 input tile d
+// with a 3x3 kernel g is A^T [(G g G^T) .* (B^T d B)] A. Element e = 4*i + j of a transformed
+// 4x4 tile lives at [e * stride] of its array. Tile t of a plane is row t / tiles_w, column
+// t % tiles_w of the 2x2 output tiles.
+
+// u[e*u_stride + k] <- (G g_k G^T)[e] for k < count, g_k the 3x3 kernel at w + k*w_stride
+// (rotated by 180 degrees when flip: the transposed convolution that dx is). Inlined once per
+// flip, so that each reads its taps at fixed offsets.
+static inline __attribute__((always_inline)) void
+KERNEL(wino_kernels)(REAL *restrict u, int64_t u_stride, const REAL *restrict w,
+                     int64_t w_stride, int64_t count, const bool flip) {
+    for (int64_t k = 0; k < count; k++) {
+        const REAL *g = w + k * w_stride;
+        // tap t of the kernel as read: t, or 8 - t when rotated
+#define TAP(t) g[flip ? 8 - (t) : (t)]
+        const REAL a00 = TAP(0), a01 = TAP(1), a02 = TAP(2);
+        const REAL a10 = TAP(3), a11 = TAP(4), a12 = TAP(5);
+        const REAL a20 = TAP(6), a21 = TAP(7), a22 = TAP(8);
+#undef TAP
+        // columns: q_ij = (G g)[i][j]
+        const REAL q00 = a00, q10 = (REAL)0.5 * (a00 + a10 + a20);
+        const REAL q20 = (REAL)0.5 * (a00 - a10 + a20), q30 = a20;
+        const REAL q01 = a01, q11 = (REAL)0.5 * (a01 + a11 + a21);
+        const REAL q21 = (REAL)0.5 * (a01 - a11 + a21), q31 = a21;
+        const REAL q02 = a02, q12 = (REAL)0.5 * (a02 + a12 + a22);
+        const REAL q22 = (REAL)0.5 * (a02 - a12 + a22), q32 = a22;
+        // rows: (G g G^T)[i][j]
+        u[0 * u_stride + k] = q00;
+        u[1 * u_stride + k] = (REAL)0.5 * (q00 + q01 + q02);
+        u[2 * u_stride + k] = (REAL)0.5 * (q00 - q01 + q02);
+        u[3 * u_stride + k] = q02;
+        u[4 * u_stride + k] = q10;
+        u[5 * u_stride + k] = (REAL)0.5 * (q10 + q11 + q12);
+        u[6 * u_stride + k] = (REAL)0.5 * (q10 - q11 + q12);
+        u[7 * u_stride + k] = q12;
+        u[8 * u_stride + k] = q20;
+        u[9 * u_stride + k] = (REAL)0.5 * (q20 + q21 + q22);
+        u[10 * u_stride + k] = (REAL)0.5 * (q20 - q21 + q22);
+        u[11 * u_stride + k] = q22;
+        u[12 * u_stride + k] = q30;
+        u[13 * u_stride + k] = (REAL)0.5 * (q30 + q31 + q32);
+        u[14 * u_stride + k] = (REAL)0.5 * (q30 - q31 + q32);
+        u[15 * u_stride + k] = q32;
+    }
+}
+
+static void KERNEL(wino_kernel)(void *u, int64_t u_stride, const void *w, int64_t w_stride,
+                                int64_t count, bool flip) {
+    if (flip) KERNEL(wino_kernels)(u, u_stride, w, w_stride, count, true);
+    else KERNEL(wino_kernels)(u, u_stride, w, w_stride, count, false);
+}
+
+// rows[i*pitch + k] <- plane[r0 + i][c0 + k] for i < nrows, k < width: rows of a plane (h x w),
+// zero outside it, so that the transforms below read whole tile rows unconditionally.
+static void KERNEL(wino_rows)(REAL *rows, int64_t pitch, int nrows, int64_t width,
+                              const REAL *plane, int64_t h, int64_t w, int64_t r0, int64_t c0) {
+    for (int i = 0; i < nrows; i++) {
+        REAL *dst = rows + i * pitch;
+        const int64_t r = r0 + i;
+        if (r < 0 || r >= h) {
+            memset(dst, 0, (size_t)width * sizeof(REAL));
+            continue;
+        }
+        const int64_t lo = c0 < 0 ? -c0 < width ? -c0 : width : 0;
+        const int64_t hi = w - c0 < width ? (w - c0 > lo ? w - c0 : lo) : width;
+        memset(dst, 0, (size_t)lo * sizeof(REAL));
+        memcpy(dst + lo, plane + r * w + c0 + lo, (size_t)(hi - lo) * sizeof(REAL));
+        memset(dst + hi, 0, (size_t)(width - hi) * sizeof(REAL));
+    }
+}
+
+// The batch's tiles t0 .. t0+count-1 go by runs along a tile row: the run starting at tile
+// t0 + at lies in tile row *ti from tile column *tj0; returns its length.
+static int64_t KERNEL(wino_run)(int64_t t0, int64_t at, int64_t count, int64_t tiles_w,
+                                int64_t *ti, int64_t *tj0) {
+    *ti = (t0 + at) / tiles_w;
+    *tj0 = (t0 + at) % tiles_w;
+    return tiles_w - *tj0 < count - at ? tiles_w - *tj0 : count - at;
+}
+
+// out[e*v_stride + t] <- (B^T d_t B)[e] for t < len, d_t the 4x4 patch whose rows start at
+// d0 + 2t, d1 + 2t, d2 + 2t, d3 + 2t: one vector loop over a run of tiles.
+static inline __attribute__((always_inline)) void
+KERNEL(wino_input_run)(REAL *restrict out, int64_t v_stride, const REAL *d0, const REAL *d1,
+                       const REAL *d2, const REAL *d3, int64_t len) {
+#pragma omp simd
+    for (int64_t t = 0; t < len; t++) {
+        // columns: s_ij = (B^T d)[i][j]
+        const REAL s00 = d0[2 * t + 0] - d2[2 * t + 0];
+        const REAL s01 = d0[2 * t + 1] - d2[2 * t + 1];
+        const REAL s02 = d0[2 * t + 2] - d2[2 * t + 2];
+        const REAL s03 = d0[2 * t + 3] - d2[2 * t + 3];
+        const REAL s10 = d1[2 * t + 0] + d2[2 * t + 0];
+        const REAL s11 = d1[2 * t + 1] + d2[2 * t + 1];
+        const REAL s12 = d1[2 * t + 2] + d2[2 * t + 2];
+        const REAL s13 = d1[2 * t + 3] + d2[2 * t + 3];
+        const REAL s20 = d2[2 * t + 0] - d1[2 * t + 0];
+        const REAL s21 = d2[2 * t + 1] - d1[2 * t + 1];
+        const REAL s22 = d2[2 * t + 2] - d1[2 * t + 2];
+        const REAL s23 = d2[2 * t + 3] - d1[2 * t + 3];
+        const REAL s30 = d1[2 * t + 0] - d3[2 * t + 0];
+        const REAL s31 = d1[2 * t + 1] - d3[2 * t + 1];
+        const REAL s32 = d1[2 * t + 2] - d3[2 * t + 2];
+        const REAL s33 = d1[2 * t + 3] - d3[2 * t + 3];
+        // rows: (B^T d B)[i][j]
+        out[0 * v_stride + t] = s00 - s02;
+        out[1 * v_stride + t] = s01 + s02;
+        out[2 * v_stride + t] = s02 - s01;
+        out[3 * v_stride + t] = s01 - s03;
+        out[4 * v_stride + t] = s10 - s12;
+        out[5 * v_stride + t] = s11 + s12;
+        out[6 * v_stride + t] = s12 - s11;
+        out[7 * v_stride + t] = s11 - s13;
+        out[8 * v_stride + t] = s20 - s22;
+        out[9 * v_stride + t] = s21 + s22;
+        out[10 * v_stride + t] = s22 - s21;
+        out[11 * v_stride + t] = s21 - s23;
+        out[12 * v_stride + t] = s30 - s32;
+        out[13 * v_stride + t] = s31 + s32;
+        out[14 * v_stride + t] = s32 - s31;
+        out[15 * v_stride + t] = s31 - s33;
+    }
+}
+
+// For tiles t0 .. t0+count-1: v[e*v_stride + t - t0] <- (B^T d B)[e], d the 4x4 patch of the
+// (h x w) input plane at (2*row + off_h, 2*column + off_w). A run of tiles along a tile row is
+// one vector loop over its tiles (stride-2 loads): the tiles whose patches lie inside the
+// plane read it in place, the ones at its borders from zero-padded copies of their four rows
+// in `scratch` (4 * (2*count + 2) elements).
+static void KERNEL(wino_input)(void *v_, int64_t v_stride, const void *plane_, int64_t h,
+                               int64_t w, int64_t off_h, int64_t off_w, int64_t tiles_w,
+                               int64_t t0, int64_t count, void *scratch) {
+    REAL *restrict v = v_;
+    const REAL *plane = plane_;
+    REAL *restrict rows = scratch;
+    for (int64_t at = 0, len, ti, tj0; at < count; at += len) {
+        len = KERNEL(wino_run)(t0, at, count, tiles_w, &ti, &tj0);
+        const int64_t r0 = 2 * ti + off_h, c0 = 2 * tj0 + off_w;
+        // tiles [lo, hi) of the run have their patch inside the plane
+        int64_t lo = len, hi = len;
+        if (r0 >= 0 && r0 + 4 <= h) {
+            lo = c0 >= 0 ? 0 : (-c0 + 1) / 2;
+            hi = w - 4 - c0 >= 0 ? (w - 4 - c0) / 2 + 1 : 0;
+            if (hi > len) hi = len;
+            if (lo > hi) lo = hi = len;
+        }
+        if (hi > lo) {
+            const REAL *p = plane + r0 * w + c0 + 2 * lo;
+            KERNEL(wino_input_run)(v + at + lo, v_stride, p, p + w, p + 2 * w, p + 3 * w,
+                                   hi - lo);
+        }
+        // the border tiles [0, lo) and [hi, len) from padded copies
+        const int64_t parts[2][2] = {{0, lo}, {hi, len}};
+        for (int k = 0; k < 2; k++) {
+            const int64_t first = parts[k][0], n = parts[k][1] - parts[k][0];
+            if (n <= 0) continue;
+            const int64_t pitch = 2 * n + 2;
+            KERNEL(wino_rows)(rows, pitch, 4, pitch, plane, h, w, r0, c0 + 2 * first);
+            KERNEL(wino_input_run)(v + at + first, v_stride, rows, rows + pitch,
+                                   rows + 2 * pitch, rows + 3 * pitch, n);
+        }
+    }
+}
+
+// For tiles t0 .. t0+count-1: the 2x2 output tile A^T m A + bias, m[e] at m[e*m_stride + t - t0],
+// stored into the (h x w) output plane where it lies inside it. A run of tiles is one vector
+// loop into the plane's two rows, or, for a run cut by the plane's edge, into two rows of
+// `scratch` (2 * 2*count elements) and then copied out.
+static void KERNEL(wino_output)(void *out_, int64_t h, int64_t w, int64_t tiles_w, int64_t t0,
+                                int64_t count, const void *m_, int64_t m_stride, double bias_,
+                                void *scratch) {
+    REAL *out = out_;
+    const REAL *restrict m = m_;
+    REAL *restrict rows = scratch;
+    const REAL bias = (REAL)bias_;
+    for (int64_t at = 0, len, ti, tj0; at < count; at += len) {
+        len = KERNEL(wino_run)(t0, at, count, tiles_w, &ti, &tj0);
+        // runs whose tiles lie inside the plane are written in place, the others through rows
+        const bool inside = 2 * ti + 2 <= h && 2 * (tj0 + len) <= w;
+        REAL *y0 = inside ? out + 2 * ti * w + 2 * tj0 : rows;
+        REAL *y1 = inside ? y0 + w : rows + 2 * len;
+        const REAL *mt = m + at;
+#pragma omp simd
+        for (int64_t t = 0; t < len; t++) {
+            // columns: s_ij = (A^T m)[i][j], m_ij = m[4i+j]
+            const REAL m00 = mt[0 * m_stride + t], m10 = mt[4 * m_stride + t];
+            const REAL m20 = mt[8 * m_stride + t], m30 = mt[12 * m_stride + t];
+            const REAL s00 = m00 + m10 + m20, s10 = m10 - m20 - m30;
+            const REAL m01 = mt[1 * m_stride + t], m11 = mt[5 * m_stride + t];
+            const REAL m21 = mt[9 * m_stride + t], m31 = mt[13 * m_stride + t];
+            const REAL s01 = m01 + m11 + m21, s11 = m11 - m21 - m31;
+            const REAL m02 = mt[2 * m_stride + t], m12 = mt[6 * m_stride + t];
+            const REAL m22 = mt[10 * m_stride + t], m32 = mt[14 * m_stride + t];
+            const REAL s02 = m02 + m12 + m22, s12 = m12 - m22 - m32;
+            const REAL m03 = mt[3 * m_stride + t], m13 = mt[7 * m_stride + t];
+            const REAL m23 = mt[11 * m_stride + t], m33 = mt[15 * m_stride + t];
+            const REAL s03 = m03 + m13 + m23, s13 = m13 - m23 - m33;
+            y0[2 * t] = bias + s00 + s01 + s02;
+            y0[2 * t + 1] = bias + s01 - s02 - s03;
+            y1[2 * t] = bias + s10 + s11 + s12;
+            y1[2 * t + 1] = bias + s11 - s12 - s13;
+        }
+        if (inside) continue;
+        const int64_t c0 = 2 * tj0, cols = w - c0 < 2 * len ? w - c0 : 2 * len;
+        for (int i = 0; i < 2 && 2 * ti + i < h; i++)
+            memcpy(out + (2 * ti + i) * w + c0, i ? y1 : y0, (size_t)cols * sizeof(REAL));
+    }
+}
+
+// For tiles t0 .. t0+count-1: z[e*z_stride + t - t0] <- (A dY A^T)[e], dY the 2x2 tile of the
+// (h x w) dy plane (zero outside it): the gradient of a tile's output, carried back to the
+// transformed domain (backward weights). `scratch` as wino_input's.
+static void KERNEL(wino_grad)(void *z_, int64_t z_stride, const void *plane, int64_t h,
+                              int64_t w, int64_t tiles_w, int64_t t0, int64_t count,
+                              void *scratch) {
+    REAL *restrict z = z_;
+    REAL *restrict rows = scratch;
+    for (int64_t at = 0, len, ti, tj0; at < count; at += len) {
+        len = KERNEL(wino_run)(t0, at, count, tiles_w, &ti, &tj0);
+        const int64_t pitch = 2 * len;
+        KERNEL(wino_rows)(rows, pitch, 2, pitch, plane, h, w, 2 * ti, 2 * tj0);
+        const REAL *d0 = rows, *d1 = rows + pitch;
+        REAL *out = z + at;
+#pragma omp simd
+        for (int64_t t = 0; t < len; t++) {
+            // columns: q_ij = (A dY)[i][j]
+            const REAL a0 = d0[2 * t], a1 = d0[2 * t + 1], b0 = d1[2 * t], b1 = d1[2 * t + 1];
+            const REAL q00 = a0, q01 = a1, q10 = a0 + b0, q11 = a1 + b1;
+            const REAL q20 = a0 - b0, q21 = a1 - b1, q30 = -b0, q31 = -b1;
+            // rows: (A dY A^T)[i][j]
+            out[0 * z_stride + t] = q00;
+            out[1 * z_stride + t] = q00 + q01;
+            out[2 * z_stride + t] = q00 - q01;
+            out[3 * z_stride + t] = -q01;
+            out[4 * z_stride + t] = q10;
+            out[5 * z_stride + t] = q10 + q11;
+            out[6 * z_stride + t] = q10 - q11;
+            out[7 * z_stride + t] = -q11;
+            out[8 * z_stride + t] = q20;
+            out[9 * z_stride + t] = q20 + q21;
+            out[10 * z_stride + t] = q20 - q21;
+            out[11 * z_stride + t] = -q21;
+            out[12 * z_stride + t] = q30;
+            out[13 * z_stride + t] = q30 + q31;
+            out[14 * z_stride + t] = q30 - q31;
+            out[15 * z_stride + t] = -q31;
+        }
+    }
+}
+
+// dw (3x3) <- G^T m G, m[e] at m[e*m_stride]: the kernel gradient from its transformed sum.
+static void KERNEL(wino_kernel_grad)(void *dw_, const void *m_, int64_t m_stride) {
+    REAL *dw = dw_;
+    const REAL *m = m_;
+    REAL p[3][4];
+    for (int j = 0; j < 4; j++) {
+        const REAL m0 = m[j * m_stride], m1 = m[(4 + j) * m_stride];
+        const REAL m2 = m[(8 + j) * m_stride], m3 = m[(12 + j) * m_stride];
+        p[0][j] = m0 + (REAL)0.5 * (m1 + m2);
+        p[1][j] = (REAL)0.5 * (m1 - m2);
+        p[2][j] = (REAL)0.5 * (m1 + m2) + m3;
+    }
+    for (int i = 0; i < 3; i++) {
+        dw[i * 3 + 0] = p[i][0] + (REAL)0.5 * (p[i][1] + p[i][2]);
+        dw[i * 3 + 1] = (REAL)0.5 * (p[i][1] - p[i][2]);
+        dw[i * 3 + 2] = (REAL)0.5 * (p[i][1] + p[i][2]) + p[i][3];
+    }
+}
+
+const conv_kernels KERNEL_TABLE = {
+    .axpy = KERNEL(axpy),
+    .scatter = KERNEL(scatter),
+    .gather = KERNEL(gather),
+    .fill = KERNEL(fill),
+    .dot = KERNEL(dot),
+    .sum = KERNEL(sum),
+    .dots = KERNEL(dots),
+    .taps_row = KERNEL(taps_row),
+    .taps_row_outs = KERNEL(taps_row_outs),
+    .wino_kernel = KERNEL(wino_kernel),
+    .wino_input = KERNEL(wino_input),
+    .wino_output = KERNEL(wino_output),
+    .wino_grad = KERNEL(wino_grad),
+    .wino_kernel_grad = KERNEL(wino_kernel_grad),
+};

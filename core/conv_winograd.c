@@ -1,0 +1,294 @@
+// conv_winograd: 3x3 kernels with stride 1 and dilation 1 by Winograd's minimal filtering
+// F(2x2,3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2015): 16
+// multiplies per 2x2 output tile and channel pair instead of 36, for all three passes.
+//
+// Forward and backward data are one correlation of a stack of input planes with 3x3 kernels:
+//   forward  y[f] = sum_c x[c] (*) w[f,c],                input offset (-pt, -pl)
+//   dx       dx[c] = sum_f dy[f] (*) rot180(w[f,c]),      input offset (pt-2, pl-2)
+// (dx is the 3x3 stride-1 correlation of the zero-padded dy with the flipped kernel; an offset
+// beyond the plane reads zeros, so any padding works). Per group, with the kernels transformed
+// once (U[e] (out x in) = G k G^T, e < 16) and tiles taken in batches of T:
+//   V[e] (in x T) = B^T d B per input plane and tile      (conv_kernels.h: wino_input)
+//   M[e] (out x T) = U[e] * V[e]                          16 GEMMs (OpenBLAS)
+//   out tile = A^T M A (+ bias) per output plane and tile (wino_output)
+// Backward weights is the transpose of the forward's algebra: per tile the transformed
+// gradient Z = A dY A^T and V as above, summed as 16 GEMMs acc[e] (F/G x C/G) += Z[e] V[e]^T
+// over every tile of every image, then dw = G^T acc G.
+//
+// Scratch: [transformed kernels, 16*F*C/G | one region per worker], a region being
+// [dw accumulator, 16*F*C/G (backward weights) | V, 16*C/G*T | M or Z, 16*F/G*T | rows],
+// rows being the transforms' zero-padded input rows (CONV_WINO_ROWS(T)).
+// A batch takes T tiles in order across the images of one group, T as large as a region
+// holds up to WINO_BATCH_BYTES of tiles.
+#include <stdio.h>
+#include <string.h>
+
+#include "core/conv_internal.h"
+
+// Tiles per batch: enough that repacking U[e] (F/G x C/G) for each of the 16 GEMMs is small
+// next to their arithmetic, few enough that V and M stay in the last-level cache.
+#define WINO_BATCH_BYTES ((size_t)4 << 20)
+#define WINO_BATCH_MAX 512
+
+bool conv_winograd_applies(const conv_geom *g) {
+    return g->kh == 3 && g->kw == 3 && g->stride_h == 1 && g->stride_w == 1 &&
+           g->dilation_h == 1 && g->dilation_w == 1;
+}
+
+// Bytes of the transformed kernels (and of a dw accumulator): 16 per 3x3 kernel.
+static size_t kernels_bytes(const conv_geom *g, conv_dtype dt) {
+    return conv_align_up((size_t)(16 * g->f * (g->c / g->groups)) * conv_dtype_size(dt));
+}
+// Bytes of one tile's V and M (or Z) columns, and of its share of the transforms' rows.
+static size_t tile_bytes(const conv_geom *g, conv_dtype dt) {
+    return (size_t)(16 * (g->c / g->groups + g->f / g->groups) + CONV_WINO_ROWS(1)) *
+           conv_dtype_size(dt);
+}
+static int64_t tiles_of(int64_t out) { return (out + 1) / 2; }
+
+// The batch a worker region aims for: WINO_BATCH_BYTES of tiles, at most all of the batch's
+// (tiles are batched across images).
+static int64_t batch_target(const conv_geom *g, conv_dtype dt) {
+    int64_t t = (int64_t)(WINO_BATCH_BYTES / tile_bytes(g, dt));
+    int64_t image = tiles_of(conv_out_h(g)) * tiles_of(conv_out_w(g));
+    int64_t dx_image = tiles_of(g->h) * tiles_of(g->w);
+    if (dx_image > image) image = dx_image;
+    if (t > WINO_BATCH_MAX) t = WINO_BATCH_MAX;
+    if (t > conv_mul_sat(image, g->n)) t = image * g->n;
+    return t < 1 ? 1 : t;
+}
+
+static size_t region_bytes(const conv_geom *g, conv_dtype dt, int64_t batch) {
+    return kernels_bytes(g, dt) + conv_align_up((size_t)batch * tile_bytes(g, dt));
+}
+
+size_t conv_winograd_workspace(const conv_geom *g, conv_dtype dt, int threads) {
+    return kernels_bytes(g, dt) + (size_t)threads * region_bytes(g, dt, batch_target(g, dt));
+}
+
+size_t conv_winograd_workspace_min(const conv_geom *g, conv_dtype dt) {
+    return kernels_bytes(g, dt) + region_bytes(g, dt, 1);
+}
+
+// One correlation (forward or dx) or the dw sum, as the workers see it.
+typedef struct {
+    const conv_run *r;
+    const char *in;     // (N, groups*ig, hi, wi): x, or dy for dx
+    char *out;          // (N, groups*og, ho, wo): y or dx (unused for dw)
+    int64_t ig, og, hi, wi, ho, wo, off_h, off_w;
+    bool flip;          // the kernels rotated (dx)
+    int64_t tiles_w, tiles; // 2x2 tiles of one output plane (of y for dw), and of a row
+    char *u;            // transformed kernels [group][e][og][ig], or worker 0's dw sum
+    char *regions;
+    size_t region;
+    int64_t batch, batches; // tiles per batch (across images), batches per group
+    int threads;
+    int64_t items;      // groups * batches
+} wino_plan;
+
+static char *region_of(const wino_plan *p, int worker) {
+    return p->regions + (size_t)worker * p->region;
+}
+
+// Sets the threads and the batch that the workspace allows, or fails.
+static conv_status plan(wino_plan *p, const conv_run *r, int64_t tiles_h, int64_t tiles_w,
+                        conv_error *err) {
+    const conv_geom *g = r->g;
+    const conv_exec *ex = r->ex;
+    p->r = r;
+    p->tiles_w = tiles_w;
+    p->tiles = tiles_h * tiles_w;
+    const size_t shared = kernels_bytes(g, r->dt);
+    if (!ex->workspace || ex->workspace_bytes < conv_winograd_workspace_min(g, r->dt)) {
+        if (err) {
+            err->field = "workspace";
+            snprintf(err->message, sizeof err->message,
+                     "the workspace has %zu bytes but Winograd needs at least %zu for this layer",
+                     ex->workspace_bytes, conv_winograd_workspace_min(g, r->dt));
+        }
+        return CONV_EWORKSPACE;
+    }
+    const int64_t all = g->n * p->tiles, target = batch_target(g, r->dt);
+    int threads = conv_plan_threads(r, g->groups * ((all + target - 1) / target));
+    size_t each;
+    while ((each = (ex->workspace_bytes - shared) / (size_t)threads / CONV_ALIGN * CONV_ALIGN) <
+               region_bytes(g, r->dt, 1) &&
+           threads > 1)
+        threads--;
+    int64_t batch = (int64_t)((each - kernels_bytes(g, r->dt)) / tile_bytes(g, r->dt));
+    if (batch > target) batch = target;
+    // no fewer batches than threads, when the tiles allow
+    if (g->groups * ((all + batch - 1) / batch) < threads) {
+        const int64_t per = (threads + g->groups - 1) / g->groups;
+        batch = (all + per - 1) / per;
+    }
+    p->batch = batch;
+    p->batches = (all + batch - 1) / batch;
+    p->threads = threads;
+    p->items = g->groups * p->batches;
+    p->u = ex->workspace;
+    p->regions = (char *)ex->workspace + shared;
+    p->region = each;
+    return CONV_OK;
+}
+
+// A batch's tiles go by segments within one image: segment `at` of the item's batch (its
+// tiles at .. at+*count-1) is image *n's tiles *t0 .. *t0+*count-1. *grp is the item's
+// group; returns the batch's tile count.
+static int64_t batch_of(const wino_plan *p, int64_t item, int64_t *grp) {
+    const int64_t b = item % p->batches, all = p->r->g->n * p->tiles;
+    *grp = item / p->batches;
+    return all - b * p->batch < p->batch ? all - b * p->batch : p->batch;
+}
+static void segment(const wino_plan *p, int64_t item, int64_t at, int64_t size, int64_t *n,
+                    int64_t *t0, int64_t *count) {
+    const int64_t first = item % p->batches * p->batch + at;
+    *n = first / p->tiles;
+    *t0 = first % p->tiles;
+    *count = p->tiles - *t0 < size - at ? p->tiles - *t0 : size - at;
+}
+
+// w (F,C/G,3,3) -> U [group][e][og][ig]; items are (group, o), each ig kernels.
+static void transform_kernels_worker(void *arg, int worker) {
+    const wino_plan *p = arg;
+    const conv_run *r = p->r;
+    const int64_t cg = r->g->c / r->g->groups, fg = r->g->f / r->g->groups;
+    int64_t first, end;
+    conv_item_range(r->g->groups * p->og, p->threads, worker, &first, &end);
+    for (int64_t item = first; item < end; item++) {
+        const int64_t grp = item / p->og, o = item % p->og;
+        // forward: o is a filter, its kernels the channels'; dx: o is a channel, its kernels
+        // (rotated) the filters'
+        const int64_t first_w = p->flip ? (grp * fg * cg + o) * 9 : (grp * fg + o) * cg * 9;
+        r->k->wino_kernel(conv_at(p->u, grp * 16 * p->og * p->ig + o * p->ig, r->elt),
+                          p->og * p->ig, conv_at(r->w, first_w, r->elt),
+                          p->flip ? cg * 9 : 9, p->ig, p->flip);
+    }
+}
+
+// The correlation's tiles: items are (group, batch of tiles across images).
+static void correlate_worker(void *arg, int worker) {
+    const wino_plan *p = arg;
+    const conv_run *r = p->r;
+    const int64_t groups = r->g->groups;
+    const size_t elt = r->elt;
+    char *v = region_of(p, worker) + kernels_bytes(r->g, r->dt);
+    int64_t first, end;
+    conv_item_range(p->items, p->threads, worker, &first, &end);
+    for (int64_t item = first; item < end; item++) {
+        int64_t grp;
+        const int64_t size = batch_of(p, item, &grp);
+        char *m = conv_at(v, 16 * p->ig * size, elt);
+        char *rows = conv_at(m, 16 * p->og * size, elt);
+        for (int64_t at = 0, n, t0, count; at < size; at += count) {
+            segment(p, item, at, size, &n, &t0, &count);
+            for (int64_t i = 0; i < p->ig; i++)
+                r->k->wino_input(
+                    conv_at(v, i * size + at, elt), p->ig * size,
+                    conv_at(p->in, ((n * groups + grp) * p->ig + i) * p->hi * p->wi, elt), p->hi,
+                    p->wi, p->off_h, p->off_w, p->tiles_w, t0, count, rows);
+        }
+        const char *u = conv_at(p->u, grp * 16 * p->og * p->ig, elt);
+        for (int e = 0; e < 16; e++)
+            conv_gemm_call(r->dt, false, false, p->og, size, p->ig,
+                           conv_at(u, e * p->og * p->ig, elt), p->ig,
+                           conv_at(v, e * p->ig * size, elt), size, 0,
+                           conv_at(m, e * p->og * size, elt), size);
+        for (int64_t at = 0, n, t0, count; at < size; at += count) {
+            segment(p, item, at, size, &n, &t0, &count);
+            for (int64_t o = 0; o < p->og; o++) {
+                const double bias = r->b ? conv_load(r->b, grp * p->og + o, r->dt) : 0;
+                const int64_t plane = (n * groups + grp) * p->og + o;
+                r->k->wino_output(conv_at(p->out, plane * p->ho * p->wo, elt),
+                                  p->ho, p->wo, p->tiles_w, t0, count,
+                                  conv_at(m, o * size + at, elt), p->og * size, bias, rows);
+            }
+        }
+    }
+}
+
+static conv_status correlate(wino_plan *p, conv_run *r, conv_error *err) {
+    conv_status st = plan(p, r, tiles_of(p->ho), tiles_of(p->wo), err);
+    if (st != CONV_OK) return st;
+    conv_run_workers(p->threads, transform_kernels_worker, p);
+    conv_run_workers(p->threads, correlate_worker, p);
+    return CONV_OK;
+}
+
+// x (N,C,H,W), w (F,C/G,3,3), b (F) or NULL -> y (N,F,Ho,Wo)
+conv_status conv_winograd_forward(conv_run *r, conv_error *err) {
+    const conv_geom *g = r->g;
+    wino_plan p = {.in = r->in, .out = r->out, .ig = g->c / g->groups, .og = g->f / g->groups,
+                   .hi = g->h, .wi = g->w, .ho = conv_out_h(g), .wo = conv_out_w(g),
+                   .off_h = -g->pad_top, .off_w = -g->pad_left};
+    return correlate(&p, r, err);
+}
+
+// dy (N,F,Ho,Wo), w (F,C/G,3,3) -> dx (N,C,H,W)
+conv_status conv_winograd_backward_data(conv_run *r, conv_error *err) {
+    const conv_geom *g = r->g;
+    wino_plan p = {.in = r->dy, .out = r->out, .ig = g->f / g->groups, .og = g->c / g->groups,
+                   .hi = conv_out_h(g), .wi = conv_out_w(g), .ho = g->h, .wo = g->w,
+                   .off_h = g->pad_top - 2, .off_w = g->pad_left - 2, .flip = true};
+    return correlate(&p, r, err);
+}
+
+// dy (N,F,Ho,Wo), x (N,C,H,W) -> each worker's acc [group][e][F/G][C/G] += Z V^T over its
+// items, worker 0's in the kernels' slot.
+static void weights_worker(void *arg, int worker) {
+    const wino_plan *p = arg;
+    const conv_run *r = p->r;
+    const conv_geom *g = r->g;
+    const size_t elt = r->elt;
+    const int64_t cg = g->c / g->groups, fg = g->f / g->groups;
+    char *region = region_of(p, worker);
+    char *acc = worker == 0 ? p->u : region;
+    char *v = region + kernels_bytes(g, r->dt);
+    memset(acc, 0, (size_t)(16 * g->f * cg) * elt);
+    int64_t first, end;
+    conv_item_range(p->items, p->threads, worker, &first, &end);
+    for (int64_t item = first; item < end; item++) {
+        int64_t grp;
+        const int64_t size = batch_of(p, item, &grp);
+        char *z = conv_at(v, 16 * cg * size, elt);
+        char *rows = conv_at(z, 16 * fg * size, elt);
+        for (int64_t at = 0, n, t0, count; at < size; at += count) {
+            segment(p, item, at, size, &n, &t0, &count);
+            for (int64_t c = 0; c < cg; c++)
+                r->k->wino_input(
+                    conv_at(v, c * size + at, elt), cg * size,
+                    conv_at(r->in, ((n * g->groups + grp) * cg + c) * g->h * g->w, elt), g->h, g->w,
+                    p->off_h, p->off_w, p->tiles_w, t0, count, rows);
+            for (int64_t f = 0; f < fg; f++)
+                r->k->wino_grad(conv_at(z, f * size + at, elt), fg * size,
+                                conv_at(r->dy, ((n * g->groups + grp) * fg + f) * p->ho * p->wo,
+                                        elt),
+                                p->ho, p->wo, p->tiles_w, t0, count, rows);
+        }
+        char *acc_g = conv_at(acc, grp * 16 * fg * cg, elt);
+        for (int e = 0; e < 16; e++)
+            conv_gemm_call(r->dt, false, true, fg, cg, size, conv_at(z, e * fg * size, elt),
+                           size, conv_at(v, e * cg * size, elt), size, 1,
+                           conv_at(acc_g, e * fg * cg, elt), cg);
+    }
+}
+
+// dy (N,F,Ho,Wo), x (N,C,H,W) -> dw (F,C/G,3,3)
+conv_status conv_winograd_backward_weights(conv_run *r, conv_error *err) {
+    const conv_geom *g = r->g;
+    const int64_t cg = g->c / g->groups, fg = g->f / g->groups;
+    wino_plan p = {.ho = conv_out_h(g), .wo = conv_out_w(g), .off_h = -g->pad_top,
+                   .off_w = -g->pad_left};
+    conv_status st = plan(&p, r, tiles_of(p.ho), tiles_of(p.wo), err);
+    if (st != CONV_OK) return st;
+    conv_run_workers(p.threads, weights_worker, &p);
+    const int64_t count = 16 * g->f * cg;
+    for (int t = 1; t < p.threads; t++) r->k->axpy(p.u, region_of(&p, t), count, 1, 1.0);
+    for (int64_t grp = 0; grp < g->groups; grp++)
+        for (int64_t f = 0; f < fg; f++)
+            for (int64_t c = 0; c < cg; c++)
+                r->k->wino_kernel_grad(conv_at(r->out, ((grp * fg + f) * cg + c) * 9, r->elt),
+                                       conv_at(p.u, grp * 16 * fg * cg + f * cg + c, r->elt),
+                                       fg * cg);
+    return CONV_OK;
+}

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/conv_transpose.h"
+
 typedef conv_status (*pass_fn)(void *out, const api_request *req, const conv_geom *g, conv_dtype dt,
                                const conv_exec *ex, conv_error *err);
 
@@ -35,12 +37,48 @@ static conv_status run_backward_bias(void *db, const api_request *req, const con
     return conv2d_backward_bias(db, req->in[API_IN_DY].data, g, dt, ex, err);
 }
 
-// How each output is computed; an op is a set of these (api_ops in api_model.c).
+// How each output is computed; an op is a set of these (api_ops in api_model.c). conv1d runs
+// these too, as conv2d with H = 1.
 static const pass_fn passes[API_OUT_COUNT] = {
     [API_OUT_Y] = run_forward,
     [API_OUT_DX] = run_backward_data,
     [API_OUT_DW] = run_backward_weights,
     [API_OUT_DB] = run_backward_bias,
+};
+
+// Transposed ops, on their adjoint layer g (core/conv_transpose.h):
+// x (N,Ci,Hi,Wi), w (Ci,Co/G,kh,kw), b (Co) or NULL -> y (N,Co,Ho,Wo)
+static conv_status run_t_forward(void *y, const api_request *req, const conv_geom *g,
+                                 conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv_transpose2d_forward(y, req->in[API_IN_X].data, req->in[API_IN_W].data,
+                                    req->in[API_IN_B].data, g, dt, ex, err);
+}
+
+// dy (N,Co,Ho,Wo), w (Ci,Co/G,kh,kw) -> dx (N,Ci,Hi,Wi)
+static conv_status run_t_backward_data(void *dx, const api_request *req, const conv_geom *g,
+                                       conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv_transpose2d_backward_data(dx, req->in[API_IN_DY].data, req->in[API_IN_W].data, g,
+                                          dt, ex, err);
+}
+
+// dy (N,Co,Ho,Wo), x (N,Ci,Hi,Wi) -> dw (Ci,Co/G,kh,kw)
+static conv_status run_t_backward_weights(void *dw, const api_request *req, const conv_geom *g,
+                                          conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv_transpose2d_backward_weights(dw, req->in[API_IN_DY].data, req->in[API_IN_X].data,
+                                             g, dt, ex, err);
+}
+
+// dy (N,Co,Ho,Wo) -> db (Co)
+static conv_status run_t_backward_bias(void *db, const api_request *req, const conv_geom *g,
+                                       conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv_transpose2d_backward_bias(db, req->in[API_IN_DY].data, g, dt, ex, err);
+}
+
+static const pass_fn transposed_passes[API_OUT_COUNT] = {
+    [API_OUT_Y] = run_t_forward,
+    [API_OUT_DX] = run_t_backward_data,
+    [API_OUT_DW] = run_t_backward_weights,
+    [API_OUT_DB] = run_t_backward_bias,
 };
 
 static double now_ms(void) {
@@ -73,10 +111,11 @@ bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
     conv_exec ex = {.workspace = workspace, .workspace_bytes = bytes, .threads = res->threads};
     double start = now_ms();
     bool ok = true;
+    const pass_fn *run = plan->op->transposed ? transposed_passes : passes;
     for (int o = 0; o < API_OUT_COUNT && ok; o++) {
         if (!(plan->outputs & API_BIT(o))) continue;
         conv_error cerr = {0};
-        if (passes[o](res->out[o].data, req, &plan->geom, req->dtype, &ex, &cerr) != CONV_OK)
+        if (run[o](res->out[o].data, req, &plan->geom, req->dtype, &ex, &cerr) != CONV_OK)
             ok = api_fail(err, API_E_INTERNAL, "", "computing %s failed: %s", api_output_names[o],
                           cerr.message);
     }

@@ -13,11 +13,16 @@ const unsigned api_output_default_needs[API_OUT_COUNT] = {[API_OUT_DB] = API_BIT
 #define W API_BIT(API_IN_W)
 #define B API_BIT(API_IN_B)
 #define DY API_BIT(API_IN_DY)
+#define BACKWARD (API_BIT(API_OUT_DX) | API_BIT(API_OUT_DW) | API_BIT(API_OUT_DB))
 const api_op api_ops[] = {
-    {"conv2d.forward", X | W, B, API_BIT(API_OUT_Y), false},
-    {"conv2d.backward", X | W | DY, B,
-     API_BIT(API_OUT_DX) | API_BIT(API_OUT_DW) | API_BIT(API_OUT_DB), true},
+    {"conv2d.forward", X | W, B, API_BIT(API_OUT_Y), false, 2, false},
+    {"conv2d.backward", X | W | DY, B, BACKWARD, true, 2, false},
+    {"conv1d.forward", X | W, B, API_BIT(API_OUT_Y), false, 1, false},
+    {"conv1d.backward", X | W | DY, B, BACKWARD, true, 1, false},
+    {"conv_transpose2d.forward", X | W, B, API_BIT(API_OUT_Y), false, 2, true},
+    {"conv_transpose2d.backward", X | W | DY, B, BACKWARD, true, 2, true},
 };
+#undef BACKWARD
 #undef X
 #undef W
 #undef B
@@ -92,26 +97,26 @@ bool api_tensor_from_bytes(api_tensor *t, const char *bytes, conv_dtype dt, api_
     return true;
 }
 
-static int64_t bias_flops(const conv_geom *g) {
-    int64_t n = g->n * g->f, pixels = conv_out_h(g) * conv_out_w(g), r;
+// db sums y's gradient: g's output for conv, g's input for a transposed op (its adjoint).
+static int64_t bias_flops(const conv_geom *g, bool transposed) {
+    int64_t n = g->n * (transposed ? g->c : g->f), r;
+    int64_t pixels = transposed ? g->h * g->w : conv_out_h(g) * conv_out_w(g);
     return __builtin_mul_overflow(n, pixels, &r) ? INT64_MAX : r;
 }
-
-// What each output costs (api_exec.c has the pass that computes it).
-static int64_t (*const output_flops[API_OUT_COUNT])(const conv_geom *g) = {
-    [API_OUT_Y] = conv_flops,
-    [API_OUT_DX] = conv_flops,
-    [API_OUT_DW] = conv_flops,
-    [API_OUT_DB] = bias_flops,
-};
 
 int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const api_plan *plan,
                      api_output out) {
     const conv_geom *g = &plan->geom;
+    bool transposed = plan->op->transposed;
     switch (out) {
     case API_OUT_Y: {
-        int64_t full[4] = {g->n, g->f, conv_out_h(g), conv_out_w(g)};
-        memcpy(shape, full + (4 - plan->rank), (size_t)plan->rank * sizeof *shape);
+        // [N, F, Ho, Wo] (conv1d: [N, F, Wo]), cut to the request's rank; a transposed op's y
+        // is its adjoint layer's input.
+        int64_t full[4] = {g->n, transposed ? g->c : g->f, transposed ? g->h : conv_out_h(g),
+                           transposed ? g->w : conv_out_w(g)};
+        int full_rank = 2 + plan->op->spatial;
+        if (full_rank == 3) full[2] = full[3];
+        memcpy(shape, full + (full_rank - plan->rank), (size_t)plan->rank * sizeof *shape);
         return plan->rank;
     }
     case API_OUT_DX:
@@ -121,16 +126,20 @@ int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const 
         return like->rank;
     }
     default:
-        shape[0] = g->f;
+        shape[0] = transposed ? g->c : g->f;
         return 1;
     }
 }
 
-int64_t api_outputs_flops(const conv_geom *g, unsigned outputs) {
+int64_t api_outputs_flops(const api_plan *plan) {
+    // y, dx and dw are each one GEMM-sized pass (api_exec.c), the same for a transposed op.
     int64_t total = 0;
-    for (int o = 0; o < API_OUT_COUNT; o++)
-        if ((outputs & API_BIT(o)) && __builtin_add_overflow(total, output_flops[o](g), &total))
-            return INT64_MAX;
+    for (int o = 0; o < API_OUT_COUNT; o++) {
+        if (!(plan->outputs & API_BIT(o))) continue;
+        int64_t cost = o == API_OUT_DB ? bias_flops(&plan->geom, plan->op->transposed)
+                                       : conv_flops(&plan->geom);
+        if (__builtin_add_overflow(total, cost, &total)) return INT64_MAX;
+    }
     return total;
 }
 

@@ -58,6 +58,8 @@ typedef struct {
     unsigned optional; // inputs it also accepts
     unsigned outputs;  // API_BIT(API_OUT_*): what it returns by default (db only with b)
     bool selectable;   // whether the request's "outputs" may pick a subset
+    int spatial;       // spatial axes: 1 (conv1d: run as conv2d with H = 1) or 2
+    bool transposed;   // the adjoint of conv (core/conv_transpose.h); w is (C, F/groups, k...)
 } api_op;
 
 extern const api_op api_ops[];
@@ -65,7 +67,7 @@ extern const int api_op_count;
 
 // The op called `name`, or NULL.
 const api_op *api_op_find(const char *name);
-// "conv2d.forward, conv2d.backward" into buf (for messages).
+// "conv2d.forward, conv2d.backward, ..." into buf (for messages).
 const char *api_op_list(char *buf, size_t cap);
 
 typedef enum { API_PAD_EXPLICIT, API_PAD_SAME, API_PAD_VALID } api_pad_mode;
@@ -84,6 +86,8 @@ typedef struct {
     int64_t padding[4]; // [top, bottom, left, right] when explicit
     int padding_given;
     int64_t groups;
+    int64_t output_padding[2]; // [h, w]; transposed ops only
+    int output_padding_given;
     unsigned outputs; // API_BIT(API_OUT_*) named by "outputs"; 0 when absent
 } api_request;
 
@@ -98,18 +102,21 @@ const char *api_param_path(char *buf, size_t cap, const char *name, int given, i
 // What api_validate() makes of a request: what to compute and what it costs.
 typedef struct {
     const api_op *op;
-    conv_geom geom;   // rank 2 and 3 requests are run as N = 1 (and C = F = 1 for rank 2)
+    conv_geom geom;   // rank 2 and 3 requests are run as N = 1 (and C = F = 1 for rank 2);
+                      // conv1d as H = kh = 1; a transposed op as its adjoint conv2d layer
+                      // (core/conv_transpose.h)
     int rank;         // of x (2, 3 or 4); every output comes back in this rank
     unsigned outputs; // API_BIT(API_OUT_*) to compute
     int64_t flops;    // all passes together
 } api_plan;
 
-// The shape of `out` in the request's rank (y: [N,F,Ho,Wo], [F,Ho,Wo] or [Ho,Wo]; dx like x;
-// dw like w; db [F]). Returns the rank. Needs a plan whose geometry passed validation.
+// The shape of `out` in the request's rank (y: [N,F,Ho,Wo], [F,Ho,Wo] or [Ho,Wo], [N,F,Lo] or
+// [F,Lo] for conv1d; dx like x; dw like w; db [F]). Returns the rank. Needs a plan whose
+// geometry passed validation.
 int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const api_plan *plan,
                      api_output out);
 
-// The FLOPs of computing `outputs` (API_BIT set) for g; saturates at INT64_MAX.
-int64_t api_outputs_flops(const conv_geom *g, unsigned outputs);
+// The FLOPs of computing the plan's outputs; saturates at INT64_MAX.
+int64_t api_outputs_flops(const api_plan *plan);
 
 #endif

@@ -1,9 +1,11 @@
 #include "api/api_validate.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/conv_transpose.h"
 
 // A list of names from a bit set, for messages: "x, w, b".
 static const char *name_list(char *buf, size_t cap, const char *const *names, int count,
@@ -91,37 +93,161 @@ static bool check_limits(const api_tensor *t, const char *name, const api_option
                     opt->max_elements);
 }
 
-// Ranks, and the geometry read off the shapes. x [N,C,H,W], [C,H,W] or [H,W]; w
-// [F,C/G,kh,kw] (or [kh,kw] with a 2-D x).
+// The tensor forms of an op's family, for messages.
+static void family_forms(const api_op *op, const char **x_forms, const char **w_form) {
+    if (op->transposed) {
+        *x_forms = "[N, C, H, W] or [C, H, W]";
+        *w_form = "4-D [C, F/groups, kh, kw]";
+    } else if (op->spatial == 1) {
+        *x_forms = "[N, C, L] or [C, L]";
+        *w_form = "3-D [F, C/groups, k]";
+    } else {
+        *x_forms = "[N, C, H, W], [C, H, W] or [H, W]";
+        *w_form = "4-D [F, C/groups, kh, kw]";
+    }
+}
+
+// The family's name, "conv1d" of "conv1d.forward", into buf.
+static const char *family_name(char *buf, size_t cap, const api_op *op) {
+    snprintf(buf, cap, "%.*s", (int)strcspn(op->name, "."), op->name);
+    return buf;
+}
+
+// Parameters written with more numbers than the op has axes (conv1d: one; 2-d: one per axis,
+// or the 4 sides of padding for conv2d), and those the op does not take.
+static bool check_axes(const api_plan *plan, const api_request *req, api_error *err) {
+    const api_op *op = plan->op;
+    char family[32];
+    family_name(family, sizeof family, op);
+    const struct {
+        const char *name;
+        int given, most;
+    } params[] = {
+        {"stride", req->stride_given, op->spatial},
+        {"dilation", req->dilation_given, op->spatial},
+        {"padding", req->padding_given, op->spatial == 2 && !op->transposed ? 4 : op->spatial},
+        {"output_padding", req->output_padding_given, op->spatial},
+    };
+    for (size_t i = 0; i < sizeof params / sizeof *params; i++)
+        if (params[i].given > params[i].most)
+            return api_fail(err, API_E_INVALID_VALUE, params[i].name,
+                            "%s has %d numbers but %s has %d spatial ax%s: give one integer%s",
+                            params[i].name, params[i].given, family, op->spatial,
+                            op->spatial == 1 ? "is" : "es",
+                            op->spatial == 1 ? " or a list of one" : " or one per axis");
+    if (req->output_padding_given && !op->transposed)
+        return api_fail(err, API_E_FIELD_NOT_ALLOWED, "output_padding",
+                        "output_padding is a parameter of transposed convolutions only; remove "
+                        "it, or use conv_transpose2d");
+    if (op->transposed && req->pad_mode != API_PAD_EXPLICIT)
+        return api_fail(err, API_E_INVALID_VALUE, "padding",
+                        "%s takes padding as numbers (PyTorch has no \"same\" or \"valid\" for "
+                        "transposed convolutions)",
+                        family);
+    return true;
+}
+
+// A transposed op's output_padding: PyTorch takes one smaller than the stride or the dilation.
+// Only the first is run here (see conv_transpose_geom).
+static bool check_output_padding(const api_request *req, api_error *err) {
+    for (int axis = 0; axis < 2; axis++) {
+        int64_t op = req->output_padding[axis], s = req->stride[axis], d = req->dilation[axis];
+        char path[48];
+        api_param_path(path, sizeof path, "output_padding", req->output_padding_given, axis, 0);
+        if (op < 0)
+            return api_fail(err, API_E_INVALID_VALUE, path,
+                            "%s is %" PRId64 "; it must be 0 or more", path, op);
+        if (op >= s && op >= d)
+            return api_fail(err, API_E_INVALID_VALUE, path,
+                            "%s is %" PRId64 " but must be smaller than the stride (%" PRId64
+                            ") or the dilation (%" PRId64 "), as in PyTorch",
+                            path, op, s, d);
+        if (op >= s)
+            return api_fail(err, API_E_INVALID_VALUE, path,
+                            "%s is %" PRId64 ", not smaller than the stride (%" PRId64
+                            "): PyTorch allows it because the dilation is %" PRId64
+                            ", but convd does not run that case yet; use output_padding < "
+                            "stride",
+                            path, op, s, d);
+    }
+    return true;
+}
+
+// A transposed op's geometry: its adjoint conv2d layer (core/conv_transpose.h). x [N,C,H,W] or
+// [C,H,W], w [C,F/G,kh,kw].
+static bool read_transposed(api_plan *plan, const api_request *req, api_error *err) {
+    const api_tensor *x = &req->in[API_IN_X], *w = &req->in[API_IN_W];
+    if (!check_output_padding(req, err)) return false;
+    int64_t n = x->rank == 4 ? x->shape[0] : 1, ci = x->shape[x->rank - 3];
+    int64_t hi = x->shape[x->rank - 2], wi = x->shape[x->rank - 1];
+    // Values past INT_MAX are refused by conv_geom_check; the output size is computed only
+    // for values whose products fit.
+    int64_t values[] = {hi, wi, w->shape[2], w->shape[3], req->stride[0], req->stride[1],
+                        req->dilation[0], req->dilation[1], req->padding[0], req->padding[1],
+                        req->padding[2], req->padding[3]};
+    bool fits = w->shape[1] <= INT32_MAX && req->groups <= INT32_MAX;
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++)
+        fits &= values[i] >= -INT32_MAX && values[i] <= INT32_MAX;
+    conv_geom *g = &plan->geom;
+    int64_t co = fits ? w->shape[1] * req->groups : 0;
+    conv_transpose_geom(g, n, ci, hi, wi, co, w->shape[2], w->shape[3], req->groups, req->stride,
+                        req->dilation, req->padding, req->output_padding);
+    if (!fits) return true; // conv_geom_check names the value out of range
+    for (int axis = 0; axis < 2; axis++) {
+        int64_t out = axis ? g->w : g->h;
+        if (out >= 1) continue;
+        char path[48];
+        api_param_path(path, sizeof path, "padding", req->padding_given, axis, 0);
+        return api_fail(err, API_E_INVALID_VALUE, path,
+                        "the output's %s would be %" PRId64 ": (%" PRId64 " - 1)*stride + "
+                        "dilation*(k - 1) + output_padding + 1 is not more than the padding; "
+                        "use less padding",
+                        axis ? "width" : "height", out, axis ? wi : hi);
+    }
+    return true;
+}
+
+// Ranks, and the geometry read off the shapes. conv2d: x [N,C,H,W], [C,H,W] or [H,W]; w
+// [F,C/G,kh,kw] (or [kh,kw] with a 2-D x). conv1d: x [N,C,L] or [C,L], w [F,C/G,k], run with
+// H = kh = 1. Transposed: see read_transposed.
 static bool read_shapes(api_plan *plan, const api_request *req, api_error *err) {
+    const api_op *op = plan->op;
     const api_tensor *x = &req->in[API_IN_X], *w = &req->in[API_IN_W];
     char dims[160];
-    if (x->rank < 2 || x->rank > 4)
+    const char *x_forms, *w_form;
+    family_forms(op, &x_forms, &w_form);
+    int full = op->spatial + 2, least = op->spatial == 2 && !op->transposed ? 2 : full - 1;
+    if (x->rank < least || x->rank > full)
         return api_fail(err, API_E_INVALID_SHAPE, "x.shape",
-                        "x has shape %s, %d-D; it must be [N, C, H, W], [C, H, W] or [H, W]",
-                        api_shape_str(dims, sizeof dims, x->shape, x->rank), x->rank);
-    int w_rank = x->rank == 2 ? 2 : 4;
+                        "x has shape %s, %d-D; for %s it must be %s",
+                        api_shape_str(dims, sizeof dims, x->shape, x->rank), x->rank, op->name,
+                        x_forms);
+    int w_rank = x->rank == 2 && op->spatial == 2 ? 2 : full;
     if (w->rank != w_rank)
         return api_fail(err, API_E_SHAPE_MISMATCH, "w.shape",
                         "w has shape %s, but with a %d-D x it must be %s",
                         api_shape_str(dims, sizeof dims, w->shape, w->rank), x->rank,
-                        w_rank == 2 ? "2-D [kh, kw]" : "4-D [F, C/groups, kh, kw]");
+                        w_rank == 2 ? "2-D [kh, kw]" : w_form);
     plan->rank = x->rank;
+    if (!check_axes(plan, req, err)) return false;
+    if (op->transposed) return read_transposed(plan, req, err);
     conv_geom *g = &plan->geom;
-    g->n = x->rank == 4 ? x->shape[0] : 1;
-    g->c = x->rank >= 3 ? x->shape[x->rank - 3] : 1;
-    g->h = x->shape[x->rank - 2];
+    bool one_d = op->spatial == 1;
+    g->n = x->rank == full ? x->shape[0] : 1;
+    g->c = x->rank >= full - 1 ? x->shape[x->rank - full + 1] : 1;
+    g->h = one_d ? 1 : x->shape[x->rank - 2];
     g->w = x->shape[x->rank - 1];
-    g->f = w_rank == 4 ? w->shape[0] : 1;
-    g->kh = w->shape[w_rank - 2];
+    g->f = w_rank == full ? w->shape[0] : 1;
+    g->kh = one_d ? 1 : w->shape[w_rank - 2];
     g->kw = w->shape[w_rank - 1];
     g->groups = req->groups;
-    g->stride_h = req->stride[0];
+    // conv1d's one axis is the columns (a single number fills both entries of each pair).
+    g->stride_h = one_d ? 1 : req->stride[0];
     g->stride_w = req->stride[1];
-    g->dilation_h = req->dilation[0];
+    g->dilation_h = one_d ? 1 : req->dilation[0];
     g->dilation_w = req->dilation[1];
     if (req->pad_mode == API_PAD_SAME) {
-        if (req->stride[0] != 1 || req->stride[1] != 1)
+        if (g->stride_h != 1 || g->stride_w != 1)
             return api_fail(err, API_E_INVALID_VALUE, "padding",
                             "padding \"same\" needs stride 1 (as in PyTorch), but stride is "
                             "[%" PRId64 ", %" PRId64 "]; give the padding as numbers instead",
@@ -129,8 +255,8 @@ static bool read_shapes(api_plan *plan, const api_request *req, api_error *err) 
         conv_pad_same(g->kh, g->dilation_h, &g->pad_top, &g->pad_bottom);
         conv_pad_same(g->kw, g->dilation_w, &g->pad_left, &g->pad_right);
     } else {
-        g->pad_top = req->padding[0];
-        g->pad_bottom = req->padding[1];
+        g->pad_top = one_d ? 0 : req->padding[0];
+        g->pad_bottom = one_d ? 0 : req->padding[1];
         g->pad_left = req->padding[2];
         g->pad_right = req->padding[3];
     }
@@ -140,21 +266,29 @@ static bool read_shapes(api_plan *plan, const api_request *req, api_error *err) 
 // Where a conv_geom field lives in the request, for core's verdict.
 static void geom_field_path(char *buf, size_t cap, const char *field, const api_request *req,
                             const api_plan *plan) {
-    int xr = plan->rank, wr = plan->rank == 2 ? 2 : 4;
+    const api_op *op = plan->op;
+    int full = op->spatial + 2;
+    // Each size's index in the family's full-rank tensor (-1: none, such as a transposed
+    // op's output sizes); a tensor given with fewer axes lacks the leading ones.
     const struct {
         const char *field, *tensor;
-        int index; // in the tensor's shape; -1 when this rank has no such dimension
-    } dims[] = {
-        {"n", "x", xr == 4 ? 0 : -1}, {"c", "x", xr >= 3 ? xr - 3 : -1}, {"h", "x", xr - 2},
-        {"w", "x", xr - 1},           {"f", "w", wr == 4 ? 0 : -1},      {"kh", "w", wr - 2},
-        {"kw", "w", wr - 1},
+        int index;
+    } conv_dims[] = {
+        {"n", "x", 0},  {"c", "x", 1}, {"h", "x", op->spatial == 2 ? 2 : -1}, {"w", "x", full - 1},
+        {"f", "w", 0}, {"kh", "w", op->spatial == 2 ? 2 : -1}, {"kw", "w", full - 1},
+    }, transposed_dims[] = {
+        {"n", "x", 0},  {"f", "x", 1},  {"c", "w", 1},  {"h", "", -1},
+        {"w", "", -1},  {"kh", "w", 2}, {"kw", "w", 3},
     };
-    for (size_t i = 0; i < sizeof dims / sizeof *dims; i++)
+    const __typeof__(conv_dims[0]) *dims = op->transposed ? transposed_dims : conv_dims;
+    for (size_t i = 0; i < sizeof conv_dims / sizeof *conv_dims; i++)
         if (strcmp(field, dims[i].field) == 0) {
-            if (dims[i].index < 0)
+            int rank = req->in[dims[i].tensor[0] == 'x' ? API_IN_X : API_IN_W].rank;
+            int index = dims[i].index < 0 ? -1 : dims[i].index - (full - rank);
+            if (index < 0)
                 snprintf(buf, cap, "%s", dims[i].tensor);
             else
-                snprintf(buf, cap, "%s.shape[%d]", dims[i].tensor, dims[i].index);
+                snprintf(buf, cap, "%s.shape[%d]", dims[i].tensor, index);
             return;
         }
     const struct {
@@ -197,7 +331,7 @@ static bool check_geometry(const api_plan *plan, const api_request *req, api_err
     api_code code = API_E_INVALID_VALUE;
     if (strcmp(field, "output") == 0 && status == CONV_EINVAL) {
         // The kernel does not fit: point at its size along the axis that fails.
-        int wr = plan->rank == 2 ? 2 : 4;
+        int wr = req->in[API_IN_W].rank;
         snprintf(path, sizeof path, "w.shape[%d]", conv_out_h(&plan->geom) < 1 ? wr - 2 : wr - 1);
         code = API_E_KERNEL_TOO_LARGE;
     } else if (status == CONV_EOVERFLOW && !is_parameter(field)) {
@@ -211,7 +345,14 @@ static bool check_relations(const api_plan *plan, const api_request *req, api_er
     const conv_geom *g = &plan->geom;
     const api_tensor *w = &req->in[API_IN_W], *b = &req->in[API_IN_B], *dy = &req->in[API_IN_DY];
     char dims[160], want[160];
-    if (w->rank == 4 && w->shape[1] * g->groups != g->c)
+    int64_t f = plan->op->transposed ? g->c : g->f;
+    if (plan->op->transposed && w->shape[0] != g->f)
+        return api_fail(err, API_E_SHAPE_MISMATCH, "w.shape[0]",
+                        "w has %" PRId64 " input channels (w.shape[0]) but x has %" PRId64
+                        "; a transposed convolution's w is [C, F/groups, kh, kw], C being x's "
+                        "channels",
+                        w->shape[0], g->f);
+    if (!plan->op->transposed && w->rank > 2 && w->shape[1] * g->groups != g->c)
         return api_fail(err, API_E_SHAPE_MISMATCH, "w.shape[1]",
                         "w has %" PRId64 " input channels per group but x has %" PRId64
                         " channels and groups=%" PRId64 "; w.shape[1] must be %" PRId64,
@@ -220,11 +361,11 @@ static bool check_relations(const api_plan *plan, const api_request *req, api_er
         return api_fail(err, API_E_SHAPE_MISMATCH, "b.shape",
                         "b has shape %s; it must be 1-D [F], one value per filter",
                         api_shape_str(dims, sizeof dims, b->shape, b->rank));
-    if (b->rank && b->shape[0] != g->f)
+    if (b->rank && b->shape[0] != f)
         return api_fail(err, API_E_SHAPE_MISMATCH, "b.shape[0]",
                         "b has %" PRId64 " value%s but the layer has F=%" PRId64
                         " output channels (filters); b needs one value per filter",
-                        b->shape[0], b->shape[0] == 1 ? "" : "s", g->f);
+                        b->shape[0], b->shape[0] == 1 ? "" : "s", f);
     if (!dy->rank) return true;
     int64_t y_shape[API_MAX_RANK];
     int y_rank = api_output_shape(y_shape, req, plan, API_OUT_Y);
@@ -261,7 +402,7 @@ static bool check_work(api_plan *plan, const api_request *req, const api_options
             return false;
         }
     }
-    plan->flops = api_outputs_flops(&plan->geom, plan->outputs);
+    plan->flops = api_outputs_flops(plan);
     if (plan->flops > opt->max_flops) {
         char names[64];
         return api_fail(

@@ -359,12 +359,19 @@ static bool decode_tensor(decoder *d, const cJSON *item, int which) {
                              d->req->dtype, d->err);
 }
 
-enum { PARAM_STRIDE, PARAM_DILATION };
+enum { PARAM_STRIDE, PARAM_DILATION, PARAM_OUTPUT_PADDING };
 
 static bool decode_pair(decoder *d, const cJSON *item, int which) {
-    const char *name = which == PARAM_STRIDE ? "stride" : "dilation";
-    int64_t *pair = which == PARAM_STRIDE ? d->req->stride : d->req->dilation;
-    int *given = which == PARAM_STRIDE ? &d->req->stride_given : &d->req->dilation_given;
+    api_request *req = d->req;
+    const char *name = which == PARAM_STRIDE     ? "stride"
+                       : which == PARAM_DILATION ? "dilation"
+                                                 : "output_padding";
+    int64_t *pair = which == PARAM_STRIDE     ? req->stride
+                    : which == PARAM_DILATION ? req->dilation
+                                              : req->output_padding;
+    int *given = which == PARAM_STRIDE     ? &req->stride_given
+                 : which == PARAM_DILATION ? &req->dilation_given
+                                           : &req->output_padding_given;
     int64_t v[2];
     int n;
     if (!codec_json_whole_numbers(v, &n, 2, d->doc, item, name,
@@ -463,6 +470,7 @@ static const struct {
     {"padding", decode_padding, 0},
     {"dilation", decode_pair, PARAM_DILATION},
     {"groups", decode_groups, 0},
+    {"output_padding", decode_pair, PARAM_OUTPUT_PADDING},
     {"outputs", decode_outputs, 0},
 };
 #define FIELD_COUNT ((int)(sizeof fields / sizeof *fields))

@@ -157,6 +157,7 @@ static bool check_output_padding(const api_request *req, api_error *err) {
         if (op < 0)
             return api_fail(err, API_E_INVALID_VALUE, path,
                             "%s is %" PRId64 "; it must be 0 or more", path, op);
+        if (s < 1 || d < 1) continue; // conv_geom_check refuses those
         if (op >= s && op >= d)
             return api_fail(err, API_E_INVALID_VALUE, path,
                             "%s is %" PRId64 " but must be smaller than the stride (%" PRId64
@@ -180,19 +181,29 @@ static bool read_transposed(api_plan *plan, const api_request *req, api_error *e
     if (!check_output_padding(req, err)) return false;
     int64_t n = x->rank == 4 ? x->shape[0] : 1, ci = x->shape[x->rank - 3];
     int64_t hi = x->shape[x->rank - 2], wi = x->shape[x->rank - 1];
-    // Values past INT_MAX are refused by conv_geom_check; the output size is computed only
-    // for values whose products fit.
-    int64_t values[] = {hi, wi, w->shape[2], w->shape[3], req->stride[0], req->stride[1],
-                        req->dilation[0], req->dilation[1], req->padding[0], req->padding[1],
-                        req->padding[2], req->padding[3]};
-    bool fits = w->shape[1] <= INT32_MAX && req->groups <= INT32_MAX;
+    // Values out of range (below 1, or 0 for padding, or past INT_MAX) are left to
+    // conv_geom_check, which names them; the output size is computed only from values in range,
+    // whose products fit.
+    const int64_t values[] = {hi, wi, w->shape[1], w->shape[2], w->shape[3], req->groups,
+                              req->stride[0], req->stride[1], req->dilation[0], req->dilation[1]};
+    bool fits = true;
     for (size_t i = 0; i < sizeof values / sizeof *values; i++)
-        fits &= values[i] >= -INT32_MAX && values[i] <= INT32_MAX;
+        fits &= values[i] >= 1 && values[i] <= INT32_MAX;
+    for (int side = 0; side < 4; side++)
+        fits &= req->padding[side] >= 0 && req->padding[side] <= INT32_MAX;
     conv_geom *g = &plan->geom;
-    int64_t co = fits ? w->shape[1] * req->groups : 0;
-    conv_transpose_geom(g, n, ci, hi, wi, co, w->shape[2], w->shape[3], req->groups, req->stride,
-                        req->dilation, req->padding, req->output_padding);
-    if (!fits) return true; // conv_geom_check names the value out of range
+    if (!fits) { // conv_geom_check names the value out of range
+        *g = (conv_geom){.n = n, .c = w->shape[1], .h = hi, .w = wi, .f = ci, .kh = w->shape[2],
+                         .kw = w->shape[3], .groups = req->groups, .stride_h = req->stride[0],
+                         .stride_w = req->stride[1], .dilation_h = req->dilation[0],
+                         .dilation_w = req->dilation[1], .pad_top = req->padding[0],
+                         .pad_bottom = req->padding[1], .pad_left = req->padding[2],
+                         .pad_right = req->padding[3]};
+        return true;
+    }
+    conv_transpose_geom(g, n, ci, hi, wi, w->shape[1] * req->groups, w->shape[2], w->shape[3],
+                        req->groups, req->stride, req->dilation, req->padding,
+                        req->output_padding);
     for (int axis = 0; axis < 2; axis++) {
         int64_t out = axis ? g->w : g->h;
         if (out >= 1) continue;

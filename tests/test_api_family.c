@@ -1,0 +1,347 @@
+// conv1d and conv_transpose2d through the v1 JSON door in-process (codec_run_json): random
+// layers forward and backward in both dtypes and every rank against the naive references
+// (conv1d: core/conv_ref.h on its own 2-d geometry with H = 1; conv_transpose2d:
+// tests/harness/ref_transpose.h), shapes in the rank sent, and every refusal with its code and
+// path. The golden cases of these families go through the doors with the others (api_harness).
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/api_buf.h"
+#include "api/codec/codec.h"
+#include "core/conv_ref.h"
+#include "server/blas_boot.h"
+#include "tests/harness/ref_transpose.h"
+#include "tests/testlib.h"
+
+enum { TRIALS = 300 };
+
+static uint64_t seed = 0x15;
+
+static cJSON *run(const char *body, int *status) {
+    api_response r = {0};
+    codec_run_json(&r, body, strlen(body), NULL, NULL);
+    *status = r.status;
+    cJSON *parsed = r.body ? cJSON_ParseWithLength(r.body, r.len) : NULL;
+    free(r.body);
+    return parsed;
+}
+
+static const char *error_field(const cJSON *resp, const char *field) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp, "error"),
+                                                      field);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static void expect_error(const char *body, int status, const char *code, const char *path,
+                         const char *in_message) {
+    int got;
+    cJSON *resp = run(body, &got);
+    const char *message = error_field(resp, "message");
+    CHECK(resp && got == status && strcmp(error_field(resp, "code"), code) == 0 &&
+              strcmp(error_field(resp, "path"), path) == 0 && strstr(message, in_message),
+          "%.160s: want %d %s at '%s' saying '%s', got %d %s at '%s' (%s)", body, status, code,
+          path, in_message, got, error_field(resp, "code"), error_field(resp, "path"), message);
+    cJSON_Delete(resp);
+}
+
+// Random values (float32-exact) written into the body as {"shape", "data"}.
+static double *put_tensor(api_buf *body, const char *name, const int64_t *shape, int rank,
+                          uint64_t *rng) {
+    int64_t n = 1;
+    api_buf_printf(body, ", \"%s\": {\"shape\": [", name);
+    for (int i = 0; i < rank; i++) {
+        api_buf_printf(body, "%s%lld", i ? ", " : "", (long long)shape[i]);
+        n *= shape[i];
+    }
+    api_buf_puts(body, "], \"data\": [");
+    double *v = malloc((size_t)n * sizeof *v);
+    for (int64_t i = 0; i < n; i++)
+        api_buf_printf(body, "%s%.17g", i ? "," : "", v[i] = (float)t_rand_uniform(rng, -1, 1));
+    api_buf_puts(body, "]}");
+    return v;
+}
+
+static double *abs_copy(const double *v, int64_t n) {
+    if (!v) return NULL;
+    double *a = malloc((size_t)n * sizeof *a);
+    for (int64_t i = 0; i < n; i++) a[i] = fabs(v[i]);
+    return a;
+}
+
+// Output `name` of the response against want (within tol * scale per element) with shape
+// `shape`; returns a failure description or NULL.
+static const char *compare(const cJSON *resp, const char *name, const double *want,
+                           const double *scale, const int64_t *shape, int rank, double tol) {
+    static char why[256];
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(resp, name);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(t, "shape");
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(t, "data");
+    if (cJSON_GetArraySize(s) != rank) return snprintf(why, sizeof why, "%s: rank", name), why;
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) {
+        if (cJSON_GetArrayItem(s, i)->valuedouble != (double)shape[i])
+            return snprintf(why, sizeof why, "%s: shape[%d] is %g, want %lld", name, i,
+                            cJSON_GetArrayItem(s, i)->valuedouble, (long long)shape[i]),
+                   why;
+        n *= shape[i];
+    }
+    if (cJSON_GetArraySize(d) != n) return snprintf(why, sizeof why, "%s: count", name), why;
+    int64_t i = 0;
+    for (const cJSON *e = d->child; e; e = e->next, i++)
+        if (!(fabs(e->valuedouble - want[i]) <= tol * scale[i] + 1e-300))
+            return snprintf(why, sizeof why, "%s[%lld]: got %.17g, want %.17g", name,
+                            (long long)i, e->valuedouble, want[i]),
+                   why;
+    return NULL;
+}
+
+// conv1d: x [N,C,L] or [C,L], w [F,C/G,k], parameters as one integer or a list of one,
+// padding sometimes "same"/"valid"; y, dx, dw, db against conv_ref with H = kh = 1.
+static void test_conv1d(void) {
+    int bad = 0;
+    for (int trial = 0; trial < TRIALS; trial++) {
+        conv_dtype dt = trial % 2 ? CONV_FLOAT64 : CONV_FLOAT32;
+        conv_geom g = {.h = 1, .kh = 1, .stride_h = 1, .dilation_h = 1};
+        g.groups = t_rand_int(&seed, 1, 3);
+        g.n = t_rand_int(&seed, 1, 3);
+        g.c = g.groups * t_rand_int(&seed, 1, 2);
+        g.f = g.groups * t_rand_int(&seed, 1, 2);
+        g.w = t_rand_int(&seed, 1, 12);
+        g.kw = t_rand_int(&seed, 1, 4);
+        g.stride_w = t_rand_int(&seed, 1, 3);
+        g.dilation_w = t_rand_int(&seed, 1, 2);
+        int pad_kind = (int)t_rand_int(&seed, 0, 3); // 0 int, 1 [p], 2 "same", 3 "valid"
+        if (pad_kind == 2) g.stride_w = 1;
+        if (pad_kind == 2) conv_pad_same(g.kw, g.dilation_w, &g.pad_left, &g.pad_right);
+        else if (pad_kind < 2) g.pad_left = g.pad_right = t_rand_int(&seed, 0, 2);
+        int64_t lo = conv_ref_out_size(g.w, g.kw, g.stride_w, g.dilation_w, g.pad_left,
+                                       g.pad_right);
+        if (lo < 1) continue;
+        bool batched = t_rand_int(&seed, 0, 1), bias = t_rand_int(&seed, 0, 1);
+        api_buf body = {0};
+        char pad[32];
+        if (pad_kind >= 2) snprintf(pad, sizeof pad, "\"%s\"", pad_kind == 2 ? "same" : "valid");
+        else snprintf(pad, sizeof pad, pad_kind ? "[%lld]" : "%lld", (long long)g.pad_left);
+        api_buf_printf(&body,
+                       "{\"op\": \"conv1d.backward\", \"dtype\": \"%s\", \"groups\": %lld, "
+                       "\"stride\": %s%lld%s, \"dilation\": [%lld], \"padding\": %s",
+                       dt == CONV_FLOAT64 ? "float64" : "float32", (long long)g.groups,
+                       trial % 3 ? "" : "[", (long long)g.stride_w, trial % 3 ? "" : "]",
+                       (long long)g.dilation_w, pad);
+        int64_t xs[3] = {g.n, g.c, g.w}, ws[3] = {g.f, g.c / g.groups, g.kw},
+                ys[3] = {g.n, g.f, lo};
+        int xr = batched ? 3 : 2;
+        if (!batched) g.n = 1;
+        double *x = put_tensor(&body, "x", xs + 3 - xr, xr, &seed);
+        double *w = put_tensor(&body, "w", ws, 3, &seed);
+        double *b = bias ? put_tensor(&body, "b", &g.f, 1, &seed) : NULL;
+        double *dy = put_tensor(&body, "dy", ys + 3 - xr, xr, &seed);
+        api_buf_puts(&body, ", \"outputs\": [\"dx\", \"dw\", \"db\"]}");
+        int64_t nx = g.n * g.c * g.w, nw = g.f * (g.c / g.groups) * g.kw, ny = g.n * g.f * lo;
+        double *want[4], *scale[4];
+        int64_t counts[4] = {ny, nx, nw, g.f};
+        for (int k = 0; k < 4; k++) {
+            want[k] = malloc((size_t)counts[k] * sizeof(double));
+            scale[k] = malloc((size_t)counts[k] * sizeof(double));
+        }
+        double *ax = abs_copy(x, nx), *aw = abs_copy(w, nw), *ab = abs_copy(b, g.f),
+               *ady = abs_copy(dy, ny);
+        conv_ref_forward(want[0], x, w, b, &g);
+        conv_ref_forward(scale[0], ax, aw, ab, &g);
+        conv_ref_backward_data(want[1], dy, w, &g);
+        conv_ref_backward_data(scale[1], ady, aw, &g);
+        conv_ref_backward_weights(want[2], dy, x, &g);
+        conv_ref_backward_weights(scale[2], ady, ax, &g);
+        conv_ref_backward_bias(want[3], dy, &g);
+        conv_ref_backward_bias(scale[3], ady, &g);
+        double tol = dt == CONV_FLOAT64 ? 1e-12 : 1e-5;
+        int status;
+        cJSON *resp = run(body.data, &status);
+        const char *why = status != 200 ? "status" : NULL;
+        if (!why) why = compare(resp, "dx", want[1], scale[1], xs + 3 - xr, xr, tol);
+        if (!why) why = compare(resp, "dw", want[2], scale[2], ws, 3, tol);
+        if (!why) why = compare(resp, "db", want[3], scale[3], &g.f, 1, tol);
+        cJSON_Delete(resp);
+        // The forward: the same body as conv1d.forward without dy and outputs.
+        if (!why) {
+            char *fwd = strdup(body.data);
+            memcpy(strstr(fwd, "conv1d.backward"), "conv1d.forward\" ", 16);
+            strcpy(strstr(fwd, ", \"dy\""), "}");
+            resp = run(fwd, &status);
+            why = status != 200 ? "forward status"
+                                : compare(resp, "y", want[0], scale[0], ys + 3 - xr, xr, tol);
+            cJSON_Delete(resp);
+            free(fwd);
+        }
+        if (why && bad++ < 5) CHECK(false, "conv1d trial %d: %s: %.300s", trial, why, body.data);
+        for (int k = 0; k < 4; k++) {
+            free(want[k]);
+            free(scale[k]);
+        }
+        free(x), free(w), free(b), free(dy), free(ax), free(aw), free(ab), free(ady);
+        api_buf_free(&body);
+    }
+    CHECK(bad == 0, "conv1d: %d of %d trials off the reference", bad, TRIALS);
+}
+
+// conv_transpose2d: x [N,C,H,W] or [C,H,W], w [C,F/G,kh,kw], per-axis or single parameters,
+// output_padding below the stride; y, dx, dw, db against ref_transpose.
+static void test_conv_transpose2d(void) {
+    int bad = 0;
+    for (int trial = 0; trial < TRIALS; trial++) {
+        conv_dtype dt = trial % 2 ? CONV_FLOAT64 : CONV_FLOAT32;
+        ref_tgeom t = {.groups = t_rand_int(&seed, 1, 2)};
+        t.n = t_rand_int(&seed, 1, 2);
+        t.c = t.groups * t_rand_int(&seed, 1, 2);
+        t.f = t.groups * t_rand_int(&seed, 1, 2);
+        t.h = t_rand_int(&seed, 1, 5);
+        t.w = t_rand_int(&seed, 1, 5);
+        t.kh = t_rand_int(&seed, 1, 4);
+        t.kw = t_rand_int(&seed, 1, 4);
+        for (int a = 0; a < 2; a++) {
+            t.stride[a] = t_rand_int(&seed, 1, 3);
+            t.dilation[a] = t_rand_int(&seed, 1, 2);
+            t.output_padding[a] = t_rand_int(&seed, 0, t.stride[a] - 1);
+            t.padding[2 * a] = t.padding[2 * a + 1] = t_rand_int(&seed, 0, 2);
+        }
+        if (ref_t_out_h(&t) < 1 || ref_t_out_w(&t) < 1) continue;
+        bool batched = t_rand_int(&seed, 0, 1), bias = t_rand_int(&seed, 0, 1);
+        if (!batched) t.n = 1;
+        int xr = batched ? 4 : 3;
+        api_buf body = {0};
+        api_buf_printf(&body,
+                       "{\"op\": \"conv_transpose2d.backward\", \"dtype\": \"%s\", \"groups\": "
+                       "%lld, \"stride\": [%lld, %lld], \"dilation\": [%lld, %lld], \"padding\": "
+                       "[%lld, %lld], \"output_padding\": [%lld, %lld]",
+                       dt == CONV_FLOAT64 ? "float64" : "float32", (long long)t.groups,
+                       (long long)t.stride[0], (long long)t.stride[1], (long long)t.dilation[0],
+                       (long long)t.dilation[1], (long long)t.padding[0], (long long)t.padding[2],
+                       (long long)t.output_padding[0], (long long)t.output_padding[1]);
+        int64_t xs[4] = {t.n, t.c, t.h, t.w}, ws[4] = {t.c, t.f / t.groups, t.kh, t.kw},
+                ys[4] = {t.n, t.f, ref_t_out_h(&t), ref_t_out_w(&t)};
+        double *x = put_tensor(&body, "x", xs + 4 - xr, xr, &seed);
+        double *w = put_tensor(&body, "w", ws, 4, &seed);
+        double *b = bias ? put_tensor(&body, "b", &t.f, 1, &seed) : NULL;
+        double *dy = put_tensor(&body, "dy", ys + 4 - xr, xr, &seed);
+        api_buf_puts(&body, ", \"outputs\": [\"dx\", \"dw\", \"db\"]}");
+        int64_t counts[4] = {ref_t_numel_y(&t), ref_t_numel_x(&t), ref_t_numel_w(&t), t.f};
+        double *want[4], *scale[4];
+        for (int k = 0; k < 4; k++) {
+            want[k] = malloc((size_t)counts[k] * sizeof(double));
+            scale[k] = malloc((size_t)counts[k] * sizeof(double));
+        }
+        double *ax = abs_copy(x, counts[1]), *aw = abs_copy(w, counts[2]),
+               *ab = abs_copy(b, t.f), *ady = abs_copy(dy, counts[0]);
+        ref_t_forward(want[0], x, w, b, &t);
+        ref_t_forward(scale[0], ax, aw, ab, &t);
+        ref_t_backward_data(want[1], dy, w, &t);
+        ref_t_backward_data(scale[1], ady, aw, &t);
+        ref_t_backward_weights(want[2], dy, x, &t);
+        ref_t_backward_weights(scale[2], ady, ax, &t);
+        ref_t_backward_bias(want[3], dy, &t);
+        ref_t_backward_bias(scale[3], ady, &t);
+        double tol = dt == CONV_FLOAT64 ? 1e-12 : 1e-5;
+        int status;
+        cJSON *resp = run(body.data, &status);
+        const char *why = status != 200 ? "status" : NULL;
+        if (!why) why = compare(resp, "dx", want[1], scale[1], xs + 4 - xr, xr, tol);
+        if (!why) why = compare(resp, "dw", want[2], scale[2], ws, 4, tol);
+        if (!why) why = compare(resp, "db", want[3], scale[3], &t.f, 1, tol);
+        cJSON_Delete(resp);
+        if (!why) {
+            char *fwd = strdup(body.data);
+            memcpy(strstr(fwd, "conv_transpose2d.backward"), "conv_transpose2d.forward\" ", 26);
+            strcpy(strstr(fwd, ", \"dy\""), "}");
+            resp = run(fwd, &status);
+            why = status != 200 ? "forward status"
+                                : compare(resp, "y", want[0], scale[0], ys + 4 - xr, xr, tol);
+            cJSON_Delete(resp);
+            free(fwd);
+        }
+        if (why && bad++ < 5)
+            CHECK(false, "conv_transpose2d trial %d: %s: %.300s", trial, why, body.data);
+        for (int k = 0; k < 4; k++) {
+            free(want[k]);
+            free(scale[k]);
+        }
+        free(x), free(w), free(b), free(dy), free(ax), free(aw), free(ab), free(ady);
+        api_buf_free(&body);
+    }
+    CHECK(bad == 0, "conv_transpose2d: %d of %d trials off the reference", bad, TRIALS);
+}
+
+// Every rule of the new families refused with its code and path, never a 500.
+static void test_refusals(void) {
+    const char *c1 = "{\"op\": \"conv1d.forward\", \"x\": [[1, 2, 3, 4]], \"w\": [[[1, 1]]]";
+    const char *t2 = "{\"op\": \"conv_transpose2d.forward\", \"x\": [[[1, 2], [3, 4]]], "
+                     "\"w\": [[[[1, 1], [1, 1]]]]";
+    char body[512];
+#define WITH(base, extra) (snprintf(body, sizeof body, "%s%s}", base, extra), body)
+    expect_error(WITH(c1, ", \"stride\": [1, 2]"), 422, "invalid_value", "stride",
+                 "conv1d has 1 spatial axis");
+    expect_error(WITH(c1, ", \"dilation\": [1, 1]"), 422, "invalid_value", "dilation",
+                 "1 spatial axis");
+    expect_error(WITH(c1, ", \"padding\": [1, 1, 1, 1]"), 422, "invalid_value", "padding",
+                 "1 spatial axis");
+    expect_error(WITH(c1, ", \"output_padding\": 1"), 422, "field_not_allowed", "output_padding",
+                 "transposed");
+    expect_error(WITH(c1, ", \"padding\": \"same\", \"stride\": 2"), 422, "invalid_value",
+                 "padding", "stride 1");
+    expect_error("{\"op\": \"conv1d.forward\", \"x\": [1, 2, 3], \"w\": [[[1]]]}", 422,
+                 "invalid_shape", "x.shape", "[N, C, L] or [C, L]");
+    expect_error("{\"op\": \"conv1d.forward\", \"x\": [[1, 2, 3]], \"w\": [[1]]}", 422,
+                 "shape_mismatch", "w.shape", "[F, C/groups, k]");
+    expect_error("{\"op\": \"conv1d.forward\", \"x\": [[1, 2, 3]], \"w\": [[[1, 1, 1, 1]]]}", 422,
+                 "kernel_too_large", "w.shape[2]", "");
+    expect_error("{\"op\": \"conv1d.forward\", \"x\": [[1, 2, 3]], \"w\": [[[1], [1]]]}", 422,
+                 "shape_mismatch", "w.shape[1]", "");
+    expect_error("{\"op\": \"conv1d.forward\", \"x\": [[1, 2, 3]], \"w\": [[[1]]], \"b\": [1, 2]}",
+                 422, "shape_mismatch", "b.shape[0]", "");
+    expect_error(WITH(c1, ", \"stride\": 0"), 422, "invalid_value", "stride", "");
+    expect_error(WITH(t2, ", \"stride\": [1, 2, 3]"), 422, "invalid_value", "stride",
+                 "");
+    expect_error(WITH(t2, ", \"padding\": [1, 1, 1, 1]"), 422, "invalid_value", "padding",
+                 "2 spatial axes");
+    expect_error(WITH(t2, ", \"padding\": \"same\""), 422, "invalid_value", "padding",
+                 "transposed");
+    expect_error(WITH(t2, ", \"output_padding\": [0, 1, 1]"), 422, "invalid_value",
+                 "output_padding", "");
+    expect_error(WITH(t2, ", \"output_padding\": [0, 1]"), 422, "invalid_value",
+                 "output_padding[1]", "smaller than the stride (1) or the dilation (1)");
+    expect_error(WITH(t2, ", \"output_padding\": 1, \"dilation\": 2"), 422, "invalid_value",
+                 "output_padding", "does not run that case yet");
+    expect_error(WITH(t2, ", \"output_padding\": -1, \"stride\": 2"), 422, "invalid_value",
+                 "output_padding", "0 or more");
+    expect_error(WITH(t2, ", \"padding\": [0, 2]"), 422, "invalid_value", "padding[1]",
+                 "width would be");
+    expect_error("{\"op\": \"conv_transpose2d.forward\", \"x\": [[1, 2], [3, 4]], \"w\": "
+                 "[[[[1]]]]}",
+                 422, "invalid_shape", "x.shape", "[N, C, H, W] or [C, H, W]");
+    expect_error("{\"op\": \"conv_transpose2d.forward\", \"x\": [[[1, 2], [3, 4]]], \"w\": "
+                 "[[[[1]]], [[[1]]]]}",
+                 422, "shape_mismatch", "w.shape[0]", "[C, F/groups, kh, kw]");
+    expect_error("{\"op\": \"conv_transpose2d.forward\", \"x\": [[[1, 2]], [[3, 4]], [[5, 6]]], "
+                 "\"w\": [[[[1]]], [[[1]]], [[[1]]]], \"groups\": 2}",
+                 422, "invalid_value", "groups", "");
+    expect_error("{\"op\": \"conv_transpose2d.forward\", \"x\": [[[1, 2], [3, 4]]], \"w\": "
+                 "[[[[1]], [[1]]]], \"b\": [1]}",
+                 422, "shape_mismatch", "b.shape[0]", "F=2");
+    expect_error(WITH(t2, ", \"stride\": 3000000000"), 422, "invalid_value", "stride", "");
+    expect_error(WITH(t2, ", \"stride\": -1"), 422, "invalid_value", "stride", "");
+    expect_error(WITH(t2, ", \"padding\": [-1, 0]"), 422, "invalid_value", "padding[0]", "");
+    expect_error(WITH(t2, ", \"dilation\": [1, 0]"), 422, "invalid_value", "dilation[1]", "");
+#undef WITH
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    blas_boot(argv);
+    test_refusals();
+    test_conv1d();
+    test_conv_transpose2d();
+    return t_finish("test_api_family");
+}

@@ -7,34 +7,34 @@
 
 #include "core/conv_transpose.h"
 
-typedef conv_status (*pass_fn)(void *out, const api_request *req, const conv_geom *g, conv_dtype dt,
-                               const conv_exec *ex, conv_error *err);
+typedef conv_status (*pass_fn)(void *out, const api_request *req, const api_plan *plan,
+                               conv_dtype dt, const conv_exec *ex, conv_error *err);
 
 // x (N,C,H,W), w (F,C/G,kh,kw), b (F) or NULL -> y (N,F,Ho,Wo)
-static conv_status run_forward(void *y, const api_request *req, const conv_geom *g, conv_dtype dt,
+static conv_status run_forward(void *y, const api_request *req, const api_plan *plan, conv_dtype dt,
                                const conv_exec *ex, conv_error *err) {
     return conv2d_forward(y, req->in[API_IN_X].data, req->in[API_IN_W].data, req->in[API_IN_B].data,
-                          g, dt, ex, err);
+                          &plan->geom, dt, ex, err);
 }
 
 // dy (N,F,Ho,Wo), w (F,C/G,kh,kw) -> dx (N,C,H,W)
-static conv_status run_backward_data(void *dx, const api_request *req, const conv_geom *g,
+static conv_status run_backward_data(void *dx, const api_request *req, const api_plan *plan,
                                      conv_dtype dt, const conv_exec *ex, conv_error *err) {
-    return conv2d_backward_data(dx, req->in[API_IN_DY].data, req->in[API_IN_W].data, g, dt, ex,
-                                err);
+    return conv2d_backward_data(dx, req->in[API_IN_DY].data, req->in[API_IN_W].data, &plan->geom,
+                                dt, ex, err);
 }
 
 // dy (N,F,Ho,Wo), x (N,C,H,W) -> dw (F,C/G,kh,kw)
-static conv_status run_backward_weights(void *dw, const api_request *req, const conv_geom *g,
+static conv_status run_backward_weights(void *dw, const api_request *req, const api_plan *plan,
                                         conv_dtype dt, const conv_exec *ex, conv_error *err) {
-    return conv2d_backward_weights(dw, req->in[API_IN_DY].data, req->in[API_IN_X].data, g, dt, ex,
-                                   err);
+    return conv2d_backward_weights(dw, req->in[API_IN_DY].data, req->in[API_IN_X].data,
+                                   &plan->geom, dt, ex, err);
 }
 
 // dy (N,F,Ho,Wo) -> db (F)
-static conv_status run_backward_bias(void *db, const api_request *req, const conv_geom *g,
+static conv_status run_backward_bias(void *db, const api_request *req, const api_plan *plan,
                                      conv_dtype dt, const conv_exec *ex, conv_error *err) {
-    return conv2d_backward_bias(db, req->in[API_IN_DY].data, g, dt, ex, err);
+    return conv2d_backward_bias(db, req->in[API_IN_DY].data, &plan->geom, dt, ex, err);
 }
 
 // How each output is computed; an op is a set of these (api_ops in api_model.c). conv1d runs
@@ -48,31 +48,67 @@ static const pass_fn passes[API_OUT_COUNT] = {
 
 // Transposed ops, on their adjoint layer g (core/conv_transpose.h):
 // x (N,Ci,Hi,Wi), w (Ci,Co/G,kh,kw), b (Co) or NULL -> y (N,Co,Ho,Wo)
-static conv_status run_t_forward(void *y, const api_request *req, const conv_geom *g,
+static conv_status run_t_forward(void *y, const api_request *req, const api_plan *plan,
                                  conv_dtype dt, const conv_exec *ex, conv_error *err) {
     return conv_transpose2d_forward(y, req->in[API_IN_X].data, req->in[API_IN_W].data,
-                                    req->in[API_IN_B].data, g, dt, ex, err);
+                                    req->in[API_IN_B].data, &plan->geom, dt, ex, err);
 }
 
 // dy (N,Co,Ho,Wo), w (Ci,Co/G,kh,kw) -> dx (N,Ci,Hi,Wi)
-static conv_status run_t_backward_data(void *dx, const api_request *req, const conv_geom *g,
+static conv_status run_t_backward_data(void *dx, const api_request *req, const api_plan *plan,
                                        conv_dtype dt, const conv_exec *ex, conv_error *err) {
-    return conv_transpose2d_backward_data(dx, req->in[API_IN_DY].data, req->in[API_IN_W].data, g,
+    return conv_transpose2d_backward_data(dx, req->in[API_IN_DY].data, req->in[API_IN_W].data, &plan->geom,
                                           dt, ex, err);
 }
 
 // dy (N,Co,Ho,Wo), x (N,Ci,Hi,Wi) -> dw (Ci,Co/G,kh,kw)
-static conv_status run_t_backward_weights(void *dw, const api_request *req, const conv_geom *g,
+static conv_status run_t_backward_weights(void *dw, const api_request *req, const api_plan *plan,
                                           conv_dtype dt, const conv_exec *ex, conv_error *err) {
     return conv_transpose2d_backward_weights(dw, req->in[API_IN_DY].data, req->in[API_IN_X].data,
-                                             g, dt, ex, err);
+                                             &plan->geom, dt, ex, err);
 }
 
 // dy (N,Co,Ho,Wo) -> db (Co)
-static conv_status run_t_backward_bias(void *db, const api_request *req, const conv_geom *g,
+static conv_status run_t_backward_bias(void *db, const api_request *req, const api_plan *plan,
                                        conv_dtype dt, const conv_exec *ex, conv_error *err) {
-    return conv_transpose2d_backward_bias(db, req->in[API_IN_DY].data, g, dt, ex, err);
+    return conv_transpose2d_backward_bias(db, req->in[API_IN_DY].data, &plan->geom, dt, ex, err);
 }
+
+// conv3d, on the plan's 3-d layer (core/conv3d.h):
+// x (N,C,D,H,W), w (F,C/G,kd,kh,kw), b (F) or NULL -> y (N,F,Do,Ho,Wo)
+static conv_status run_3d_forward(void *y, const api_request *req, const api_plan *plan,
+                                  conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv3d_forward(y, req->in[API_IN_X].data, req->in[API_IN_W].data,
+                          req->in[API_IN_B].data, &plan->geom3, dt, ex, err);
+}
+
+// dy (N,F,Do,Ho,Wo), w (F,C/G,kd,kh,kw) -> dx (N,C,D,H,W)
+static conv_status run_3d_backward_data(void *dx, const api_request *req, const api_plan *plan,
+                                        conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv3d_backward_data(dx, req->in[API_IN_DY].data, req->in[API_IN_W].data,
+                                &plan->geom3, dt, ex, err);
+}
+
+// dy (N,F,Do,Ho,Wo), x (N,C,D,H,W) -> dw (F,C/G,kd,kh,kw)
+static conv_status run_3d_backward_weights(void *dw, const api_request *req,
+                                           const api_plan *plan, conv_dtype dt,
+                                           const conv_exec *ex, conv_error *err) {
+    return conv3d_backward_weights(dw, req->in[API_IN_DY].data, req->in[API_IN_X].data,
+                                   &plan->geom3, dt, ex, err);
+}
+
+// dy (N,F,Do,Ho,Wo) -> db (F)
+static conv_status run_3d_backward_bias(void *db, const api_request *req, const api_plan *plan,
+                                        conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv3d_backward_bias(db, req->in[API_IN_DY].data, &plan->geom3, dt, ex, err);
+}
+
+static const pass_fn passes_3d[API_OUT_COUNT] = {
+    [API_OUT_Y] = run_3d_forward,
+    [API_OUT_DX] = run_3d_backward_data,
+    [API_OUT_DW] = run_3d_backward_weights,
+    [API_OUT_DB] = run_3d_backward_bias,
+};
 
 static const pass_fn transposed_passes[API_OUT_COUNT] = {
     [API_OUT_Y] = run_t_forward,
@@ -102,7 +138,11 @@ bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
             return api_fail(err, API_E_INTERNAL, "", "out of memory for %s (%lld elements)",
                             api_output_names[o], (long long)t->numel);
     }
-    size_t bytes = conv_workspace_size(&plan->geom, req->dtype, res->threads, opt->workspace_cap);
+    size_t bytes = plan->op->spatial == 3
+                       ? conv3d_workspace_size(&plan->geom3, req->dtype, res->threads,
+                                               opt->workspace_cap)
+                       : conv_workspace_size(&plan->geom, req->dtype, res->threads,
+                                             opt->workspace_cap);
     bytes = (bytes + 63) & ~(size_t)63;
     void *workspace = bytes ? aligned_alloc(64, bytes) : NULL;
     if (bytes && !workspace)
@@ -111,11 +151,13 @@ bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
     conv_exec ex = {.workspace = workspace, .workspace_bytes = bytes, .threads = res->threads};
     double start = now_ms();
     bool ok = true;
-    const pass_fn *run = plan->op->transposed ? transposed_passes : passes;
+    const pass_fn *run = plan->op->transposed      ? transposed_passes
+                         : plan->op->spatial == 3 ? passes_3d
+                                                  : passes;
     for (int o = 0; o < API_OUT_COUNT && ok; o++) {
         if (!(plan->outputs & API_BIT(o))) continue;
         conv_error cerr = {0};
-        if (run[o](res->out[o].data, req, &plan->geom, req->dtype, &ex, &cerr) != CONV_OK)
+        if (run[o](res->out[o].data, req, plan, req->dtype, &ex, &cerr) != CONV_OK)
             ok = api_fail(err, API_E_INTERNAL, "", "computing %s failed: %s", api_output_names[o],
                           cerr.message);
     }

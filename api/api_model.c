@@ -21,6 +21,8 @@ const api_op api_ops[] = {
     {"conv1d.backward", X | W | DY, B, BACKWARD, true, 1, false},
     {"conv_transpose2d.forward", X | W, B, API_BIT(API_OUT_Y), false, 2, true},
     {"conv_transpose2d.backward", X | W | DY, B, BACKWARD, true, 2, true},
+    {"conv3d.forward", X | W, B, API_BIT(API_OUT_Y), false, 3, false},
+    {"conv3d.backward", X | W | DY, B, BACKWARD, true, 3, false},
 };
 #undef BACKWARD
 #undef X
@@ -112,10 +114,15 @@ int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const 
     case API_OUT_Y: {
         // [N, F, Ho, Wo] (conv1d: [N, F, Wo]), cut to the request's rank; a transposed op's y
         // is its adjoint layer's input.
-        int64_t full[4] = {g->n, transposed ? g->c : g->f, transposed ? g->h : conv_out_h(g),
+        int64_t full[5] = {g->n, transposed ? g->c : g->f, transposed ? g->h : conv_out_h(g),
                            transposed ? g->w : conv_out_w(g)};
         int full_rank = 2 + plan->op->spatial;
         if (full_rank == 3) full[2] = full[3];
+        if (full_rank == 5) { // [N, F, Do, Ho, Wo]
+            int64_t v[5] = {plan->geom3.n, g->f, conv3d_out_d(&plan->geom3), conv_out_h(g),
+                            conv_out_w(g)};
+            memcpy(full, v, sizeof v);
+        }
         memcpy(shape, full + (full_rank - plan->rank), (size_t)plan->rank * sizeof *shape);
         return plan->rank;
     }
@@ -146,8 +153,8 @@ int64_t api_outputs_flops(const api_plan *plan) {
 void api_request_init(api_request *req) {
     *req = (api_request){
         .dtype = CONV_FLOAT32,
-        .stride = {1, 1},
-        .dilation = {1, 1},
+        .stride = {1, 1, 1},
+        .dilation = {1, 1, 1},
         .pad_mode = API_PAD_EXPLICIT,
         .groups = 1,
     };
@@ -160,7 +167,7 @@ void api_request_free(api_request *req) {
 const char *api_param_path(char *buf, size_t cap, const char *name, int given, int axis, int side) {
     if (given == 4)
         snprintf(buf, cap, "%s[%d]", name, axis * 2 + side);
-    else if (given == 2)
+    else if (given == 2 || given == 3)
         snprintf(buf, cap, "%s[%d]", name, axis);
     else
         snprintf(buf, cap, "%s", name);

@@ -9,6 +9,7 @@
 
 #include "api/api_errors.h"
 #include "core/conv.h"
+#include "core/conv3d.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "binary tensors are little-endian on the wire and are used in place: a little-endian host is needed"
@@ -58,7 +59,7 @@ typedef struct {
     unsigned optional; // inputs it also accepts
     unsigned outputs;  // API_BIT(API_OUT_*): what it returns by default (db only with b)
     bool selectable;   // whether the request's "outputs" may pick a subset
-    int spatial;       // spatial axes: 1 (conv1d: run as conv2d with H = 1) or 2
+    int spatial;       // spatial axes: 1 (conv1d: run as conv2d with H = 1), 2 or 3
     bool transposed;   // the adjoint of conv (core/conv_transpose.h); w is (C, F/groups, k...)
 } api_op;
 
@@ -78,15 +79,16 @@ typedef struct {
     const api_op *op; // NULL when the body named none (the URL may supply it)
     conv_dtype dtype; // every tensor's data is in this dtype
     api_tensor in[API_IN_COUNT];
-    int64_t stride[2]; // [sh, sw]
+    int64_t stride[3]; // [sh, sw] (conv3d: [sd, sh, sw]); one number fills every entry
     int stride_given;
-    int64_t dilation[2]; // [dh, dw]
+    int64_t dilation[3]; // [dh, dw] (conv3d: [dd, dh, dw])
     int dilation_given;
     api_pad_mode pad_mode;
-    int64_t padding[4]; // [top, bottom, left, right] when explicit
+    int64_t padding[6]; // [top, bottom, left, right] when explicit (conv3d: [front, back, top,
+                        // bottom, left, right])
     int padding_given;
     int64_t groups;
-    int64_t output_padding[2]; // [h, w]; transposed ops only
+    int64_t output_padding[3]; // [h, w]; transposed ops only (3 entries like stride)
     int output_padding_given;
     unsigned outputs; // API_BIT(API_OUT_*) named by "outputs"; 0 when absent
 } api_request;
@@ -96,7 +98,8 @@ void api_request_init(api_request *req);
 void api_request_free(api_request *req);
 
 // The request's path for one of its parameters: "stride" or "stride[1]", "padding[2]", ...
-// (`axis` is 0 for rows, 1 for columns; `side` 0 for the low side, 1 for the high side).
+// (`axis` is 0 for rows, 1 for columns, or 0-2 for depth, rows, columns when given == 3;
+// `side` 0 for the low side, 1 for the high side).
 const char *api_param_path(char *buf, size_t cap, const char *name, int given, int axis, int side);
 
 // What api_validate() makes of a request: what to compute and what it costs.
@@ -105,7 +108,9 @@ typedef struct {
     conv_geom geom;   // rank 2 and 3 requests are run as N = 1 (and C = F = 1 for rank 2);
                       // conv1d as H = kh = 1; a transposed op as its adjoint conv2d layer
                       // (core/conv_transpose.h)
-    int rank;         // of x (2, 3 or 4); every output comes back in this rank
+    conv3d_geom geom3; // conv3d: the layer (geom is then its stacked 2-d layer, which has
+                       // its FLOPs; core/conv3d.h)
+    int rank;         // of x (2 to 5); every output comes back in this rank
     unsigned outputs; // API_BIT(API_OUT_*) to compute
     int64_t flops;    // all passes together
 } api_plan;

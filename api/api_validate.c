@@ -98,6 +98,9 @@ static void family_forms(const api_op *op, const char **x_forms, const char **w_
     if (op->transposed) {
         *x_forms = "[N, C, H, W] or [C, H, W]";
         *w_form = "4-D [C, F/groups, kh, kw]";
+    } else if (op->spatial == 3) {
+        *x_forms = "[N, C, D, H, W] or [C, D, H, W]";
+        *w_form = "5-D [F, C/groups, kd, kh, kw]";
     } else if (op->spatial == 1) {
         *x_forms = "[N, C, L] or [C, L]";
         *w_form = "3-D [F, C/groups, k]";
@@ -121,15 +124,16 @@ static bool check_axes(const api_plan *plan, const api_request *req, api_error *
     family_name(family, sizeof family, op);
     const struct {
         const char *name;
-        int given, most;
+        int given, also; // also: a count allowed besides 1 and one per axis
     } params[] = {
-        {"stride", req->stride_given, op->spatial},
-        {"dilation", req->dilation_given, op->spatial},
-        {"padding", req->padding_given, op->spatial == 2 && !op->transposed ? 4 : op->spatial},
-        {"output_padding", req->output_padding_given, op->spatial},
+        {"stride", req->stride_given, 0},
+        {"dilation", req->dilation_given, 0},
+        {"padding", req->padding_given, op->spatial == 2 && !op->transposed ? 4 : 0},
+        {"output_padding", req->output_padding_given, 0},
     };
     for (size_t i = 0; i < sizeof params / sizeof *params; i++)
-        if (params[i].given > params[i].most)
+        if (params[i].given > 1 && params[i].given != op->spatial &&
+            params[i].given != params[i].also)
             return api_fail(err, API_E_INVALID_VALUE, params[i].name,
                             "%s has %d numbers but %s has %d spatial ax%s: give one integer%s",
                             params[i].name, params[i].given, family, op->spatial,
@@ -218,6 +222,34 @@ static bool read_transposed(api_plan *plan, const api_request *req, api_error *e
     return true;
 }
 
+// conv3d's geometry: x [N,C,D,H,W] or [C,D,H,W], w [F,C/G,kd,kh,kw]; plan->geom is set by
+// check_geometry once the layer is known to be valid.
+static bool read_3d(api_plan *plan, const api_request *req, api_error *err) {
+    const api_tensor *x = &req->in[API_IN_X], *w = &req->in[API_IN_W];
+    conv3d_geom *g = &plan->geom3;
+    *g = (conv3d_geom){.n = x->rank == 5 ? x->shape[0] : 1, .c = x->shape[x->rank - 4],
+                       .d = x->shape[x->rank - 3], .h = x->shape[x->rank - 2],
+                       .w = x->shape[x->rank - 1], .f = w->shape[0], .kd = w->shape[2],
+                       .kh = w->shape[3], .kw = w->shape[4], .groups = req->groups};
+    memcpy(g->stride, req->stride, sizeof g->stride);
+    memcpy(g->dilation, req->dilation, sizeof g->dilation);
+    if (req->pad_mode == API_PAD_SAME) {
+        if (g->stride[0] != 1 || g->stride[1] != 1 || g->stride[2] != 1)
+            return api_fail(err, API_E_INVALID_VALUE, "padding",
+                            "padding \"same\" needs stride 1 (as in PyTorch), but stride is "
+                            "[%" PRId64 ", %" PRId64 ", %" PRId64 "]; give the padding as "
+                            "numbers instead",
+                            g->stride[0], g->stride[1], g->stride[2]);
+        const int64_t k[3] = {g->kd, g->kh, g->kw};
+        for (int a = 0; a < 3; a++)
+            if (g->dilation[a] >= 1 && g->dilation[a] <= INT32_MAX && k[a] <= INT32_MAX)
+                conv_pad_same(k[a], g->dilation[a], &g->padding[2 * a], &g->padding[2 * a + 1]);
+    } else if (req->pad_mode == API_PAD_EXPLICIT) {
+        memcpy(g->padding, req->padding, sizeof g->padding);
+    }
+    return true;
+}
+
 // Ranks, and the geometry read off the shapes. conv2d: x [N,C,H,W], [C,H,W] or [H,W]; w
 // [F,C/G,kh,kw] (or [kh,kw] with a 2-D x). conv1d: x [N,C,L] or [C,L], w [F,C/G,k], run with
 // H = kh = 1. Transposed: see read_transposed.
@@ -242,6 +274,7 @@ static bool read_shapes(api_plan *plan, const api_request *req, api_error *err) 
     plan->rank = x->rank;
     if (!check_axes(plan, req, err)) return false;
     if (op->transposed) return read_transposed(plan, req, err);
+    if (op->spatial == 3) return read_3d(plan, req, err);
     conv_geom *g = &plan->geom;
     bool one_d = op->spatial == 1;
     g->n = x->rank == full ? x->shape[0] : 1;
@@ -278,18 +311,19 @@ static bool read_shapes(api_plan *plan, const api_request *req, api_error *err) 
 static void geom_field_path(char *buf, size_t cap, const char *field, const api_request *req,
                             const api_plan *plan) {
     const api_op *op = plan->op;
-    int full = op->spatial + 2;
+    int full = op->spatial + 2, deep = op->spatial == 3;
     // Each size's index in the family's full-rank tensor (-1: none, such as a transposed
     // op's output sizes); a tensor given with fewer axes lacks the leading ones.
     const struct {
         const char *field, *tensor;
         int index;
     } conv_dims[] = {
-        {"n", "x", 0},  {"c", "x", 1}, {"h", "x", op->spatial == 2 ? 2 : -1}, {"w", "x", full - 1},
-        {"f", "w", 0}, {"kh", "w", op->spatial == 2 ? 2 : -1}, {"kw", "w", full - 1},
+        {"n", "x", 0},  {"c", "x", 1}, {"d", "x", 2}, {"h", "x", op->spatial >= 2 ? full - 2 : -1},
+        {"w", "x", full - 1}, {"f", "w", 0}, {"kd", "w", 2},
+        {"kh", "w", op->spatial >= 2 ? full - 2 : -1}, {"kw", "w", full - 1},
     }, transposed_dims[] = {
-        {"n", "x", 0},  {"f", "x", 1},  {"c", "w", 1},  {"h", "", -1},
-        {"w", "", -1},  {"kh", "w", 2}, {"kw", "w", 3},
+        {"n", "x", 0},  {"f", "x", 1},  {"c", "w", 1},  {"h", "", -1}, {"w", "", -1},
+        {"kh", "w", 2}, {"kw", "w", 3}, {"d", "", -1}, {"kd", "", -1},
     };
     const __typeof__(conv_dims[0]) *dims = op->transposed ? transposed_dims : conv_dims;
     for (size_t i = 0; i < sizeof conv_dims / sizeof *conv_dims; i++)
@@ -306,14 +340,19 @@ static void geom_field_path(char *buf, size_t cap, const char *field, const api_
         const char *field, *param;
         int given, axis, side;
     } params[] = {
-        {"stride_h", "stride", req->stride_given, 0, 0},
-        {"stride_w", "stride", req->stride_given, 1, 0},
-        {"dilation_h", "dilation", req->dilation_given, 0, 0},
-        {"dilation_w", "dilation", req->dilation_given, 1, 0},
-        {"pad_top", "padding", req->padding_given, 0, 0},
-        {"pad_bottom", "padding", req->padding_given, 0, 1},
-        {"pad_left", "padding", req->padding_given, 1, 0},
-        {"pad_right", "padding", req->padding_given, 1, 1},
+        // conv3d's lists start with the depth, so rows and columns are one further on.
+        {"stride_d", "stride", req->stride_given, 0, 0},
+        {"stride_h", "stride", req->stride_given, 0 + deep, 0},
+        {"stride_w", "stride", req->stride_given, 1 + deep, 0},
+        {"dilation_d", "dilation", req->dilation_given, 0, 0},
+        {"dilation_h", "dilation", req->dilation_given, 0 + deep, 0},
+        {"dilation_w", "dilation", req->dilation_given, 1 + deep, 0},
+        {"pad_front", "padding", req->padding_given, 0, 0},
+        {"pad_back", "padding", req->padding_given, 0, 1},
+        {"pad_top", "padding", req->padding_given, 0 + deep, 0},
+        {"pad_bottom", "padding", req->padding_given, 0 + deep, 1},
+        {"pad_left", "padding", req->padding_given, 1 + deep, 0},
+        {"pad_right", "padding", req->padding_given, 1 + deep, 1},
     };
     for (size_t i = 0; i < sizeof params / sizeof *params; i++)
         if (strcmp(field, params[i].field) == 0) {
@@ -321,7 +360,7 @@ static void geom_field_path(char *buf, size_t cap, const char *field, const api_
                            params[i].side);
             return;
         }
-    snprintf(buf, cap, "%s", strcmp(field, "output") == 0 ? "" : field); // groups, x, w
+    snprintf(buf, cap, "%s", strncmp(field, "output", 6) == 0 ? "" : field); // groups, x, w
 }
 
 // Whether a conv_geom field is a layer parameter rather than a tensor size.
@@ -332,9 +371,12 @@ static bool is_parameter(const char *field) {
     return false;
 }
 
-static bool check_geometry(const api_plan *plan, const api_request *req, api_error *err) {
+static bool check_geometry(api_plan *plan, const api_request *req, api_error *err) {
     conv_error cerr = {0};
-    conv_status status = conv_geom_check(&plan->geom, req->dtype, &cerr);
+    bool deep = plan->op->spatial == 3;
+    conv_status status = deep ? conv3d_geom_check(&plan->geom3, req->dtype, &cerr)
+                              : conv_geom_check(&plan->geom, req->dtype, &cerr);
+    if (status == CONV_OK && deep) conv3d_plane_geom(&plan->geom, &plan->geom3);
     if (status == CONV_OK) return true;
     const char *field = cerr.field ? cerr.field : "";
     char path[96];
@@ -344,6 +386,9 @@ static bool check_geometry(const api_plan *plan, const api_request *req, api_err
         // The kernel does not fit: point at its size along the axis that fails.
         int wr = req->in[API_IN_W].rank;
         snprintf(path, sizeof path, "w.shape[%d]", conv_out_h(&plan->geom) < 1 ? wr - 2 : wr - 1);
+        code = API_E_KERNEL_TOO_LARGE;
+    } else if (strcmp(field, "output_d") == 0) {
+        snprintf(path, sizeof path, "w.shape[2]");
         code = API_E_KERNEL_TOO_LARGE;
     } else if (status == CONV_EOVERFLOW && !is_parameter(field)) {
         code = API_E_TOO_MANY_ELEMENTS; // a tensor too large, not a parameter out of range
@@ -357,17 +402,18 @@ static bool check_relations(const api_plan *plan, const api_request *req, api_er
     const api_tensor *w = &req->in[API_IN_W], *b = &req->in[API_IN_B], *dy = &req->in[API_IN_DY];
     char dims[160], want[160];
     int64_t f = plan->op->transposed ? g->c : g->f;
+    int64_t c = plan->op->spatial == 3 ? plan->geom3.c : g->c; // g is conv3d's stacked layer
     if (plan->op->transposed && w->shape[0] != g->f)
         return api_fail(err, API_E_SHAPE_MISMATCH, "w.shape[0]",
                         "w has %" PRId64 " input channels (w.shape[0]) but x has %" PRId64
                         "; a transposed convolution's w is [C, F/groups, kh, kw], C being x's "
                         "channels",
                         w->shape[0], g->f);
-    if (!plan->op->transposed && w->rank > 2 && w->shape[1] * g->groups != g->c)
+    if (!plan->op->transposed && w->rank > 2 && w->shape[1] * g->groups != c)
         return api_fail(err, API_E_SHAPE_MISMATCH, "w.shape[1]",
                         "w has %" PRId64 " input channels per group but x has %" PRId64
                         " channels and groups=%" PRId64 "; w.shape[1] must be %" PRId64,
-                        w->shape[1], g->c, g->groups, g->c / g->groups);
+                        w->shape[1], c, g->groups, c / g->groups);
     if (b->rank && b->rank != 1)
         return api_fail(err, API_E_SHAPE_MISMATCH, "b.shape",
                         "b has shape %s; it must be 1-D [F], one value per filter",
@@ -402,6 +448,14 @@ static bool check_relations(const api_plan *plan, const api_request *req, api_er
 
 static bool check_work(api_plan *plan, const api_request *req, const api_options *opt,
                        api_error *err) {
+    // conv3d stacks x once per depth tap of each output plane (core/conv3d.h): that copy is
+    // held to the per-tensor limit like the tensors themselves.
+    if (plan->op->spatial == 3 && conv_numel_x(&plan->geom) > opt->max_elements)
+        return api_fail(err, API_E_TOO_MANY_ELEMENTS, "",
+                        "conv3d works on a copy of x with one plane per output depth and kernel "
+                        "tap: %" PRId64 " elements here; this server takes at most %" PRId64
+                        " per tensor (max_elements): send smaller batches",
+                        conv_numel_x(&plan->geom), opt->max_elements);
     for (int o = 0; o < API_OUT_COUNT; o++) {
         if (!(plan->outputs & API_BIT(o))) continue;
         int64_t shape[API_MAX_RANK];

@@ -116,6 +116,8 @@ const http_route http_routes[] = {
     {"/v1/conv2d/backward", HTTP_POST, NULL, "conv2d.backward", http_handlers_v1_formats},
     {"/v1/conv1d/forward", HTTP_POST, NULL, "conv1d.forward", http_handlers_v1_formats},
     {"/v1/conv1d/backward", HTTP_POST, NULL, "conv1d.backward", http_handlers_v1_formats},
+    {"/v1/conv3d/forward", HTTP_POST, NULL, "conv3d.forward", http_handlers_v1_formats},
+    {"/v1/conv3d/backward", HTTP_POST, NULL, "conv3d.backward", http_handlers_v1_formats},
     {"/v1/conv_transpose2d/forward", HTTP_POST, NULL, "conv_transpose2d.forward",
      http_handlers_v1_formats},
     {"/v1/conv_transpose2d/backward", HTTP_POST, NULL, "conv_transpose2d.backward",

@@ -1,7 +1,7 @@
-// conv1d and conv_transpose2d through the v1 JSON door in-process (codec_run_json): random
-// layers forward and backward in both dtypes and every rank against the naive references
-// (conv1d: core/conv_ref.h on its own 2-d geometry with H = 1; conv_transpose2d:
-// tests/harness/ref_transpose.h), shapes in the rank sent, and every refusal with its code and
+// conv1d, conv3d and conv_transpose2d through the v1 JSON door in-process (codec_run_json):
+// random layers forward and backward in both dtypes and every rank against the naive references
+// (conv1d: core/conv_ref.h on its own 2-d geometry with H = 1; conv3d: tests/harness/ref_conv3d.h;
+// conv_transpose2d: tests/harness/ref_transpose.h), shapes in the rank sent, and every refusal with its code and
 // path. The golden cases of these families go through the doors with the others (api_harness).
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -14,6 +14,7 @@
 #include "api/codec/codec.h"
 #include "core/conv_ref.h"
 #include "server/blas_boot.h"
+#include "tests/harness/ref_conv3d.h"
 #include "tests/harness/ref_transpose.h"
 #include "tests/testlib.h"
 
@@ -274,6 +275,116 @@ static void test_conv_transpose2d(void) {
     CHECK(bad == 0, "conv_transpose2d: %d of %d trials off the reference", bad, TRIALS);
 }
 
+// Sends the backward body, then the same as the forward (op renamed, dy and outputs cut), and
+// compares every output with the reference answers want[y, dx, dw, db]; NULL when all match.
+static const char *send_both(const char *body, const char *family, double *const want[4],
+                             double *const scale[4], const int64_t *y_shape,
+                             const int64_t *x_shape, int x_rank, const int64_t *w_shape,
+                             int w_rank, int64_t f, double tol) {
+    int status;
+    cJSON *resp = run(body, &status);
+    const char *why = status != 200 ? "status" : NULL;
+    if (!why) why = compare(resp, "dx", want[1], scale[1], x_shape, x_rank, tol);
+    if (!why) why = compare(resp, "dw", want[2], scale[2], w_shape, w_rank, tol);
+    if (!why) why = compare(resp, "db", want[3], scale[3], &f, 1, tol);
+    cJSON_Delete(resp);
+    if (why) return why;
+    char backward[48], forward[48];
+    snprintf(backward, sizeof backward, "\"%s.backward\"", family);
+    snprintf(forward, sizeof forward, "\"%s.forward\"", family);
+    api_buf fwd = {0};
+    const char *op_at = strstr(body, backward), *dy_at = strstr(body, ", \"dy\"");
+    api_buf_put(&fwd, body, (size_t)(op_at - body));
+    api_buf_puts(&fwd, forward);
+    api_buf_put(&fwd, op_at + strlen(backward), (size_t)(dy_at - op_at - strlen(backward)));
+    api_buf_puts(&fwd, "}");
+    resp = run(fwd.data, &status);
+    why = status != 200 ? "forward status"
+                        : compare(resp, "y", want[0], scale[0], y_shape, x_rank, tol);
+    cJSON_Delete(resp);
+    api_buf_free(&fwd);
+    return why;
+}
+
+// conv3d: x [N,C,D,H,W] or [C,D,H,W], w [F,C/G,kd,kh,kw], parameters one integer or one per
+// axis, padding sometimes "same"; y, dx, dw, db against ref_conv3d.
+static void test_conv3d(void) {
+    int bad = 0;
+    for (int trial = 0; trial < TRIALS; trial++) {
+        conv_dtype dt = trial % 2 ? CONV_FLOAT64 : CONV_FLOAT32;
+        conv3d_geom g = {.groups = t_rand_int(&seed, 1, 2)};
+        g.n = t_rand_int(&seed, 1, 2);
+        g.c = g.groups * t_rand_int(&seed, 1, 2);
+        g.f = g.groups * t_rand_int(&seed, 1, 2);
+        g.d = t_rand_int(&seed, 1, 4);
+        g.h = t_rand_int(&seed, 1, 4);
+        g.w = t_rand_int(&seed, 1, 4);
+        g.kd = t_rand_int(&seed, 1, 3);
+        g.kh = t_rand_int(&seed, 1, 3);
+        g.kw = t_rand_int(&seed, 1, 3);
+        bool same = t_rand_int(&seed, 0, 4) == 0;
+        for (int a = 0; a < 3; a++) {
+            g.stride[a] = same ? 1 : t_rand_int(&seed, 1, 2);
+            g.dilation[a] = t_rand_int(&seed, 1, 2);
+            g.padding[2 * a] = g.padding[2 * a + 1] = t_rand_int(&seed, 0, 1);
+        }
+        const int64_t k[3] = {g.kd, g.kh, g.kw};
+        if (same)
+            for (int a = 0; a < 3; a++)
+                conv_pad_same(k[a], g.dilation[a], &g.padding[2 * a], &g.padding[2 * a + 1]);
+        if (ref3_out(&g, 0) < 1 || ref3_out(&g, 1) < 1 || ref3_out(&g, 2) < 1) continue;
+        bool batched = t_rand_int(&seed, 0, 1), bias = t_rand_int(&seed, 0, 1);
+        if (!batched) g.n = 1;
+        int xr = batched ? 5 : 4;
+        api_buf body = {0};
+        char pad[48];
+        if (same) snprintf(pad, sizeof pad, "\"same\"");
+        else snprintf(pad, sizeof pad, "[%lld, %lld, %lld]", (long long)g.padding[0],
+                      (long long)g.padding[2], (long long)g.padding[4]);
+        api_buf_printf(&body,
+                       "{\"op\": \"conv3d.backward\", \"dtype\": \"%s\", \"groups\": %lld, "
+                       "\"stride\": [%lld, %lld, %lld], \"dilation\": [%lld, %lld, %lld], "
+                       "\"padding\": %s",
+                       dt == CONV_FLOAT64 ? "float64" : "float32", (long long)g.groups,
+                       (long long)g.stride[0], (long long)g.stride[1], (long long)g.stride[2],
+                       (long long)g.dilation[0], (long long)g.dilation[1],
+                       (long long)g.dilation[2], pad);
+        int64_t xs[5] = {g.n, g.c, g.d, g.h, g.w}, ws[5] = {g.f, g.c / g.groups, g.kd, g.kh, g.kw},
+                ys[5] = {g.n, g.f, ref3_out(&g, 0), ref3_out(&g, 1), ref3_out(&g, 2)};
+        double *x = put_tensor(&body, "x", xs + 5 - xr, xr, &seed);
+        double *w = put_tensor(&body, "w", ws, 5, &seed);
+        double *b = bias ? put_tensor(&body, "b", &g.f, 1, &seed) : NULL;
+        double *dy = put_tensor(&body, "dy", ys + 5 - xr, xr, &seed);
+        api_buf_puts(&body, ", \"outputs\": [\"dx\", \"dw\", \"db\"]}");
+        int64_t counts[4] = {ref3_numel_y(&g), ref3_numel_x(&g), ref3_numel_w(&g), g.f};
+        double *want[4], *scale[4];
+        for (int i = 0; i < 4; i++) {
+            want[i] = malloc((size_t)counts[i] * sizeof(double));
+            scale[i] = malloc((size_t)counts[i] * sizeof(double));
+        }
+        double *ax = abs_copy(x, counts[1]), *aw = abs_copy(w, counts[2]),
+               *ab = abs_copy(b, g.f), *ady = abs_copy(dy, counts[0]);
+        ref3_forward(want[0], x, w, b, &g);
+        ref3_forward(scale[0], ax, aw, ab, &g);
+        ref3_backward_data(want[1], dy, w, &g);
+        ref3_backward_data(scale[1], ady, aw, &g);
+        ref3_backward_weights(want[2], dy, x, &g);
+        ref3_backward_weights(scale[2], ady, ax, &g);
+        ref3_backward_bias(want[3], dy, &g);
+        ref3_backward_bias(scale[3], ady, &g);
+        const char *why = send_both(body.data, "conv3d", want, scale, ys + 5 - xr, xs + 5 - xr,
+                                    xr, ws, 5, g.f, dt == CONV_FLOAT64 ? 1e-12 : 1e-5);
+        if (why && bad++ < 5) CHECK(false, "conv3d trial %d: %s: %.300s", trial, why, body.data);
+        for (int i = 0; i < 4; i++) {
+            free(want[i]);
+            free(scale[i]);
+        }
+        free(x), free(w), free(b), free(dy), free(ax), free(aw), free(ab), free(ady);
+        api_buf_free(&body);
+    }
+    CHECK(bad == 0, "conv3d: %d of %d trials off the reference", bad, TRIALS);
+}
+
 // Every rule of the new families refused with its code and path, never a 500.
 static void test_refusals(void) {
     const char *c1 = "{\"op\": \"conv1d.forward\", \"x\": [[1, 2, 3, 4]], \"w\": [[[1, 1]]]";
@@ -334,6 +445,45 @@ static void test_refusals(void) {
     expect_error(WITH(t2, ", \"stride\": -1"), 422, "invalid_value", "stride", "");
     expect_error(WITH(t2, ", \"padding\": [-1, 0]"), 422, "invalid_value", "padding[0]", "");
     expect_error(WITH(t2, ", \"dilation\": [1, 0]"), 422, "invalid_value", "dilation[1]", "");
+    const char *c3 = "{\"op\": \"conv3d.forward\", \"x\": {\"shape\": [1, 2, 3, 3], \"data\": "
+                     "[1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9]}, \"w\": "
+                     "{\"shape\": [1, 1, 2, 2, 2], \"data\": [1, 1, 1, 1, 1, 1, 1, 1]}";
+    expect_error(WITH(c3, ", \"stride\": [1, 2]"), 422, "invalid_value", "stride",
+                 "conv3d has 3 spatial axes");
+    expect_error(WITH(c3, ", \"padding\": [1, 1, 1, 1]"), 422, "invalid_value", "padding",
+                 "3 spatial axes");
+    expect_error(WITH(c3, ", \"dilation\": [1, 0, 1]"), 422, "invalid_value", "dilation[1]",
+                 "");
+    expect_error(WITH(c3, ", \"dilation\": [0, 1, 1]"), 422, "invalid_value", "dilation[0]",
+                 "depth dilation");
+    expect_error(WITH(c3, ", \"padding\": [0, 0, -1]"), 422, "invalid_value", "padding[2]",
+                 "");
+    expect_error(WITH(c3, ", \"dilation\": [3, 1, 1]"), 422, "kernel_too_large", "w.shape[2]",
+                 "along the depth");
+    expect_error(WITH(c3, ", \"padding\": \"same\", \"stride\": [1, 1, 2]"), 422,
+                 "invalid_value", "padding", "stride 1");
+    expect_error(WITH(c3, ", \"groups\": 2"), 422, "invalid_value", "groups", "");
+    expect_error(WITH(c3, ", \"output_padding\": [0, 0, 0]"), 422, "field_not_allowed",
+                 "output_padding", "");
+    expect_error("{\"op\": \"conv3d.forward\", \"x\": [[[1, 2], [3, 4]]], \"w\": [[[[[1]]]]]}", 422,
+                 "invalid_shape", "x.shape", "[N, C, D, H, W] or [C, D, H, W]");
+    expect_error("{\"op\": \"conv3d.forward\", \"x\": [[[[1, 2], [3, 4]]]], \"w\": [[[[1]]]]}", 422,
+                 "shape_mismatch", "w.shape", "5-D [F, C/groups, kd, kh, kw]");
+    expect_error("{\"op\": \"conv3d.forward\", \"x\": [[[[1, 2], [3, 4]]]], \"w\": [[[[[1]]], "
+                 "[[[1]]]]]}",
+                 422, "shape_mismatch", "w.shape[1]", "w.shape[1] must be 1");
+    api_options small;
+    api_options_default(&small);
+    small.max_elements = 20;
+    api_response r = {0};
+    const char *stacked = "{\"op\": \"conv3d.forward\", \"x\": {\"shape\": [1, 1, 4, 2, 2], "
+                          "\"data\": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}, \"w\": "
+                          "{\"shape\": [1, 1, 3, 1, 1], \"data\": [1, 1, 1]}, \"padding\": [1, 0, 0]}";
+    codec_run_json(&r, stacked, strlen(stacked), NULL, &small);
+    CHECK(r.status == 422 && r.body && strstr(r.body, "too_many_elements") &&
+              strstr(r.body, "conv3d works on a copy of x"),
+          "conv3d's stacked copy held to max_elements: %d %s", r.status, r.body ? r.body : "");
+    free(r.body);
 #undef WITH
 }
 
@@ -343,5 +493,6 @@ int main(int argc, char **argv) {
     test_refusals();
     test_conv1d();
     test_conv_transpose2d();
+    test_conv3d();
     return t_finish("test_api_family");
 }

@@ -372,14 +372,14 @@ static bool decode_pair(decoder *d, const cJSON *item, int which) {
     int *given = which == PARAM_STRIDE     ? &req->stride_given
                  : which == PARAM_DILATION ? &req->dilation_given
                                            : &req->output_padding_given;
-    int64_t v[2];
+    int64_t v[3];
     int n;
-    if (!codec_json_whole_numbers(v, &n, 2, d->doc, item, name,
-                                "an integer or a pair [h, w] of integers", API_E_INVALID_VALUE,
-                                d->err))
+    if (!codec_json_whole_numbers(v, &n, 3, d->doc, item, name,
+                                  "an integer or a list of one integer per spatial axis",
+                                  API_E_INVALID_VALUE, d->err))
         return false;
-    pair[0] = v[0];
-    pair[1] = v[n - 1];
+    // One number fills every axis; api_validate checks the count against the op's axes.
+    for (int i = 0; i < 3; i++) pair[i] = v[n == 1 ? 0 : i < n ? i : n - 1];
     *given = n;
     return true;
 }
@@ -387,7 +387,8 @@ static bool decode_pair(decoder *d, const cJSON *item, int which) {
 static bool decode_padding(decoder *d, const cJSON *item, int which) {
     api_request *req = d->req;
     const char *expected =
-        "an integer, [ph, pw], [top, bottom, left, right], \"same\" or \"valid\"";
+        "an integer, [ph, pw], [top, bottom, left, right], [pd, ph, pw] (conv3d), \"same\" or "
+        "\"valid\"";
     char quoted[48];
     if (cJSON_IsString(item)) {
         if (strcmp(item->valuestring, "same") == 0)
@@ -406,12 +407,13 @@ static bool decode_padding(decoder *d, const cJSON *item, int which) {
     if (!codec_json_whole_numbers(v, &n, 4, d->doc, item, "padding", expected, API_E_INVALID_VALUE,
                                 d->err))
         return false;
-    if (n == 3)
-        return api_fail(d->err, API_E_INVALID_VALUE, "padding",
-                        "padding has 3 numbers; it must be %s", expected);
-    int64_t ph = v[0], pw = v[n == 1 ? 0 : 1];
-    int64_t sides[4] = {ph, ph, pw, pw};
-    memcpy(req->padding, n == 4 ? v : sides, sizeof sides);
+    // Per side; api_validate checks the count against the op's axes (3: [pd, ph, pw]).
+    if (n == 4) {
+        memcpy(req->padding, v, 4 * sizeof *v);
+    } else {
+        for (int axis = 0; axis < 3; axis++)
+            req->padding[2 * axis] = req->padding[2 * axis + 1] = v[n == 1 ? 0 : axis < n ? axis : 0];
+    }
     req->pad_mode = API_PAD_EXPLICIT;
     req->padding_given = n;
     return true;
@@ -630,11 +632,16 @@ void codec_json_put_result(api_buf *out, const api_request *req, const api_plan 
     const conv_geom *g = &plan->geom;
     api_buf_printf(out,
                    "\"meta\":{\"op\":\"%s\",\"dtype\":\"%s\",\"elapsed_ms\":%.3f,"
-                   "\"threads\":%d,\"flops\":%" PRId64 ",\"padding\":[%" PRId64 ",%" PRId64
-                   ",%" PRId64 ",%" PRId64 "]",
+                   "\"threads\":%d,\"flops\":%" PRId64 ",\"padding\":[",
                    plan->op->name, req->dtype == CONV_FLOAT32 ? "float32" : "float64",
-                   res->elapsed_ms, res->threads, plan->flops, g->pad_top, g->pad_bottom,
-                   g->pad_left, g->pad_right);
+                   res->elapsed_ms, res->threads, plan->flops);
+    // Both sides of each spatial axis as applied: conv1d's one, conv3d's depth first.
+    if (plan->op->spatial == 3)
+        api_buf_printf(out, "%" PRId64 ",%" PRId64 ",", plan->geom3.padding[0],
+                       plan->geom3.padding[1]);
+    if (plan->op->spatial >= 2)
+        api_buf_printf(out, "%" PRId64 ",%" PRId64 ",", g->pad_top, g->pad_bottom);
+    api_buf_printf(out, "%" PRId64 ",%" PRId64 "]", g->pad_left, g->pad_right);
     bool warned = false;
     for (int o = 0; o < API_OUT_COUNT; o++) {
         if (!non_finite[o]) continue;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Makes the golden cases of tests/golden/ with PyTorch (Debian's python3-torch): conv2d in
-tests/golden/*.json, the other ops of the family (conv1d, conv_transpose2d) in
+tests/golden/*.json, the other ops of the family (conv1d, conv3d, conv_transpose2d) in
 tests/golden/family/*.json, whose files also carry "family" (the op's name before the dot).
 
 Each case is one JSON file: {"name", "request": {v1 fields, x, w, b?, dy}, "expected": {y, dx,
@@ -41,7 +41,8 @@ CASES = [
     ("groups3_stride3_leftover", "float32", [1, 6, 10, 11], [9, 2, 2, 3], True, 3, 0, 1, 3),
 ]
 
-# The other families: name, family, dtype, x shape, w shape (PyTorch's), bias?, stride, padding,
+# The other families (conv1d, conv3d, conv_transpose2d): name, family, dtype, x shape, w shape
+# (PyTorch's), bias?, stride, padding,
 # dilation, groups, output_padding (transposed only).
 FAMILY_CASES = [
     ("conv1d_basic", "conv1d", "float64", [2, 3, 11], [4, 3, 3], True, 1, 1, 1, 1, None),
@@ -49,6 +50,12 @@ FAMILY_CASES = [
      None),
     ("conv1d_same_even", "conv1d", "float32", [3, 3, 9], [5, 3, 4], False, 1, "same", 1, 1, None),
     ("conv1d_one_signal", "conv1d", "float64", [2, 7], [3, 2, 2], True, 3, 0, 1, 1, None),
+    ("conv3d_basic", "conv3d", "float64", [2, 2, 4, 5, 4], [3, 2, 3, 3, 2], True, 1, 1, 1, 1,
+     None),
+    ("conv3d_strided_dilated_groups", "conv3d", "float64", [1, 4, 7, 6, 5], [4, 2, 2, 3, 2], True,
+     [2, 1, 2], [1, 0, 1], [2, 1, 1], 2, None),
+    ("conv3d_same_float32", "conv3d", "float32", [3, 5, 4, 6], [2, 3, 2, 3, 3], False, 1, "same",
+     1, 1, None),
     ("conv_transpose2d_upsample", "conv_transpose2d", "float64", [2, 4, 5, 5], [4, 3, 4, 4],
      True, 2, 1, 1, 1, 0),
     ("conv_transpose2d_output_padding", "conv_transpose2d", "float64", [1, 2, 4, 3],
@@ -126,6 +133,8 @@ def make_family_case(index, name, family, dtype, x_shape, w_shape, bias, stride,
 
     if family == "conv1d":
         y = F.conv1d(x, w, b, arg(stride), arg(padding), arg(dilation), groups)
+    elif family == "conv3d":
+        y = F.conv3d(x, w, b, arg(stride), arg(padding), arg(dilation), groups)
     else:
         y = F.conv_transpose2d(x, w, b, arg(stride), arg(padding), arg(output_padding), groups,
                                arg(dilation))

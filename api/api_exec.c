@@ -123,6 +123,33 @@ static double now_ms(void) {
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
+// padding_mode other than zeros (core/conv_pad.h): the passes run on a padded copy of x with
+// no padding, and dx is folded back from the padded shape. Fills *run_req and *run_plan with
+// what the passes see and, when dx is asked for, *dxp with room for its padded form (both
+// copies are the caller's to free). Without a padding mode they are req and plan themselves.
+static bool pad_input(api_request *run_req, api_plan *run_plan, void **xp, void **dxp,
+                      const api_request *req, const api_plan *plan, api_error *err) {
+    *run_req = *req; // tensors borrowed, never freed through the copy
+    *run_plan = *plan;
+    *xp = *dxp = NULL;
+    if (req->padding_mode == CONV_PAD_ZEROS) return true;
+    int64_t dims[3], pad[6], planes = api_plan_pad_layout(plan, dims, pad);
+    api_plan_unpad(run_plan);
+    size_t bytes = (size_t)conv_numel_x(&run_plan->geom) * conv_dtype_size(req->dtype);
+    if (plan->op->spatial == 3)
+        bytes = (size_t)(run_plan->geom3.n * run_plan->geom3.c * run_plan->geom3.d *
+                         run_plan->geom3.h * run_plan->geom3.w) *
+                conv_dtype_size(req->dtype);
+    *xp = malloc(bytes);
+    *dxp = plan->outputs & API_BIT(API_OUT_DX) ? malloc(bytes) : NULL;
+    if (!*xp || ((plan->outputs & API_BIT(API_OUT_DX)) && !*dxp))
+        return api_fail(err, API_E_INTERNAL, "", "out of memory for %zu bytes of padded input",
+                        bytes);
+    conv_pad_apply(*xp, req->in[API_IN_X].data, planes, dims, pad, req->padding_mode, req->dtype);
+    run_req->in[API_IN_X].data = *xp;
+    return true;
+}
+
 bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
                  const api_options *opt, api_error *err) {
     *res = (api_result){.threads = opt->threads > 0 ? opt->threads : 1};
@@ -138,31 +165,42 @@ bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
             return api_fail(err, API_E_INTERNAL, "", "out of memory for %s (%lld elements)",
                             api_output_names[o], (long long)t->numel);
     }
-    size_t bytes = plan->op->spatial == 3
-                       ? conv3d_workspace_size(&plan->geom3, req->dtype, res->threads,
+    api_request run_req;
+    api_plan run_plan;
+    void *xp, *dxp;
+    bool ok = pad_input(&run_req, &run_plan, &xp, &dxp, req, plan, err);
+    size_t bytes = run_plan.op->spatial == 3
+                       ? conv3d_workspace_size(&run_plan.geom3, req->dtype, res->threads,
                                                opt->workspace_cap)
-                       : conv_workspace_size(&plan->geom, req->dtype, res->threads,
+                       : conv_workspace_size(&run_plan.geom, req->dtype, res->threads,
                                              opt->workspace_cap);
     bytes = (bytes + 63) & ~(size_t)63;
-    void *workspace = bytes ? aligned_alloc(64, bytes) : NULL;
-    if (bytes && !workspace)
-        return api_fail(err, API_E_INTERNAL, "", "out of memory for %zu bytes of scratch", bytes);
+    void *workspace = ok && bytes ? aligned_alloc(64, bytes) : NULL;
+    if (ok && bytes && !workspace)
+        ok = api_fail(err, API_E_INTERNAL, "", "out of memory for %zu bytes of scratch", bytes);
     res->workspace_bytes = bytes;
     conv_exec ex = {.workspace = workspace, .workspace_bytes = bytes, .threads = res->threads};
     double start = now_ms();
-    bool ok = true;
     const pass_fn *run = plan->op->transposed      ? transposed_passes
                          : plan->op->spatial == 3 ? passes_3d
                                                   : passes;
     for (int o = 0; o < API_OUT_COUNT && ok; o++) {
         if (!(plan->outputs & API_BIT(o))) continue;
         conv_error cerr = {0};
-        if (run[o](res->out[o].data, req, plan, req->dtype, &ex, &cerr) != CONV_OK)
+        void *out = o == API_OUT_DX && dxp ? dxp : res->out[o].data;
+        if (run[o](out, &run_req, &run_plan, req->dtype, &ex, &cerr) != CONV_OK)
             ok = api_fail(err, API_E_INTERNAL, "", "computing %s failed: %s", api_output_names[o],
                           cerr.message);
     }
+    if (ok && dxp) { // dx through the padding: each copied cell's gradient added back
+        int64_t dims[3], pad[6], planes = api_plan_pad_layout(plan, dims, pad);
+        conv_pad_fold(res->out[API_OUT_DX].data, dxp, planes, dims, pad, req->padding_mode,
+                      req->dtype);
+    }
     res->elapsed_ms = now_ms() - start;
     free(workspace);
+    free(xp);
+    free(dxp);
     return ok;
 }
 

@@ -138,6 +138,36 @@ int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const 
     }
 }
 
+int64_t api_plan_pad_layout(const api_plan *plan, int64_t dims[3], int64_t pad[6]) {
+    if (plan->op->spatial == 3) {
+        const conv3d_geom *g = &plan->geom3;
+        memcpy(dims, (int64_t[3]){g->d, g->h, g->w}, 3 * sizeof *dims);
+        memcpy(pad, g->padding, 6 * sizeof *pad);
+        return g->n * g->c;
+    }
+    const conv_geom *g = &plan->geom; // conv1d's H is 1, unpadded
+    memcpy(dims, (int64_t[3]){1, g->h, g->w}, 3 * sizeof *dims);
+    memcpy(pad, (int64_t[6]){0, 0, g->pad_top, g->pad_bottom, g->pad_left, g->pad_right},
+           6 * sizeof *pad);
+    return g->n * g->c;
+}
+
+void api_plan_unpad(api_plan *plan) {
+    if (plan->op->spatial == 3) {
+        conv3d_geom *g = &plan->geom3;
+        g->d += g->padding[0] + g->padding[1];
+        g->h += g->padding[2] + g->padding[3];
+        g->w += g->padding[4] + g->padding[5];
+        memset(g->padding, 0, sizeof g->padding);
+        conv3d_plane_geom(&plan->geom, g);
+        return;
+    }
+    conv_geom *g = &plan->geom;
+    g->h += g->pad_top + g->pad_bottom;
+    g->w += g->pad_left + g->pad_right;
+    g->pad_top = g->pad_bottom = g->pad_left = g->pad_right = 0;
+}
+
 int64_t api_outputs_flops(const api_plan *plan) {
     // y, dx and dw are each one GEMM-sized pass (api_exec.c), the same for a transposed op.
     int64_t total = 0;

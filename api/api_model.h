@@ -10,6 +10,7 @@
 #include "api/api_errors.h"
 #include "core/conv.h"
 #include "core/conv3d.h"
+#include "core/conv_pad.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "binary tensors are little-endian on the wire and are used in place: a little-endian host is needed"
@@ -88,6 +89,7 @@ typedef struct {
                         // bottom, left, right])
     int padding_given;
     int64_t groups;
+    conv_pad_mode padding_mode; // how padding is filled: zeros (default) or copies of x
     int64_t output_padding[3]; // [h, w]; transposed ops only (3 entries like stride)
     int output_padding_given;
     unsigned outputs; // API_BIT(API_OUT_*) named by "outputs"; 0 when absent
@@ -120,6 +122,14 @@ typedef struct {
 // geometry passed validation.
 int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const api_plan *plan,
                      api_output out);
+
+// x as (planes, D, H, W) and the plan's padding per side (front, back, top, bottom, left,
+// right), the layout core/conv_pad.h transforms; returns the number of planes (N*C).
+int64_t api_plan_pad_layout(const api_plan *plan, int64_t dims[3], int64_t pad[6]);
+
+// The plan of the same layer run on its input padded beforehand: sizes grown by the padding,
+// no padding left (how a padding_mode other than zeros is computed).
+void api_plan_unpad(api_plan *plan);
 
 // The FLOPs of computing the plan's outputs; saturates at INT64_MAX.
 int64_t api_outputs_flops(const api_plan *plan);

@@ -396,6 +396,31 @@ static bool check_geometry(api_plan *plan, const api_request *req, api_error *er
     return api_fail(err, code, path, "%s", cerr.message);
 }
 
+// padding_mode: what PyTorch allows (not for transposed convolutions; reflect needs each pad
+// smaller than its axis, circular at most its axis).
+static bool check_padding_mode(const api_plan *plan, const api_request *req, api_error *err) {
+    conv_pad_mode mode = req->padding_mode;
+    if (mode == CONV_PAD_ZEROS) return true;
+    const char *name = conv_pad_mode_name(mode);
+    if (plan->op->transposed)
+        return api_fail(err, API_E_INVALID_VALUE, "padding_mode",
+                        "padding_mode \"%s\": transposed convolutions take only \"zeros\" (as "
+                        "in PyTorch)",
+                        name);
+    int64_t dims[3], pad[6];
+    api_plan_pad_layout(plan, dims, pad);
+    int axis = conv_pad_check(mode, dims, pad);
+    if (axis < 0) return true;
+    static const char *const axes[] = {"depth", "height", "width"};
+    // conv1d and conv2d have no depth; conv1d's one axis is the width.
+    return api_fail(err, API_E_INVALID_VALUE, "padding",
+                    "padding_mode \"%s\" needs each padding %s the input's size along its axis, "
+                    "but along the %s the padding is %" PRId64 " and %" PRId64 " and the input "
+                    "has %" PRId64,
+                    name, mode == CONV_PAD_REFLECT ? "smaller than" : "at most", axes[axis],
+                    pad[2 * axis], pad[2 * axis + 1], dims[axis]);
+}
+
 // What core cannot see: the shapes of w, b and dy against x and the geometry.
 static bool check_relations(const api_plan *plan, const api_request *req, api_error *err) {
     const conv_geom *g = &plan->geom;
@@ -450,6 +475,19 @@ static bool check_work(api_plan *plan, const api_request *req, const api_options
                        api_error *err) {
     // conv3d stacks x once per depth tap of each output plane (core/conv3d.h): that copy is
     // held to the per-tensor limit like the tensors themselves.
+    if (req->padding_mode != CONV_PAD_ZEROS) { // the padded copy of x (api_exec.c)
+        int64_t dims[3], pad[6], numel = api_plan_pad_layout(plan, dims, pad);
+        bool overflow = false;
+        for (int a = 0; a < 3; a++)
+            overflow |= __builtin_mul_overflow(numel, dims[a] + pad[2 * a] + pad[2 * a + 1], &numel);
+        if (overflow || numel > opt->max_elements)
+            return api_fail(err, API_E_TOO_MANY_ELEMENTS, "",
+                            "padding_mode \"%s\" works on a padded copy of x: %" PRId64
+                            " elements here; this server takes at most %" PRId64
+                            " per tensor (max_elements): send smaller batches",
+                            conv_pad_mode_name(req->padding_mode), overflow ? INT64_MAX : numel,
+                            opt->max_elements);
+    }
     if (plan->op->spatial == 3 && conv_numel_x(&plan->geom) > opt->max_elements)
         return api_fail(err, API_E_TOO_MANY_ELEMENTS, "",
                         "conv3d works on a copy of x with one plane per output depth and kernel "
@@ -489,5 +527,6 @@ bool api_validate(api_plan *plan, const api_request *req, const char *op_from_pa
         if (req->in[i].rank && !check_limits(&req->in[i], api_input_names[i], opt, err))
             return false;
     return read_shapes(plan, req, err) && check_geometry(plan, req, err) &&
-           check_relations(plan, req, err) && check_work(plan, req, opt, err);
+           check_padding_mode(plan, req, err) && check_relations(plan, req, err) &&
+           check_work(plan, req, opt, err);
 }

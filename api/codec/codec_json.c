@@ -419,6 +419,22 @@ static bool decode_padding(decoder *d, const cJSON *item, int which) {
     return true;
 }
 
+static bool decode_padding_mode(decoder *d, const cJSON *item, int which) {
+    const char *expected = "\"zeros\", \"reflect\", \"replicate\" or \"circular\"";
+    char quoted[48];
+    if (!cJSON_IsString(item))
+        return api_fail(d->err, API_E_INVALID_TYPE, "padding_mode",
+                        "padding_mode must be %s; got %s", expected, codec_json_type_name(item));
+    for (int mode = CONV_PAD_ZEROS; mode <= CONV_PAD_CIRCULAR; mode++)
+        if (strcmp(item->valuestring, conv_pad_mode_name((conv_pad_mode)mode)) == 0) {
+            d->req->padding_mode = (conv_pad_mode)mode;
+            return true;
+        }
+    return api_fail(d->err, API_E_INVALID_VALUE, "padding_mode",
+                    "padding_mode \"%s\" is not one of %s",
+                    api_quote(quoted, sizeof quoted, item->valuestring), expected);
+}
+
 static bool decode_groups(decoder *d, const cJSON *item, int which) {
     if (!cJSON_IsNumber(item))
         return api_fail(d->err, API_E_INVALID_TYPE, "groups", "groups must be an integer; got %s",
@@ -470,6 +486,7 @@ static const struct {
     {"dy", decode_tensor, API_IN_DY},
     {"stride", decode_pair, PARAM_STRIDE},
     {"padding", decode_padding, 0},
+    {"padding_mode", decode_padding_mode, 0},
     {"dilation", decode_pair, PARAM_DILATION},
     {"groups", decode_groups, 0},
     {"output_padding", decode_pair, PARAM_OUTPUT_PADDING},

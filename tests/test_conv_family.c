@@ -1,3 +1,5 @@
+// Padding modes (core/conv_pad.h): the padded input against NumPy's definitions of the modes
+// written here, and fold against apply by the adjoint identity <apply(x), v> = <x, fold(v)>.
 // The family's other layers in core against independent naive references: transposed
 // convolution (core/conv_transpose.h, the adjoint of conv2d) against tests/harness/ref_transpose.h
 // and conv3d (core/conv3d.h, stacked depth taps on conv2d) against tests/harness/ref_conv3d.h:
@@ -10,6 +12,7 @@
 #include <string.h>
 
 #include "core/conv3d.h"
+#include "core/conv_pad.h"
 #include "core/conv_transpose.h"
 #include "server/blas_boot.h"
 #include "tests/harness/conv_harness.h"
@@ -421,9 +424,75 @@ static void test_hand_case(void) {
     conv_scratch_free(&s);
 }
 
+// numpy.pad's index rules, one axis: position p of the padded axis reads x at the index
+// returned (reflect mirrors without repeating the edge, "symmetric" would repeat it).
+static int64_t numpy_source(int64_t p, int64_t n, int64_t lo, conv_pad_mode mode) {
+    int64_t i = p - lo;
+    if (mode == CONV_PAD_REPLICATE) return i < 0 ? 0 : i >= n ? n - 1 : i;
+    if (mode == CONV_PAD_CIRCULAR) {
+        while (i < 0) i += n;
+        while (i >= n) i -= n;
+        return i;
+    }
+    while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i; // reflect
+    return i;
+}
+
+static void test_padding_modes(void) {
+    uint64_t rng = 7;
+    int bad_apply = 0, bad_adjoint = 0, trials = 0;
+    for (int trial = 0; trial < 600; trial++) {
+        conv_pad_mode mode = (conv_pad_mode)t_rand_int(&rng, CONV_PAD_REFLECT, CONV_PAD_CIRCULAR);
+        int64_t dims[3], pad[6], planes = t_rand_int(&rng, 1, 3);
+        for (int a = 0; a < 3; a++) {
+            dims[a] = t_rand_int(&rng, 1, 5);
+            for (int side = 0; side < 2; side++) pad[2 * a + side] = t_rand_int(&rng, 0, dims[a]);
+        }
+        if (conv_pad_check(mode, dims, pad) >= 0) continue;
+        trials++;
+        int64_t pd[3], nx = planes, np = planes;
+        for (int a = 0; a < 3; a++) {
+            pd[a] = dims[a] + pad[2 * a] + pad[2 * a + 1];
+            nx *= dims[a];
+            np *= pd[a];
+        }
+        double *x = random_values(nx, &rng), *v = random_values(np, &rng);
+        double *xp = conv_xmalloc((size_t)np * sizeof *xp), *fx = conv_xmalloc((size_t)nx * sizeof *fx);
+        conv_pad_apply(xp, x, planes, dims, pad, mode, CONV_FLOAT64);
+        conv_pad_fold(fx, v, planes, dims, pad, mode, CONV_FLOAT64);
+        for (int64_t q = 0, k = 0; q < planes; q++)
+            for (int64_t a = 0; a < pd[0]; a++)
+                for (int64_t b = 0; b < pd[1]; b++)
+                    for (int64_t c = 0; c < pd[2]; c++, k++) {
+                        int64_t i = ((q * dims[0] + numpy_source(a, dims[0], pad[0], mode)) * dims[1] +
+                                     numpy_source(b, dims[1], pad[2], mode)) * dims[2] +
+                                    numpy_source(c, dims[2], pad[4], mode);
+                        bad_apply += xp[k] != x[i];
+                    }
+        double lhs = 0, rhs = 0, mag = 0;
+        for (int64_t k = 0; k < np; k++) lhs += xp[k] * v[k], mag += fabs(xp[k] * v[k]);
+        for (int64_t k = 0; k < nx; k++) rhs += x[k] * fx[k];
+        bad_adjoint += !(fabs(lhs - rhs) <= 1e-12 * mag);
+        free(x), free(v), free(xp), free(fx);
+    }
+    CHECK(trials > 300 && bad_apply == 0, "padding modes: %d cells off numpy's rules in %d trials",
+          bad_apply, trials);
+    CHECK(bad_adjoint == 0, "padding modes: fold is not apply's adjoint in %d of %d trials",
+          bad_adjoint, trials);
+    int64_t dims[3] = {1, 1, 3};
+    CHECK(conv_pad_check(CONV_PAD_REFLECT, dims, (int64_t[6]){0, 0, 0, 0, 2, 3}) == 2 &&
+              conv_pad_check(CONV_PAD_REFLECT, dims, (int64_t[6]){0, 0, 0, 0, 2, 2}) == -1 &&
+              conv_pad_check(CONV_PAD_CIRCULAR, dims, (int64_t[6]){0, 0, 0, 0, 3, 3}) == -1 &&
+              conv_pad_check(CONV_PAD_CIRCULAR, dims, (int64_t[6]){0, 0, 0, 0, 0, 4}) == 2 &&
+              conv_pad_check(CONV_PAD_REPLICATE, dims, (int64_t[6]){0, 0, 0, 0, 9, 9}) == -1 &&
+              conv_pad_check(CONV_PAD_REFLECT, dims, (int64_t[6]){1, 0, 0, 0, 0, 0}) == 0,
+          "PyTorch's limits: reflect < size, circular <= size, replicate any");
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     blas_boot(argv);
+    test_padding_modes();
     test_hand_case();
     test_finite_differences();
     test_sweep();

@@ -43,7 +43,8 @@ CASES = [
 
 # The other families (conv1d, conv3d, conv_transpose2d): name, family, dtype, x shape, w shape
 # (PyTorch's), bias?, stride, padding,
-# dilation, groups, output_padding (transposed only).
+# dilation, groups, output_padding (transposed only), and optionally padding_mode (conv only:
+# applied with F.pad, then the conv unpadded, as torch.nn.ConvNd does).
 FAMILY_CASES = [
     ("conv1d_basic", "conv1d", "float64", [2, 3, 11], [4, 3, 3], True, 1, 1, 1, 1, None),
     ("conv1d_stride2_dilated", "conv1d", "float64", [1, 4, 17], [6, 2, 3], True, [2], [2], [2], 2,
@@ -56,6 +57,18 @@ FAMILY_CASES = [
      [2, 1, 2], [1, 0, 1], [2, 1, 1], 2, None),
     ("conv3d_same_float32", "conv3d", "float32", [3, 5, 4, 6], [2, 3, 2, 3, 3], False, 1, "same",
      1, 1, None),
+    ("conv2d_reflect", "conv2d", "float64", [2, 3, 5, 6], [4, 3, 3, 3], True, 1, [2, 1], 1, 1,
+     None, "reflect"),
+    ("conv2d_replicate_strided", "conv2d", "float64", [1, 2, 6, 5], [3, 2, 3, 2], True, [2, 1],
+     [1, 3], [1, 2], 1, None, "replicate"),
+    ("conv2d_circular_groups", "conv2d", "float32", [2, 4, 4, 5], [4, 2, 3, 3], True, 1, [4, 5], 1,
+     2, None, "circular"),
+    ("conv1d_reflect", "conv1d", "float64", [2, 2, 7], [3, 2, 4], True, 2, 3, 1, 1, None,
+     "reflect"),
+    ("conv3d_circular", "conv3d", "float64", [1, 2, 3, 4, 4], [2, 2, 2, 3, 3], True, 1, [1, 2, 1],
+     1, 1, None, "circular"),
+    ("conv3d_replicate_same", "conv3d", "float64", [2, 3, 4, 3], [2, 2, 3, 2, 3], False, 1, "same",
+     1, 1, None, "replicate"),
     ("conv_transpose2d_upsample", "conv_transpose2d", "float64", [2, 4, 5, 5], [4, 3, 4, 4],
      True, 2, 1, 1, 1, 0),
     ("conv_transpose2d_output_padding", "conv_transpose2d", "float64", [1, 2, 4, 3],
@@ -115,7 +128,7 @@ def make_case(index, name, dtype, x_shape, w_shape, bias, stride, padding, dilat
 
 
 def make_family_case(index, name, family, dtype, x_shape, w_shape, bias, stride, padding,
-                     dilation, groups, output_padding):
+                     dilation, groups, output_padding, padding_mode="zeros"):
     gen = torch.Generator().manual_seed(2000 + index)
 
     def normal(shape):
@@ -131,10 +144,25 @@ def make_family_case(index, name, family, dtype, x_shape, w_shape, bias, stride,
     def arg(v):
         return tuple(v) if isinstance(v, list) else v
 
-    if family == "conv1d":
-        y = F.conv1d(x, w, b, arg(stride), arg(padding), arg(dilation), groups)
-    elif family == "conv3d":
-        y = F.conv3d(x, w, b, arg(stride), arg(padding), arg(dilation), groups)
+    convs = {"conv1d": F.conv1d, "conv2d": F.conv2d, "conv3d": F.conv3d}
+    if padding_mode != "zeros":
+        axes = len(w_shape) - 2
+        if padding == "same":
+            pads = []
+            for k, d in zip(w_shape[2:], [dilation] * axes if isinstance(dilation, int) else dilation):
+                total = d * (k - 1)
+                pads.append((total // 2, total - total // 2))
+        else:
+            each = [padding] * axes if isinstance(padding, int) else padding
+            pads = [(p, p) for p in each]
+        flat = [side for lo_hi in reversed(pads) for side in lo_hi]  # last axis first
+        batched = len(x_shape) == axes + 2
+        xb = x if batched else x.unsqueeze(0)
+        y = convs[family](F.pad(xb, flat, mode=padding_mode), w, b, arg(stride), 0,
+                          arg(dilation), groups)
+        y = y if batched else y.squeeze(0)
+    elif family in convs:
+        y = convs[family](x, w, b, arg(stride), arg(padding), arg(dilation), groups)
     else:
         y = F.conv_transpose2d(x, w, b, arg(stride), arg(padding), arg(output_padding), groups,
                                arg(dilation))
@@ -144,6 +172,8 @@ def make_family_case(index, name, family, dtype, x_shape, w_shape, bias, stride,
                "dilation": dilation, "groups": groups}
     if transposed:
         request["output_padding"] = output_padding
+    if padding_mode != "zeros":
+        request["padding_mode"] = padding_mode
     request["x"] = tensor_json(x, dtype)
     request["w"] = tensor_json(w, dtype)
     if bias:

@@ -385,6 +385,104 @@ static void test_conv3d(void) {
     CHECK(bad == 0, "conv3d: %d of %d trials off the reference", bad, TRIALS);
 }
 
+// numpy.pad's rule for one axis (reflect without repeating the edge, replicate, wrap), written
+// apart from core/conv_pad.c.
+static int64_t pad_source(int64_t p, int64_t n, int64_t lo, int mode) {
+    int64_t i = p - lo;
+    if (mode == 2) return i < 0 ? 0 : i >= n ? n - 1 : i; // replicate
+    while (i < 0 || i >= n)
+        i = mode == 3 ? (i < 0 ? i + n : i - n) : (i < 0 ? -i : 2 * (n - 1) - i);
+    return i;
+}
+
+// conv2d with padding_mode reflect (1), replicate (2) or circular (3): y against conv_ref on x
+// padded here, dx against conv_ref's dx of the padded input summed back onto the cells copied.
+static void test_padding_modes(void) {
+    static const char *const modes[] = {"zeros", "reflect", "replicate", "circular"};
+    int bad = 0, run = 0;
+    for (int trial = 0; trial < TRIALS; trial++) {
+        int mode = (int)t_rand_int(&seed, 1, 3);
+        conv_dtype dt = trial % 2 ? CONV_FLOAT64 : CONV_FLOAT32;
+        conv_geom g = {.n = t_rand_int(&seed, 1, 2), .groups = 1, .stride_h = t_rand_int(&seed, 1, 2),
+                       .stride_w = t_rand_int(&seed, 1, 2), .dilation_h = 1,
+                       .dilation_w = t_rand_int(&seed, 1, 2)};
+        g.c = t_rand_int(&seed, 1, 2);
+        g.f = t_rand_int(&seed, 1, 2);
+        g.h = t_rand_int(&seed, 2, 5);
+        g.w = t_rand_int(&seed, 2, 5);
+        g.kh = t_rand_int(&seed, 1, 3);
+        g.kw = t_rand_int(&seed, 1, 3);
+        int64_t ph = t_rand_int(&seed, 0, mode == 1 ? g.h - 1 : g.h);
+        int64_t pw = t_rand_int(&seed, 0, mode == 1 ? g.w - 1 : g.w);
+        // The padded layer with no padding: what PyTorch runs after F.pad.
+        conv_geom gp = g;
+        gp.h += 2 * ph;
+        gp.w += 2 * pw;
+        int64_t ho = conv_ref_out_size(gp.h, g.kh, g.stride_h, 1, 0, 0),
+                wo = conv_ref_out_size(gp.w, g.kw, g.stride_w, g.dilation_w, 0, 0);
+        if (ho < 1 || wo < 1) continue;
+        run++;
+        api_buf body = {0};
+        api_buf_printf(&body,
+                       "{\"op\": \"conv2d.backward\", \"dtype\": \"%s\", \"padding_mode\": \"%s\", "
+                       "\"stride\": [%lld, %lld], \"dilation\": [1, %lld], \"padding\": [%lld, %lld]",
+                       dt == CONV_FLOAT64 ? "float64" : "float32", modes[mode],
+                       (long long)g.stride_h, (long long)g.stride_w, (long long)g.dilation_w,
+                       (long long)ph, (long long)pw);
+        int64_t xs[4] = {g.n, g.c, g.h, g.w}, ws[4] = {g.f, g.c, g.kh, g.kw},
+                ys[4] = {g.n, g.f, ho, wo};
+        double *x = put_tensor(&body, "x", xs, 4, &seed);
+        double *w = put_tensor(&body, "w", ws, 4, &seed);
+        double *b = put_tensor(&body, "b", &g.f, 1, &seed);
+        double *dy = put_tensor(&body, "dy", ys, 4, &seed);
+        api_buf_puts(&body, ", \"outputs\": [\"dx\", \"dw\", \"db\"]}");
+        int64_t nx = g.n * g.c * g.h * g.w, np = g.n * g.c * gp.h * gp.w, nw = g.f * g.c * g.kh * g.kw,
+                ny = g.n * g.f * ho * wo;
+        double *xp = malloc((size_t)np * sizeof *xp), *dxp = malloc((size_t)np * sizeof *dxp);
+        double *want[4], *scale[4];
+        int64_t counts[4] = {ny, nx, nw, g.f};
+        for (int i = 0; i < 4; i++) {
+            want[i] = calloc((size_t)counts[i], sizeof(double));
+            scale[i] = calloc((size_t)counts[i], sizeof(double));
+        }
+        double *ax = abs_copy(x, nx), *aw = abs_copy(w, nw), *ab = abs_copy(b, g.f),
+               *ady = abs_copy(dy, ny);
+        for (int pass = 0; pass < 2; pass++) { // the answers, then their scales over |inputs|
+            const double *xx = pass ? ax : x, *ww = pass ? aw : w, *bb = pass ? ab : b,
+                         *dd = pass ? ady : dy;
+            double **out = pass ? scale : want;
+            for (int64_t q = 0; q < g.n * g.c; q++)
+                for (int64_t r = 0; r < gp.h; r++)
+                    for (int64_t c = 0; c < gp.w; c++)
+                        xp[(q * gp.h + r) * gp.w + c] =
+                            xx[(q * g.h + pad_source(r, g.h, ph, mode)) * g.w +
+                               pad_source(c, g.w, pw, mode)];
+            conv_ref_forward(out[0], xp, ww, bb, &gp);
+            conv_ref_backward_weights(out[2], dd, xp, &gp);
+            conv_ref_backward_bias(out[3], dd, &gp);
+            conv_ref_backward_data(dxp, dd, ww, &gp);
+            for (int64_t q = 0; q < g.n * g.c; q++)
+                for (int64_t r = 0; r < gp.h; r++)
+                    for (int64_t c = 0; c < gp.w; c++)
+                        out[1][(q * g.h + pad_source(r, g.h, ph, mode)) * g.w +
+                               pad_source(c, g.w, pw, mode)] += dxp[(q * gp.h + r) * gp.w + c];
+        }
+        const char *why = send_both(body.data, "conv2d", want, scale, ys, xs, 4, ws, 4, g.f,
+                                    dt == CONV_FLOAT64 ? 1e-12 : 1e-5);
+        if (why && bad++ < 5)
+            CHECK(false, "padding_mode trial %d: %s: %.300s", trial, why, body.data);
+        for (int i = 0; i < 4; i++) {
+            free(want[i]);
+            free(scale[i]);
+        }
+        free(x), free(w), free(b), free(dy), free(xp), free(dxp), free(ax), free(aw), free(ab),
+            free(ady);
+        api_buf_free(&body);
+    }
+    CHECK(run > TRIALS / 2 && bad == 0, "padding modes: %d of %d trials off the reference", bad,
+          run);
+}
+
 // Every rule of the new families refused with its code and path, never a 500.
 static void test_refusals(void) {
     const char *c1 = "{\"op\": \"conv1d.forward\", \"x\": [[1, 2, 3, 4]], \"w\": [[[1, 1]]]";
@@ -484,6 +582,26 @@ static void test_refusals(void) {
               strstr(r.body, "conv3d works on a copy of x"),
           "conv3d's stacked copy held to max_elements: %d %s", r.status, r.body ? r.body : "");
     free(r.body);
+    const char *p2 = "{\"op\": \"conv2d.forward\", \"x\": [[1, 2, 3], [4, 5, 6]], \"w\": [[1]]";
+    expect_error(WITH(p2, ", \"padding_mode\": \"mirror\""), 422, "invalid_value", "padding_mode",
+                 "\"zeros\", \"reflect\", \"replicate\" or \"circular\"");
+    expect_error(WITH(p2, ", \"padding_mode\": 1"), 422, "invalid_type", "padding_mode", "");
+    expect_error(WITH(p2, ", \"padding_mode\": \"reflect\", \"padding\": 2"), 422,
+                 "invalid_value", "padding", "along the height the padding is 2 and 2 and the "
+                 "input has 2");
+    expect_error(WITH(p2, ", \"padding_mode\": \"circular\", \"padding\": [0, 4]"), 422,
+                 "invalid_value", "padding", "at most");
+    expect_error(WITH(c1, ", \"padding_mode\": \"reflect\", \"padding\": 4"), 422,
+                 "invalid_value", "padding", "along the width");
+    expect_error(WITH(c3, ", \"padding_mode\": \"reflect\", \"padding\": [2, 0, 0]"), 422,
+                 "invalid_value", "padding", "along the depth");
+    expect_error(WITH(t2, ", \"padding_mode\": \"replicate\""), 422, "invalid_value",
+                 "padding_mode", "only \"zeros\"");
+    int status;
+    cJSON *ok = run("{\"op\": \"conv2d.forward\", \"x\": [[1, 2, 3], [4, 5, 6]], \"w\": [[1]], "
+                    "\"padding_mode\": \"replicate\", \"padding\": 9}", &status);
+    CHECK(status == 200, "replicate takes any padding: %d", status);
+    cJSON_Delete(ok);
 #undef WITH
 }
 
@@ -494,5 +612,6 @@ int main(int argc, char **argv) {
     test_conv1d();
     test_conv_transpose2d();
     test_conv3d();
+    test_padding_modes();
     return t_finish("test_api_family");
 }

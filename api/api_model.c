@@ -21,6 +21,8 @@ const api_op api_ops[] = {
     {"conv1d.backward", X | W | DY, B, BACKWARD, true, 1, false},
     {"conv_transpose2d.forward", X | W, B, API_BIT(API_OUT_Y), false, 2, true},
     {"conv_transpose2d.backward", X | W | DY, B, BACKWARD, true, 2, true},
+    {"conv_transpose1d.forward", X | W, B, API_BIT(API_OUT_Y), false, 1, true},
+    {"conv_transpose1d.backward", X | W | DY, B, BACKWARD, true, 1, true},
     {"conv3d.forward", X | W, B, API_BIT(API_OUT_Y), false, 3, false},
     {"conv3d.backward", X | W | DY, B, BACKWARD, true, 3, false},
 };

@@ -95,7 +95,10 @@ static bool check_limits(const api_tensor *t, const char *name, const api_option
 
 // The tensor forms of an op's family, for messages.
 static void family_forms(const api_op *op, const char **x_forms, const char **w_form) {
-    if (op->transposed) {
+    if (op->transposed && op->spatial == 1) {
+        *x_forms = "[N, C, L] or [C, L]";
+        *w_form = "3-D [C, F/groups, k]";
+    } else if (op->transposed) {
         *x_forms = "[N, C, H, W] or [C, H, W]";
         *w_form = "4-D [C, F/groups, kh, kw]";
     } else if (op->spatial == 3) {
@@ -142,7 +145,7 @@ static bool check_axes(const api_plan *plan, const api_request *req, api_error *
     if (req->output_padding_given && !op->transposed)
         return api_fail(err, API_E_FIELD_NOT_ALLOWED, "output_padding",
                         "output_padding is a parameter of transposed convolutions only; remove "
-                        "it, or use conv_transpose2d");
+                        "it, or use conv_transpose1d or conv_transpose2d");
     if (op->transposed && req->pad_mode != API_PAD_EXPLICIT)
         return api_fail(err, API_E_INVALID_VALUE, "padding",
                         "%s takes padding as numbers (PyTorch has no \"same\" or \"valid\" for "
@@ -183,31 +186,39 @@ static bool check_output_padding(const api_request *req, api_error *err) {
 static bool read_transposed(api_plan *plan, const api_request *req, api_error *err) {
     const api_tensor *x = &req->in[API_IN_X], *w = &req->in[API_IN_W];
     if (!check_output_padding(req, err)) return false;
-    int64_t n = x->rank == 4 ? x->shape[0] : 1, ci = x->shape[x->rank - 3];
-    int64_t hi = x->shape[x->rank - 2], wi = x->shape[x->rank - 1];
+    // conv_transpose1d is conv_transpose2d with one row (H = kh = 1, nothing on that axis).
+    bool one_d = plan->op->spatial == 1;
+    int full = plan->op->spatial + 2;
+    int64_t n = x->rank == full ? x->shape[0] : 1, ci = x->shape[x->rank - full + 1];
+    int64_t hi = one_d ? 1 : x->shape[x->rank - 2], wi = x->shape[x->rank - 1];
+    int64_t kh = one_d ? 1 : w->shape[2], kw = w->shape[w->rank - 1];
+    const int64_t stride[2] = {one_d ? 1 : req->stride[0], req->stride[1]},
+                  dilation[2] = {one_d ? 1 : req->dilation[0], req->dilation[1]},
+                  padding[4] = {one_d ? 0 : req->padding[0], one_d ? 0 : req->padding[1],
+                                req->padding[2], req->padding[3]},
+                  output_padding[2] = {one_d ? 0 : req->output_padding[0],
+                                       req->output_padding[1]};
     // Values out of range (below 1, or 0 for padding, or past INT_MAX) are left to
     // conv_geom_check, which names them; the output size is computed only from values in range,
     // whose products fit.
-    const int64_t values[] = {hi, wi, w->shape[1], w->shape[2], w->shape[3], req->groups,
-                              req->stride[0], req->stride[1], req->dilation[0], req->dilation[1]};
+    const int64_t values[] = {hi,        wi,        w->shape[1], kh,          kw, req->groups,
+                              stride[0], stride[1], dilation[0], dilation[1]};
     bool fits = true;
     for (size_t i = 0; i < sizeof values / sizeof *values; i++)
         fits &= values[i] >= 1 && values[i] <= INT32_MAX;
     for (int side = 0; side < 4; side++)
-        fits &= req->padding[side] >= 0 && req->padding[side] <= INT32_MAX;
+        fits &= padding[side] >= 0 && padding[side] <= INT32_MAX;
     conv_geom *g = &plan->geom;
     if (!fits) { // conv_geom_check names the value out of range
-        *g = (conv_geom){.n = n, .c = w->shape[1], .h = hi, .w = wi, .f = ci, .kh = w->shape[2],
-                         .kw = w->shape[3], .groups = req->groups, .stride_h = req->stride[0],
-                         .stride_w = req->stride[1], .dilation_h = req->dilation[0],
-                         .dilation_w = req->dilation[1], .pad_top = req->padding[0],
-                         .pad_bottom = req->padding[1], .pad_left = req->padding[2],
-                         .pad_right = req->padding[3]};
+        *g = (conv_geom){.n = n, .c = w->shape[1], .h = hi, .w = wi, .f = ci, .kh = kh, .kw = kw,
+                         .groups = req->groups, .stride_h = stride[0], .stride_w = stride[1],
+                         .dilation_h = dilation[0], .dilation_w = dilation[1],
+                         .pad_top = padding[0], .pad_bottom = padding[1],
+                         .pad_left = padding[2], .pad_right = padding[3]};
         return true;
     }
-    conv_transpose_geom(g, n, ci, hi, wi, w->shape[1] * req->groups, w->shape[2], w->shape[3],
-                        req->groups, req->stride, req->dilation, req->padding,
-                        req->output_padding);
+    conv_transpose_geom(g, n, ci, hi, wi, w->shape[1] * req->groups, kh, kw, req->groups, stride,
+                        dilation, padding, output_padding);
     for (int axis = 0; axis < 2; axis++) {
         int64_t out = axis ? g->w : g->h;
         if (out >= 1) continue;
@@ -323,7 +334,8 @@ static void geom_field_path(char *buf, size_t cap, const char *field, const api_
         {"kh", "w", op->spatial >= 2 ? full - 2 : -1}, {"kw", "w", full - 1},
     }, transposed_dims[] = {
         {"n", "x", 0},  {"f", "x", 1},  {"c", "w", 1},  {"h", "", -1}, {"w", "", -1},
-        {"kh", "w", 2}, {"kw", "w", 3}, {"d", "", -1}, {"kd", "", -1},
+        {"kh", "w", op->spatial == 2 ? 2 : -1}, {"kw", "w", full - 1}, {"d", "", -1},
+        {"kd", "", -1},
     };
     const __typeof__(conv_dims[0]) *dims = op->transposed ? transposed_dims : conv_dims;
     for (size_t i = 0; i < sizeof conv_dims / sizeof *conv_dims; i++)

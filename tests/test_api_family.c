@@ -189,12 +189,18 @@ static void test_conv1d(void) {
     CHECK(bad == 0, "conv1d: %d of %d trials off the reference", bad, TRIALS);
 }
 
-// conv_transpose2d: x [N,C,H,W] or [C,H,W], w [C,F/G,kh,kw], per-axis or single parameters,
-// output_padding below the stride; y, dx, dw, db against ref_transpose.
-static void test_conv_transpose2d(void) {
+static const char *send_both(const char *body, const char *family, double *const want[4],
+                             double *const scale[4], const int64_t *y_shape,
+                             const int64_t *x_shape, int x_rank, const int64_t *w_shape,
+                             int w_rank, int64_t f, double tol);
+
+// conv_transpose2d (x [N,C,H,W] or [C,H,W], w [C,F/G,kh,kw]) and conv_transpose1d (x [N,C,L] or
+// [C,L], w [C,F/G,k]), output_padding below the stride; y, dx, dw, db against ref_transpose.
+static void test_conv_transpose(void) {
     int bad = 0;
     for (int trial = 0; trial < TRIALS; trial++) {
         conv_dtype dt = trial % 2 ? CONV_FLOAT64 : CONV_FLOAT32;
+        bool one_d = trial % 3 == 0; // conv_transpose1d: the reference's layer with one row
         ref_tgeom t = {.groups = t_rand_int(&seed, 1, 2)};
         t.n = t_rand_int(&seed, 1, 2);
         t.c = t.groups * t_rand_int(&seed, 1, 2);
@@ -209,25 +215,42 @@ static void test_conv_transpose2d(void) {
             t.output_padding[a] = t_rand_int(&seed, 0, t.stride[a] - 1);
             t.padding[2 * a] = t.padding[2 * a + 1] = t_rand_int(&seed, 0, 2);
         }
+        if (one_d) {
+            t.h = t.kh = t.stride[0] = t.dilation[0] = 1;
+            t.output_padding[0] = t.padding[0] = t.padding[1] = 0;
+        }
         if (ref_t_out_h(&t) < 1 || ref_t_out_w(&t) < 1) continue;
         bool batched = t_rand_int(&seed, 0, 1), bias = t_rand_int(&seed, 0, 1);
         if (!batched) t.n = 1;
-        int xr = batched ? 4 : 3;
+        int full = one_d ? 3 : 4, xr = batched ? full : full - 1;
+        const char *family = one_d ? "conv_transpose1d" : "conv_transpose2d";
         api_buf body = {0};
-        api_buf_printf(&body,
-                       "{\"op\": \"conv_transpose2d.backward\", \"dtype\": \"%s\", \"groups\": "
-                       "%lld, \"stride\": [%lld, %lld], \"dilation\": [%lld, %lld], \"padding\": "
-                       "[%lld, %lld], \"output_padding\": [%lld, %lld]",
-                       dt == CONV_FLOAT64 ? "float64" : "float32", (long long)t.groups,
-                       (long long)t.stride[0], (long long)t.stride[1], (long long)t.dilation[0],
-                       (long long)t.dilation[1], (long long)t.padding[0], (long long)t.padding[2],
-                       (long long)t.output_padding[0], (long long)t.output_padding[1]);
+        if (one_d)
+            api_buf_printf(&body,
+                           "{\"op\": \"%s.backward\", \"dtype\": \"%s\", \"groups\": %lld, "
+                           "\"stride\": %lld, \"dilation\": [%lld], \"padding\": %lld, "
+                           "\"output_padding\": [%lld]",
+                           family, dt == CONV_FLOAT64 ? "float64" : "float32", (long long)t.groups,
+                           (long long)t.stride[1], (long long)t.dilation[1],
+                           (long long)t.padding[2], (long long)t.output_padding[1]);
+        else
+            api_buf_printf(&body,
+                           "{\"op\": \"%s.backward\", \"dtype\": \"%s\", \"groups\": %lld, "
+                           "\"stride\": [%lld, %lld], \"dilation\": [%lld, %lld], \"padding\": "
+                           "[%lld, %lld], \"output_padding\": [%lld, %lld]",
+                           family, dt == CONV_FLOAT64 ? "float64" : "float32", (long long)t.groups,
+                           (long long)t.stride[0], (long long)t.stride[1],
+                           (long long)t.dilation[0], (long long)t.dilation[1],
+                           (long long)t.padding[0], (long long)t.padding[2],
+                           (long long)t.output_padding[0], (long long)t.output_padding[1]);
+        // Shapes in the family's rank: conv_transpose1d drops the H axis.
         int64_t xs[4] = {t.n, t.c, t.h, t.w}, ws[4] = {t.c, t.f / t.groups, t.kh, t.kw},
                 ys[4] = {t.n, t.f, ref_t_out_h(&t), ref_t_out_w(&t)};
-        double *x = put_tensor(&body, "x", xs + 4 - xr, xr, &seed);
-        double *w = put_tensor(&body, "w", ws, 4, &seed);
+        if (one_d) xs[2] = xs[3], ws[2] = ws[3], ys[2] = ys[3];
+        double *x = put_tensor(&body, "x", xs + full - xr, xr, &seed);
+        double *w = put_tensor(&body, "w", ws, full, &seed);
         double *b = bias ? put_tensor(&body, "b", &t.f, 1, &seed) : NULL;
-        double *dy = put_tensor(&body, "dy", ys + 4 - xr, xr, &seed);
+        double *dy = put_tensor(&body, "dy", ys + full - xr, xr, &seed);
         api_buf_puts(&body, ", \"outputs\": [\"dx\", \"dw\", \"db\"]}");
         int64_t counts[4] = {ref_t_numel_y(&t), ref_t_numel_x(&t), ref_t_numel_w(&t), t.f};
         double *want[4], *scale[4];
@@ -245,26 +268,9 @@ static void test_conv_transpose2d(void) {
         ref_t_backward_weights(scale[2], ady, ax, &t);
         ref_t_backward_bias(want[3], dy, &t);
         ref_t_backward_bias(scale[3], ady, &t);
-        double tol = dt == CONV_FLOAT64 ? 1e-12 : 1e-5;
-        int status;
-        cJSON *resp = run(body.data, &status);
-        const char *why = status != 200 ? "status" : NULL;
-        if (!why) why = compare(resp, "dx", want[1], scale[1], xs + 4 - xr, xr, tol);
-        if (!why) why = compare(resp, "dw", want[2], scale[2], ws, 4, tol);
-        if (!why) why = compare(resp, "db", want[3], scale[3], &t.f, 1, tol);
-        cJSON_Delete(resp);
-        if (!why) {
-            char *fwd = strdup(body.data);
-            memcpy(strstr(fwd, "conv_transpose2d.backward"), "conv_transpose2d.forward\" ", 26);
-            strcpy(strstr(fwd, ", \"dy\""), "}");
-            resp = run(fwd, &status);
-            why = status != 200 ? "forward status"
-                                : compare(resp, "y", want[0], scale[0], ys + 4 - xr, xr, tol);
-            cJSON_Delete(resp);
-            free(fwd);
-        }
-        if (why && bad++ < 5)
-            CHECK(false, "conv_transpose2d trial %d: %s: %.300s", trial, why, body.data);
+        const char *why = send_both(body.data, family, want, scale, ys + full - xr, xs + full - xr,
+                                    xr, ws, full, t.f, dt == CONV_FLOAT64 ? 1e-12 : 1e-5);
+        if (why && bad++ < 5) CHECK(false, "%s trial %d: %s: %.300s", family, trial, why, body.data);
         for (int k = 0; k < 4; k++) {
             free(want[k]);
             free(scale[k]);
@@ -272,7 +278,7 @@ static void test_conv_transpose2d(void) {
         free(x), free(w), free(b), free(dy), free(ax), free(aw), free(ab), free(ady);
         api_buf_free(&body);
     }
-    CHECK(bad == 0, "conv_transpose2d: %d of %d trials off the reference", bad, TRIALS);
+    CHECK(bad == 0, "conv_transpose1d/2d: %d of %d trials off the reference", bad, TRIALS);
 }
 
 // Sends the backward body, then the same as the forward (op renamed, dy and outputs cut), and
@@ -486,6 +492,14 @@ static void test_padding_modes(void) {
 // Every rule of the new families refused with its code and path, never a 500.
 static void test_refusals(void) {
     const char *c1 = "{\"op\": \"conv1d.forward\", \"x\": [[1, 2, 3, 4]], \"w\": [[[1, 1]]]";
+    expect_error("{\"op\": \"conv_transpose1d.forward\", \"x\": [[1, 2]], \"w\": [[[1, 1]]], "
+                 "\"stride\": [2, 2]}",
+                 422, "invalid_value", "stride", "conv_transpose1d has 1 spatial axis");
+    expect_error("{\"op\": \"conv_transpose1d.forward\", \"x\": [[1, 2]], \"w\": [[[1, 1]]], "
+                 "\"padding\": 2}",
+                 422, "invalid_value", "padding", "width would be");
+    expect_error("{\"op\": \"conv_transpose1d.forward\", \"x\": [[1, 2]], \"w\": [[1, 1]]}",
+                 422, "shape_mismatch", "w.shape", "3-D [C, F/groups, k]");
     const char *t2 = "{\"op\": \"conv_transpose2d.forward\", \"x\": [[[1, 2], [3, 4]]], "
                      "\"w\": [[[[1, 1], [1, 1]]]]";
     char body[512];
@@ -610,7 +624,7 @@ int main(int argc, char **argv) {
     blas_boot(argv);
     test_refusals();
     test_conv1d();
-    test_conv_transpose2d();
+    test_conv_transpose();
     test_conv3d();
     test_padding_modes();
     return t_finish("test_api_family");

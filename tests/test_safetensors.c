@@ -364,7 +364,7 @@ static void test_invalid_requests(void) {
          "field_not_allowed", "safetensors tensor"},
         {"an unknown parameter", "{\"__metadata__\":{\"strides\":\"2\"}}", 0, "unknown_field",
          "did you mean \"stride\""},
-        {"a bad parameter", "{\"__metadata__\":{\"stride\":\"[1, 2, 3]\"}}", 0, "invalid_value",
+        {"a bad parameter", "{\"__metadata__\":{\"stride\":\"[1, 2, 3, 4]\"}}", 0, "invalid_value",
          "stride"},
         {"an unknown padding word", "{\"__metadata__\":{\"padding\":\"full\"}}", 0,
          "invalid_value", "full"},

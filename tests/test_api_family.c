@@ -100,6 +100,11 @@ static const char *compare(const cJSON *resp, const char *name, const double *wa
     return NULL;
 }
 
+static const char *send_both(const char *body, const char *family, double *const want[4],
+                             double *const scale[4], const int64_t *y_shape,
+                             const int64_t *x_shape, int x_rank, const int64_t *w_shape,
+                             int w_rank, int64_t f, double tol);
+
 // conv1d: x [N,C,L] or [C,L], w [F,C/G,k], parameters as one integer or a list of one,
 // padding sometimes "same"/"valid"; y, dx, dw, db against conv_ref with H = kh = 1.
 static void test_conv1d(void) {
@@ -159,25 +164,8 @@ static void test_conv1d(void) {
         conv_ref_backward_weights(scale[2], ady, ax, &g);
         conv_ref_backward_bias(want[3], dy, &g);
         conv_ref_backward_bias(scale[3], ady, &g);
-        double tol = dt == CONV_FLOAT64 ? 1e-12 : 1e-5;
-        int status;
-        cJSON *resp = run(body.data, &status);
-        const char *why = status != 200 ? "status" : NULL;
-        if (!why) why = compare(resp, "dx", want[1], scale[1], xs + 3 - xr, xr, tol);
-        if (!why) why = compare(resp, "dw", want[2], scale[2], ws, 3, tol);
-        if (!why) why = compare(resp, "db", want[3], scale[3], &g.f, 1, tol);
-        cJSON_Delete(resp);
-        // The forward: the same body as conv1d.forward without dy and outputs.
-        if (!why) {
-            char *fwd = strdup(body.data);
-            memcpy(strstr(fwd, "conv1d.backward"), "conv1d.forward\" ", 16);
-            strcpy(strstr(fwd, ", \"dy\""), "}");
-            resp = run(fwd, &status);
-            why = status != 200 ? "forward status"
-                                : compare(resp, "y", want[0], scale[0], ys + 3 - xr, xr, tol);
-            cJSON_Delete(resp);
-            free(fwd);
-        }
+        const char *why = send_both(body.data, "conv1d", want, scale, ys + 3 - xr, xs + 3 - xr,
+                                    xr, ws, 3, g.f, dt == CONV_FLOAT64 ? 1e-12 : 1e-5);
         if (why && bad++ < 5) CHECK(false, "conv1d trial %d: %s: %.300s", trial, why, body.data);
         for (int k = 0; k < 4; k++) {
             free(want[k]);
@@ -188,11 +176,6 @@ static void test_conv1d(void) {
     }
     CHECK(bad == 0, "conv1d: %d of %d trials off the reference", bad, TRIALS);
 }
-
-static const char *send_both(const char *body, const char *family, double *const want[4],
-                             double *const scale[4], const int64_t *y_shape,
-                             const int64_t *x_shape, int x_rank, const int64_t *w_shape,
-                             int w_rank, int64_t f, double tol);
 
 // conv_transpose2d (x [N,C,H,W] or [C,H,W], w [C,F/G,kh,kw]) and conv_transpose1d (x [N,C,L] or
 // [C,L], w [C,F/G,k]), output_padding below the stride; y, dx, dw, db against ref_transpose.

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Makes the golden cases of tests/golden/ with PyTorch (Debian's python3-torch): conv2d in
-tests/golden/*.json, the other ops of the family (conv1d, conv3d, conv_transpose2d) in
+tests/golden/*.json, the other ops of the family (conv1d, conv3d, conv_transpose1d,
+conv_transpose2d, and conv2d with a padding_mode) in
 tests/golden/family/*.json, whose files also carry "family" (the op's name before the dot).
 
 Each case is one JSON file: {"name", "request": {v1 fields, x, w, b?, dy}, "expected": {y, dx,
@@ -41,7 +42,7 @@ CASES = [
     ("groups3_stride3_leftover", "float32", [1, 6, 10, 11], [9, 2, 2, 3], True, 3, 0, 1, 3),
 ]
 
-# The other families (conv1d, conv3d, conv_transpose2d): name, family, dtype, x shape, w shape
+# The other families (conv1d, conv3d, conv_transpose1d/2d, conv2d with padding_mode): name, family, dtype, x shape, w shape
 # (PyTorch's), bias?, stride, padding,
 # dilation, groups, output_padding (transposed only), and optionally padding_mode (conv only:
 # applied with F.pad, then the conv unpadded, as torch.nn.ConvNd does).
@@ -69,6 +70,10 @@ FAMILY_CASES = [
      1, 1, None, "circular"),
     ("conv3d_replicate_same", "conv3d", "float64", [2, 3, 4, 3], [2, 2, 3, 2, 3], False, 1, "same",
      1, 1, None, "replicate"),
+    ("conv_transpose1d_output_padding", "conv_transpose1d", "float64", [2, 3, 6], [3, 2, 4], True,
+     3, 1, 1, 1, 2),
+    ("conv_transpose1d_groups_dilated", "conv_transpose1d", "float32", [4, 5], [4, 1, 3], True,
+     [2], [2], [2], 2, [1]),
     ("conv_transpose2d_upsample", "conv_transpose2d", "float64", [2, 4, 5, 5], [4, 3, 4, 4],
      True, 2, 1, 1, 1, 0),
     ("conv_transpose2d_output_padding", "conv_transpose2d", "float64", [1, 2, 4, 3],
@@ -164,8 +169,9 @@ def make_family_case(index, name, family, dtype, x_shape, w_shape, bias, stride,
     elif family in convs:
         y = convs[family](x, w, b, arg(stride), arg(padding), arg(dilation), groups)
     else:
-        y = F.conv_transpose2d(x, w, b, arg(stride), arg(padding), arg(output_padding), groups,
-                               arg(dilation))
+        transpose = F.conv_transpose1d if family == "conv_transpose1d" else F.conv_transpose2d
+        y = transpose(x, w, b, arg(stride), arg(padding), arg(output_padding), groups,
+                      arg(dilation))
     dy = normal(list(y.shape))
     y.backward(dy)
     request = {"op": family + ".backward", "dtype": dtype, "stride": stride, "padding": padding,

@@ -110,6 +110,42 @@ static const pass_fn passes_3d[API_OUT_COUNT] = {
     [API_OUT_DB] = run_3d_backward_bias,
 };
 
+// conv_transpose3d, on its adjoint conv3d layer (the plan's geom3):
+// x (N,Ci,Di,Hi,Wi), w (Ci,Co/G,kd,kh,kw), b (Co) or NULL -> y (N,Co,Do,Ho,Wo)
+static conv_status run_t3d_forward(void *y, const api_request *req, const api_plan *plan,
+                                   conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv_transpose3d_forward(y, req->in[API_IN_X].data, req->in[API_IN_W].data,
+                                    req->in[API_IN_B].data, &plan->geom3, dt, ex, err);
+}
+
+// dy (N,Co,Do,Ho,Wo), w -> dx (N,Ci,Di,Hi,Wi)
+static conv_status run_t3d_backward_data(void *dx, const api_request *req, const api_plan *plan,
+                                         conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv_transpose3d_backward_data(dx, req->in[API_IN_DY].data, req->in[API_IN_W].data,
+                                          &plan->geom3, dt, ex, err);
+}
+
+// dy, x -> dw (Ci,Co/G,kd,kh,kw)
+static conv_status run_t3d_backward_weights(void *dw, const api_request *req,
+                                            const api_plan *plan, conv_dtype dt,
+                                            const conv_exec *ex, conv_error *err) {
+    return conv_transpose3d_backward_weights(dw, req->in[API_IN_DY].data, req->in[API_IN_X].data,
+                                             &plan->geom3, dt, ex, err);
+}
+
+// dy -> db (Co)
+static conv_status run_t3d_backward_bias(void *db, const api_request *req, const api_plan *plan,
+                                         conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv_transpose3d_backward_bias(db, req->in[API_IN_DY].data, &plan->geom3, dt, ex, err);
+}
+
+static const pass_fn transposed_3d_passes[API_OUT_COUNT] = {
+    [API_OUT_Y] = run_t3d_forward,
+    [API_OUT_DX] = run_t3d_backward_data,
+    [API_OUT_DW] = run_t3d_backward_weights,
+    [API_OUT_DB] = run_t3d_backward_bias,
+};
+
 static const pass_fn transposed_passes[API_OUT_COUNT] = {
     [API_OUT_Y] = run_t_forward,
     [API_OUT_DX] = run_t_backward_data,
@@ -181,9 +217,10 @@ bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
     res->workspace_bytes = bytes;
     conv_exec ex = {.workspace = workspace, .workspace_bytes = bytes, .threads = res->threads};
     double start = now_ms();
-    const pass_fn *run = plan->op->transposed      ? transposed_passes
-                         : plan->op->spatial == 3 ? passes_3d
-                                                  : passes;
+    const bool deep = plan->op->spatial == 3;
+    const pass_fn *run = plan->op->transposed ? (deep ? transposed_3d_passes : transposed_passes)
+                         : deep               ? passes_3d
+                                              : passes;
     for (int o = 0; o < API_OUT_COUNT && ok; o++) {
         if (!(plan->outputs & API_BIT(o))) continue;
         conv_error cerr = {0};

@@ -25,6 +25,8 @@ const api_op api_ops[] = {
     {"conv_transpose1d.backward", X | W | DY, B, BACKWARD, true, 1, true},
     {"conv3d.forward", X | W, B, API_BIT(API_OUT_Y), false, 3, false},
     {"conv3d.backward", X | W | DY, B, BACKWARD, true, 3, false},
+    {"conv_transpose3d.forward", X | W, B, API_BIT(API_OUT_Y), false, 3, true},
+    {"conv_transpose3d.backward", X | W | DY, B, BACKWARD, true, 3, true},
 };
 #undef BACKWARD
 #undef X
@@ -120,10 +122,11 @@ int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const 
                            transposed ? g->w : conv_out_w(g)};
         int full_rank = 2 + plan->op->spatial;
         if (full_rank == 3) full[2] = full[3];
-        if (full_rank == 5) { // [N, F, Do, Ho, Wo]
-            int64_t v[5] = {plan->geom3.n, g->f, conv3d_out_d(&plan->geom3), conv_out_h(g),
-                            conv_out_w(g)};
-            memcpy(full, v, sizeof v);
+        if (full_rank == 5) { // [N, F, Do, Ho, Wo]; a transposed op's y is geom3's input
+            const conv3d_geom *g3 = &plan->geom3;
+            int64_t conv[5] = {g3->n, g3->f, conv3d_out_d(g3), conv_out_h(g), conv_out_w(g)},
+                    adjoint[5] = {g3->n, g3->c, g3->d, g3->h, g3->w};
+            memcpy(full, transposed ? adjoint : conv, sizeof conv);
         }
         memcpy(shape, full + (full_rank - plan->rank), (size_t)plan->rank * sizeof *shape);
         return plan->rank;
@@ -135,7 +138,7 @@ int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const 
         return like->rank;
     }
     default:
-        shape[0] = transposed ? g->c : g->f;
+        shape[0] = !transposed ? g->f : plan->op->spatial == 3 ? plan->geom3.c : g->c;
         return 1;
     }
 }
@@ -170,13 +173,24 @@ void api_plan_unpad(api_plan *plan) {
     g->pad_top = g->pad_bottom = g->pad_left = g->pad_right = 0;
 }
 
+// conv_transpose3d's db sums dyt, its adjoint layer's input (N, Co, D, H, W).
+static int64_t transposed_3d_bias_flops(const conv3d_geom *g) {
+    int64_t r = g->n;
+    const int64_t factors[] = {g->c, g->d, g->h, g->w};
+    for (int i = 0; i < 4; i++)
+        if (__builtin_mul_overflow(r, factors[i], &r)) return INT64_MAX;
+    return r;
+}
+
 int64_t api_outputs_flops(const api_plan *plan) {
     // y, dx and dw are each one GEMM-sized pass (api_exec.c), the same for a transposed op.
     int64_t total = 0;
     for (int o = 0; o < API_OUT_COUNT; o++) {
         if (!(plan->outputs & API_BIT(o))) continue;
-        int64_t cost = o == API_OUT_DB ? bias_flops(&plan->geom, plan->op->transposed)
-                                       : conv_flops(&plan->geom);
+        int64_t cost = o != API_OUT_DB ? conv_flops(&plan->geom)
+                       : plan->op->transposed && plan->op->spatial == 3
+                           ? transposed_3d_bias_flops(&plan->geom3)
+                           : bias_flops(&plan->geom, plan->op->transposed);
         if (__builtin_add_overflow(total, cost, &total)) return INT64_MAX;
     }
     return total;

@@ -95,7 +95,10 @@ static bool check_limits(const api_tensor *t, const char *name, const api_option
 
 // The tensor forms of an op's family, for messages.
 static void family_forms(const api_op *op, const char **x_forms, const char **w_form) {
-    if (op->transposed && op->spatial == 1) {
+    if (op->transposed && op->spatial == 3) {
+        *x_forms = "[N, C, D, H, W] or [C, D, H, W]";
+        *w_form = "5-D [C, F/groups, kd, kh, kw]";
+    } else if (op->transposed && op->spatial == 1) {
         *x_forms = "[N, C, L] or [C, L]";
         *w_form = "3-D [C, F/groups, k]";
     } else if (op->transposed) {
@@ -157,7 +160,7 @@ static bool check_axes(const api_plan *plan, const api_request *req, api_error *
 // A transposed op's output_padding: PyTorch takes one smaller than the stride or the dilation.
 // Only the first is run here (see conv_transpose_geom).
 static bool check_output_padding(const api_request *req, api_error *err) {
-    for (int axis = 0; axis < 2; axis++) {
+    for (int axis = 0; axis < 3; axis++) { // the third entry is used by conv_transpose3d only
         int64_t op = req->output_padding[axis], s = req->stride[axis], d = req->dilation[axis];
         char path[48];
         api_param_path(path, sizeof path, "output_padding", req->output_padding_given, axis, 0);
@@ -183,9 +186,50 @@ static bool check_output_padding(const api_request *req, api_error *err) {
 
 // A transposed op's geometry: its adjoint conv2d layer (core/conv_transpose.h). x [N,C,H,W] or
 // [C,H,W], w [C,F/G,kh,kw].
+// conv_transpose3d: x [N,C,D,H,W] or [C,D,H,W], w [C,F/G,kd,kh,kw]; the adjoint conv3d layer
+// goes in plan->geom3 (plan->geom, its stacked 2-d layer, is set by check_geometry).
+static bool read_transposed_3d(api_plan *plan, const api_request *req, api_error *err) {
+    const api_tensor *x = &req->in[API_IN_X], *w = &req->in[API_IN_W];
+    int64_t n = x->rank == 5 ? x->shape[0] : 1, ci = x->shape[x->rank - 4];
+    const int64_t in[3] = {x->shape[x->rank - 3], x->shape[x->rank - 2], x->shape[x->rank - 1]},
+                  k[3] = {w->shape[2], w->shape[3], w->shape[4]};
+    bool fits = w->shape[1] <= INT32_MAX && req->groups >= 1 && req->groups <= INT32_MAX;
+    for (int a = 0; a < 3; a++)
+        fits &= in[a] <= INT32_MAX && k[a] <= INT32_MAX && req->stride[a] >= 1 &&
+                req->stride[a] <= INT32_MAX && req->dilation[a] >= 1 &&
+                req->dilation[a] <= INT32_MAX && req->padding[2 * a] >= 0 &&
+                req->padding[2 * a] <= INT32_MAX && req->padding[2 * a + 1] >= 0 &&
+                req->padding[2 * a + 1] <= INT32_MAX;
+    conv3d_geom *g = &plan->geom3;
+    if (!fits) { // conv3d_geom_check names the value out of range
+        *g = (conv3d_geom){.n = n, .c = w->shape[1], .d = in[0], .h = in[1], .w = in[2], .f = ci,
+                           .kd = k[0], .kh = k[1], .kw = k[2], .groups = req->groups};
+        memcpy(g->stride, req->stride, sizeof g->stride);
+        memcpy(g->dilation, req->dilation, sizeof g->dilation);
+        memcpy(g->padding, req->padding, sizeof g->padding);
+        return true;
+    }
+    conv_transpose3d_geom(g, n, ci, in, w->shape[1] * req->groups, k, req->groups, req->stride,
+                          req->dilation, req->padding, req->output_padding);
+    static const char *const axes[] = {"depth", "height", "width"};
+    const int64_t out[3] = {g->d, g->h, g->w};
+    for (int a = 0; a < 3; a++) {
+        if (out[a] >= 1) continue;
+        char path[48];
+        api_param_path(path, sizeof path, "padding", req->padding_given, a, 0);
+        return api_fail(err, API_E_INVALID_VALUE, path,
+                        "the output's %s would be %" PRId64 ": (%" PRId64 " - 1)*stride + "
+                        "dilation*(k - 1) + output_padding + 1 is not more than the padding; "
+                        "use less padding",
+                        axes[a], out[a], in[a]);
+    }
+    return true;
+}
+
 static bool read_transposed(api_plan *plan, const api_request *req, api_error *err) {
     const api_tensor *x = &req->in[API_IN_X], *w = &req->in[API_IN_W];
     if (!check_output_padding(req, err)) return false;
+    if (plan->op->spatial == 3) return read_transposed_3d(plan, req, err);
     // conv_transpose1d is conv_transpose2d with one row (H = kh = 1, nothing on that axis).
     bool one_d = plan->op->spatial == 1;
     int full = plan->op->spatial + 2;
@@ -438,7 +482,7 @@ static bool check_relations(const api_plan *plan, const api_request *req, api_er
     const conv_geom *g = &plan->geom;
     const api_tensor *w = &req->in[API_IN_W], *b = &req->in[API_IN_B], *dy = &req->in[API_IN_DY];
     char dims[160], want[160];
-    int64_t f = plan->op->transposed ? g->c : g->f;
+    int64_t f = !plan->op->transposed ? g->f : plan->op->spatial == 3 ? plan->geom3.c : g->c;
     int64_t c = plan->op->spatial == 3 ? plan->geom3.c : g->c; // g is conv3d's stacked layer
     if (plan->op->transposed && w->shape[0] != g->f)
         return api_fail(err, API_E_SHAPE_MISMATCH, "w.shape[0]",

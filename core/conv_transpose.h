@@ -13,6 +13,7 @@
 #define CONV_TRANSPOSE_H
 
 #include "core/conv.h"
+#include "core/conv3d.h"
 
 // Output size of a transposed convolution along one axis (PyTorch's formula):
 // (in - 1)*stride - pad_lo - pad_hi + dilation*(k - 1) + output_padding + 1. May be < 1 (too
@@ -48,6 +49,31 @@ conv_status conv_transpose2d_backward_weights(void *dw, const void *dy, const vo
 
 // dyt (N,Co,Ho,Wo) -> db (Co)
 conv_status conv_transpose2d_backward_bias(void *db, const void *dy, const conv_geom *g,
+                                           conv_dtype dt, const conv_exec *ex, conv_error *err);
+
+// conv_transpose3d, the same adjoint of a conv3d layer (core/conv3d.h): xt (N,Ci,Di,Hi,Wi) is
+// g's output, yt (N,Co,Do,Ho,Wo) g's input, wt (Ci,Co/G,kd,kh,kw) g's weight. Axes d, h, w;
+// padding front, back, top, bottom, left, right; each output_padding smaller than its stride.
+// Scratch as conv3d_workspace_size(g, ...).
+void conv_transpose3d_geom(conv3d_geom *g, int64_t n, int64_t ci, const int64_t in[3], int64_t co,
+                           const int64_t k[3], int64_t groups, const int64_t stride[3],
+                           const int64_t dilation[3], const int64_t padding[6],
+                           const int64_t output_padding[3]);
+
+// xt, wt, b (Co) or NULL -> yt
+conv_status conv_transpose3d_forward(void *y, const void *x, const void *w, const void *b,
+                                     const conv3d_geom *g, conv_dtype dt, const conv_exec *ex,
+                                     conv_error *err);
+// dyt, wt -> dxt
+conv_status conv_transpose3d_backward_data(void *dx, const void *dy, const void *w,
+                                           const conv3d_geom *g, conv_dtype dt,
+                                           const conv_exec *ex, conv_error *err);
+// dyt, xt -> dwt
+conv_status conv_transpose3d_backward_weights(void *dw, const void *dy, const void *x,
+                                              const conv3d_geom *g, conv_dtype dt,
+                                              const conv_exec *ex, conv_error *err);
+// dyt -> db (Co)
+conv_status conv_transpose3d_backward_bias(void *db, const void *dy, const conv3d_geom *g,
                                            conv_dtype dt, const conv_exec *ex, conv_error *err);
 
 #endif

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Makes the golden cases of tests/golden/ with PyTorch (Debian's python3-torch): conv2d in
 tests/golden/*.json, the other ops of the family (conv1d, conv3d, conv_transpose1d,
-conv_transpose2d, and conv2d with a padding_mode) in
+conv_transpose2d, conv_transpose3d, and conv2d with a padding_mode) in
 tests/golden/family/*.json, whose files also carry "family" (the op's name before the dot).
 
 Each case is one JSON file: {"name", "request": {v1 fields, x, w, b?, dy}, "expected": {y, dx,
@@ -42,7 +42,7 @@ CASES = [
     ("groups3_stride3_leftover", "float32", [1, 6, 10, 11], [9, 2, 2, 3], True, 3, 0, 1, 3),
 ]
 
-# The other families (conv1d, conv3d, conv_transpose1d/2d, conv2d with padding_mode): name, family, dtype, x shape, w shape
+# The other families (conv1d, conv3d, conv_transpose1d/2d/3d, conv2d with padding_mode): name, family, dtype, x shape, w shape
 # (PyTorch's), bias?, stride, padding,
 # dilation, groups, output_padding (transposed only), and optionally padding_mode (conv only:
 # applied with F.pad, then the conv unpadded, as torch.nn.ConvNd does).
@@ -74,6 +74,10 @@ FAMILY_CASES = [
      3, 1, 1, 1, 2),
     ("conv_transpose1d_groups_dilated", "conv_transpose1d", "float32", [4, 5], [4, 1, 3], True,
      [2], [2], [2], 2, [1]),
+    ("conv_transpose3d_upsample", "conv_transpose3d", "float64", [1, 3, 2, 3, 3], [3, 2, 4, 4, 4],
+     True, 2, 1, 1, 1, 0),
+    ("conv_transpose3d_mixed", "conv_transpose3d", "float32", [4, 2, 3, 2], [4, 1, 2, 3, 2], True,
+     [1, 2, 3], [0, 1, 1], [2, 1, 1], 2, [0, 1, 2]),
     ("conv_transpose2d_upsample", "conv_transpose2d", "float64", [2, 4, 5, 5], [4, 3, 4, 4],
      True, 2, 1, 1, 1, 0),
     ("conv_transpose2d_output_padding", "conv_transpose2d", "float64", [1, 2, 4, 3],
@@ -169,7 +173,8 @@ def make_family_case(index, name, family, dtype, x_shape, w_shape, bias, stride,
     elif family in convs:
         y = convs[family](x, w, b, arg(stride), arg(padding), arg(dilation), groups)
     else:
-        transpose = F.conv_transpose1d if family == "conv_transpose1d" else F.conv_transpose2d
+        transpose = {"conv_transpose1d": F.conv_transpose1d, "conv_transpose2d": F.conv_transpose2d,
+                     "conv_transpose3d": F.conv_transpose3d}[family]
         y = transpose(x, w, b, arg(stride), arg(padding), arg(output_padding), groups,
                       arg(dilation))
     dy = normal(list(y.shape))

@@ -1,4 +1,5 @@
-// conv1d, conv3d and conv_transpose2d through the v1 JSON door in-process (codec_run_json):
+// conv1d, conv3d, conv_transpose1d/2d/3d and padding modes through the v1 JSON door in-process
+// (codec_run_json):
 // random layers forward and backward in both dtypes and every rank against the naive references
 // (conv1d: core/conv_ref.h on its own 2-d geometry with H = 1; conv3d: tests/harness/ref_conv3d.h;
 // conv_transpose2d: tests/harness/ref_transpose.h), shapes in the rank sent, and every refusal with its code and
@@ -472,6 +473,92 @@ static void test_padding_modes(void) {
           run);
 }
 
+// conv_transpose3d: x [N,C,D,H,W] or [C,D,H,W], w [C,F/G,kd,kh,kw]. The reference is the
+// definition: the transposed layer is the gradient map of the conv3d layer whose input has the
+// transposed output's size (PyTorch's formula, computed here), so y = ref3_backward_data(x),
+// dx = ref3_forward(dy), dw = ref3_backward_weights(x, dy), db = dy summed.
+static void test_conv_transpose3d(void) {
+    int bad = 0;
+    for (int trial = 0; trial < TRIALS / 2; trial++) {
+        conv_dtype dt = trial % 2 ? CONV_FLOAT64 : CONV_FLOAT32;
+        int64_t groups = t_rand_int(&seed, 1, 2), n = t_rand_int(&seed, 1, 2);
+        int64_t ci = groups * t_rand_int(&seed, 1, 2), co = groups * t_rand_int(&seed, 1, 2);
+        conv3d_geom a = {.n = n, .c = co, .f = ci, .groups = groups};
+        int64_t in[3], k[3], op[3];
+        for (int i = 0; i < 3; i++) {
+            in[i] = t_rand_int(&seed, 1, 3);
+            k[i] = t_rand_int(&seed, 1, 3);
+            a.stride[i] = t_rand_int(&seed, 1, 2);
+            a.dilation[i] = t_rand_int(&seed, 1, 2);
+            a.padding[2 * i] = a.padding[2 * i + 1] = t_rand_int(&seed, 0, 1);
+            op[i] = t_rand_int(&seed, 0, a.stride[i] - 1);
+        }
+        a.kd = k[0], a.kh = k[1], a.kw = k[2];
+        int64_t out[3];
+        for (int i = 0; i < 3; i++)
+            out[i] = (in[i] - 1) * a.stride[i] - 2 * a.padding[2 * i] + a.dilation[i] * (k[i] - 1) +
+                     op[i] + 1;
+        if (out[0] < 1 || out[1] < 1 || out[2] < 1) continue;
+        a.d = out[0], a.h = out[1], a.w = out[2];
+        bool batched = t_rand_int(&seed, 0, 1), bias = t_rand_int(&seed, 0, 1);
+        if (!batched) a.n = n = 1;
+        int xr = batched ? 5 : 4;
+        api_buf body = {0};
+        api_buf_printf(&body,
+                       "{\"op\": \"conv_transpose3d.backward\", \"dtype\": \"%s\", \"groups\": "
+                       "%lld, \"stride\": [%lld, %lld, %lld], \"dilation\": [%lld, %lld, %lld], "
+                       "\"padding\": [%lld, %lld, %lld], \"output_padding\": [%lld, %lld, %lld]",
+                       dt == CONV_FLOAT64 ? "float64" : "float32", (long long)groups,
+                       (long long)a.stride[0], (long long)a.stride[1], (long long)a.stride[2],
+                       (long long)a.dilation[0], (long long)a.dilation[1],
+                       (long long)a.dilation[2], (long long)a.padding[0], (long long)a.padding[2],
+                       (long long)a.padding[4], (long long)op[0], (long long)op[1],
+                       (long long)op[2]);
+        int64_t xs[5] = {n, ci, in[0], in[1], in[2]}, ws[5] = {ci, co / groups, k[0], k[1], k[2]},
+                ys[5] = {n, co, out[0], out[1], out[2]};
+        double *x = put_tensor(&body, "x", xs + 5 - xr, xr, &seed);
+        double *w = put_tensor(&body, "w", ws, 5, &seed);
+        double *b = bias ? put_tensor(&body, "b", &co, 1, &seed) : NULL;
+        double *dy = put_tensor(&body, "dy", ys + 5 - xr, xr, &seed);
+        api_buf_puts(&body, ", \"outputs\": [\"dx\", \"dw\", \"db\"]}");
+        // The adjoint layer's x is the transposed y, its y the transposed x.
+        int64_t counts[4] = {ref3_numel_x(&a), ref3_numel_y(&a), ref3_numel_w(&a), co};
+        double *want[4], *scale[4];
+        for (int i = 0; i < 4; i++) {
+            want[i] = malloc((size_t)counts[i] * sizeof(double));
+            scale[i] = malloc((size_t)counts[i] * sizeof(double));
+        }
+        double *ax = abs_copy(x, counts[1]), *aw = abs_copy(w, counts[2]),
+               *ab = abs_copy(b, co), *ady = abs_copy(dy, counts[0]);
+        for (int pass = 0; pass < 2; pass++) {
+            const double *xx = pass ? ax : x, *ww = pass ? aw : w, *bb = pass ? ab : b,
+                         *dd = pass ? ady : dy;
+            double **o = pass ? scale : want;
+            ref3_backward_data(o[0], xx, ww, &a);
+            const int64_t per = counts[0] / (n * co);
+            for (int64_t i = 0; bb && i < counts[0]; i++) o[0][i] += bb[(i / per) % co];
+            ref3_forward(o[1], dd, ww, NULL, &a);
+            ref3_backward_weights(o[2], xx, dd, &a);
+            for (int64_t f = 0; f < co; f++) {
+                o[3][f] = 0;
+                for (int64_t m = 0; m < n; m++)
+                    for (int64_t i = 0; i < per; i++) o[3][f] += dd[(m * co + f) * per + i];
+            }
+        }
+        const char *why = send_both(body.data, "conv_transpose3d", want, scale, ys + 5 - xr,
+                                    xs + 5 - xr, xr, ws, 5, co, dt == CONV_FLOAT64 ? 1e-12 : 1e-5);
+        if (why && bad++ < 5)
+            CHECK(false, "conv_transpose3d trial %d: %s: %.300s", trial, why, body.data);
+        for (int i = 0; i < 4; i++) {
+            free(want[i]);
+            free(scale[i]);
+        }
+        free(x), free(w), free(b), free(dy), free(ax), free(aw), free(ab), free(ady);
+        api_buf_free(&body);
+    }
+    CHECK(bad == 0, "conv_transpose3d: %d trials off the reference", bad);
+}
+
 // Every rule of the new families refused with its code and path, never a 500.
 static void test_refusals(void) {
     const char *c1 = "{\"op\": \"conv1d.forward\", \"x\": [[1, 2, 3, 4]], \"w\": [[[1, 1]]]";
@@ -599,6 +686,18 @@ static void test_refusals(void) {
                     "\"padding_mode\": \"replicate\", \"padding\": 9}", &status);
     CHECK(status == 200, "replicate takes any padding: %d", status);
     cJSON_Delete(ok);
+    const char *t3 = "{\"op\": \"conv_transpose3d.forward\", \"x\": {\"shape\": [1, 1, 2, 2, 2], "
+                     "\"data\": [1, 2, 3, 4, 5, 6, 7, 8]}, \"w\": {\"shape\": [1, 1, 2, 2, 2], "
+                     "\"data\": [1, 1, 1, 1, 1, 1, 1, 1]}";
+    expect_error(WITH(t3, ", \"output_padding\": [0, 0, 1]"), 422, "invalid_value",
+                 "output_padding[2]", "smaller than the stride (1)");
+    expect_error(WITH(t3, ", \"padding\": [0, 0, 2]"), 422, "invalid_value", "padding[2]",
+                 "width would be");
+    expect_error(WITH(t3, ", \"stride\": [1, 1]"), 422, "invalid_value", "stride",
+                 "conv_transpose3d has 3 spatial axes");
+    expect_error(WITH(t3, ", \"stride\": [1, 0, 1]"), 422, "invalid_value", "stride[1]", "");
+    expect_error(WITH(t3, ", \"padding\": \"same\""), 422, "invalid_value", "padding",
+                 "transposed");
 #undef WITH
 }
 
@@ -609,6 +708,7 @@ int main(int argc, char **argv) {
     test_conv1d();
     test_conv_transpose();
     test_conv3d();
+    test_conv_transpose3d();
     test_padding_modes();
     return t_finish("test_api_family");
 }

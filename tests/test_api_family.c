@@ -1,9 +1,10 @@
 // conv1d, conv3d, conv_transpose1d/2d/3d and padding modes through the v1 JSON door in-process
-// (codec_run_json):
-// random layers forward and backward in both dtypes and every rank against the naive references
-// (conv1d: core/conv_ref.h on its own 2-d geometry with H = 1; conv3d: tests/harness/ref_conv3d.h;
-// conv_transpose2d: tests/harness/ref_transpose.h), shapes in the rank sent, and every refusal with its code and
-// path. The golden cases of these families go through the doors with the others (api_harness).
+// (codec_run_json): random layers forward and backward in both dtypes and every rank against
+// naive references (conv1d and padding modes: core/conv_ref.h, on a 2-d geometry with H = 1 or
+// an input padded here; conv3d: tests/harness/ref_conv3d.h; conv_transpose1d/2d:
+// tests/harness/ref_transpose.h; conv_transpose3d: its definition on ref_conv3d), shapes in the
+// rank sent, and every refusal with its code and path. The golden cases made by PyTorch go
+// through the doors with the others (tests/harness/api_harness.c).
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>

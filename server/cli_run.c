@@ -29,7 +29,7 @@ static void print_help(void) {
            "Exit status: 0 success; 2 a bad request (the error JSON, with its code, message and\n"
            "path, is on standard output); 1 an internal failure (out of memory, unreadable FILE).\n"
            "\n"
-           "  --op OP            conv1d/2d/3d.*, conv_transpose1d/2d.* (each\n"
+           "  --op OP            conv1d/2d/3d.*, conv_transpose1d/2d/3d.* (each\n"
            "                     .forward or .backward), for bodies without \"op\"\n"
            "  --format F         json (default) or safetensors: the request and the response as\n"
            "                     safetensors (errors stay JSON; see docs/PROTOCOLS.md)\n"

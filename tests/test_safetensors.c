@@ -64,7 +64,9 @@ static void check_answer(const bh_golden *g, const api_response *r, bool binary,
             const cJSON *meta = NULL;
             cJSON *header = bh_read_safetensors(&got, r->body, r->len, bh_outputs[o], &meta);
             const cJSON *op = cJSON_GetObjectItemCaseSensitive(meta, "op");
-            CHECK(cJSON_IsString(op) && strncmp(op->valuestring, "conv2d.", 7) == 0,
+            size_t family = strlen(g->family);
+            CHECK(cJSON_IsString(op) && strncmp(op->valuestring, g->family, family) == 0 &&
+                      op->valuestring[family] == '.',
                   "%s %s: __metadata__.op", g->name, what);
             cJSON_Delete(header);
         } else {
@@ -76,6 +78,43 @@ static void check_answer(const bh_golden *g, const api_response *r, bool binary,
         bh_tensor_free(&got);
     }
     cJSON_Delete(doc);
+}
+
+// The other ops' golden cases (tests/golden/family) as safetensors, their new fields
+// (output_padding, padding_mode) in __metadata__ like the others: backward by the route's op,
+// forward by __metadata__.op.
+static void test_family_golden(void) {
+    static bh_golden cases[48];
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/family", t_golden_dir());
+    int n = bh_golden_load_from(dir, cases, 48);
+    CHECK(n >= 21, "golden cases found in %s: %d", dir, n);
+    bh_bytes body = {0}, meta = {0};
+    for (int c = 0; c < n; c++) {
+        const bh_golden *g = &cases[c];
+        char backward[48], forward[48];
+        snprintf(backward, sizeof backward, "%s.backward", g->family);
+        snprintf(forward, sizeof forward, "%s.forward", g->family);
+        bh_tensor in[4];
+        int count = bh_golden_inputs(in, g);
+        api_response r;
+        bh_golden_metadata(&meta, g, NULL);
+        bh_safetensors(&body, in, count, g->f64, meta.data, 8);
+        run(&r, CODEC_BINARY, &body, "", backward);
+        check_answer(g, &r, true, 0xE, "backward");
+        free(r.body);
+        bh_golden_metadata(&meta, g, forward);
+        int fwd = 0;
+        for (int i = 0; i < 3; i++)
+            if (g->in[i].rank) in[fwd++] = g->in[i];
+        bh_safetensors(&body, in, fwd, g->f64, meta.data, 8);
+        run(&r, CODEC_BINARY, &body, "application/octet-stream", NULL);
+        check_answer(g, &r, true, 0x1, "forward");
+        free(r.body);
+    }
+    for (int c = 0; c < n; c++) bh_golden_free(&cases[c]);
+    bh_free(&body);
+    bh_free(&meta);
 }
 
 static void test_golden(void) {
@@ -478,6 +517,7 @@ int main(int argc, char **argv) {
     blas_boot(argv);
     test_negotiation();
     test_golden();
+    test_family_golden();
     test_valid_small();
     test_malformed();
     test_invalid_requests();

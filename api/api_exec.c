@@ -159,29 +159,28 @@ static double now_ms(void) {
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
 }
 
-// padding_mode other than zeros (core/conv_pad.h): the passes run on a padded copy of x with
-// no padding, and dx is folded back from the padded shape. Fills *run_req and *run_plan with
-// what the passes see and, when dx is asked for, *dxp with room for its padded form (both
-// copies are the caller's to free). Without a padding mode they are req and plan themselves.
+// When the passes run on a padded copy of x (api_plan_input_layout: a padding_mode, or a
+// transposed op's extended input), makes it and, when dx is asked for, *dxp with room for dx in
+// the padded shape, which api_execute folds back (both the caller's to free). Fills *run_req
+// and *run_plan with what the passes see: req and plan themselves unless x is padded.
 static bool pad_input(api_request *run_req, api_plan *run_plan, void **xp, void **dxp,
                       const api_request *req, const api_plan *plan, api_error *err) {
     *run_req = *req; // tensors borrowed, never freed through the copy
     *run_plan = *plan;
     *xp = *dxp = NULL;
-    if (req->padding_mode == CONV_PAD_ZEROS) return true;
-    int64_t dims[3], pad[6], planes = api_plan_pad_layout(plan, dims, pad);
-    api_plan_unpad(run_plan);
-    size_t bytes = (size_t)conv_numel_x(&run_plan->geom) * conv_dtype_size(req->dtype);
-    if (plan->op->spatial == 3)
-        bytes = (size_t)(run_plan->geom3.n * run_plan->geom3.c * run_plan->geom3.d *
-                         run_plan->geom3.h * run_plan->geom3.w) *
-                conv_dtype_size(req->dtype);
+    int64_t dims[3], pad[6];
+    conv_pad_mode mode;
+    int64_t planes = api_plan_input_layout(plan, req, dims, pad, &mode);
+    if (!planes) return true;
+    if (mode != CONV_PAD_ZEROS) api_plan_unpad(run_plan);
+    size_t bytes = (size_t)planes * conv_dtype_size(req->dtype); // limited by check_work
+    for (int a = 0; a < 3; a++) bytes *= (size_t)(dims[a] + pad[2 * a] + pad[2 * a + 1]);
     *xp = malloc(bytes);
     *dxp = plan->outputs & API_BIT(API_OUT_DX) ? malloc(bytes) : NULL;
     if (!*xp || ((plan->outputs & API_BIT(API_OUT_DX)) && !*dxp))
         return api_fail(err, API_E_INTERNAL, "", "out of memory for %zu bytes of padded input",
                         bytes);
-    conv_pad_apply(*xp, req->in[API_IN_X].data, planes, dims, pad, req->padding_mode, req->dtype);
+    conv_pad_apply(*xp, req->in[API_IN_X].data, planes, dims, pad, mode, req->dtype);
     run_req->in[API_IN_X].data = *xp;
     return true;
 }
@@ -230,9 +229,10 @@ bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
                           cerr.message);
     }
     if (ok && dxp) { // dx through the padding: each copied cell's gradient added back
-        int64_t dims[3], pad[6], planes = api_plan_pad_layout(plan, dims, pad);
-        conv_pad_fold(res->out[API_OUT_DX].data, dxp, planes, dims, pad, req->padding_mode,
-                      req->dtype);
+        int64_t dims[3], pad[6];
+        conv_pad_mode mode;
+        int64_t planes = api_plan_input_layout(plan, req, dims, pad, &mode);
+        conv_pad_fold(res->out[API_OUT_DX].data, dxp, planes, dims, pad, mode, req->dtype);
     }
     res->elapsed_ms = now_ms() - start;
     free(workspace);

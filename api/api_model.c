@@ -143,18 +143,35 @@ int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const 
     }
 }
 
-int64_t api_plan_pad_layout(const api_plan *plan, int64_t dims[3], int64_t pad[6]) {
-    if (plan->op->spatial == 3) {
-        const conv3d_geom *g = &plan->geom3;
-        memcpy(dims, (int64_t[3]){g->d, g->h, g->w}, 3 * sizeof *dims);
-        memcpy(pad, g->padding, 6 * sizeof *pad);
-        return g->n * g->c;
+int64_t api_plan_input_layout(const api_plan *plan, const api_request *req, int64_t dims[3],
+                              int64_t pad[6], conv_pad_mode *mode) {
+    const bool deep = plan->op->spatial == 3;
+    const conv_geom *g = &plan->geom; // conv1d's H is 1, unpadded; conv3d's stacked layer
+    const conv3d_geom *g3 = &plan->geom3;
+    *mode = req->padding_mode;
+    if (*mode != CONV_PAD_ZEROS) {
+        memcpy(dims, (int64_t[3]){deep ? g3->d : 1, deep ? g3->h : g->h, deep ? g3->w : g->w},
+               3 * sizeof *dims);
+        if (deep)
+            memcpy(pad, g3->padding, 6 * sizeof *pad);
+        else
+            memcpy(pad, (int64_t[6]){0, 0, g->pad_top, g->pad_bottom, g->pad_left, g->pad_right},
+                   6 * sizeof *pad);
+        return deep ? g3->n * g3->c : g->n * g->c;
     }
-    const conv_geom *g = &plan->geom; // conv1d's H is 1, unpadded
-    memcpy(dims, (int64_t[3]){1, g->h, g->w}, 3 * sizeof *dims);
-    memcpy(pad, (int64_t[6]){0, 0, g->pad_top, g->pad_bottom, g->pad_left, g->pad_right},
-           6 * sizeof *pad);
-    return g->n * g->c;
+    if (!plan->op->transposed) return 0;
+    // x's sizes against the rows, columns (and planes) the adjoint conv computes.
+    const api_tensor *x = &req->in[API_IN_X];
+    const int s = plan->op->spatial;
+    const int64_t out[3] = {deep ? conv3d_out_d(g3) : 1, conv_out_h(g), conv_out_w(g)};
+    bool extended = false;
+    for (int a = 0; a < 3; a++) {
+        dims[a] = a < 3 - s ? 1 : x->shape[x->rank - 3 + a];
+        pad[2 * a] = 0;
+        pad[2 * a + 1] = out[a] - dims[a];
+        extended |= pad[2 * a + 1] != 0;
+    }
+    return !extended ? 0 : deep ? g3->n * g3->f : g->n * g->f;
 }
 
 void api_plan_unpad(api_plan *plan) {

@@ -123,9 +123,16 @@ typedef struct {
 int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const api_plan *plan,
                      api_output out);
 
-// x as (planes, D, H, W) and the plan's padding per side (front, back, top, bottom, left,
-// right), the layout core/conv_pad.h transforms; returns the number of planes (N*C).
-int64_t api_plan_pad_layout(const api_plan *plan, int64_t dims[3], int64_t pad[6]);
+// Whether the passes run on a padded copy of x (core/conv_pad.h), and how: x as (planes, D,
+// H, W), the pads per side (front, back, top, bottom, left, right) and the mode. That is
+//  - a padding_mode other than zeros: the layer's padding filled from x, the passes then run
+//    with none (api_plan_unpad);
+//  - a transposed op whose output_padding is not smaller than its stride (PyTorch allows it
+//    below the dilation): its adjoint conv computes rows beyond x's, read as zeros (x extended
+//    at the high side).
+// Returns the number of planes (N*C), or 0 when x is used as it is.
+int64_t api_plan_input_layout(const api_plan *plan, const api_request *req, int64_t dims[3],
+                              int64_t pad[6], conv_pad_mode *mode);
 
 // The plan of the same layer run on its input padded beforehand: sizes grown by the padding,
 // no padding left (how a padding_mode other than zeros is computed).

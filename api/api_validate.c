@@ -157,8 +157,8 @@ static bool check_axes(const api_plan *plan, const api_request *req, api_error *
     return true;
 }
 
-// A transposed op's output_padding: PyTorch takes one smaller than the stride or the dilation.
-// Only the first is run here (see conv_transpose_geom).
+// A transposed op's output_padding: PyTorch takes one smaller than the stride or the dilation
+// (the second is run on an extended x: api_plan_input_layout).
 static bool check_output_padding(const api_request *req, api_error *err) {
     for (int axis = 0; axis < 3; axis++) { // the third entry is used by conv_transpose3d only
         int64_t op = req->output_padding[axis], s = req->stride[axis], d = req->dilation[axis];
@@ -172,13 +172,6 @@ static bool check_output_padding(const api_request *req, api_error *err) {
             return api_fail(err, API_E_INVALID_VALUE, path,
                             "%s is %" PRId64 " but must be smaller than the stride (%" PRId64
                             ") or the dilation (%" PRId64 "), as in PyTorch",
-                            path, op, s, d);
-        if (op >= s)
-            return api_fail(err, API_E_INVALID_VALUE, path,
-                            "%s is %" PRId64 ", not smaller than the stride (%" PRId64
-                            "): PyTorch allows it because the dilation is %" PRId64
-                            ", but convd does not run that case yet; use output_padding < "
-                            "stride",
                             path, op, s, d);
     }
     return true;
@@ -464,7 +457,7 @@ static bool check_padding_mode(const api_plan *plan, const api_request *req, api
                         "in PyTorch)",
                         name);
     int64_t dims[3], pad[6];
-    api_plan_pad_layout(plan, dims, pad);
+    api_plan_input_layout(plan, req, dims, pad, &mode);
     int axis = conv_pad_check(mode, dims, pad);
     if (axis < 0) return true;
     static const char *const axes[] = {"depth", "height", "width"};
@@ -531,18 +524,20 @@ static bool check_work(api_plan *plan, const api_request *req, const api_options
                        api_error *err) {
     // conv3d stacks x once per depth tap of each output plane (core/conv3d.h): that copy is
     // held to the per-tensor limit like the tensors themselves.
-    if (req->padding_mode != CONV_PAD_ZEROS) { // the padded copy of x (api_exec.c)
-        int64_t dims[3], pad[6], numel = api_plan_pad_layout(plan, dims, pad);
+    int64_t dims[3], pad[6];
+    conv_pad_mode mode;
+    int64_t numel = api_plan_input_layout(plan, req, dims, pad, &mode);
+    if (numel) { // the padded copy of x (api_exec.c)
         bool overflow = false;
         for (int a = 0; a < 3; a++)
             overflow |= __builtin_mul_overflow(numel, dims[a] + pad[2 * a] + pad[2 * a + 1], &numel);
         if (overflow || numel > opt->max_elements)
             return api_fail(err, API_E_TOO_MANY_ELEMENTS, "",
-                            "padding_mode \"%s\" works on a padded copy of x: %" PRId64
+                            "%s works on a padded copy of x: %" PRId64
                             " elements here; this server takes at most %" PRId64
                             " per tensor (max_elements): send smaller batches",
-                            conv_pad_mode_name(req->padding_mode), overflow ? INT64_MAX : numel,
-                            opt->max_elements);
+                            mode != CONV_PAD_ZEROS ? "padding_mode" : "output_padding",
+                            overflow ? INT64_MAX : numel, opt->max_elements);
     }
     if (plan->op->spatial == 3 && conv_numel_x(&plan->geom) > opt->max_elements)
         return api_fail(err, API_E_TOO_MANY_ELEMENTS, "",

@@ -18,11 +18,13 @@ int conv_pad_check(conv_pad_mode mode, const int64_t dims[3], const int64_t pad[
     return -1;
 }
 
-// The input index that padded index p copies, along an axis of size n with low pad lo.
+// The input index that padded index p copies, along an axis of size n with low pad lo; -1 for
+// a zero.
 static int64_t source(int64_t p, int64_t n, int64_t lo, conv_pad_mode mode) {
     int64_t i = p - lo;
     if (i >= 0 && i < n) return i;
     switch (mode) {
+    case CONV_PAD_ZEROS: return -1;
     case CONV_PAD_REFLECT: return i < 0 ? -i : 2 * (n - 1) - i;
     case CONV_PAD_REPLICATE: return i < 0 ? 0 : n - 1;
     default: return ((i % n) + n) % n; // circular
@@ -43,13 +45,16 @@ static int64_t source(int64_t p, int64_t n, int64_t lo, conv_pad_mode mode) {
                 for (int64_t b = 0; b < ph; b++) {                                                \
                     const int64_t sb = source(b, dims[1], pad[2], mode);                          \
                     T *row = xp + ((q * pd + a) * ph + b) * pw;                                   \
-                    T *in_row = x + q * in_plane + (sa * dims[1] + sb) * dims[2];                 \
+                    T *in_row = sa < 0 || sb < 0                                                  \
+                                    ? NULL                                                        \
+                                    : x + q * in_plane + (sa * dims[1] + sb) * dims[2];           \
                     for (int64_t c = 0; c < pw; c++) {                                            \
                         const int64_t sc = source(c, dims[2], pad[4], mode);                      \
-                        if (fold)                                                                 \
+                        const bool zero = !in_row || sc < 0;                                      \
+                        if (fold && !zero)                                                        \
                             in_row[sc] += row[c];                                                 \
-                        else                                                                      \
-                            row[c] = in_row[sc];                                                  \
+                        else if (!fold)                                                           \
+                            row[c] = zero ? 0 : in_row[sc];                                       \
                     }                                                                             \
                 }                                                                                 \
             }                                                                                     \

@@ -10,6 +10,8 @@
 //   reflect    i < 0 -> -i, i >= n -> 2(n-1) - i        (needs lo, hi < n; no edge repeated)
 //   replicate  clamp to 0 or n-1                        (any pads)
 //   circular   i mod n                                  (needs lo, hi <= n)
+//   zeros      0 (apply), nothing (fold: a crop): a zero extension, used to give a transposed
+//              layer's input the extra rows its adjoint conv computes (docs/API.md)
 // conv_pad_check() holds those limits. Nothing allocates; outputs are overwritten.
 #ifndef CONV_PAD_H
 #define CONV_PAD_H
@@ -27,7 +29,7 @@ const char *conv_pad_mode_name(conv_pad_mode mode);
 // -1 when all can (zeros: always -1).
 int conv_pad_check(conv_pad_mode mode, const int64_t dims[3], const int64_t pad[6]);
 
-// x (planes, D, H, W) -> xp (planes, D+pf+pb, H+pt+pbo, W+pl+pr); mode is not zeros.
+// x (planes, D, H, W) -> xp (planes, D+pf+pb, H+pt+pbo, W+pl+pr).
 void conv_pad_apply(void *xp, const void *x, int64_t planes, const int64_t dims[3],
                     const int64_t pad[6], conv_pad_mode mode, conv_dtype dt);
 

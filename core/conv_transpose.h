@@ -23,10 +23,11 @@ int64_t conv_transpose_out_size(int64_t in, int64_t k, int64_t stride, int64_t d
 
 // The adjoint layer of a transposed layer: xt (n, ci, hi, wi), weight (ci, co/groups, kh, kw),
 // per-axis stride, dilation, padding (top, bottom, left, right) and output_padding (h, w).
-// Fills g so that conv_out_h(g) == hi and conv_out_w(g) == wi, which holds when each
-// output_padding is smaller than its stride (PyTorch also accepts one smaller than the
-// dilation; those are refused before this point, see docs/API.md). g is not checked here:
-// pass it to conv_geom_check().
+// Fills g so that conv_out_h(g) == hi and conv_out_w(g) == wi when each output_padding is
+// smaller than its stride; one not smaller (PyTorch allows it below the dilation) makes g
+// compute floor(output_padding / stride) more rows or columns than xt has, which the caller
+// gives as zeros (api/api_exec.c extends xt with core/conv_pad.h). g is not checked here: pass
+// it to conv_geom_check().
 void conv_transpose_geom(conv_geom *g, int64_t n, int64_t ci, int64_t hi, int64_t wi, int64_t co,
                          int64_t kh, int64_t kw, int64_t groups, const int64_t stride[2],
                          const int64_t dilation[2], const int64_t padding[4],
@@ -53,7 +54,7 @@ conv_status conv_transpose2d_backward_bias(void *db, const void *dy, const conv_
 
 // conv_transpose3d, the same adjoint of a conv3d layer (core/conv3d.h): xt (N,Ci,Di,Hi,Wi) is
 // g's output, yt (N,Co,Do,Ho,Wo) g's input, wt (Ci,Co/G,kd,kh,kw) g's weight. Axes d, h, w;
-// padding front, back, top, bottom, left, right; each output_padding smaller than its stride.
+// padding front, back, top, bottom, left, right; output_padding as for conv_transpose_geom.
 // Scratch as conv3d_workspace_size(g, ...).
 void conv_transpose3d_geom(conv3d_geom *g, int64_t n, int64_t ci, const int64_t in[3], int64_t co,
                            const int64_t k[3], int64_t groups, const int64_t stride[3],

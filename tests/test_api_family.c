@@ -197,7 +197,9 @@ static void test_conv_transpose(void) {
         for (int a = 0; a < 2; a++) {
             t.stride[a] = t_rand_int(&seed, 1, 3);
             t.dilation[a] = t_rand_int(&seed, 1, 2);
-            t.output_padding[a] = t_rand_int(&seed, 0, t.stride[a] - 1);
+            // PyTorch's limit: below the stride or the dilation (the second on an extended x).
+            int64_t most = t.stride[a] > t.dilation[a] ? t.stride[a] : t.dilation[a];
+            t.output_padding[a] = t_rand_int(&seed, 0, most - 1);
             t.padding[2 * a] = t.padding[2 * a + 1] = t_rand_int(&seed, 0, 2);
         }
         if (one_d) {
@@ -492,7 +494,7 @@ static void test_conv_transpose3d(void) {
             a.stride[i] = t_rand_int(&seed, 1, 2);
             a.dilation[i] = t_rand_int(&seed, 1, 2);
             a.padding[2 * i] = a.padding[2 * i + 1] = t_rand_int(&seed, 0, 1);
-            op[i] = t_rand_int(&seed, 0, a.stride[i] - 1);
+            op[i] = t_rand_int(&seed, 0, a.stride[i] - 1); // the sizes ref3 gives back
         }
         a.kd = k[0], a.kh = k[1], a.kw = k[2];
         int64_t out[3];
@@ -606,8 +608,17 @@ static void test_refusals(void) {
                  "output_padding", "");
     expect_error(WITH(t2, ", \"output_padding\": [0, 1]"), 422, "invalid_value",
                  "output_padding[1]", "smaller than the stride (1) or the dilation (1)");
-    expect_error(WITH(t2, ", \"output_padding\": 1, \"dilation\": 2"), 422, "invalid_value",
-                 "output_padding", "does not run that case yet");
+    // output_padding below the dilation but not the stride: y grows by it (PyTorch's rule).
+    int st;
+    cJSON *grown = run("{\"op\": \"conv_transpose2d.forward\", \"x\": [[[1, 2], [3, 4]]], "
+                       "\"w\": [[[[1, 1], [1, 1]]]], \"output_padding\": 1, \"dilation\": 2}",
+                       &st);
+    const cJSON *shape =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(grown, "y"), "shape");
+    CHECK(st == 200 && cJSON_GetArraySize(shape) == 3 &&
+              cJSON_GetArrayItem(shape, 1)->valuedouble == 5,
+          "output_padding 1 with stride 1 and dilation 2: status %d", st);
+    cJSON_Delete(grown);
     expect_error(WITH(t2, ", \"output_padding\": -1, \"stride\": 2"), 422, "invalid_value",
                  "output_padding", "0 or more");
     expect_error(WITH(t2, ", \"padding\": [0, 2]"), 422, "invalid_value", "padding[1]",

@@ -1,5 +1,5 @@
-// Padding modes (core/conv_pad.h): the padded input against NumPy's definitions of the modes
-// written here, and fold against apply by the adjoint identity <apply(x), v> = <x, fold(v)>.
+// Padding modes (core/conv_pad.h, zeros included: the zero extension): the padded input
+// against NumPy's definitions of the modes written here, and fold against apply by the adjoint identity <apply(x), v> = <x, fold(v)>.
 // The family's other layers in core against independent naive references: transposed
 // convolution (core/conv_transpose.h, the adjoint of conv2d) against tests/harness/ref_transpose.h
 // and conv3d (core/conv3d.h, stacked depth taps on conv2d) against tests/harness/ref_conv3d.h:
@@ -428,6 +428,7 @@ static void test_hand_case(void) {
 // returned (reflect mirrors without repeating the edge, "symmetric" would repeat it).
 static int64_t numpy_source(int64_t p, int64_t n, int64_t lo, conv_pad_mode mode) {
     int64_t i = p - lo;
+    if (mode == CONV_PAD_ZEROS) return i < 0 || i >= n ? -1 : i; // constant 0
     if (mode == CONV_PAD_REPLICATE) return i < 0 ? 0 : i >= n ? n - 1 : i;
     if (mode == CONV_PAD_CIRCULAR) {
         while (i < 0) i += n;
@@ -442,7 +443,7 @@ static void test_padding_modes(void) {
     uint64_t rng = 7;
     int bad_apply = 0, bad_adjoint = 0, trials = 0;
     for (int trial = 0; trial < 600; trial++) {
-        conv_pad_mode mode = (conv_pad_mode)t_rand_int(&rng, CONV_PAD_REFLECT, CONV_PAD_CIRCULAR);
+        conv_pad_mode mode = (conv_pad_mode)t_rand_int(&rng, CONV_PAD_ZEROS, CONV_PAD_CIRCULAR);
         int64_t dims[3], pad[6], planes = t_rand_int(&rng, 1, 3);
         for (int a = 0; a < 3; a++) {
             dims[a] = t_rand_int(&rng, 1, 5);
@@ -464,10 +465,13 @@ static void test_padding_modes(void) {
             for (int64_t a = 0; a < pd[0]; a++)
                 for (int64_t b = 0; b < pd[1]; b++)
                     for (int64_t c = 0; c < pd[2]; c++, k++) {
-                        int64_t i = ((q * dims[0] + numpy_source(a, dims[0], pad[0], mode)) * dims[1] +
-                                     numpy_source(b, dims[1], pad[2], mode)) * dims[2] +
-                                    numpy_source(c, dims[2], pad[4], mode);
-                        bad_apply += xp[k] != x[i];
+                        int64_t sa = numpy_source(a, dims[0], pad[0], mode),
+                                sb = numpy_source(b, dims[1], pad[2], mode),
+                                sc = numpy_source(c, dims[2], pad[4], mode);
+                        double want = sa < 0 || sb < 0 || sc < 0
+                                          ? 0
+                                          : x[((q * dims[0] + sa) * dims[1] + sb) * dims[2] + sc];
+                        bad_apply += xp[k] != want;
                     }
         double lhs = 0, rhs = 0, mag = 0;
         for (int64_t k = 0; k < np; k++) lhs += xp[k] * v[k], mag += fabs(xp[k] * v[k]);

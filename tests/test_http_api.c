@@ -109,7 +109,7 @@ static void test_golden(int port) {
     char family_dir[1024];
     snprintf(family_dir, sizeof family_dir, "%s/family", t_golden_dir());
     int conv2d = golden_dir(port, t_golden_dir()), family = golden_dir(port, family_dir);
-    CHECK(conv2d >= 15 && family >= 21, "golden cases found: %d conv2d, %d of the other ops",
+    CHECK(conv2d >= 15 && family >= 24, "golden cases found: %d conv2d, %d of the other ops",
           conv2d, family);
 }
 

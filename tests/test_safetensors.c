@@ -88,7 +88,7 @@ static void test_family_golden(void) {
     char dir[600];
     snprintf(dir, sizeof dir, "%s/family", t_golden_dir());
     int n = bh_golden_load_from(dir, cases, 48);
-    CHECK(n >= 21, "golden cases found in %s: %d", dir, n);
+    CHECK(n >= 24, "golden cases found in %s: %d", dir, n);
     bh_bytes body = {0}, meta = {0};
     for (int c = 0; c < n; c++) {
         const bh_golden *g = &cases[c];

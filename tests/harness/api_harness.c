@@ -129,7 +129,7 @@ int ah_golden_through(ah_door door, void *ctx, int ok_status, bool with_op, cons
     snprintf(family_dir, sizeof family_dir, "%s/family", t_golden_dir());
     int conv2d = golden_dir_through(t_golden_dir(), door, ctx, ok_status, with_op, op_out);
     int family = golden_dir_through(family_dir, door, ctx, ok_status, with_op, op_out);
-    CHECK(conv2d >= 15 && family >= 21, "golden cases found: %d conv2d, %d of the other ops",
+    CHECK(conv2d >= 15 && family >= 24, "golden cases found: %d conv2d, %d of the other ops",
           conv2d, family);
     return conv2d + family;
 }

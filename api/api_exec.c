@@ -57,8 +57,8 @@ static conv_status run_t_forward(void *y, const api_request *req, const api_plan
 // dy (N,Co,Ho,Wo), w (Ci,Co/G,kh,kw) -> dx (N,Ci,Hi,Wi)
 static conv_status run_t_backward_data(void *dx, const api_request *req, const api_plan *plan,
                                        conv_dtype dt, const conv_exec *ex, conv_error *err) {
-    return conv_transpose2d_backward_data(dx, req->in[API_IN_DY].data, req->in[API_IN_W].data, &plan->geom,
-                                          dt, ex, err);
+    return conv_transpose2d_backward_data(dx, req->in[API_IN_DY].data, req->in[API_IN_W].data,
+                                          &plan->geom, dt, ex, err);
 }
 
 // dy (N,Co,Ho,Wo), x (N,Ci,Hi,Wi) -> dw (Ci,Co/G,kh,kw)

@@ -530,7 +530,8 @@ static bool check_work(api_plan *plan, const api_request *req, const api_options
     if (numel) { // the padded copy of x (api_exec.c)
         bool overflow = false;
         for (int a = 0; a < 3; a++)
-            overflow |= __builtin_mul_overflow(numel, dims[a] + pad[2 * a] + pad[2 * a + 1], &numel);
+            overflow |=
+                __builtin_mul_overflow(numel, dims[a] + pad[2 * a] + pad[2 * a + 1], &numel);
         if (overflow || numel > opt->max_elements)
             return api_fail(err, API_E_TOO_MANY_ELEMENTS, "",
                             "%s works on a padded copy of x: %" PRId64

@@ -146,7 +146,9 @@ static void stack_x(char *xs, const char *x, const conv3d_geom *g, size_t elt) {
                 for (int64_t a = 0; a < g->kd; a++) {
                     const int64_t id = od * g->stride[0] + a * g->dilation[0] - g->padding[0];
                     for (int64_t ch = 0; ch < cg; ch++) {
-                        char *to = xs + (size_t)((((n * od_count + od) * g->groups + grp) * g->kd + a) * cg + ch) * bytes;
+                        const int64_t at =
+                            (((n * od_count + od) * g->groups + grp) * g->kd + a) * cg + ch;
+                        char *to = xs + (size_t)at * bytes;
                         if (id < 0 || id >= g->d) {
                             memset(to, 0, bytes);
                             continue;
@@ -170,7 +172,9 @@ static void stack_x(char *xs, const char *x, const conv3d_geom *g, size_t elt) {
                         const int64_t id = od * g->stride[0] + a * g->dilation[0] - g->padding[0]; \
                         if (id < 0 || id >= g->d) continue;                                       \
                         for (int64_t ch = 0; ch < cg; ch++) {                                     \
-                            const T *from = dxs + (((n * od_count + od) * g->groups + grp) * g->kd + a) * cg * plane + ch * plane; \
+                            const int64_t at =                                                    \
+                                (((n * od_count + od) * g->groups + grp) * g->kd + a) * cg + ch;  \
+                            const T *from = dxs + at * plane;                                     \
                             T *to = dx + ((n * g->c + grp * cg + ch) * g->d + id) * plane;        \
                             for (int64_t i = 0; i < plane; i++) to[i] += from[i];                 \
                         }                                                                         \

@@ -20,7 +20,12 @@
 
 #include "core/conv.h"
 
-typedef enum { CONV_PAD_ZEROS, CONV_PAD_REFLECT, CONV_PAD_REPLICATE, CONV_PAD_CIRCULAR } conv_pad_mode;
+typedef enum {
+    CONV_PAD_ZEROS,
+    CONV_PAD_REFLECT,
+    CONV_PAD_REPLICATE,
+    CONV_PAD_CIRCULAR
+} conv_pad_mode;
 
 // "zeros", "reflect", "replicate", "circular".
 const char *conv_pad_mode_name(conv_pad_mode mode);

@@ -412,7 +412,8 @@ static bool decode_padding(decoder *d, const cJSON *item, int which) {
         memcpy(req->padding, v, 4 * sizeof *v);
     } else {
         for (int axis = 0; axis < 3; axis++)
-            req->padding[2 * axis] = req->padding[2 * axis + 1] = v[n == 1 ? 0 : axis < n ? axis : 0];
+            req->padding[2 * axis] = req->padding[2 * axis + 1] =
+                v[n == 1 ? 0 : axis < n ? axis : 0];
     }
     req->pad_mode = API_PAD_EXPLICIT;
     req->padding_given = n;

@@ -5,37 +5,40 @@
 #include <string.h>
 #include <time.h>
 
-typedef conv_status (*pass_fn)(void *out, const api_request *req, const conv_geom *g, conv_dtype dt,
-                               const conv_exec *ex, conv_error *err);
+#include "core/conv_transpose.h"
+
+typedef conv_status (*pass_fn)(void *out, const api_request *req, const api_plan *plan,
+                               conv_dtype dt, const conv_exec *ex, conv_error *err);
 
 // x (N,C,H,W), w (F,C/G,kh,kw), b (F) or NULL -> y (N,F,Ho,Wo)
-static conv_status run_forward(void *y, const api_request *req, const conv_geom *g, conv_dtype dt,
+static conv_status run_forward(void *y, const api_request *req, const api_plan *plan, conv_dtype dt,
                                const conv_exec *ex, conv_error *err) {
     return conv2d_forward(y, req->in[API_IN_X].data, req->in[API_IN_W].data, req->in[API_IN_B].data,
-                          g, dt, ex, err);
+                          &plan->geom, dt, ex, err);
 }
 
 // dy (N,F,Ho,Wo), w (F,C/G,kh,kw) -> dx (N,C,H,W)
-static conv_status run_backward_data(void *dx, const api_request *req, const conv_geom *g,
+static conv_status run_backward_data(void *dx, const api_request *req, const api_plan *plan,
                                      conv_dtype dt, const conv_exec *ex, conv_error *err) {
-    return conv2d_backward_data(dx, req->in[API_IN_DY].data, req->in[API_IN_W].data, g, dt, ex,
-                                err);
+    return conv2d_backward_data(dx, req->in[API_IN_DY].data, req->in[API_IN_W].data, &plan->geom,
+                                dt, ex, err);
 }
 
 // dy (N,F,Ho,Wo), x (N,C,H,W) -> dw (F,C/G,kh,kw)
-static conv_status run_backward_weights(void *dw, const api_request *req, const conv_geom *g,
+static conv_status run_backward_weights(void *dw, const api_request *req, const api_plan *plan,
                                         conv_dtype dt, const conv_exec *ex, conv_error *err) {
-    return conv2d_backward_weights(dw, req->in[API_IN_DY].data, req->in[API_IN_X].data, g, dt, ex,
-                                   err);
+    return conv2d_backward_weights(dw, req->in[API_IN_DY].data, req->in[API_IN_X].data,
+                                   &plan->geom, dt, ex, err);
 }
 
 // dy (N,F,Ho,Wo) -> db (F)
-static conv_status run_backward_bias(void *db, const api_request *req, const conv_geom *g,
+static conv_status run_backward_bias(void *db, const api_request *req, const api_plan *plan,
                                      conv_dtype dt, const conv_exec *ex, conv_error *err) {
-    return conv2d_backward_bias(db, req->in[API_IN_DY].data, g, dt, ex, err);
+    return conv2d_backward_bias(db, req->in[API_IN_DY].data, &plan->geom, dt, ex, err);
 }
 
-// How each output is computed; an op is a set of these (api_ops in api_model.c).
+// How each output is computed; an op is a set of these (api_ops in api_model.c). conv1d runs
+// these too, as conv2d with H = 1.
 static const pass_fn passes[API_OUT_COUNT] = {
     [API_OUT_Y] = run_forward,
     [API_OUT_DX] = run_backward_data,
@@ -43,10 +46,143 @@ static const pass_fn passes[API_OUT_COUNT] = {
     [API_OUT_DB] = run_backward_bias,
 };
 
+// Transposed ops, on their adjoint layer g (core/conv_transpose.h):
+// x (N,Ci,Hi,Wi), w (Ci,Co/G,kh,kw), b (Co) or NULL -> y (N,Co,Ho,Wo)
+static conv_status run_t_forward(void *y, const api_request *req, const api_plan *plan,
+                                 conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv_transpose2d_forward(y, req->in[API_IN_X].data, req->in[API_IN_W].data,
+                                    req->in[API_IN_B].data, &plan->geom, dt, ex, err);
+}
+
+// dy (N,Co,Ho,Wo), w (Ci,Co/G,kh,kw) -> dx (N,Ci,Hi,Wi)
+static conv_status run_t_backward_data(void *dx, const api_request *req, const api_plan *plan,
+                                       conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv_transpose2d_backward_data(dx, req->in[API_IN_DY].data, req->in[API_IN_W].data,
+                                          &plan->geom, dt, ex, err);
+}
+
+// dy (N,Co,Ho,Wo), x (N,Ci,Hi,Wi) -> dw (Ci,Co/G,kh,kw)
+static conv_status run_t_backward_weights(void *dw, const api_request *req, const api_plan *plan,
+                                          conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv_transpose2d_backward_weights(dw, req->in[API_IN_DY].data, req->in[API_IN_X].data,
+                                             &plan->geom, dt, ex, err);
+}
+
+// dy (N,Co,Ho,Wo) -> db (Co)
+static conv_status run_t_backward_bias(void *db, const api_request *req, const api_plan *plan,
+                                       conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv_transpose2d_backward_bias(db, req->in[API_IN_DY].data, &plan->geom, dt, ex, err);
+}
+
+// conv3d, on the plan's 3-d layer (core/conv3d.h):
+// x (N,C,D,H,W), w (F,C/G,kd,kh,kw), b (F) or NULL -> y (N,F,Do,Ho,Wo)
+static conv_status run_3d_forward(void *y, const api_request *req, const api_plan *plan,
+                                  conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv3d_forward(y, req->in[API_IN_X].data, req->in[API_IN_W].data,
+                          req->in[API_IN_B].data, &plan->geom3, dt, ex, err);
+}
+
+// dy (N,F,Do,Ho,Wo), w (F,C/G,kd,kh,kw) -> dx (N,C,D,H,W)
+static conv_status run_3d_backward_data(void *dx, const api_request *req, const api_plan *plan,
+                                        conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv3d_backward_data(dx, req->in[API_IN_DY].data, req->in[API_IN_W].data,
+                                &plan->geom3, dt, ex, err);
+}
+
+// dy (N,F,Do,Ho,Wo), x (N,C,D,H,W) -> dw (F,C/G,kd,kh,kw)
+static conv_status run_3d_backward_weights(void *dw, const api_request *req,
+                                           const api_plan *plan, conv_dtype dt,
+                                           const conv_exec *ex, conv_error *err) {
+    return conv3d_backward_weights(dw, req->in[API_IN_DY].data, req->in[API_IN_X].data,
+                                   &plan->geom3, dt, ex, err);
+}
+
+// dy (N,F,Do,Ho,Wo) -> db (F)
+static conv_status run_3d_backward_bias(void *db, const api_request *req, const api_plan *plan,
+                                        conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv3d_backward_bias(db, req->in[API_IN_DY].data, &plan->geom3, dt, ex, err);
+}
+
+static const pass_fn passes_3d[API_OUT_COUNT] = {
+    [API_OUT_Y] = run_3d_forward,
+    [API_OUT_DX] = run_3d_backward_data,
+    [API_OUT_DW] = run_3d_backward_weights,
+    [API_OUT_DB] = run_3d_backward_bias,
+};
+
+// conv_transpose3d, on its adjoint conv3d layer (the plan's geom3):
+// x (N,Ci,Di,Hi,Wi), w (Ci,Co/G,kd,kh,kw), b (Co) or NULL -> y (N,Co,Do,Ho,Wo)
+static conv_status run_t3d_forward(void *y, const api_request *req, const api_plan *plan,
+                                   conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv_transpose3d_forward(y, req->in[API_IN_X].data, req->in[API_IN_W].data,
+                                    req->in[API_IN_B].data, &plan->geom3, dt, ex, err);
+}
+
+// dy (N,Co,Do,Ho,Wo), w -> dx (N,Ci,Di,Hi,Wi)
+static conv_status run_t3d_backward_data(void *dx, const api_request *req, const api_plan *plan,
+                                         conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv_transpose3d_backward_data(dx, req->in[API_IN_DY].data, req->in[API_IN_W].data,
+                                          &plan->geom3, dt, ex, err);
+}
+
+// dy, x -> dw (Ci,Co/G,kd,kh,kw)
+static conv_status run_t3d_backward_weights(void *dw, const api_request *req,
+                                            const api_plan *plan, conv_dtype dt,
+                                            const conv_exec *ex, conv_error *err) {
+    return conv_transpose3d_backward_weights(dw, req->in[API_IN_DY].data, req->in[API_IN_X].data,
+                                             &plan->geom3, dt, ex, err);
+}
+
+// dy -> db (Co)
+static conv_status run_t3d_backward_bias(void *db, const api_request *req, const api_plan *plan,
+                                         conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    return conv_transpose3d_backward_bias(db, req->in[API_IN_DY].data, &plan->geom3, dt, ex, err);
+}
+
+static const pass_fn transposed_3d_passes[API_OUT_COUNT] = {
+    [API_OUT_Y] = run_t3d_forward,
+    [API_OUT_DX] = run_t3d_backward_data,
+    [API_OUT_DW] = run_t3d_backward_weights,
+    [API_OUT_DB] = run_t3d_backward_bias,
+};
+
+static const pass_fn transposed_passes[API_OUT_COUNT] = {
+    [API_OUT_Y] = run_t_forward,
+    [API_OUT_DX] = run_t_backward_data,
+    [API_OUT_DW] = run_t_backward_weights,
+    [API_OUT_DB] = run_t_backward_bias,
+};
+
 static double now_ms(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+// When the passes run on a padded copy of x (api_plan_input_layout: a padding_mode, or a
+// transposed op's extended input), makes it and, when dx is asked for, *dxp with room for dx in
+// the padded shape, which api_execute folds back (both the caller's to free). Fills *run_req
+// and *run_plan with what the passes see: req and plan themselves unless x is padded.
+static bool pad_input(api_request *run_req, api_plan *run_plan, void **xp, void **dxp,
+                      const api_request *req, const api_plan *plan, api_error *err) {
+    *run_req = *req; // tensors borrowed, never freed through the copy
+    *run_plan = *plan;
+    *xp = *dxp = NULL;
+    int64_t dims[3], pad[6];
+    conv_pad_mode mode;
+    int64_t planes = api_plan_input_layout(plan, req, dims, pad, &mode);
+    if (!planes) return true;
+    if (mode != CONV_PAD_ZEROS) api_plan_unpad(run_plan);
+    size_t bytes = (size_t)planes * conv_dtype_size(req->dtype); // limited by check_work
+    for (int a = 0; a < 3; a++) bytes *= (size_t)(dims[a] + pad[2 * a] + pad[2 * a + 1]);
+    *xp = malloc(bytes);
+    *dxp = plan->outputs & API_BIT(API_OUT_DX) ? malloc(bytes) : NULL;
+    if (!*xp || ((plan->outputs & API_BIT(API_OUT_DX)) && !*dxp))
+        return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for %zu bytes of padded input",
+                        bytes);
+    conv_pad_apply(*xp, req->in[API_IN_X].data, planes, dims, pad, mode, req->dtype);
+    run_req->in[API_IN_X].data = *xp;
+    return true;
 }
 
 bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
@@ -64,25 +200,45 @@ bool api_execute(api_result *res, const api_request *req, const api_plan *plan,
             return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for %s (%lld elements)",
                             api_output_names[o], (long long)t->numel);
     }
-    size_t bytes = conv_workspace_size(&plan->geom, req->dtype, res->threads, opt->workspace_cap);
+    api_request run_req;
+    api_plan run_plan;
+    void *xp, *dxp;
+    bool ok = pad_input(&run_req, &run_plan, &xp, &dxp, req, plan, err);
+    size_t bytes = run_plan.op->spatial == 3
+                       ? conv3d_workspace_size(&run_plan.geom3, req->dtype, res->threads,
+                                               opt->workspace_cap)
+                       : conv_workspace_size(&run_plan.geom, req->dtype, res->threads,
+                                             opt->workspace_cap);
     bytes = (bytes + 63) & ~(size_t)63;
-    void *workspace = bytes ? aligned_alloc(64, bytes) : NULL;
-    if (bytes && !workspace)
-        return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for %zu bytes of scratch", bytes);
+    void *workspace = ok && bytes ? aligned_alloc(64, bytes) : NULL;
+    if (ok && bytes && !workspace)
+        ok = api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for %zu bytes of scratch", bytes);
     res->workspace_bytes = bytes;
     conv_exec ex = {.workspace = workspace, .workspace_bytes = bytes, .threads = res->threads,
                     .algorithm = plan->algorithm};
     double start = now_ms();
-    bool ok = true;
+    const bool deep = plan->op->spatial == 3;
+    const pass_fn *run = plan->op->transposed ? (deep ? transposed_3d_passes : transposed_passes)
+                         : deep               ? passes_3d
+                                              : passes;
     for (int o = 0; o < API_OUT_COUNT && ok; o++) {
         if (!(plan->outputs & API_BIT(o))) continue;
         conv_error cerr = {0};
-        if (passes[o](res->out[o].data, req, &plan->geom, req->dtype, &ex, &cerr) != CONV_OK)
+        void *out = o == API_OUT_DX && dxp ? dxp : res->out[o].data;
+        if (run[o](out, &run_req, &run_plan, req->dtype, &ex, &cerr) != CONV_OK)
             ok = api_fail(err, API_E_INTERNAL, "", "computing %s failed: %s", api_output_names[o],
                           cerr.message);
     }
+    if (ok && dxp) { // dx through the padding: each copied cell's gradient added back
+        int64_t dims[3], pad[6];
+        conv_pad_mode mode;
+        int64_t planes = api_plan_input_layout(plan, req, dims, pad, &mode);
+        conv_pad_fold(res->out[API_OUT_DX].data, dxp, planes, dims, pad, mode, req->dtype);
+    }
     res->elapsed_ms = now_ms() - start;
     free(workspace);
+    free(xp);
+    free(dxp);
     return ok;
 }
 

@@ -14,11 +14,22 @@ const unsigned api_output_default_needs[API_OUT_COUNT] = {[API_OUT_DB] = API_BIT
 #define W API_BIT(API_IN_W)
 #define B API_BIT(API_IN_B)
 #define DY API_BIT(API_IN_DY)
+#define BACKWARD (API_BIT(API_OUT_DX) | API_BIT(API_OUT_DW) | API_BIT(API_OUT_DB))
 const api_op api_ops[] = {
-    {"conv2d.forward", X | W, B, API_BIT(API_OUT_Y), false},
-    {"conv2d.backward", X | W | DY, B,
-     API_BIT(API_OUT_DX) | API_BIT(API_OUT_DW) | API_BIT(API_OUT_DB), true},
+    {"conv2d.forward", X | W, B, API_BIT(API_OUT_Y), false, 2, false},
+    {"conv2d.backward", X | W | DY, B, BACKWARD, true, 2, false},
+    {"conv1d.forward", X | W, B, API_BIT(API_OUT_Y), false, 1, false},
+    {"conv1d.backward", X | W | DY, B, BACKWARD, true, 1, false},
+    {"conv_transpose2d.forward", X | W, B, API_BIT(API_OUT_Y), false, 2, true},
+    {"conv_transpose2d.backward", X | W | DY, B, BACKWARD, true, 2, true},
+    {"conv_transpose1d.forward", X | W, B, API_BIT(API_OUT_Y), false, 1, true},
+    {"conv_transpose1d.backward", X | W | DY, B, BACKWARD, true, 1, true},
+    {"conv3d.forward", X | W, B, API_BIT(API_OUT_Y), false, 3, false},
+    {"conv3d.backward", X | W | DY, B, BACKWARD, true, 3, false},
+    {"conv_transpose3d.forward", X | W, B, API_BIT(API_OUT_Y), false, 3, true},
+    {"conv_transpose3d.backward", X | W | DY, B, BACKWARD, true, 3, true},
 };
+#undef BACKWARD
 #undef X
 #undef W
 #undef B
@@ -128,26 +139,32 @@ bool api_tensor_from_bytes(api_tensor *t, const char *bytes, conv_dtype dt, cons
     return true;
 }
 
-static int64_t bias_flops(const conv_geom *g) {
-    int64_t n = g->n * g->f, pixels = conv_out_h(g) * conv_out_w(g), r;
+// db sums y's gradient: g's output for conv, g's input for a transposed op (its adjoint).
+static int64_t bias_flops(const conv_geom *g, bool transposed) {
+    int64_t n = g->n * (transposed ? g->c : g->f), r;
+    int64_t pixels = transposed ? g->h * g->w : conv_out_h(g) * conv_out_w(g);
     return __builtin_mul_overflow(n, pixels, &r) ? INT64_MAX : r;
 }
-
-// What each output costs (api_exec.c has the pass that computes it).
-static int64_t (*const output_flops[API_OUT_COUNT])(const conv_geom *g) = {
-    [API_OUT_Y] = conv_flops,
-    [API_OUT_DX] = conv_flops,
-    [API_OUT_DW] = conv_flops,
-    [API_OUT_DB] = bias_flops,
-};
 
 int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const api_plan *plan,
                      api_output out) {
     const conv_geom *g = &plan->geom;
+    bool transposed = plan->op->transposed;
     switch (out) {
     case API_OUT_Y: {
-        int64_t full[4] = {g->n, g->f, conv_out_h(g), conv_out_w(g)};
-        memcpy(shape, full + (4 - plan->rank), (size_t)plan->rank * sizeof *shape);
+        // [N, F, Ho, Wo] (conv1d: [N, F, Wo]), cut to the request's rank; a transposed op's y
+        // is its adjoint layer's input.
+        int64_t full[5] = {g->n, transposed ? g->c : g->f, transposed ? g->h : conv_out_h(g),
+                           transposed ? g->w : conv_out_w(g)};
+        int full_rank = 2 + plan->op->spatial;
+        if (full_rank == 3) full[2] = full[3];
+        if (full_rank == 5) { // [N, F, Do, Ho, Wo]; a transposed op's y is geom3's input
+            const conv3d_geom *g3 = &plan->geom3;
+            int64_t conv[5] = {g3->n, g3->f, conv3d_out_d(g3), conv_out_h(g), conv_out_w(g)},
+                    adjoint[5] = {g3->n, g3->c, g3->d, g3->h, g3->w};
+            memcpy(full, transposed ? adjoint : conv, sizeof conv);
+        }
+        memcpy(shape, full + (full_rank - plan->rank), (size_t)plan->rank * sizeof *shape);
         return plan->rank;
     }
     case API_OUT_DX:
@@ -157,24 +174,86 @@ int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const 
         return like->rank;
     }
     default:
-        shape[0] = g->f;
+        shape[0] = !transposed ? g->f : plan->op->spatial == 3 ? plan->geom3.c : g->c;
         return 1;
     }
 }
 
-int64_t api_outputs_flops(const conv_geom *g, unsigned outputs) {
+int64_t api_plan_input_layout(const api_plan *plan, const api_request *req, int64_t dims[3],
+                              int64_t pad[6], conv_pad_mode *mode) {
+    const bool deep = plan->op->spatial == 3;
+    const conv_geom *g = &plan->geom; // conv1d's H is 1, unpadded; conv3d's stacked layer
+    const conv3d_geom *g3 = &plan->geom3;
+    *mode = req->padding_mode;
+    if (*mode != CONV_PAD_ZEROS) {
+        memcpy(dims, (int64_t[3]){deep ? g3->d : 1, deep ? g3->h : g->h, deep ? g3->w : g->w},
+               3 * sizeof *dims);
+        if (deep)
+            memcpy(pad, g3->padding, 6 * sizeof *pad);
+        else
+            memcpy(pad, (int64_t[6]){0, 0, g->pad_top, g->pad_bottom, g->pad_left, g->pad_right},
+                   6 * sizeof *pad);
+        return deep ? g3->n * g3->c : g->n * g->c;
+    }
+    if (!plan->op->transposed) return 0;
+    // x's sizes against the rows, columns (and planes) the adjoint conv computes.
+    const api_tensor *x = &req->in[API_IN_X];
+    const int s = plan->op->spatial;
+    const int64_t out[3] = {deep ? conv3d_out_d(g3) : 1, conv_out_h(g), conv_out_w(g)};
+    bool extended = false;
+    for (int a = 0; a < 3; a++) {
+        dims[a] = a < 3 - s ? 1 : x->shape[x->rank - 3 + a];
+        pad[2 * a] = 0;
+        pad[2 * a + 1] = out[a] - dims[a];
+        extended |= pad[2 * a + 1] != 0;
+    }
+    return !extended ? 0 : deep ? g3->n * g3->f : g->n * g->f;
+}
+
+void api_plan_unpad(api_plan *plan) {
+    if (plan->op->spatial == 3) {
+        conv3d_geom *g = &plan->geom3;
+        g->d += g->padding[0] + g->padding[1];
+        g->h += g->padding[2] + g->padding[3];
+        g->w += g->padding[4] + g->padding[5];
+        memset(g->padding, 0, sizeof g->padding);
+        conv3d_plane_geom(&plan->geom, g);
+        return;
+    }
+    conv_geom *g = &plan->geom;
+    g->h += g->pad_top + g->pad_bottom;
+    g->w += g->pad_left + g->pad_right;
+    g->pad_top = g->pad_bottom = g->pad_left = g->pad_right = 0;
+}
+
+// conv_transpose3d's db sums dyt, its adjoint layer's input (N, Co, D, H, W).
+static int64_t transposed_3d_bias_flops(const conv3d_geom *g) {
+    int64_t r = g->n;
+    const int64_t factors[] = {g->c, g->d, g->h, g->w};
+    for (int i = 0; i < 4; i++)
+        if (__builtin_mul_overflow(r, factors[i], &r)) return INT64_MAX;
+    return r;
+}
+
+int64_t api_outputs_flops(const api_plan *plan) {
+    // y, dx and dw are each one GEMM-sized pass (api_exec.c), the same for a transposed op.
     int64_t total = 0;
-    for (int o = 0; o < API_OUT_COUNT; o++)
-        if ((outputs & API_BIT(o)) && __builtin_add_overflow(total, output_flops[o](g), &total))
-            return INT64_MAX;
+    for (int o = 0; o < API_OUT_COUNT; o++) {
+        if (!(plan->outputs & API_BIT(o))) continue;
+        int64_t cost = o != API_OUT_DB ? conv_flops(&plan->geom)
+                       : plan->op->transposed && plan->op->spatial == 3
+                           ? transposed_3d_bias_flops(&plan->geom3)
+                           : bias_flops(&plan->geom, plan->op->transposed);
+        if (__builtin_add_overflow(total, cost, &total)) return INT64_MAX;
+    }
     return total;
 }
 
 void api_request_init(api_request *req) {
     *req = (api_request){
         .dtype = CONV_FLOAT32,
-        .stride = {1, 1},
-        .dilation = {1, 1},
+        .stride = {1, 1, 1},
+        .dilation = {1, 1, 1},
         .pad_mode = API_PAD_EXPLICIT,
         .groups = 1,
     };
@@ -187,7 +266,7 @@ void api_request_free(api_request *req) {
 const char *api_param_path(char *buf, size_t cap, const char *name, int given, int axis, int side) {
     if (given == 4)
         snprintf(buf, cap, "%s[%d]", name, axis * 2 + side);
-    else if (given == 2)
+    else if (given == 2 || given == 3)
         snprintf(buf, cap, "%s[%d]", name, axis);
     else
         snprintf(buf, cap, "%s", name);

@@ -9,6 +9,8 @@
 
 #include "api/api_errors.h"
 #include "core/conv.h"
+#include "core/conv3d.h"
+#include "core/conv_pad.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "binary tensors are little-endian on the wire and are used in place: a little-endian host is needed"
@@ -60,6 +62,8 @@ typedef struct {
     unsigned optional; // inputs it also accepts
     unsigned outputs;  // API_BIT(API_OUT_*): what it returns by default (db only with b)
     bool selectable;   // whether the request's "outputs" may pick a subset
+    int spatial;       // spatial axes: 1 (conv1d: run as conv2d with H = 1), 2 or 3
+    bool transposed;   // the adjoint of conv (core/conv_transpose.h); w is (C, F/groups, k...)
 } api_op;
 
 extern const api_op api_ops[];
@@ -67,7 +71,7 @@ extern const int api_op_count;
 
 // The op called `name`, or NULL.
 const api_op *api_op_find(const char *name);
-// "conv2d.forward, conv2d.backward" into buf (for messages).
+// "conv2d.forward, conv2d.backward, ..." into buf (for messages).
 const char *api_op_list(char *buf, size_t cap);
 
 typedef enum { API_PAD_EXPLICIT, API_PAD_SAME, API_PAD_VALID } api_pad_mode;
@@ -78,14 +82,18 @@ typedef struct {
     const api_op *op; // NULL when the body named none (the URL may supply it)
     conv_dtype dtype; // every tensor's data is in this dtype
     api_tensor in[API_IN_COUNT];
-    int64_t stride[2]; // [sh, sw]
+    int64_t stride[3]; // [sh, sw] (conv3d: [sd, sh, sw]); one number fills every entry
     int stride_given;
-    int64_t dilation[2]; // [dh, dw]
+    int64_t dilation[3]; // [dh, dw] (conv3d: [dd, dh, dw])
     int dilation_given;
     api_pad_mode pad_mode;
-    int64_t padding[4]; // [top, bottom, left, right] when explicit
+    int64_t padding[6]; // [top, bottom, left, right] when explicit (conv3d: [front, back, top,
+                        // bottom, left, right])
     int padding_given;
     int64_t groups;
+    conv_pad_mode padding_mode; // how padding is filled: zeros (default) or copies of x
+    int64_t output_padding[3]; // [h, w]; transposed ops only (3 entries like stride)
+    int output_padding_given;
     unsigned outputs;         // API_BIT(API_OUT_*) named by "outputs"; 0 when absent
     conv_algorithm algorithm; // "algorithm": auto (default), direct or winograd
 } api_request;
@@ -98,25 +106,46 @@ void api_request_init(api_request *req);
 void api_request_free(api_request *req);
 
 // The request's path for one of its parameters: "stride" or "stride[1]", "padding[2]", ...
-// (`axis` is 0 for rows, 1 for columns; `side` 0 for the low side, 1 for the high side).
+// (`axis` is 0 for rows, 1 for columns, or 0-2 for depth, rows, columns when given == 3;
+// `side` 0 for the low side, 1 for the high side).
 const char *api_param_path(char *buf, size_t cap, const char *name, int given, int axis, int side);
 
 // What api_validate() makes of a request: what to compute and what it costs.
 typedef struct {
     const api_op *op;
-    conv_geom geom;   // rank 2 and 3 requests are run as N = 1 (and C = F = 1 for rank 2)
-    int rank;         // of x (2, 3 or 4); every output comes back in this rank
+    conv_geom geom;   // rank 2 and 3 requests are run as N = 1 (and C = F = 1 for rank 2);
+                      // conv1d as H = kh = 1; a transposed op as its adjoint conv2d layer
+                      // (core/conv_transpose.h)
+    conv3d_geom geom3; // conv3d: the layer (geom is then its stacked 2-d layer, which has
+                       // its FLOPs; core/conv3d.h)
+    int rank;         // of x (2 to 5); every output comes back in this rank
     unsigned outputs; // API_BIT(API_OUT_*) to compute
     int64_t flops;    // all passes together
     conv_algorithm algorithm; // what runs: direct or winograd (conv_pick_algorithm)
 } api_plan;
 
-// The shape of `out` in the request's rank (y: [N,F,Ho,Wo], [F,Ho,Wo] or [Ho,Wo]; dx like x;
-// dw like w; db [F]). Returns the rank. Needs a plan whose geometry passed validation.
+// The shape of `out` in the request's rank (y: [N,F,Ho,Wo], [F,Ho,Wo] or [Ho,Wo], [N,F,Lo] or
+// [F,Lo] for conv1d; dx like x; dw like w; db [F]). Returns the rank. Needs a plan whose
+// geometry passed validation.
 int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const api_plan *plan,
                      api_output out);
 
-// The FLOPs of computing `outputs` (API_BIT set) for g; saturates at INT64_MAX.
-int64_t api_outputs_flops(const conv_geom *g, unsigned outputs);
+// Whether the passes run on a padded copy of x (core/conv_pad.h), and how: x as (planes, D,
+// H, W), the pads per side (front, back, top, bottom, left, right) and the mode. That is
+//  - a padding_mode other than zeros: the layer's padding filled from x, the passes then run
+//    with none (api_plan_unpad);
+//  - a transposed op whose output_padding is not smaller than its stride (PyTorch allows it
+//    below the dilation): its adjoint conv computes rows beyond x's, read as zeros (x extended
+//    at the high side).
+// Returns the number of planes (N*C), or 0 when x is used as it is.
+int64_t api_plan_input_layout(const api_plan *plan, const api_request *req, int64_t dims[3],
+                              int64_t pad[6], conv_pad_mode *mode);
+
+// The plan of the same layer run on its input padded beforehand: sizes grown by the padding,
+// no padding left (how a padding_mode other than zeros is computed).
+void api_plan_unpad(api_plan *plan);
+
+// The FLOPs of computing the plan's outputs; saturates at INT64_MAX.
+int64_t api_outputs_flops(const api_plan *plan);
 
 #endif

@@ -66,9 +66,11 @@ static void check_answer(const bh_golden *g, const api_response *r, bool binary,
             cJSON *header = bh_read_safetensors(&got, r->body, r->len, bh_outputs[o], &meta);
             const cJSON *op = cJSON_GetObjectItemCaseSensitive(meta, "op");
             const cJSON *algo = cJSON_GetObjectItemCaseSensitive(meta, "algorithm");
-            CHECK(cJSON_IsString(op) && strncmp(op->valuestring, "conv2d.", 7) == 0 &&
-                      cJSON_IsString(algo) && (strcmp(algo->valuestring, "direct") == 0 ||
-                                               strcmp(algo->valuestring, "winograd") == 0),
+            size_t family = strlen(g->family);
+            CHECK(cJSON_IsString(op) && strncmp(op->valuestring, g->family, family) == 0 &&
+                      op->valuestring[family] == '.' && cJSON_IsString(algo) &&
+                      (strcmp(algo->valuestring, "direct") == 0 ||
+                       strcmp(algo->valuestring, "winograd") == 0),
                   "%s %s: __metadata__.op and .algorithm", g->name, what);
             cJSON_Delete(header);
         } else {
@@ -80,6 +82,43 @@ static void check_answer(const bh_golden *g, const api_response *r, bool binary,
         bh_tensor_free(&got);
     }
     cJSON_Delete(doc);
+}
+
+// The other ops' golden cases (tests/golden/family) as safetensors, their new fields
+// (output_padding, padding_mode) in __metadata__ like the others: backward by the route's op,
+// forward by __metadata__.op.
+static void test_family_golden(void) {
+    static bh_golden cases[48];
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/family", t_golden_dir());
+    int n = bh_golden_load_from(dir, cases, 48);
+    CHECK(n >= 24, "golden cases found in %s: %d", dir, n);
+    bh_bytes body = {0}, meta = {0};
+    for (int c = 0; c < n; c++) {
+        const bh_golden *g = &cases[c];
+        char backward[48], forward[48];
+        snprintf(backward, sizeof backward, "%s.backward", g->family);
+        snprintf(forward, sizeof forward, "%s.forward", g->family);
+        bh_tensor in[4];
+        int count = bh_golden_inputs(in, g);
+        api_response r;
+        bh_golden_metadata(&meta, g, NULL);
+        bh_safetensors(&body, in, count, g->f64, meta.data, 8);
+        run(&r, CODEC_BINARY, &body, "", backward);
+        check_answer(g, &r, true, 0xE, "backward");
+        free(r.body);
+        bh_golden_metadata(&meta, g, forward);
+        int fwd = 0;
+        for (int i = 0; i < 3; i++)
+            if (g->in[i].rank) in[fwd++] = g->in[i];
+        bh_safetensors(&body, in, fwd, g->f64, meta.data, 8);
+        run(&r, CODEC_BINARY, &body, "application/octet-stream", NULL);
+        check_answer(g, &r, true, 0x1, "forward");
+        free(r.body);
+    }
+    for (int c = 0; c < n; c++) bh_golden_free(&cases[c]);
+    bh_free(&body);
+    bh_free(&meta);
 }
 
 static void test_golden(void) {
@@ -368,7 +407,7 @@ static void test_invalid_requests(void) {
          "field_not_allowed", "safetensors tensor"},
         {"an unknown parameter", "{\"__metadata__\":{\"strides\":\"2\"}}", 0, "unknown_field",
          "did you mean \"stride\""},
-        {"a bad parameter", "{\"__metadata__\":{\"stride\":\"[1, 2, 3]\"}}", 0, "invalid_value",
+        {"a bad parameter", "{\"__metadata__\":{\"stride\":\"[1, 2, 3, 4]\"}}", 0, "invalid_value",
          "stride"},
         {"an unknown padding word", "{\"__metadata__\":{\"padding\":\"full\"}}", 0,
          "invalid_value", "full"},
@@ -495,6 +534,7 @@ int main(int argc, char **argv) {
     blas_boot(argv);
     test_negotiation();
     test_golden();
+    test_family_golden();
     test_valid_small();
     test_malformed();
     test_invalid_requests();

@@ -83,7 +83,7 @@ void codec_v1_run(api_response *out, codec_format in, const char *body, size_t l
                         api_working_set(&req, &plan, opt,
                                         answer == CODEC_BINARY ? conv_dtype_size(req.dtype)
                                                                : API_JSON_NUMBER_BYTES),
-                        api_outputs_flops(&plan.geom, plan.outputs),
+                        plan.flops,
                         "its outputs, scratch and answer", &err) &&
               api_execute(&res, &req, &plan, opt, &err);
     api_request_free(&req); // inputs are done with: free what was copied before the body grows

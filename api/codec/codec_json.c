@@ -374,20 +374,27 @@ static bool decode_tensor(decoder *d, const cJSON *item, int which) {
                              d->req->dtype, d->err);
 }
 
-enum { PARAM_STRIDE, PARAM_DILATION };
+enum { PARAM_STRIDE, PARAM_DILATION, PARAM_OUTPUT_PADDING };
 
 static bool decode_pair(decoder *d, const cJSON *item, int which) {
-    const char *name = which == PARAM_STRIDE ? "stride" : "dilation";
-    int64_t *pair = which == PARAM_STRIDE ? d->req->stride : d->req->dilation;
-    int *given = which == PARAM_STRIDE ? &d->req->stride_given : &d->req->dilation_given;
-    int64_t v[2];
+    api_request *req = d->req;
+    const char *name = which == PARAM_STRIDE     ? "stride"
+                       : which == PARAM_DILATION ? "dilation"
+                                                 : "output_padding";
+    int64_t *pair = which == PARAM_STRIDE     ? req->stride
+                    : which == PARAM_DILATION ? req->dilation
+                                              : req->output_padding;
+    int *given = which == PARAM_STRIDE     ? &req->stride_given
+                 : which == PARAM_DILATION ? &req->dilation_given
+                                           : &req->output_padding_given;
+    int64_t v[3];
     int n;
-    if (!codec_json_whole_numbers(v, &n, 2, d->doc, item, name,
-                                "an integer or a pair [h, w] of integers", API_E_INVALID_VALUE,
-                                d->err))
+    if (!codec_json_whole_numbers(v, &n, 3, d->doc, item, name,
+                                  "an integer or a list of one integer per spatial axis",
+                                  API_E_INVALID_VALUE, d->err))
         return false;
-    pair[0] = v[0];
-    pair[1] = v[n - 1];
+    // One number fills every axis; api_validate checks the count against the op's axes.
+    for (int i = 0; i < 3; i++) pair[i] = v[n == 1 ? 0 : i < n ? i : n - 1];
     *given = n;
     return true;
 }
@@ -395,7 +402,8 @@ static bool decode_pair(decoder *d, const cJSON *item, int which) {
 static bool decode_padding(decoder *d, const cJSON *item, int which) {
     api_request *req = d->req;
     const char *expected =
-        "an integer, [ph, pw], [top, bottom, left, right], \"same\" or \"valid\"";
+        "an integer, [ph, pw], [top, bottom, left, right], [pd, ph, pw] (conv3d), \"same\" or "
+        "\"valid\"";
     char quoted[48];
     if (cJSON_IsString(item)) {
         if (strcmp(item->valuestring, "same") == 0)
@@ -414,15 +422,33 @@ static bool decode_padding(decoder *d, const cJSON *item, int which) {
     if (!codec_json_whole_numbers(v, &n, 4, d->doc, item, "padding", expected, API_E_INVALID_VALUE,
                                 d->err))
         return false;
-    if (n == 3)
-        return api_fail(d->err, API_E_INVALID_VALUE, "padding",
-                        "padding has 3 numbers; it must be %s", expected);
-    int64_t ph = v[0], pw = v[n == 1 ? 0 : 1];
-    int64_t sides[4] = {ph, ph, pw, pw};
-    memcpy(req->padding, n == 4 ? v : sides, sizeof sides);
+    // Per side; api_validate checks the count against the op's axes (3: [pd, ph, pw]).
+    if (n == 4) {
+        memcpy(req->padding, v, 4 * sizeof *v);
+    } else {
+        for (int axis = 0; axis < 3; axis++)
+            req->padding[2 * axis] = req->padding[2 * axis + 1] =
+                v[n == 1 ? 0 : axis < n ? axis : 0];
+    }
     req->pad_mode = API_PAD_EXPLICIT;
     req->padding_given = n;
     return true;
+}
+
+static bool decode_padding_mode(decoder *d, const cJSON *item, int which) {
+    const char *expected = "\"zeros\", \"reflect\", \"replicate\" or \"circular\"";
+    char quoted[48];
+    if (!cJSON_IsString(item))
+        return api_fail(d->err, API_E_INVALID_TYPE, "padding_mode",
+                        "padding_mode must be %s; got %s", expected, codec_json_type_name(item));
+    for (int mode = CONV_PAD_ZEROS; mode <= CONV_PAD_CIRCULAR; mode++)
+        if (strcmp(item->valuestring, conv_pad_mode_name((conv_pad_mode)mode)) == 0) {
+            d->req->padding_mode = (conv_pad_mode)mode;
+            return true;
+        }
+    return api_fail(d->err, API_E_INVALID_VALUE, "padding_mode",
+                    "padding_mode \"%s\" is not one of %s",
+                    api_quote(quoted, sizeof quoted, item->valuestring), expected);
 }
 
 static bool decode_groups(decoder *d, const cJSON *item, int which) {
@@ -476,8 +502,10 @@ static const struct {
     {"dy", decode_tensor, API_IN_DY},
     {"stride", decode_pair, PARAM_STRIDE},
     {"padding", decode_padding, 0},
+    {"padding_mode", decode_padding_mode, 0},
     {"dilation", decode_pair, PARAM_DILATION},
     {"groups", decode_groups, 0},
+    {"output_padding", decode_pair, PARAM_OUTPUT_PADDING},
     {"outputs", decode_outputs, 0},
     {"algorithm", decode_algorithm, 0},
 };
@@ -638,11 +666,17 @@ void codec_json_put_result(api_buf *out, const api_request *req, const api_plan 
     const conv_geom *g = &plan->geom;
     api_buf_printf(out,
                    "\"meta\":{\"op\":\"%s\",\"dtype\":\"%s\",\"elapsed_ms\":%.3f,"
-                   "\"threads\":%d,\"flops\":%" PRId64 ",\"padding\":[%" PRId64 ",%" PRId64
-                   ",%" PRId64 ",%" PRId64 "],\"algorithm\":\"%s\"",
+                   "\"threads\":%d,\"flops\":%" PRId64 ",\"padding\":[",
                    plan->op->name, req->dtype == CONV_FLOAT32 ? "float32" : "float64",
-                   res->elapsed_ms, res->threads, plan->flops, g->pad_top, g->pad_bottom,
-                   g->pad_left, g->pad_right, conv_algorithm_name(plan->algorithm));
+                   res->elapsed_ms, res->threads, plan->flops);
+    // Both sides of each spatial axis as applied: conv1d's one, conv3d's depth first.
+    if (plan->op->spatial == 3)
+        api_buf_printf(out, "%" PRId64 ",%" PRId64 ",", plan->geom3.padding[0],
+                       plan->geom3.padding[1]);
+    if (plan->op->spatial >= 2)
+        api_buf_printf(out, "%" PRId64 ",%" PRId64 ",", g->pad_top, g->pad_bottom);
+    api_buf_printf(out, "%" PRId64 ",%" PRId64 "]", g->pad_left, g->pad_right);
+    api_buf_printf(out, ",\"algorithm\":\"%s\"", conv_algorithm_name(plan->algorithm));
     bool warned = false;
     for (int o = 0; o < API_OUT_COUNT; o++) {
         if (!non_finite[o]) continue;

@@ -610,7 +610,7 @@ void codec_v2_infer(api_response *out, const char *body, size_t len, const char 
     bool ok = op ? v2_decode(&req, &v2, body, len, header_length, op, &err) &&
                        api_validate(&plan, &req, op_name, opt, &err) &&
                        api_admit(opt, api_working_set(&req, &plan, opt, API_JSON_NUMBER_BYTES),
-                                 api_outputs_flops(&plan.geom, plan.outputs),
+                                 plan.flops,
                                  "its outputs, scratch and answer", &err) &&
                        api_execute(&res, &req, &plan, opt, &err)
                  : api_fail(&err, API_E_UNKNOWN_OP, "", "there is no model for op '%s'",

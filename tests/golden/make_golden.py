@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Makes the golden conv2d cases of tests/golden/ with PyTorch (Debian's python3-torch).
+"""Makes the golden cases of tests/golden/ with PyTorch (Debian's python3-torch): conv2d in
+tests/golden/*.json, the other ops of the family (conv1d, conv3d, conv_transpose1d,
+conv_transpose2d, conv_transpose3d, and conv2d with a padding_mode) in
+tests/golden/family/*.json, whose files also carry "family" (the op's name before the dot).
 
 Each case is one JSON file: {"name", "request": {v1 fields, x, w, b?, dy}, "expected": {y, dx,
 dw, db?}}. The request's op is conv2d.backward; the forward case is the same request without dy
@@ -8,7 +11,7 @@ cases are computed by torch in float64; float32 cases hold float32 inputs and th
 computes from them in float64, rounded once to float32 (so they are the nearest float32 to the
 exact answer, not one BLAS's float32 rounding).
 
-Usage: python3 tests/golden/make_golden.py [OUT_DIR]   (default: the folder of this script)
+Usage: /usr/bin/python3 tests/golden/make_golden.py [OUT_DIR]   (default: the folder of this script)
 Run it again after changing CASES; the files are deterministic for a given torch version.
 """
 import json
@@ -37,6 +40,58 @@ CASES = [
     ("one_image_chw", "float64", [3, 6, 6], [2, 3, 3, 3], True, 1, "valid", 1, 1),
     ("same_even_kernel_dilated", "float64", [1, 2, 8, 8], [2, 2, 4, 4], True, 1, "same", 2, 1),
     ("groups3_stride3_leftover", "float32", [1, 6, 10, 11], [9, 2, 2, 3], True, 3, 0, 1, 3),
+]
+
+# The other families (conv1d, conv3d, conv_transpose1d/2d/3d, conv2d with padding_mode): name, family, dtype, x shape, w shape
+# (PyTorch's), bias?, stride, padding,
+# dilation, groups, output_padding (transposed only), and optionally padding_mode (conv only:
+# applied with F.pad, then the conv unpadded, as torch.nn.ConvNd does).
+FAMILY_CASES = [
+    ("conv1d_basic", "conv1d", "float64", [2, 3, 11], [4, 3, 3], True, 1, 1, 1, 1, None),
+    ("conv1d_stride2_dilated", "conv1d", "float64", [1, 4, 17], [6, 2, 3], True, [2], [2], [2], 2,
+     None),
+    ("conv1d_same_even", "conv1d", "float32", [3, 3, 9], [5, 3, 4], False, 1, "same", 1, 1, None),
+    ("conv1d_one_signal", "conv1d", "float64", [2, 7], [3, 2, 2], True, 3, 0, 1, 1, None),
+    ("conv3d_basic", "conv3d", "float64", [2, 2, 4, 5, 4], [3, 2, 3, 3, 2], True, 1, 1, 1, 1,
+     None),
+    ("conv3d_strided_dilated_groups", "conv3d", "float64", [1, 4, 7, 6, 5], [4, 2, 2, 3, 2], True,
+     [2, 1, 2], [1, 0, 1], [2, 1, 1], 2, None),
+    ("conv3d_same_float32", "conv3d", "float32", [3, 5, 4, 6], [2, 3, 2, 3, 3], False, 1, "same",
+     1, 1, None),
+    ("conv2d_reflect", "conv2d", "float64", [2, 3, 5, 6], [4, 3, 3, 3], True, 1, [2, 1], 1, 1,
+     None, "reflect"),
+    ("conv2d_replicate_strided", "conv2d", "float64", [1, 2, 6, 5], [3, 2, 3, 2], True, [2, 1],
+     [1, 3], [1, 2], 1, None, "replicate"),
+    ("conv2d_circular_groups", "conv2d", "float32", [2, 4, 4, 5], [4, 2, 3, 3], True, 1, [4, 5], 1,
+     2, None, "circular"),
+    ("conv1d_reflect", "conv1d", "float64", [2, 2, 7], [3, 2, 4], True, 2, 3, 1, 1, None,
+     "reflect"),
+    ("conv3d_circular", "conv3d", "float64", [1, 2, 3, 4, 4], [2, 2, 2, 3, 3], True, 1, [1, 2, 1],
+     1, 1, None, "circular"),
+    ("conv3d_replicate_same", "conv3d", "float64", [2, 3, 4, 3], [2, 2, 3, 2, 3], False, 1, "same",
+     1, 1, None, "replicate"),
+    ("conv_transpose1d_output_padding", "conv_transpose1d", "float64", [2, 3, 6], [3, 2, 4], True,
+     3, 1, 1, 1, 2),
+    ("conv_transpose1d_groups_dilated", "conv_transpose1d", "float32", [4, 5], [4, 1, 3], True,
+     [2], [2], [2], 2, [1]),
+    ("conv_transpose3d_upsample", "conv_transpose3d", "float64", [1, 3, 2, 3, 3], [3, 2, 4, 4, 4],
+     True, 2, 1, 1, 1, 0),
+    ("conv_transpose3d_mixed", "conv_transpose3d", "float32", [4, 2, 3, 2], [4, 1, 2, 3, 2], True,
+     [1, 2, 3], [0, 1, 1], [2, 1, 1], 2, [0, 1, 2]),
+    ("conv_transpose2d_output_padding_dilation", "conv_transpose2d", "float64", [2, 2, 3, 4],
+     [2, 3, 2, 3], True, [1, 2], [0, 1], [3, 2], 1, [2, 1]),
+    ("conv_transpose1d_output_padding_dilation", "conv_transpose1d", "float64", [1, 2, 4],
+     [2, 2, 3], True, 1, 1, 4, 1, 3),
+    ("conv_transpose3d_output_padding_dilation", "conv_transpose3d", "float64", [1, 2, 2, 3, 2],
+     [2, 1, 2, 2, 2], True, [1, 2, 1], [0, 0, 1], [3, 1, 2], 1, [2, 1, 1]),
+    ("conv_transpose2d_upsample", "conv_transpose2d", "float64", [2, 4, 5, 5], [4, 3, 4, 4],
+     True, 2, 1, 1, 1, 0),
+    ("conv_transpose2d_output_padding", "conv_transpose2d", "float64", [1, 2, 4, 3],
+     [2, 3, 3, 2], True, [3, 2], [1, 0], [1, 2], 1, [2, 1]),
+    ("conv_transpose2d_groups", "conv_transpose2d", "float32", [2, 4, 3, 4], [4, 3, 3, 3], True,
+     2, [0, 1], 1, 2, 1),
+    ("conv_transpose2d_chw", "conv_transpose2d", "float64", [3, 4, 4], [3, 2, 2, 3], False, 1,
+     [1, 2], [2, 1], 1, 0),
 ]
 
 
@@ -87,15 +142,82 @@ def make_case(index, name, dtype, x_shape, w_shape, bias, stride, padding, dilat
     return {"name": name, "request": request, "expected": expected}
 
 
+def make_family_case(index, name, family, dtype, x_shape, w_shape, bias, stride, padding,
+                     dilation, groups, output_padding, padding_mode="zeros"):
+    gen = torch.Generator().manual_seed(2000 + index)
+
+    def normal(shape):
+        t = torch.randn(shape, generator=gen, dtype=torch.float64)
+        return t.to(torch.float32).to(torch.float64) if dtype == "float32" else t
+
+    transposed = family.startswith("conv_transpose")
+    out_channels = w_shape[1] * groups if transposed else w_shape[0]
+    x = normal(x_shape).requires_grad_(True)
+    w = normal(w_shape).requires_grad_(True)
+    b = normal([out_channels]).requires_grad_(True) if bias else None
+
+    def arg(v):
+        return tuple(v) if isinstance(v, list) else v
+
+    convs = {"conv1d": F.conv1d, "conv2d": F.conv2d, "conv3d": F.conv3d}
+    if padding_mode != "zeros":
+        axes = len(w_shape) - 2
+        if padding == "same":
+            pads = []
+            for k, d in zip(w_shape[2:], [dilation] * axes if isinstance(dilation, int) else dilation):
+                total = d * (k - 1)
+                pads.append((total // 2, total - total // 2))
+        else:
+            each = [padding] * axes if isinstance(padding, int) else padding
+            pads = [(p, p) for p in each]
+        flat = [side for lo_hi in reversed(pads) for side in lo_hi]  # last axis first
+        batched = len(x_shape) == axes + 2
+        xb = x if batched else x.unsqueeze(0)
+        y = convs[family](F.pad(xb, flat, mode=padding_mode), w, b, arg(stride), 0,
+                          arg(dilation), groups)
+        y = y if batched else y.squeeze(0)
+    elif family in convs:
+        y = convs[family](x, w, b, arg(stride), arg(padding), arg(dilation), groups)
+    else:
+        transpose = {"conv_transpose1d": F.conv_transpose1d, "conv_transpose2d": F.conv_transpose2d,
+                     "conv_transpose3d": F.conv_transpose3d}[family]
+        y = transpose(x, w, b, arg(stride), arg(padding), arg(output_padding), groups,
+                      arg(dilation))
+    dy = normal(list(y.shape))
+    y.backward(dy)
+    request = {"op": family + ".backward", "dtype": dtype, "stride": stride, "padding": padding,
+               "dilation": dilation, "groups": groups}
+    if transposed:
+        request["output_padding"] = output_padding
+    if padding_mode != "zeros":
+        request["padding_mode"] = padding_mode
+    request["x"] = tensor_json(x, dtype)
+    request["w"] = tensor_json(w, dtype)
+    if bias:
+        request["b"] = tensor_json(b, dtype)
+    request["dy"] = tensor_json(dy, dtype)
+    expected = {"y": tensor_json(y, dtype), "dx": tensor_json(x.grad, dtype),
+                "dw": tensor_json(w.grad, dtype)}
+    if bias:
+        expected["db"] = tensor_json(b.grad, dtype)
+    return {"name": name, "family": family, "request": request, "expected": expected}
+
+
+def write(path, case):
+    with open(path, "w") as f:
+        json.dump(case, f, separators=(",", ":"))
+        f.write("\n")
+    print(path)
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
     torch.use_deterministic_algorithms(True)
     for index, case in enumerate(CASES):
-        path = os.path.join(out, case[0] + ".json")
-        with open(path, "w") as f:
-            json.dump(make_case(index, *case), f, separators=(",", ":"))
-            f.write("\n")
-        print(path)
+        write(os.path.join(out, case[0] + ".json"), make_case(index, *case))
+    os.makedirs(os.path.join(out, "family"), exist_ok=True)
+    for index, case in enumerate(FAMILY_CASES):
+        write(os.path.join(out, "family", case[0] + ".json"), make_family_case(index, *case))
 
 
 if __name__ == "__main__":

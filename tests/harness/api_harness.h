@@ -17,7 +17,8 @@ typedef char *(*ah_door)(const char *body, int *status, void *ctx);
 // max over elements of |a-b| / max(1e-8, |a|+|b|), CS231n's measure.
 double ah_rel_error(const th_tensor *a, const th_tensor *b);
 
-// Every golden case through `door`, forward and backward, both tensor forms; `ok_status` is
+// Every golden case through `door` (conv2d's in tests/golden, the other ops' in
+// tests/golden/family, each sent as its "family"'s op), forward and backward, both tensor forms; `ok_status` is
 // the door's success status. `with_op`: the body names its op (else the door supplies it, and
 // `op_out` gets the op before each call). Returns how many cases were found.
 int ah_golden_through(ah_door door, void *ctx, int ok_status, bool with_op, const char **op_out);

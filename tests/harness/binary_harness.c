@@ -180,18 +180,25 @@ void bh_golden_free(bh_golden *g) {
 }
 
 int bh_golden_load(bh_golden *cases, int cap) {
-    DIR *dir = opendir(t_golden_dir());
+    return bh_golden_load_from(t_golden_dir(), cases, cap);
+}
+
+int bh_golden_load_from(const char *dir_path, bh_golden *cases, int cap) {
+    DIR *dir = opendir(dir_path);
     int n = 0;
     for (struct dirent *e; dir && n < cap && (e = readdir(dir));) {
         if (!strstr(e->d_name, ".json")) continue;
         char path[600];
-        snprintf(path, sizeof path, "%s/%s", t_golden_dir(), e->d_name);
+        snprintf(path, sizeof path, "%s/%s", dir_path, e->d_name);
         char *text = t_read_file(path, NULL);
         cJSON *doc = cJSON_Parse(text);
         free(text);
         bh_golden *g = &cases[n];
         memset(g, 0, sizeof *g);
         snprintf(g->name, sizeof g->name, "%s", e->d_name);
+        const cJSON *family = cJSON_GetObjectItemCaseSensitive(doc, "family");
+        snprintf(g->family, sizeof g->family, "%s",
+                 cJSON_IsString(family) ? family->valuestring : "conv2d");
         g->request = cJSON_DetachItemFromObjectCaseSensitive(doc, "request");
         const cJSON *expected = cJSON_GetObjectItemCaseSensitive(doc, "expected");
         const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(g->request, "dtype");
@@ -217,11 +224,12 @@ int bh_golden_inputs(bh_tensor in[4], const bh_golden *g) {
 }
 
 void bh_golden_metadata(bh_bytes *out, const bh_golden *g, const char *op) {
-    static const char *const params[] = {"stride", "padding", "dilation", "groups"};
+    static const char *const params[] = {"stride",         "padding",     "dilation",
+                                         "groups",         "output_padding", "padding_mode"};
     out->len = 0;
     bh_puts(out, "{");
     if (op) bh_printf(out, "\"op\":\"%s\"", op);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 6; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(g->request, params[i]);
         if (!v) continue;
         char *text = cJSON_PrintUnformatted(v);

@@ -57,6 +57,7 @@ bool bh_close(const bh_tensor *got, const bh_tensor *want, double tol, char *why
 
 typedef struct {
     char name[256];
+    char family[32]; // the op's name before the dot: "conv2d" unless the case says otherwise
     bool f64;
     cJSON *request;  // the v1 request (owned)
     bh_tensor in[4]; // x, w, b, dy (rank 0 when absent)
@@ -69,14 +70,17 @@ static const char *const bh_outputs[4] = {"y", "dx", "dw", "db"};
 // Frees what bh_golden_load() read into g.
 void bh_golden_free(bh_golden *g);
 
-// Loads every golden case (at most `cap`); returns how many.
+// Loads every golden case (at most `cap`) of tests/golden; returns how many.
 int bh_golden_load(bh_golden *cases, int cap);
+// The same from another folder (tests/golden/family: the other ops, each with its "family").
+int bh_golden_load_from(const char *dir_path, bh_golden *cases, int cap);
 
 // The inputs golden case g has (x, w, then b and dy when present), in that order, into in[]
 // (borrowed from g); returns how many.
 int bh_golden_inputs(bh_tensor in[4], const bh_golden *g);
 
-// The golden request's parameters (stride, padding, dilation, groups) as __metadata__ JSON: each
+// The golden request's parameters (stride, padding, dilation, groups, and output_padding and
+// padding_mode when it has them) as __metadata__ JSON: each
 // value the field's JSON text as a string.
 void bh_golden_metadata(bh_bytes *out, const bh_golden *g, const char *op);
 

@@ -79,7 +79,7 @@ new_box() {
         { fail "update-ca-certificates in $box"; return 1; }
     if podman exec "$box" bash -c 'git -c advice.detachedHead=false clone -q /mnt/convd.bundle \
             /srv/convd && ls -A /srv' | grep -qx convd; then
-        pass "$box: cloned into /srv/convd, nothing beside it ($(git rev-parse --short HEAD))"
+        pass "$box: cloned into /srv/convd, nothing beside it ($bundled)"
     else
         fail "git clone in $box"
         return 1
@@ -87,6 +87,7 @@ new_box() {
 }
 
 git bundle create "$work/convd.bundle" HEAD >/dev/null 2>&1 || { fail "git bundle of HEAD"; finish; }
+bundled=$(git rev-parse --short HEAD)
 new_box "$name" --cap-add=SYS_PTRACE || finish
 
 # 1. make run, in its own session so that exactly its processes are stopped afterwards.

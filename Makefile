@@ -169,7 +169,8 @@ fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do name=$${t#build/fuzz/fuzz_}; \
 	  mkdir -p build/fuzz/corpus/$$name build/fuzz/crashes; \
 	  echo "== $$t for $(FUZZ_SECONDS) s"; \
-	  $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -timeout=2 -malloc_limit_mb=64 -rss_limit_mb=1024 \
+	    -print_final_stats=1 \
 	    -artifact_prefix=build/fuzz/crashes/$$name- build/fuzz/corpus/$$name fuzz/corpus/$$name \
 	    || exit 1; done
 

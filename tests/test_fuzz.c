@@ -1,7 +1,8 @@
 // A short libFuzzer run of each target in build/fuzz/ (fuzz/fuzz_*.c: the JSON, safetensors and
 // v2 decoders with ASan+UBSan), from the seed corpora in fuzz/corpus/, each a check that the
 // fuzzer ends without a finding (exit 0, no crash file). The release and sanitized test trees
-// run it with different fuzzer seeds, so make test explores twice as much; FUZZ_SMOKE_SECONDS
+// run it with different fuzzer seeds, so make test explores twice as much. Each input is held to
+// 2 s and to allocations of 64 MiB (libFuzzer's -timeout, -malloc_limit_mb); FUZZ_SMOKE_SECONDS
 // sets the time per target (default 12). `make fuzz` is the long run.
 #include <dirent.h>
 #include <stdio.h>
@@ -47,8 +48,12 @@ int main(int argc, char **argv) {
         mkdir(corpus, 0700);
         if (!CHECK(access(fuzzer, X_OK) == 0, "%s is built (make fuzz-build)", fuzzer)) continue;
         // New units go to the scratch corpus (the first directory); the seeds stay as they are.
+        // Each input is also held to time and memory: an input of at most 16 KiB that takes
+        // 2 s, or asks for one allocation over 64 MiB, is a finding (a parse that is not
+        // linear, or amplifies its body), not only a crash.
         snprintf(command, sizeof command,
-                 "%s -max_total_time=%d -seed=%d -timeout=10 -rss_limit_mb=2048 -max_len=16384 "
+                 "%s -max_total_time=%d -seed=%d -timeout=2 -rss_limit_mb=1024 "
+                 "-malloc_limit_mb=64 -max_len=16384 "
                  "-print_final_stats=1 -artifact_prefix=%s/%s- %s %s > %s 2>&1",
                  fuzzer, seconds, seed, work, targets[i], corpus, seeds, log);
         fflush(NULL);

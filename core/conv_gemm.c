@@ -114,27 +114,38 @@ static char *region_of(const conv_run *r, int worker) {
     return r->scratch + (size_t)worker * r->region_bytes;
 }
 
+// The GEMM's columns for image n, group grp, output pixels [p0, p1): x itself when the layer
+// is pointwise (kernel 1, stride 1, no padding), else its im2col into `col`. *ld gets their
+// leading dimension.
+static const char *item_columns(const conv_run *r, char *col, int64_t n, int64_t grp, int64_t p0,
+                                int64_t p1, int64_t *ld) {
+    const conv_geom *g = r->g;
+    const int64_t cg = g->c / g->groups, hw = g->h * g->w;
+    const char *x_g = conv_at(r->in, (n * g->c + grp * cg) * hw, r->elt);
+    if (conv_is_pointwise(g)) {
+        *ld = hw;
+        return conv_at(x_g, p0, r->elt);
+    }
+    im2col(r, col, x_g, cg, p0, p1);
+    *ld = p1 - p0;
+    return col;
+}
+
 // x (N,C,H,W), w (F,C/G,kh,kw), b (F) or NULL -> y (N,F,Ho,Wo); items are pixel chunks.
 static void forward_worker(void *arg, int worker) {
     const conv_run *r = arg;
     const conv_geom *g = r->g;
     const size_t elt = r->elt;
     const int64_t cg = g->c / g->groups, fg = g->f / g->groups, k = cg * g->kh * g->kw;
-    const int64_t hw = g->h * g->w, pixels = conv_out_h(g) * conv_out_w(g);
+    const int64_t pixels = conv_out_h(g) * conv_out_w(g);
     char *col = region_of(r, worker) + r->accumulator;
     int64_t first, end;
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
         int64_t n, grp, p0, p1;
         item_place(r, item, pixels, &n, &grp, &p0, &p1);
-        const char *x_g = conv_at(r->in, (n * g->c + grp * cg) * hw, elt);
-        const char *cols = conv_at(x_g, p0, elt);
-        int64_t ld_cols = hw;
-        if (!conv_is_pointwise(g)) {
-            im2col(r, col, x_g, cg, p0, p1);
-            cols = col;
-            ld_cols = p1 - p0;
-        }
+        int64_t ld_cols;
+        const char *cols = item_columns(r, col, n, grp, p0, p1, &ld_cols);
         // With a bias, y starts as the bias and the GEMM adds onto it (beta 1): BLAS would
         // otherwise clear y for beta 0 and a second pass add the bias.
         char *y_g = conv_at(r->out, (n * g->f + grp * fg) * pixels + p0, elt);
@@ -185,7 +196,7 @@ static void backward_weights_worker(void *arg, int worker) {
     const conv_geom *g = r->g;
     const size_t elt = r->elt;
     const int64_t cg = g->c / g->groups, fg = g->f / g->groups, k = cg * g->kh * g->kw;
-    const int64_t hw = g->h * g->w, pixels = conv_out_h(g) * conv_out_w(g);
+    const int64_t pixels = conv_out_h(g) * conv_out_w(g);
     char *region = region_of(r, worker);
     char *col = region + r->accumulator;
     char *sum = worker == 0 ? r->out : region;
@@ -195,14 +206,8 @@ static void backward_weights_worker(void *arg, int worker) {
     for (int64_t item = first; item < end; item++) {
         int64_t n, grp, p0, p1;
         item_place(r, item, pixels, &n, &grp, &p0, &p1);
-        const char *x_g = conv_at(r->in, (n * g->c + grp * cg) * hw, elt);
-        const char *cols = conv_at(x_g, p0, elt);
-        int64_t ld_cols = hw;
-        if (!conv_is_pointwise(g)) {
-            im2col(r, col, x_g, cg, p0, p1);
-            cols = col;
-            ld_cols = p1 - p0;
-        }
+        int64_t ld_cols;
+        const char *cols = item_columns(r, col, n, grp, p0, p1, &ld_cols);
         conv_gemm_call(r->dt, false, true, fg, k, p1 - p0,
                        conv_at(r->dy, (n * g->f + grp * fg) * pixels + p0, elt), pixels, cols,
                        ld_cols, 1, conv_at(sum, grp * fg * k, elt), k);

@@ -179,6 +179,22 @@ int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const 
     }
 }
 
+int api_plan_padding(const api_plan *plan, int64_t sides[6]) {
+    const conv_geom *g = &plan->geom; // conv3d: its stacked layer, which has its rows' padding
+    int n = 0;
+    if (plan->op->spatial == 3) {
+        sides[n++] = plan->geom3.padding[0];
+        sides[n++] = plan->geom3.padding[1];
+    }
+    if (plan->op->spatial >= 2) {
+        sides[n++] = g->pad_top;
+        sides[n++] = g->pad_bottom;
+    }
+    sides[n++] = g->pad_left;
+    sides[n++] = g->pad_right;
+    return n;
+}
+
 int64_t api_plan_input_layout(const api_plan *plan, const api_request *req, int64_t dims[3],
                               int64_t pad[6], conv_pad_mode *mode) {
     const bool deep = plan->op->spatial == 3;
@@ -278,6 +294,15 @@ bool api_algorithm_parse(const char *name, conv_algorithm *out) {
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (strcmp(name, conv_algorithm_name(known[i])) == 0) {
             *out = known[i];
+            return true;
+        }
+    return false;
+}
+
+bool api_padding_mode_parse(const char *name, conv_pad_mode *out) {
+    for (int mode = CONV_PAD_ZEROS; mode <= CONV_PAD_CIRCULAR; mode++)
+        if (strcmp(name, conv_pad_mode_name((conv_pad_mode)mode)) == 0) {
+            *out = (conv_pad_mode)mode;
             return true;
         }
     return false;

@@ -101,6 +101,10 @@ typedef struct {
 // "auto", "direct" or "winograd" into *out; false (and *out untouched) for anything else.
 bool api_algorithm_parse(const char *name, conv_algorithm *out);
 
+// "zeros", "reflect", "replicate" or "circular" into *out; false (and *out untouched) for
+// anything else.
+bool api_padding_mode_parse(const char *name, conv_pad_mode *out);
+
 // Defaults: float32, stride/dilation 1, padding 0, groups 1, no tensors.
 void api_request_init(api_request *req);
 void api_request_free(api_request *req);
@@ -129,6 +133,12 @@ typedef struct {
 // geometry passed validation.
 int api_output_shape(int64_t shape[API_MAX_RANK], const api_request *req, const api_plan *plan,
                      api_output out);
+
+// The padding the plan applies, both sides of each spatial axis in the op's order into
+// sides[]: [left, right] (1-d), [top, bottom, left, right] (2-d), [front, back, top, bottom,
+// left, right] (3-d); "same" resolved. Returns the count (2 per spatial axis). What every
+// answer's meta reports.
+int api_plan_padding(const api_plan *plan, int64_t sides[6]);
 
 // Whether the passes run on a padded copy of x (core/conv_pad.h), and how: x as (planes, D,
 // H, W), the pads per side (front, back, top, bottom, left, right) and the mode. That is

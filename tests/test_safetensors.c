@@ -84,9 +84,105 @@ static void check_answer(const bh_golden *g, const api_response *r, bool binary,
     cJSON_Delete(doc);
 }
 
+// A per-axis request value spelt out for `axes` axes, `sides` numbers per axis, as the answer's
+// __metadata__ writes it ("[2,2]"): a number for every axis, a list of one per axis, conv2d's
+// four sides as they are; NULL (absent) gives `fallback` everywhere.
+static void spelt_out(char *buf, size_t cap, const cJSON *v, int axes, int sides, int fallback) {
+    int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 0;
+    size_t len = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < axes * sides; i++) {
+        double x = n == 4 && sides == 2 ? cJSON_GetArrayItem(v, i)->valuedouble
+                   : n                  ? cJSON_GetArrayItem(v, i / sides)->valuedouble
+                   : cJSON_IsNumber(v)  ? v->valuedouble
+                                        : fallback;
+        len += (size_t)snprintf(buf + len, cap - len, "%s%g", i ? "," : "", x);
+    }
+    snprintf(buf + len, cap - len, "]");
+}
+
+// The answer's __metadata__ holds the layer as applied, one number per axis of the family
+// (padding: both sides of each), worked out here from the golden request; and fed back as a
+// request's __metadata__ (with the request's own padding unless it is conv2d's four sides,
+// which every request may use) it gives the same layer: the same outputs.
+static void check_layer_metadata(const bh_golden *g, const api_response *r, const char *op) {
+    const cJSON *meta = NULL, *req = g->request;
+    bh_tensor dx = {0};
+    cJSON *header = bh_read_safetensors(&dx, r->body, r->len, "dx", &meta);
+    bh_tensor_free(&dx);
+    if (!CHECK(header && meta, "%s: a safetensors answer with __metadata__", g->name)) {
+        cJSON_Delete(header);
+        return;
+    }
+    int axes = strchr(g->family, '1') ? 1 : strchr(g->family, '3') ? 3 : 2;
+    bool transposed = strstr(g->family, "transpose") != NULL;
+    char want[6][96];
+    spelt_out(want[0], sizeof want[0], cJSON_GetObjectItemCaseSensitive(req, "stride"), axes, 1, 1);
+    spelt_out(want[1], sizeof want[1], cJSON_GetObjectItemCaseSensitive(req, "dilation"), axes, 1,
+              1);
+    const cJSON *padding = cJSON_GetObjectItemCaseSensitive(req, "padding");
+    if (cJSON_IsString(padding) && strcmp(padding->valuestring, "same") == 0) {
+        // PyTorch's "same": d*(k-1) in all, the smaller half on the low side.
+        const cJSON *dilation = cJSON_GetObjectItemCaseSensitive(req, "dilation");
+        size_t len = (size_t)snprintf(want[2], sizeof want[2], "[");
+        for (int a = 0; a < axes; a++) {
+            long long d = cJSON_IsArray(dilation) ? (long long)cJSON_GetArrayItem(dilation, a)->valuedouble
+                          : dilation              ? (long long)dilation->valuedouble
+                                                  : 1;
+            long long total = d * (g->in[1].shape[g->in[1].rank - axes + a] - 1);
+            len += (size_t)snprintf(want[2] + len, sizeof want[2] - len, "%s%lld,%lld",
+                                    a ? "," : "", total / 2, total - total / 2);
+        }
+        snprintf(want[2] + len, sizeof want[2] - len, "]");
+    } else {
+        spelt_out(want[2], sizeof want[2], cJSON_IsString(padding) ? NULL : padding, axes, 2, 0);
+    }
+    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(req, "groups");
+    snprintf(want[3], sizeof want[3], "%g", groups ? groups->valuedouble : 1);
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(req, "padding_mode");
+    spelt_out(want[4], sizeof want[4], cJSON_GetObjectItemCaseSensitive(req, "output_padding"),
+              axes, 1, 0);
+    snprintf(want[5], sizeof want[5], "%s", cJSON_IsString(mode) ? mode->valuestring : "zeros");
+    static const char *const fields[6] = {"stride", "dilation",       "padding",
+                                          "groups", "output_padding", "padding_mode"};
+    cJSON *back = cJSON_CreateObject();
+    cJSON_AddStringToObject(back, "op", op);
+    for (int f = 0; f < 6; f++) {
+        const cJSON *got = cJSON_GetObjectItemCaseSensitive(meta, fields[f]);
+        bool expected = f < 4 || (f == 4) == transposed;
+        if (!expected) {
+            CHECK(!got, "%s: __metadata__.%s only for %s ops", g->name, fields[f],
+                  f == 4 ? "transposed" : "the other");
+            continue;
+        }
+        CHECK(cJSON_IsString(got) && strcmp(got->valuestring, want[f]) == 0,
+              "%s: __metadata__.%s is %s, want %s", g->name, fields[f],
+              cJSON_IsString(got) ? got->valuestring : "absent", want[f]);
+        if (f == 2 && (axes != 2 || transposed)) { // the request's own padding
+            char *text = cJSON_PrintUnformatted(padding);
+            cJSON_AddStringToObject(back, "padding", text ? text : "0");
+            free(text);
+        } else if (cJSON_IsString(got)) {
+            cJSON_AddStringToObject(back, fields[f], got->valuestring);
+        }
+    }
+    char *text = cJSON_PrintUnformatted(back);
+    bh_tensor in[4];
+    int count = bh_golden_inputs(in, g);
+    bh_bytes body = {0};
+    bh_safetensors(&body, in, count, g->f64, text, 8);
+    api_response again;
+    run(&again, CODEC_BINARY, &body, "", NULL);
+    check_answer(g, &again, true, 0xE, "backward from the answer's __metadata__");
+    free(again.body);
+    bh_free(&body);
+    free(text);
+    cJSON_Delete(back);
+    cJSON_Delete(header);
+}
+
 // The other ops' golden cases (tests/golden/family) as safetensors, their new fields
-// (output_padding, padding_mode) in __metadata__ like the others: backward by the route's op,
-// forward by __metadata__.op.
+// (output_padding, padding_mode) in __metadata__ like the others: backward by the route's op
+// (its answer's __metadata__ checked and sent back), forward by __metadata__.op.
 static void test_family_golden(void) {
     static bh_golden cases[48];
     char dir[600];
@@ -106,6 +202,7 @@ static void test_family_golden(void) {
         bh_safetensors(&body, in, count, g->f64, meta.data, 8);
         run(&r, CODEC_BINARY, &body, "", backward);
         check_answer(g, &r, true, 0xE, "backward");
+        if (r.status == 200) check_layer_metadata(g, &r, backward);
         free(r.body);
         bh_golden_metadata(&meta, g, forward);
         int fwd = 0;
@@ -156,6 +253,7 @@ static void test_golden(void) {
         bh_bytes text = {json, strlen(json), strlen(json) + 1};
         run(&r, CODEC_JSON, &text, "application/octet-stream", "conv2d.backward");
         check_answer(g, &r, true, 0xE, "JSON in, binary out");
+        if (r.status == 200) check_layer_metadata(g, &r, "conv2d.backward");
         free(r.body);
         free(json);
     }

@@ -441,11 +441,7 @@ static bool decode_padding_mode(decoder *d, const cJSON *item, int which) {
     if (!cJSON_IsString(item))
         return api_fail(d->err, API_E_INVALID_TYPE, "padding_mode",
                         "padding_mode must be %s; got %s", expected, codec_json_type_name(item));
-    for (int mode = CONV_PAD_ZEROS; mode <= CONV_PAD_CIRCULAR; mode++)
-        if (strcmp(item->valuestring, conv_pad_mode_name((conv_pad_mode)mode)) == 0) {
-            d->req->padding_mode = (conv_pad_mode)mode;
-            return true;
-        }
+    if (api_padding_mode_parse(item->valuestring, &d->req->padding_mode)) return true;
     return api_fail(d->err, API_E_INVALID_VALUE, "padding_mode",
                     "padding_mode \"%s\" is not one of %s",
                     api_quote(quoted, sizeof quoted, item->valuestring), expected);
@@ -648,6 +644,31 @@ static int64_t put_tensor(api_buf *out, const api_tensor *t, conv_dtype dt) {
     return non_finite;
 }
 
+// `,"name":[v0,v1,...]`, or `,"name":"[v0,v1,...]"` as a string.
+static void put_list(api_buf *out, const char *name, const int64_t *v, int n, bool as_string) {
+    api_buf_printf(out, ",\"%s\":%s[", name, as_string ? "\"" : "");
+    for (int i = 0; i < n; i++) api_buf_printf(out, "%s%" PRId64, i ? "," : "", v[i]);
+    api_buf_puts(out, as_string ? "]\"" : "]");
+}
+
+void codec_json_put_layer(api_buf *out, const api_request *req, const api_plan *plan,
+                          bool as_strings) {
+    // The request keeps per-axis values at [0, spatial) (conv2d: [h, w]; conv3d: [d, h, w]),
+    // except conv1d's one, which the passes read at [1] (one number fills every entry).
+    const int spatial = plan->op->spatial, first = spatial == 1 ? 1 : 0;
+    int64_t sides[6];
+    int n_sides = api_plan_padding(plan, sides);
+    put_list(out, "stride", req->stride + first, spatial, as_strings);
+    put_list(out, "dilation", req->dilation + first, spatial, as_strings);
+    put_list(out, "padding", sides, n_sides, as_strings);
+    api_buf_printf(out, as_strings ? ",\"groups\":\"%" PRId64 "\"" : ",\"groups\":%" PRId64,
+                   req->groups);
+    if (plan->op->transposed)
+        put_list(out, "output_padding", req->output_padding + first, spatial, as_strings);
+    else
+        api_buf_printf(out, ",\"padding_mode\":\"%s\"", conv_pad_mode_name(req->padding_mode));
+}
+
 void codec_json_put_result(api_buf *out, const api_request *req, const api_plan *plan,
                            const api_result *res) {
     int64_t non_finite[API_OUT_COUNT] = {0};
@@ -663,19 +684,12 @@ void codec_json_put_result(api_buf *out, const api_request *req, const api_plan 
         non_finite[o] = put_tensor(out, &res->out[o], req->dtype);
         api_buf_put(out, ",", 1);
     }
-    const conv_geom *g = &plan->geom;
     api_buf_printf(out,
                    "\"meta\":{\"op\":\"%s\",\"dtype\":\"%s\",\"elapsed_ms\":%.3f,"
-                   "\"threads\":%d,\"flops\":%" PRId64 ",\"padding\":[",
+                   "\"threads\":%d,\"flops\":%" PRId64,
                    plan->op->name, req->dtype == CONV_FLOAT32 ? "float32" : "float64",
                    res->elapsed_ms, res->threads, plan->flops);
-    // Both sides of each spatial axis as applied: conv1d's one, conv3d's depth first.
-    if (plan->op->spatial == 3)
-        api_buf_printf(out, "%" PRId64 ",%" PRId64 ",", plan->geom3.padding[0],
-                       plan->geom3.padding[1]);
-    if (plan->op->spatial >= 2)
-        api_buf_printf(out, "%" PRId64 ",%" PRId64 ",", g->pad_top, g->pad_bottom);
-    api_buf_printf(out, "%" PRId64 ",%" PRId64 "]", g->pad_left, g->pad_right);
+    codec_json_put_layer(out, req, plan, false);
     api_buf_printf(out, ",\"algorithm\":\"%s\"", conv_algorithm_name(plan->algorithm));
     bool warned = false;
     for (int o = 0; o < API_OUT_COUNT; o++) {

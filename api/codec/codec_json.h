@@ -42,8 +42,18 @@ bool codec_json_whole_numbers(int64_t *out, int *count, int limit, const codec_j
 // the same value; non-finite values as null. Returns how many were non-finite.
 int64_t codec_json_put_numbers(api_buf *out, const void *data, int64_t n, conv_dtype dt);
 
+// Appends the layer's parameters as applied, one per axis of the op whatever form the request
+// used: `,"stride":[...],"dilation":[...],"padding":[both sides of each axis],"groups":G`, and
+// `"output_padding":[...]` for a transposed op, `"padding_mode":"..."` for the others. With
+// `as_strings` each value is written as a JSON string holding its text (`"stride":"[2,1]"`,
+// `"padding_mode":"reflect"`): what safetensors' __metadata__ holds, and what a request's
+// __metadata__ reads back to the same layer.
+void codec_json_put_layer(api_buf *out, const api_request *req, const api_plan *plan,
+                          bool as_strings);
+
 // Appends the v1 response for a computed result: each output as {"shape", "data"}, then meta
-// (op, dtype, elapsed_ms, threads, flops, the padding applied, and warnings when any).
+// (op, dtype, elapsed_ms, threads, flops, the layer as applied (codec_json_put_layer),
+// algorithm, and warnings when any).
 void codec_json_put_result(api_buf *out, const api_request *req, const api_plan *plan,
                            const api_result *res);
 

@@ -357,7 +357,6 @@ bool codec_safetensors_decode(api_request *req, const char *body, size_t len, ap
 
 void codec_safetensors_put_result(api_buf *out, const api_request *req, const api_plan *plan,
                                   const api_result *res) {
-    const conv_geom *g = &plan->geom;
     size_t elt = conv_dtype_size(req->dtype), data_bytes = 0;
     for (int o = 0; o < API_OUT_COUNT; o++) data_bytes += (size_t)res->out[o].numel * elt;
     api_buf_reserve(out, 1024 + data_bytes); // once: growing by doubling would copy it all again
@@ -365,11 +364,11 @@ void codec_safetensors_put_result(api_buf *out, const api_request *req, const ap
     api_buf_put(out, "\0\0\0\0\0\0\0\0", 8); // the header length, filled in below
     api_buf_printf(out,
                    "{\"__metadata__\":{\"op\":\"%s\",\"dtype\":\"%s\",\"elapsed_ms\":\"%.3f\","
-                   "\"threads\":\"%d\",\"flops\":\"%" PRId64 "\",\"padding\":\"[%" PRId64
-                   ",%" PRId64 ",%" PRId64 ",%" PRId64 "]\",\"algorithm\":\"%s\"}",
+                   "\"threads\":\"%d\",\"flops\":\"%" PRId64 "\"",
                    plan->op->name, req->dtype == CONV_FLOAT32 ? "float32" : "float64",
-                   res->elapsed_ms, res->threads, plan->flops, g->pad_top, g->pad_bottom,
-                   g->pad_left, g->pad_right, conv_algorithm_name(plan->algorithm));
+                   res->elapsed_ms, res->threads, plan->flops);
+    codec_json_put_layer(out, req, plan, true);
+    api_buf_printf(out, ",\"algorithm\":\"%s\"}", conv_algorithm_name(plan->algorithm));
     char dims[160];
     uint64_t offset = 0;
     for (int o = 0; o < API_OUT_COUNT; o++) {

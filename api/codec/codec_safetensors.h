@@ -34,8 +34,8 @@
 bool codec_safetensors_decode(api_request *req, const char *body, size_t len, api_error *err);
 
 // Appends the safetensors response for a computed result: the outputs in the request's dtype,
-// the meta (op, dtype, elapsed_ms, threads, flops, padding) in __metadata__, the header padded
-// with spaces so that every tensor starts 8-byte aligned.
+// the meta (op, dtype, elapsed_ms, threads, flops, the layer as applied, algorithm) in
+// __metadata__, the header padded with spaces so that every tensor starts 8-byte aligned.
 void codec_safetensors_put_result(api_buf *out, const api_request *req, const api_plan *plan,
                                   const api_result *res);
 

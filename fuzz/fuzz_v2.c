@@ -1,13 +1,15 @@
 // libFuzzer target: the Open Inference Protocol v2 door: the Inference-Header-Content-Length
 // split (any value, also beyond the body or negative), the JSON header, binary inputs, and the
 // answer (JSON or binary); also the restyling of error bodies and the answer-header split.
-// Input: one byte of mode (bit 0-1: how the header length is written, bit 2: the model), then
+// Input: one byte of mode (bit 0-1: how the header length is written, bits 2-7: the model, the
+// op api_ops[(mode >> 2) % api_op_count], so 0 and 1 are conv2d's forward and backward), then
 // for modes 1-3 two bytes of number, then the body. Seeds: fuzz/corpus/v2.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api_model.h"
 #include "api/codec/codec_v2.h"
 #include "fuzz/fuzz_common.h"
 
@@ -28,7 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(body, rest, len);
     api_options opt = fuzz_options();
     api_response out = {0};
-    codec_v2_infer(&out, body, len, header, mode & 4 ? "conv2d.backward" : "conv2d.forward", &opt);
+    codec_v2_infer(&out, body, len, header, api_ops[(mode >> 2) % (unsigned)api_op_count].name,
+                   &opt);
     if (out.status == 500) abort(); // nothing a client sends may be an internal error
     if (out.status == 200 && codec_v2_header_length(out.body, out.len) > out.len) abort();
     free(out.body);

@@ -71,22 +71,52 @@ def v2_request(tensors, params, f64, binary, outputs=None):
 
 
 def v2_params(request):
+    """The v1 request's parameters as v2 scalars: a number under the field's own name, a list
+    one per axis (suffixed d, h, w from the last; a list of one as the plain name), conv2d's
+    four sides of padding as pad_top ... pad_right."""
     params = {}
-    for key in ("stride", "dilation"):
+    for key in ("stride", "dilation", "padding", "output_padding"):
         v = request.get(key)
-        if v is not None:
-            h, w = (v, v) if isinstance(v, int) else v
-            params[key + "_h"], params[key + "_w"] = h, w
-    pad = request.get("padding")
-    if isinstance(pad, (str, int)):
-        params["padding"] = pad
-    if "groups" in request:
-        params["groups"] = request["groups"]
+        if isinstance(v, list) and len(v) == 4:
+            params.update(zip(("pad_top", "pad_bottom", "pad_left", "pad_right"), v))
+        elif isinstance(v, list) and len(v) > 1:
+            params.update((key + "_" + "dhw"[3 - len(v) + a], n) for a, n in enumerate(v))
+        elif v is not None:
+            params[key] = v[0] if isinstance(v, list) else v
+    for key in ("groups", "padding_mode"):
+        if key in request:
+            params[key] = request[key]
     return params
 
 
+# The model selector of fuzz/fuzz_v2.c is (mode >> 2) % the op count, in api_ops' order
+# (api/api_model.c): the backward op of each family.
+BACKWARD_MODE = {"conv2d": 1, "conv1d": 3, "conv_transpose2d": 5, "conv_transpose1d": 7,
+                 "conv3d": 9, "conv_transpose3d": 11}
+
+
+def v2_family_seeds(case):
+    """The other families' golden cases to their backward and forward models, as JSON."""
+    request = case["request"]
+    f64 = request.get("dtype") != "float32"
+    tensors = {k: flat(request[k]) for k in ("x", "w", "b", "dy") if k in request}
+    if sum(len(d) for _, d in tensors.values()) * (8 if f64 else 4) > MAX_SEED:
+        return
+    mode = BACKWARD_MODE[case["family"]] << 2
+    text, _ = v2_request(tensors, v2_params(request), f64, False)
+    write("v2", bytes([mode]) + text)
+    fwd = {k: v for k, v in tensors.items() if k != "dy"}
+    text, _ = v2_request(fwd, v2_params(request), f64, False)
+    write("v2", bytes([mode - 4]) + text)
+
+
 def main():
+    family = os.path.join(GOLDEN, "family")
+    for name in sorted(os.listdir(family)):
+        v2_family_seeds(json.load(open(os.path.join(family, name))))
     for name in sorted(os.listdir(GOLDEN)):
+        if not name.endswith(".json"):
+            continue
         case = json.load(open(os.path.join(GOLDEN, name)))
         request = case["request"]
         text = json.dumps(request, separators=(",", ":")).encode()

@@ -79,42 +79,34 @@ static bool refuse_if_draining(api_response *out, http_server *srv) {
     return true;
 }
 
-void http_handlers_v2_server(api_response *out, http_server *srv) {
+void http_handlers_v2_server(api_response *out, http_server *srv, const char *op) {
     codec_v2_server_metadata(out, CONVD_VERSION);
 }
 
-void http_handlers_v2_live(api_response *out, http_server *srv) {
+void http_handlers_v2_live(api_response *out, http_server *srv, const char *op) {
     static const char live[] = "{\"live\":true}";
     reply_text(out, 200, codec_json_type, live, sizeof live - 1);
 }
 
-void http_handlers_v2_ready(api_response *out, http_server *srv) {
+void http_handlers_v2_ready(api_response *out, http_server *srv, const char *op) {
     static const char ready[] = "{\"ready\":true}";
     if (!refuse_if_draining(out, srv)) reply_text(out, 200, codec_json_type, ready, sizeof ready - 1);
 }
 
-void http_handlers_v2_forward_model(api_response *out, http_server *srv) {
-    codec_v2_model_metadata(out, "conv2d.forward");
+void http_handlers_v2_model(api_response *out, http_server *srv, const char *op) {
+    codec_v2_model_metadata(out, op);
 }
 
-void http_handlers_v2_backward_model(api_response *out, http_server *srv) {
-    codec_v2_model_metadata(out, "conv2d.backward");
+void http_handlers_v2_model_ready(api_response *out, http_server *srv, const char *op) {
+    if (!refuse_if_draining(out, srv)) codec_v2_model_ready(out, op);
 }
 
-void http_handlers_v2_forward_ready(api_response *out, http_server *srv) {
-    if (!refuse_if_draining(out, srv)) codec_v2_model_ready(out, "conv2d.forward");
-}
-
-void http_handlers_v2_backward_ready(api_response *out, http_server *srv) {
-    if (!refuse_if_draining(out, srv)) codec_v2_model_ready(out, "conv2d.backward");
-}
-
-void http_handlers_openapi(api_response *out, http_server *srv) {
+void http_handlers_openapi(api_response *out, http_server *srv, const char *op) {
     reply_text(out, 200, "application/yaml", http_handlers_openapi_start,
                (size_t)(http_handlers_openapi_end - http_handlers_openapi_start));
 }
 
-void http_handlers_playground(api_response *out, http_server *srv) {
+void http_handlers_playground(api_response *out, http_server *srv, const char *op) {
     reply_text(out, 200, "text/html; charset=utf-8", http_handlers_playground_start,
                (size_t)(http_handlers_playground_end - http_handlers_playground_start));
 }

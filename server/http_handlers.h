@@ -16,20 +16,19 @@ extern const http_format http_handlers_v1_formats[];
 extern const http_format http_handlers_v2_formats[];
 
 // GET /v2, /v2/health/live, /v2/health/ready (503 while draining).
-void http_handlers_v2_server(api_response *out, http_server *srv);
-void http_handlers_v2_live(api_response *out, http_server *srv);
-void http_handlers_v2_ready(api_response *out, http_server *srv);
-// GET /v2/models/conv2d_{forward,backward} and their /ready.
-void http_handlers_v2_forward_model(api_response *out, http_server *srv);
-void http_handlers_v2_backward_model(api_response *out, http_server *srv);
-void http_handlers_v2_forward_ready(api_response *out, http_server *srv);
-void http_handlers_v2_backward_ready(api_response *out, http_server *srv);
+void http_handlers_v2_server(api_response *out, http_server *srv, const char *op);
+void http_handlers_v2_live(api_response *out, http_server *srv, const char *op);
+void http_handlers_v2_ready(api_response *out, http_server *srv, const char *op);
+// GET /v2/models/{model} and /v2/models/{model}/ready (503 while draining), the model of the
+// route's op.
+void http_handlers_v2_model(api_response *out, http_server *srv, const char *op);
+void http_handlers_v2_model_ready(api_response *out, http_server *srv, const char *op);
 
 // GET /openapi.yaml: api/openapi.yaml, embedded in the binary when it is built.
-void http_handlers_openapi(api_response *out, http_server *srv);
+void http_handlers_openapi(api_response *out, http_server *srv, const char *op);
 
 // GET /: the playground (server/playground.html, embedded in the binary when it is built), a
 // page that computes layers and grades answers through this server's API.
-void http_handlers_playground(api_response *out, http_server *srv);
+void http_handlers_playground(api_response *out, http_server *srv, const char *op);
 
 #endif

@@ -34,14 +34,16 @@ typedef struct {
     http_body_fn run;
 } http_format;
 
-// Answers a GET route; runs on a connection thread, so it must be quick.
-typedef void (*http_get_fn)(api_response *out, http_server *srv);
+// Answers a GET route; runs on a connection thread, so it must be quick. `op` is the route's
+// (NULL for most GET routes; a v2 model's metadata routes name their op).
+typedef void (*http_get_fn)(api_response *out, http_server *srv, const char *op);
 
 typedef struct {
     const char *path;           // matched exactly (the query string is not part of it)
     unsigned methods;           // HTTP_GET (HEAD implied) or HTTP_POST; OPTIONS always answered
     http_get_fn get;            // GET routes
-    const char *op;             // compute routes: the op given to the request model
+    const char *op;             // compute routes: the op given to the request model; GET
+                                // routes: given to `get` (a v2 model's op)
     const http_format *formats; // compute routes: accepted formats, ending with {NULL, NULL};
                                 // the first also serves requests that send no Content-Type
 } http_route;

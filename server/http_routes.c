@@ -30,9 +30,9 @@ static void reply_status(api_response *out, const char *status) {
     reply_json(out, 200, doc);
 }
 
-static void get_healthz(api_response *out, http_server *srv) { reply_status(out, "ok"); }
+static void get_healthz(api_response *out, http_server *srv, const char *op) { reply_status(out, "ok"); }
 
-static void get_readyz(api_response *out, http_server *srv) {
+static void get_readyz(api_response *out, http_server *srv, const char *op) {
     if (http_server_draining(srv))
         api_error_refuse(out, API_E_OVERLOADED, "",
                          "the server is shutting down and takes no new work; send requests "
@@ -41,7 +41,7 @@ static void get_readyz(api_response *out, http_server *srv) {
         reply_status(out, "ready");
 }
 
-static void get_metrics(api_response *out, http_server *srv) {
+static void get_metrics(api_response *out, http_server *srv, const char *op) {
     out->body = http_server_metrics_text(srv, &out->len);
     if (!out->body) {
         api_error_refuse(out, API_E_OUT_OF_MEMORY, "", "out of memory for the metrics; retry");
@@ -58,7 +58,7 @@ static void add_unique(cJSON *list, const char *value) {
     cJSON_AddItemToArray(list, cJSON_CreateString(value));
 }
 
-static void get_info(api_response *out, http_server *srv) {
+static void get_info(api_response *out, http_server *srv, const char *op) {
     const http_config *cfg = http_server_config(srv);
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "name", "convd");
@@ -114,6 +114,16 @@ static void problem_json(api_response *out, const http_body *b, const char *op,
 static const http_format check_formats[] = {{json_type, check_json}, {NULL, NULL}};
 static const http_format problem_formats[] = {{json_type, problem_json}, {NULL, NULL}};
 
+// An op's v2 model: its metadata, readiness and infer routes ("conv1d", "forward" is the model
+// conv1d_forward of op conv1d.forward); and both models of a family.
+#define V2_MODEL(family, pass)                                                                    \
+    {"/v2/models/" family "_" pass, HTTP_GET, http_handlers_v2_model, family "." pass, NULL},      \
+        {"/v2/models/" family "_" pass "/ready", HTTP_GET, http_handlers_v2_model_ready,           \
+         family "." pass, NULL},                                                                   \
+        {"/v2/models/" family "_" pass "/infer", HTTP_POST, NULL, family "." pass,                 \
+         http_handlers_v2_formats}
+#define V2_MODELS(family) V2_MODEL(family, "forward"), V2_MODEL(family, "backward")
+
 const http_route http_routes[] = {
     {"/v1/conv2d/forward", HTTP_POST, NULL, "conv2d.forward", http_handlers_v1_formats},
     {"/v1/conv2d/backward", HTTP_POST, NULL, "conv2d.backward", http_handlers_v1_formats},
@@ -144,13 +154,13 @@ const http_route http_routes[] = {
     {"/v2", HTTP_GET, http_handlers_v2_server, NULL, NULL},
     {"/v2/health/live", HTTP_GET, http_handlers_v2_live, NULL, NULL},
     {"/v2/health/ready", HTTP_GET, http_handlers_v2_ready, NULL, NULL},
-    {"/v2/models/conv2d_forward", HTTP_GET, http_handlers_v2_forward_model, NULL, NULL},
-    {"/v2/models/conv2d_forward/ready", HTTP_GET, http_handlers_v2_forward_ready, NULL, NULL},
-    {"/v2/models/conv2d_forward/infer", HTTP_POST, NULL, "conv2d.forward",
-     http_handlers_v2_formats},
-    {"/v2/models/conv2d_backward", HTTP_GET, http_handlers_v2_backward_model, NULL, NULL},
-    {"/v2/models/conv2d_backward/ready", HTTP_GET, http_handlers_v2_backward_ready, NULL, NULL},
-    {"/v2/models/conv2d_backward/infer", HTTP_POST, NULL, "conv2d.backward",
-     http_handlers_v2_formats},
+    V2_MODELS("conv2d"),
+    V2_MODELS("conv1d"),
+    V2_MODELS("conv3d"),
+    V2_MODELS("conv_transpose1d"),
+    V2_MODELS("conv_transpose2d"),
+    V2_MODELS("conv_transpose3d"),
 };
+#undef V2_MODELS
+#undef V2_MODEL
 const size_t http_n_routes = sizeof http_routes / sizeof *http_routes;

@@ -538,7 +538,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->route->get) {
         api_response out = {0};
-        r->route->get(&out, r->srv);
+        r->route->get(&out, r->srv, r->route->op);
         return answer(r, &out, false);
     }
     return dispatch(r);

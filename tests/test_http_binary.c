@@ -1,8 +1,8 @@
 // The binary front doors over HTTP, black-box against a convd process of the test's own:
 // every golden case as safetensors on the v1 routes (both answer formats) and through the v2
 // routes (JSON with no Content-Type as Triton's client sends it, binary inputs and outputs with
-// Inference-Header-Content-Length); malformed safetensors and v2 bodies answered 400/422 with
-// the server still answering; the v2 GET routes and v2-style errors for the server's own
+// Inference-Header-Content-Length), the other families' cases to their own v2 models; malformed safetensors and v2 bodies answered 400/422 with
+// the server still answering; the v2 GET routes (every model's) and v2-style errors for the server's own
 // refusals; gzip/deflate request bodies (the size limit after decompression) and compressed
 // answers; GET /openapi.yaml; what /v1/info lists.
 #include <stdlib.h>
@@ -116,8 +116,10 @@ static void test_v2_golden(int port, const bh_golden *cases, int n) {
             snprintf(length, sizeof length, "Inference-Header-Content-Length: %zu", header_len);
             const char *extra[] = {forms[f].binary_in ? length : NULL, NULL};
             th_reply r;
-            // As Triton's client: no Content-Type, JSON or binary.
-            post(&r, port, "/v2/models/conv2d_backward/infer", NULL, &body, extra);
+            // As Triton's client: no Content-Type, JSON or binary; to the family's model.
+            char route[96];
+            snprintf(route, sizeof route, "/v2/models/%s_backward/infer", g->family);
+            post(&r, port, route, NULL, &body, extra);
             bh_tensor outs[4];
             char names[4][8], got_length[32] = "";
             size_t json_len = 0;
@@ -173,6 +175,32 @@ static void test_v2_routes(int port) {
               "GET %s: %ld %.200s", gets[i].path, r.status, r.body);
         th_reply_free(&r);
     }
+    // Every family's models, with x of the family's rank in their metadata.
+    static const struct {
+        const char *family, *x_shape;
+    } models[] = {
+        {"conv1d", "[-1,-1,-1]"},           {"conv3d", "[-1,-1,-1,-1,-1]"},
+        {"conv_transpose1d", "[-1,-1,-1]"}, {"conv_transpose2d", "[-1,-1,-1,-1]"},
+        {"conv_transpose3d", "[-1,-1,-1,-1,-1]"},
+    };
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++)
+        for (int pass = 0; pass < 2; pass++) {
+            char path[96], holds[96];
+            const char *pass_name = pass ? "backward" : "forward";
+            snprintf(path, sizeof path, "/v2/models/%s_%s", models[i].family, pass_name);
+            snprintf(holds, sizeof holds, "{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":%s}",
+                     models[i].x_shape);
+            th_reply r;
+            th_get(&r, port, path);
+            CHECK(r.status == 200 && strstr(r.body, holds), "GET %s: %ld %.200s", path, r.status,
+                  r.body);
+            th_reply_free(&r);
+            strcat(path, "/ready");
+            th_get(&r, port, path);
+            CHECK(r.status == 200 && strstr(r.body, "\"ready\":true"), "GET %s: %ld %.200s", path,
+                  r.status, r.body);
+            th_reply_free(&r);
+        }
     th_reply r;
     th_get(&r, port, "/v2/models/resnet50/infer");
     expect_v2_error(&r, 404, "there is no", "an unknown model");
@@ -376,9 +404,13 @@ static void test_openapi_and_info(int port) {
 int main(int argc, char **argv) {
     blas_boot(argv);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    static bh_golden cases[32];
+    static bh_golden cases[32], family[48];
     int n = bh_golden_load(cases, 32);
-    CHECK(n >= 8, "golden cases: %d", n);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/family", t_golden_dir());
+    int n_family = bh_golden_load_from(dir, family, 48);
+    CHECK(n >= 8 && n_family >= 24, "golden cases: %d conv2d, %d of the other families", n,
+          n_family);
     th_server s;
     char max_body[32];
     snprintf(max_body, sizeof max_body, "%d", MAX_BODY);
@@ -387,12 +419,14 @@ int main(int argc, char **argv) {
         test_v1_golden(s.port, cases, n);
         test_v1_malformed(s.port);
         test_v2_golden(s.port, cases, n);
+        test_v2_golden(s.port, family, n_family);
         test_v2_routes(s.port);
         test_codings(s.port);
         test_openapi_and_info(s.port);
         CHECK(th_server_stop(&s, 30) == 0, "convd drains and exits 0");
     }
     for (int c = 0; c < n; c++) bh_golden_free(&cases[c]);
+    for (int c = 0; c < n_family; c++) bh_golden_free(&family[c]);
     curl_global_cleanup();
     return t_finish("test_http_binary");
 }

@@ -1,7 +1,7 @@
 // api/openapi.yaml: linted by Redocly's CLI (from the npm registry, pinned in tools/; installed
 // there with `npm ci` on the first run) with its recommended rules, warnings as errors; and
-// every route of the server's route table documented with its method (the v2 models under
-// /v2/models/{model}).
+// every route of the server's route table documented with its method (the v2 models' routes
+// under /v2/models/{model}, each model in that parameter's enum).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,14 +41,20 @@ static void test_routes_documented(void) {
         const http_route *r = &http_routes[i];
         char path[512];
         snprintf(path, sizeof path, "%s", r->path);
-        static const char *const models[] = {"conv2d_forward", "conv2d_backward"};
-        for (int m = 0; m < 2; m++) {
-            char *model = strstr(path, models[m]);
-            if (model && strncmp(path, "/v2/models/", 11) == 0) {
-                char rest[512];
-                snprintf(rest, sizeof rest, "%s", model + strlen(models[m]));
-                snprintf(model, sizeof path - (size_t)(model - path), "{model}%s", rest);
-            }
+        // A v2 model's routes are /v2/models/{model}..., the model named in the Model enum.
+        if (strncmp(path, "/v2/models/", 11) == 0) {
+            char model[128];
+            snprintf(model, sizeof model, "%.*s", (int)strcspn(path + 11, "/"), path + 11);
+            const char *models = strstr(yaml, "\n    Model:\n");
+            const char *end = models ? strstr(models + 1, "\n\n") : NULL;
+            models = models ? strstr(models, "enum: [") : NULL;
+            char *listed = models && end ? strstr(models, model) : NULL;
+            CHECK(listed && listed < end && (listed[-1] == ' ' || listed[-1] == '[') &&
+                      (listed[strlen(model)] == ',' || listed[strlen(model)] == ']'),
+                  "the v2 model %s is in the Model parameter's enum", model);
+            char rest[128];
+            snprintf(rest, sizeof rest, "%s", r->path + 11 + strlen(model));
+            snprintf(path, sizeof path, "/v2/models/{model}%s", rest);
         }
         size_t len = 0;
         const char *section = path_section(yaml, path, &len);

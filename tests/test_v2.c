@@ -1,9 +1,13 @@
-// The Open Inference Protocol v2 door in-process (codec_v2_infer): every golden case with JSON
-// data (flat and nested), binary inputs (Triton's extension), binary outputs (all, per output,
-// mixed), outputs picked and ordered, ids echoed, FP32 and FP64; malformed bodies (header
-// length beyond the body, negative, not a number; missing binary_data_size; sizes not matching
-// shapes; bytes left over) and invalid requests, each a {"error": "..."} with a status; the
-// error restyling of server refusals, the header split, and the metadata bodies.
+// The Open Inference Protocol v2 door in-process (codec_v2_infer): every golden case of every
+// family (conv2d, conv1d, conv3d, conv_transpose1d/2d/3d: their <family>_forward and
+// <family>_backward models) against PyTorch's answers and against the v1 answer to the same
+// request, with JSON data (flat and nested), binary inputs (Triton's extension), binary outputs
+// (all, per output, mixed), outputs picked and ordered, ids echoed, FP32 and FP64, the layer's
+// per-axis parameters as v2 scalars; malformed bodies (header length beyond the body, negative,
+// not a number; missing binary_data_size; sizes not matching shapes; bytes left over) and
+// invalid requests (each family's wrong ranks, unknown and mixed parameters), each a
+// {"error": "..."} with a status and the v2 path; the error restyling of server refusals, the
+// header split, and the metadata bodies of every model.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +15,63 @@
 
 #include "api/api.h"
 #include "api/api_errors.h"
+#include "api/codec/codec.h"
 #include "api/codec/codec_v2.h"
 #include "server/blas_boot.h"
 #include "tests/harness/binary_harness.h"
 #include "tests/testlib.h"
+
+static const char *const families[] = {"conv2d",           "conv1d",           "conv3d",
+                                       "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"};
+
+// The v1 JSON answer to golden case g's request sent to `op` (dy dropped for a forward op), as
+// parsed JSON (the caller deletes it), or NULL when it is not a 200.
+static cJSON *v1_answer(const bh_golden *g, const char *op, bool backward) {
+    cJSON *req = cJSON_Duplicate(g->request, 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(req, "op");
+    if (!backward) cJSON_DeleteItemFromObjectCaseSensitive(req, "dy");
+    char *text = cJSON_PrintUnformatted(req);
+    api_response r = {0};
+    codec_run_json(&r, text, strlen(text), op, NULL);
+    cJSON *doc = r.status == 200 ? cJSON_ParseWithLength(r.body, r.len) : NULL;
+    free(r.body);
+    free(text);
+    cJSON_Delete(req);
+    return doc;
+}
+
+// The v2 answer's outputs and padding against the v1 answer to the same request: the same
+// numbers (both run the same passes; a float32 read from binary and from its shortest decimal
+// text differ by up to half its last place), and parameters.pad_* in order equal to meta.padding.
+static void check_against_v1(const char *what, const cJSON *v2_doc, const bh_tensor outs[4],
+                             const bh_golden *g, const char *op, bool backward) {
+    cJSON *v1 = v1_answer(g, op, backward);
+    if (!CHECK(v1 != NULL, "%s: the v1 answer to the same request", what)) return;
+    for (int o = 0; o < 4; o++) {
+        if (!outs[o].data) continue;
+        bh_tensor want = {0};
+        char why[160];
+        CHECK(bh_from_json(&want, bh_outputs[o],
+                           cJSON_GetObjectItemCaseSensitive(v1, bh_outputs[o])) &&
+                  bh_close(&outs[o], &want, g->f64 ? 1e-14 : 1e-7, why, sizeof why),
+              "%s %s against v1: %s", what, bh_outputs[o], why);
+        bh_tensor_free(&want);
+    }
+    const cJSON *padding = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(v1, "meta"), "padding");
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(v2_doc, "parameters");
+    int i = 0;
+    bool same = true;
+    for (const cJSON *p = params ? params->child : NULL; p; p = p->next)
+        if (strncmp(p->string, "pad_", 4) == 0) {
+            const cJSON *side = cJSON_GetArrayItem(padding, i++);
+            same &= side && cJSON_IsNumber(p) && p->valuedouble == side->valuedouble;
+        }
+    CHECK(same && i == cJSON_GetArraySize(padding) && i >= 2,
+          "%s: parameters.pad_* (%d) are v1's meta.padding (%d)", what, i,
+          cJSON_GetArraySize(padding));
+    cJSON_Delete(v1);
+}
 
 static void check_golden(const bh_golden *g, bool backward, bh_v2_form form) {
     bh_bytes body = {0};
@@ -27,8 +84,10 @@ static void check_golden(const bh_golden *g, bool backward, bh_v2_form form) {
              backward ? "backward" : "forward", form.binary_in ? "binary" : "json",
              form.nested ? "/nested" : "", form.binary_out, form.pick);
     api_response r = {0};
-    codec_v2_infer(&r, body.data, body.len, header, backward ? "conv2d.backward" : "conv2d.forward",
-                   NULL);
+    char op[48], model_name[48];
+    snprintf(op, sizeof op, "%s.%s", g->family, backward ? "backward" : "forward");
+    snprintf(model_name, sizeof model_name, "%s_%s", g->family, backward ? "backward" : "forward");
+    codec_v2_infer(&r, body.data, body.len, header, op, NULL);
     if (!CHECK(r.status == 200, "%s: status %d %.300s", what, r.status, r.body)) goto done;
     bool any_binary = form.binary_out != 0;
     CHECK(strcmp(r.content_type, any_binary ? "application/octet-stream" : "application/json") == 0,
@@ -42,7 +101,7 @@ static void check_golden(const bh_golden *g, bool backward, bh_v2_form form) {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(doc, "model_name");
     CHECK(cJSON_IsString(got_id) && strcmp(got_id->valuestring, id) == 0 &&
               cJSON_IsString(model) &&
-              strcmp(model->valuestring, backward ? "conv2d_backward" : "conv2d_forward") == 0,
+              strcmp(model->valuestring, model_name) == 0,
           "%s: id and model_name echoed", what);
     const cJSON *algo = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(doc, "parameters"), "algorithm");
@@ -64,6 +123,8 @@ static void check_golden(const bh_golden *g, bool backward, bh_v2_form form) {
         CHECK(bh_close(&outs[o], &g->out[o], bh_tolerance(g), why, sizeof why), "%s %s: %s", what,
               bh_outputs[o], why);
     }
+    if (!form.binary_in && !form.nested) // once per case and pass: the forms are checked above
+        check_against_v1(what, doc, outs, g, op, backward);
     for (int o = 0; o < 4; o++) bh_tensor_free(&outs[o]);
     cJSON_Delete(doc);
 done:
@@ -71,10 +132,19 @@ done:
     bh_free(&body);
 }
 
+// Every golden case: conv2d's (tests/golden) and the other families' (tests/golden/family).
 static void test_golden(void) {
-    static bh_golden cases[32];
-    int n = bh_golden_load(cases, 32);
-    CHECK(n >= 8, "golden cases: %d", n);
+    static bh_golden cases[96];
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/family", t_golden_dir());
+    int conv2d = bh_golden_load(cases, 48), n = conv2d + bh_golden_load_from(dir, cases + conv2d, 48);
+    CHECK(conv2d >= 8 && n - conv2d >= 24, "golden cases: %d conv2d, %d of the other families",
+          conv2d, n - conv2d);
+    int per_family[6] = {0};
+    for (int c = 0; c < n; c++)
+        for (int f = 0; f < 6; f++) per_family[f] += strcmp(cases[c].family, families[f]) == 0;
+    for (int f = 0; f < 6; f++)
+        CHECK(per_family[f] >= 3, "%s has golden cases: %d", families[f], per_family[f]);
     const bh_v2_form forms[] = {
         {false, false, 0, false}, {false, true, 0, false}, {true, false, 0, false},
         {true, false, 1, false},  {false, false, 2, false}, {true, false, 2, true},
@@ -274,8 +344,8 @@ static void test_requests(void) {
         {"an id that is a number", "conv2d.forward", "{\"id\":7,\"inputs\":[]}", "invalid_type",
          "id must be a string", "id", 422},
         {"an unknown parameter", "conv2d.forward",
-         "{\"parameters\":{\"stride\":2},\"inputs\":[" X4 "," W4 "]}", "unknown_field",
-         "stride_h", "parameters.stride", 422},
+         "{\"parameters\":{\"strides\":2},\"inputs\":[" X4 "," W4 "]}", "unknown_field",
+         "stride, stride_h, stride_w", "parameters.strides", 422},
         {"a list parameter", "conv2d.forward",
          "{\"parameters\":{\"stride_h\":[2]},\"inputs\":[" X4 "," W4 "]}", "invalid_type",
          "an integer", "parameters.stride_h", 422},
@@ -284,7 +354,7 @@ static void test_requests(void) {
          "an integer", "parameters.groups", 422},
         {"padding both ways", "conv2d.forward",
          "{\"parameters\":{\"padding\":\"same\",\"pad_top\":1},\"inputs\":[" X4 "," W4 "]}",
-         "invalid_value", "not both", "parameters.padding", 422},
+         "invalid_value", "not both", "parameters.pad_top", 422},
         {"an unknown padding word", "conv2d.forward",
          "{\"parameters\":{\"padding\":\"full\"},\"inputs\":[" X4 "," W4 "]}", "invalid_value",
          "\"same\", \"valid\"", "parameters.padding", 422},
@@ -367,6 +437,185 @@ static void test_requests(void) {
     }
 }
 
+// The other families' models: wrong ranks, parameters the model does not take, forms mixed,
+// per-axis values out of range (each at its v2 path), and layers small enough to work out by
+// hand, each parameter written per axis.
+static void test_family_requests(void) {
+#define T(name, shape, data) \
+    "{\"name\":\"" name "\",\"shape\":" shape ",\"datatype\":\"FP64\",\"data\":" data "}"
+#define X1 T("x", "[1,1,4]", "[1,2,3,4]")
+#define W1 T("w", "[1,1,2]", "[1,1]")
+#define X3 T("x", "[1,1,2,2,2]", "[1,2,3,4,5,6,7,8]")
+#define W3 T("w", "[1,1,1,1,1]", "[2]")
+#define X2 T("x", "[1,1,2,2]", "[1,2,3,4]")
+#define W2 T("w", "[1,1,2,2]", "[1,1,1,1]")
+#define DY3 T("dy", "[1,1,2,2,2]", "[1,1,1,1,1,1,1,1]")
+    static const struct {
+        const char *what, *op, *params, *inputs, *code, *path, *words;
+    } refused[] = {
+        {"conv1d with a 4-D x", "conv1d.forward", "{}", X2 "," W1, "invalid_shape",
+         "inputs[0].shape", "[N, C, L] or [C, L]"},
+        {"conv3d with a 3-D x", "conv3d.forward", "{}", X1 "," W3, "invalid_shape",
+         "inputs[0].shape", "[N, C, D, H, W]"},
+        {"conv_transpose2d with a 3-D w", "conv_transpose2d.forward", "{}", X2 "," W1,
+         "shape_mismatch", "inputs[1].shape", "[C, F/groups, kh, kw]"},
+        {"conv_transpose3d with a 3-D x", "conv_transpose3d.forward", "{}", X1 "," W3,
+         "invalid_shape", "inputs[0].shape", "[N, C, D, H, W]"},
+        {"stride_h for conv1d (one axis: plain names)", "conv1d.forward", "{\"stride_h\":2}",
+         X1 "," W1, "unknown_field", "parameters.stride_h",
+         "the fields there are stride, dilation, padding"},
+        {"stride_d for conv2d", "conv2d.forward", "{\"stride_d\":2}", X2 "," W2, "unknown_field",
+         "parameters.stride_d", "stride_h, stride_w"},
+        {"conv2d's four sides for conv_transpose2d", "conv_transpose2d.forward",
+         "{\"pad_top\":1}", X2 "," W2, "unknown_field", "parameters.pad_top", "padding_h"},
+        {"a typo in conv3d's", "conv3d.forward", "{\"dilation_x\":1}", X3 "," W3, "unknown_field",
+         "parameters.dilation_x", "dilation_d, dilation_h, dilation_w"},
+        {"stride for every axis and stride_d both", "conv3d.forward",
+         "{\"stride\":1,\"stride_d\":2}", X3 "," W3, "invalid_value", "parameters.stride_d",
+         "not both"},
+        {"stride_d 0", "conv3d.forward", "{\"stride_d\":0}", X3 "," W3, "invalid_value",
+         "parameters.stride_d", ""},
+        {"dilation_w 0", "conv3d.backward", "{\"dilation_w\":0}", X3 "," W3 "," DY3,
+         "invalid_value", "parameters.dilation_w", ""},
+        {"padding_d negative", "conv3d.forward", "{\"padding_d\":-1}", X3 "," W3, "invalid_value",
+         "parameters.padding_d", ""},
+        {"output_padding_w not below stride or dilation", "conv_transpose3d.forward",
+         "{\"output_padding_w\":1}", X3 "," W3, "invalid_value", "parameters.output_padding_w",
+         "smaller than the stride"},
+        {"output_padding not below stride or dilation", "conv_transpose1d.forward",
+         "{\"stride\":2,\"output_padding\":2}", X1 "," W1, "invalid_value",
+         "parameters.output_padding", "smaller than the stride (2)"},
+        {"output_padding for conv3d", "conv3d.forward", "{\"output_padding\":1}", X3 "," W3,
+         "field_not_allowed", "parameters.output_padding", "transposed convolutions only"},
+        {"padding \"same\" for conv_transpose2d", "conv_transpose2d.forward",
+         "{\"padding\":\"same\"}", X2 "," W2, "invalid_value", "parameters.padding",
+         "no \"same\""},
+        {"padding_h leaving no output", "conv_transpose2d.forward", "{\"padding_h\":2}",
+         X2 "," W2, "invalid_value", "parameters.padding_h", "height would be"},
+        {"padding_mode reflect for conv_transpose1d", "conv_transpose1d.forward",
+         "{\"padding_mode\":\"reflect\"}", X1 "," W1, "invalid_value", "parameters.padding_mode",
+         "only \"zeros\""},
+        {"padding_mode unknown", "conv1d.forward", "{\"padding_mode\":\"mirror\"}", X1 "," W1,
+         "invalid_value", "parameters.padding_mode", "\"circular\""},
+        {"padding_mode a number", "conv1d.forward", "{\"padding_mode\":1}", X1 "," W1,
+         "invalid_type", "parameters.padding_mode", "\"reflect\""},
+        {"reflect padding as large as x", "conv1d.forward",
+         "{\"padding\":4,\"padding_mode\":\"reflect\"}", X1 "," W1, "invalid_value",
+         "parameters.padding", "smaller than"},
+        {"groups not dividing the channels", "conv1d.forward", "{\"groups\":2}", X1 "," W1,
+         "invalid_value", "parameters.groups", ""},
+        {"dy of the wrong shape", "conv3d.backward", "{\"stride_h\":2}", X3 "," W3 "," DY3,
+         "shape_mismatch", "inputs[2].shape[3]", "dy must have exactly y's shape"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        bh_bytes body = {0};
+        bh_printf(&body, "{\"parameters\":%s,\"inputs\":[%s]}", refused[i].params,
+                  refused[i].inputs);
+        api_response r = {0};
+        codec_v2_infer(&r, body.data, body.len, NULL, refused[i].op, NULL);
+        cJSON *doc = cJSON_ParseWithLength(r.body, r.len);
+        const cJSON *error = cJSON_GetObjectItemCaseSensitive(doc, "error");
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(doc, "code");
+        const cJSON *path = cJSON_GetObjectItemCaseSensitive(doc, "path");
+        CHECK(r.status == 422 && cJSON_IsString(error) &&
+                  strstr(error->valuestring, refused[i].words) && cJSON_IsString(code) &&
+                  strcmp(code->valuestring, refused[i].code) == 0 && cJSON_IsString(path) &&
+                  strcmp(path->valuestring, refused[i].path) == 0,
+              "%s: want 422 %s '%s' at '%s', got %d %.400s", refused[i].what, refused[i].code,
+              refused[i].words, refused[i].path, r.status, r.body);
+        cJSON_Delete(doc);
+        free(r.body);
+        bh_free(&body);
+    }
+    // Worked by hand: y, and the padding each answer says it applied.
+    static const struct {
+        const char *what, *op, *params, *inputs, *y, *pads;
+    } fine[] = {
+        {"conv1d, stride and padding for its axis", "conv1d.forward",
+         "{\"stride\":2,\"padding\":1}", X1 "," W1, // [0 1 2 3 4 0] by [1 1], every other
+         "\"shape\":[1, 1, 3],\"data\":[1.0,5.0,4.0]", "\"pad_left\":1,\"pad_right\":1,"},
+        {"conv3d, a stride per axis", "conv3d.forward",
+         "{\"stride_d\":2,\"stride_h\":1,\"stride_w\":2}", X3 "," W3, // x[0, h, 0] * 2
+         "\"shape\":[1, 1, 1, 2, 1],\"data\":[2.0,6.0]",
+         "\"pad_front\":0,\"pad_back\":0,\"pad_top\":0,\"pad_bottom\":0,\"pad_left\":0,"
+         "\"pad_right\":0,"},
+        {"conv3d, replicate padding along the width", "conv3d.forward",
+         "{\"padding_w\":1,\"padding_mode\":\"replicate\"}",
+         T("x", "[1,1,1,1,2]", "[1,2]") "," T("w", "[1,1,1,1,3]", "[1,1,1]"), // [1 1 2 2]
+         "\"shape\":[1, 1, 1, 1, 2],\"data\":[4.0,5.0]", "\"pad_left\":1,\"pad_right\":1,"},
+        {"conv_transpose1d, output_padding", "conv_transpose1d.forward",
+         "{\"stride\":2,\"output_padding\":1}", T("x", "[1,1,2]", "[1,2]") "," W1,
+         "\"shape\":[1, 1, 5],\"data\":[1.0,1.0,2.0,2.0,0.0]", "\"pad_left\":0,\"pad_right\":0,"},
+        {"conv_transpose2d, padding per axis", "conv_transpose2d.forward",
+         "{\"padding_h\":1,\"padding_w\":0}", X2 "," W2, // the middle row of [1 3 2; 4 10 6; 3 7 4]
+         "\"shape\":[1, 1, 1, 3],\"data\":[4.0,10.0,6.0]",
+         "\"pad_top\":1,\"pad_bottom\":1,\"pad_left\":0,\"pad_right\":0,"},
+        {"conv_transpose3d, stride and output_padding along the width", "conv_transpose3d.forward",
+         "{\"stride_w\":2,\"output_padding_w\":1}",
+         T("x", "[1,1,1,1,2]", "[1,2]") "," T("w", "[1,1,1,1,1]", "[3]"),
+         "\"shape\":[1, 1, 1, 1, 4],\"data\":[3.0,0.0,6.0,0.0]", "\"pad_front\":0,"},
+    };
+    for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
+        bh_bytes body = {0};
+        bh_printf(&body, "{\"parameters\":%s,\"inputs\":[%s]}", fine[i].params, fine[i].inputs);
+        api_response r = {0};
+        codec_v2_infer(&r, body.data, body.len, NULL, fine[i].op, NULL);
+        CHECK(r.status == 200 && strstr(r.body, fine[i].y) && strstr(r.body, fine[i].pads),
+              "%s: want %s and %s, got %d %.400s", fine[i].what, fine[i].y, fine[i].pads, r.status,
+              r.body);
+        free(r.body);
+        bh_free(&body);
+    }
+#undef T
+#undef X1
+#undef W1
+#undef X3
+#undef W3
+#undef X2
+#undef W2
+#undef DY3
+}
+
+// Every model's metadata: its name, inputs and outputs of the family's rank, the parameters
+// it takes; and its readiness.
+static void test_model_metadata(void) {
+    for (int f = 0; f < 6; f++)
+        for (int backward = 0; backward < 2; backward++) {
+            char op[48], model[48];
+            snprintf(op, sizeof op, "%s.%s", families[f], backward ? "backward" : "forward");
+            snprintf(model, sizeof model, "%s_%s", families[f], backward ? "backward" : "forward");
+            int spatial = strchr(families[f], '1') ? 1 : strchr(families[f], '3') ? 3 : 2;
+            api_response r = {0};
+            codec_v2_model_metadata(&r, op);
+            cJSON *doc = cJSON_ParseWithLength(r.body, r.len);
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(doc, "name");
+            const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(doc, "inputs");
+            const cJSON *outputs = cJSON_GetObjectItemCaseSensitive(doc, "outputs");
+            const cJSON *x = cJSON_GetArrayItem(inputs, 0), *y = cJSON_GetArrayItem(outputs, 0);
+            const cJSON *taken = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(doc, "parameters"), "request_parameters");
+            bool per_axis = spatial > 1 && cJSON_IsString(taken) &&
+                            strstr(taken->valuestring, spatial == 3 ? "stride_d" : "stride_h");
+            CHECK(r.status == 200 && cJSON_IsString(name) && strcmp(name->valuestring, model) == 0 &&
+                      cJSON_GetArraySize(inputs) == 3 + backward &&
+                      cJSON_GetArraySize(outputs) == (backward ? 3 : 1) &&
+                      cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(x, "shape")) ==
+                          spatial + 2 &&
+                      cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(y, "shape")) ==
+                          spatial + 2 &&
+                      (spatial == 1 ? !strstr(taken->valuestring, "stride_") : per_axis) &&
+                      (spatial == 3) == (strstr(taken->valuestring, "stride_d") != NULL),
+                  "%s metadata: %d %s", model, r.status, r.body);
+            cJSON_Delete(doc);
+            free(r.body);
+            codec_v2_model_ready(&r, op);
+            char want[96];
+            snprintf(want, sizeof want, "{\"name\":\"%s\",\"ready\":true}", model);
+            CHECK(strcmp(r.body, want) == 0, "%s ready: %s", model, r.body);
+            free(r.body);
+        }
+}
+
 static void test_restyle_and_metadata(void) {
     api_response r = {.status = 404, .content_type = "application/json"};
     api_error_refuse(&r, API_E_NOT_FOUND, "", "there is no \"/v2/models/x\"");
@@ -420,6 +669,8 @@ int main(int argc, char **argv) {
     test_golden();
     test_binary_framing();
     test_requests();
+    test_family_requests();
+    test_model_metadata();
     test_restyle_and_metadata();
     return t_finish("test_v2");
 }

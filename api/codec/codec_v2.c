@@ -28,11 +28,33 @@ const char *codec_v2_model_name(char *buf, size_t cap, const char *op) {
 // ---------------------------------------------------------------------------------------------
 // Decoding.
 
+// The layer's per-axis parameters, in api_request's order, and how each was written in
+// "parameters": not at all, one integer for every axis ("stride"), one per axis ("stride_h",
+// "stride_w"), or conv2d's four sides of padding ("pad_top", ...).
+enum { AXIS_STRIDE, AXIS_DILATION, AXIS_PADDING, AXIS_OUTPUT_PADDING, AXIS_FIELDS };
+enum { FORM_NONE, FORM_ALL, FORM_AXES, FORM_SIDES };
+static const char *const axis_fields[AXIS_FIELDS] = {"stride", "dilation", "padding",
+                                                     "output_padding"};
+static const char *const pad_sides[4] = {"pad_top", "pad_bottom", "pad_left", "pad_right"};
+// Padding sides in answers: the op's last 2 * spatial of these (api_plan_padding's order).
+static const char *const answer_sides[6] = {"pad_front", "pad_back", "pad_top",
+                                            "pad_bottom", "pad_left", "pad_right"};
+static const char *const other_parameters[] = {"groups",   "padding_mode",       "algorithm",
+                                               "binary_data_output", "priority", "timeout"};
+
+// The letters that name an op's axes in "parameters" ("stride_d"): conv3d's d, h, w; the 2-d
+// ops' h, w; none for the 1-d ops, whose one axis takes the plain name ("stride").
+static const char *axis_letters(const api_op *op) {
+    return op->spatial == 3 ? "dhw" : op->spatial == 2 ? "hw" : "";
+}
+
 // What a v2 request says beyond the api_request it fills.
 typedef struct {
     codec_json_doc doc;
+    const api_op *op;
     const char *id;                // the request's id (in doc), or NULL
     int input_index[API_IN_COUNT]; // where each input is in "inputs" (-1: absent), for paths
+    int form[AXIS_FIELDS];         // FORM_*: how each per-axis parameter was written, for paths
     bool binary_output;            // parameters.binary_data_output
     int n_outputs;                 // "outputs" as asked, in order (0: the op's own)
     struct {
@@ -60,7 +82,7 @@ static int name_index(const char *const *names, int count, const char *name) {
 // Fails with unknown_field unless every key of `object` is in `known` (at most once).
 static bool known_keys(const cJSON *object, const char *const *known, int count,
                        const char *where, api_error *err) {
-    char path[96], quoted[48], list[160];
+    char path[96], quoted[48], list[320];
     for (const cJSON *e = object->child; e; e = e->next) {
         api_quote(quoted, sizeof quoted, e->string);
         snprintf(path, sizeof path, "%s%s%s", where, *where ? "." : "", quoted);
@@ -104,54 +126,122 @@ static bool boolean(bool *out, const cJSON *item, const char *path, api_error *e
     return true;
 }
 
-// The request's "parameters": the layer's parameters as scalars, and the protocol's own.
+// The names an op's "parameters" take, into names[] (pointing into store); returns how many.
+static int parameter_names(const api_op *op, char store[][24], const char *names[]) {
+    const char *letters = axis_letters(op);
+    int n = 0;
+    for (int f = 0; f < AXIS_FIELDS; f++) {
+        names[n++] = axis_fields[f];
+        for (const char *l = letters; *l; l++) {
+            snprintf(store[n], 24, "%s_%c", axis_fields[f], *l);
+            names[n] = store[n];
+            n++;
+        }
+    }
+    if (op->spatial == 2 && !op->transposed) // v1's four sides: conv2d's alone
+        for (int side = 0; side < 4; side++) names[n++] = pad_sides[side];
+    for (size_t i = 0; i < sizeof other_parameters / sizeof *other_parameters; i++)
+        names[n++] = other_parameters[i];
+    return n;
+}
+
+// Which per-axis field `name` sets, how (FORM_*), and at which axis or side; false for the
+// other parameters. `name` is one of the op's (known_keys has passed).
+static bool axis_parameter(const char *name, const api_op *op, int *field, int *form, int *slot) {
+    for (int f = 0; f < AXIS_FIELDS; f++) {
+        size_t len = strlen(axis_fields[f]);
+        if (strncmp(name, axis_fields[f], len) != 0) continue;
+        *field = f;
+        *slot = 0;
+        if (!name[len]) {
+            *form = FORM_ALL;
+            return true;
+        }
+        if (name[len] == '_' && name[len + 1] && !name[len + 2]) { // not padding_mode
+            *form = FORM_AXES;
+            *slot = (int)(strchr(axis_letters(op), name[len + 1]) - axis_letters(op));
+            return true;
+        }
+    }
+    int side = name_index(pad_sides, 4, name);
+    *field = AXIS_PADDING;
+    *form = FORM_SIDES;
+    *slot = side;
+    return side >= 0;
+}
+
+// Sets the per-axis fields of `req` from the values read (by axis, or by side for FORM_SIDES),
+// as the v1 decoder does: one number fills every entry (given = 1); one per axis goes to
+// [0, spatial) (given = spatial); conv2d's sides to padding[0..3] (given = 4).
+static void put_axis_fields(api_request *req, const v2_request *v2, int64_t values[][4]) {
+    int64_t *const lists[AXIS_FIELDS] = {req->stride, req->dilation, NULL, req->output_padding};
+    int *const given[AXIS_FIELDS] = {&req->stride_given, &req->dilation_given,
+                                     &req->padding_given, &req->output_padding_given};
+    const int spatial = v2->op->spatial;
+    for (int f = 0; f < AXIS_FIELDS; f++) {
+        const int64_t *v = values[f];
+        int form = v2->form[f];
+        if (form == FORM_NONE) continue;
+        *given[f] = form == FORM_ALL ? 1 : form == FORM_AXES ? spatial : 4;
+        if (f != AXIS_PADDING) {
+            for (int a = 0; a < 3; a++) lists[f][a] = v[form == FORM_ALL ? 0 : a];
+        } else if (form == FORM_SIDES) {
+            memcpy(req->padding, v, 4 * sizeof *v);
+        } else if (req->pad_mode == API_PAD_EXPLICIT) {
+            for (int a = 0; a < 3; a++)
+                req->padding[2 * a] = req->padding[2 * a + 1] = v[form == FORM_ALL ? 0 : a];
+        }
+    }
+}
+
+// The request's "parameters": the layer's parameters as scalars (the protocol has no lists
+// there), and the protocol's own. Each per-axis field is one integer for every axis ("stride"),
+// or one per axis of the op ("stride_d", "stride_h", "stride_w"); padding may also be "same" or
+// "valid", and conv2d's the four sides pad_top, pad_bottom, pad_left, pad_right.
 static bool decode_parameters(api_request *req, v2_request *v2, const cJSON *params,
                               api_error *err) {
-    // Each scalar and where it goes; the v1 paths ("stride[1]") are mapped back by v2_path().
-    static const char *const names[] = {
-        "stride_h", "stride_w",  "dilation_h", "dilation_w", "pad_top",
-        "pad_bottom", "pad_left", "pad_right", "groups",     "padding",
-        "binary_data_output", "priority", "timeout", "algorithm",
-    };
-    enum { N_INTEGERS = 9, PADDING = 9, BINARY = 10, ALGORITHM = 13 };
-    int64_t *const slots[N_INTEGERS] = {
-        &req->stride[0],  &req->stride[1],  &req->dilation[0], &req->dilation[1], &req->padding[0],
-        &req->padding[1], &req->padding[2], &req->padding[3],  &req->groups,
-    };
+    char store[32][24];
+    const char *names[32];
+    int count = parameter_names(v2->op, store, names);
     if (!cJSON_IsObject(params))
         return api_fail(err, API_E_INVALID_TYPE, "parameters",
-                        "parameters must be an object such as {\"stride_h\": 2, \"pad_top\": 1}; "
+                        "parameters must be an object such as {\"stride\": 2, \"padding\": 1}; "
                         "got %s", type_name(params));
-    int count = (int)(sizeof names / sizeof *names);
     if (!known_keys(params, names, count, "parameters", err)) return false;
+    int64_t values[AXIS_FIELDS][4] = {{1, 1, 1, 1}, {1, 1, 1, 1}}; // padding: 0 by default
+    const char *first[AXIS_FIELDS] = {NULL};
     char path[64];
-    bool explicit_pads = false;
     for (const cJSON *p = params->child; p; p = p->next) {
-        int k = name_index(names, count, p->string);
         snprintf(path, sizeof path, "parameters.%s", p->string);
-        if (k < N_INTEGERS) {
-            if (!whole(slots[k], p, path, "an integer", err)) return false;
-            if (k < 2) req->stride_given = 2;
-            else if (k < 4) req->dilation_given = 2;
-            else if (k < 8) explicit_pads = true;
-        } else if (k == PADDING) {
-            if (cJSON_IsString(p) && strcmp(p->valuestring, "same") == 0) {
-                req->pad_mode = API_PAD_SAME;
-            } else if (cJSON_IsString(p) && strcmp(p->valuestring, "valid") == 0) {
-                req->pad_mode = API_PAD_VALID;
-            } else {
-                int64_t all;
-                if (!cJSON_IsNumber(p))
-                    return api_fail(err, cJSON_IsString(p) ? API_E_INVALID_VALUE
-                                                           : API_E_INVALID_TYPE,
-                                    path, "%s must be \"same\", \"valid\" or an integer (or give "
-                                    "pad_top, pad_bottom, pad_left, pad_right)", path);
-                if (!whole(&all, p, path, "an integer", err)) return false;
-                for (int side = 0; side < 4; side++) req->padding[side] = all;
+        int field, form, slot;
+        if (axis_parameter(p->string, v2->op, &field, &form, &slot)) {
+            if (v2->form[field] && v2->form[field] != form)
+                return api_fail(err, API_E_INVALID_VALUE, path,
+                                "%s and parameters.%s both give the %s; give one integer for "
+                                "every axis or one per axis, not both",
+                                path, first[field], axis_fields[field]);
+            v2->form[field] = form;
+            first[field] = p->string;
+            if (field == AXIS_PADDING && form == FORM_ALL && cJSON_IsString(p)) {
+                if (strcmp(p->valuestring, "same") == 0) req->pad_mode = API_PAD_SAME;
+                else if (strcmp(p->valuestring, "valid") == 0) req->pad_mode = API_PAD_VALID;
+                else
+                    return api_fail(err, API_E_INVALID_VALUE, path,
+                                    "%s must be \"same\", \"valid\" or an integer (or one "
+                                    "integer per axis)", path);
+            } else if (!whole(&values[field][slot], p, path, "an integer", err)) {
+                return false;
             }
-        } else if (k == BINARY) {
+        } else if (strcmp(p->string, "groups") == 0) {
+            if (!whole(&req->groups, p, path, "an integer", err)) return false;
+        } else if (strcmp(p->string, "padding_mode") == 0) {
+            if (!cJSON_IsString(p) || !api_padding_mode_parse(p->valuestring, &req->padding_mode))
+                return api_fail(err, cJSON_IsString(p) ? API_E_INVALID_VALUE : API_E_INVALID_TYPE,
+                                path, "%s must be \"zeros\", \"reflect\", \"replicate\" or "
+                                "\"circular\"", path);
+        } else if (strcmp(p->string, "binary_data_output") == 0) {
             if (!boolean(&v2->binary_output, p, path, err)) return false;
-        } else if (k == ALGORITHM) {
+        } else if (strcmp(p->string, "algorithm") == 0) {
             if (!cJSON_IsString(p) || !api_algorithm_parse(p->valuestring, &req->algorithm))
                 return api_fail(err, cJSON_IsString(p) ? API_E_INVALID_VALUE : API_E_INVALID_TYPE,
                                 path, "%s must be \"auto\", \"direct\" or \"winograd\"", path);
@@ -160,16 +250,10 @@ static bool decode_parameters(api_request *req, v2_request *v2, const cJSON *par
                             type_name(p));
         }
     }
-    if (explicit_pads && cJSON_GetObjectItemCaseSensitive(params, "padding"))
-        return api_fail(err, API_E_INVALID_VALUE, "parameters.padding",
-                        "give either parameters.padding or pad_top/pad_bottom/pad_left/pad_right, "
-                        "not both");
-    if (explicit_pads || cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(params, "padding")))
-        req->padding_given = 4;
+    put_axis_fields(req, v2, values);
     return true;
 }
 
-// Where binary inputs are read from: after the JSON header, in input order.
 typedef struct {
     const char *at;
     size_t left;
@@ -438,29 +522,27 @@ static bool v2_decode(api_request *req, v2_request *v2, const char *body, size_t
 // ---------------------------------------------------------------------------------------------
 // Errors.
 
-// A v1 error path in the v2 request's terms: "stride[1]" -> "parameters.stride_w", "x.shape[1]"
-// -> "inputs[0].shape[1]".
+// A v1 error path in the v2 request's terms: "stride[1]" -> "parameters.stride_w" (conv2d),
+// "padding[2]" -> "parameters.pad_left" (conv2d's four sides), "stride" -> "parameters.stride"
+// (or "parameters" when it was not written so), "x.shape[1]" -> "inputs[0].shape[1]".
 static const char *v2_path(char *buf, size_t cap, const char *path, const v2_request *v2) {
-    static const struct {
-        const char *v1, *v2;
-    } params[] = {
-        {"stride", "parameters"},
-        {"stride[0]", "parameters.stride_h"},
-        {"stride[1]", "parameters.stride_w"},
-        {"dilation", "parameters"},
-        {"dilation[0]", "parameters.dilation_h"},
-        {"dilation[1]", "parameters.dilation_w"},
-        {"padding", "parameters.padding"},
-        {"padding[0]", "parameters.pad_top"},
-        {"padding[1]", "parameters.pad_bottom"},
-        {"padding[2]", "parameters.pad_left"},
-        {"padding[3]", "parameters.pad_right"},
-        {"groups", "parameters.groups"},
-        {"algorithm", "parameters.algorithm"},
-    };
     snprintf(buf, cap, "%s", path);
-    for (size_t i = 0; i < sizeof params / sizeof *params; i++)
-        if (strcmp(path, params[i].v1) == 0) snprintf(buf, cap, "%s", params[i].v2);
+    const char *letters = v2->op ? axis_letters(v2->op) : "";
+    for (int f = 0; f < AXIS_FIELDS; f++) {
+        size_t len = strlen(axis_fields[f]);
+        if (strncmp(path, axis_fields[f], len) != 0 || (path[len] && path[len] != '[')) continue;
+        size_t i = path[len] ? strtoul(path + len + 1, NULL, 10) : 0;
+        if (!path[len])
+            snprintf(buf, cap, "parameters%s%s", v2->form[f] == FORM_ALL ? "." : "",
+                     v2->form[f] == FORM_ALL ? axis_fields[f] : "");
+        else if (v2->form[f] == FORM_SIDES && i < 4)
+            snprintf(buf, cap, "parameters.%s", pad_sides[i]);
+        else if (i < strlen(letters))
+            snprintf(buf, cap, "parameters.%s_%c", axis_fields[f], letters[i]);
+        return buf;
+    }
+    for (size_t i = 0; i < sizeof other_parameters / sizeof *other_parameters; i++)
+        if (strcmp(path, other_parameters[i]) == 0) snprintf(buf, cap, "parameters.%s", path);
     for (int i = 0; i < API_IN_COUNT; i++) {
         size_t n = strlen(api_input_names[i]);
         if (v2->input_index[i] >= 0 && strncmp(path, api_input_names[i], n) == 0 &&
@@ -551,7 +633,6 @@ static void v2_put_result(api_response *out, const v2_request *v2, const api_req
             if (res->out[o].rank) order[n] = (api_output)o, binary[n++] = v2->binary_output;
     }
     char model[32];
-    const conv_geom *g = &plan->geom;
     api_buf b = {0};
     size_t binary_bytes = 0;
     for (int k = 0; k < n; k++)
@@ -565,11 +646,14 @@ static void v2_put_result(api_response *out, const v2_request *v2, const api_req
     }
     api_buf_printf(&b,
                    ",\"parameters\":{\"op\":\"%s\",\"elapsed_ms\":%.3f,\"threads\":%d,"
-                   "\"flops\":%" PRId64 ",\"pad_top\":%" PRId64 ",\"pad_bottom\":%" PRId64
-                   ",\"pad_left\":%" PRId64 ",\"pad_right\":%" PRId64 ",\"algorithm\":\"%s\"},"
-                   "\"outputs\":[",
-                   plan->op->name, res->elapsed_ms, res->threads, plan->flops, g->pad_top,
-                   g->pad_bottom, g->pad_left, g->pad_right, conv_algorithm_name(plan->algorithm));
+                   "\"flops\":%" PRId64,
+                   plan->op->name, res->elapsed_ms, res->threads, plan->flops);
+    int64_t sides[6];
+    int n_sides = api_plan_padding(plan, sides);
+    for (int i = 0; i < n_sides; i++)
+        api_buf_printf(&b, ",\"%s\":%" PRId64, answer_sides[6 - n_sides + i], sides[i]);
+    api_buf_printf(&b, ",\"algorithm\":\"%s\"},\"outputs\":[",
+                   conv_algorithm_name(plan->algorithm));
     int64_t non_finite[API_OUT_COUNT] = {0};
     bool any_binary = false;
     for (int k = 0; k < n; k++) {
@@ -601,12 +685,12 @@ void codec_v2_infer(api_response *out, const char *body, size_t len, const char 
     opt = api_options_or_default(opt, &defaults);
     api_request req;
     api_request_init(&req);
-    v2_request v2 = {.n_outputs = 0};
+    v2_request v2 = {.op = api_op_find(op_name ? op_name : "")};
     for (int i = 0; i < API_IN_COUNT; i++) v2.input_index[i] = -1;
     api_plan plan;
     api_result res = {0};
     api_error err;
-    const api_op *op = api_op_find(op_name);
+    const api_op *op = v2.op;
     bool ok = op ? v2_decode(&req, &v2, body, len, header_length, op, &err) &&
                        api_validate(&plan, &req, op_name, opt, &err) &&
                        api_admit(opt, api_working_set(&req, &plan, opt, API_JSON_NUMBER_BYTES),
@@ -664,30 +748,42 @@ void codec_v2_server_metadata(api_response *out, const char *version) {
 
 void codec_v2_model_metadata(api_response *out, const char *op_name) {
     const api_op *op = api_op_find(op_name);
+    if (!op) { // the routes name only ops that exist; a programming error, not a client's
+        api_error err;
+        api_fail(&err, API_E_UNKNOWN_OP, "", "there is no model for op '%s'", op_name);
+        v2_error(out, &err, &(v2_request){.op = NULL});
+        return;
+    }
     char model[32];
     api_buf b = {0};
     api_buf_printf(&b,
                    "{\"name\":\"%s\",\"versions\":[\"" CODEC_V2_MODEL_VERSION "\"],"
                    "\"platform\":\"convd\",\"inputs\":[",
                    codec_v2_model_name(model, sizeof model, op_name));
-    // Shapes as for 4-D requests; x may also be [C, H, W] or [H, W] (then w is [kh, kw]).
-    static const char *const input_shapes[API_IN_COUNT] = {"[-1,-1,-1,-1]", "[-1,-1,-1,-1]", "[-1]",
-                                                           "[-1,-1,-1,-1]"};
+    // x, w, dy, y, dx and dw have the family's full rank ([N, C, L] to [N, C, D, H, W]); x may
+    // also drop N (and conv2d's x be [H, W], w then [kh, kw]). b and db are [F].
+    char full[32] = "[-1";
+    for (int d = 1; d < op->spatial + 2; d++) strcat(full, ",-1");
+    strcat(full, "]");
     int n = 0;
-    for (int i = 0; op && i < API_IN_COUNT; i++)
+    for (int i = 0; i < API_IN_COUNT; i++)
         if ((op->required | op->optional) & API_BIT(i))
             api_buf_printf(&b, "%s{\"name\":\"%s\",\"datatype\":\"FP32\",\"shape\":%s%s}",
-                           n++ ? "," : "", api_input_names[i], input_shapes[i],
+                           n++ ? "," : "", api_input_names[i], i == API_IN_B ? "[-1]" : full,
                            op->optional & API_BIT(i) ? ",\"optional\":true" : "");
     api_buf_puts(&b, "],\"outputs\":[");
     n = 0;
-    for (int o = 0; op && o < API_OUT_COUNT; o++)
+    for (int o = 0; o < API_OUT_COUNT; o++)
         if (op->outputs & API_BIT(o))
             api_buf_printf(&b, "%s{\"name\":\"%s\",\"datatype\":\"FP32\",\"shape\":%s}",
-                           n++ ? "," : "", api_output_names[o],
-                           o == API_OUT_DB ? "[-1]" : "[-1,-1,-1,-1]");
+                           n++ ? "," : "", api_output_names[o], o == API_OUT_DB ? "[-1]" : full);
     api_buf_puts(&b, "],\"parameters\":{\"datatypes\":\"FP32, FP64 (all inputs one datatype; "
-                     "outputs in it)\"}}");
+                     "outputs in it)\",\"request_parameters\":\"");
+    char store[32][24];
+    const char *names[32];
+    int count = parameter_names(op, store, names);
+    for (int i = 0; i < count; i++) api_buf_printf(&b, "%s%s", i ? ", " : "", names[i]);
+    api_buf_puts(&b, "\"}}");
     reply(out, &b);
 }
 

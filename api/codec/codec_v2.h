@@ -1,14 +1,18 @@
 // codec_v2: the Open Inference Protocol v2 (KServe's, and Triton's with its binary tensor
-// extension), so that existing tensor-serving clients call convd unchanged. Each op is a model:
-// conv2d_forward and conv2d_backward. An infer request
+// extension), so that existing tensor-serving clients call convd unchanged. Each op is a model,
+// "<family>_<pass>": conv2d_forward, conv1d_backward, conv_transpose3d_forward, ... An infer
+// request
 //   {"id"?, "parameters"?: {...}, "inputs": [{"name", "shape", "datatype", "data" | "parameters":
 //    {"binary_data_size": n}}], "outputs"?: [{"name", "parameters"?: {"binary_data": bool}}]}
 // becomes the same api_request as a v1 body: inputs x, w, b, dy (FP32 or FP64, all one); the
-// layer's parameters as scalars in the request's "parameters" (stride_h, stride_w, pad_top,
-// pad_bottom, pad_left, pad_right or padding "same"/"valid"/an integer, dilation_h, dilation_w,
-// groups); "outputs" picks backward's outputs. Binary inputs follow the JSON header, whose
+// layer's parameters as scalars in the request's "parameters": stride, dilation, padding and
+// output_padding each one integer for every axis ("stride") or one per axis of the family
+// ("stride_d", "stride_h", "stride_w"; the 1-d families have the plain name only), padding also
+// "same"/"valid" or conv2d's pad_top, pad_bottom, pad_left, pad_right; groups, padding_mode,
+// algorithm; "outputs" picks backward's outputs. Binary inputs follow the JSON header, whose
 // length the Inference-Header-Content-Length header gives, in input order. Errors are
-// {"error": "<message>"} (with "code" and "path" as in v1). See docs/PROTOCOLS.md.
+// {"error": "<message>"} (with "code" and "path" as in v1, the path in v2 terms). See
+// docs/PROTOCOLS.md.
 #ifndef CODEC_V2_H
 #define CODEC_V2_H
 
@@ -40,7 +44,9 @@ void codec_v2_restyle_error(api_response *resp);
 
 // GET /v2: {"name", "version", "extensions": ["binary_tensor_data"]}.
 void codec_v2_server_metadata(api_response *out, const char *version);
-// GET /v2/models/{model}: the model's inputs and outputs, from the op table.
+// GET /v2/models/{model}: the model's inputs and outputs (of the family's rank) and the names
+// its request parameters take, from the op table. An op that does not exist is answered as an
+// unknown_op error.
 void codec_v2_model_metadata(api_response *out, const char *op);
 // GET /v2/models/{model}/ready: {"name", "ready": true}.
 void codec_v2_model_ready(api_response *out, const char *op);

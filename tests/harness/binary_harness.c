@@ -245,34 +245,31 @@ void bh_golden_metadata(bh_bytes *out, const bh_golden *g, const char *op) {
 
 double bh_tolerance(const bh_golden *g) { return g->f64 ? 1e-10 : 1e-5; }
 
-// The golden request's parameters as v2 scalars.
+// The golden request's parameters as v2 scalars: a number as the field's own name ("stride":
+// 2, for every axis), a list as one scalar per axis named by its letters (d, h, w from the last;
+// a list of one as the plain name), conv2d's four sides of padding as pad_top ... pad_right.
 static void bh_v2_parameters(bh_bytes *b, const cJSON *request, int binary_out) {
-    const cJSON *stride = cJSON_GetObjectItemCaseSensitive(request, "stride");
-    const cJSON *padding = cJSON_GetObjectItemCaseSensitive(request, "padding");
-    const cJSON *dilation = cJSON_GetObjectItemCaseSensitive(request, "dilation");
-    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(request, "groups");
+    static const char *const fields[] = {"stride", "dilation", "padding", "output_padding"};
+    static const char *const sides[4] = {"pad_top", "pad_bottom", "pad_left", "pad_right"};
     bh_puts(b, "\"parameters\":{\"priority\":0");
-    // A number for both axes, or [h, w].
-    const cJSON *pairs[2] = {stride, dilation};
-    const char *names[2] = {"stride", "dilation"};
-    for (int i = 0; i < 2; i++) {
-        if (!pairs[i]) continue;
-        double h = cJSON_IsArray(pairs[i]) ? cJSON_GetArrayItem(pairs[i], 0)->valuedouble
-                                           : pairs[i]->valuedouble;
-        double w = cJSON_IsArray(pairs[i]) ? cJSON_GetArrayItem(pairs[i], 1)->valuedouble
-                                           : pairs[i]->valuedouble;
-        bh_printf(b, ",\"%s_h\":%g,\"%s_w\":%g", names[i], h, names[i], w);
+    for (int f = 0; f < 4; f++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(request, fields[f]);
+        int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 0;
+        if (cJSON_IsString(v)) bh_printf(b, ",\"%s\":\"%s\"", fields[f], v->valuestring);
+        else if (cJSON_IsNumber(v) || n == 1)
+            bh_printf(b, ",\"%s\":%g", fields[f], n ? v->child->valuedouble : v->valuedouble);
+        else if (n == 4)
+            for (int side = 0; side < 4; side++)
+                bh_printf(b, ",\"%s\":%g", sides[side], cJSON_GetArrayItem(v, side)->valuedouble);
+        else
+            for (int a = 0; a < n; a++)
+                bh_printf(b, ",\"%s_%c\":%g", fields[f], "dhw"[3 - n + a],
+                          cJSON_GetArrayItem(v, a)->valuedouble);
     }
-    if (cJSON_IsString(padding)) bh_printf(b, ",\"padding\":\"%s\"", padding->valuestring);
-    else if (cJSON_IsNumber(padding)) bh_printf(b, ",\"padding\":%g", padding->valuedouble);
-    else if (cJSON_IsArray(padding)) {  // [ph, pw] or [top, bottom, left, right]
-        static const char *const sides[4] = {"pad_top", "pad_bottom", "pad_left", "pad_right"};
-        bool pair = cJSON_GetArraySize(padding) == 2;
-        for (int side = 0; side < 4; side++)
-            bh_printf(b, ",\"%s\":%g", sides[side],
-                      cJSON_GetArrayItem(padding, pair ? side / 2 : side)->valuedouble);
-    }
+    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(request, "groups");
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(request, "padding_mode");
     if (groups) bh_printf(b, ",\"groups\":%g", groups->valuedouble);
+    if (cJSON_IsString(mode)) bh_printf(b, ",\"padding_mode\":\"%s\"", mode->valuestring);
     if (binary_out == 1) bh_puts(b, ",\"binary_data_output\":true");
     bh_puts(b, "}");
 }

@@ -1,7 +1,10 @@
 // The clients in examples/ run against a convd process of the test's own: curl (shell),
-// Python (NumPy + requests), JavaScript (Node's fetch) and C (libcurl, compiled here). Each
-// example computes a backward pass, checks it against its own reference and prints "... ok";
-// the test checks the exit status and that line. Only the server's own PID is signalled.
+// Python (NumPy + requests), JavaScript (Node's fetch) and C (libcurl, compiled here). The
+// conv2d examples compute a backward pass; each other family has one example in one language
+// (conv1d and conv_transpose3d in Python, conv3d in JavaScript, conv_transpose2d with curl,
+// conv_transpose1d in C). Each checks the server's numbers against a reference of its own
+// (direct summation, or values worked out by hand in its comments) and prints "... ok"; the
+// test checks the exit status and that line. Only the server's own PID is signalled.
 #include "server/blas_boot.h"
 
 #include <stdlib.h>
@@ -12,7 +15,7 @@
 
 // Runs `command` through the shell with CONVD_URL set; its output (heap) and exit status.
 static char *run(const char *command, int port, int *status) {
-    char full[1024];
+    char full[2048];
     snprintf(full, sizeof full, "CONVD_URL=http://127.0.0.1:%d timeout 120 %s 2>&1", port,
              command);
     FILE *p = popen(full, "r");
@@ -32,25 +35,41 @@ static char *run(const char *command, int port, int *status) {
 
 int main(int argc, char **argv) {
     blas_boot(argv);
-    char c_binary[128], build[512];
-    snprintf(c_binary, sizeof c_binary, "/tmp/convd-example-c-%d", (int)getpid());
-    snprintf(build, sizeof build, "cc -O2 -Wall -Wextra -Werror examples/c/backward.c -lcurl -lm -o %s",
-             c_binary);
-    int status = system(build);
-    CHECK(status == 0, "the C example builds: %s", build);
     static const struct {
-        const char *name, *command, *ok;
+        const char *name, *command, *c_source, *ok;
     } examples[] = {
-        {"curl", "sh examples/curl/backward.sh", "curl example: ok"},
-        {"python", "/usr/bin/python3 examples/python/backward.py", "python example: ok"},
-        {"javascript", "node examples/js/backward.mjs", "javascript example: ok"},
-        {"c", NULL, "c example: ok"},
+        {"curl", "sh examples/curl/backward.sh", NULL, "curl example: ok"},
+        {"python", "/usr/bin/python3 examples/python/backward.py", NULL, "python example: ok"},
+        {"javascript", "node examples/js/backward.mjs", NULL, "javascript example: ok"},
+        {"c", NULL, "examples/c/backward.c", "c example: ok"},
+        {"python conv1d", "/usr/bin/python3 examples/python/conv1d.py", NULL,
+         "python conv1d example: ok"},
+        {"javascript conv3d", "node examples/js/conv3d.mjs", NULL, "javascript conv3d example: ok"},
+        {"curl conv_transpose2d", "sh examples/curl/conv_transpose2d.sh", NULL,
+         "curl conv_transpose2d example: ok"},
+        {"c conv_transpose1d", NULL, "examples/c/conv_transpose1d.c",
+         "c conv_transpose1d example: ok"},
+        {"python conv_transpose3d", "/usr/bin/python3 examples/python/conv_transpose3d.py", NULL,
+         "python conv_transpose3d example: ok"},
     };
+    enum { COUNT = sizeof examples / sizeof *examples };
+    // The C examples, compiled as a user would (warnings as errors).
+    char binaries[COUNT][128] = {{0}};
+    for (int i = 0; i < COUNT; i++) {
+        if (!examples[i].c_source) continue;
+        char build[512];
+        snprintf(binaries[i], sizeof binaries[i], "/tmp/convd-example-%d-%d", i, (int)getpid());
+        snprintf(build, sizeof build, "cc -O2 -Wall -Wextra -Werror %s -lcurl -lm -o %s",
+                 examples[i].c_source, binaries[i]);
+        CHECK(system(build) == 0, "the C example builds: %s", build);
+    }
     th_server s;
     if (CHECK(th_server_start(&s, NULL), "convd serve starts")) {
-        for (size_t i = 0; i < sizeof examples / sizeof *examples; i++) {
+        for (int i = 0; i < COUNT; i++) {
             double start = th_now();
-            char *out = run(examples[i].command ? examples[i].command : c_binary, s.port, &status);
+            int status;
+            char *out = run(examples[i].command ? examples[i].command : binaries[i], s.port,
+                            &status);
             CHECK(status == 0 && strstr(out, examples[i].ok), "%s example: exit %d: %s",
                   examples[i].name, status, out);
             printf("%s example: %.2f s\n", examples[i].name, th_now() - start);
@@ -58,6 +77,7 @@ int main(int argc, char **argv) {
         }
         CHECK(th_server_stop(&s, 30) == 0, "convd drains and exits 0");
     }
-    unlink(c_binary);
+    for (int i = 0; i < COUNT; i++)
+        if (binaries[i][0]) unlink(binaries[i]);
     return t_finish("test_examples");
 }

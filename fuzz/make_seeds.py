@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the fuzz targets' seed corpora (fuzz/corpus/{json,safetensors,v2}) from what the
-tests send: the golden requests (tests/golden, or $CONVD_GOLDEN_DIR), the bad-request
+tests send: the golden requests (tests/golden, or $CONVD_GOLDEN_DIR, with the other families'
+in its family/ folder as v2 seeds for their own models), the bad-request
 catalog (tests/data/bad_requests.tsv), and the malformed-file shapes of
 tests/test_safetensors.c and tests/test_v2.c. Each seed starts with the targets' selector byte
 (fuzz/fuzz_*.c). Run from the repository root; the output is committed, so rerun it only when

@@ -30,7 +30,9 @@ static void reply_status(api_response *out, const char *status) {
     reply_json(out, 200, doc);
 }
 
-static void get_healthz(api_response *out, http_server *srv, const char *op) { reply_status(out, "ok"); }
+static void get_healthz(api_response *out, http_server *srv, const char *op) {
+    reply_status(out, "ok");
+}
 
 static void get_readyz(api_response *out, http_server *srv, const char *op) {
     if (http_server_draining(srv))

@@ -1,8 +1,10 @@
 // The binary front doors over HTTP, black-box against a convd process of the test's own:
 // every golden case as safetensors on the v1 routes (both answer formats) and through the v2
 // routes (JSON with no Content-Type as Triton's client sends it, binary inputs and outputs with
-// Inference-Header-Content-Length), the other families' cases to their own v2 models; malformed safetensors and v2 bodies answered 400/422 with
-// the server still answering; the v2 GET routes (every model's) and v2-style errors for the server's own
+// Inference-Header-Content-Length), the other families' cases to their own v2
+// models; malformed safetensors and v2 bodies answered 400/422 with
+// the server still answering; the v2 GET routes (every model's) and v2-style
+// errors for the server's own
 // refusals; gzip/deflate request bodies (the size limit after decompression) and compressed
 // answers; GET /openapi.yaml; what /v1/info lists.
 #include <stdlib.h>

@@ -125,9 +125,8 @@ static void check_layer_metadata(const bh_golden *g, const api_response *r, cons
         const cJSON *dilation = cJSON_GetObjectItemCaseSensitive(req, "dilation");
         size_t len = (size_t)snprintf(want[2], sizeof want[2], "[");
         for (int a = 0; a < axes; a++) {
-            long long d = cJSON_IsArray(dilation) ? (long long)cJSON_GetArrayItem(dilation, a)->valuedouble
-                          : dilation              ? (long long)dilation->valuedouble
-                                                  : 1;
+            const cJSON *da = cJSON_IsArray(dilation) ? cJSON_GetArrayItem(dilation, a) : dilation;
+            long long d = da ? (long long)da->valuedouble : 1;
             long long total = d * (g->in[1].shape[g->in[1].rank - axes + a] - 1);
             len += (size_t)snprintf(want[2] + len, sizeof want[2] - len, "%s%lld,%lld",
                                     a ? "," : "", total / 2, total - total / 2);

@@ -137,7 +137,8 @@ static void test_golden(void) {
     static bh_golden cases[96];
     char dir[600];
     snprintf(dir, sizeof dir, "%s/family", t_golden_dir());
-    int conv2d = bh_golden_load(cases, 48), n = conv2d + bh_golden_load_from(dir, cases + conv2d, 48);
+    int conv2d = bh_golden_load(cases, 48);
+    int n = conv2d + bh_golden_load_from(dir, cases + conv2d, 48);
     CHECK(conv2d >= 8 && n - conv2d >= 24, "golden cases: %d conv2d, %d of the other families",
           conv2d, n - conv2d);
     int per_family[6] = {0};
@@ -596,7 +597,8 @@ static void test_model_metadata(void) {
                 cJSON_GetObjectItemCaseSensitive(doc, "parameters"), "request_parameters");
             bool per_axis = spatial > 1 && cJSON_IsString(taken) &&
                             strstr(taken->valuestring, spatial == 3 ? "stride_d" : "stride_h");
-            CHECK(r.status == 200 && cJSON_IsString(name) && strcmp(name->valuestring, model) == 0 &&
+            CHECK(r.status == 200 && cJSON_IsString(name) &&
+                      strcmp(name->valuestring, model) == 0 &&
                       cJSON_GetArraySize(inputs) == 3 + backward &&
                       cJSON_GetArraySize(outputs) == (backward ? 3 : 1) &&
                       cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(x, "shape")) ==

@@ -15,8 +15,8 @@ URL=${CONVD_URL:-http://127.0.0.1:8080}
 
 # The numbers of output $1 in a v1 or v2 answer, comma-separated, without ".0".
 numbers() {
-    sed -n "s/.*\"$1\":{[^}]*\"data\":\[\([^]]*\)\].*/\1/p; s/.*\"name\":\"$1\"[^}]*\"data\":\[\([^]]*\)\].*/\1/p" |
-        sed 's/\.0\b//g; s/ //g'
+    sed -n -e "s/.*\"$1\":{[^}]*\"data\":\[\([^]]*\)\].*/\1/p" \
+        -e "s/.*\"name\":\"$1\"[^}]*\"data\":\[\([^]]*\)\].*/\1/p" | sed 's/\.0\b//g; s/ //g'
 }
 expect() { # name got want
     if [ "$2" != "$3" ]; then echo "FAIL $1: got '$2', want '$3'" >&2; exit 1; fi
@@ -50,6 +50,9 @@ v2='{"id": "curl-t2d", "parameters": {"stride_h": 2, "stride_w": 1}, "inputs": [
   {"name": "w", "shape": [1, 1, 2, 2], "datatype": "FP64", "data": [1,1,1,1]}]}'
 answer=$(curl -sS --fail-with-body -d "$v2" "$URL/v2/models/conv_transpose2d_forward/infer")
 expect "v2 y" "$(echo "$answer" | numbers y)" "1,3,2,1,3,2,3,7,4,3,7,4"
-case "$answer" in *'"shape":[1, 1, 4, 3]'*) ;; *) echo "FAIL v2: y's shape: $answer" >&2; exit 1;; esac
+case "$answer" in
+*'"shape":[1, 1, 4, 3]'*) ;;
+*) echo "FAIL v2: y's shape: $answer" >&2; exit 1 ;;
+esac
 
 echo "curl conv_transpose2d example: ok"

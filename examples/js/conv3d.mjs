@@ -9,7 +9,8 @@ const URL_BASE = process.env.CONVD_URL ?? "http://127.0.0.1:8080";
 const [N, C, F] = [2, 3, 4];
 const IN = [5, 6, 7], K = [2, 3, 3]; // depth, height, width
 const STRIDE = [2, 1, 2], PAD = [1, 0, 1], DILATION = [1, 2, 1];
-const OUT = IN.map((size, a) => Math.floor((size + 2 * PAD[a] - DILATION[a] * (K[a] - 1) - 1) / STRIDE[a]) + 1);
+const OUT = IN.map((size, a) =>
+  Math.floor((size + 2 * PAD[a] - DILATION[a] * (K[a] - 1) - 1) / STRIDE[a]) + 1);
 
 // Deterministic values in [-1, 1): a small linear congruential generator.
 let state = 2024;
@@ -17,7 +18,8 @@ const random = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 1073
 const count = (shape) => shape.reduce((a, b) => a * b);
 const tensor = (shape) => ({ shape, data: Array.from({ length: count(shape) }, random) });
 
-const x = tensor([N, C, ...IN]), w = tensor([F, C, ...K]), b = tensor([F]), dy = tensor([N, F, ...OUT]);
+const x = tensor([N, C, ...IN]), w = tensor([F, C, ...K]), b = tensor([F]);
+const dy = tensor([N, F, ...OUT]);
 
 // y, dx, dw, db of y = conv3d(x, w, b) for upstream gradient dy, one output cell and tap at a time.
 function reference() {
@@ -36,9 +38,12 @@ function reference() {
               for (let kd = 0; kd < K[0]; kd++)
                 for (let kh = 0; kh < K[1]; kh++)
                   for (let kw = 0; kw < K[2]; kw++) {
-                    const cell = [od, oh, ow].map((o, a) => o * STRIDE[a] + [kd, kh, kw][a] * DILATION[a] - PAD[a]);
+                    const tap = [kd, kh, kw];
+                    const cell = [od, oh, ow].map((o, a) =>
+                      o * STRIDE[a] + tap[a] * DILATION[a] - PAD[a]);
                     if (cell.some((i, a) => i < 0 || i >= IN[a])) continue;
-                    const xi = at([N, C, ...IN], [n, c, ...cell]), wi = at([F, C, ...K], [f, c, kd, kh, kw]);
+                    const xi = at([N, C, ...IN], [n, c, ...cell]);
+                    const wi = at([F, C, ...K], [f, c, ...tap]);
                     y[yi] += x.data[xi] * w.data[wi];
                     dx[xi] += g * w.data[wi];
                     dw[wi] += g * x.data[xi];
@@ -50,9 +55,11 @@ function reference() {
 function check(name, got, want) {
   for (const [key, e] of Object.entries(want)) {
     const a = got[key];
-    if (!a || a.length !== e.length) throw new Error(`${name} ${key}: ${a?.length} values, want ${e.length}`);
+    if (!a || a.length !== e.length)
+      throw new Error(`${name} ${key}: ${a?.length} values, want ${e.length}`);
     for (let i = 0; i < e.length; i++)
-      if (Math.abs(a[i] - e[i]) > 1e-9 * (1 + Math.abs(e[i]))) throw new Error(`${name} ${key}[${i}]: ${a[i]} vs ${e[i]}`);
+      if (Math.abs(a[i] - e[i]) > 1e-9 * (1 + Math.abs(e[i])))
+        throw new Error(`${name} ${key}[${i}]: ${a[i]} vs ${e[i]}`);
   }
 }
 
@@ -85,7 +92,8 @@ const parameters = {};
 });
 const input = (name, t) => ({ name, shape: t.shape, datatype: "FP64", data: t.data });
 answer = await post("/v2/models/conv3d_backward/infer", {
-  id: "js-conv3d", parameters, inputs: [input("x", x), input("w", w), input("b", b), input("dy", dy)],
+  id: "js-conv3d", parameters,
+  inputs: [input("x", x), input("w", w), input("b", b), input("dy", dy)],
 });
 const outputs = Object.fromEntries(answer.outputs.map((o) => [o.name, o.data]));
 check("v2 backward", outputs, { dx: want.dx, dw: want.dw, db: want.db });

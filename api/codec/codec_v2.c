@@ -145,6 +145,33 @@ static int parameter_names(const api_op *op, char store[][24], const char *names
     return n;
 }
 
+// Fails with unknown_field, naming the family's axes, when `name` is a per-axis parameter
+// ("stride_d") of an axis the op's family does not have (conv1d's stride_h, conv2d's stride_d).
+static bool axis_of_family(const char *name, const api_op *op, api_error *err) {
+    for (int f = 0; f < AXIS_FIELDS; f++) {
+        size_t len = strlen(axis_fields[f]);
+        if (strncmp(name, axis_fields[f], len) != 0 || name[len] != '_' || !name[len + 1] ||
+            name[len + 2] || !strchr("dhw", name[len + 1]) ||
+            strchr(axis_letters(op), name[len + 1]))
+            continue;
+        char path[64], family[32], axes[16] = "", per_axis[64] = "";
+        snprintf(path, sizeof path, "parameters.%s", name);
+        snprintf(family, sizeof family, "%.*s", (int)strcspn(op->name, "."), op->name);
+        for (const char *l = axis_letters(op); *l; l++) {
+            snprintf(axes + strlen(axes), sizeof axes - strlen(axes), "%s%c",
+                     *axes ? ", " : " (", *l);
+            snprintf(per_axis + strlen(per_axis), sizeof per_axis - strlen(per_axis),
+                     "%s%s_%c", *per_axis ? ", " : " or one per axis: ", axis_fields[f], *l);
+        }
+        return api_fail(err, API_E_UNKNOWN_FIELD, path,
+                        "%s: %s has %d spatial ax%s%s%s; give %s (one integer for every "
+                        "axis)%s",
+                        path, family, op->spatial, op->spatial == 1 ? "is" : "es", axes,
+                        *axes ? ")" : "", axis_fields[f], per_axis);
+    }
+    return true;
+}
+
 // Which per-axis field `name` sets, how (FORM_*), and at which axis or side; false for the
 // other parameters. `name` is one of the op's (known_keys has passed).
 static bool axis_parameter(const char *name, const api_op *op, int *field, int *form, int *slot) {
@@ -207,6 +234,8 @@ static bool decode_parameters(api_request *req, v2_request *v2, const cJSON *par
         return api_fail(err, API_E_INVALID_TYPE, "parameters",
                         "parameters must be an object such as {\"stride\": 2, \"padding\": 1}; "
                         "got %s", type_name(params));
+    for (const cJSON *p = params->child; p; p = p->next)
+        if (!axis_of_family(p->string, v2->op, err)) return false;
     if (!known_keys(params, names, count, "parameters", err)) return false;
     int64_t values[AXIS_FIELDS][4] = {{1, 1, 1, 1}, {1, 1, 1, 1}}; // padding: 0 by default
     const char *first[AXIS_FIELDS] = {NULL};

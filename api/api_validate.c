@@ -477,12 +477,13 @@ static bool check_relations(const api_plan *plan, const api_request *req, api_er
     char dims[160], want[160];
     int64_t f = !plan->op->transposed ? g->f : plan->op->spatial == 3 ? plan->geom3.c : g->c;
     int64_t c = plan->op->spatial == 3 ? plan->geom3.c : g->c; // g is conv3d's stacked layer
+    const char *x_forms, *w_form;
+    family_forms(plan->op, &x_forms, &w_form);
     if (plan->op->transposed && w->shape[0] != g->f)
         return api_fail(err, API_E_SHAPE_MISMATCH, "w.shape[0]",
                         "w has %" PRId64 " input channels (w.shape[0]) but x has %" PRId64
-                        "; a transposed convolution's w is [C, F/groups, kh, kw], C being x's "
-                        "channels",
-                        w->shape[0], g->f);
+                        "; a transposed convolution's w is %s, C being x's channels",
+                        w->shape[0], g->f, w_form);
     if (!plan->op->transposed && w->rank > 2 && w->shape[1] * g->groups != c)
         return api_fail(err, API_E_SHAPE_MISMATCH, "w.shape[1]",
                         "w has %" PRId64 " input channels per group but x has %" PRId64
@@ -508,14 +509,19 @@ static bool check_relations(const api_plan *plan, const api_request *req, api_er
                         want);
     for (int i = 0; i < y_rank; i++)
         if (dy->shape[i] != y_shape[i]) {
-            char path[32];
+            // The layer as the op has it, one stride per spatial axis and both sides of each
+            // axis' padding (conv1d keeps its one stride at [1]), as the answer's meta says.
+            const int spatial = plan->op->spatial, first = spatial == 1 ? 1 : 0;
+            int64_t sides[6];
+            int n_sides = api_plan_padding(plan, sides);
+            char path[32], stride[64], padding[96];
             snprintf(path, sizeof path, "dy.shape[%d]", i);
+            api_shape_str(stride, sizeof stride, req->stride + first, spatial);
+            api_shape_str(padding, sizeof padding, sides, n_sides);
             return api_fail(err, API_E_SHAPE_MISMATCH, path,
-                            "dy has shape %s but y has shape %s (with stride [%" PRId64 ", %" PRId64
-                            "] and padding [%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
-                            "]); dy must have exactly y's shape",
-                            dims, want, g->stride_h, g->stride_w, g->pad_top, g->pad_bottom,
-                            g->pad_left, g->pad_right);
+                            "dy has shape %s but y has shape %s (with stride %s and padding %s); "
+                            "dy must have exactly y's shape",
+                            dims, want, stride, padding);
         }
     return true;
 }

@@ -598,6 +598,18 @@ static void test_refusals(void) {
     expect_error("{\"op\": \"conv1d.forward\", \"x\": [[1, 2, 3]], \"w\": [[[1]]], \"b\": [1, 2]}",
                  422, "shape_mismatch", "b.shape[0]", "");
     expect_error(WITH(c1, ", \"stride\": 0"), 422, "invalid_value", "stride", "");
+    // Messages name the layer in the op's own axes, not the 2-d layer it runs as.
+    expect_error("{\"op\": \"conv_transpose1d.forward\", \"x\": [[1, 2], [3, 4]], "
+                 "\"w\": [[[1, 1]]]}",
+                 422, "shape_mismatch", "w.shape[0]", "w is 3-D [C, F/groups, k]");
+    expect_error("{\"op\": \"conv_transpose1d.backward\", \"x\": [[1, 2]], \"w\": [[[1, 1]]], "
+                 "\"stride\": 3, \"dy\": [[1, 2]]}",
+                 422, "shape_mismatch", "dy.shape[1]", "(with stride [3] and padding [0, 0])");
+    expect_error("{\"op\": \"conv3d.backward\", \"x\": [[[[1, 2]], [[3, 4]]]], "
+                 "\"w\": [[[[[1]]]]], \"stride\": [2, 1, 1], \"padding\": [1, 0, 0], "
+                 "\"dy\": [[[[1, 2]]]]}",
+                 422, "shape_mismatch", "dy.shape[1]",
+                 "(with stride [2, 1, 1] and padding [1, 1, 0, 0, 0, 0])");
     expect_error(WITH(t2, ", \"stride\": [1, 2, 3]"), 422, "invalid_value", "stride",
                  "");
     expect_error(WITH(t2, ", \"padding\": [1, 1, 1, 1]"), 422, "invalid_value", "padding",

@@ -126,7 +126,7 @@ static void test_verdict_numbers(void) {
     const grade_layer L = {.g = {.n = 2, .c = 3, .h = 7, .w = 4, .f = 2, .kh = 2, .kw = 2,
                                  .groups = 1, .stride_h = 2, .stride_w = 2, .dilation_h = 1,
                                  .dilation_w = 1},
-                           .dtype = CONV_FLOAT64, .bias = true, .rank = 4};
+                           .spatial = 2, .dtype = CONV_FLOAT64, .bias = true, .rank = 4};
     grade_problem p;
     if (!grade_problem_generate(&p, &L, 3)) abort();
     grade_shape shape;
@@ -224,7 +224,7 @@ static void test_precision(void) {
                            .groups = 1, .stride_h = 1, .stride_w = 1, .dilation_h = 1,
                            .dilation_w = 1, .pad_top = 1, .pad_bottom = 1, .pad_left = 1,
                            .pad_right = 1},
-                     .dtype = CONV_FLOAT64, .bias = true, .rank = 4};
+                     .spatial = 2, .dtype = CONV_FLOAT64, .bias = true, .rank = 4};
     grade_problem p;
     if (!grade_problem_generate(&p, &L, 11)) abort();
     grade_shape shape;
@@ -265,7 +265,7 @@ static void test_areas(void) {
     const grade_layer a = {.g = {.n = 1, .c = 1, .h = 9, .w = 9, .f = 1, .kh = 2, .kw = 2,
                                  .groups = 1, .stride_h = 3, .stride_w = 3, .dilation_h = 1,
                                  .dilation_w = 1},
-                           .dtype = CONV_FLOAT64, .rank = 4};
+                           .spatial = 2, .dtype = CONV_FLOAT64, .rank = 4};
     grade_area rows[9];
     grade_axis_areas(rows, &a, GRADE_DX, true);
     const grade_area want_a[9] = {GRADE_AREA_INTERIOR, GRADE_AREA_INTERIOR,
@@ -392,7 +392,7 @@ static void test_sweep(void) {
     sweep_counts sc = {0};
     uint64_t rng = 0x5eed;
     for (int i = 0; i < SWEEP_CASES; i++) {
-        grade_layer L = {.dtype = CONV_FLOAT64, .rank = 4};
+        grade_layer L = {.spatial = 2, .dtype = CONV_FLOAT64, .rank = 4};
         conv_random_geom(&L.g, &L.bias, GEOM_RANDOM, &rng);
         grade_problem p;
         if (!grade_problem_generate(&p, &L, t_rand_u64(&rng))) abort();
@@ -479,7 +479,7 @@ static void test_ranks(void) {
     grade_layer L = {.g = {.n = 1, .c = 1, .h = 6, .w = 5, .f = 1, .kh = 3, .kw = 2,
                            .groups = 1, .stride_h = 1, .stride_w = 2, .dilation_h = 1,
                            .dilation_w = 1, .pad_top = 1, .pad_bottom = 1},
-                     .dtype = CONV_FLOAT64, .bias = true, .rank = 2};
+                     .spatial = 2, .dtype = CONV_FLOAT64, .bias = true, .rank = 2};
     grade_problem p;
     if (!grade_problem_generate(&p, &L, 5)) abort();
     grade_shape s[GRADE_NTENSORS];

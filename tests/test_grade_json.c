@@ -114,6 +114,7 @@ static bool served_read(served *s, cJSON *entry) {
                      .pad_left = int_in(pad, 2), .pad_right = int_in(pad, 3)};
     s->layer.dtype = CONV_FLOAT64;
     s->layer.rank = 4;
+    s->layer.spatial = 2;
     int64_t n;
     s->x = tensor_values(x, &n);
     s->w = tensor_values(w, &n);

@@ -401,13 +401,13 @@ static size_t problem_bytes(const grade_layer *L, const api_options *opt, size_t
 // of the request so far (*work) within max_flops, and its memory admitted.
 static bool before_generating(const grade_layer *L, const reader *r, const api_options *opt,
                               int64_t *work, size_t text_per_number, const char *path) {
-    *work += 4 * conv_flops(&L->g);
+    *work += 4 * grade_layer_flops(L);
     if (*work > opt->max_flops)
         return api_fail(r->err, API_E_TOO_MUCH_WORK, path,
                         "grading these problems needs %.3g FLOPs; this server takes at most %.3g "
                         "per request (max_flops): send fewer or smaller problems",
                         (double)*work, (double)opt->max_flops);
-    return api_admit(opt, problem_bytes(L, opt, text_per_number), 4 * conv_flops(&L->g),
+    return api_admit(opt, problem_bytes(L, opt, text_per_number), 4 * grade_layer_flops(L),
                      "a generated problem", r->err);
 }
 
@@ -734,7 +734,7 @@ static bool grade_case_object(grade_case *k, const reader *r, const cJSON *obj, 
     }
     // four passes for the reference (counted already for a generated problem); the diagnosis
     // stays within GRADE_DIAGNOSE_MAX_FLOPS
-    if (*work == work_before) *work += 4 * conv_flops(&p.layer.g);
+    if (*work == work_before) *work += 4 * grade_layer_flops(&p.layer);
     submission sub = {0};
     grade_options go;
     case_options(&go, s, p.layer.dtype);

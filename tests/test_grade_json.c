@@ -691,7 +691,7 @@ static void test_errors(void) {
                  422, "missing_field", "problem.dy");
     expect_error(grade_json_check,
                  "{\"problem\":{\"op\":\"conv2d.forward\",\"x\":[[1]],\"w\":[[1]]},\"submission\":{}}",
-                 422, "unknown_field", "problem.op");
+                 422, "invalid_value", "problem.op");
     expect_error(grade_json_check, "{\"cases\":[],\"format\":\"convd\"}", 422, "invalid_type",
                  "cases");
     expect_error(grade_json_check,

@@ -214,6 +214,13 @@ static void run_passes(double *ref[GRADE_NTENSORS], const double *x, const doubl
     }
 }
 
+size_t grade_layer_workspace(const grade_layer *L, int threads, size_t cap) {
+    conv3d_geom g3;
+    layer_geom3(&g3, L);
+    return L->spatial == 3 ? conv3d_workspace_size(&g3, CONV_FLOAT64, threads, cap)
+                           : conv_workspace_size(&L->g, CONV_FLOAT64, threads, cap);
+}
+
 void grade_layer_pad_plan(const grade_layer *L, int64_t dims[3], int64_t pad[6]) {
     const conv_geom *g = &L->g;
     const grade_depth d = grade_layer_depth(L);
@@ -253,11 +260,7 @@ static bool compute_references(grade_problem *p) {
     const int64_t padded = planes * (dims[0] + pad[0] + pad[1]) * (dims[1] + pad[2] + pad[3]) *
                            (dims[2] + pad[4] + pad[5]);
     double *xp = copies ? alloc_doubles(padded) : NULL, *dxp = copies ? alloc_doubles(padded) : NULL;
-    conv3d_geom g3;
-    layer_geom3(&g3, &run);
-    const size_t bytes =
-        run.spatial == 3 ? conv3d_workspace_size(&g3, CONV_FLOAT64, 1, CONV_WORKSPACE_CAP_DEFAULT)
-                         : conv_workspace_size(&run.g, CONV_FLOAT64, 1, CONV_WORKSPACE_CAP_DEFAULT);
+    const size_t bytes = grade_layer_workspace(&run, 1, CONV_WORKSPACE_CAP_DEFAULT);
     // Grading stays on the exact paths (never Winograd): float64 references to the last bits.
     conv_exec ex = {.workspace = malloc(bytes ? bytes : 1), .workspace_bytes = bytes,
                     .threads = 1, .algorithm = CONV_ALGO_DIRECT};

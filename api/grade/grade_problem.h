@@ -78,6 +78,10 @@ bool grade_family_parse(grade_layer *L, const char *family);
 // The layer's multiply-adds of one pass, as FLOPs (saturating).
 int64_t grade_layer_flops(const grade_layer *L);
 
+// Scratch for core's passes of layer L with `threads` threads, capped at `cap` as
+// conv_workspace_size caps it (a 3-d layer's stacked tensors are not capped).
+size_t grade_layer_workspace(const grade_layer *L, int threads, size_t cap);
+
 // The input's sizes (d, h, w) and its padding per side (front, back, top, bottom, left,
 // right), as core/conv_pad.h takes them (one plane deep for 1-d and 2-d layers).
 void grade_layer_pad_plan(const grade_layer *L, int64_t dims[3], int64_t pad[6]);

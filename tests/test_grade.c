@@ -14,9 +14,11 @@
 #include "core/conv_ref.h"
 #include "server/blas_boot.h"
 #include "tests/harness/conv_harness.h"
+#include "tests/harness/ref_conv3d.h"
+#include "tests/harness/ref_transpose.h"
 #include "tests/testlib.h"
 
-enum { SWEEP_CASES = 150 };
+enum { SWEEP_CASES = 150, FAMILY_SWEEP_CASES = 120 };
 
 static double *copy_doubles(const double *src, int64_t n) {
     double *out = conv_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *out);
@@ -85,9 +87,225 @@ static void test_generator(void) {
     CHECK(memcmp(a, b, sizeof a) == 0, "the same seed and stream gave different values");
 }
 
+// ---------------------------------------------------------------------------------------------
+// The other families, judged by the test references alone: ref_conv3d (conv1d and conv2d are
+// one plane deep), ref_transpose (conv_transpose1d/2d) and ref_conv3d's adjoint passes for
+// conv_transpose3d, with the padding modes' padding made here from PyTorch's definitions.
+
+// The layer as ref_conv3d's geometry (for a transposed op: its adjoint conv layer).
+static conv3d_geom family_geom3(const grade_layer *L) {
+    const conv_geom *g = &L->g;
+    const grade_depth d = grade_layer_depth(L);
+    return (conv3d_geom){.n = g->n, .c = g->c, .d = d.d, .h = g->h, .w = g->w, .f = g->f,
+                         .kd = d.kd, .kh = g->kh, .kw = g->kw, .groups = g->groups,
+                         .stride = {d.stride, g->stride_h, g->stride_w},
+                         .dilation = {d.dilation, g->dilation_h, g->dilation_w},
+                         .padding = {d.pad_front, d.pad_back, g->pad_top, g->pad_bottom,
+                                     g->pad_left, g->pad_right}};
+}
+
+// Which input cell padded index i (the input's own index, negative before it) copies along
+// an axis of size n: torch.nn.functional.pad's reflect (mirror without the edge), replicate
+// (the edge) and circular (wrap around).
+static int64_t copied_cell(int64_t i, int64_t n, conv_pad_mode mode) {
+    if (i >= 0 && i < n) return i;
+    if (mode == CONV_PAD_REPLICATE) return i < 0 ? 0 : n - 1;
+    if (mode == CONV_PAD_CIRCULAR) return i < 0 ? i + n : i - n;
+    return i < 0 ? -i : 2 * (n - 1) - i;
+}
+
+// x (N, C, D, H, W) of g padded by `mode` into xp (g's padded sizes), or, `fold`, the
+// gradient dxp of the padded input added back onto dx (the copied cells).
+static void pad_or_fold(double *x, double *xp, const conv3d_geom *g, conv_pad_mode mode,
+                        bool fold) {
+    const int64_t in[3] = {g->d, g->h, g->w};
+    int64_t size[3];
+    for (int a = 0; a < 3; a++) size[a] = in[a] + g->padding[2 * a] + g->padding[2 * a + 1];
+    if (fold) memset(x, 0, (size_t)ref3_numel_x(g) * sizeof *x);
+    for (int64_t q = 0; q < g->n * g->c; q++)
+        for (int64_t i = 0; i < size[0]; i++)
+            for (int64_t j = 0; j < size[1]; j++)
+                for (int64_t k = 0; k < size[2]; k++) {
+                    const int64_t src =
+                        ((q * in[0] + copied_cell(i - g->padding[0], in[0], mode)) * in[1] +
+                         copied_cell(j - g->padding[2], in[1], mode)) * in[2] +
+                        copied_cell(k - g->padding[4], in[2], mode);
+                    const int64_t at = ((q * size[0] + i) * size[1] + j) * size[2] + k;
+                    if (fold) x[src] += xp[at];
+                    else xp[at] = x[src];
+                }
+}
+
+// g without its padding, on the padded sizes.
+static conv3d_geom unpadded3(const conv3d_geom *g) {
+    conv3d_geom u = *g;
+    u.d += g->padding[0] + g->padding[1];
+    u.h += g->padding[2] + g->padding[3];
+    u.w += g->padding[4] + g->padding[5];
+    memset(u.padding, 0, sizeof u.padding);
+    return u;
+}
+
+// Tensor t of a conv problem with x, w, b and dy of its own (the layer's padding_mode
+// applied), or of another padding mode than the layer's (a mistake's answer).
+static void conv_family_answer(double *out, const grade_layer *L, conv_pad_mode mode,
+                               grade_tensor t, const double *x, const double *w, const double *b,
+                               const double *dy) {
+    const conv3d_geom g = family_geom3(L);
+    if (mode == CONV_PAD_ZEROS) {
+        switch (t) {
+        case GRADE_Y: ref3_forward(out, x, w, b, &g); break;
+        case GRADE_DX: ref3_backward_data(out, dy, w, &g); break;
+        case GRADE_DW: ref3_backward_weights(out, dy, x, &g); break;
+        default: ref3_backward_bias(out, dy, &g); break;
+        }
+        return;
+    }
+    const conv3d_geom u = unpadded3(&g);
+    double *xp = conv_xmalloc((size_t)ref3_numel_x(&u) * sizeof *xp);
+    pad_or_fold((double *)x, xp, &g, mode, false);
+    switch (t) {
+    case GRADE_Y: ref3_forward(out, xp, w, b, &u); break;
+    case GRADE_DX:
+        ref3_backward_data(xp, dy, w, &u);
+        pad_or_fold(out, xp, &g, mode, true);
+        break;
+    case GRADE_DW: ref3_backward_weights(out, dy, xp, &u); break;
+    default: ref3_backward_bias(out, dy, &u); break;
+    }
+    free(xp);
+}
+
+// A transposed layer as ref_transpose states it (1-d and 2-d), from its adjoint.
+static ref_tgeom family_tgeom(const grade_layer *L) {
+    const conv_geom *g = &L->g;
+    return (ref_tgeom){.n = g->n, .c = g->f, .h = conv_out_h(g), .w = conv_out_w(g), .f = g->c,
+                       .kh = g->kh, .kw = g->kw, .groups = g->groups,
+                       .stride = {g->stride_h, g->stride_w},
+                       .dilation = {g->dilation_h, g->dilation_w},
+                       .padding = {g->pad_top, g->pad_bottom, g->pad_left, g->pad_right},
+                       .output_padding = {L->output_padding[1], L->output_padding[2]}};
+}
+
+// Tensor t of a transposed problem with x, w, b and dy of its own.
+static void transposed_family_answer(double *out, const grade_layer *L, grade_tensor t,
+                                     const double *x, const double *w, const double *b,
+                                     const double *dy) {
+    if (L->spatial < 3) {
+        const ref_tgeom g = family_tgeom(L);
+        switch (t) {
+        case GRADE_Y: ref_t_forward(out, x, w, b, &g); break;
+        case GRADE_DX: ref_t_backward_data(out, dy, w, &g); break;
+        case GRADE_DW: ref_t_backward_weights(out, dy, x, &g); break;
+        default: ref_t_backward_bias(out, dy, &g); break;
+        }
+        return;
+    }
+    // conv_transpose3d is the adjoint of conv3d: its y conv's dx (plus the bias), its dx conv's
+    // y, its dw conv's dw with x and dy trading places, its db dy summed per channel
+    const conv3d_geom g = family_geom3(L);
+    const int64_t planes = g.d * g.h * g.w;
+    switch (t) {
+    case GRADE_Y:
+        ref3_backward_data(out, x, w, &g);
+        for (int64_t i = 0; b && i < ref3_numel_x(&g); i++) out[i] += b[(i / planes) % g.c];
+        break;
+    case GRADE_DX: ref3_forward(out, dy, w, NULL, &g); break;
+    case GRADE_DW: ref3_backward_weights(out, x, dy, &g); break;
+    default:
+        memset(out, 0, (size_t)g.c * sizeof *out);
+        for (int64_t i = 0; i < ref3_numel_x(&g); i++) out[(i / planes) % g.c] += dy[i];
+        break;
+    }
+}
+
+// The right tensor t of problem p by the test references (sized by grade_expected_shape).
+static void family_reference(double *out, const grade_problem *p, grade_tensor t) {
+    if (p->layer.transposed)
+        transposed_family_answer(out, &p->layer, t, p->x, p->w, p->b, p->dy);
+    else
+        conv_family_answer(out, &p->layer, p->layer.pad_mode, t, p->x, p->w, p->b, p->dy);
+}
+
+// A random layer of any op but conv2d with zeros: sizes of a grading problem, stride, dilation,
+// padding (within what the padding mode takes), groups, output_padding below the stride, bias
+// or not, and the batch left out now and then.
+static grade_layer random_family_layer(uint64_t *rng) {
+    for (;;) {
+        grade_layer L = {.dtype = CONV_FLOAT64, .spatial = (int)t_rand_int(rng, 1, 3),
+                         .transposed = t_rand_int(rng, 0, 1), .bias = t_rand_int(rng, 0, 3) > 0};
+        if (!L.transposed) L.pad_mode = (conv_pad_mode)t_rand_int(rng, 0, 3);
+        if (L.spatial == 2 && !L.transposed && L.pad_mode == CONV_PAD_ZEROS) continue;
+        const int64_t groups = t_rand_int(rng, 1, 4) == 4 ? 2 : 1;
+        const int64_t c = groups * t_rand_int(rng, 1, 2), f = groups * t_rand_int(rng, 1, 3);
+        int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1},
+                pad[3] = {0, 0, 0}, op[3] = {0, 0, 0};
+        bool ok = true;
+        for (int a = 3 - L.spatial; a < 3; a++) {
+            in[a] = t_rand_int(rng, L.spatial == 3 ? 2 : 3, L.spatial == 3 ? 4 : 8);
+            k[a] = t_rand_int(rng, 1, 3);
+            s[a] = t_rand_int(rng, 1, 3);
+            d[a] = t_rand_int(rng, 1, 4) == 4 ? 2 : 1;
+            pad[a] = t_rand_int(rng, 0, 2);
+            if (L.pad_mode == CONV_PAD_REFLECT && pad[a] >= in[a]) pad[a] = in[a] - 1;
+            if (L.transposed) {
+                op[a] = t_rand_int(rng, 0, s[a] - 1);
+                // the output: (in - 1)*s - 2*pad + d*(k - 1) + op + 1 must be at least 1
+                const int64_t out = (in[a] - 1) * s[a] - 2 * pad[a] + d[a] * (k[a] - 1) + op[a] + 1;
+                ok = ok && out >= 1;
+                L.output_padding[a] = op[a];
+                in[a] = out; // the adjoint conv's input
+            } else {
+                ok = ok && in[a] + 2 * pad[a] >= d[a] * (k[a] - 1) + 1;
+            }
+        }
+        if (!ok) continue;
+        const int64_t n = t_rand_int(rng, 1, 3);
+        L.g = (conv_geom){.n = n, .c = L.transposed ? f : c, .h = in[1], .w = in[2],
+                          .f = L.transposed ? c : f, .kh = k[1], .kw = k[2], .groups = groups,
+                          .stride_h = s[1], .stride_w = s[2], .dilation_h = d[1],
+                          .dilation_w = d[2], .pad_top = pad[1], .pad_bottom = pad[1],
+                          .pad_left = pad[2], .pad_right = pad[2]};
+        L.depth = (grade_depth){in[0], k[0], s[0], d[0], pad[0], pad[0]};
+        L.rank = 2 + L.spatial - (n == 1 && t_rand_int(rng, 0, 1));
+        return L;
+    }
+}
+
+// References of every family equal the test references bit for bit (generated values make
+// every sum exact), on the family suite and a random sweep.
+static void test_family_references(void) {
+    size_t count = 0;
+    const grade_suite_entry *suite = grade_suite("family", &count);
+    uint64_t rng = 0xfa111;
+    int differ = 0, tried = 0;
+    for (size_t i = 0; i < count + 60; i++) {
+        const grade_layer L = i < count ? suite[i].layer : random_family_layer(&rng);
+        grade_problem p;
+        if (!grade_problem_generate(&p, &L, 100 + i)) abort();
+        for (int t = 0; t < GRADE_NTENSORS; t++) {
+            grade_shape s;
+            grade_expected_shape(&s, &L, (grade_tensor)t);
+            const int64_t n = grade_shape_numel(&s);
+            double *want = conv_xmalloc((size_t)n * sizeof *want);
+            family_reference(want, &p, (grade_tensor)t);
+            if (memcmp(want, p.ref[t], (size_t)n * sizeof *want) != 0 && differ++ == 0)
+                printf("  first difference: %s %s of %s\n", i < count ? suite[i].name : "random",
+                       grade_tensor_name((grade_tensor)t), grade_layer_family(&L));
+            tried++;
+            free(want);
+        }
+        grade_problem_free(&p);
+    }
+    CHECK(suite && count == 10 && differ == 0, "%d of %d family references differ", differ,
+          tried);
+}
+
 // References equal the naive float64 reference exactly: generated values make sums exact.
+// (The family suite's are test_family_references'.)
 static void test_references(void) {
     for (const char *const *name = grade_suite_names; *name; name++) {
+        if (strcmp(*name, "family") == 0) continue;
         size_t count = 0;
         const grade_suite_entry *suite = grade_suite(*name, &count);
         CHECK(suite && count == 10, "suite %s has %zu problems", *name, count);
@@ -328,12 +546,15 @@ static void check_problem(sweep_counts *sc, const grade_problem *p) {
         // the right answer, from the naive reference
         double *right = conv_xmalloc((size_t)n * sizeof(double));
         const conv_geom *g = &p->layer.g;
-        switch (t) {
-        case GRADE_Y: conv_ref_forward(right, p->x, p->w, p->b, g); break;
-        case GRADE_DX: conv_ref_backward_data(right, p->dy, p->w, g); break;
-        case GRADE_DW: conv_ref_backward_weights(right, p->dy, p->x, g); break;
-        default: conv_ref_backward_bias(right, p->dy, g); break;
-        }
+        if (p->layer.spatial == 2 && !p->layer.transposed && p->layer.pad_mode == CONV_PAD_ZEROS)
+            switch (t) {
+            case GRADE_Y: conv_ref_forward(right, p->x, p->w, p->b, g); break;
+            case GRADE_DX: conv_ref_backward_data(right, p->dy, p->w, g); break;
+            case GRADE_DW: conv_ref_backward_weights(right, p->dy, p->x, g); break;
+            default: conv_ref_backward_bias(right, p->dy, g); break;
+            }
+        else
+            family_reference(right, p, (grade_tensor)t);
         submit_one(arr, (grade_tensor)t, &shape, right);
         if (!grade_check(&r, p, arr, &o)) abort();
         if (!r.passed) sc->right_failed++;
@@ -387,13 +608,21 @@ static void check_problem(sweep_counts *sc, const grade_problem *p) {
     }
 }
 
-// A randomized sweep over every configuration class the conv tests use, plus the suites.
+// A randomized sweep over every configuration class the conv tests use, random layers of the
+// other families, and the suites.
 static void test_sweep(void) {
     sweep_counts sc = {0};
     uint64_t rng = 0x5eed;
     for (int i = 0; i < SWEEP_CASES; i++) {
         grade_layer L = {.spatial = 2, .dtype = CONV_FLOAT64, .rank = 4};
         conv_random_geom(&L.g, &L.bias, GEOM_RANDOM, &rng);
+        grade_problem p;
+        if (!grade_problem_generate(&p, &L, t_rand_u64(&rng))) abort();
+        check_problem(&sc, &p);
+        grade_problem_free(&p);
+    }
+    for (int i = 0; i < FAMILY_SWEEP_CASES; i++) {
+        const grade_layer L = random_family_layer(&rng);
         grade_problem p;
         if (!grade_problem_generate(&p, &L, t_rand_u64(&rng))) abort();
         check_problem(&sc, &p);
@@ -455,14 +684,30 @@ static void test_suites_expose(void) {
         // cs231n layers have one stride and no dilation; in the cs231n suite the strides
         // divide evenly, so rounding the output size up changes nothing
         const bool cs231n = strncmp(*name, "cs231n", 6) == 0;
-        const bool even = strcmp(*name, "cs231n") == 0;
+        const bool even = strcmp(*name, "cs231n") == 0, family = strcmp(*name, "family") == 0;
         size_t uneven = 0;
         for (size_t i = 0; i < count; i++) uneven += !grade_layer_divides_evenly(&suite[i].layer);
-        CHECK(even ? uneven == 0 : uneven >= 3, "suite %s has %zu layers whose stride does not "
-              "divide evenly", *name, uneven);
+        CHECK(family || (even ? uneven == 0 : uneven >= 3), "suite %s has %zu layers whose "
+              "stride does not divide evenly", *name, uneven);
+        // the mistakes of other ops than conv2d, and of conv2d's own axes and output size (the
+        // family suite's one conv2d layer is there for its circular padding)
+        static const char *const family_only[] = {
+            "kernel_not_flipped_in_transposed_forward", "kernel_flipped_in_transposed_dx",
+            "transposed_padding_not_cropped", "output_padding_forgotten",
+            "transposed_computed_as_conv", "padding_mode_treated_as_zeros",
+            "padding_mode_confused"};
+        static const char *const conv2d_only[] = {
+            "stride_h_used_for_w", "stride_w_used_for_h", "dilation_ignored",
+            "dx_cropped_to_empty", "dx_crop_fixed_at_1", "output_size_wrong_kernel_axis",
+            "output_size_rounded"};
         for (size_t m = 0; m < grade_n_mutants; m++) {
             const char *id = grade_mutants[m].id;
+            bool other_family = false;
+            for (size_t i = 0; i < 7; i++)
+                other_family = other_family ||
+                               strcmp(id, family ? conv2d_only[i] : family_only[i]) == 0;
             const bool impossible =
+                other_family ||
                 (cs231n && (strcmp(id, "stride_h_used_for_w") == 0 ||
                             strcmp(id, "stride_w_used_for_h") == 0 ||
                             strcmp(id, "dilation_ignored") == 0)) ||
@@ -565,6 +810,7 @@ int main(int argc, char **argv) {
     blas_boot(argv);
     test_generator();
     test_references();
+    test_family_references();
     test_verdict_numbers();
     test_precision();
     test_areas();

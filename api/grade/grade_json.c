@@ -315,7 +315,7 @@ static bool read_suite(const grade_suite_entry **entries, size_t *count, uint64_
     if (!(*entries = grade_suite(name, count)))
         return api_fail(r->err, API_E_INVALID_VALUE, where,
                         "%s \"%s\" is not a suite; the suites are \"cs231n\", "
-                        "\"cs231n_uneven\" and \"full\"",
+                        "\"cs231n_uneven\", \"full\" and \"family\"",
                         where, api_quote(quoted, sizeof quoted, name));
     if (!read_seed(seed, r, obj, path)) return false;
     // Each problem's seed (seed + index) is written into its spec as a JSON number: past 2^53 a

@@ -114,7 +114,7 @@ void grade_expected_shape(grade_shape *s, const grade_layer *L, grade_tensor t) 
     const int rank = 2 + L->spatial;
     // a rank-2 conv2d problem states w as (kh, kw); smaller ranks drop y's and dx's batch
     // (and a rank-2 conv2d's channels too)
-    const int drop = t == GRADE_DW ? (L->rank == 2 ? 2 : 0) : rank - L->rank;
+    const int drop = t == GRADE_DW ? (L->rank == 2 && L->spatial == 2 ? 2 : 0) : rank - L->rank;
     s->rank = rank - drop;
     for (int i = 0; i < s->rank; i++) s->dim[i] = family[i + drop];
 }
@@ -387,14 +387,69 @@ static const grade_suite_entry suite_full[] = {
     {"pointwise_no_bias", LAYER(3, 4, 5, 6, 2, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1, false)},
 };
 
+// The other families, one layer each, with a padding mode where conv takes one. The
+// transposed layers are written as PyTorch states them (x's sizes, output_padding) and kept
+// as their adjoint conv layer (dilation 1: an output size is (in - 1)*stride - 2*pad + k - 1 +
+// output_padding + 1). Arguments: spatial axes, padding mode, N, C, D, H, W, F, kernel (d, h,
+// w), stride (d, h, w), padding per axis (d, h, w); transposed ones also output_padding.
+#define CONV_FAMILY(SP, MODE, N, C, D, H, W, F, KD, KH, KW, SD, SH, SW, PD, PH, PW)          \
+    {.g = {.n = N, .c = C, .h = H, .w = W, .f = F, .kh = KH, .kw = KW, .groups = 1,           \
+           .stride_h = SH, .stride_w = SW, .dilation_h = 1, .dilation_w = 1, .pad_top = PH,    \
+           .pad_bottom = PH, .pad_left = PW, .pad_right = PW},                                \
+     .depth = {D, KD, SD, 1, PD, PD}, .spatial = SP, .pad_mode = MODE,                        \
+     .dtype = CONV_FLOAT64, .bias = true, .rank = SP + 2}
+#define T_OUT(I, K, S, P, OP) (((I) - 1) * (S) - 2 * (P) + (K) - 1 + (OP) + 1)
+#define TRANSPOSED_FAMILY(SP, N, C, D, H, W, F, KD, KH, KW, SD, SH, SW, PD, PH, PW, OPD, OPH,   \
+                          OPW)                                                                \
+    {.g = {.n = N, .c = F, .h = T_OUT(H, KH, SH, PH, OPH), .w = T_OUT(W, KW, SW, PW, OPW),    \
+           .f = C, .kh = KH, .kw = KW, .groups = 1, .stride_h = SH, .stride_w = SW,           \
+           .dilation_h = 1, .dilation_w = 1, .pad_top = PH, .pad_bottom = PH, .pad_left = PW, \
+           .pad_right = PW},                                                                  \
+     .depth = {T_OUT(D, KD, SD, PD, OPD), KD, SD, 1, PD, PD}, .spatial = SP,                  \
+     .transposed = true, .output_padding = {OPD, OPH, OPW}, .dtype = CONV_FLOAT64,            \
+     .bias = true, .rank = SP + 2}
+
+static const grade_suite_entry suite_family[] = {
+    // conv1d with stride 2 and padding: a flip, the batch sum, db over (0, 2)
+    {"conv1d_stride2", CONV_FAMILY(1, CONV_PAD_ZEROS, 2, 3, 1, 1, 9, 4, 1, 1, 3, 1, 1, 2, 0, 0,
+                                   1)},
+    // reflect padding 2 on a short signal: treated as zeros, or replicated instead
+    {"conv1d_reflect", CONV_FAMILY(1, CONV_PAD_REFLECT, 2, 2, 1, 1, 8, 3, 1, 1, 3, 1, 1, 1, 0, 0,
+                                   2)},
+    // a 3-d layer with a stride on rows only
+    {"conv3d_stride_h", CONV_FAMILY(3, CONV_PAD_ZEROS, 2, 2, 4, 5, 4, 3, 2, 3, 2, 1, 2, 1, 1, 1,
+                                    1)},
+    // replicate padding in three dimensions
+    {"conv3d_replicate", CONV_FAMILY(3, CONV_PAD_REPLICATE, 2, 2, 3, 4, 4, 2, 3, 3, 2, 1, 1, 1,
+                                     1, 1, 1)},
+    // circular padding of a 2-d layer, H != W
+    {"conv2d_circular", CONV_FAMILY(2, CONV_PAD_CIRCULAR, 2, 3, 1, 5, 6, 4, 1, 3, 3, 1, 1, 1, 0,
+                                    1, 1)},
+    // conv_transpose1d doubling a signal: kernel 4, stride 2, padding 1
+    {"conv_transpose1d_up2", TRANSPOSED_FAMILY(1, 2, 3, 1, 1, 5, 2, 1, 1, 4, 1, 1, 2, 0, 0, 1, 0,
+                                               0, 0)},
+    // the classic upsampling layer: kernel 4, stride 2, padding 1
+    {"conv_transpose2d_up2", TRANSPOSED_FAMILY(2, 2, 3, 1, 3, 4, 2, 1, 4, 4, 1, 2, 2, 0, 1, 1, 0,
+                                               0, 0)},
+    // output_padding 1: the output one row and column longer than the formula without it
+    {"conv_transpose2d_output_padding",
+     TRANSPOSED_FAMILY(2, 2, 2, 1, 3, 3, 3, 1, 3, 3, 1, 2, 2, 0, 1, 1, 0, 1, 1)},
+    // kernel 3, stride 1, padding 1: the same size out, a flip shows
+    {"conv_transpose2d_same_size",
+     TRANSPOSED_FAMILY(2, 3, 2, 1, 4, 5, 3, 1, 3, 2, 1, 1, 1, 0, 1, 0, 0, 0, 0)},
+    // conv_transpose3d with output_padding on two axes
+    {"conv_transpose3d", TRANSPOSED_FAMILY(3, 1, 2, 2, 3, 2, 3, 2, 2, 3, 2, 2, 2, 0, 1, 0, 1, 0,
+                                           1)},
+};
+
 #define SUITE(name) {#name, suite_##name, sizeof suite_##name / sizeof suite_##name[0]}
 static const struct {
     const char *name;
     const grade_suite_entry *entries;
     size_t count;
-} suites[] = {SUITE(cs231n), SUITE(cs231n_uneven), SUITE(full)};
+} suites[] = {SUITE(cs231n), SUITE(cs231n_uneven), SUITE(full), SUITE(family)};
 
-const char *const grade_suite_names[] = {"cs231n", "cs231n_uneven", "full", NULL};
+const char *const grade_suite_names[] = {"cs231n", "cs231n_uneven", "full", "family", NULL};
 
 const grade_suite_entry *grade_suite(const char *name, size_t *count) {
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -129,7 +129,8 @@ void grade_problem_free(grade_problem *p);
 // has the table): "cs231n" keeps to CS231n's conventions (one stride, one padding for all
 // sides, no groups or dilation, always a bias, strides that divide evenly);
 // "cs231n_uneven" is the same with strides that leave rows after the last window; "full"
-// adds stride_h != stride_w, per-side padding, dilation, groups and a layer without bias.
+// adds stride_h != stride_w, per-side padding, dilation, groups and a layer without bias;
+// "family" has the other ops (conv1d, conv3d, conv_transpose1d/2d/3d) and padding modes.
 typedef struct {
     const char *name;
     grade_layer layer;

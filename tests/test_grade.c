@@ -301,6 +301,170 @@ static void test_family_references(void) {
           tried);
 }
 
+// Submits `data` in `shape` as tensor t of p: it must fail and be diagnosed as `id`.
+static void expect_mistake(const grade_problem *p, grade_tensor t, const grade_shape *shape,
+                           const double *data, const char *id, const char *what) {
+    grade_array arr[GRADE_NTENSORS];
+    submit_one(arr, t, shape, data);
+    grade_options o;
+    grade_options_default(&o);
+    grade_report r;
+    if (!grade_check(&r, p, arr, &o)) abort();
+    char got[200];
+    describe_diagnoses(got, sizeof got, &r.tensor[t]);
+    CHECK(!r.passed && has_diagnosis(&r.tensor[t], id), "%s (%s of %s): diagnosed as %s", what,
+          grade_tensor_name(t), grade_layer_family(&p->layer), r.passed ? "right" : got);
+}
+
+// w with every kernel rotated by 180 degrees (all its spatial axes reversed): (outer, taps).
+static double *flipped_kernel(const double *w, int64_t outer, int64_t taps) {
+    double *out = conv_xmalloc((size_t)(outer * taps) * sizeof *out);
+    for (int64_t q = 0; q < outer; q++)
+        for (int64_t i = 0; i < taps; i++) out[q * taps + i] = w[q * taps + taps - 1 - i];
+    return out;
+}
+
+static grade_problem suite_problem(const char *name, uint64_t seed) {
+    size_t count = 0;
+    const grade_suite_entry *suite = grade_suite("family", &count);
+    size_t i = 0;
+    while (i < count && strcmp(suite[i].name, name) != 0) i++;
+    if (i == count) abort();
+    grade_problem p;
+    if (!grade_problem_generate(&p, &suite[i].layer, seed)) abort();
+    return p;
+}
+
+// The classic mistakes of each family, each answer made here from the test references with
+// the mistake in it (not by the engine's mutants), and diagnosed by name; the right answers
+// pass and one value off is wrong but not diagnosed.
+static void test_family_mistakes(void) {
+    // conv_transpose2d, kernel 3, stride 2, padding 1, output_padding 1
+    grade_problem p = suite_problem("conv_transpose2d_output_padding", 11);
+    ref_tgeom tg = family_tgeom(&p.layer);
+    grade_shape y, dx, s;
+    grade_expected_shape(&y, &p.layer, GRADE_Y);
+    grade_expected_shape(&dx, &p.layer, GRADE_DX);
+    const int64_t taps = tg.kh * tg.kw, outer = ref_t_numel_w(&tg) / taps;
+    double *wf = flipped_kernel(p.w, outer, taps);
+    double *buf = conv_xmalloc((size_t)(8 * ref_t_numel_y(&tg)) * sizeof *buf);
+    ref_tgeom forgot = tg;
+    forgot.output_padding[0] = forgot.output_padding[1] = 0;
+    ref_t_forward(buf, p.x, p.w, p.b, &forgot);
+    s = (grade_shape){4, {tg.n, tg.f, ref_t_out_h(&forgot), ref_t_out_w(&forgot)}};
+    expect_mistake(&p, GRADE_Y, &s, buf, "output_padding_forgotten", "output_padding left out");
+    ref_t_forward(buf, p.x, wf, p.b, &tg);
+    expect_mistake(&p, GRADE_Y, &y, buf, "kernel_not_flipped_in_transposed_forward",
+                   "a convolution of the dilated input with w unrotated");
+    ref_tgeom whole = tg;
+    memset(whole.padding, 0, sizeof whole.padding);
+    ref_t_forward(buf, p.x, p.w, p.b, &whole);
+    s = (grade_shape){4, {tg.n, tg.f, ref_t_out_h(&whole), ref_t_out_w(&whole)}};
+    expect_mistake(&p, GRADE_Y, &s, buf, "transposed_padding_not_cropped",
+                   "the full output, padding not cropped");
+    // conv2d's forward of x at this stride and padding: (3 + 2 - 3) // 2 + 1 = 2 per axis
+    s = (grade_shape){4, {tg.n, tg.f, 2, 2}};
+    for (int i = 0; i < 16; i++) buf[i] = 0.3 * i;
+    expect_mistake(&p, GRADE_Y, &s, buf, "transposed_computed_as_conv", "conv2d's output shape");
+    ref_t_backward_data(buf, p.dy, wf, &tg);
+    expect_mistake(&p, GRADE_DX, &dx, buf, "kernel_flipped_in_transposed_dx",
+                   "dx as a true convolution of dy");
+    ref_t_forward(buf, p.x, p.w, p.b, &tg);
+    buf[3] += 0.5;
+    grade_array arr[GRADE_NTENSORS];
+    submit_one(arr, GRADE_Y, &y, buf);
+    grade_options o;
+    grade_options_default(&o);
+    grade_report r;
+    if (!grade_check(&r, &p, arr, &o)) abort();
+    CHECK(!r.passed && r.tensor[GRADE_Y].n_diag == 0, "one value off: %d diagnoses",
+          r.tensor[GRADE_Y].n_diag);
+    buf[3] -= 0.5;
+    if (!grade_check(&r, &p, arr, &o)) abort();
+    CHECK(r.passed, "the right conv_transpose2d y failed");
+    free(wf);
+    grade_problem_free(&p);
+
+    // conv1d, reflect padding 2: treated as zeros (forward and both gradients), replicated
+    // instead, a true convolution, db over the wrong axes or per image
+    p = suite_problem("conv1d_reflect", 12);
+    const grade_layer *L = &p.layer;
+    grade_expected_shape(&y, L, GRADE_Y);
+    for (int t = GRADE_Y; t <= GRADE_DW; t++) {
+        grade_expected_shape(&s, L, (grade_tensor)t);
+        conv_family_answer(buf, L, CONV_PAD_ZEROS, (grade_tensor)t, p.x, p.w, p.b, p.dy);
+        expect_mistake(&p, (grade_tensor)t, &s, buf, "padding_mode_treated_as_zeros",
+                       "zero padding for reflect");
+    }
+    conv_family_answer(buf, L, CONV_PAD_REPLICATE, GRADE_Y, p.x, p.w, p.b, p.dy);
+    expect_mistake(&p, GRADE_Y, &y, buf, "padding_mode_confused", "replicate for reflect");
+    wf = flipped_kernel(p.w, L->g.f * L->g.c, L->g.kw);
+    conv_family_answer(buf, L, CONV_PAD_REFLECT, GRADE_Y, p.x, wf, p.b, p.dy);
+    expect_mistake(&p, GRADE_Y, &y, buf, "kernel_flipped_in_forward", "a true convolution");
+    free(wf);
+    const int64_t lo = y.dim[2], filters = L->g.f;
+    memset(buf, 0, (size_t)(L->g.n * filters + lo) * sizeof *buf);
+    for (int64_t n = 0; n < L->g.n; n++)
+        for (int64_t f = 0; f < filters; f++)
+            for (int64_t i = 0; i < lo; i++) {
+                buf[n * filters + f] += p.dy[(n * filters + f) * lo + i];        // per image
+                buf[L->g.n * filters + i] += p.dy[(n * filters + f) * lo + i]; // axes (0, 1)
+            }
+    s = (grade_shape){2, {L->g.n, filters}};
+    expect_mistake(&p, GRADE_DB, &s, buf, "not_summed_over_batch", "db per image");
+    s = (grade_shape){1, {lo}};
+    expect_mistake(&p, GRADE_DB, &s, buf + L->g.n * filters, "db_summed_over_wrong_axes",
+                   "np.sum(dout, axis=(0, 1))");
+    grade_problem_free(&p);
+
+    // conv3d: dw of the last image alone, dx with the kernel unrotated, db divided by N, y
+    // without its bias; and replicate padding treated as zeros
+    p = suite_problem("conv3d_stride_h", 13);
+    conv3d_geom g3 = family_geom3(&p.layer), one = g3;
+    one.n = 1;
+    const int64_t last_x = (g3.n - 1) * ref3_numel_x(&one),
+                  last_y = (g3.n - 1) * ref3_numel_y(&one);
+    ref3_backward_weights(buf, p.dy + last_y, p.x + last_x, &one);
+    grade_expected_shape(&s, &p.layer, GRADE_DW);
+    expect_mistake(&p, GRADE_DW, &s, buf, "not_summed_over_batch", "dw of the last image");
+    wf = flipped_kernel(p.w, g3.f * g3.c, g3.kd * g3.kh * g3.kw);
+    ref3_backward_data(buf, p.dy, wf, &g3);
+    grade_expected_shape(&s, &p.layer, GRADE_DX);
+    expect_mistake(&p, GRADE_DX, &s, buf, "kernel_not_flipped_in_dx", "dx, kernel unrotated");
+    free(wf);
+    ref3_backward_bias(buf, p.dy, &g3);
+    for (int64_t f = 0; f < g3.f; f++) buf[f] /= (double)g3.n;
+    s = (grade_shape){1, {g3.f}};
+    expect_mistake(&p, GRADE_DB, &s, buf, "divided_by_batch_size", "db / N");
+    ref3_forward(buf, p.x, p.w, NULL, &g3);
+    grade_expected_shape(&s, &p.layer, GRADE_Y);
+    expect_mistake(&p, GRADE_Y, &s, buf, "bias_missing", "conv3d without bias");
+    grade_problem_free(&p);
+    p = suite_problem("conv3d_replicate", 14);
+    conv_family_answer(buf, &p.layer, CONV_PAD_ZEROS, GRADE_DX, p.x, p.w, p.b, p.dy);
+    grade_expected_shape(&s, &p.layer, GRADE_DX);
+    expect_mistake(&p, GRADE_DX, &s, buf, "padding_mode_treated_as_zeros",
+                   "dx without the padding's gradient folded back");
+    grade_problem_free(&p);
+
+    // conv_transpose3d: output_padding forgotten (the adjoint conv3d one plane, row or column
+    // shorter where output_padding is 1)
+    p = suite_problem("conv_transpose3d", 15);
+    g3 = family_geom3(&p.layer);
+    conv3d_geom shorter = g3;
+    shorter.d -= p.layer.output_padding[0];
+    shorter.h -= p.layer.output_padding[1];
+    shorter.w -= p.layer.output_padding[2];
+    ref3_backward_data(buf, p.x, p.w, &shorter);
+    const int64_t planes = shorter.d * shorter.h * shorter.w;
+    for (int64_t i = 0; i < ref3_numel_x(&shorter); i++) buf[i] += p.b[(i / planes) % shorter.c];
+    s = (grade_shape){5, {shorter.n, shorter.c, shorter.d, shorter.h, shorter.w}};
+    expect_mistake(&p, GRADE_Y, &s, buf, "output_padding_forgotten",
+                   "conv_transpose3d without output_padding");
+    grade_problem_free(&p);
+    free(buf);
+}
+
 // References equal the naive float64 reference exactly: generated values make sums exact.
 // (The family suite's are test_family_references'.)
 static void test_references(void) {
@@ -811,6 +975,7 @@ int main(int argc, char **argv) {
     test_generator();
     test_references();
     test_family_references();
+    test_family_mistakes();
     test_verdict_numbers();
     test_precision();
     test_areas();

@@ -574,7 +574,7 @@ static void test_family_doors(void) {
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
         int status;
         cJSON *doc = call(grade_json_problem, specs[i], &status);
-        const cJSON *entry = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(doc, "problems"), 0);
+        const cJSON *entry = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "problems"), 0);
         const cJSON *spec = cJSON_GetObjectItemCaseSensitive(entry, "spec");
         const cJSON *prob = cJSON_GetObjectItemCaseSensitive(entry, "problem");
         cJSON *fwd = prob ? v1_answer(prob, "forward") : NULL;
@@ -604,7 +604,8 @@ static void test_family_doors(void) {
             cJSON_Delete(v);
         }
         cJSON *dx = cJSON_GetObjectItem(cJSON_GetObjectItem(sub, "dx"), "data");
-        for (cJSON *e = dx ? dx->child : NULL; e; e = e->next) cJSON_SetNumberValue(e, -e->valuedouble);
+        for (cJSON *e = dx ? dx->child : NULL; e; e = e->next)
+            cJSON_SetNumberValue(e, -e->valuedouble);
         cJSON *v = check_with(spec, sub, "", &status);
         const cJSON *diag = cJSON_GetArrayItem(
             cJSON_GetObjectItem(tensor_verdict(v, "dx"), "diagnosis"), 0);
@@ -658,7 +659,8 @@ static void test_family_student_answers(void) {
                   f = (int64_t)cJSON_GetArrayItem(yshape, 1)->valuedouble,
                   h = (int64_t)cJSON_GetArrayItem(yshape, 2)->valuedouble,
                   w = (int64_t)cJSON_GetArrayItem(yshape, 3)->valuedouble;
-    CHECK(status == 200 && fwd && n * f * h * w == cJSON_GetArraySize(cJSON_GetObjectItem(y, "data")),
+    CHECK(status == 200 && fwd &&
+              n * f * h * w == cJSON_GetArraySize(cJSON_GetObjectItem(y, "data")),
           "conv_transpose2d problem %d", status);
     // zeros where dw belongs, dx None (left out but required), db missing and required, y with
     // a NaN in it
@@ -694,7 +696,8 @@ static void test_family_student_answers(void) {
     const cJSON *all = cJSON_GetObjectItem(y, "data");
     for (int64_t i = 0; i < n * f * h * w; i++)
         if ((i / w) % h < h - 1 && i % w < w - 1)
-            cJSON_AddItemToArray(cut, cJSON_CreateNumber(cJSON_GetArrayItem(all, (int)i)->valuedouble));
+            cJSON_AddItemToArray(
+                cut, cJSON_CreateNumber(cJSON_GetArrayItem(all, (int)i)->valuedouble));
     char *cut_text = cJSON_PrintUnformatted(cut), *all_text = cJSON_PrintUnformatted(all);
     api_buf_printf(&b,
                    "{\"cases\":[{\"problem\":%s,\"submission\":{\"y\":{\"shape\":[%" PRId64
@@ -706,11 +709,10 @@ static void test_family_student_answers(void) {
     v = call(grade_json_check, b.data, &status);
     const cJSON *cases = cJSON_GetObjectItem(v, "cases");
     const char *ids[3];
-    for (int i = 0; i < 3; i++)
-        ids[i] = str_at(cJSON_GetArrayItem(cJSON_GetObjectItem(tensor_verdict(cJSON_GetArrayItem(cases, i), "y"),
-                                                               "diagnosis"),
-                                           0),
-                        "id");
+    for (int i = 0; i < 3; i++) {
+        const cJSON *case_y = tensor_verdict(cJSON_GetArrayItem(cases, i), "y");
+        ids[i] = str_at(cJSON_GetArrayItem(cJSON_GetObjectItem(case_y, "diagnosis"), 0), "id");
+    }
     CHECK(status == 200 && strcmp(ids[0], "output_padding_forgotten") == 0 &&
               strcmp(ids[1], "wrong_shape") == 0 && strcmp(ids[2], "shape_has_extra_axes") == 0,
           "short, scalar, extra-axis y of conv_transpose2d: %d, %s, %s, %s", status, ids[0],

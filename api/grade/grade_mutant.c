@@ -1251,7 +1251,9 @@ static void diagnose_shape(grade_verdict *v, const grade_problem *p, const grade
         snprintf(evidence, sizeof evidence, "your %s has shape %s, the right shape is %s", name,
                  got, want);
     }
-    grade_verdict_add_diagnosis(v, "wrong_shape", conv2d ? hints[v->tensor] : family_hints[v->tensor], "%s", evidence);
+    grade_verdict_add_diagnosis(v, "wrong_shape",
+                                conv2d ? hints[v->tensor] : family_hints[v->tensor], "%s",
+                                evidence);
 }
 
 bool grade_diagnose(grade_verdict *v, const grade_problem *p, const grade_array *sub) {

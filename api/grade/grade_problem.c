@@ -98,7 +98,9 @@ void grade_expected_shape(grade_shape *s, const grade_layer *L, grade_tensor t) 
         full[2] = conv_out_size(d.d, d.kd, d.stride, d.dilation, d.pad_front, d.pad_back);
         full[3] = conv_out_h(g), full[4] = conv_out_w(g);
         break;
-    case GRADE_DX: full[0] = g->n, full[1] = g->c, full[2] = d.d, full[3] = g->h, full[4] = g->w; break;
+    case GRADE_DX:
+        full[0] = g->n, full[1] = g->c, full[2] = d.d, full[3] = g->h, full[4] = g->w;
+        break;
     case GRADE_DW:
         full[0] = g->f, full[1] = g->c / g->groups, full[2] = d.kd, full[3] = g->kh;
         full[4] = g->kw;
@@ -221,7 +223,9 @@ size_t grade_layer_workspace(const grade_layer *L, int threads, size_t cap) {
                            : conv_workspace_size(&L->g, CONV_FLOAT64, threads, cap);
 }
 
-void grade_layer_pad_plan(const grade_layer *L, int64_t dims[3], int64_t pad[6]) {
+// The input's sizes (d, h, w) and its padding per side (front, back, top, bottom, left,
+// right), as core/conv_pad.h takes them (one plane deep for 1-d and 2-d layers).
+static void pad_plan(const grade_layer *L, int64_t dims[3], int64_t pad[6]) {
     const conv_geom *g = &L->g;
     const grade_depth d = grade_layer_depth(L);
     const int64_t in[3] = {d.d, g->h, g->w},
@@ -255,11 +259,12 @@ static bool compute_references(grade_problem *p) {
     const grade_layer run = copies ? unpadded(L) : *L;
     const double *conv_in = L->transposed ? p->dy : p->x, *conv_out = L->transposed ? p->x : p->dy;
     int64_t dims[3], pad[6];
-    grade_layer_pad_plan(L, dims, pad);
+    pad_plan(L, dims, pad);
     const int64_t planes = L->g.n * L->g.c;
     const int64_t padded = planes * (dims[0] + pad[0] + pad[1]) * (dims[1] + pad[2] + pad[3]) *
                            (dims[2] + pad[4] + pad[5]);
-    double *xp = copies ? alloc_doubles(padded) : NULL, *dxp = copies ? alloc_doubles(padded) : NULL;
+    double *xp = copies ? alloc_doubles(padded) : NULL;
+    double *dxp = copies ? alloc_doubles(padded) : NULL;
     const size_t bytes = grade_layer_workspace(&run, 1, CONV_WORKSPACE_CAP_DEFAULT);
     // Grading stays on the exact paths (never Winograd): float64 references to the last bits.
     conv_exec ex = {.workspace = malloc(bytes ? bytes : 1), .workspace_bytes = bytes,

@@ -82,10 +82,6 @@ int64_t grade_layer_flops(const grade_layer *L);
 // conv_workspace_size caps it (a 3-d layer's stacked tensors are not capped).
 size_t grade_layer_workspace(const grade_layer *L, int threads, size_t cap);
 
-// The input's sizes (d, h, w) and its padding per side (front, back, top, bottom, left,
-// right), as core/conv_pad.h takes them (one plane deep for 1-d and 2-d layers).
-void grade_layer_pad_plan(const grade_layer *L, int64_t dims[3], int64_t pad[6]);
-
 // What tensor t is to the conv layer L->g (for a transposed op, its adjoint): conv's y and dx
 // trade places in a transposed layer (its y is shaped like g's input, its dx like g's
 // output); dw and db stay themselves.

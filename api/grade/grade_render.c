@@ -242,8 +242,10 @@ static void put_layer_line(api_buf *b, const grade_origin *o) {
     api_buf_printf(b, ", %s, %s", L->bias ? "with bias" : "no bias",
                    L->dtype == CONV_FLOAT64 ? "float64" : "float32");
     if (!grade_layer_divides_evenly(L))
-        api_buf_puts(b, ", the stride does not divide evenly (rows or columns after the last "
-                        "window)");
+        api_buf_puts(b, L->transposed ? ", output rows or columns that no input reaches (they "
+                                        "hold the bias alone)"
+                                      : ", the stride does not divide evenly (rows or columns "
+                                        "after the last window)");
     if (o->generated) api_buf_printf(b, ", seed %" PRIu64, o->seed);
 }
 

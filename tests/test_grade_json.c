@@ -998,34 +998,46 @@ static void test_error_fenced(void) {
 // Every prefix of a valid request, and the request with each byte replaced: an answer (the
 // error JSON or a verdict), never a crash, a leak (under ASan) or a 500.
 static void test_no_crash(void) {
-    const char *body =
+    static const char *const bodies[] = {
         "{\"format\":\"gradescope\",\"cases\":[{\"name\":\"a\",\"problem\":{\"seed\":4,"
         "\"x_shape\":[2,1,4,5],\"w_shape\":[3,1,2,2],\"stride\":[2,1],\"padding\":[1,0,0,1]},"
         "\"submission\":{\"db\":[1,2,NaN],\"dx\":{\"shape\":[2,1,0,0],\"data\":[]}}},"
         "{\"problem\":{\"x\":[[1,2],[3,4]],\"w\":[[1]],\"dy\":[[1,2],[3,4]]},"
-        "\"submission\":{\"dw\":[[0.5]],\"error\":\"boom\"}}],\"tolerance\":{\"atol\":1e-3}}";
-    const size_t len = strlen(body);
-    char *copy = malloc(len + 1);
+        "\"submission\":{\"dw\":[[0.5]],\"error\":\"boom\"}}],\"tolerance\":{\"atol\":1e-3}}",
+        // the other families: a transposed spec with output_padding, an explicit 3-d problem
+        // with reflect padding
+        "{\"cases\":[{\"problem\":{\"op\":\"conv_transpose1d\",\"seed\":2,\"x_shape\":[2,2,4],"
+        "\"w_shape\":[2,1,3],\"stride\":2,\"padding\":1,\"output_padding\":1},"
+        "\"submission\":{\"y\":[[[1,2]]],\"db\":[0,NaN]}},{\"problem\":{\"op\":\"conv3d\","
+        "\"x\":[[[[1,2],[3,4]]]],\"w\":[[[[[1]]]]],\"padding\":[0,1,1],"
+        "\"padding_mode\":\"reflect\",\"dy\":[[[[1,2,3,4],[1,2,3,4],[1,2,3,4],[1,2,3,4]]]]},"
+        "\"submission\":{\"dx\":0,\"y\":[[[[1]]]]}}],\"format\":\"html\"}",
+    };
     int bad = 0, answered = 0;
-    const char replacements[] = {'0', '"', '}', ']', '-', 'x'};
-    for (size_t cut = 0; cut <= len; cut++) {
-        api_response r = {0};
-        grade_json_check(&r, body, cut, NULL, NULL);
-        bad += !r.body || r.status == 500;
-        answered += r.status == 200;
-        free(r.body);
-    }
-    for (size_t i = 0; i < len; i++)
-        for (size_t k = 0; k < sizeof replacements; k++) {
-            memcpy(copy, body, len + 1);
-            copy[i] = replacements[k];
+    for (size_t b = 0; b < sizeof bodies / sizeof *bodies; b++) {
+        const char *body = bodies[b];
+        const size_t len = strlen(body);
+        char *copy = malloc(len + 1);
+        const char replacements[] = {'0', '"', '}', ']', '-', 'x'};
+        for (size_t cut = 0; cut <= len; cut++) {
             api_response r = {0};
-            grade_json_check(&r, copy, len, NULL, NULL);
+            grade_json_check(&r, body, cut, NULL, NULL);
             bad += !r.body || r.status == 500;
             answered += r.status == 200;
             free(r.body);
         }
-    free(copy);
+        for (size_t i = 0; i < len; i++)
+            for (size_t k = 0; k < sizeof replacements; k++) {
+                memcpy(copy, body, len + 1);
+                copy[i] = replacements[k];
+                api_response r = {0};
+                grade_json_check(&r, copy, len, NULL, NULL);
+                bad += !r.body || r.status == 500;
+                answered += r.status == 200;
+                free(r.body);
+            }
+        free(copy);
+    }
     CHECK(bad == 0 && answered > 0, "%d of the damaged requests got no answer or a 500 (%d "
           "graded)", bad, answered);
 }

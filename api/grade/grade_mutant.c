@@ -1236,9 +1236,10 @@ static void diagnose_shape(grade_verdict *v, const grade_problem *p, const grade
             const int w =
                 L->transposed
                     ? snprintf(evidence + used, sizeof evidence - used,
-                               " %s = (%lld - 1)*%lld - %lld + %lld + %lld = %lld;", axis,
-                               (long long)in, (long long)A.stride[a], (long long)pads,
-                               (long long)ext, (long long)L->output_padding[a], (long long)size)
+                               " %s = (%lld - 1)*%lld - %lld + %lld*(%lld - 1) + %lld + 1 = %lld;",
+                               axis, (long long)in, (long long)A.stride[a], (long long)pads,
+                               (long long)A.dilation[a], (long long)A.k[a],
+                               (long long)L->output_padding[a], (long long)size)
                     : snprintf(evidence + used, sizeof evidence - used,
                                " %s = 1 + (%lld + %lld - %lld) // %lld = %lld;", axis,
                                (long long)in, (long long)pads, (long long)ext,

@@ -249,20 +249,30 @@ static void put_layer_line(api_buf *b, const grade_origin *o) {
     if (o->generated) api_buf_printf(b, ", seed %" PRIu64, o->seed);
 }
 
-static const char *pattern_sentence(const grade_verdict *v) {
+// Where the wrong values of v lie, in words; L's conv layer decides whether they are outputs
+// (conv's y, a transposed op's dx) or input pixels.
+static const char *pattern_sentence(const grade_verdict *v, const grade_layer *L) {
+    // a transposed op's output where no input scatters holds its bias alone
+    const bool scattered = L->transposed && v->tensor == GRADE_Y;
     switch (v->pattern) {
     case GRADE_PATTERN_LEFTOVER:
-        return "only in rows/columns after the last window, which the stride never reaches "
-               "(their gradient is 0)";
+        return scattered ? "only in rows/columns after the last input's window, which no input "
+                           "reaches (they hold the bias alone)"
+                         : "only in rows/columns after the last window, which the stride never "
+                           "reaches (their gradient is 0)";
     case GRADE_PATTERN_STRIDE_SKIPPED:
-        return "only in rows/columns between windows, which a stride larger than the kernel "
-               "skips (their gradient is 0)";
+        return scattered ? "only in rows/columns between the inputs' windows, which a stride "
+                           "larger than the kernel skips (they hold the bias alone)"
+                         : "only in rows/columns between windows, which a stride larger than "
+                           "the kernel skips (their gradient is 0)";
     case GRADE_PATTERN_UNREACHED:
-        return "only in pixels that no window reaches, after the last window or between "
-               "windows (their gradient is 0)";
+        return scattered ? "only in outputs that no input reaches (they hold the bias alone)"
+                         : "only in pixels that no window reaches, after the last window or "
+                           "between windows (their gradient is 0)";
     case GRADE_PATTERN_BORDER:
-        return v->tensor == GRADE_Y ? "only in outputs whose window overlaps the zero padding"
-                                    : "only in pixels within the padding width of the edge";
+        return grade_conv_role(L, v->tensor) == GRADE_Y
+                   ? "only in outputs whose window overlaps the padding"
+                   : "only in pixels within the padding width of the edge";
     case GRADE_PATTERN_INTERIOR:
         return "only away from the border (none near the padding, none in unreached pixels)";
     case GRADE_PATTERN_EVERYWHERE: return "all over the image, border and interior";
@@ -351,7 +361,7 @@ static void put_verdict_text(api_buf *b, const grade_case *k, grade_tensor t, bo
                 api_buf_printf(b, "- %" PRId64 " values are NaN or infinite\n",
                                v->nan_count + v->inf_count);
             if (v->has_pattern && !v->pattern_trivial)
-                api_buf_printf(b, "- where: %s\n", pattern_sentence(v));
+                api_buf_printf(b, "- where: %s\n", pattern_sentence(v, &k->origin.layer));
             api_buf_puts(b, "- first wrong values:");
             for (int i = 0; i < v->n_first; i++) {
                 grade_format_index(where, sizeof where, name, v->first[i].index,

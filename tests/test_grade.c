@@ -1,8 +1,10 @@
 // The grading engine (api/grade*.h): the problem generator against published splitmix64
-// outputs, references against the naive float64 reference (core/conv_ref.h), verdict numbers
+// outputs, references against the naive float64 reference (core/conv_ref.h; for the other ops
+// the harness's ref_conv3d and ref_transpose, with padding modes made here), verdict numbers
 // against hand-computed ones, the error areas against hand-drawn layers, every mutant's
 // diagnosis on the answers it stands for, and no diagnosis at all for right answers over a
-// randomized sweep of layers. Also: the suites expose every mistake that their layers allow,
+// randomized sweep of layers of every op, each op's classic mistakes made independently and
+// diagnosed by name. Also: the suites expose every mistake that their layers allow,
 // and a suite of 10 problems is checked in well under a second of CPU.
 #include <math.h>
 #include <stdio.h>

@@ -1,6 +1,7 @@
 // The grading front door's JSON (api/grade/grade_json.h): problems generated and read back, right
 // answers (from the naive reference, core/conv_ref.h) passing in every problem form, mistaken
-// ones diagnosed, the three output formats with the fields their platforms read, and bad
+// ones diagnosed, every op of the family (its right answers from the v1 door, its students'
+// unfinished answers), the three output formats with the fields their platforms read, and bad
 // requests answered with the spec's error JSON and the right code and path, never a crash or
 // a 500 (every prefix of a valid request is tried).
 #include <cjson/cJSON.h>

@@ -62,7 +62,8 @@ const grade_mutant grade_mutants[M_COUNT] = {
                   T_Y},
     [M_FLIP_DX] = {"kernel_not_flipped_in_dx",
                    "dx is dout convolved with the kernel rotated by 180 degrees "
-                   "(w[:, :, ::-1, ::-1]); yours uses it unrotated (or rotated twice). The "
+                   "(w[:, :, ::-1, ::-1]; in 1-d and 3-d every spatial axis of w reversed); "
+                   "yours uses it unrotated (or rotated twice). The "
                    "simplest correct form scatters each output back through its window: "
                    "dx_pad[n, :, i*stride:i*stride+HH, j*stride:j*stride+WW] += "
                    "w[f] * dout[n, f, i, j].",
@@ -117,8 +118,8 @@ const grade_mutant grade_mutants[M_COUNT] = {
                     T_DX},
     [M_DB_AXES] = {"db_summed_over_wrong_axes",
                    "db[f] is dout[:, f] summed over the batch and every output pixel: "
-                   "np.sum(dout, axis=(0, 2, 3)), of shape (F,). Yours sums over other axes "
-                   "(see the evidence).",
+                   "np.sum(dout, axis=(0, 2, 3)), of shape (F,) (conv1d: axis=(0, 2); conv3d: "
+                   "axis=(0, 2, 3, 4)). Yours sums over other axes (see the evidence).",
                    T_DB},
     [M_BATCH_UNSUMMED] = {"not_summed_over_batch",
                           "dw and db add up the contributions of every image in the batch; "

@@ -136,9 +136,11 @@ int cli_problem(int argc, char **argv) {
                    "       convd problem --suite NAME [--seed N] [--index I]\n"
                    "\n"
                    "Generates problems with explicit tensors, bit-identical everywhere: from a\n"
-                   "generator spec (JSON in FILE or on standard input: {\"seed\", \"x_shape\",\n"
-                   "\"w_shape\", \"bias\", \"stride\", \"padding\", ...}) or from a suite\n"
-                   "(\"cs231n\" or \"full\", 10 problems; --index picks one). Writes\n"
+                   "generator spec (JSON in FILE or on standard input: {\"seed\", \"op\",\n"
+                   "\"x_shape\", \"w_shape\", \"bias\", \"stride\", \"padding\", ...}; \"op\" is\n"
+                   "conv1d, conv2d (default), conv3d or conv_transpose1d/2d/3d) or from a suite\n"
+                   "(\"cs231n\", \"cs231n_uneven\", \"full\" or \"family\", 10 problems each;\n"
+                   "--index picks one). Writes\n"
                    "{\"problems\": [{\"name\", \"spec\", \"problem\"}, ...]}; give a problem's\n"
                    "\"spec\" back to convd check. Exit status as convd check's.\n");
             return 0;

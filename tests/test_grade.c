@@ -1,8 +1,10 @@
 // The grading engine (api/grade*.h): the problem generator against published splitmix64
-// outputs, references against the naive float64 reference (core/conv_ref.h), verdict numbers
+// outputs, references against the naive float64 reference (core/conv_ref.h; for the other ops
+// the harness's ref_conv3d and ref_transpose, with padding modes made here), verdict numbers
 // against hand-computed ones, the error areas against hand-drawn layers, every mutant's
 // diagnosis on the answers it stands for, and no diagnosis at all for right answers over a
-// randomized sweep of layers. Also: the suites expose every mistake that their layers allow,
+// randomized sweep of layers of every op, each op's classic mistakes made independently and
+// diagnosed by name. Also: the suites expose every mistake that their layers allow,
 // and a suite of 10 problems is checked in well under a second of CPU.
 #include <math.h>
 #include <stdio.h>
@@ -14,9 +16,11 @@
 #include "core/conv_ref.h"
 #include "server/blas_boot.h"
 #include "tests/harness/conv_harness.h"
+#include "tests/harness/ref_conv3d.h"
+#include "tests/harness/ref_transpose.h"
 #include "tests/testlib.h"
 
-enum { SWEEP_CASES = 150 };
+enum { SWEEP_CASES = 150, FAMILY_SWEEP_CASES = 120 };
 
 static double *copy_doubles(const double *src, int64_t n) {
     double *out = conv_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *out);
@@ -85,9 +89,389 @@ static void test_generator(void) {
     CHECK(memcmp(a, b, sizeof a) == 0, "the same seed and stream gave different values");
 }
 
+// ---------------------------------------------------------------------------------------------
+// The other families, judged by the test references alone: ref_conv3d (conv1d and conv2d are
+// one plane deep), ref_transpose (conv_transpose1d/2d) and ref_conv3d's adjoint passes for
+// conv_transpose3d, with the padding modes' padding made here from PyTorch's definitions.
+
+// The layer as ref_conv3d's geometry (for a transposed op: its adjoint conv layer).
+static conv3d_geom family_geom3(const grade_layer *L) {
+    const conv_geom *g = &L->g;
+    const grade_depth d = grade_layer_depth(L);
+    return (conv3d_geom){.n = g->n, .c = g->c, .d = d.d, .h = g->h, .w = g->w, .f = g->f,
+                         .kd = d.kd, .kh = g->kh, .kw = g->kw, .groups = g->groups,
+                         .stride = {d.stride, g->stride_h, g->stride_w},
+                         .dilation = {d.dilation, g->dilation_h, g->dilation_w},
+                         .padding = {d.pad_front, d.pad_back, g->pad_top, g->pad_bottom,
+                                     g->pad_left, g->pad_right}};
+}
+
+// Which input cell padded index i (the input's own index, negative before it) copies along
+// an axis of size n: torch.nn.functional.pad's reflect (mirror without the edge), replicate
+// (the edge) and circular (wrap around).
+static int64_t copied_cell(int64_t i, int64_t n, conv_pad_mode mode) {
+    if (i >= 0 && i < n) return i;
+    if (mode == CONV_PAD_REPLICATE) return i < 0 ? 0 : n - 1;
+    if (mode == CONV_PAD_CIRCULAR) return i < 0 ? i + n : i - n;
+    return i < 0 ? -i : 2 * (n - 1) - i;
+}
+
+// x (N, C, D, H, W) of g padded by `mode` into xp (g's padded sizes), or, `fold`, the
+// gradient dxp of the padded input added back onto dx (the copied cells).
+static void pad_or_fold(double *x, double *xp, const conv3d_geom *g, conv_pad_mode mode,
+                        bool fold) {
+    const int64_t in[3] = {g->d, g->h, g->w};
+    int64_t size[3];
+    for (int a = 0; a < 3; a++) size[a] = in[a] + g->padding[2 * a] + g->padding[2 * a + 1];
+    if (fold) memset(x, 0, (size_t)ref3_numel_x(g) * sizeof *x);
+    for (int64_t q = 0; q < g->n * g->c; q++)
+        for (int64_t i = 0; i < size[0]; i++)
+            for (int64_t j = 0; j < size[1]; j++)
+                for (int64_t k = 0; k < size[2]; k++) {
+                    const int64_t src =
+                        ((q * in[0] + copied_cell(i - g->padding[0], in[0], mode)) * in[1] +
+                         copied_cell(j - g->padding[2], in[1], mode)) * in[2] +
+                        copied_cell(k - g->padding[4], in[2], mode);
+                    const int64_t at = ((q * size[0] + i) * size[1] + j) * size[2] + k;
+                    if (fold) x[src] += xp[at];
+                    else xp[at] = x[src];
+                }
+}
+
+// g without its padding, on the padded sizes.
+static conv3d_geom unpadded3(const conv3d_geom *g) {
+    conv3d_geom u = *g;
+    u.d += g->padding[0] + g->padding[1];
+    u.h += g->padding[2] + g->padding[3];
+    u.w += g->padding[4] + g->padding[5];
+    memset(u.padding, 0, sizeof u.padding);
+    return u;
+}
+
+// Tensor t of a conv problem with x, w, b and dy of its own (the layer's padding_mode
+// applied), or of another padding mode than the layer's (a mistake's answer).
+static void conv_family_answer(double *out, const grade_layer *L, conv_pad_mode mode,
+                               grade_tensor t, const double *x, const double *w, const double *b,
+                               const double *dy) {
+    const conv3d_geom g = family_geom3(L);
+    if (mode == CONV_PAD_ZEROS) {
+        switch (t) {
+        case GRADE_Y: ref3_forward(out, x, w, b, &g); break;
+        case GRADE_DX: ref3_backward_data(out, dy, w, &g); break;
+        case GRADE_DW: ref3_backward_weights(out, dy, x, &g); break;
+        default: ref3_backward_bias(out, dy, &g); break;
+        }
+        return;
+    }
+    const conv3d_geom u = unpadded3(&g);
+    double *xp = conv_xmalloc((size_t)ref3_numel_x(&u) * sizeof *xp);
+    pad_or_fold((double *)x, xp, &g, mode, false);
+    switch (t) {
+    case GRADE_Y: ref3_forward(out, xp, w, b, &u); break;
+    case GRADE_DX:
+        ref3_backward_data(xp, dy, w, &u);
+        pad_or_fold(out, xp, &g, mode, true);
+        break;
+    case GRADE_DW: ref3_backward_weights(out, dy, xp, &u); break;
+    default: ref3_backward_bias(out, dy, &u); break;
+    }
+    free(xp);
+}
+
+// A transposed layer as ref_transpose states it (1-d and 2-d), from its adjoint.
+static ref_tgeom family_tgeom(const grade_layer *L) {
+    const conv_geom *g = &L->g;
+    return (ref_tgeom){.n = g->n, .c = g->f, .h = conv_out_h(g), .w = conv_out_w(g), .f = g->c,
+                       .kh = g->kh, .kw = g->kw, .groups = g->groups,
+                       .stride = {g->stride_h, g->stride_w},
+                       .dilation = {g->dilation_h, g->dilation_w},
+                       .padding = {g->pad_top, g->pad_bottom, g->pad_left, g->pad_right},
+                       .output_padding = {L->output_padding[1], L->output_padding[2]}};
+}
+
+// Tensor t of a transposed problem with x, w, b and dy of its own.
+static void transposed_family_answer(double *out, const grade_layer *L, grade_tensor t,
+                                     const double *x, const double *w, const double *b,
+                                     const double *dy) {
+    if (L->spatial < 3) {
+        const ref_tgeom g = family_tgeom(L);
+        switch (t) {
+        case GRADE_Y: ref_t_forward(out, x, w, b, &g); break;
+        case GRADE_DX: ref_t_backward_data(out, dy, w, &g); break;
+        case GRADE_DW: ref_t_backward_weights(out, dy, x, &g); break;
+        default: ref_t_backward_bias(out, dy, &g); break;
+        }
+        return;
+    }
+    // conv_transpose3d is the adjoint of conv3d: its y conv's dx (plus the bias), its dx conv's
+    // y, its dw conv's dw with x and dy trading places, its db dy summed per channel
+    const conv3d_geom g = family_geom3(L);
+    const int64_t planes = g.d * g.h * g.w;
+    switch (t) {
+    case GRADE_Y:
+        ref3_backward_data(out, x, w, &g);
+        for (int64_t i = 0; b && i < ref3_numel_x(&g); i++) out[i] += b[(i / planes) % g.c];
+        break;
+    case GRADE_DX: ref3_forward(out, dy, w, NULL, &g); break;
+    case GRADE_DW: ref3_backward_weights(out, x, dy, &g); break;
+    default:
+        memset(out, 0, (size_t)g.c * sizeof *out);
+        for (int64_t i = 0; i < ref3_numel_x(&g); i++) out[(i / planes) % g.c] += dy[i];
+        break;
+    }
+}
+
+// The right tensor t of problem p by the test references (sized by grade_expected_shape).
+static void family_reference(double *out, const grade_problem *p, grade_tensor t) {
+    if (p->layer.transposed)
+        transposed_family_answer(out, &p->layer, t, p->x, p->w, p->b, p->dy);
+    else
+        conv_family_answer(out, &p->layer, p->layer.pad_mode, t, p->x, p->w, p->b, p->dy);
+}
+
+// A random layer of any op but conv2d with zeros: sizes of a grading problem, stride, dilation,
+// padding (within what the padding mode takes), groups, output_padding below the stride, bias
+// or not, and the batch left out now and then.
+static grade_layer random_family_layer(uint64_t *rng) {
+    for (;;) {
+        grade_layer L = {.dtype = CONV_FLOAT64, .spatial = (int)t_rand_int(rng, 1, 3),
+                         .transposed = t_rand_int(rng, 0, 1), .bias = t_rand_int(rng, 0, 3) > 0};
+        if (!L.transposed) L.pad_mode = (conv_pad_mode)t_rand_int(rng, 0, 3);
+        if (L.spatial == 2 && !L.transposed && L.pad_mode == CONV_PAD_ZEROS) continue;
+        const int64_t groups = t_rand_int(rng, 1, 4) == 4 ? 2 : 1;
+        const int64_t c = groups * t_rand_int(rng, 1, 2), f = groups * t_rand_int(rng, 1, 3);
+        int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1}, d[3] = {1, 1, 1},
+                pad[3] = {0, 0, 0}, op[3] = {0, 0, 0};
+        bool ok = true;
+        for (int a = 3 - L.spatial; a < 3; a++) {
+            in[a] = t_rand_int(rng, L.spatial == 3 ? 2 : 3, L.spatial == 3 ? 4 : 8);
+            k[a] = t_rand_int(rng, 1, 3);
+            s[a] = t_rand_int(rng, 1, 3);
+            d[a] = t_rand_int(rng, 1, 4) == 4 ? 2 : 1;
+            pad[a] = t_rand_int(rng, 0, 2);
+            if (L.pad_mode == CONV_PAD_REFLECT && pad[a] >= in[a]) pad[a] = in[a] - 1;
+            if (L.transposed) {
+                op[a] = t_rand_int(rng, 0, s[a] - 1);
+                // the output: (in - 1)*s - 2*pad + d*(k - 1) + op + 1 must be at least 1
+                const int64_t out = (in[a] - 1) * s[a] - 2 * pad[a] + d[a] * (k[a] - 1) + op[a] + 1;
+                ok = ok && out >= 1;
+                L.output_padding[a] = op[a];
+                in[a] = out; // the adjoint conv's input
+            } else {
+                ok = ok && in[a] + 2 * pad[a] >= d[a] * (k[a] - 1) + 1;
+            }
+        }
+        if (!ok) continue;
+        const int64_t n = t_rand_int(rng, 1, 3);
+        L.g = (conv_geom){.n = n, .c = L.transposed ? f : c, .h = in[1], .w = in[2],
+                          .f = L.transposed ? c : f, .kh = k[1], .kw = k[2], .groups = groups,
+                          .stride_h = s[1], .stride_w = s[2], .dilation_h = d[1],
+                          .dilation_w = d[2], .pad_top = pad[1], .pad_bottom = pad[1],
+                          .pad_left = pad[2], .pad_right = pad[2]};
+        L.depth = (grade_depth){in[0], k[0], s[0], d[0], pad[0], pad[0]};
+        L.rank = 2 + L.spatial - (n == 1 && t_rand_int(rng, 0, 1));
+        return L;
+    }
+}
+
+// References of every family equal the test references bit for bit (generated values make
+// every sum exact), on the family suite and a random sweep.
+static void test_family_references(void) {
+    size_t count = 0;
+    const grade_suite_entry *suite = grade_suite("family", &count);
+    uint64_t rng = 0xfa111;
+    int differ = 0, tried = 0;
+    for (size_t i = 0; i < count + 60; i++) {
+        const grade_layer L = i < count ? suite[i].layer : random_family_layer(&rng);
+        grade_problem p;
+        if (!grade_problem_generate(&p, &L, 100 + i)) abort();
+        for (int t = 0; t < GRADE_NTENSORS; t++) {
+            grade_shape s;
+            grade_expected_shape(&s, &L, (grade_tensor)t);
+            const int64_t n = grade_shape_numel(&s);
+            double *want = conv_xmalloc((size_t)n * sizeof *want);
+            family_reference(want, &p, (grade_tensor)t);
+            if (memcmp(want, p.ref[t], (size_t)n * sizeof *want) != 0 && differ++ == 0)
+                printf("  first difference: %s %s of %s\n", i < count ? suite[i].name : "random",
+                       grade_tensor_name((grade_tensor)t), grade_layer_family(&L));
+            tried++;
+            free(want);
+        }
+        grade_problem_free(&p);
+    }
+    CHECK(suite && count == 10 && differ == 0, "%d of %d family references differ", differ,
+          tried);
+}
+
+// Submits `data` in `shape` as tensor t of p: it must fail and be diagnosed as `id`.
+static void expect_mistake(const grade_problem *p, grade_tensor t, const grade_shape *shape,
+                           const double *data, const char *id, const char *what) {
+    grade_array arr[GRADE_NTENSORS];
+    submit_one(arr, t, shape, data);
+    grade_options o;
+    grade_options_default(&o);
+    grade_report r;
+    if (!grade_check(&r, p, arr, &o)) abort();
+    char got[200];
+    describe_diagnoses(got, sizeof got, &r.tensor[t]);
+    CHECK(!r.passed && has_diagnosis(&r.tensor[t], id), "%s (%s of %s): diagnosed as %s", what,
+          grade_tensor_name(t), grade_layer_family(&p->layer), r.passed ? "right" : got);
+}
+
+// w with every kernel rotated by 180 degrees (all its spatial axes reversed): (outer, taps).
+static double *flipped_kernel(const double *w, int64_t outer, int64_t taps) {
+    double *out = conv_xmalloc((size_t)(outer * taps) * sizeof *out);
+    for (int64_t q = 0; q < outer; q++)
+        for (int64_t i = 0; i < taps; i++) out[q * taps + i] = w[q * taps + taps - 1 - i];
+    return out;
+}
+
+static grade_problem suite_problem(const char *name, uint64_t seed) {
+    size_t count = 0;
+    const grade_suite_entry *suite = grade_suite("family", &count);
+    size_t i = 0;
+    while (i < count && strcmp(suite[i].name, name) != 0) i++;
+    if (i == count) abort();
+    grade_problem p;
+    if (!grade_problem_generate(&p, &suite[i].layer, seed)) abort();
+    return p;
+}
+
+// The classic mistakes of each family, each answer made here from the test references with
+// the mistake in it (not by the engine's mutants), and diagnosed by name; the right answers
+// pass and one value off is wrong but not diagnosed.
+static void test_family_mistakes(void) {
+    // conv_transpose2d, kernel 3, stride 2, padding 1, output_padding 1
+    grade_problem p = suite_problem("conv_transpose2d_output_padding", 11);
+    ref_tgeom tg = family_tgeom(&p.layer);
+    grade_shape y, dx, s;
+    grade_expected_shape(&y, &p.layer, GRADE_Y);
+    grade_expected_shape(&dx, &p.layer, GRADE_DX);
+    const int64_t taps = tg.kh * tg.kw, outer = ref_t_numel_w(&tg) / taps;
+    double *wf = flipped_kernel(p.w, outer, taps);
+    double *buf = conv_xmalloc((size_t)(8 * ref_t_numel_y(&tg)) * sizeof *buf);
+    ref_tgeom forgot = tg;
+    forgot.output_padding[0] = forgot.output_padding[1] = 0;
+    ref_t_forward(buf, p.x, p.w, p.b, &forgot);
+    s = (grade_shape){4, {tg.n, tg.f, ref_t_out_h(&forgot), ref_t_out_w(&forgot)}};
+    expect_mistake(&p, GRADE_Y, &s, buf, "output_padding_forgotten", "output_padding left out");
+    ref_t_forward(buf, p.x, wf, p.b, &tg);
+    expect_mistake(&p, GRADE_Y, &y, buf, "kernel_not_flipped_in_transposed_forward",
+                   "a convolution of the dilated input with w unrotated");
+    ref_tgeom whole = tg;
+    memset(whole.padding, 0, sizeof whole.padding);
+    ref_t_forward(buf, p.x, p.w, p.b, &whole);
+    s = (grade_shape){4, {tg.n, tg.f, ref_t_out_h(&whole), ref_t_out_w(&whole)}};
+    expect_mistake(&p, GRADE_Y, &s, buf, "transposed_padding_not_cropped",
+                   "the full output, padding not cropped");
+    // conv2d's forward of x at this stride and padding: (3 + 2 - 3) // 2 + 1 = 2 per axis
+    s = (grade_shape){4, {tg.n, tg.f, 2, 2}};
+    for (int i = 0; i < 16; i++) buf[i] = 0.3 * i;
+    expect_mistake(&p, GRADE_Y, &s, buf, "transposed_computed_as_conv", "conv2d's output shape");
+    ref_t_backward_data(buf, p.dy, wf, &tg);
+    expect_mistake(&p, GRADE_DX, &dx, buf, "kernel_flipped_in_transposed_dx",
+                   "dx as a true convolution of dy");
+    ref_t_forward(buf, p.x, p.w, p.b, &tg);
+    buf[3] += 0.5;
+    grade_array arr[GRADE_NTENSORS];
+    submit_one(arr, GRADE_Y, &y, buf);
+    grade_options o;
+    grade_options_default(&o);
+    grade_report r;
+    if (!grade_check(&r, &p, arr, &o)) abort();
+    CHECK(!r.passed && r.tensor[GRADE_Y].n_diag == 0, "one value off: %d diagnoses",
+          r.tensor[GRADE_Y].n_diag);
+    buf[3] -= 0.5;
+    if (!grade_check(&r, &p, arr, &o)) abort();
+    CHECK(r.passed, "the right conv_transpose2d y failed");
+    free(wf);
+    grade_problem_free(&p);
+
+    // conv1d, reflect padding 2: treated as zeros (forward and both gradients), replicated
+    // instead, a true convolution, db over the wrong axes or per image
+    p = suite_problem("conv1d_reflect", 12);
+    const grade_layer *L = &p.layer;
+    grade_expected_shape(&y, L, GRADE_Y);
+    for (int t = GRADE_Y; t <= GRADE_DW; t++) {
+        grade_expected_shape(&s, L, (grade_tensor)t);
+        conv_family_answer(buf, L, CONV_PAD_ZEROS, (grade_tensor)t, p.x, p.w, p.b, p.dy);
+        expect_mistake(&p, (grade_tensor)t, &s, buf, "padding_mode_treated_as_zeros",
+                       "zero padding for reflect");
+    }
+    conv_family_answer(buf, L, CONV_PAD_REPLICATE, GRADE_Y, p.x, p.w, p.b, p.dy);
+    expect_mistake(&p, GRADE_Y, &y, buf, "padding_mode_confused", "replicate for reflect");
+    wf = flipped_kernel(p.w, L->g.f * L->g.c, L->g.kw);
+    conv_family_answer(buf, L, CONV_PAD_REFLECT, GRADE_Y, p.x, wf, p.b, p.dy);
+    expect_mistake(&p, GRADE_Y, &y, buf, "kernel_flipped_in_forward", "a true convolution");
+    free(wf);
+    const int64_t lo = y.dim[2], filters = L->g.f;
+    memset(buf, 0, (size_t)(L->g.n * filters + lo) * sizeof *buf);
+    for (int64_t n = 0; n < L->g.n; n++)
+        for (int64_t f = 0; f < filters; f++)
+            for (int64_t i = 0; i < lo; i++) {
+                buf[n * filters + f] += p.dy[(n * filters + f) * lo + i];        // per image
+                buf[L->g.n * filters + i] += p.dy[(n * filters + f) * lo + i]; // axes (0, 1)
+            }
+    s = (grade_shape){2, {L->g.n, filters}};
+    expect_mistake(&p, GRADE_DB, &s, buf, "not_summed_over_batch", "db per image");
+    s = (grade_shape){1, {lo}};
+    expect_mistake(&p, GRADE_DB, &s, buf + L->g.n * filters, "db_summed_over_wrong_axes",
+                   "np.sum(dout, axis=(0, 1))");
+    grade_problem_free(&p);
+
+    // conv3d: dw of the last image alone, dx with the kernel unrotated, db divided by N, y
+    // without its bias; and replicate padding treated as zeros
+    p = suite_problem("conv3d_stride_h", 13);
+    conv3d_geom g3 = family_geom3(&p.layer), one = g3;
+    one.n = 1;
+    const int64_t last_x = (g3.n - 1) * ref3_numel_x(&one),
+                  last_y = (g3.n - 1) * ref3_numel_y(&one);
+    ref3_backward_weights(buf, p.dy + last_y, p.x + last_x, &one);
+    grade_expected_shape(&s, &p.layer, GRADE_DW);
+    expect_mistake(&p, GRADE_DW, &s, buf, "not_summed_over_batch", "dw of the last image");
+    wf = flipped_kernel(p.w, g3.f * g3.c, g3.kd * g3.kh * g3.kw);
+    ref3_backward_data(buf, p.dy, wf, &g3);
+    grade_expected_shape(&s, &p.layer, GRADE_DX);
+    expect_mistake(&p, GRADE_DX, &s, buf, "kernel_not_flipped_in_dx", "dx, kernel unrotated");
+    free(wf);
+    ref3_backward_bias(buf, p.dy, &g3);
+    for (int64_t f = 0; f < g3.f; f++) buf[f] /= (double)g3.n;
+    s = (grade_shape){1, {g3.f}};
+    expect_mistake(&p, GRADE_DB, &s, buf, "divided_by_batch_size", "db / N");
+    ref3_forward(buf, p.x, p.w, NULL, &g3);
+    grade_expected_shape(&s, &p.layer, GRADE_Y);
+    expect_mistake(&p, GRADE_Y, &s, buf, "bias_missing", "conv3d without bias");
+    grade_problem_free(&p);
+    p = suite_problem("conv3d_replicate", 14);
+    conv_family_answer(buf, &p.layer, CONV_PAD_ZEROS, GRADE_DX, p.x, p.w, p.b, p.dy);
+    grade_expected_shape(&s, &p.layer, GRADE_DX);
+    expect_mistake(&p, GRADE_DX, &s, buf, "padding_mode_treated_as_zeros",
+                   "dx without the padding's gradient folded back");
+    grade_problem_free(&p);
+
+    // conv_transpose3d: output_padding forgotten (the adjoint conv3d one plane, row or column
+    // shorter where output_padding is 1)
+    p = suite_problem("conv_transpose3d", 15);
+    g3 = family_geom3(&p.layer);
+    conv3d_geom shorter = g3;
+    shorter.d -= p.layer.output_padding[0];
+    shorter.h -= p.layer.output_padding[1];
+    shorter.w -= p.layer.output_padding[2];
+    ref3_backward_data(buf, p.x, p.w, &shorter);
+    const int64_t planes = shorter.d * shorter.h * shorter.w;
+    for (int64_t i = 0; i < ref3_numel_x(&shorter); i++) buf[i] += p.b[(i / planes) % shorter.c];
+    s = (grade_shape){5, {shorter.n, shorter.c, shorter.d, shorter.h, shorter.w}};
+    expect_mistake(&p, GRADE_Y, &s, buf, "output_padding_forgotten",
+                   "conv_transpose3d without output_padding");
+    grade_problem_free(&p);
+    free(buf);
+}
+
 // References equal the naive float64 reference exactly: generated values make sums exact.
+// (The family suite's are test_family_references'.)
 static void test_references(void) {
     for (const char *const *name = grade_suite_names; *name; name++) {
+        if (strcmp(*name, "family") == 0) continue;
         size_t count = 0;
         const grade_suite_entry *suite = grade_suite(*name, &count);
         CHECK(suite && count == 10, "suite %s has %zu problems", *name, count);
@@ -126,7 +510,7 @@ static void test_verdict_numbers(void) {
     const grade_layer L = {.g = {.n = 2, .c = 3, .h = 7, .w = 4, .f = 2, .kh = 2, .kw = 2,
                                  .groups = 1, .stride_h = 2, .stride_w = 2, .dilation_h = 1,
                                  .dilation_w = 1},
-                           .dtype = CONV_FLOAT64, .bias = true, .rank = 4};
+                           .spatial = 2, .dtype = CONV_FLOAT64, .bias = true, .rank = 4};
     grade_problem p;
     if (!grade_problem_generate(&p, &L, 3)) abort();
     grade_shape shape;
@@ -224,7 +608,7 @@ static void test_precision(void) {
                            .groups = 1, .stride_h = 1, .stride_w = 1, .dilation_h = 1,
                            .dilation_w = 1, .pad_top = 1, .pad_bottom = 1, .pad_left = 1,
                            .pad_right = 1},
-                     .dtype = CONV_FLOAT64, .bias = true, .rank = 4};
+                     .spatial = 2, .dtype = CONV_FLOAT64, .bias = true, .rank = 4};
     grade_problem p;
     if (!grade_problem_generate(&p, &L, 11)) abort();
     grade_shape shape;
@@ -265,7 +649,7 @@ static void test_areas(void) {
     const grade_layer a = {.g = {.n = 1, .c = 1, .h = 9, .w = 9, .f = 1, .kh = 2, .kw = 2,
                                  .groups = 1, .stride_h = 3, .stride_w = 3, .dilation_h = 1,
                                  .dilation_w = 1},
-                           .dtype = CONV_FLOAT64, .rank = 4};
+                           .spatial = 2, .dtype = CONV_FLOAT64, .rank = 4};
     grade_area rows[9];
     grade_axis_areas(rows, &a, GRADE_DX, true);
     const grade_area want_a[9] = {GRADE_AREA_INTERIOR, GRADE_AREA_INTERIOR,
@@ -328,12 +712,15 @@ static void check_problem(sweep_counts *sc, const grade_problem *p) {
         // the right answer, from the naive reference
         double *right = conv_xmalloc((size_t)n * sizeof(double));
         const conv_geom *g = &p->layer.g;
-        switch (t) {
-        case GRADE_Y: conv_ref_forward(right, p->x, p->w, p->b, g); break;
-        case GRADE_DX: conv_ref_backward_data(right, p->dy, p->w, g); break;
-        case GRADE_DW: conv_ref_backward_weights(right, p->dy, p->x, g); break;
-        default: conv_ref_backward_bias(right, p->dy, g); break;
-        }
+        if (p->layer.spatial == 2 && !p->layer.transposed && p->layer.pad_mode == CONV_PAD_ZEROS)
+            switch (t) {
+            case GRADE_Y: conv_ref_forward(right, p->x, p->w, p->b, g); break;
+            case GRADE_DX: conv_ref_backward_data(right, p->dy, p->w, g); break;
+            case GRADE_DW: conv_ref_backward_weights(right, p->dy, p->x, g); break;
+            default: conv_ref_backward_bias(right, p->dy, g); break;
+            }
+        else
+            family_reference(right, p, (grade_tensor)t);
         submit_one(arr, (grade_tensor)t, &shape, right);
         if (!grade_check(&r, p, arr, &o)) abort();
         if (!r.passed) sc->right_failed++;
@@ -387,13 +774,21 @@ static void check_problem(sweep_counts *sc, const grade_problem *p) {
     }
 }
 
-// A randomized sweep over every configuration class the conv tests use, plus the suites.
+// A randomized sweep over every configuration class the conv tests use, random layers of the
+// other families, and the suites.
 static void test_sweep(void) {
     sweep_counts sc = {0};
     uint64_t rng = 0x5eed;
     for (int i = 0; i < SWEEP_CASES; i++) {
-        grade_layer L = {.dtype = CONV_FLOAT64, .rank = 4};
+        grade_layer L = {.spatial = 2, .dtype = CONV_FLOAT64, .rank = 4};
         conv_random_geom(&L.g, &L.bias, GEOM_RANDOM, &rng);
+        grade_problem p;
+        if (!grade_problem_generate(&p, &L, t_rand_u64(&rng))) abort();
+        check_problem(&sc, &p);
+        grade_problem_free(&p);
+    }
+    for (int i = 0; i < FAMILY_SWEEP_CASES; i++) {
+        const grade_layer L = random_family_layer(&rng);
         grade_problem p;
         if (!grade_problem_generate(&p, &L, t_rand_u64(&rng))) abort();
         check_problem(&sc, &p);
@@ -455,14 +850,30 @@ static void test_suites_expose(void) {
         // cs231n layers have one stride and no dilation; in the cs231n suite the strides
         // divide evenly, so rounding the output size up changes nothing
         const bool cs231n = strncmp(*name, "cs231n", 6) == 0;
-        const bool even = strcmp(*name, "cs231n") == 0;
+        const bool even = strcmp(*name, "cs231n") == 0, family = strcmp(*name, "family") == 0;
         size_t uneven = 0;
         for (size_t i = 0; i < count; i++) uneven += !grade_layer_divides_evenly(&suite[i].layer);
-        CHECK(even ? uneven == 0 : uneven >= 3, "suite %s has %zu layers whose stride does not "
-              "divide evenly", *name, uneven);
+        CHECK(family || (even ? uneven == 0 : uneven >= 3), "suite %s has %zu layers whose "
+              "stride does not divide evenly", *name, uneven);
+        // the mistakes of other ops than conv2d, and of conv2d's own axes and output size (the
+        // family suite's one conv2d layer is there for its circular padding)
+        static const char *const family_only[] = {
+            "kernel_not_flipped_in_transposed_forward", "kernel_flipped_in_transposed_dx",
+            "transposed_padding_not_cropped", "output_padding_forgotten",
+            "transposed_computed_as_conv", "padding_mode_treated_as_zeros",
+            "padding_mode_confused"};
+        static const char *const conv2d_only[] = {
+            "stride_h_used_for_w", "stride_w_used_for_h", "dilation_ignored",
+            "dx_cropped_to_empty", "dx_crop_fixed_at_1", "output_size_wrong_kernel_axis",
+            "output_size_rounded"};
         for (size_t m = 0; m < grade_n_mutants; m++) {
             const char *id = grade_mutants[m].id;
+            bool other_family = false;
+            for (size_t i = 0; i < 7; i++)
+                other_family = other_family ||
+                               strcmp(id, family ? conv2d_only[i] : family_only[i]) == 0;
             const bool impossible =
+                other_family ||
                 (cs231n && (strcmp(id, "stride_h_used_for_w") == 0 ||
                             strcmp(id, "stride_w_used_for_h") == 0 ||
                             strcmp(id, "dilation_ignored") == 0)) ||
@@ -479,7 +890,7 @@ static void test_ranks(void) {
     grade_layer L = {.g = {.n = 1, .c = 1, .h = 6, .w = 5, .f = 1, .kh = 3, .kw = 2,
                            .groups = 1, .stride_h = 1, .stride_w = 2, .dilation_h = 1,
                            .dilation_w = 1, .pad_top = 1, .pad_bottom = 1},
-                     .dtype = CONV_FLOAT64, .bias = true, .rank = 2};
+                     .spatial = 2, .dtype = CONV_FLOAT64, .bias = true, .rank = 2};
     grade_problem p;
     if (!grade_problem_generate(&p, &L, 5)) abort();
     grade_shape s[GRADE_NTENSORS];
@@ -565,6 +976,8 @@ int main(int argc, char **argv) {
     blas_boot(argv);
     test_generator();
     test_references();
+    test_family_references();
+    test_family_mistakes();
     test_verdict_numbers();
     test_precision();
     test_areas();

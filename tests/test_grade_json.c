@@ -1,6 +1,7 @@
 // The grading front door's JSON (api/grade/grade_json.h): problems generated and read back, right
 // answers (from the naive reference, core/conv_ref.h) passing in every problem form, mistaken
-// ones diagnosed, the three output formats with the fields their platforms read, and bad
+// ones diagnosed, every op of the family (its right answers from the v1 door, its students'
+// unfinished answers), the three output formats with the fields their platforms read, and bad
 // requests answered with the spec's error JSON and the right code and path, never a crash or
 // a 500 (every prefix of a valid request is tried).
 #include <cjson/cJSON.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 
 #include "api/api_buf.h"
+#include "api/codec/codec.h"
 #include "api/codec/codec_json.h"
 #include "api/grade/grade.h"
 #include "api/grade/grade_json.h"
@@ -114,6 +116,7 @@ static bool served_read(served *s, cJSON *entry) {
                      .pad_left = int_in(pad, 2), .pad_right = int_in(pad, 3)};
     s->layer.dtype = CONV_FLOAT64;
     s->layer.rank = 4;
+    s->layer.spatial = 2;
     int64_t n;
     s->x = tensor_values(x, &n);
     s->w = tensor_values(w, &n);
@@ -512,6 +515,220 @@ static void test_student_answers(void) {
     cJSON_Delete(v);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The other families through the doors.
+
+// The v1 door's answer to problem `prob` (explicit tensors, "op" the family or absent for
+// conv2d) run as the family's `pass` ("forward" or "backward"); NULL when it fails.
+static cJSON *v1_answer(const cJSON *prob, const char *pass) {
+    cJSON *req = cJSON_Duplicate(prob, true);
+    const char *family = str_at(prob, "op");
+    char op[64];
+    snprintf(op, sizeof op, "%s.%s", *family ? family : "conv2d", pass);
+    cJSON_DeleteItemFromObjectCaseSensitive(req, "op");
+    cJSON_AddStringToObject(req, "op", op);
+    if (strcmp(pass, "forward") == 0) cJSON_DeleteItemFromObjectCaseSensitive(req, "dy");
+    char *text = cJSON_PrintUnformatted(req);
+    api_response r = {0};
+    codec_run_json(&r, text, strlen(text), NULL, NULL);
+    cJSON *out = r.status == 200 && r.body ? cJSON_ParseWithLength(r.body, r.len) : NULL;
+    free(r.body);
+    free(text);
+    cJSON_Delete(req);
+    return out;
+}
+
+// {"problem": problem, "submission": submission, ...more}, graded.
+static cJSON *check_with(const cJSON *problem, const cJSON *submission, const char *more,
+                         int *status) {
+    char *p = cJSON_PrintUnformatted(problem), *s = cJSON_PrintUnformatted(submission);
+    api_buf b = {0};
+    api_buf_printf(&b, "{\"problem\":%s,\"submission\":%s%s}", p, s, more);
+    cJSON *v = call(grade_json_check, b.data, status);
+    api_buf_free(&b);
+    free(p);
+    free(s);
+    return v;
+}
+
+// Every family, from a generator spec naming its op (with padding modes and output_padding):
+// the problem comes back with them, right answers computed by the v1 door (held to PyTorch's
+// golden cases by the v1 tests) pass from the spec and from the explicit problem, a negated
+// dx is diagnosed, and the HTML page draws the 1-d and 3-d tensors.
+static void test_family_doors(void) {
+    static const char *const specs[] = {
+        "{\"op\":\"conv1d\",\"seed\":3,\"x_shape\":[2,3,7],\"w_shape\":[4,3,3],\"padding\":2,"
+        "\"padding_mode\":\"reflect\"}",
+        "{\"op\":\"conv1d\",\"seed\":8,\"x_shape\":[3,9],\"w_shape\":[2,3,4],\"padding\":\"same\","
+        "\"padding_mode\":\"circular\",\"bias\":false}",
+        "{\"op\":\"conv3d\",\"seed\":4,\"x_shape\":[2,2,4,5,4],\"w_shape\":[3,2,2,3,2],"
+        "\"padding\":1,\"padding_mode\":\"replicate\",\"stride\":[1,2,1]}",
+        "{\"op\":\"conv_transpose1d\",\"seed\":5,\"x_shape\":[2,3,5],\"w_shape\":[3,2,4],"
+        "\"stride\":2,\"padding\":1}",
+        "{\"op\":\"conv_transpose2d\",\"seed\":3,\"x_shape\":[2,4,3,4],\"w_shape\":[4,1,3,3],"
+        "\"stride\":2,\"padding\":1,\"output_padding\":1,\"groups\":2}",
+        "{\"op\":\"conv_transpose3d\",\"seed\":6,\"x_shape\":[2,2,3,2],\"w_shape\":[2,3,2,2,3],"
+        "\"stride\":2,\"output_padding\":[1,0,1],\"dilation\":[1,2,1]}",
+        "{\"seed\":3,\"x_shape\":[3,6,5],\"w_shape\":[4,3,3,3],\"padding\":[1,2],"
+        "\"padding_mode\":\"reflect\"}",
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
+        int status;
+        cJSON *doc = call(grade_json_problem, specs[i], &status);
+        const cJSON *entry = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "problems"), 0);
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(entry, "spec");
+        const cJSON *prob = cJSON_GetObjectItemCaseSensitive(entry, "problem");
+        cJSON *fwd = prob ? v1_answer(prob, "forward") : NULL;
+        cJSON *bwd = prob ? v1_answer(prob, "backward") : NULL;
+        CHECK(status == 200 && fwd && bwd, "%s: problem %d, v1 answers %s", specs[i], status,
+              fwd && bwd ? "yes" : "no");
+        if (!fwd || !bwd) {
+            cJSON_Delete(doc);
+            cJSON_Delete(fwd);
+            cJSON_Delete(bwd);
+            continue;
+        }
+        cJSON *sub = cJSON_CreateObject();
+        cJSON_AddItemToObject(sub, "y", cJSON_Duplicate(cJSON_GetObjectItem(fwd, "y"), true));
+        static const char *const grads[] = {"dx", "dw", "db"};
+        for (int t = 0; t < 3; t++)
+            if (cJSON_GetObjectItem(bwd, grads[t]))
+                cJSON_AddItemToObject(sub, grads[t],
+                                      cJSON_Duplicate(cJSON_GetObjectItem(bwd, grads[t]), true));
+        const double tensors = cJSON_GetArraySize(sub);
+        for (int form = 0; form < 2; form++) {
+            cJSON *v = check_with(form ? prob : spec, sub, "", &status);
+            CHECK(status == 200 && cJSON_IsTrue(cJSON_GetObjectItem(v, "passed")) &&
+                      num_at(v, "score") == tensors,
+                  "%s (%s): right answers score %g of %g", specs[i], form ? "explicit" : "spec",
+                  num_at(v, "score"), tensors);
+            cJSON_Delete(v);
+        }
+        cJSON *dx = cJSON_GetObjectItem(cJSON_GetObjectItem(sub, "dx"), "data");
+        for (cJSON *e = dx ? dx->child : NULL; e; e = e->next)
+            cJSON_SetNumberValue(e, -e->valuedouble);
+        cJSON *v = check_with(spec, sub, "", &status);
+        const cJSON *diag = cJSON_GetArrayItem(
+            cJSON_GetObjectItem(tensor_verdict(v, "dx"), "diagnosis"), 0);
+        CHECK(status == 200 && num_at(v, "score") == tensors - 1 &&
+                  strcmp(str_at(diag, "id"), "sign_flipped") == 0,
+              "%s: negated dx scored %g, diagnosed %s", specs[i], num_at(v, "score"),
+              str_at(diag, "id"));
+        cJSON_Delete(v);
+        char *p = cJSON_PrintUnformatted(spec), *s = cJSON_PrintUnformatted(sub);
+        api_buf b = {0};
+        api_buf_printf(&b, "{\"problem\":%s,\"submission\":%s,\"format\":\"html\"}", p, s);
+        api_response r = {0};
+        grade_json_check(&r, b.data, b.len, NULL, NULL);
+        CHECK(r.status == 200 && r.body && strstr(r.body, "<svg") &&
+                  strstr(r.body, "data-tensor=\"dx\""),
+              "%s: html report %d", specs[i], r.status);
+        free(r.body);
+        api_buf_free(&b);
+        free(p);
+        free(s);
+        cJSON_Delete(sub);
+        cJSON_Delete(fwd);
+        cJSON_Delete(bwd);
+        cJSON_Delete(doc);
+    }
+    // the family suite, whole
+    int status;
+    cJSON *doc = call(grade_json_problem, "{\"suite\":\"family\",\"seed\":2}", &status);
+    const cJSON *list = cJSON_GetObjectItem(doc, "problems");
+    CHECK(status == 200 && cJSON_GetArraySize(list) == 10 &&
+              strcmp(str_at(cJSON_GetObjectItem(cJSON_GetArrayItem(list, 9), "spec"), "op"),
+                     "conv_transpose3d") == 0,
+          "family suite: %d, %d problems", status, cJSON_GetArraySize(list));
+    cJSON_Delete(doc);
+}
+
+// What students' code returns for a transposed layer before it is finished or when it goes
+// wrong: zeros, None (left out, but required), a missing tensor, a wrong shape, a NaN, a bare
+// number, an extra axis: each graded with a message (a diagnosis, a count of NaN, the shape),
+// never refused or a 500.
+static void test_family_student_answers(void) {
+    const char *problem = "{\"suite\":\"family\",\"seed\":5,\"index\":7}"; // conv_transpose2d
+    int status;
+    cJSON *doc = call(grade_json_problem, "{\"suite\":\"family\",\"seed\":5,\"index\":7}", &status);
+    const cJSON *prob =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "problems"), 0), "problem");
+    cJSON *fwd = v1_answer(prob, "forward");
+    const cJSON *y = cJSON_GetObjectItem(fwd, "y");
+    const cJSON *yshape = cJSON_GetObjectItem(y, "shape");
+    const int64_t n = (int64_t)cJSON_GetArrayItem(yshape, 0)->valuedouble,
+                  f = (int64_t)cJSON_GetArrayItem(yshape, 1)->valuedouble,
+                  h = (int64_t)cJSON_GetArrayItem(yshape, 2)->valuedouble,
+                  w = (int64_t)cJSON_GetArrayItem(yshape, 3)->valuedouble;
+    CHECK(status == 200 && fwd &&
+              n * f * h * w == cJSON_GetArraySize(cJSON_GetObjectItem(y, "data")),
+          "conv_transpose2d problem %d", status);
+    // zeros where dw belongs, dx None (left out but required), db missing and required, y with
+    // a NaN in it
+    cJSON *ydata = cJSON_Duplicate(cJSON_GetObjectItem(y, "data"), true);
+    cJSON_ReplaceItemInArray(ydata, 3, cJSON_CreateNumber(NAN));
+    char *yd = cJSON_PrintUnformatted(ydata); // NaN prints as null: JSON has none
+    char *nan_at = strstr(yd, "null");
+    api_buf b = {0};
+    api_buf_printf(&b,
+                   "{\"problem\":%s,\"submission\":{\"y\":{\"shape\":[%" PRId64 ",%" PRId64
+                   ",%" PRId64 ",%" PRId64 "],\"data\":%.*sNaN%s},\"dw\":{\"shape\":[2,3,3,3],"
+                   "\"data\":[0",
+                   problem, n, f, h, w, (int)(nan_at - yd), yd, nan_at + 4);
+    for (int i = 1; i < 54; i++) api_buf_puts(&b, ",0");
+    api_buf_puts(&b, "]},\"dx\":null},\"require\":[\"y\",\"dx\",\"dw\",\"db\"]}");
+    cJSON *v = call(grade_json_check, b.data, &status);
+    api_buf_free(&b);
+    const cJSON *vy = tensor_verdict(v, "y"), *vdw = tensor_verdict(v, "dw"),
+                *vdx = tensor_verdict(v, "dx"), *vdb = tensor_verdict(v, "db");
+    const cJSON *dw_diag = cJSON_GetArrayItem(cJSON_GetObjectItem(vdw, "diagnosis"), 0);
+    CHECK(status == 200 && num_at(v, "score") == 0 && num_at(v, "max_score") == 4 &&
+              num_at(cJSON_GetObjectItem(vy, "non_finite"), "nan") == 1 &&
+              num_at(vy, "mismatches") == 1 &&
+              strcmp(str_at(dw_diag, "id"), "unfinished") == 0 &&
+              !cJSON_IsTrue(cJSON_GetObjectItem(vdx, "submitted")) &&
+              !cJSON_IsTrue(cJSON_GetObjectItem(vdb, "submitted")),
+          "unfinished conv_transpose2d: status %d, score %g of %g, dw %s", status,
+          num_at(v, "score"), num_at(v, "max_score"), str_at(dw_diag, "id"));
+    cJSON_Delete(v);
+    // y one row and column short (output_padding forgotten, by its values), y a bare 0, y with
+    // an extra axis of size 1
+    cJSON *cut = cJSON_CreateArray();
+    const cJSON *all = cJSON_GetObjectItem(y, "data");
+    for (int64_t i = 0; i < n * f * h * w; i++)
+        if ((i / w) % h < h - 1 && i % w < w - 1)
+            cJSON_AddItemToArray(
+                cut, cJSON_CreateNumber(cJSON_GetArrayItem(all, (int)i)->valuedouble));
+    char *cut_text = cJSON_PrintUnformatted(cut), *all_text = cJSON_PrintUnformatted(all);
+    api_buf_printf(&b,
+                   "{\"cases\":[{\"problem\":%s,\"submission\":{\"y\":{\"shape\":[%" PRId64
+                   ",%" PRId64 ",%" PRId64 ",%" PRId64 "],\"data\":%s}}},"
+                   "{\"problem\":%s,\"submission\":{\"y\":0}},"
+                   "{\"problem\":%s,\"submission\":{\"y\":{\"shape\":[1,%" PRId64 ",%" PRId64
+                   ",%" PRId64 ",%" PRId64 "],\"data\":%s}}}]}",
+                   problem, n, f, h - 1, w - 1, cut_text, problem, problem, n, f, h, w, all_text);
+    v = call(grade_json_check, b.data, &status);
+    const cJSON *cases = cJSON_GetObjectItem(v, "cases");
+    const char *ids[3];
+    for (int i = 0; i < 3; i++) {
+        const cJSON *case_y = tensor_verdict(cJSON_GetArrayItem(cases, i), "y");
+        ids[i] = str_at(cJSON_GetArrayItem(cJSON_GetObjectItem(case_y, "diagnosis"), 0), "id");
+    }
+    CHECK(status == 200 && strcmp(ids[0], "output_padding_forgotten") == 0 &&
+              strcmp(ids[1], "wrong_shape") == 0 && strcmp(ids[2], "shape_has_extra_axes") == 0,
+          "short, scalar, extra-axis y of conv_transpose2d: %d, %s, %s, %s", status, ids[0],
+          ids[1], ids[2]);
+    cJSON_Delete(v);
+    api_buf_free(&b);
+    free(cut_text);
+    free(all_text);
+    cJSON_Delete(cut);
+    free(yd);
+    cJSON_Delete(ydata);
+    cJSON_Delete(fwd);
+    cJSON_Delete(doc);
+}
+
 // What the text says about shapes and places: a wrong shape no mistake explains gets the
 // tensor's shape hint; the "where" line is left out when every pixel lies in one area.
 static void test_shape_and_where(void) {
@@ -690,7 +907,7 @@ static void test_errors(void) {
                  422, "missing_field", "problem.dy");
     expect_error(grade_json_check,
                  "{\"problem\":{\"op\":\"conv2d.forward\",\"x\":[[1]],\"w\":[[1]]},\"submission\":{}}",
-                 422, "unknown_field", "problem.op");
+                 422, "invalid_value", "problem.op");
     expect_error(grade_json_check, "{\"cases\":[],\"format\":\"convd\"}", 422, "invalid_type",
                  "cases");
     expect_error(grade_json_check,
@@ -706,6 +923,37 @@ static void test_errors(void) {
     expect_error(grade_json_problem, "{\"seed\":1,\"x_shape\":[1,1,9,9],\"w_shape\":[1,1,3,3],"
                                    "\"bias\":\"yes\"}",
                  422, "invalid_type", "bias");
+    // the families' parameters, refused with the v1 rules and paths into the problem
+    expect_error(grade_json_check,
+                 "{\"problem\":{\"op\":\"conv4d\",\"seed\":1,\"x_shape\":[1,1,5],"
+                 "\"w_shape\":[1,1,3]},\"submission\":{}}",
+                 422, "invalid_value", "problem.op");
+    expect_error(grade_json_check,
+                 "{\"problem\":{\"op\":\"conv_transpose2d\",\"seed\":1,\"x_shape\":[1,1,3,3],"
+                 "\"w_shape\":[1,1,3,3],\"padding_mode\":\"reflect\"},\"submission\":{}}",
+                 422, "invalid_value", "problem.padding_mode");
+    expect_error(grade_json_check,
+                 "{\"problem\":{\"op\":\"conv1d\",\"seed\":1,\"x_shape\":[1,1,5],"
+                 "\"w_shape\":[1,1,3],\"output_padding\":1},\"submission\":{}}",
+                 422, "field_not_allowed", "problem.output_padding");
+    expect_error(grade_json_check,
+                 "{\"problem\":{\"op\":\"conv1d\",\"seed\":1,\"x_shape\":[1,1,5],"
+                 "\"w_shape\":[1,1,3],\"stride\":[1,2]},\"submission\":{}}",
+                 422, "invalid_value", "problem.stride");
+    expect_error(grade_json_check,
+                 "{\"problem\":{\"op\":\"conv1d\",\"seed\":1,\"x_shape\":[1,1,5],"
+                 "\"w_shape\":[1,1,3],\"padding\":5,\"padding_mode\":\"reflect\"},"
+                 "\"submission\":{}}",
+                 422, "invalid_value", "problem.padding");
+    // PyTorch takes output_padding 2 with stride 2 and dilation 3; a graded problem does not
+    expect_error(grade_json_problem,
+                 "{\"op\":\"conv_transpose1d\",\"seed\":1,\"x_shape\":[1,1,5],"
+                 "\"w_shape\":[1,1,3],\"stride\":2,\"dilation\":3,\"output_padding\":2}",
+                 422, "invalid_value", "output_padding");
+    expect_error(grade_json_check,
+                 "{\"problem\":{\"op\":\"conv3d\",\"x\":[[[1,2],[3,4]]],\"w\":[[[[[1]]]]]},"
+                 "\"submission\":{}}",
+                 422, "invalid_shape", "problem.x.shape");
     api_response r = {0};
     grade_json_check(&r, "{}", 2, "conv2d.forward", NULL);
     CHECK(r.status == 422 && r.body && strstr(r.body, "unknown_op"), "wrong op: %d", r.status);
@@ -751,34 +999,46 @@ static void test_error_fenced(void) {
 // Every prefix of a valid request, and the request with each byte replaced: an answer (the
 // error JSON or a verdict), never a crash, a leak (under ASan) or a 500.
 static void test_no_crash(void) {
-    const char *body =
+    static const char *const bodies[] = {
         "{\"format\":\"gradescope\",\"cases\":[{\"name\":\"a\",\"problem\":{\"seed\":4,"
         "\"x_shape\":[2,1,4,5],\"w_shape\":[3,1,2,2],\"stride\":[2,1],\"padding\":[1,0,0,1]},"
         "\"submission\":{\"db\":[1,2,NaN],\"dx\":{\"shape\":[2,1,0,0],\"data\":[]}}},"
         "{\"problem\":{\"x\":[[1,2],[3,4]],\"w\":[[1]],\"dy\":[[1,2],[3,4]]},"
-        "\"submission\":{\"dw\":[[0.5]],\"error\":\"boom\"}}],\"tolerance\":{\"atol\":1e-3}}";
-    const size_t len = strlen(body);
-    char *copy = malloc(len + 1);
+        "\"submission\":{\"dw\":[[0.5]],\"error\":\"boom\"}}],\"tolerance\":{\"atol\":1e-3}}",
+        // the other families: a transposed spec with output_padding, an explicit 3-d problem
+        // with reflect padding
+        "{\"cases\":[{\"problem\":{\"op\":\"conv_transpose1d\",\"seed\":2,\"x_shape\":[2,2,4],"
+        "\"w_shape\":[2,1,3],\"stride\":2,\"padding\":1,\"output_padding\":1},"
+        "\"submission\":{\"y\":[[[1,2]]],\"db\":[0,NaN]}},{\"problem\":{\"op\":\"conv3d\","
+        "\"x\":[[[[1,2],[3,4]]]],\"w\":[[[[[1]]]]],\"padding\":[0,1,1],"
+        "\"padding_mode\":\"reflect\",\"dy\":[[[[1,2,3,4],[1,2,3,4],[1,2,3,4],[1,2,3,4]]]]},"
+        "\"submission\":{\"dx\":0,\"y\":[[[[1]]]]}}],\"format\":\"html\"}",
+    };
     int bad = 0, answered = 0;
-    const char replacements[] = {'0', '"', '}', ']', '-', 'x'};
-    for (size_t cut = 0; cut <= len; cut++) {
-        api_response r = {0};
-        grade_json_check(&r, body, cut, NULL, NULL);
-        bad += !r.body || r.status == 500;
-        answered += r.status == 200;
-        free(r.body);
-    }
-    for (size_t i = 0; i < len; i++)
-        for (size_t k = 0; k < sizeof replacements; k++) {
-            memcpy(copy, body, len + 1);
-            copy[i] = replacements[k];
+    for (size_t b = 0; b < sizeof bodies / sizeof *bodies; b++) {
+        const char *body = bodies[b];
+        const size_t len = strlen(body);
+        char *copy = malloc(len + 1);
+        const char replacements[] = {'0', '"', '}', ']', '-', 'x'};
+        for (size_t cut = 0; cut <= len; cut++) {
             api_response r = {0};
-            grade_json_check(&r, copy, len, NULL, NULL);
+            grade_json_check(&r, body, cut, NULL, NULL);
             bad += !r.body || r.status == 500;
             answered += r.status == 200;
             free(r.body);
         }
-    free(copy);
+        for (size_t i = 0; i < len; i++)
+            for (size_t k = 0; k < sizeof replacements; k++) {
+                memcpy(copy, body, len + 1);
+                copy[i] = replacements[k];
+                api_response r = {0};
+                grade_json_check(&r, copy, len, NULL, NULL);
+                bad += !r.body || r.status == 500;
+                answered += r.status == 200;
+                free(r.body);
+            }
+        free(copy);
+    }
     CHECK(bad == 0 && answered > 0, "%d of the damaged requests got no answer or a 500 (%d "
           "graded)", bad, answered);
 }
@@ -790,6 +1050,8 @@ int main(int argc, char **argv) {
     test_formats();
     test_prairielearn_size();
     test_student_answers();
+    test_family_doors();
+    test_family_student_answers();
     test_shape_and_where();
     test_html();
     test_errors();

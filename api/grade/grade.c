@@ -14,7 +14,7 @@ bool grade_check(grade_report *r, const grade_problem *p, const grade_array sub[
     grade_tolerance tol = o->tol;
     if (!o->tol_given) grade_tolerance_default(&tol, p->layer.dtype);
     const bool fallback = !o->tol_given && p->layer.dtype == CONV_FLOAT64;
-    const bool diagnose = conv_flops(&p->layer.g) <= o->diagnose_max_flops;
+    const bool diagnose = grade_layer_flops(&p->layer) <= o->diagnose_max_flops;
     bool ok = true, any = false;
     r->passed = true;
     for (int t = 0; t < GRADE_NTENSORS; t++) {

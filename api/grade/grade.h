@@ -6,7 +6,7 @@
 // that needs api/ (the v1 request model and its JSON codec).
 //
 // This header: one problem, one submission, one report. The engine behind `convd check` and
-// POST /v1/conv2d/check: each tensor submitted (or required) gets a verdict, points when it
+// POST /v1/conv2d/check (for every op of the family): each tensor submitted (or required) gets a verdict, points when it
 // passes, and a diagnosis when it fails; the report adds up the score.
 #ifndef GRADE_H
 #define GRADE_H

@@ -112,7 +112,10 @@ static bool read_string(const char **out, const reader *r, const cJSON *item, co
     return true;
 }
 
-// The v1 layer parameters of obj (dtype, stride, padding, dilation, groups) into req.
+// The v1 layer parameters of obj (dtype, stride, padding, padding_mode, dilation, groups,
+// output_padding) into req, written as v1 requests write them: one integer for every axis or
+// one per spatial axis, padding also per side for conv2d; api_validate checks the counts
+// against the op.
 static bool read_layer_params(api_request *req, const reader *r, const cJSON *obj,
                               const char *path) {
     char where[96], quoted[48];
@@ -128,22 +131,22 @@ static bool read_layer_params(api_request *req, const reader *r, const cJSON *ob
                             "%s \"%s\" is not supported; use \"float32\" or \"float64\"", where,
                             api_quote(quoted, sizeof quoted, s));
     }
-    static const char *const pairs[] = {"stride", "dilation"};
-    for (int i = 0; i < 2; i++) {
-        if (!(item = field(obj, pairs[i]))) continue;
-        int64_t v[2];
+    static const char *const lists[] = {"stride", "dilation", "output_padding"};
+    int64_t *const values[] = {req->stride, req->dilation, req->output_padding};
+    int *const given[] = {&req->stride_given, &req->dilation_given, &req->output_padding_given};
+    for (int i = 0; i < 3; i++) {
+        if (!(item = field(obj, lists[i]))) continue;
+        int64_t v[3];
         int n;
-        if (!int_list(v, &n, 2, r, item, join(where, sizeof where, path, pairs[i]),
-                      "an integer or a pair [h, w] of integers"))
+        if (!int_list(v, &n, 3, r, item, join(where, sizeof where, path, lists[i]),
+                      "an integer or a list of one integer per spatial axis"))
             return false;
-        int64_t *pair = i == 0 ? req->stride : req->dilation;
-        pair[0] = v[0];
-        pair[1] = v[n - 1];
-        *(i == 0 ? &req->stride_given : &req->dilation_given) = n;
+        for (int a = 0; a < 3; a++) values[i][a] = v[n == 1 ? 0 : a < n ? a : n - 1];
+        *given[i] = n;
     }
     if ((item = field(obj, "padding"))) {
-        const char *expected =
-            "an integer, [ph, pw], [top, bottom, left, right], \"same\" or \"valid\"";
+        const char *expected = "an integer, one per spatial axis, [top, bottom, left, right] "
+                               "(conv2d), \"same\" or \"valid\"";
         join(where, sizeof where, path, "padding");
         req->padding_given = 1;
         if (cJSON_IsString(item)) {
@@ -156,14 +159,24 @@ static bool read_layer_params(api_request *req, const reader *r, const cJSON *ob
             int64_t v[4];
             int n;
             if (!int_list(v, &n, 4, r, item, where, expected)) return false;
-            if (n == 3)
-                return api_fail(r->err, API_E_INVALID_VALUE, where, "%s has 3 numbers; it must be %s",
-                                where, expected);
-            const int64_t ph = v[0], pw = v[n == 1 ? 0 : 1];
-            const int64_t sides[4] = {ph, ph, pw, pw};
-            memcpy(req->padding, n == 4 ? v : sides, sizeof sides);
+            if (n == 4) memcpy(req->padding, v, sizeof v);
+            else
+                for (int a = 0; a < 3; a++)
+                    req->padding[2 * a] = req->padding[2 * a + 1] = v[n == 1 ? 0 : a < n ? a : 0];
             req->padding_given = n;
         }
+    }
+    if ((item = field(obj, "padding_mode"))) {
+        const char *expected = "\"zeros\", \"reflect\", \"replicate\" or \"circular\"";
+        join(where, sizeof where, path, "padding_mode");
+        if (!read_string(&s, r, item, where, expected)) return false;
+        int mode = CONV_PAD_ZEROS;
+        while (mode <= CONV_PAD_CIRCULAR && strcmp(s, conv_pad_mode_name((conv_pad_mode)mode)))
+            mode++;
+        if (mode > CONV_PAD_CIRCULAR)
+            return api_fail(r->err, API_E_INVALID_VALUE, where, "%s \"%s\" is not one of %s",
+                            where, api_quote(quoted, sizeof quoted, s), expected);
+        req->padding_mode = (conv_pad_mode)mode;
     }
     if ((item = field(obj, "groups"))) {
         int n;
@@ -172,6 +185,69 @@ static bool read_layer_params(api_request *req, const reader *r, const cJSON *ob
             return api_fail(r->err, API_E_INVALID_TYPE, where, "%s must be an integer; got %s",
                             where, codec_json_type_name(item));
         if (!int_list(&req->groups, &n, 1, r, item, where, "an integer")) return false;
+    }
+    return true;
+}
+
+// The problem's op, the family's name ("conv2d" when absent), into L.
+static bool read_op(grade_layer *L, const reader *r, const cJSON *obj, const char *path) {
+    const char *families = "\"conv1d\", \"conv2d\", \"conv3d\", \"conv_transpose1d\", "
+                           "\"conv_transpose2d\" or \"conv_transpose3d\"";
+    const cJSON *item = field(obj, "op");
+    char where[96], quoted[48];
+    const char *name = "conv2d";
+    join(where, sizeof where, path, "op");
+    if (item && !read_string(&name, r, item, where, families)) return false;
+    if (!grade_family_parse(L, name))
+        return api_fail(r->err, API_E_INVALID_VALUE, where,
+                        "%s \"%s\" is not one of %s: a problem names the family, and a check "
+                        "grades its forward (y) and backward (dx, dw, db) answers alike",
+                        where, api_quote(quoted, sizeof quoted, name), families);
+    return true;
+}
+
+// The v1 op that validates a problem of L's family: its forward, or its backward with dy.
+static const char *validating_op(char *buf, size_t cap, const grade_layer *L, bool backward) {
+    snprintf(buf, cap, "%s.%s", grade_layer_family(L), backward ? "backward" : "forward");
+    return buf;
+}
+
+// The layer of a validated request (dtype, bias and family already in L). Grading takes a
+// transposed op's output_padding below its stride only (one not below it adds rows that the
+// adjoint conv computes beyond x, which the mistakes' index maps do not model).
+static bool layer_from_plan(grade_layer *L, const api_plan *plan, const api_request *req,
+                            const reader *r, const char *path) {
+    L->rank = plan->rank;
+    L->pad_mode = req->padding_mode;
+    L->g = plan->geom;
+    memset(&L->depth, 0, sizeof L->depth);
+    memset(L->output_padding, 0, sizeof L->output_padding);
+    if (L->spatial == 3) {
+        const conv3d_geom *g3 = &plan->geom3;
+        L->g = (conv_geom){.n = g3->n, .c = g3->c, .h = g3->h, .w = g3->w, .f = g3->f,
+                           .kh = g3->kh, .kw = g3->kw, .groups = g3->groups,
+                           .stride_h = g3->stride[1], .stride_w = g3->stride[2],
+                           .dilation_h = g3->dilation[1], .dilation_w = g3->dilation[2],
+                           .pad_top = g3->padding[2], .pad_bottom = g3->padding[3],
+                           .pad_left = g3->padding[4], .pad_right = g3->padding[5]};
+        L->depth = (grade_depth){g3->d, g3->kd, g3->stride[0], g3->dilation[0], g3->padding[0],
+                                 g3->padding[1]};
+    }
+    if (!L->transposed) return true;
+    // req's output_padding is (h, w) for 1-d and 2-d ops (1-d reads w), (d, h, w) for 3-d
+    for (int a = 3 - L->spatial; a < 3; a++) {
+        const int axis = L->spatial == 3 ? a : a - 1;
+        L->output_padding[a] = req->output_padding[axis];
+        if (req->output_padding[axis] < req->stride[axis]) continue;
+        char where[96], param[48];
+        api_param_path(param, sizeof param, "output_padding", req->output_padding_given,
+                       L->spatial == 1 ? 0 : axis, 0);
+        join(where, sizeof where, path, param);
+        return api_fail(r->err, API_E_INVALID_VALUE, where,
+                        "%s is %" PRId64 ", not smaller than the stride (%" PRId64 "): PyTorch "
+                        "takes it below the dilation too, but a graded problem keeps "
+                        "output_padding below the stride",
+                        where, req->output_padding[axis], req->stride[axis]);
     }
     return true;
 }
@@ -202,10 +278,12 @@ static void locate_error(api_error *err, const char *path, bool generated) {
 // Problems.
 
 static const char *const suite_keys[] = {"suite", "seed", "index"};
-static const char *const spec_keys[] = {"name",    "seed",    "dtype",    "x_shape", "w_shape",
-                                        "bias",    "stride",  "padding",  "dilation", "groups"};
-static const char *const explicit_keys[] = {"name", "dtype",   "x",        "w",     "b",
-                                            "dy",   "stride",  "padding",  "dilation", "groups"};
+static const char *const spec_keys[] = {
+    "name",   "seed",    "op",           "dtype",    "x_shape", "w_shape",       "bias",
+    "stride", "padding", "padding_mode", "dilation", "groups",  "output_padding"};
+static const char *const explicit_keys[] = {
+    "name",   "op",      "dtype",        "x",        "w",      "b",             "dy",
+    "stride", "padding", "padding_mode", "dilation", "groups", "output_padding"};
 #define COUNT(a) ((int)(sizeof(a) / sizeof *(a)))
 
 static bool read_seed(uint64_t *seed, const reader *r, const cJSON *obj, const char *path) {
@@ -237,7 +315,7 @@ static bool read_suite(const grade_suite_entry **entries, size_t *count, uint64_
     if (!(*entries = grade_suite(name, count)))
         return api_fail(r->err, API_E_INVALID_VALUE, where,
                         "%s \"%s\" is not a suite; the suites are \"cs231n\", "
-                        "\"cs231n_uneven\" and \"full\"",
+                        "\"cs231n_uneven\", \"full\" and \"family\"",
                         where, api_quote(quoted, sizeof quoted, name));
     if (!read_seed(seed, r, obj, path)) return false;
     // Each problem's seed (seed + index) is written into its spec as a JSON number: past 2^53 a
@@ -289,6 +367,7 @@ static bool read_spec(grade_origin *o, const reader *r, const cJSON *obj, const 
         !read_name(o, r, obj, path) || !read_seed(&o->seed, r, obj, path))
         return false;
     o->generated = true;
+    if (!read_op(&o->layer, r, obj, path)) return false;
     api_request req;
     api_request_init(&req);
     req.dtype = CONV_FLOAT64; // grading follows NumPy's default
@@ -301,9 +380,9 @@ static bool read_spec(grade_origin *o, const reader *r, const cJSON *obj, const 
         if (!item)
             return api_fail(r->err, API_E_MISSING_FIELD, where,
                             "%s is required: a generator spec has the shapes of x and w", where);
-        int64_t dims[4];
+        int64_t dims[5];
         int n;
-        if (!int_list(dims, &n, 4, r, item, where, "a list of sizes such as [2, 3, 5, 5]") ||
+        if (!int_list(dims, &n, 5, r, item, where, "a list of sizes such as [2, 3, 5, 5]") ||
             !api_tensor_set_shape(&req.in[i == 0 ? API_IN_X : API_IN_W], dims, n, where, r->err))
             return false;
     }
@@ -312,18 +391,24 @@ static bool read_spec(grade_origin *o, const reader *r, const cJSON *obj, const 
         return api_fail(r->err, API_E_INVALID_TYPE, join(where, sizeof where, path, "bias"),
                         "%s must be true or false; got %s", where, codec_json_type_name(bias));
     const bool with_bias = !bias || cJSON_IsTrue(bias);
+    // b has one value per output channel: w's first axis for conv (a rank-2 conv2d w has
+    // none: one filter), its second times the groups for a transposed op
     const api_tensor *w = &req.in[API_IN_W];
-    const int64_t filters = w->rank == 4 ? w->shape[0] : 1;
+    const int64_t groups = req.groups > 0 ? req.groups : 1;
+    const int64_t filters = w->rank < 3 ? 1 : o->layer.transposed ? w->shape[1] * groups
+                                                                   : w->shape[0];
     if (with_bias && !api_tensor_set_shape(&req.in[API_IN_B], &filters, 1, "b", r->err))
         return false;
     api_plan plan;
-    if (!api_validate(&plan, &req, "conv2d.forward", opt, r->err)) {
+    char op[48];
+    if (!api_validate(&plan, &req, validating_op(op, sizeof op, &o->layer, false), opt,
+                      r->err)) {
         locate_error(r->err, path, true);
         return false;
     }
-    o->layer = (grade_layer){.g = plan.geom, .dtype = req.dtype, .bias = with_bias,
-                             .rank = plan.rank};
-    return true;
+    o->layer.dtype = req.dtype;
+    o->layer.bias = with_bias;
+    return layer_from_plan(&o->layer, &plan, &req, r, path);
 }
 
 // A tensor's values as float64, taken over from t (which is left empty).
@@ -345,7 +430,7 @@ static double *take_doubles(api_tensor *t, conv_dtype dt) {
 static bool read_explicit(grade_problem *p, grade_origin *o, bool *has_dy, const reader *r,
                           const cJSON *obj, const char *path, const api_options *opt) {
     if (!check_keys(r, obj, explicit_keys, COUNT(explicit_keys), path) ||
-        !read_name(o, r, obj, path))
+        !read_name(o, r, obj, path) || !read_op(&o->layer, r, obj, path))
         return false;
     api_request req;
     api_request_init(&req);
@@ -361,19 +446,23 @@ static bool read_explicit(grade_problem *p, grade_origin *o, bool *has_dy, const
     }
     *has_dy = req.in[API_IN_DY].rank > 0;
     api_plan plan;
-    if (ok && !api_validate(&plan, &req, *has_dy ? "conv2d.backward" : "conv2d.forward", opt,
+    char op[48];
+    if (ok && !api_validate(&plan, &req, validating_op(op, sizeof op, &o->layer, *has_dy), opt,
                             r->err)) {
         locate_error(r->err, path, false);
         ok = false;
     }
+    o->layer.dtype = req.dtype;
+    o->layer.bias = req.in[API_IN_B].rank > 0;
+    ok = ok && layer_from_plan(&o->layer, &plan, &req, r, path);
     if (ok) {
-        o->layer = (grade_layer){.g = plan.geom, .dtype = req.dtype,
-                                 .bias = req.in[API_IN_B].rank > 0, .rank = plan.rank};
         o->generated = false;
         double *in[API_IN_COUNT] = {NULL};
         for (int i = 0; i < API_IN_COUNT; i++)
             if (req.in[i].rank) in[i] = take_doubles(&req.in[i], req.dtype);
-        if (!*has_dy) in[API_IN_DY] = calloc((size_t)conv_numel_y(&plan.geom), sizeof(double));
+        grade_shape y;
+        grade_expected_shape(&y, &o->layer, GRADE_Y);
+        if (!*has_dy) in[API_IN_DY] = calloc((size_t)grade_shape_numel(&y), sizeof(double));
         ok = grade_problem_adopt(p, &o->layer, in[API_IN_X], in[API_IN_W], in[API_IN_B],
                                  in[API_IN_DY]) ||
              api_fail(r->err, API_E_OUT_OF_MEMORY, "", "out of memory for the problem");
@@ -394,20 +483,20 @@ static size_t problem_bytes(const grade_layer *L, const api_options *opt, size_t
     }
     int threads = opt->threads > 0 ? opt->threads : 1;
     return (size_t)numbers * (2 * sizeof(double) + text_per_number) +
-           conv_workspace_size(&L->g, CONV_FLOAT64, threads, opt->workspace_cap);
+           grade_layer_workspace(L, threads, opt->workspace_cap);
 }
 
 // Before a problem of layer L is generated (its references computed: four passes): the work
 // of the request so far (*work) within max_flops, and its memory admitted.
 static bool before_generating(const grade_layer *L, const reader *r, const api_options *opt,
                               int64_t *work, size_t text_per_number, const char *path) {
-    *work += 4 * conv_flops(&L->g);
+    *work += 4 * grade_layer_flops(L);
     if (*work > opt->max_flops)
         return api_fail(r->err, API_E_TOO_MUCH_WORK, path,
                         "grading these problems needs %.3g FLOPs; this server takes at most %.3g "
                         "per request (max_flops): send fewer or smaller problems",
                         (double)*work, (double)opt->max_flops);
-    return api_admit(opt, problem_bytes(L, opt, text_per_number), 4 * conv_flops(&L->g),
+    return api_admit(opt, problem_bytes(L, opt, text_per_number), 4 * grade_layer_flops(L),
                      "a generated problem", r->err);
 }
 
@@ -734,7 +823,7 @@ static bool grade_case_object(grade_case *k, const reader *r, const cJSON *obj, 
     }
     // four passes for the reference (counted already for a generated problem); the diagnosis
     // stays within GRADE_DIAGNOSE_MAX_FLOPS
-    if (*work == work_before) *work += 4 * conv_flops(&p.layer.g);
+    if (*work == work_before) *work += 4 * grade_layer_flops(&p.layer);
     submission sub = {0};
     grade_options go;
     case_options(&go, s, p.layer.dtype);
@@ -882,24 +971,21 @@ static bool put_generated(api_buf *b, const grade_origin *o, api_error *err) {
     grade_problem p;
     if (!grade_problem_generate(&p, &o->layer, o->seed))
         return api_fail(err, API_E_OUT_OF_MEMORY, "", "out of memory for the problem");
-    const conv_geom *g = &o->layer.g;
     api_buf_puts(b, "{\"name\":");
     api_buf_json_string(b, o->name);
     api_buf_printf(b, ",\"divides_evenly\":%s,\"spec\":",
                    grade_layer_divides_evenly(&o->layer) ? "true" : "false");
     grade_put_spec(b, o);
-    api_buf_printf(b, ",\"problem\":{\"dtype\":\"%s\"",
-                   o->layer.dtype == CONV_FLOAT64 ? "float64" : "float32");
+    api_buf_puts(b, ",\"problem\":{");
+    if (o->layer.spatial != 2 || o->layer.transposed)
+        api_buf_printf(b, "\"op\":\"%s\",", grade_layer_family(&o->layer));
+    api_buf_printf(b, "\"dtype\":\"%s\"", o->layer.dtype == CONV_FLOAT64 ? "float64" : "float32");
     put_tensor(b, "x", &o->layer, p.x);
     put_tensor(b, "w", &o->layer, p.w);
     if (p.b) put_tensor(b, "b", &o->layer, p.b);
     put_tensor(b, "dy", &o->layer, p.dy);
-    api_buf_printf(b,
-                   ",\"stride\":[%" PRId64 ",%" PRId64 "],\"padding\":[%" PRId64 ",%" PRId64
-                   ",%" PRId64 ",%" PRId64 "],\"dilation\":[%" PRId64 ",%" PRId64
-                   "],\"groups\":%" PRId64 "}}",
-                   g->stride_h, g->stride_w, g->pad_top, g->pad_bottom, g->pad_left,
-                   g->pad_right, g->dilation_h, g->dilation_w, g->groups);
+    grade_put_layer_params(b, &o->layer);
+    api_buf_puts(b, "}}");
     grade_problem_free(&p);
     return true;
 }

@@ -1,7 +1,7 @@
 // grade_json: the grading front door's JSON, bytes in and an api_response out, the way
 // codec_run_json answers v1 requests (same signature, same error JSON), for `convd check` /
-// POST /v1/conv2d/check and `convd problem` / POST /v1/conv2d/problem. docs/GRADING.md has
-// the request and response formats.
+// POST /v1/conv2d/check and `convd problem` / POST /v1/conv2d/problem, for every op of the
+// family (a problem's "op"). docs/GRADING.md has the request and response formats.
 #ifndef GRADE_JSON_H
 #define GRADE_JSON_H
 

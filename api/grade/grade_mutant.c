@@ -29,6 +29,13 @@ enum {
     M_SIZE_ROUNDED,
     M_SQUARE_INPUT,
     M_UNFINISHED,
+    M_T_FLIP_Y,
+    M_T_FLIP_DX,
+    M_T_NOT_CROPPED,
+    M_T_OUTPUT_PADDING,
+    M_T_AS_CONV,
+    M_PAD_ZEROS,
+    M_PAD_OTHER,
     M_COUNT
 };
 
@@ -55,7 +62,8 @@ const grade_mutant grade_mutants[M_COUNT] = {
                   T_Y},
     [M_FLIP_DX] = {"kernel_not_flipped_in_dx",
                    "dx is dout convolved with the kernel rotated by 180 degrees "
-                   "(w[:, :, ::-1, ::-1]); yours uses it unrotated (or rotated twice). The "
+                   "(w[:, :, ::-1, ::-1]; in 1-d and 3-d every spatial axis of w reversed); "
+                   "yours uses it unrotated (or rotated twice). The "
                    "simplest correct form scatters each output back through its window: "
                    "dx_pad[n, :, i*stride:i*stride+HH, j*stride:j*stride+WW] += "
                    "w[f] * dout[n, f, i, j].",
@@ -110,8 +118,8 @@ const grade_mutant grade_mutants[M_COUNT] = {
                     T_DX},
     [M_DB_AXES] = {"db_summed_over_wrong_axes",
                    "db[f] is dout[:, f] summed over the batch and every output pixel: "
-                   "np.sum(dout, axis=(0, 2, 3)), of shape (F,). Yours sums over other axes "
-                   "(see the evidence).",
+                   "np.sum(dout, axis=(0, 2, 3)), of shape (F,) (conv1d: axis=(0, 2); conv3d: "
+                   "axis=(0, 2, 3, 4)). Yours sums over other axes (see the evidence).",
                    T_DB},
     [M_BATCH_UNSUMMED] = {"not_summed_over_batch",
                           "dw and db add up the contributions of every image in the batch; "
@@ -163,130 +171,269 @@ const grade_mutant grade_mutants[M_COUNT] = {
                       "an input unchanged. The loops that fill it never run or never write "
                       "(see the evidence): is the function finished?",
                       T_SPATIAL | T_DB},
+    // transposed convolutions
+    [M_T_FLIP_Y] = {"kernel_not_flipped_in_transposed_forward",
+                    "A transposed convolution scatters: input pixel (i, j) adds x[n, c, i, j] * "
+                    "w[c, f] to the output window starting at (i*stride - pad, j*stride - pad), "
+                    "tap (a, b) onto window pixel (a, b). Written as a convolution of the "
+                    "stride-dilated, padded input it needs the kernel rotated by 180 degrees "
+                    "(w[:, :, ::-1, ::-1], channels swapped): yours is unrotated.",
+                    T_Y},
+    [M_T_FLIP_DX] = {"kernel_flipped_in_transposed_dx",
+                     "dx of a transposed convolution is the plain convolution (cross-"
+                     "correlation) of dout with w, at the layer's stride: dx[n, c, i, j] = "
+                     "sum(dout window at (i*stride - pad, j*stride - pad) * w[c]). Do not rotate "
+                     "w here.",
+                     T_DX},
+    [M_T_NOT_CROPPED] = {"transposed_padding_not_cropped",
+                         "A transposed convolution's padding crops its output: compute the full "
+                         "output, of size (H - 1)*stride + dilation*(HH - 1) + 1, then return "
+                         "full[:, :, pad:pad+H_out, pad:pad+W_out]. Yours returns it whole.",
+                         T_Y},
+    [M_T_OUTPUT_PADDING] = {"output_padding_forgotten",
+                            "Your output is short by output_padding along an axis: H_out = (H - "
+                            "1)*stride - 2*pad + dilation*(HH - 1) + output_padding + 1. The "
+                            "extra rows (and columns) at the high side are part of the output "
+                            "(filled with the bias where no input reaches them).",
+                            T_Y},
+    [M_T_AS_CONV] = {"transposed_computed_as_conv",
+                     "Your output has the shape an ordinary convolution gives: the stride "
+                     "shrinks it instead of growing it. A transposed convolution applies the "
+                     "stride to the output: each input pixel scatters w into the output "
+                     "starting at i*stride, so H_out = (H - 1)*stride - 2*pad + dilation*(HH - "
+                     "1) + output_padding + 1.",
+                     T_Y},
+    // padding modes
+    [M_PAD_ZEROS] = {"padding_mode_treated_as_zeros",
+                     "Your answer is the zero-padded layer's: this layer's padding_mode fills "
+                     "the padding with copies of x (reflect: mirrored without repeating the "
+                     "edge, np.pad(x, ..., mode='reflect'); replicate: the edge repeated, "
+                     "mode='edge'; circular: wrapped around, mode='wrap'). In the backward pass "
+                     "the gradient of each padded cell must be added back onto the input cell "
+                     "it copies.",
+                     T_SPATIAL},
+    [M_PAD_OTHER] = {"padding_mode_confused",
+                     "Your padding copies the wrong cells of x: reflect mirrors without "
+                     "repeating the edge (np.pad mode='reflect'), replicate repeats the edge "
+                     "(mode='edge'), circular wraps around (mode='wrap'). The evidence names "
+                     "the mode your answer follows.",
+                     T_SPATIAL},
 };
 const size_t grade_n_mutants = M_COUNT;
 
-// The index map every pass walks, with the parameters a mistake may get wrong.
+// The index map every pass walks, with the parameters a mistake may get wrong, per spatial
+// axis (d, h, w; depth is one plane for 1-d and 2-d layers, and conv1d's h is one row).
 typedef struct {
-    int64_t sh, sw, dh, dw, pt, pl; // stride, dilation, leading padding used
-    int64_t ho, wo;                 // output positions visited: y's own size, or dy's
-    bool flip;                      // kernel taps read (dw written) rotated by 180 degrees
-    bool swap_channels;             // w read (dw written) as laid out (C/G, F, kh, kw)
-    bool no_crop;                   // dx written into the padded input
-    bool per_sample;                // dw written per sample: (N, F, C/G, kh, kw)
+    int64_t stride[3], dilation[3], lo[3], hi[3]; // padding used before and after each axis
+    int64_t out[3];     // output positions visited: y's own size (conv's y), or dy's
+    conv_pad_mode mode; // what the padding holds
+    bool flip;          // kernel taps read (dw written) rotated by 180 degrees
+    bool swap_channels; // w read (dw written) as laid out (C/G, F, k...)
+    bool no_crop;       // dx written into the padded input
+    bool per_sample;    // dw written per sample: (N, F, C/G, k...)
 } index_map;
 
 // What a mistake does to the index map (or, for the last three, to the answer); a recipe is
 // one or two of them.
 enum {
     R_FLIP = 1u << 0,          // kernel taps rotated by 180 degrees
-    R_SWAP_CHANNELS = 1u << 1, // w read as (C/G, F, kh, kw)
+    R_SWAP_CHANNELS = 1u << 1, // w read as (C/G, F, k...)
     R_STRIDE_1 = 1u << 2,      // windows one pixel apart
-    R_STRIDE_H_BOTH = 1u << 3, // stride_h for both axes
-    R_STRIDE_W_BOTH = 1u << 4, // stride_w for both axes
+    R_STRIDE_H_BOTH = 1u << 3, // stride_h for both axes (2-d)
+    R_STRIDE_W_BOTH = 1u << 4, // stride_w for both axes (2-d)
     R_DILATION_1 = 1u << 5,    // adjacent taps
     R_PAD_0 = 1u << 6,         // windows over the unpadded input
     R_PAD_1 = 1u << 7,         // padding 1 on every side, whatever the layer's
     R_NO_CROP = 1u << 8,       // dx returned with its padding
-    R_NEGATE = 1u << 9,        // the answer's sign flipped
-    R_NO_BIAS = 1u << 10,      // y without the bias
-    R_DIVIDE_N = 1u << 11,     // divided by the batch size
+    R_PAD_ZEROS = 1u << 9,     // zeros in the padding whatever the padding_mode
+    R_NEGATE = 1u << 10,       // the answer's sign flipped
+    R_NO_BIAS = 1u << 11,      // y without the bias
+    R_DIVIDE_N = 1u << 12,     // divided by the batch size
 };
 // Recipes that cannot go together: one stride, one padding each.
 static const unsigned recipe_groups[] = {R_STRIDE_1 | R_STRIDE_H_BOTH | R_STRIDE_W_BOTH,
-                                         R_PAD_0 | R_PAD_1 | R_NO_CROP};
+                                         R_PAD_0 | R_PAD_1 | R_NO_CROP | R_PAD_ZEROS};
 
-// The map of tensor t under `recipe` (0: the right one). For y the output size follows the
-// map (a student computes it with the same mistake); the gradients loop over dout, whose size
-// is the layer's.
-static index_map recipe_map(const conv_geom *g, grade_tensor t, unsigned recipe) {
-    int64_t sh = g->stride_h, sw = g->stride_w;
-    if (recipe & R_STRIDE_1) sh = sw = 1;
-    if (recipe & R_STRIDE_H_BOTH) sw = sh;
-    if (recipe & R_STRIDE_W_BOTH) sh = sw;
-    const bool dil1 = recipe & R_DILATION_1;
-    int64_t pt = g->pad_top, pb = g->pad_bottom, pl = g->pad_left, pr = g->pad_right;
-    if (recipe & (R_PAD_0 | R_PAD_1)) pt = pb = pl = pr = recipe & R_PAD_1 ? 1 : 0;
-    index_map m = {.sh = sh, .sw = sw, .dh = dil1 ? 1 : g->dilation_h,
-                   .dw = dil1 ? 1 : g->dilation_w, .pt = pt, .pl = pl,
+// The layer's sizes per spatial axis (d, h, w): input, kernel, stride, dilation, padding.
+typedef struct {
+    int64_t in[3], k[3], stride[3], dilation[3], lo[3], hi[3];
+} axes3;
+
+static axes3 layer_axes(const grade_layer *L) {
+    const conv_geom *g = &L->g;
+    const grade_depth d = grade_layer_depth(L);
+    return (axes3){{d.d, g->h, g->w},
+                   {d.kd, g->kh, g->kw},
+                   {d.stride, g->stride_h, g->stride_w},
+                   {d.dilation, g->dilation_h, g->dilation_w},
+                   {d.pad_front, g->pad_top, g->pad_left},
+                   {d.pad_back, g->pad_bottom, g->pad_right}};
+}
+
+// The first axis a layer of `spatial` axes has: 0 (d) for 3-d, 1 (h) for 2-d, 2 for 1-d.
+static int first_axis(const grade_layer *L) { return 3 - L->spatial; }
+
+// The map of tensor t under `recipe` (0: the right one). For conv's y the output size follows
+// the map (a student computes it with the same mistake); the gradients loop over dout, whose
+// size is the layer's. Recipes touch only the family's own axes.
+static index_map recipe_map(const grade_layer *L, grade_tensor t, unsigned recipe) {
+    const axes3 A = layer_axes(L);
+    index_map m = {.mode = recipe & R_PAD_ZEROS ? CONV_PAD_ZEROS : L->pad_mode,
                    .flip = recipe & R_FLIP, .swap_channels = recipe & R_SWAP_CHANNELS,
                    .no_crop = recipe & R_NO_CROP};
-    if (t == GRADE_Y) {
-        m.ho = conv_out_size(g->h, g->kh, sh, m.dh, pt, pb);
-        m.wo = conv_out_size(g->w, g->kw, sw, m.dw, pl, pr);
-    } else {
-        m.ho = conv_out_h(g);
-        m.wo = conv_out_w(g);
+    for (int a = 0; a < 3; a++) {
+        const bool own = a >= first_axis(L);
+        m.stride[a] = own && (recipe & R_STRIDE_1) ? 1 : A.stride[a];
+        if (recipe & R_STRIDE_H_BOTH) m.stride[a] = a ? A.stride[1] : m.stride[a];
+        if (recipe & R_STRIDE_W_BOTH) m.stride[a] = a ? A.stride[2] : m.stride[a];
+        m.dilation[a] = own && (recipe & R_DILATION_1) ? 1 : A.dilation[a];
+        m.lo[a] = A.lo[a], m.hi[a] = A.hi[a];
+        if (own && (recipe & (R_PAD_0 | R_PAD_1))) m.lo[a] = m.hi[a] = recipe & R_PAD_1 ? 1 : 0;
+        m.out[a] = conv_out_size(A.in[a], A.k[a], A.stride[a], A.dilation[a], A.lo[a], A.hi[a]);
+        if (grade_conv_role(L, t) == GRADE_Y)
+            m.out[a] = conv_out_size(A.in[a], A.k[a], m.stride[a], m.dilation[a], m.lo[a],
+                                     m.hi[a]);
     }
     return m;
 }
 
-static index_map true_map(const conv_geom *g, grade_tensor t) { return recipe_map(g, t, 0); }
+static index_map true_map(const grade_layer *L, grade_tensor t) { return recipe_map(L, t, 0); }
 
 // Receives every term of a walk: `out` indexes the target, `value` is the term.
 typedef struct term_visitor term_visitor;
 struct term_visitor {
     void (*term)(term_visitor *self, int64_t out, double value);
-    void (*end_position)(term_visitor *self); // after each output position (n, r, c); or NULL
+    void (*end_position)(term_visitor *self); // after each output position (n, od, r, c); or NULL
 };
 
-// Visits every term of target tensor t under map m: y += x*w, dx += dy*w, dw += dy*x,
-// db += dy (taps on the padding give y and dw terms of 0). Order: sample, output row, output
-// column, filter, channel, kernel row, kernel column.
+// Where padded coordinate i (the input's own index, negative before it) of an axis of size n
+// with lo and hi cells of padding reads the input under `mode`; -1 for none (zeros, or past
+// the padding). Reflect and circular repeat for pads beyond what PyTorch takes (a mistake's
+// map may ask for them).
+static int64_t pad_source(int64_t i, int64_t n, int64_t lo, int64_t hi, conv_pad_mode mode) {
+    if (i >= 0 && i < n) return i;
+    if (i < -lo || i >= n + hi || mode == CONV_PAD_ZEROS) return -1;
+    if (mode == CONV_PAD_REPLICATE) return i < 0 ? 0 : n - 1;
+    if (mode == CONV_PAD_CIRCULAR) return ((i % n) + n) % n;
+    if (n == 1) return 0;
+    const int64_t period = 2 * (n - 1), r = ((i % period) + period) % period;
+    return r < n ? r : period - r;
+}
+
+// The problem's data as conv sees it: its input (a transposed op's dy) and the tensor shaped
+// like its output (conv's dy, a transposed op's x).
+static const double *conv_input(const grade_problem *p) {
+    return p->layer.transposed ? p->dy : p->x;
+}
+static const double *conv_output(const grade_problem *p) {
+    return p->layer.transposed ? p->x : p->dy;
+}
+
+// Visits every term of target tensor t (y, dx or dw) under map m, in conv's terms (a
+// transposed op's y is conv's dx, its dx conv's y): y += x*w, dx += dy*w, dw += dy*x (taps on
+// zero padding give y and dw terms of 0). Order: sample, output plane, row, column, filter,
+// channel, kernel plane, row, column.
 static void walk(const grade_problem *p, grade_tensor t, const index_map *m, term_visitor *v) {
-    const conv_geom *g = &p->layer.g;
+    const grade_layer *L = &p->layer;
+    const conv_geom *g = &L->g;
+    const axes3 A = layer_axes(L);
+    const grade_tensor role = grade_conv_role(L, t);
+    const double *xa = conv_input(p), *ya = conv_output(p);
     const int64_t cpg = g->c / g->groups, fpg = g->f / g->groups;
-    const int64_t hp = g->h + g->pad_top + g->pad_bottom, wp = g->w + g->pad_left + g->pad_right;
-    const int64_t numel_w = conv_numel_w(g);
-    // y is laid out as the map makes it; dy as the layer does (a map may visit fewer outputs)
-    const int64_t yh = t == GRADE_Y ? m->ho : conv_out_h(g), yw = t == GRADE_Y ? m->wo : conv_out_w(g);
+    int64_t padded[3], yd[3], taps = 1;
+    for (int a = 0; a < 3; a++) {
+        padded[a] = A.in[a] + A.lo[a] + A.hi[a];
+        // conv's y is laid out as the map makes it; dy as the layer does (a map may visit fewer)
+        yd[a] = role == GRADE_Y ? m->out[a]
+                                : conv_out_size(A.in[a], A.k[a], A.stride[a], A.dilation[a],
+                                                A.lo[a], A.hi[a]);
+        taps *= A.k[a];
+    }
+    const int64_t numel_w = g->f * cpg * taps;
+    int64_t o[3], k[3], i[3], src[3];
     for (int64_t n = 0; n < g->n; n++)
-        for (int64_t r = 0; r < m->ho; r++)
-            for (int64_t c = 0; c < m->wo; c++) {
-                for (int64_t f = 0; f < g->f; f++) {
-                    const int64_t yi = ((n * g->f + f) * yh + r) * yw + c;
-                    if (t == GRADE_DB) {
-                        v->term(v, f, p->dy[yi]);
-                        continue;
-                    }
-                    for (int64_t ch = 0; ch < cpg; ch++) {
-                        const int64_t in_ch = (f / fpg) * cpg + ch;
-                        for (int64_t a = 0; a < g->kh; a++) {
-                            const int64_t ih = r * m->sh + a * m->dh - m->pt;
-                            for (int64_t b = 0; b < g->kw; b++) {
-                                const int64_t iw = c * m->sw + b * m->dw - m->pl;
-                                const bool inside = ih >= 0 && ih < g->h && iw >= 0 && iw < g->w;
-                                const int64_t ka = m->flip ? g->kh - 1 - a : a;
-                                const int64_t kb = m->flip ? g->kw - 1 - b : b;
-                                const int64_t wi =
-                                    (m->swap_channels ? (ch * g->f + f) : (f * cpg + ch)) *
-                                        g->kh * g->kw +
-                                    ka * g->kw + kb;
-                                const int64_t xi = ((n * g->c + in_ch) * g->h + ih) * g->w + iw;
-                                const int64_t dwi = wi + (m->per_sample ? n * numel_w : 0);
-                                if (t == GRADE_DX && m->no_crop) {
-                                    const int64_t ph = ih + g->pad_top, pw = iw + g->pad_left;
-                                    if (ph >= 0 && ph < hp && pw >= 0 && pw < wp)
-                                        v->term(v, ((n * g->c + in_ch) * hp + ph) * wp + pw,
-                                                p->dy[yi] * p->w[wi]);
-                                } else if (!inside) {
-                                    // a tap on the zero padding: a term of 0, which `=`
-                                    // leaves in y or dw when it comes last
-                                    if (t == GRADE_Y) v->term(v, yi, 0.0);
-                                    else if (t == GRADE_DW) v->term(v, dwi, 0.0);
-                                } else if (t == GRADE_Y) {
-                                    v->term(v, yi, p->x[xi] * p->w[wi]);
-                                } else if (t == GRADE_DX) {
-                                    v->term(v, xi, p->dy[yi] * p->w[wi]);
-                                } else {
-                                    v->term(v, dwi, p->dy[yi] * p->x[xi]);
-                                }
-                            }
+        for (o[0] = 0; o[0] < m->out[0]; o[0]++)
+            for (o[1] = 0; o[1] < m->out[1]; o[1]++)
+                for (o[2] = 0; o[2] < m->out[2]; o[2]++) {
+                    for (int64_t f = 0; f < g->f; f++) {
+                        const int64_t yi =
+                            (((n * g->f + f) * yd[0] + o[0]) * yd[1] + o[1]) * yd[2] + o[2];
+                        for (int64_t ch = 0; ch < cpg; ch++) {
+                            const int64_t in_ch = (f / fpg) * cpg + ch;
+                            const int64_t wch = m->swap_channels ? ch * g->f + f : f * cpg + ch;
+                            for (k[0] = 0; k[0] < A.k[0]; k[0]++)
+                                for (k[1] = 0; k[1] < A.k[1]; k[1]++)
+                                    for (k[2] = 0; k[2] < A.k[2]; k[2]++) {
+                                        bool inside = true;
+                                        int64_t wi = wch;
+                                        for (int a = 0; a < 3; a++) {
+                                            i[a] = o[a] * m->stride[a] + k[a] * m->dilation[a] -
+                                                   m->lo[a];
+                                            src[a] = pad_source(i[a], A.in[a], m->lo[a],
+                                                                m->hi[a], m->mode);
+                                            inside = inside && src[a] >= 0;
+                                            wi = wi * A.k[a] +
+                                                 (m->flip ? A.k[a] - 1 - k[a] : k[a]);
+                                        }
+                                        const int64_t xi =
+                                            (((n * g->c + in_ch) * A.in[0] + src[0]) * A.in[1] +
+                                             src[1]) * A.in[2] + src[2];
+                                        const int64_t dwi = wi + (m->per_sample ? n * numel_w : 0);
+                                        if (role == GRADE_DX && m->no_crop) {
+                                            int64_t pi = n * g->c + in_ch;
+                                            bool fits = true;
+                                            for (int a = 0; a < 3; a++) {
+                                                const int64_t q = i[a] + A.lo[a];
+                                                fits = fits && q >= 0 && q < padded[a];
+                                                pi = pi * padded[a] + q;
+                                            }
+                                            if (fits) v->term(v, pi, ya[yi] * p->w[wi]);
+                                        } else if (!inside) {
+                                            // a tap on the zero padding: a term of 0, which `=`
+                                            // leaves in y or dw when it comes last
+                                            if (role == GRADE_Y) v->term(v, yi, 0.0);
+                                            else if (role == GRADE_DW) v->term(v, dwi, 0.0);
+                                        } else if (role == GRADE_Y) {
+                                            v->term(v, yi, xa[xi] * p->w[wi]);
+                                        } else if (role == GRADE_DX) {
+                                            v->term(v, xi, ya[yi] * p->w[wi]);
+                                        } else {
+                                            v->term(v, dwi, ya[yi] * xa[xi]);
+                                        }
+                                    }
                         }
                     }
+                    if (v->end_position) v->end_position(v);
                 }
-                if (v->end_position) v->end_position(v);
-            }
+}
+
+// The upstream gradient dy, shaped like y: (N, channels, positions) with every spatial axis
+// in `positions`.
+static void dy_layout(const grade_problem *p, int64_t *n, int64_t *channels, int64_t *positions) {
+    grade_shape y;
+    grade_expected_shape(&y, &p->layer, GRADE_Y);
+    *n = p->layer.g.n;
+    *channels = p->layer.transposed ? p->layer.g.c : p->layer.g.f;
+    *positions = grade_shape_numel(&y) / (*n * *channels);
+}
+
+// Visits every term of db: db[f] += dy[n, f, position], in the order sample, position, channel.
+static void walk_db(const grade_problem *p, term_visitor *v) {
+    int64_t n, channels, positions;
+    dy_layout(p, &n, &channels, &positions);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t q = 0; q < positions; q++) {
+            for (int64_t f = 0; f < channels; f++)
+                v->term(v, f, p->dy[(i * channels + f) * positions + q]);
+            if (v->end_position) v->end_position(v);
+        }
+}
+
+// Every term of tensor t: walk() for y, dx and dw, walk_db() for db.
+static void walk_terms(const grade_problem *p, grade_tensor t, const index_map *m,
+                       term_visitor *v) {
+    if (t == GRADE_DB) walk_db(p, v);
+    else walk(p, t, m, v);
 }
 
 // Sums the terms into `out` (or keeps the last one when `assign`).
@@ -301,28 +448,45 @@ static void sum_term(term_visitor *self, int64_t out, double value) {
     s->out[out] = s->assign ? value : s->out[out] + value;
 }
 
-// The shape target t gets under map m (in NCHW terms, before the problem's rank applies).
-static void map_shape(grade_shape *s, const conv_geom *g, grade_tensor t, const index_map *m) {
+// Drops the spatial axes L's family lacks from a shape whose last three axes are (d, h, w):
+// depth for 1-d and 2-d layers, rows too for 1-d ones.
+static void family_axes(grade_shape *s, const grade_layer *L) {
+    const int drop = first_axis(L), at = s->rank - 3;
+    memmove(s->dim + at, s->dim + at + drop, (size_t)(3 - drop) * sizeof s->dim[0]);
+    s->rank -= drop;
+}
+
+// The shape target t gets under map m, in the family's full rank (before the problem's rank
+// applies).
+static void map_shape(grade_shape *s, const grade_layer *L, grade_tensor t, const index_map *m) {
+    const conv_geom *g = &L->g;
+    const axes3 A = layer_axes(L);
     const int64_t cpg = g->c / g->groups;
-    s->rank = 4;
-    switch (t) {
-    case GRADE_Y: s->dim[0] = g->n, s->dim[1] = g->f, s->dim[2] = m->ho, s->dim[3] = m->wo; break;
+    if (t == GRADE_DB) {
+        *s = (grade_shape){1, {L->transposed ? g->c : g->f}};
+        return;
+    }
+    s->rank = 5;
+    switch (grade_conv_role(L, t)) {
+    case GRADE_Y:
+        s->dim[0] = g->n, s->dim[1] = g->f;
+        memcpy(s->dim + 2, m->out, sizeof m->out);
+        break;
     case GRADE_DX:
         s->dim[0] = g->n, s->dim[1] = g->c;
-        s->dim[2] = g->h + (m->no_crop ? g->pad_top + g->pad_bottom : 0);
-        s->dim[3] = g->w + (m->no_crop ? g->pad_left + g->pad_right : 0);
+        for (int a = 0; a < 3; a++) s->dim[2 + a] = A.in[a] + (m->no_crop ? A.lo[a] + A.hi[a] : 0);
         break;
-    case GRADE_DW:
+    default:
         s->dim[0] = m->swap_channels ? cpg : g->f, s->dim[1] = m->swap_channels ? g->f : cpg;
-        s->dim[2] = g->kh, s->dim[3] = g->kw;
+        memcpy(s->dim + 2, A.k, sizeof A.k);
         if (m->per_sample) {
-            memmove(s->dim + 1, s->dim, 4 * sizeof s->dim[0]);
+            memmove(s->dim + 1, s->dim, 5 * sizeof s->dim[0]);
             s->dim[0] = g->n;
-            s->rank = 5;
+            s->rank = 6;
         }
         break;
-    default: s->rank = 1, s->dim[0] = g->f; break;
     }
+    family_axes(s, L);
 }
 
 // Drops the leading axes of size 1 that the problem's rank leaves out, so that a candidate
@@ -330,7 +494,7 @@ static void map_shape(grade_shape *s, const conv_geom *g, grade_tensor t, const 
 static void to_problem_rank(grade_shape *s, const grade_problem *p, grade_tensor t) {
     grade_shape expected;
     grade_expected_shape(&expected, &p->layer, t);
-    const int full = t == GRADE_DB ? 1 : 4;
+    const int full = t == GRADE_DB ? 1 : 2 + p->layer.spatial;
     int drop = full - expected.rank;
     while (drop-- > 0 && s->rank > 1 && s->dim[0] == 1) {
         memmove(s->dim, s->dim + 1, (size_t)(s->rank - 1) * sizeof s->dim[0]);
@@ -357,36 +521,39 @@ static grade_candidate *add_candidate(grade_candidates *c, const grade_problem *
     k->shape = *shape;
     snprintf(k->variant, sizeof k->variant, "%s", variant);
     const int64_t n = grade_shape_numel(shape);
-    if (match != GRADE_MATCH_EMPTY && match != GRADE_MATCH_SHAPE && !(k->data = calloc((size_t)(n > 0 ? n : 1), sizeof(double))))
+    if (match != GRADE_MATCH_EMPTY && match != GRADE_MATCH_SHAPE &&
+        !(k->data = calloc((size_t)(n > 0 ? n : 1), sizeof(double))))
         return NULL;
     to_problem_rank(&k->shape, p, t);
     c->count++;
     return k;
 }
 
+// Adds the bias to y of shape s (the family's full rank: (N, channels, spatial...)).
 static void add_bias(double *y, const grade_problem *p, const grade_shape *s) {
     if (!p->b) return;
-    const int64_t plane = s->dim[2] * s->dim[3];
-    for (int64_t i = 0; i < grade_shape_numel(s); i++) y[i] += p->b[(i / plane) % s->dim[1]];
+    const int64_t numel = grade_shape_numel(s), plane = numel / (s->dim[0] * s->dim[1]);
+    for (int64_t i = 0; i < numel; i++) y[i] += p->b[(i / plane) % s->dim[1]];
 }
 
 // The candidate tensor t gets from walking map m (summing, or keeping the last term).
 static bool add_walk(grade_candidates *c, const grade_problem *p, grade_tensor t, size_t mutant,
                      const index_map *m, grade_match match, const char *variant) {
-    if (m->ho < 1 || m->wo < 1) return true; // the mistake leaves no output at all
+    for (int a = 0; a < 3; a++)
+        if (m->out[a] < 1) return true; // the mistake leaves no output at all
     grade_shape s;
-    map_shape(&s, &p->layer.g, t, m);
+    map_shape(&s, &p->layer, t, m);
     grade_candidate *k = add_candidate(c, p, t, mutant, match, &s, variant);
     if (!k) return false;
     sum_visitor v = {{sum_term, NULL}, k->data, match == GRADE_MATCH_SINGLE_TERMS};
-    walk(p, t, m, &v.base);
+    walk_terms(p, t, m, &v.base);
     if (t == GRADE_Y) add_bias(k->data, p, &s);
     return true;
 }
 
 static void expected_internal_shape(grade_shape *s, const grade_problem *p, grade_tensor t) {
-    const index_map m = true_map(&p->layer.g, t);
-    map_shape(s, &p->layer.g, t, &m);
+    const index_map m = true_map(&p->layer, t);
+    map_shape(s, &p->layer, t, &m);
 }
 
 // The reference times `scale`.
@@ -405,8 +572,9 @@ static bool add_scaled(grade_candidates *c, const grade_problem *p, grade_tensor
 static bool add_hw_swapped(grade_candidates *c, const grade_problem *p, grade_tensor t) {
     grade_shape s;
     expected_internal_shape(&s, p, t);
-    const int64_t rows = s.dim[2], cols = s.dim[3], planes = s.dim[0] * s.dim[1];
-    s.dim[2] = cols, s.dim[3] = rows;
+    const int64_t rows = s.dim[s.rank - 2], cols = s.dim[s.rank - 1];
+    const int64_t planes = grade_shape_numel(&s) / (rows * cols);
+    s.dim[s.rank - 2] = cols, s.dim[s.rank - 1] = rows;
     grade_candidate *k = add_candidate(c, p, t, M_HW_SWAPPED, GRADE_MATCH_VALUES, &s,
                                        "transposed: your [.., j, i] holds the right [.., i, j]");
     if (!k) return false;
@@ -430,41 +598,58 @@ typedef struct {
     bool pair_only;
 } mistake_part;
 
+// The kernel flip's mistake for tensor t: a convolution's forward and dx, or a transposed
+// convolution's (which scatters where conv gathers: its forward is conv's dx).
+static size_t flip_mutant(const grade_layer *L, grade_tensor t) {
+    if (t == GRADE_DW) return M_FLIP_DW;
+    if (L->transposed) return t == GRADE_Y ? M_T_FLIP_Y : M_T_FLIP_DX;
+    return t == GRADE_Y ? M_FLIP_Y : M_FLIP_DX;
+}
+
 // The parts that apply to tensor t of problem p (at most 12), into out; returns how many.
+// A transposed op's y keeps its size whatever the student's loops do, so the mistakes that
+// would change it (stride, dilation, padding) are left to its dx and dw.
 static size_t mistake_parts(mistake_part *out, const grade_problem *p, grade_tensor t) {
-    const conv_geom *g = &p->layer.g;
-    const bool padded = g->pad_top + g->pad_bottom + g->pad_left + g->pad_right > 0;
-    const bool pad_not_1 =
-        g->pad_top != 1 || g->pad_bottom != 1 || g->pad_left != 1 || g->pad_right != 1;
+    const grade_layer *L = &p->layer;
+    const axes3 A = layer_axes(L);
+    bool padded = false, pad_not_1 = false, strided = false, dilated = false;
+    for (int a = first_axis(L); a < 3; a++) {
+        padded = padded || A.lo[a] + A.hi[a] > 0;
+        pad_not_1 = pad_not_1 || A.lo[a] != 1 || A.hi[a] != 1;
+        strided = strided || A.stride[a] > 1;
+        dilated = dilated || A.dilation[a] > 1;
+    }
+    const bool sized = !(L->transposed && t == GRADE_Y);
+    const bool conv_dx = grade_conv_role(L, t) == GRADE_DX;
     size_t n = 0;
-    out[n++] = (mistake_part){t == GRADE_Y ? M_FLIP_Y : t == GRADE_DX ? M_FLIP_DX : M_FLIP_DW,
-                              R_FLIP, false};
+    out[n++] = (mistake_part){flip_mutant(L, t), R_FLIP, false};
     out[n++] = (mistake_part){M_CHANNELS_SWAPPED, R_SWAP_CHANNELS, false};
-    if (g->stride_h > 1 || g->stride_w > 1)
-        out[n++] = (mistake_part){M_STRIDE_IGNORED, R_STRIDE_1, false};
-    if (g->stride_h != g->stride_w) {
+    if (sized && strided) out[n++] = (mistake_part){M_STRIDE_IGNORED, R_STRIDE_1, false};
+    if (sized && L->spatial == 2 && A.stride[1] != A.stride[2]) {
         out[n++] = (mistake_part){M_STRIDE_H_BOTH, R_STRIDE_H_BOTH, false};
         out[n++] = (mistake_part){M_STRIDE_W_BOTH, R_STRIDE_W_BOTH, false};
     }
-    if (g->dilation_h > 1 || g->dilation_w > 1)
-        out[n++] = (mistake_part){M_DILATION_IGNORED, R_DILATION_1, false};
-    if (padded) out[n++] = (mistake_part){M_PADDING_IGNORED, R_PAD_0, false};
-    if (pad_not_1) out[n++] = (mistake_part){M_PAD_FIXED_1, R_PAD_1, false};
-    if (t == GRADE_DX && padded) out[n++] = (mistake_part){M_DX_NOT_CROPPED, R_NO_CROP, false};
+    if (sized && dilated) out[n++] = (mistake_part){M_DILATION_IGNORED, R_DILATION_1, false};
+    if (sized && padded) out[n++] = (mistake_part){M_PADDING_IGNORED, R_PAD_0, false};
+    if (sized && pad_not_1) out[n++] = (mistake_part){M_PAD_FIXED_1, R_PAD_1, false};
+    if (conv_dx && padded)
+        out[n++] = (mistake_part){L->transposed ? M_T_NOT_CROPPED : M_DX_NOT_CROPPED, R_NO_CROP,
+                                  false};
+    if (L->pad_mode != CONV_PAD_ZEROS) out[n++] = (mistake_part){M_PAD_ZEROS, R_PAD_ZEROS, false};
     out[n++] = (mistake_part){M_SIGN, R_NEGATE, true};
     if (t == GRADE_Y && p->b) out[n++] = (mistake_part){M_BIAS_MISSING, R_NO_BIAS, true};
-    if (t == GRADE_DW && g->n > 1) out[n++] = (mistake_part){M_DIVIDED_BY_N, R_DIVIDE_N, true};
+    if (t == GRADE_DW && L->g.n > 1) out[n++] = (mistake_part){M_DIVIDED_BY_N, R_DIVIDE_N, true};
     return n;
 }
 
 // The candidate of `recipe` (mistake `mutant`, with mistake `also` in a pair).
 static bool add_recipe(grade_candidates *c, const grade_problem *p, grade_tensor t,
                        size_t mutant, size_t also, unsigned recipe) {
-    const conv_geom *g = &p->layer.g;
-    const index_map m = recipe_map(g, t, recipe);
-    if (m.ho < 1 || m.wo < 1) return true; // the mistake leaves no output at all
+    const index_map m = recipe_map(&p->layer, t, recipe);
+    for (int a = 0; a < 3; a++)
+        if (m.out[a] < 1) return true; // the mistake leaves no output at all
     grade_shape s;
-    map_shape(&s, g, t, &m);
+    map_shape(&s, &p->layer, t, &m);
     char variant[96] = "";
     if (also != GRADE_NO_MUTANT)
         snprintf(variant, sizeof variant, "together with %s", grade_mutants[also].id);
@@ -475,7 +660,7 @@ static bool add_recipe(grade_candidates *c, const grade_problem *p, grade_tensor
     walk(p, t, &m, &v.base);
     if (t == GRADE_Y && !(recipe & R_NO_BIAS)) add_bias(k->data, p, &s);
     const double scale = (recipe & R_NEGATE ? -1.0 : 1.0) /
-                         (recipe & R_DIVIDE_N ? (double)g->n : 1.0);
+                         (recipe & R_DIVIDE_N ? (double)p->layer.g.n : 1.0);
     if (scale != 1.0)
         for (int64_t i = 0; i < grade_shape_numel(&s); i++) k->data[i] *= scale;
     return true;
@@ -485,15 +670,15 @@ static bool add_recipe(grade_candidates *c, const grade_problem *p, grade_tensor
 #define PAIRS_MAX_FLOPS 2000000
 
 // Index-map mistakes of y, dx and dw: each alone, each pair of them (and of a sign, a missing
-// bias or a division by N), and `=` for `+=`.
+// bias or a division by N), another padding mode than the layer's, and `=` for `+=`.
 static bool add_map_mistakes(grade_candidates *c, const grade_problem *p, grade_tensor t) {
-    mistake_part parts[12];
+    mistake_part parts[16];
     const size_t n = mistake_parts(parts, p, t);
     bool ok = true;
     for (size_t i = 0; ok && i < n; i++)
         if (!parts[i].pair_only)
             ok = add_recipe(c, p, t, parts[i].mutant, GRADE_NO_MUTANT, parts[i].recipe);
-    for (size_t i = 0; ok && conv_flops(&p->layer.g) <= PAIRS_MAX_FLOPS && i < n; i++)
+    for (size_t i = 0; ok && grade_layer_flops(&p->layer) <= PAIRS_MAX_FLOPS && i < n; i++)
         for (size_t j = i + 1; ok && j < n; j++) {
             const unsigned both = parts[i].recipe | parts[j].recipe;
             bool clash = false;
@@ -501,7 +686,18 @@ static bool add_map_mistakes(grade_candidates *c, const grade_problem *p, grade_
                 clash = clash || __builtin_popcount(both & recipe_groups[q]) > 1;
             if (!clash) ok = add_recipe(c, p, t, parts[i].mutant, parts[j].mutant, both);
         }
-    const index_map m = true_map(&p->layer.g, t);
+    for (int mode = CONV_PAD_REFLECT; ok && p->layer.pad_mode != CONV_PAD_ZEROS &&
+                                      mode <= CONV_PAD_CIRCULAR;
+         mode++) {
+        if (mode == (int)p->layer.pad_mode) continue;
+        index_map m = true_map(&p->layer, t);
+        m.mode = (conv_pad_mode)mode;
+        char variant[96];
+        snprintf(variant, sizeof variant, "%s padding in place of %s",
+                 conv_pad_mode_name(m.mode), conv_pad_mode_name(p->layer.pad_mode));
+        ok = add_walk(c, p, t, M_PAD_OTHER, &m, GRADE_MATCH_VALUES, variant);
+    }
+    const index_map m = true_map(&p->layer, t);
     return ok && add_walk(c, p, t, M_OVERWRITTEN, &m, GRADE_MATCH_SINGLE_TERMS, "");
 }
 
@@ -511,10 +707,10 @@ static bool add_dx_cropped(grade_candidates *c, const grade_problem *p, size_t m
                            int64_t r0, int64_t rows, int64_t c0, int64_t cols, const char *variant) {
     const conv_geom *g = &p->layer.g;
     if (rows < 1 || cols < 1) return true;
-    index_map m = true_map(g, GRADE_DX);
+    index_map m = true_map(&p->layer, GRADE_DX);
     m.no_crop = true;
     grade_shape frame;
-    map_shape(&frame, g, GRADE_DX, &m);
+    map_shape(&frame, &p->layer, GRADE_DX, &m);
     double *padded = calloc((size_t)grade_shape_numel(&frame), sizeof(double));
     if (!padded) return false;
     sum_visitor v = {{sum_term, NULL}, padded, false};
@@ -568,13 +764,14 @@ static int64_t div_ceil(int64_t a, int64_t s) { return (a + s - 1) / s; }
 static bool add_positions(grade_candidates *c, const grade_problem *p, grade_tensor t,
                           size_t mutant, int64_t ho, int64_t wo, const char *variant) {
     const conv_geom *g = &p->layer.g;
-    index_map m = true_map(g, t);
-    if (ho < 1 || wo < 1 || (ho == m.ho && wo == m.wo)) return true;
-    if (ho <= m.ho && wo <= m.wo) {
-        m.ho = ho, m.wo = wo;
+    index_map m = true_map(&p->layer, t);
+    if (ho < 1 || wo < 1 || (ho == m.out[1] && wo == m.out[2])) return true;
+    if (ho <= m.out[1] && wo <= m.out[2]) {
+        m.out[1] = ho, m.out[2] = wo;
         return add_walk(c, p, t, mutant, &m, GRADE_MATCH_VALUES, variant);
     }
-    const grade_shape s = {4, {g->n, g->f, ho, wo}}, right = {4, {g->n, g->f, m.ho, m.wo}};
+    const grade_shape s = {4, {g->n, g->f, ho, wo}},
+                      right = {4, {g->n, g->f, m.out[1], m.out[2]}};
     // a shape that differs only in axes of size 1 is not told apart by its shape
     if (t != GRADE_Y || grade_shape_equal_squeezed(&s, &right)) return true;
     return add_candidate(c, p, t, mutant, GRADE_MATCH_SHAPE, &s, variant) != NULL;
@@ -648,51 +845,55 @@ static bool add_single_images(grade_candidates *c, const grade_problem *p, grade
 
 // dw of each image apart: all of them (the batch axis kept), and each one alone.
 static bool add_dw_batch_mistakes(grade_candidates *c, const grade_problem *p) {
-    const conv_geom *g = &p->layer.g;
-    if (g->n < 2) return true;
-    index_map m = true_map(g, GRADE_DW);
+    if (p->layer.g.n < 2) return true;
+    index_map m = true_map(&p->layer, GRADE_DW);
     m.per_sample = true;
+    grade_shape w;
+    grade_expected_shape(&w, &p->layer, GRADE_DW);
     return add_walk(c, p, GRADE_DW, M_BATCH_UNSUMMED, &m, GRADE_MATCH_VALUES,
                     "one dw per image: the batch axis is kept, not summed") &&
-           add_single_images(c, p, GRADE_DW, c->count - 1, conv_numel_w(g));
+           add_single_images(c, p, GRADE_DW, c->count - 1, grade_shape_numel(&w));
 }
 
-// dy summed over the axes in `mask` (bit i = axis i of (N, F, Ho, Wo)), the others kept.
+// dy summed over the axes in `mask` (bit i = axis i of y's full rank: (N, F, spatial...)),
+// the others kept.
 static bool add_dy_sum(grade_candidates *c, const grade_problem *p, size_t mutant,
                        unsigned mask, const char *variant) {
-    const conv_geom *g = &p->layer.g;
-    const int64_t dims[4] = {g->n, g->f, conv_out_h(g), conv_out_w(g)};
-    grade_shape s = {0, {0}};
-    for (int i = 0; i < 4; i++)
-        if (!(mask & (1u << i))) s.dim[s.rank++] = dims[i];
+    grade_layer full = p->layer;
+    full.rank = 2 + full.spatial;
+    grade_shape y, s = {0, {0}};
+    grade_expected_shape(&y, &full, GRADE_Y);
+    for (int i = 0; i < y.rank; i++)
+        if (!(mask & (1u << i))) s.dim[s.rank++] = y.dim[i];
     grade_candidate *k = add_candidate(c, p, GRADE_DB, mutant, GRADE_MATCH_VALUES, &s, variant);
     if (!k) return false;
-    int64_t idx[4];
-    for (idx[0] = 0; idx[0] < dims[0]; idx[0]++)
-        for (idx[1] = 0; idx[1] < dims[1]; idx[1]++)
-            for (idx[2] = 0; idx[2] < dims[2]; idx[2]++)
-                for (idx[3] = 0; idx[3] < dims[3]; idx[3]++) {
-                    int64_t out = 0;
-                    for (int i = 0; i < 4; i++)
-                        if (!(mask & (1u << i))) out = out * dims[i] + idx[i];
-                    k->data[out] +=
-                        p->dy[((idx[0] * dims[1] + idx[1]) * dims[2] + idx[2]) * dims[3] + idx[3]];
-                }
+    int64_t idx[GRADE_MAX_RANK];
+    for (int64_t flat = 0; flat < grade_shape_numel(&y); flat++) {
+        grade_unflatten(idx, flat, &y);
+        int64_t out = 0;
+        for (int i = 0; i < y.rank; i++)
+            if (!(mask & (1u << i))) out = out * y.dim[i] + idx[i];
+        k->data[out] += p->dy[flat];
+    }
     return true;
 }
 
 static bool add_db_mistakes(grade_candidates *c, const grade_problem *p) {
-    const conv_geom *g = &p->layer.g;
-    enum { AXIS_N = 1, AXIS_F = 2, AXIS_H = 4, AXIS_W = 8, RIGHT = AXIS_N | AXIS_H | AXIS_W };
-    static const char *const axis_names[4] = {"0 (batch)", "1 (filters)", "2 (rows)",
-                                              "3 (columns)"};
-    for (unsigned mask = 0; mask < 16; mask++) {
-        if (mask == RIGHT || mask == (AXIS_H | AXIS_W)) continue; // right; the batch kept
+    const int rank = 2 + p->layer.spatial;
+    // bits of y's axes: the batch, the channels, the spatial ones
+    const unsigned batch = 1u, spatial = ((1u << rank) - 1) & ~3u, right = batch | spatial;
+    static const char *const spatial_names[3][3] = {
+        {"2 (length)"}, {"2 (rows)", "3 (columns)"}, {"2 (depth)", "3 (rows)", "4 (columns)"}};
+    const char *axis_names[5] = {"0 (batch)", "1 (channels)"};
+    for (int i = 0; i < p->layer.spatial; i++)
+        axis_names[2 + i] = spatial_names[p->layer.spatial - 1][i];
+    for (unsigned mask = 0; mask < (1u << rank); mask++) {
+        if (mask == right || mask == spatial) continue; // right; the batch kept
         char variant[96] = "dout itself, not summed at all";
         if (mask) {
             size_t used = (size_t)snprintf(variant, sizeof variant, "dout summed over axes");
             const char *sep = " ";
-            for (int i = 0; i < 4; i++)
+            for (int i = 0; i < rank; i++)
                 if (mask & (1u << i)) {
                     used += (size_t)snprintf(variant + used, sizeof variant - used, "%s%s", sep,
                                              axis_names[i]);
@@ -701,19 +902,68 @@ static bool add_db_mistakes(grade_candidates *c, const grade_problem *p) {
         }
         if (!add_dy_sum(c, p, M_DB_AXES, mask, variant)) return false;
     }
-    if (g->n > 1 && !(add_dy_sum(c, p, M_BATCH_UNSUMMED, AXIS_H | AXIS_W,
-                                 "one db per image: the batch axis is kept, not summed") &&
-                      add_single_images(c, p, GRADE_DB, c->count - 1, g->f)))
+    const grade_layer *L = &p->layer;
+    if (L->g.n > 1 && !(add_dy_sum(c, p, M_BATCH_UNSUMMED, spatial,
+                                   "one db per image: the batch axis is kept, not summed") &&
+                        add_single_images(c, p, GRADE_DB, c->count - 1,
+                                          L->transposed ? L->g.c : L->g.f)))
         return false;
-    const index_map m = true_map(g, GRADE_DB);
+    const index_map m = true_map(L, GRADE_DB);
     return add_walk(c, p, GRADE_DB, M_OVERWRITTEN, &m, GRADE_MATCH_SINGLE_TERMS, "");
 }
 
+// A transposed op's y cut short by its output_padding (what forgetting it gives: the rows it
+// adds come last), and the shape an ordinary convolution of x would have.
+static bool add_transposed_mistakes(grade_candidates *c, const grade_problem *p) {
+    const grade_layer *L = &p->layer;
+    grade_shape s, cut;
+    expected_internal_shape(&s, p, GRADE_Y);
+    cut = s;
+    bool padded = false;
+    for (int a = 0; a < L->spatial; a++) {
+        const int64_t op = L->output_padding[3 - L->spatial + a];
+        cut.dim[2 + a] -= op;
+        padded = padded || op > 0;
+    }
+    if (padded) {
+        grade_candidate *k =
+            add_candidate(c, p, GRADE_Y, M_T_OUTPUT_PADDING, GRADE_MATCH_VALUES, &cut,
+                          "the right values, without the output_padding rows");
+        if (!k) return false;
+        int64_t idx[GRADE_MAX_RANK];
+        for (int64_t flat = 0; flat < grade_shape_numel(&s); flat++) {
+            grade_unflatten(idx, flat, &s);
+            int64_t out = 0;
+            bool kept = true;
+            for (int i = 0; i < s.rank; i++) {
+                kept = kept && idx[i] < cut.dim[i];
+                out = out * cut.dim[i] + idx[i];
+            }
+            if (kept) k->data[out] = p->ref[GRADE_Y][flat];
+        }
+    }
+    // conv's y of x (shaped like conv's y of the adjoint: x itself) with this stride and
+    // padding: x's spatial sizes shrunk the way a conv shrinks them
+    const axes3 A = layer_axes(L);
+    grade_shape conv = s;
+    for (int a = 0; a < L->spatial; a++) {
+        const int axis = 3 - L->spatial + a;
+        const int64_t in = conv_out_size(A.in[axis], A.k[axis], A.stride[axis], A.dilation[axis],
+                                         A.lo[axis], A.hi[axis]);
+        conv.dim[2 + a] = conv_out_size(in, A.k[axis], A.stride[axis], A.dilation[axis],
+                                        A.lo[axis], A.hi[axis]);
+        if (conv.dim[2 + a] < 1) return true;
+    }
+    if (grade_shape_equal(&conv, &s)) return true;
+    return add_candidate(c, p, GRADE_Y, M_T_AS_CONV, GRADE_MATCH_SHAPE, &conv,
+                         "x's size shrunk by the stride, as conv's forward shrinks it") != NULL;
+}
+
 bool grade_candidates_build(grade_candidates *out, const grade_problem *p, grade_tensor t) {
-    const conv_geom *g = &p->layer.g;
+    const grade_layer *L = &p->layer;
     if (!add_scaled(out, p, t, M_SIGN, -1.0) || !add_unfinished(out, p, t)) return false;
-    if ((t == GRADE_DW || t == GRADE_DB) && g->n > 1 &&
-        !add_scaled(out, p, t, M_DIVIDED_BY_N, 1.0 / (double)g->n))
+    if ((t == GRADE_DW || t == GRADE_DB) && L->g.n > 1 &&
+        !add_scaled(out, p, t, M_DIVIDED_BY_N, 1.0 / (double)L->g.n))
         return false;
     if (t == GRADE_DB) return add_db_mistakes(out, p);
     if (t == GRADE_Y && p->b) {
@@ -721,14 +971,17 @@ bool grade_candidates_build(grade_candidates *out, const grade_problem *p, grade
         expected_internal_shape(&s, p, t);
         grade_candidate *k = add_candidate(out, p, t, M_BIAS_MISSING, GRADE_MATCH_VALUES, &s, "");
         if (!k) return false;
-        const int64_t plane = s.dim[2] * s.dim[3];
-        for (int64_t i = 0; i < grade_shape_numel(&s); i++)
-            k->data[i] = p->ref[t][i] - p->b[(i / plane) % g->f];
+        const int64_t numel = grade_shape_numel(&s), plane = numel / (s.dim[0] * s.dim[1]);
+        for (int64_t i = 0; i < numel; i++)
+            k->data[i] = p->ref[t][i] - p->b[(i / plane) % s.dim[1]];
     }
-    if (!add_hw_swapped(out, p, t) || !add_map_mistakes(out, p, t) ||
-        !add_size_mistakes(out, p, t))
+    if (!add_map_mistakes(out, p, t)) return false;
+    if (L->transposed) return t != GRADE_Y || add_transposed_mistakes(out, p);
+    // the mistakes of a 2-d layer's two axes and of its output size (as CS231n's code has
+    // them), and of dx_pad's crop
+    if (L->spatial == 2 && !(add_hw_swapped(out, p, t) && add_size_mistakes(out, p, t)))
         return false;
-    if (t == GRADE_DX) return add_dx_crop_mistakes(out, p);
+    if (t == GRADE_DX && L->spatial == 2) return add_dx_crop_mistakes(out, p);
     if (t == GRADE_DW) return add_dw_batch_mistakes(out, p);
     return true;
 }
@@ -795,14 +1048,13 @@ static void match_position(term_visitor *self) {
 static int match_single_terms(const grade_problem *p, grade_tensor t, const double *sub,
                               int64_t n, const grade_tolerance *tol, int64_t *wrong,
                               int64_t *example) {
-    const conv_geom *g = &p->layer.g;
-    const bool per_position = t == GRADE_DX;
+    const bool per_position = t != GRADE_DB && grade_conv_role(&p->layer, t) == GRADE_DX;
     term_match m = {.base = {match_term, per_position ? match_position : NULL},
                     .sub = sub, .tol = tol, .hit = calloc((size_t)n, sizeof(bool))};
     if (t == GRADE_Y && p->b) {
+        int64_t images;
         m.bias = p->b;
-        m.plane = conv_out_h(g) * conv_out_w(g);
-        m.filters = g->f;
+        dy_layout(p, &images, &m.filters, &m.plane);
     }
     if (per_position) {
         m.acc = calloc((size_t)n, sizeof(double));
@@ -811,8 +1063,8 @@ static int match_single_terms(const grade_problem *p, grade_tensor t, const doub
     }
     int result = -1;
     if (m.hit && (!per_position || (m.acc && m.touched && m.list))) {
-        const index_map map = true_map(g, t);
-        walk(p, t, &map, &m.base);
+        const index_map map = true_map(&p->layer, t);
+        walk_terms(p, t, &map, &m.base);
         *wrong = 0;
         result = 1;
         for (int64_t i = 0; i < n && result; i++) {
@@ -940,8 +1192,23 @@ static void diagnose_shape(grade_verdict *v, const grade_problem *p, const grade
         "image's contribution into it.",
         "db has the shape of b, (F,): np.sum(dout, axis=(0, 2, 3)).",
     };
-    const conv_geom *g = &p->layer.g;
-    if (v->tensor == GRADE_Y)
+    // the other families: the same, said for any number of spatial axes
+    static const char *const family_hints[GRADE_NTENSORS] = {
+        "y has shape (N, F, *sizes), one size per spatial axis: 1 + (in + pad_lo + pad_hi - "
+        "dilation*(k - 1) - 1) // stride for a convolution, (in - 1)*stride - pad_lo - pad_hi + "
+        "dilation*(k - 1) + output_padding + 1 for a transposed one.",
+        "dx has the shape of x: accumulate into the padded shape if you like, then crop (or, "
+        "for reflect, replicate and circular padding, fold the padding's gradient back) to x's "
+        "shape.",
+        "dw has the shape of w (a transposed convolution's w is (C_in, C_out/groups, k...)): "
+        "start from np.zeros_like(w) and add every image's contribution into it.",
+        "db has the shape of b, one value per output channel: dout summed over every axis "
+        "but axis 1.",
+    };
+    const grade_layer *L = &p->layer;
+    const conv_geom *g = &L->g;
+    const bool conv2d = L->spatial == 2 && !L->transposed;
+    if (v->tensor == GRADE_Y && conv2d) {
         snprintf(evidence, sizeof evidence,
                  "your y has shape %s, the right shape is %s: H_out = 1 + (%lld + %lld - %lld) "
                  "// %lld = %lld, W_out = 1 + (%lld + %lld - %lld) // %lld = %lld",
@@ -951,10 +1218,44 @@ static void diagnose_shape(grade_verdict *v, const grade_problem *p, const grade
                  (long long)(g->pad_left + g->pad_right),
                  (long long)(g->dilation_w * (g->kw - 1) + 1), (long long)g->stride_w,
                  (long long)conv_out_w(g));
-    else
+    } else if (v->tensor == GRADE_Y) {
+        // each spatial axis's size worked out for this layer
+        static const char *const axis_names[3] = {"D_out", "H_out", "W_out"};
+        const axes3 A = layer_axes(L);
+        size_t used = (size_t)snprintf(evidence, sizeof evidence,
+                                       "your y has shape %s, the right shape is %s:", got, want);
+        for (int a = first_axis(L); a < 3 && used < sizeof evidence; a++) {
+            const char *axis = L->spatial == 1 ? "L_out" : axis_names[a];
+            const int64_t ext = A.dilation[a] * (A.k[a] - 1) + 1;
+            const int64_t in = L->transposed ? conv_out_size(A.in[a], A.k[a], A.stride[a],
+                                                             A.dilation[a], A.lo[a], A.hi[a])
+                                             : A.in[a];
+            const int64_t size = L->transposed ? A.in[a]
+                                               : conv_out_size(A.in[a], A.k[a], A.stride[a],
+                                                               A.dilation[a], A.lo[a], A.hi[a]);
+            const int64_t pads = A.lo[a] + A.hi[a];
+            const int w =
+                L->transposed
+                    ? snprintf(evidence + used, sizeof evidence - used,
+                               " %s = (%lld - 1)*%lld - %lld + %lld*(%lld - 1) + %lld + 1 = %lld;",
+                               axis, (long long)in, (long long)A.stride[a], (long long)pads,
+                               (long long)A.dilation[a], (long long)A.k[a],
+                               (long long)L->output_padding[a], (long long)size)
+                    : snprintf(evidence + used, sizeof evidence - used,
+                               " %s = 1 + (%lld + %lld - %lld) // %lld = %lld;", axis,
+                               (long long)in, (long long)pads, (long long)ext,
+                               (long long)A.stride[a], (long long)size);
+            used += w > 0 ? (size_t)w : 0;
+        }
+        if (used < sizeof evidence) evidence[used - 1] = '\0'; // the last ';'
+
+    } else {
         snprintf(evidence, sizeof evidence, "your %s has shape %s, the right shape is %s", name,
                  got, want);
-    grade_verdict_add_diagnosis(v, "wrong_shape", hints[v->tensor], "%s", evidence);
+    }
+    grade_verdict_add_diagnosis(v, "wrong_shape",
+                                conv2d ? hints[v->tensor] : family_hints[v->tensor], "%s",
+                                evidence);
 }
 
 bool grade_diagnose(grade_verdict *v, const grade_problem *p, const grade_array *sub) {

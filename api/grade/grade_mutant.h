@@ -1,8 +1,12 @@
 // grade_mutant: the diagnosis. A mutant is the answer a known mistake gives (kernel not
 // flipped for dx, stride ignored, `=` instead of `+=`, ...), computed in float64 by naive loops
 // over one index map whose flags make the mistakes, or by a transformation of the reference
-// (sign, layout, sums over the wrong axes). A failing submission is compared with every
-// mutant of its tensor, and each one it matches is reported with a hint and the evidence.
+// (sign, layout, sums over the wrong axes). The map has three spatial axes (1-d and 2-d layers
+// use the last ones) and reads x through the layer's padding mode; a transposed op is walked as
+// its adjoint conv (its y is conv's dx, its dx conv's y), so one walk serves every op, and the
+// ops' own mistakes (output_padding forgotten, a padding mode treated as zeros, ...) are
+// mutants like the others. A failing submission is compared with every mutant of its tensor,
+// and each one it matches is reported with a hint and the evidence.
 //
 // A mutant is only ever reported for a tensor that failed, and only when it differs from the
 // reference on the problem at hand, so a correct submission is never diagnosed.

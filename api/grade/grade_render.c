@@ -111,84 +111,168 @@ static void put_text_as_string(api_buf *b, api_buf *text) {
 }
 
 void grade_input_shape(grade_shape *s, const grade_layer *L, const char *which) {
+    // each input is shaped like the answer that is its gradient (dy like y)
+    const grade_tensor like = strcmp(which, "dy") == 0  ? GRADE_Y
+                              : strcmp(which, "b") == 0 ? GRADE_DB
+                              : strcmp(which, "w") == 0 ? GRADE_DW
+                                                        : GRADE_DX;
+    grade_expected_shape(s, L, like);
+}
+
+// The layer's parameters per spatial axis (d, h, w) and per side (front, back, top, bottom,
+// left, right).
+typedef struct {
+    int64_t stride[3], dilation[3], pad[6];
+} layer_params;
+
+static layer_params params_of(const grade_layer *L) {
     const conv_geom *g = &L->g;
-    if (strcmp(which, "dy") == 0) {
-        grade_expected_shape(s, L, GRADE_Y);
-    } else if (strcmp(which, "b") == 0) {
-        *s = (grade_shape){1, {g->f}};
-    } else if (strcmp(which, "w") == 0) {
-        *s = L->rank == 2 ? (grade_shape){2, {g->kh, g->kw}}
-                          : (grade_shape){4, {g->f, g->c / g->groups, g->kh, g->kw}};
-    } else {
-        const int64_t full[4] = {g->n, g->c, g->h, g->w};
-        s->rank = L->rank;
-        for (int i = 0; i < L->rank; i++) s->dim[i] = full[4 - L->rank + i];
+    const grade_depth d = grade_layer_depth(L);
+    return (layer_params){{d.stride, g->stride_h, g->stride_w},
+                          {d.dilation, g->dilation_h, g->dilation_w},
+                          {d.pad_front, d.pad_back, g->pad_top, g->pad_bottom, g->pad_left,
+                           g->pad_right}};
+}
+
+// Whether every own axis has the same padding on both sides (else it came from "same").
+static bool pads_symmetric(const grade_layer *L, const layer_params *q) {
+    for (int a = 3 - L->spatial; a < 3; a++)
+        if (q->pad[2 * a] != q->pad[2 * a + 1]) return false;
+    return true;
+}
+
+// [v[a] for the family's own axes], as JSON.
+static void put_axes(api_buf *b, const grade_layer *L, const int64_t *v, int step) {
+    api_buf_put(b, "[", 1);
+    for (int a = 3 - L->spatial; a < 3; a++)
+        api_buf_printf(b, "%s%" PRId64, a > 3 - L->spatial ? "," : "", v[a * step]);
+    api_buf_put(b, "]", 1);
+}
+
+void grade_put_layer_params(api_buf *out, const grade_layer *L) {
+    const layer_params q = params_of(L);
+    const bool conv2d = L->spatial == 2 && !L->transposed;
+    api_buf_puts(out, ",\"stride\":");
+    put_axes(out, L, q.stride, 1);
+    api_buf_puts(out, ",\"padding\":");
+    if (conv2d) // per side, as CS231n's graders have always read it
+        api_buf_printf(out, "[%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 "]", q.pad[2],
+                       q.pad[3], q.pad[4], q.pad[5]);
+    else if (pads_symmetric(L, &q))
+        put_axes(out, L, q.pad, 2);
+    else // only "same" pads one side more, and v1 has no per-side form for these ops
+        api_buf_puts(out, "\"same\"");
+    api_buf_puts(out, ",\"dilation\":");
+    put_axes(out, L, q.dilation, 1);
+    api_buf_printf(out, ",\"groups\":%" PRId64, L->g.groups);
+    if (L->pad_mode != CONV_PAD_ZEROS)
+        api_buf_printf(out, ",\"padding_mode\":\"%s\"", conv_pad_mode_name(L->pad_mode));
+    if (L->transposed) {
+        api_buf_puts(out, ",\"output_padding\":");
+        put_axes(out, L, L->output_padding, 1);
     }
 }
 
 void grade_put_spec(api_buf *out, const grade_origin *o) {
     const grade_layer *L = &o->layer;
-    const conv_geom *g = &L->g;
     grade_shape x, w;
     grade_input_shape(&x, L, "x");
     grade_input_shape(&w, L, "w");
     api_buf_puts(out, "{\"name\":");
     api_buf_json_string(out, o->name);
     if (o->generated) api_buf_printf(out, ",\"seed\":%" PRIu64, o->seed);
+    if (L->spatial != 2 || L->transposed)
+        api_buf_printf(out, ",\"op\":\"%s\"", grade_layer_family(L));
     api_buf_printf(out, ",\"dtype\":\"%s\",\"x_shape\":",
                    L->dtype == CONV_FLOAT64 ? "float64" : "float32");
     put_shape(out, &x);
     api_buf_puts(out, ",\"w_shape\":");
     put_shape(out, &w);
-    api_buf_printf(out,
-                   ",\"bias\":%s,\"stride\":[%" PRId64 ",%" PRId64 "],\"padding\":[%" PRId64
-                   ",%" PRId64 ",%" PRId64 ",%" PRId64 "],\"dilation\":[%" PRId64 ",%" PRId64
-                   "],\"groups\":%" PRId64 "}",
-                   L->bias ? "true" : "false", g->stride_h, g->stride_w, g->pad_top,
-                   g->pad_bottom, g->pad_left, g->pad_right, g->dilation_h, g->dilation_w,
-                   g->groups);
+    api_buf_printf(out, ",\"bias\":%s", L->bias ? "true" : "false");
+    grade_put_layer_params(out, L);
+    api_buf_put(out, "}", 1);
 }
 
-// "x (2, 3, 8, 9), w (4, 3, 3, 3), stride (2, 2), padding (1, 1, 1, 1), ..." for people.
+// "(2, 2)" (the family's own axes of v, every `step`-th entry) for people.
+static void put_axes_text(api_buf *b, const grade_layer *L, const int64_t *v, int step) {
+    api_buf_put(b, "(", 1);
+    for (int a = 3 - L->spatial; a < 3; a++)
+        api_buf_printf(b, "%s%" PRId64, a > 3 - L->spatial ? ", " : "", v[a * step]);
+    api_buf_puts(b, L->spatial == 1 ? ",)" : ")");
+}
+
+// "x (2, 3, 8, 9), w (4, 3, 3, 3), stride (2, 2), padding (1, 1, 1, 1), ..." for people
+// (other ops than conv2d named first).
 static void put_layer_line(api_buf *b, const grade_origin *o) {
     const grade_layer *L = &o->layer;
-    const conv_geom *g = &L->g;
+    const layer_params q = params_of(L);
     grade_shape x, w;
     char xs[96], ws[96];
     grade_input_shape(&x, L, "x");
     grade_input_shape(&w, L, "w");
     grade_format_shape(xs, sizeof xs, &x);
     grade_format_shape(ws, sizeof ws, &w);
-    api_buf_printf(b,
-                   "x %s, w %s, stride (%" PRId64 ", %" PRId64 "), padding (top %" PRId64
-                   ", bottom %" PRId64 ", left %" PRId64 ", right %" PRId64 ")",
-                   xs, ws, g->stride_h, g->stride_w, g->pad_top, g->pad_bottom, g->pad_left,
-                   g->pad_right);
-    if (g->dilation_h > 1 || g->dilation_w > 1)
-        api_buf_printf(b, ", dilation (%" PRId64 ", %" PRId64 ")", g->dilation_h, g->dilation_w);
-    if (g->groups > 1) api_buf_printf(b, ", groups %" PRId64, g->groups);
+    if (L->spatial != 2 || L->transposed) api_buf_printf(b, "%s: ", grade_layer_family(L));
+    api_buf_printf(b, "x %s, w %s, stride ", xs, ws);
+    put_axes_text(b, L, q.stride, 1);
+    if (L->spatial == 2 && !L->transposed)
+        api_buf_printf(b,
+                       ", padding (top %" PRId64 ", bottom %" PRId64 ", left %" PRId64
+                       ", right %" PRId64 ")",
+                       q.pad[2], q.pad[3], q.pad[4], q.pad[5]);
+    else if (pads_symmetric(L, &q)) {
+        api_buf_puts(b, ", padding ");
+        put_axes_text(b, L, q.pad, 2);
+    } else {
+        api_buf_puts(b, ", padding \"same\"");
+    }
+    bool dilated = false;
+    for (int a = 0; a < 3; a++) dilated = dilated || q.dilation[a] > 1;
+    if (dilated) {
+        api_buf_puts(b, ", dilation ");
+        put_axes_text(b, L, q.dilation, 1);
+    }
+    if (L->g.groups > 1) api_buf_printf(b, ", groups %" PRId64, L->g.groups);
+    if (L->pad_mode != CONV_PAD_ZEROS)
+        api_buf_printf(b, ", padding_mode %s", conv_pad_mode_name(L->pad_mode));
+    if (L->transposed) {
+        api_buf_puts(b, ", output_padding ");
+        put_axes_text(b, L, L->output_padding, 1);
+    }
     api_buf_printf(b, ", %s, %s", L->bias ? "with bias" : "no bias",
                    L->dtype == CONV_FLOAT64 ? "float64" : "float32");
     if (!grade_layer_divides_evenly(L))
-        api_buf_puts(b, ", the stride does not divide evenly (rows or columns after the last "
-                        "window)");
+        api_buf_puts(b, L->transposed ? ", output rows or columns that no input reaches (they "
+                                        "hold the bias alone)"
+                                      : ", the stride does not divide evenly (rows or columns "
+                                        "after the last window)");
     if (o->generated) api_buf_printf(b, ", seed %" PRIu64, o->seed);
 }
 
-static const char *pattern_sentence(const grade_verdict *v) {
+// Where the wrong values of v lie, in words; L's conv layer decides whether they are outputs
+// (conv's y, a transposed op's dx) or input pixels.
+static const char *pattern_sentence(const grade_verdict *v, const grade_layer *L) {
+    // a transposed op's output where no input scatters holds its bias alone
+    const bool scattered = L->transposed && v->tensor == GRADE_Y;
     switch (v->pattern) {
     case GRADE_PATTERN_LEFTOVER:
-        return "only in rows/columns after the last window, which the stride never reaches "
-               "(their gradient is 0)";
+        return scattered ? "only in rows/columns after the last input's window, which no input "
+                           "reaches (they hold the bias alone)"
+                         : "only in rows/columns after the last window, which the stride never "
+                           "reaches (their gradient is 0)";
     case GRADE_PATTERN_STRIDE_SKIPPED:
-        return "only in rows/columns between windows, which a stride larger than the kernel "
-               "skips (their gradient is 0)";
+        return scattered ? "only in rows/columns between the inputs' windows, which a stride "
+                           "larger than the kernel skips (they hold the bias alone)"
+                         : "only in rows/columns between windows, which a stride larger than "
+                           "the kernel skips (their gradient is 0)";
     case GRADE_PATTERN_UNREACHED:
-        return "only in pixels that no window reaches, after the last window or between "
-               "windows (their gradient is 0)";
+        return scattered ? "only in outputs that no input reaches (they hold the bias alone)"
+                         : "only in pixels that no window reaches, after the last window or "
+                           "between windows (their gradient is 0)";
     case GRADE_PATTERN_BORDER:
-        return v->tensor == GRADE_Y ? "only in outputs whose window overlaps the zero padding"
-                                    : "only in pixels within the padding width of the edge";
+        return grade_conv_role(L, v->tensor) == GRADE_Y
+                   ? "only in outputs whose window overlaps the padding"
+                   : "only in pixels within the padding width of the edge";
     case GRADE_PATTERN_INTERIOR:
         return "only away from the border (none near the padding, none in unreached pixels)";
     case GRADE_PATTERN_EVERYWHERE: return "all over the image, border and interior";
@@ -277,7 +361,7 @@ static void put_verdict_text(api_buf *b, const grade_case *k, grade_tensor t, bo
                 api_buf_printf(b, "- %" PRId64 " values are NaN or infinite\n",
                                v->nan_count + v->inf_count);
             if (v->has_pattern && !v->pattern_trivial)
-                api_buf_printf(b, "- where: %s\n", pattern_sentence(v));
+                api_buf_printf(b, "- where: %s\n", pattern_sentence(v, &k->origin.layer));
             api_buf_puts(b, "- first wrong values:");
             for (int i = 0; i < v->n_first; i++) {
                 grade_format_index(where, sizeof where, name, v->first[i].index,

@@ -63,9 +63,16 @@ void grade_render(api_buf *out, const grade_case *cases, size_t n, bool batch, g
                   bool html);
 
 // The generator spec of a problem, which `convd problem` and `convd check` accept back:
-// {"name", "seed" (generated only), "dtype", "x_shape", "w_shape", "bias", "stride",
-// "padding", "dilation", "groups"}.
+// {"name", "seed" (generated only), "op" (other families than conv2d), "dtype", "x_shape",
+// "w_shape", "bias", "stride", "padding", "dilation", "groups", "padding_mode" (other modes
+// than zeros), "output_padding" (transposed ops)}.
 void grade_put_spec(api_buf *out, const grade_origin *o);
+
+// The layer's v1 parameters as members of an object being written: ,"stride":[...],
+// "padding":..., "dilation":[...], "groups":G, then "padding_mode" and "output_padding" when
+// the layer has them. Lists have one entry per spatial axis (conv2d's padding one per side;
+// a 1-d or 3-d padding that is one side larger is the "same" it came from).
+void grade_put_layer_params(api_buf *out, const grade_layer *L);
 
 // The shape of input `which` ("x", "w", "b" or "dy") of layer L in L's rank.
 void grade_input_shape(grade_shape *s, const grade_layer *L, const char *which);

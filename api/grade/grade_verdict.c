@@ -80,7 +80,7 @@ void grade_axis_areas(grade_area *out, const grade_layer *L, grade_tensor t, boo
     const int64_t s = rows ? g->stride_h : g->stride_w, d = rows ? g->dilation_h : g->dilation_w;
     const int64_t lo = rows ? g->pad_top : g->pad_left, hi = rows ? g->pad_bottom : g->pad_right;
     const int64_t outs = conv_out_size(in, k, s, d, lo, hi);
-    if (t == GRADE_Y) {
+    if (grade_conv_role(L, t) == GRADE_Y) {
         for (int64_t r = 0; r < outs; r++) {
             const bool padded = r * s - lo < 0 || r * s + d * (k - 1) - lo >= in;
             out[r] = padded ? GRADE_AREA_BORDER : GRADE_AREA_INTERIOR;
@@ -149,7 +149,7 @@ static void judge_values(grade_verdict *v, const double *r, const double *s, int
 static void find_pattern(grade_verdict *v, const grade_problem *p, const double *s) {
     const grade_layer *L = &p->layer;
     const conv_geom *g = &L->g;
-    const bool is_y = v->tensor == GRADE_Y;
+    const bool is_y = grade_conv_role(L, v->tensor) == GRADE_Y;
     const int64_t rows = is_y ? conv_out_h(g) : g->h, cols = is_y ? conv_out_w(g) : g->w;
     // grading layers are small; larger ones are judged without a pattern
     enum { MAX_SIDE = 4096 };

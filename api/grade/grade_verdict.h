@@ -120,7 +120,10 @@ bool grade_verdict_add_diagnosis(grade_verdict *v, const char *id, const char *h
     __attribute__((format(printf, 4, 5)));
 
 // The area of each row (rows = true) or column of tensor t (GRADE_Y or GRADE_DX) of layer
-// L: out[i] for i in [0, H) (dx) or [0, Ho) (y). Other tensors have no areas.
+// L: out[i] for i in [0, H) (dx) or [0, Ho) (y), in terms of L's conv layer (a transposed
+// op's y has the areas of its adjoint's dx, and the other way round). Other tensors have no
+// areas. A 3-d layer's planes all share the areas of their rows and columns; a 1-d layer has
+// one row.
 void grade_axis_areas(grade_area *out, const grade_layer *L, grade_tensor t, bool rows);
 
 // `index` (flat, row-major in `shape`) as one index per axis in out[0..shape->rank).

@@ -11,10 +11,10 @@
 // stored rows' lengths. Pointers are to float (the _f32 variants) or double (_f64); C must not
 // overlap A or B. The CPU must run the variant's ISA (conv_isa_best()).
 //
-// It packs blocks of A and B into buffers on the caller's stack, at most GEMM_STACK_BYTES:
-// call it on a thread with that much stack to spare (glibc's default thread stacks are 8 MiB,
-// or 2 MiB when unlimited). It allocates nothing and shares no state: any number of threads
-// may call it at once.
+// It packs blocks of A and B into buffers on the caller's stack, at most GEMM_STACK_BYTES
+// (ASan's redzones add ~40 KiB): call it on a thread with that much stack to spare (convd's
+// threads have glibc's default, 8 MiB, or 2 MiB when the stack limit is unlimited). It
+// allocates nothing and shares no state: any number of threads may call it at once.
 #ifndef GEMM_H
 #define GEMM_H
 

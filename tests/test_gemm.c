@@ -176,8 +176,9 @@ static void test_layer_shapes(const gemm_variant *v) {
     }
 }
 
-// Threads with just GEMM_STACK_BYTES and 64 KiB of stack (the test's own frames, and the
-// sanitizers' redzones), several at once: the packing buffers fit, and no state is shared.
+// Threads with just GEMM_STACK_BYTES and 128 KiB of stack (the test's own frames, and under
+// ASan the redzones around the GEMM's locals, ~40 KiB), several at once: the packing buffers
+// fit, and no state is shared.
 typedef struct {
     const gemm_variant *v;
     int id;
@@ -205,7 +206,7 @@ static void test_threads(const gemm_variant *v) {
     enum { JOBS = 4 };
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    CHECK(pthread_attr_setstacksize(&attr, GEMM_STACK_BYTES + (64 << 10)) == 0,
+    CHECK(pthread_attr_setstacksize(&attr, GEMM_STACK_BYTES + (128 << 10)) == 0,
           "setting a thread's stack size");
     pthread_t tid[JOBS];
     stack_job jobs[JOBS];

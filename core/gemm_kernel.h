@@ -54,16 +54,29 @@ static inline __attribute__((always_inline)) void GEMM(store)(REAL *p, GEMM(vec)
 
 // v[t][u] <- v[u][t]: log2(LANES) rounds; the round of half-width h swaps, in each pair of
 // rows r, r+h (bit h of r clear), row r's lanes with bit h set against row r+h's lanes with
-// it clear (the off-diagonal blocks of each 2h x 2h block).
+// it clear (the off-diagonal blocks of each 2h x 2h block). The shuffles' lane indices are
+// constant tables (built in the loop, GCC assembled them lane by lane on every call), one row
+// per h = 1, 2, 4, 8, of which the first LANES entries are used.
+#define GEMM_LANES16(f, h)                                                                      \
+    {f(h, 0),  f(h, 1),  f(h, 2),  f(h, 3),  f(h, 4),  f(h, 5),  f(h, 6),  f(h, 7),                 \
+     f(h, 8),  f(h, 9),  f(h, 10), f(h, 11), f(h, 12), f(h, 13), f(h, 14), f(h, 15)}
+#define GEMM_LO(h, p) ((p) & (h) ? GEMM(LANES) + (p) - (h) : (p))
+#define GEMM_HI(h, p) ((p) & (h) ? GEMM(LANES) + (p) : (p) + (h))
+static const INDEX GEMM(swap_lo)[4][16] = {GEMM_LANES16(GEMM_LO, 1), GEMM_LANES16(GEMM_LO, 2),
+                                           GEMM_LANES16(GEMM_LO, 4), GEMM_LANES16(GEMM_LO, 8)};
+static const INDEX GEMM(swap_hi)[4][16] = {GEMM_LANES16(GEMM_HI, 1), GEMM_LANES16(GEMM_HI, 2),
+                                           GEMM_LANES16(GEMM_HI, 4), GEMM_LANES16(GEMM_HI, 8)};
+#undef GEMM_LANES16
+#undef GEMM_LO
+#undef GEMM_HI
+_Static_assert(GEMM(LANES) <= 16, "the swap tables have 16 lanes");
+
 static inline __attribute__((always_inline)) void GEMM(transpose)(GEMM(vec) v[GEMM(LANES)]) {
 #pragma GCC unroll 8
     for (int h = GEMM(LANES) / 2; h >= 1; h /= 2) {
         GEMM(ivec) lo, hi;
-#pragma GCC unroll 16
-        for (int p = 0; p < GEMM(LANES); p++) {
-            lo[p] = p & h ? GEMM(LANES) + p - h : p;
-            hi[p] = p & h ? GEMM(LANES) + p : p + h;
-        }
+        memcpy(&lo, GEMM(swap_lo)[__builtin_ctz((unsigned)h)], sizeof lo);
+        memcpy(&hi, GEMM(swap_hi)[__builtin_ctz((unsigned)h)], sizeof hi);
 #pragma GCC unroll 16
         for (int r = 0; r < GEMM(LANES); r++) {
             if (r & h) continue;
@@ -101,9 +114,14 @@ GEMM(pack_cols)(REAL *restrict dst, const int stride, const REAL *restrict src, 
     for (int64_t i0 = 0; i0 < stride; i0 += L) {
         for (int64_t kk = 0; kk < whole; kk += L) {
             GEMM(vec) v[L];
+            if (i0 + L <= rows) {
 #pragma GCC unroll 16
-            for (int t = 0; t < L; t++)
-                v[t] = i0 + t < rows ? GEMM(load)(src + (i0 + t) * ld + kk) : (GEMM(vec)){0};
+                for (int t = 0; t < L; t++) v[t] = GEMM(load)(src + (i0 + t) * ld + kk);
+            } else {
+#pragma GCC unroll 16
+                for (int t = 0; t < L; t++)
+                    v[t] = i0 + t < rows ? GEMM(load)(src + (i0 + t) * ld + kk) : (GEMM(vec)){0};
+            }
             GEMM(transpose)(v);
 #pragma GCC unroll 16
             for (int u = 0; u < L; u++) GEMM(store)(dst + (kk + u) * stride + i0, v[u]);

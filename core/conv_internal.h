@@ -9,6 +9,8 @@
 //   conv_winograd.c  3x3, stride 1, dilation 1: Winograd F(2x2,3x3), all three passes
 //   conv_kernels.h   the hand-vectorised loops those paths call, compiled once per ISA by
 //                    conv_kernels_portable.c, conv_kernels_avx2.c and conv_kernels_avx512.c
+//   gemm.h           the GEMM conv_gemm_call runs under AVX-512 (gemm_kernel.h, compiled by
+//                    gemm_avx512.c); OpenBLAS under the other ISAs
 // The algorithm files are dtype-generic (byte pointers and an element size); everything that
 // touches an element goes through a conv_kernels table of the pass's dtype and ISA, or through
 // conv_gemm_call (core/gemm.h's GEMM or OpenBLAS).

@@ -172,7 +172,9 @@ GEMM(micro)(const int rows, int64_t kc, const REAL *restrict pa, const REAL *res
 }
 
 // The micro-kernel for a panel of `rows` (1..MR) rows, each row count compiled on its own.
-static void GEMM(tile)(int rows, int64_t kc, const REAL *restrict pa, const REAL *restrict pb,
+// Kept out of the blocking loops: inlined there, GCC kept the packing's shuffle indices in
+// registers across the micro-kernel and spilled its accumulators.
+static __attribute__((noinline)) void GEMM(tile)(int rows, int64_t kc, const REAL *restrict pa, const REAL *restrict pb,
                        REAL *restrict c, int64_t ldc, int64_t cols, bool add) {
     switch (rows) {
 #define GEMM_ROWS(r)                                                                              \

@@ -87,8 +87,9 @@ static inline __attribute__((always_inline)) void GEMM(transpose)(GEMM(vec) v[GE
     }
 }
 
-// dst[kk*stride + i] = src[kk*ld + i] for i < rows, kk < kc; zeros for rows <= i < stride.
-// (A transposed, B not: the source rows run along the panel's width.)
+// dst[kk*stride + i] = src[kk*ld + i] for i < rows, kk < kc; zeros for rows <= i < stride,
+// except in a whole A panel (rows = MR), whose last stride - MR slots the micro-kernel never
+// reads. (A transposed, B not: the source rows run along the panel's width.)
 static inline __attribute__((always_inline)) void
 GEMM(pack_rows)(REAL *restrict dst, const int stride, const REAL *restrict src, int64_t ld,
                 int64_t rows, int64_t kc) {
@@ -97,6 +98,11 @@ GEMM(pack_rows)(REAL *restrict dst, const int stride, const REAL *restrict src, 
 #pragma GCC unroll 4
             for (int v = 0; v < stride; v += GEMM(LANES))
                 GEMM(store)(dst + kk * stride + v, GEMM(load)(src + kk * ld + v));
+        return;
+    }
+    if (rows == GEMM_MR) { // a constant size: GCC copies it with a few vector moves
+        for (int64_t kk = 0; kk < kc; kk++)
+            memcpy(dst + kk * stride, src + kk * ld, GEMM_MR * sizeof(REAL));
         return;
     }
     for (int64_t kk = 0; kk < kc; kk++)

@@ -15,25 +15,25 @@
 #define GEMM_MC 140
 
 #define REAL float
-#define INDEX int32_t
+#define GEMM_LANES 16
 #define GEMM_KC 256
 #define GEMM(name) gemm_##name##_avx512_f32
 #define GEMM_EXPORT gemm_avx512_f32
 #include "core/gemm_kernel.h"
 #undef REAL
-#undef INDEX
+#undef GEMM_LANES
 #undef GEMM_KC
 #undef GEMM
 #undef GEMM_EXPORT
 
 #define REAL double
-#define INDEX int64_t
+#define GEMM_LANES 8
 #define GEMM_KC 128
 #define GEMM(name) gemm_##name##_avx512_f64
 #define GEMM_EXPORT gemm_avx512_f64
 #include "core/gemm_kernel.h"
 #undef REAL
-#undef INDEX
+#undef GEMM_LANES
 #undef GEMM_KC
 #undef GEMM
 #undef GEMM_EXPORT

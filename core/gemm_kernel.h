@@ -1,9 +1,10 @@
 // gemm_kernel: the packed GEMM of gemm.h, written once in GNU C vector types; each
 // core/gemm_<isa>.c compiles it under its ISA's target pragma, once per dtype. The includer
-// defines REAL (the element type), INDEX (the signed integer of REAL's size), VEC_BYTES (the
-// ISA's vector width), GEMM_MR (rows of a micro-tile), GEMM_KC and GEMM_MC (the cache blocks
-// below), GEMM(name) (a per-dtype name) and GEMM_EXPORT (the gemm_fn it defines), and has
-// included <stdbool.h>, <stdint.h>, <string.h> and core/gemm.h before its pragma.
+// defines REAL (the element type), VEC_BYTES (the ISA's vector width), GEMM_LANES (its lanes
+// of REAL, as a number the preprocessor reads), GEMM_MR (rows of a micro-tile), GEMM_KC and
+// GEMM_MC (the cache blocks below), GEMM(name) (a per-dtype name) and GEMM_EXPORT (the
+// gemm_fn it defines), and has included <stdbool.h>, <stdint.h>, <string.h> and core/gemm.h
+// before its pragma.
 //
 // The blocking is BLIS's (Goto & van de Geijn, "Anatomy of high-performance matrix
 // multiplication", 2008), with B packed one micro-panel at a time:
@@ -41,7 +42,6 @@ _Static_assert((GEMM(PANELS) * GEMM(AS) * GEMM_KC + GEMM_KC * GEMM(NR)) * sizeof
                "the packing buffers fit GEMM_STACK_BYTES");
 
 typedef REAL GEMM(vec) __attribute__((vector_size(VEC_BYTES)));
-typedef INDEX GEMM(ivec) __attribute__((vector_size(VEC_BYTES)));
 
 static inline __attribute__((always_inline)) GEMM(vec) GEMM(load)(const REAL *p) {
     GEMM(vec) v;
@@ -54,38 +54,46 @@ static inline __attribute__((always_inline)) void GEMM(store)(REAL *p, GEMM(vec)
 
 // v[t][u] <- v[u][t]: log2(LANES) rounds; the round of half-width h swaps, in each pair of
 // rows r, r+h (bit h of r clear), row r's lanes with bit h set against row r+h's lanes with
-// it clear (the off-diagonal blocks of each 2h x 2h block). The shuffles' lane indices are
-// constant tables (built in the loop, GCC assembled them lane by lane on every call), one row
-// per h = 1, 2, 4, 8, of which the first LANES entries are used.
-#define GEMM_LANES16(f, h)                                                                      \
-    {f(h, 0),  f(h, 1),  f(h, 2),  f(h, 3),  f(h, 4),  f(h, 5),  f(h, 6),  f(h, 7),                 \
-     f(h, 8),  f(h, 9),  f(h, 10), f(h, 11), f(h, 12), f(h, 13), f(h, 14), f(h, 15)}
-#define GEMM_LO(h, p) ((p) & (h) ? GEMM(LANES) + (p) - (h) : (p))
-#define GEMM_HI(h, p) ((p) & (h) ? GEMM(LANES) + (p) : (p) + (h))
-static const INDEX GEMM(swap_lo)[4][16] = {GEMM_LANES16(GEMM_LO, 1), GEMM_LANES16(GEMM_LO, 2),
-                                           GEMM_LANES16(GEMM_LO, 4), GEMM_LANES16(GEMM_LO, 8)};
-static const INDEX GEMM(swap_hi)[4][16] = {GEMM_LANES16(GEMM_HI, 1), GEMM_LANES16(GEMM_HI, 2),
-                                           GEMM_LANES16(GEMM_HI, 4), GEMM_LANES16(GEMM_HI, 8)};
-#undef GEMM_LANES16
-#undef GEMM_LO
-#undef GEMM_HI
-_Static_assert(GEMM(LANES) <= 16, "the swap tables have 16 lanes");
+// it clear (the off-diagonal blocks of each 2h x 2h block). __builtin_shufflevector (GCC 12,
+// clang) takes the lane indices as constants, listed per lane count: the includer's
+// GEMM_LANES, which must equal LANES. (Built at run time, GCC assembled the indices lane by
+// lane on every call.)
+#if GEMM_LANES == 16
+#define GEMM_EACH_LANE(f, h)                                                                     \
+    f(h, 0), f(h, 1), f(h, 2), f(h, 3), f(h, 4), f(h, 5), f(h, 6), f(h, 7), f(h, 8), f(h, 9),    \
+        f(h, 10), f(h, 11), f(h, 12), f(h, 13), f(h, 14), f(h, 15)
+#elif GEMM_LANES == 8
+#define GEMM_EACH_LANE(f, h) f(h, 0), f(h, 1), f(h, 2), f(h, 3), f(h, 4), f(h, 5), f(h, 6), f(h, 7)
+#else
+#error "gemm_kernel.h transposes 8 or 16 lanes"
+#endif
+_Static_assert(GEMM_LANES == GEMM(LANES), "GEMM_LANES is the vector's lane count");
+#define GEMM_LO(h, p) ((p) & (h) ? GEMM_LANES + (p) - (h) : (p))
+#define GEMM_HI(h, p) ((p) & (h) ? GEMM_LANES + (p) : (p) + (h))
+#define GEMM_SWAP_ROUND(v, h)                                                                   \
+    for (int r = 0; r < GEMM_LANES; r++) {                                                      \
+        if (r & (h)) continue;                                                                   \
+        const GEMM(vec) a = v[r], b = v[r + (h)];                                                \
+        v[r] = __builtin_shufflevector(a, b, GEMM_EACH_LANE(GEMM_LO, h));                        \
+        v[r + (h)] = __builtin_shufflevector(a, b, GEMM_EACH_LANE(GEMM_HI, h));                  \
+    }
 
 static inline __attribute__((always_inline)) void GEMM(transpose)(GEMM(vec) v[GEMM(LANES)]) {
-#pragma GCC unroll 8
-    for (int h = GEMM(LANES) / 2; h >= 1; h /= 2) {
-        GEMM(ivec) lo, hi;
-        memcpy(&lo, GEMM(swap_lo)[__builtin_ctz((unsigned)h)], sizeof lo);
-        memcpy(&hi, GEMM(swap_hi)[__builtin_ctz((unsigned)h)], sizeof hi);
+#if GEMM_LANES == 16
 #pragma GCC unroll 16
-        for (int r = 0; r < GEMM(LANES); r++) {
-            if (r & h) continue;
-            const GEMM(vec) a = v[r], b = v[r + h];
-            v[r] = __builtin_shuffle(a, b, lo);
-            v[r + h] = __builtin_shuffle(a, b, hi);
-        }
-    }
+    GEMM_SWAP_ROUND(v, 8)
+#endif
+#pragma GCC unroll 16
+    GEMM_SWAP_ROUND(v, 4)
+#pragma GCC unroll 16
+    GEMM_SWAP_ROUND(v, 2)
+#pragma GCC unroll 16
+    GEMM_SWAP_ROUND(v, 1)
 }
+#undef GEMM_EACH_LANE
+#undef GEMM_LO
+#undef GEMM_HI
+#undef GEMM_SWAP_ROUND
 
 // dst[kk*stride + i] = src[kk*ld + i] for i < rows, kk < kc; zeros for rows <= i < stride,
 // except in a whole A panel (rows = MR), whose last stride - MR slots the micro-kernel never
@@ -180,8 +188,9 @@ GEMM(micro)(const int rows, int64_t kc, const REAL *restrict pa, const REAL *res
 // The micro-kernel for a panel of `rows` (1..MR) rows, each row count compiled on its own.
 // Kept out of the blocking loops: inlined there, GCC kept the packing's shuffle indices in
 // registers across the micro-kernel and spilled its accumulators.
-static __attribute__((noinline)) void GEMM(tile)(int rows, int64_t kc, const REAL *restrict pa, const REAL *restrict pb,
-                       REAL *restrict c, int64_t ldc, int64_t cols, bool add) {
+static __attribute__((noinline)) void GEMM(tile)(int rows, int64_t kc, const REAL *restrict pa,
+                                                 const REAL *restrict pb, REAL *restrict c,
+                                                 int64_t ldc, int64_t cols, bool add) {
     switch (rows) {
 #define GEMM_ROWS(r)                                                                              \
     case r:                                                                                       \

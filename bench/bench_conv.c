@@ -5,7 +5,7 @@
 //                            (BENCH_ALGORITHM=direct: never Winograd, as impl convd_direct)
 //   bench_conv rss [THREADS] one (b)-sized forward + backward, then its peak RSS, one JSON line
 //   bench_conv gemm          1-thread sgemm on each layer's three GEMM shapes (per image and
-//                            group): the ceiling the BLAS core in use puts on im2col + GEMM
+//                            group), OpenBLAS's and convd's own: the ceiling on im2col + GEMM
 // Timings follow bench_plan_from_env() like every peer. Before a layer is timed its results are
 // spot-checked against sums computed here, so a broken build cannot post fast numbers.
 #include <cblas.h>
@@ -19,6 +19,7 @@
 
 #include "bench/benchlib.h"
 #include "core/conv.h"
+#include "core/gemm.h"
 #include "server/blas_boot.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -402,26 +403,43 @@ typedef struct {
     const float *a, *b;
     float *c;
     int m, n, k;
-    CBLAS_TRANSPOSE ta, tb;
+    bool ta, tb;
+    gemm_fn *own; // convd's GEMM, or NULL for cblas_sgemm
 } gemm_case;
 
 static void step_gemm(void *ctx, double *part_ms) {
     const gemm_case *q = ctx;
-    int lda = q->ta == CblasNoTrans ? q->k : q->m, ldb = q->tb == CblasNoTrans ? q->n : q->k;
+    int lda = q->ta ? q->m : q->k, ldb = q->tb ? q->k : q->n;
     double t0 = bench_now_ms();
-    cblas_sgemm(CblasRowMajor, q->ta, q->tb, q->m, q->n, q->k, 1.0f, q->a, lda, q->b, ldb, 0.0f,
-                q->c, q->n);
+    if (q->own)
+        q->own(q->ta, q->tb, q->m, q->n, q->k, q->a, lda, q->b, ldb, false, q->c, q->n);
+    else
+        cblas_sgemm(CblasRowMajor, q->ta ? CblasTrans : CblasNoTrans,
+                    q->tb ? CblasTrans : CblasNoTrans, q->m, q->n, q->k, 1.0f, q->a, lda, q->b,
+                    ldb, 0.0f, q->c, q->n);
     part_ms[0] = bench_now_ms() - t0;
+}
+
+// Best-of milliseconds of one GEMM.
+static double time_gemm(gemm_case *q, double *samples, const bench_plan *plan) {
+    bench_measure(samples, step_gemm, q, 1, plan);
+    double ms = samples[0];
+    for (int r = 1; r < plan->repeats; r++) ms = samples[r] < ms ? samples[r] : ms;
+    return ms;
 }
 
 // The GEMMs of im2col + GEMM for one image and group with all Ho*Wo pixels as columns (the
 // transposes as core/conv_gemm.c calls them): forward (F/G x K)(K x P), backward data
 // (K x F/G)(F/G x P) with w transposed, backward weights (F/G x P)(P x K) with col transposed.
-// A ceiling is what the BLAS can do, so noise only lowers it: best of 3x the usual repeats.
+// Each is timed with cblas_sgemm (the BLAS core in use) and, where the ISA in use has one,
+// with convd's own GEMM (core/gemm.h), which conv passes then call instead; `gflops` is the
+// one convd runs, the ceiling of its im2col + GEMM. Their results must agree, or no numbers.
+// A ceiling is what the GEMM can do, so noise only lowers it: best of 3x the usual repeats.
 static int cmd_gemm(void) {
     bench_plan plan = bench_plan_from_env();
     plan.repeats *= 3;
     double *samples = bench_alloc(sizeof(double) * (size_t)plan.repeats);
+    gemm_fn *own = conv_isa_default() == CONV_ISA_AVX512 ? gemm_avx512_f32 : NULL;
     for (int i = 0; i < bench_layer_count; i++) {
         const bench_layer *l = &bench_layers[i];
         int fg = (int)(l->f / l->groups), kk = (int)(l->c / l->groups * l->kh * l->kw);
@@ -429,29 +447,50 @@ static int cmd_gemm(void) {
         struct {
             const char *pass;
             int m, n, k;
-            CBLAS_TRANSPOSE ta, tb;
-        } shapes[] = {{"forward", fg, p, kk, CblasNoTrans, CblasNoTrans},
-                      {"backward_data", kk, p, fg, CblasTrans, CblasNoTrans},
-                      {"backward_weights", fg, kk, p, CblasNoTrans, CblasTrans}};
+            bool ta, tb;
+        } shapes[] = {{"forward", fg, p, kk, false, false},
+                      {"backward_data", kk, p, fg, true, false},
+                      {"backward_weights", fg, kk, p, false, true}};
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
             gemm_case q = {.m = shapes[s].m, .n = shapes[s].n, .k = shapes[s].k,
                            .ta = shapes[s].ta, .tb = shapes[s].tb};
+            const size_t cn = (size_t)q.m * (size_t)q.n;
             float *a = bench_alloc(sizeof(float) * (size_t)q.m * (size_t)q.k);
             float *b = bench_alloc(sizeof(float) * (size_t)q.k * (size_t)q.n);
-            q.c = bench_alloc(sizeof(float) * (size_t)q.m * (size_t)q.n);
+            float *c_blas = bench_alloc(sizeof(float) * cn);
+            q.c = bench_alloc(sizeof(float) * cn);
             bench_fill(a, (int64_t)q.m * q.k, 5);
             bench_fill(b, (int64_t)q.k * q.n, 6);
             q.a = a;
             q.b = b;
-            bench_measure(samples, step_gemm, &q, 1, &plan);
-            double ms = samples[0];
-            for (int r = 1; r < plan.repeats; r++) ms = samples[r] < ms ? samples[r] : ms;
+            const double blas_ms = time_gemm(&q, samples, &plan);
+            double ms = blas_ms;
+            if (own) {
+                memcpy(c_blas, q.c, sizeof(float) * cn);
+                q.own = own;
+                ms = time_gemm(&q, samples, &plan);
+                double worst = 0, scale = 0;
+                for (size_t e = 0; e < cn; e++) {
+                    double d = fabs((double)q.c[e] - c_blas[e]);
+                    worst = d > worst ? d : worst;
+                    scale = fabs((double)c_blas[e]) > scale ? fabs((double)c_blas[e]) : scale;
+                }
+                if (worst > 1e-4 * scale + 1e-30) {
+                    fprintf(stderr, "bench_conv gemm: convd's GEMM differs from cblas_sgemm by "
+                                    "%g (largest |c| %g) on layer %s %s\n",
+                            worst, scale, l->name, shapes[s].pass);
+                    return 1;
+                }
+            }
             printf("{\"kind\":\"gemm\",\"layer\":\"%s\",\"pass\":\"%s\",\"m\":%d,\"n\":%d,"
-                   "\"k\":%d,\"ms\":%.6f,\"gflops\":%.2f,\"core\":\"%s\"}\n",
-                   l->name, shapes[s].pass, q.m, q.n, q.k, ms,
-                   2.0 * q.m * q.n * q.k / (ms * 1e6), blas_core_name());
+                   "\"k\":%d,\"impl\":\"%s\",\"ms\":%.6f,\"gflops\":%.2f,"
+                   "\"cblas_gflops\":%.2f,\"core\":\"%s\",\"isa\":\"%s\"}\n",
+                   l->name, shapes[s].pass, q.m, q.n, q.k, own ? "convd" : "cblas", ms,
+                   2.0 * q.m * q.n * q.k / (ms * 1e6), 2.0 * q.m * q.n * q.k / (blas_ms * 1e6),
+                   blas_core_name(), conv_isa_name(CONV_ISA_AUTO));
             free(a);
             free(b);
+            free(c_blas);
             free(q.c);
         }
     }

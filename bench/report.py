@@ -161,10 +161,11 @@ GEMM_PASSES = ("forward", "backward_data", "backward_weights")
 
 def gemm_table(gemm, by, layers, markdown):
     """sgemm alone on each layer's GEMM shapes (1 thread) against convd's 1-thread passes: how
-    much of the BLAS core's ceiling the im2col + GEMM structure keeps."""
+    much of the ceiling the im2col + GEMM structure keeps. GFLOP/s are the GEMM convd's passes
+    call (its own where the ISA has one, "impl" convd), OpenBLAS's in brackets."""
     g = {(r["layer"], r["pass"]): r for r in gemm}
-    head = ["layer", "fwd GEMM M,N,K", "GFLOP/s", "bwd-data GEMM", "GFLOP/s", "bwd-weights GEMM",
-            "GFLOP/s", "convd fwd / ceiling", "convd bwd / ceiling"]
+    head = ["layer", "fwd GEMM M,N,K", "GFLOP/s (BLAS)", "bwd-data GEMM", "GFLOP/s (BLAS)",
+            "bwd-weights GEMM", "GFLOP/s (BLAS)", "convd fwd / ceiling", "convd bwd / ceiling"]
     rows = []
     for layer in layers:
         shapes = [g.get((layer, p)) for p in GEMM_PASSES]
@@ -177,7 +178,8 @@ def gemm_table(gemm, by, layers, markdown):
         c_f, c_b = by.get(("convd", layer, "forward", 1)), by.get(("convd", layer, "backward", 1))
         cols = [layer]
         for s in shapes:
-            cols += [f"{s['m']},{s['n']},{s['k']}", f"{s['gflops']:.0f}"]
+            cols += [f"{s['m']},{s['n']},{s['k']}",
+                     f"{s['gflops']:.0f} ({s.get('cblas_gflops', s['gflops']):.0f})"]
         if layers[layer]["c"] == layers[layer]["groups"]:
             cols += ["no GEMM", "no GEMM"]  # one channel per group: core/ runs these directly
         else:
@@ -292,8 +294,9 @@ def main():
           "allocator, paying this VM's first touch of fresh pages on every call (not judged)")
     if gemm:
         print()
-        print(f"sgemm alone, 1 thread, core {gemm[0]['core']}, per image and group (M,N,K as "
-              "core/conv_gemm.c calls it), and convd's 1-thread passes against that ceiling:")
+        print(f"sgemm alone, 1 thread, {gemm[0].get('impl', 'cblas')}'s GEMM (OpenBLAS core "
+              f"{gemm[0]['core']} in brackets), per image and group (M,N,K as core/conv_gemm.c "
+              "calls it), and convd's 1-thread passes against that ceiling:")
         print(gemm_table(gemm, by, layers, markdown=False))
         print()
     for r in rss:

@@ -65,7 +65,7 @@ for ((round = 0; round < rounds; round++)); do
     done
 done
 
-say "sgemm alone on the layers' GEMM shapes, 1 thread (the BLAS core's ceiling)"
+say "sgemm alone on the layers' GEMM shapes, 1 thread, convd's and OpenBLAS's (the GEMM ceiling)"
 build/bench/bench_conv gemm >"$raw/gemm.jsonl"
 
 say "peak memory of one (b)-sized forward + backward"

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/conv_internal.h"
+#include "core/gemm.h"
 
 size_t conv_dtype_size(conv_dtype dt) { return dt == CONV_FLOAT64 ? 8 : 4; }
 
@@ -244,17 +245,23 @@ void conv_add_partial_sums(const conv_run *r) {
         r->k->axpy(r->out, r->scratch + (size_t)t * r->region_bytes, count, 1, 1.0);
 }
 
-void conv_gemm_call(conv_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                    const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
-                    int64_t ldc) {
+void conv_gemm_call(const conv_run *r, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                    int64_t k, const void *a, int64_t lda, const void *b, int64_t ldb, bool add,
+                    void *c, int64_t ldc) {
+    const bool f64 = r->dt == CONV_FLOAT64;
+    if (r->isa == CONV_ISA_AVX512) {
+        (f64 ? gemm_avx512_f64 : gemm_avx512_f32)(trans_a, trans_b, m, n, k, a, lda, b, ldb, add,
+                                                  c, ldc);
+        return;
+    }
     const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
     const enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
-    if (dt == CONV_FLOAT64)
+    if (f64)
         cblas_dgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1, a, (int)lda, b, (int)ldb,
-                    beta, c, (int)ldc);
+                    add, c, (int)ldc);
     else
         cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1, a, (int)lda, b, (int)ldb,
-                    (float)beta, c, (int)ldc);
+                    add, c, (int)ldc);
 }
 
 // ---- ISA ----------------------------------------------------------------------------------
@@ -293,7 +300,9 @@ const char *conv_isa_name(conv_isa isa) {
     return isa >= CONV_ISA_PORTABLE && isa <= CONV_ISA_AVX512 ? isa_names[isa] : "unknown";
 }
 
-static conv_status pick_kernels(const conv_kernels **k, const conv_exec *ex, conv_dtype dt,
+// The pass's ISA (ex->isa, or the default) and its kernels for `dt`, or fails when this CPU
+// cannot run it.
+static conv_status pick_kernels(conv_run *r, const conv_exec *ex, conv_dtype dt,
                                 conv_error *err) {
     static const conv_kernels *const tables[][2] = {
         [CONV_ISA_PORTABLE] = {&conv_kernels_portable_f32, &conv_kernels_portable_f64},
@@ -304,7 +313,8 @@ static conv_status pick_kernels(const conv_kernels **k, const conv_exec *ex, con
     if (isa < CONV_ISA_PORTABLE || isa > conv_isa_best())
         return fail(err, CONV_EINVAL, "isa", "the ISA %d (%s) is not one this CPU runs (best: %s)",
                     (int)isa, conv_isa_name(isa), conv_isa_name(conv_isa_best()));
-    *k = tables[isa][dt == CONV_FLOAT64];
+    r->isa = isa;
+    r->k = tables[isa][dt == CONV_FLOAT64];
     return CONV_OK;
 }
 
@@ -366,7 +376,7 @@ static conv_status start_run(conv_run *r, const conv_geom *g, conv_dtype dt,
     conv_status st = conv_geom_check(g, dt, err);
     if (st != CONV_OK) return st;
     *r = (conv_run){.g = g, .dt = dt, .elt = conv_dtype_size(dt), .ex = ex};
-    return pick_kernels(&r->k, ex, dt, err);
+    return pick_kernels(r, ex, dt, err);
 }
 
 // Like start_run, and *winograd tells whether the pass runs Winograd.

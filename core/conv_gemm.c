@@ -146,16 +146,16 @@ static void forward_worker(void *arg, int worker) {
         item_place(r, item, pixels, &n, &grp, &p0, &p1);
         int64_t ld_cols;
         const char *cols = item_columns(r, col, n, grp, p0, p1, &ld_cols);
-        // With a bias, y starts as the bias and the GEMM adds onto it (beta 1): BLAS would
-        // otherwise clear y for beta 0 and a second pass add the bias.
+        // With a bias, y starts as the bias and the GEMM adds onto it: cheaper than a GEMM
+        // storing y and a second pass adding the bias.
         char *y_g = conv_at(r->out, (n * g->f + grp * fg) * pixels + p0, elt);
         if (r->b)
             for (int64_t f = 0; f < fg; f++) {
                 r->k->fill(conv_at(y_g, f * pixels, elt), p1 - p0,
                            conv_load(r->b, grp * fg + f, r->dt));
             }
-        conv_gemm_call(r->dt, false, false, fg, p1 - p0, k, conv_at(r->w, grp * fg * k, elt), k,
-                       cols, ld_cols, r->b ? 1 : 0, y_g, pixels);
+        conv_gemm_call(r, false, false, fg, p1 - p0, k, conv_at(r->w, grp * fg * k, elt), k,
+                       cols, ld_cols, r->b != NULL, y_g, pixels);
     }
 }
 
@@ -177,14 +177,14 @@ static void backward_data_worker(void *arg, int worker) {
         const char *dy_g = conv_at(r->dy, (n * g->f + grp * fg) * pixels, elt);
         const char *w_c = conv_at(r->w, grp * fg * k + c0 * khw, elt); // columns c0*khw.. of w_g
         if (conv_is_pointwise(g)) {
-            conv_gemm_call(r->dt, true, false, c1 - c0, hw, fg, w_c, k, dy_g, pixels, 0, dx_c, hw);
+            conv_gemm_call(r, true, false, c1 - c0, hw, fg, w_c, k, dy_g, pixels, false, dx_c, hw);
             continue;
         }
         memset(dx_c, 0, (size_t)((c1 - c0) * hw) * elt);
         for (int64_t p0 = 0; p0 < pixels; p0 += r->col_pixels) {
             int64_t p1 = p0 + r->col_pixels < pixels ? p0 + r->col_pixels : pixels;
-            conv_gemm_call(r->dt, true, false, (c1 - c0) * khw, p1 - p0, fg, w_c, k,
-                           conv_at(dy_g, p0, elt), pixels, 0, col, p1 - p0);
+            conv_gemm_call(r, true, false, (c1 - c0) * khw, p1 - p0, fg, w_c, k,
+                           conv_at(dy_g, p0, elt), pixels, false, col, p1 - p0);
             col2im_add(r, dx_c, col, c1 - c0, p0, p1);
         }
     }
@@ -208,9 +208,9 @@ static void backward_weights_worker(void *arg, int worker) {
         item_place(r, item, pixels, &n, &grp, &p0, &p1);
         int64_t ld_cols;
         const char *cols = item_columns(r, col, n, grp, p0, p1, &ld_cols);
-        conv_gemm_call(r->dt, false, true, fg, k, p1 - p0,
+        conv_gemm_call(r, false, true, fg, k, p1 - p0,
                        conv_at(r->dy, (n * g->f + grp * fg) * pixels + p0, elt), pixels, cols,
-                       ld_cols, 1, conv_at(sum, grp * fg * k, elt), k);
+                       ld_cols, true, conv_at(sum, grp * fg * k, elt), k);
     }
 }
 

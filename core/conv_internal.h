@@ -9,9 +9,11 @@
 //   conv_winograd.c  3x3, stride 1, dilation 1: Winograd F(2x2,3x3), all three passes
 //   conv_kernels.h   the hand-vectorised loops those paths call, compiled once per ISA by
 //                    conv_kernels_portable.c, conv_kernels_avx2.c and conv_kernels_avx512.c
+//   gemm.h           the GEMM conv_gemm_call runs under AVX-512 (gemm_kernel.h, compiled by
+//                    gemm_avx512.c); OpenBLAS under the other ISAs
 // The algorithm files are dtype-generic (byte pointers and an element size); everything that
 // touches an element goes through a conv_kernels table of the pass's dtype and ISA, or through
-// conv_gemm_call.
+// conv_gemm_call (core/gemm.h's GEMM or OpenBLAS).
 #ifndef CONV_INTERNAL_H
 #define CONV_INTERNAL_H
 
@@ -85,11 +87,6 @@ extern const conv_kernels conv_kernels_portable_f32, conv_kernels_portable_f64;
 extern const conv_kernels conv_kernels_avx2_f32, conv_kernels_avx2_f64;
 extern const conv_kernels conv_kernels_avx512_f32, conv_kernels_avx512_f64;
 
-// C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C, row-major, in `dt`.
-void conv_gemm_call(conv_dtype dt, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                    const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
-                    int64_t ldc);
-
 // ---- Threads ------------------------------------------------------------------------------
 // Fork-join over `threads` workers, the caller being worker 0 (conv.c).
 typedef void (*conv_worker_fn)(void *ctx, int worker);
@@ -128,6 +125,7 @@ typedef struct conv_run {
     const conv_geom *g;
     conv_dtype dt;
     size_t elt;
+    conv_isa isa;                // the one the pass runs (never CONV_ISA_AUTO)
     const conv_kernels *k;
     const conv_exec *ex;
     // Set by the algorithm for its workers:
@@ -138,6 +136,15 @@ typedef struct conv_run {
     int64_t items, chunks;
     int64_t col_pixels;   // conv_gemm.c: pixels per column chunk
 } conv_run;
+
+// C (m x n) = op(A) (m x k) * op(B) (k x n), or C += that with `add`: row-major, in the pass's
+// dtype, op being the transpose where asked (A stored k x m, B stored n x k), on the calling
+// thread alone. convd's own GEMM (core/gemm.h) where the pass's ISA has one (AVX-512: OpenBLAS
+// may run a narrower core than the CPU's, as OPENBLAS_CORETYPE=Haswell does), OpenBLAS
+// (single-threaded by blas_boot) otherwise.
+void conv_gemm_call(const conv_run *r, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                    int64_t k, const void *a, int64_t lda, const void *b, int64_t ldb, bool add,
+                    void *c, int64_t ldc);
 
 // Element i of a dtype array, as a byte address.
 static inline char *conv_at(const void *base, int64_t i, size_t elt) {

@@ -9,7 +9,7 @@
 // beyond the plane reads zeros, so any padding works). Per group, with the kernels transformed
 // once (U[e] (out x in) = G k G^T, e < 16) and tiles taken in batches of T:
 //   V[e] (in x T) = B^T d B per input plane and tile      (conv_kernels.h: wino_input)
-//   M[e] (out x T) = U[e] * V[e]                          16 GEMMs (OpenBLAS)
+//   M[e] (out x T) = U[e] * V[e]                          16 GEMMs (conv_gemm_call)
 //   out tile = A^T M A (+ bias) per output plane and tile (wino_output)
 // Backward weights is the transpose of the forward's algebra: per tile the transformed
 // gradient Z = A dY A^T and V as above, summed as 16 GEMMs acc[e] (F/G x C/G) += Z[e] V[e]^T
@@ -190,9 +190,9 @@ static void correlate_worker(void *arg, int worker) {
         }
         const char *u = conv_at(p->u, grp * 16 * p->og * p->ig, elt);
         for (int e = 0; e < 16; e++)
-            conv_gemm_call(r->dt, false, false, p->og, size, p->ig,
+            conv_gemm_call(r, false, false, p->og, size, p->ig,
                            conv_at(u, e * p->og * p->ig, elt), p->ig,
-                           conv_at(v, e * p->ig * size, elt), size, 0,
+                           conv_at(v, e * p->ig * size, elt), size, false,
                            conv_at(m, e * p->og * size, elt), size);
         for (int64_t at = 0, n, t0, count; at < size; at += count) {
             segment(p, item, at, size, &n, &t0, &count);
@@ -267,8 +267,8 @@ static void weights_worker(void *arg, int worker) {
         }
         char *acc_g = conv_at(acc, grp * 16 * fg * cg, elt);
         for (int e = 0; e < 16; e++)
-            conv_gemm_call(r->dt, false, true, fg, cg, size, conv_at(z, e * fg * size, elt),
-                           size, conv_at(v, e * cg * size, elt), size, 1,
+            conv_gemm_call(r, false, true, fg, cg, size, conv_at(z, e * fg * size, elt),
+                           size, conv_at(v, e * cg * size, elt), size, true,
                            conv_at(acc_g, e * fg * cg, elt), cg);
     }
 }

@@ -1,0 +1,32 @@
+// gemm: convd's own GEMM, for the instruction sets where the BLAS core that a deployment runs
+// can leave half the CPU unused (OPENBLAS_CORETYPE=Haswell on an AVX-512 machine runs 256-bit
+// kernels at under half its peak). conv.c's conv_gemm_call picks it by the pass's ISA and
+// calls OpenBLAS for the rest.
+//
+// Every function here computes, single-threaded, row-major,
+//   C (m x n) = op(A) (m x k) * op(B) (k x n)        (add false: C's old values are ignored)
+//   C (m x n) += op(A) (m x k) * op(B) (k x n)       (add true)
+// op(A) being A (m x k, leading dimension lda) or, with trans_a, the transpose of A stored
+// k x m; likewise op(B), k x n or, with trans_b, n x k. m, n, k >= 1; lda, ldb, ldc at least the
+// stored rows' lengths. Pointers are to float (the _f32 variants) or double (_f64); C must not
+// overlap A or B. The CPU must run the variant's ISA (conv_isa_best()).
+//
+// It packs blocks of A and B into buffers on the caller's stack, at most GEMM_STACK_BYTES
+// (ASan's redzones add ~40 KiB): call it on a thread with that much stack to spare (convd's
+// threads have glibc's default, 8 MiB, or 2 MiB when the stack limit is unlimited). It
+// allocates nothing and shares no state: any number of threads may call it at once.
+#ifndef GEMM_H
+#define GEMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef void gemm_fn(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+                     int64_t lda, const void *b, int64_t ldb, bool add, void *c, int64_t ldc);
+
+// AVX-512 F with FMA (core/gemm_avx512.c).
+gemm_fn gemm_avx512_f32, gemm_avx512_f64;
+
+#define GEMM_STACK_BYTES ((size_t)224 << 10)
+
+#endif

@@ -1,0 +1,252 @@
+// gemm_kernel: the packed GEMM of gemm.h, written once in GNU C vector types; each
+// core/gemm_<isa>.c compiles it under its ISA's target pragma, once per dtype. The includer
+// defines REAL (the element type), VEC_BYTES (the ISA's vector width), GEMM_LANES (its lanes
+// of REAL, as a number the preprocessor reads), GEMM_MR (rows of a micro-tile), GEMM_KC and
+// GEMM_MC (the cache blocks below), GEMM(name) (a per-dtype name) and GEMM_EXPORT (the
+// gemm_fn it defines), and has included <stdbool.h>, <stdint.h>, <string.h> and core/gemm.h
+// before its pragma.
+//
+// The blocking is BLIS's (Goto & van de Geijn, "Anatomy of high-performance matrix
+// multiplication", 2008), with B packed one micro-panel at a time:
+//   for each KC-deep slice of k:
+//     for each MC-row block of op(A): pack it as MR-row panels, k-major (the L2-resident block)
+//       for each NR-column panel of op(B): pack it KC x NR, k-major (the L1-resident panel)
+//         for each MR-row panel of the block: the micro-kernel, an MR x NR tile of C in
+//           registers for the whole slice, then added into C (or stored, for the first slice
+//           without `add`)
+// NR is two vectors. The micro-kernel broadcasts one element of the A panel per row and
+// multiply-adds it into both vectors of that row: MR*2 accumulators, two B vectors and the
+// broadcast fill the registers (AVX-512: 14 rows, 28 of 32 zmm).
+// Edges: a block's last panel has fewer rows, and the micro-kernel is compiled for every row
+// count (no wasted rows: M is often 64, not a multiple of 14); the last column panel is
+// zero-padded and its tile stored element by element. Packing a panel whose source runs along
+// k (A not transposed, B transposed) transposes LANES x LANES blocks in registers: a
+// backward-weights GEMM has M = F/G filters (64), so scalar transposing of B would cost as much
+// as its arithmetic.
+//
+// Packing buffers: one MC x KC block of A and one KC x NR panel of B, on the stack (gemm.h's
+// GEMM_STACK_BYTES bounds them; the static assertion below checks).
+
+enum {
+    GEMM(LANES) = VEC_BYTES / sizeof(REAL),
+    GEMM(NR) = 2 * GEMM(LANES),
+    // An A panel keeps MR rows per k at a stride of whole vectors, so that its packing
+    // stores whole transposed vectors.
+    GEMM(AS) = (GEMM_MR + GEMM(LANES) - 1) / GEMM(LANES) * GEMM(LANES),
+    GEMM(PANELS) = GEMM_MC / GEMM_MR,
+};
+_Static_assert(GEMM_MC % GEMM_MR == 0, "an A block is whole panels");
+_Static_assert((GEMM(PANELS) * GEMM(AS) * GEMM_KC + GEMM_KC * GEMM(NR)) * sizeof(REAL) +
+                       1024 <=
+                   GEMM_STACK_BYTES,
+               "the packing buffers fit GEMM_STACK_BYTES");
+
+typedef REAL GEMM(vec) __attribute__((vector_size(VEC_BYTES)));
+
+static inline __attribute__((always_inline)) GEMM(vec) GEMM(load)(const REAL *p) {
+    GEMM(vec) v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline __attribute__((always_inline)) void GEMM(store)(REAL *p, GEMM(vec) v) {
+    memcpy(p, &v, sizeof v);
+}
+
+// v[t][u] <- v[u][t]: log2(LANES) rounds; the round of half-width h swaps, in each pair of
+// rows r, r+h (bit h of r clear), row r's lanes with bit h set against row r+h's lanes with
+// it clear (the off-diagonal blocks of each 2h x 2h block). __builtin_shufflevector (GCC 12,
+// clang) takes the lane indices as constants, listed per lane count: the includer's
+// GEMM_LANES, which must equal LANES. (Built at run time, GCC assembled the indices lane by
+// lane on every call.)
+#if GEMM_LANES == 16
+#define GEMM_EACH_LANE(f, h)                                                                     \
+    f(h, 0), f(h, 1), f(h, 2), f(h, 3), f(h, 4), f(h, 5), f(h, 6), f(h, 7), f(h, 8), f(h, 9),    \
+        f(h, 10), f(h, 11), f(h, 12), f(h, 13), f(h, 14), f(h, 15)
+#elif GEMM_LANES == 8
+#define GEMM_EACH_LANE(f, h) f(h, 0), f(h, 1), f(h, 2), f(h, 3), f(h, 4), f(h, 5), f(h, 6), f(h, 7)
+#else
+#error "gemm_kernel.h transposes 8 or 16 lanes"
+#endif
+_Static_assert(GEMM_LANES == GEMM(LANES), "GEMM_LANES is the vector's lane count");
+#define GEMM_LO(h, p) ((p) & (h) ? GEMM_LANES + (p) - (h) : (p))
+#define GEMM_HI(h, p) ((p) & (h) ? GEMM_LANES + (p) : (p) + (h))
+#define GEMM_SWAP_ROUND(v, h)                                                                   \
+    for (int r = 0; r < GEMM_LANES; r++) {                                                      \
+        if (r & (h)) continue;                                                                   \
+        const GEMM(vec) a = v[r], b = v[r + (h)];                                                \
+        v[r] = __builtin_shufflevector(a, b, GEMM_EACH_LANE(GEMM_LO, h));                        \
+        v[r + (h)] = __builtin_shufflevector(a, b, GEMM_EACH_LANE(GEMM_HI, h));                  \
+    }
+
+static inline __attribute__((always_inline)) void GEMM(transpose)(GEMM(vec) v[GEMM(LANES)]) {
+#if GEMM_LANES == 16
+#pragma GCC unroll 16
+    GEMM_SWAP_ROUND(v, 8)
+#endif
+#pragma GCC unroll 16
+    GEMM_SWAP_ROUND(v, 4)
+#pragma GCC unroll 16
+    GEMM_SWAP_ROUND(v, 2)
+#pragma GCC unroll 16
+    GEMM_SWAP_ROUND(v, 1)
+}
+#undef GEMM_EACH_LANE
+#undef GEMM_LO
+#undef GEMM_HI
+#undef GEMM_SWAP_ROUND
+
+// dst[kk*stride + i] = src[kk*ld + i] for i < rows, kk < kc; zeros for rows <= i < stride,
+// except in a whole A panel (rows = MR), whose last stride - MR slots the micro-kernel never
+// reads. (A transposed, B not: the source rows run along the panel's width.)
+static inline __attribute__((always_inline)) void
+GEMM(pack_rows)(REAL *restrict dst, const int stride, const REAL *restrict src, int64_t ld,
+                int64_t rows, int64_t kc) {
+    if (rows == stride) {
+        for (int64_t kk = 0; kk < kc; kk++)
+#pragma GCC unroll 4
+            for (int v = 0; v < stride; v += GEMM(LANES))
+                GEMM(store)(dst + kk * stride + v, GEMM(load)(src + kk * ld + v));
+        return;
+    }
+    if (rows == GEMM_MR) { // a constant size: GCC copies it with a few vector moves
+        for (int64_t kk = 0; kk < kc; kk++)
+            memcpy(dst + kk * stride, src + kk * ld, GEMM_MR * sizeof(REAL));
+        return;
+    }
+    for (int64_t kk = 0; kk < kc; kk++)
+        for (int64_t i = 0; i < stride; i++) dst[kk * stride + i] = i < rows ? src[kk * ld + i] : 0;
+}
+
+// dst[kk*stride + i] = src[i*ld + kk] for i < rows, kk < kc; zeros for rows <= i < stride.
+// (A not transposed, B transposed: the source rows run along k.) Whole LANES x LANES blocks
+// are transposed in registers, the last kc % LANES columns one by one.
+static inline __attribute__((always_inline)) void
+GEMM(pack_cols)(REAL *restrict dst, const int stride, const REAL *restrict src, int64_t ld,
+                int64_t rows, int64_t kc) {
+    enum { L = GEMM(LANES) };
+    const int64_t whole = kc / L * L;
+    for (int64_t i0 = 0; i0 < stride; i0 += L) {
+        for (int64_t kk = 0; kk < whole; kk += L) {
+            GEMM(vec) v[L];
+            if (i0 + L <= rows) {
+#pragma GCC unroll 16
+                for (int t = 0; t < L; t++) v[t] = GEMM(load)(src + (i0 + t) * ld + kk);
+            } else {
+#pragma GCC unroll 16
+                for (int t = 0; t < L; t++)
+                    v[t] = i0 + t < rows ? GEMM(load)(src + (i0 + t) * ld + kk) : (GEMM(vec)){0};
+            }
+            GEMM(transpose)(v);
+#pragma GCC unroll 16
+            for (int u = 0; u < L; u++) GEMM(store)(dst + (kk + u) * stride + i0, v[u]);
+        }
+        for (int64_t kk = whole; kk < kc; kk++)
+            for (int64_t i = i0; i < i0 + L; i++)
+                dst[kk * stride + i] = i < rows ? src[i * ld + kk] : 0;
+    }
+}
+
+// C tile (rows x cols, cols <= NR) (+)= A panel (rows x kc, k-major at stride AS) *
+// B panel (kc x NR, k-major). `rows` is a constant wherever this is inlined (GEMM(tile)).
+static inline __attribute__((always_inline)) void
+GEMM(micro)(const int rows, int64_t kc, const REAL *restrict pa, const REAL *restrict pb,
+            REAL *restrict c, int64_t ldc, int64_t cols, bool add) {
+    enum { L = GEMM(LANES), NR = GEMM(NR), AS = GEMM(AS) };
+    GEMM(vec) acc[GEMM_MR][2];
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++) acc[i][0] = acc[i][1] = (GEMM(vec)){0};
+    for (int64_t kk = 0; kk < kc; kk++) {
+        const GEMM(vec) b0 = GEMM(load)(pb + kk * NR), b1 = GEMM(load)(pb + kk * NR + L);
+#pragma GCC unroll 16
+        for (int i = 0; i < rows; i++) {
+            const REAL a = pa[kk * AS + i];
+            acc[i][0] += a * b0;
+            acc[i][1] += a * b1;
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++) {
+        REAL *ci = c + i * ldc;
+        if (cols == NR) {
+            GEMM(vec) c0 = acc[i][0], c1 = acc[i][1];
+            if (add) {
+                c0 += GEMM(load)(ci);
+                c1 += GEMM(load)(ci + L);
+            }
+            GEMM(store)(ci, c0);
+            GEMM(store)(ci + L, c1);
+        } else {
+            REAL t[NR];
+            const GEMM(vec) c0 = acc[i][0], c1 = acc[i][1];
+            memcpy(t, &c0, sizeof c0);
+            memcpy(t + L, &c1, sizeof c1);
+            for (int64_t j = 0; j < cols; j++) ci[j] = add ? ci[j] + t[j] : t[j];
+        }
+    }
+}
+
+// The micro-kernel for a panel of `rows` (1..MR) rows, each row count compiled on its own.
+// Kept out of the blocking loops: inlined there, GCC kept the packing's shuffle indices in
+// registers across the micro-kernel and spilled its accumulators.
+static __attribute__((noinline)) void GEMM(tile)(int rows, int64_t kc, const REAL *restrict pa,
+                                                 const REAL *restrict pb, REAL *restrict c,
+                                                 int64_t ldc, int64_t cols, bool add) {
+    switch (rows) {
+#define GEMM_ROWS(r)                                                                              \
+    case r:                                                                                       \
+        if (r <= GEMM_MR) GEMM(micro)(r <= GEMM_MR ? r : 1, kc, pa, pb, c, ldc, cols, add);       \
+        break;
+        GEMM_ROWS(1)
+        GEMM_ROWS(2)
+        GEMM_ROWS(3)
+        GEMM_ROWS(4)
+        GEMM_ROWS(5)
+        GEMM_ROWS(6)
+        GEMM_ROWS(7)
+        GEMM_ROWS(8)
+        GEMM_ROWS(9)
+        GEMM_ROWS(10)
+        GEMM_ROWS(11)
+        GEMM_ROWS(12)
+        GEMM_ROWS(13)
+        GEMM_ROWS(14)
+#undef GEMM_ROWS
+    }
+}
+_Static_assert(GEMM_MR <= 14, "GEMM(tile) has cases for up to 14 rows");
+
+void GEMM_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a_,
+                 int64_t lda, const void *b_, int64_t ldb, bool add, void *c_, int64_t ldc) {
+    enum { MR = GEMM_MR, NR = GEMM(NR), AS = GEMM(AS), KC = GEMM_KC, MC = GEMM_MC };
+    const REAL *a = a_, *b = b_;
+    REAL *c = c_;
+    REAL pa[GEMM(PANELS) * AS * KC] __attribute__((aligned(64)));
+    REAL pb[KC * NR] __attribute__((aligned(64)));
+    for (int64_t p0 = 0; p0 < k; p0 += KC) {
+        const int64_t kc = k - p0 < KC ? k - p0 : KC;
+        const bool into = add || p0 > 0;
+        for (int64_t i0 = 0; i0 < m; i0 += MC) {
+            const int64_t mc = m - i0 < MC ? m - i0 : MC;
+            for (int64_t ir = 0; ir < mc; ir += MR) {
+                const int64_t rows = mc - ir < MR ? mc - ir : MR, i = i0 + ir;
+                REAL *panel = pa + ir / MR * AS * kc;
+                if (trans_a)
+                    GEMM(pack_rows)(panel, AS, a + p0 * lda + i, lda, rows, kc);
+                else
+                    GEMM(pack_cols)(panel, AS, a + i * lda + p0, lda, rows, kc);
+            }
+            for (int64_t j0 = 0; j0 < n; j0 += NR) {
+                const int64_t cols = n - j0 < NR ? n - j0 : NR;
+                if (trans_b)
+                    GEMM(pack_cols)(pb, NR, b + j0 * ldb + p0, ldb, cols, kc);
+                else
+                    GEMM(pack_rows)(pb, NR, b + p0 * ldb + j0, ldb, cols, kc);
+                for (int64_t ir = 0; ir < mc; ir += MR) {
+                    const int64_t rows = mc - ir < MR ? mc - ir : MR;
+                    GEMM(tile)((int)rows, kc, pa + ir / MR * AS * kc, pb,
+                               c + (i0 + ir) * ldc + j0, ldc, cols, into);
+                }
+            }
+        }
+    }
+}

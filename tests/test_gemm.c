@@ -1,0 +1,242 @@
+// convd's own GEMM (core/gemm.h) on every ISA variant this CPU runs, against a naive float64
+// GEMM of the same inputs: hundreds of random shapes (1, and sizes either side of the
+// micro-tile, panel and cache-block edges), every transpose combination, add or not, leading
+// dimensions beyond the minimum (whose gaps must stay untouched), both dtypes. Then calls from
+// several threads at once, each on a stack of GEMM_STACK_BYTES and a little more.
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/conv.h"
+#include "core/gemm.h"
+#include "tests/testlib.h"
+
+typedef struct {
+    const char *name;
+    conv_isa isa; // the variant runs where conv_isa_best() is at least this
+    gemm_fn *f32, *f64;
+} gemm_variant;
+
+static const gemm_variant variants[] = {
+    {"avx512", CONV_ISA_AVX512, gemm_avx512_f32, gemm_avx512_f64},
+};
+
+// What a C cell left outside the m x n result (ldc > n) must still hold afterwards.
+#define GAP 1234.5
+
+typedef struct {
+    bool f64, trans_a, trans_b, add;
+    int64_t m, n, k, lda, ldb, ldc;
+} gemm_shape;
+
+// A random dimension: mostly small, often just either side of an edge of the AVX-512 blocking
+// (micro-tile 14 rows x 16 or 32 columns, A blocks of 140 rows, k slices of 128 or 256).
+static int64_t random_dim(uint64_t *rng) {
+    static const int64_t edges[] = {1, 13, 14, 15, 16, 17, 28, 31, 32, 33, 64, 127, 128, 129,
+                                    139, 140, 141, 255, 256, 257, 281};
+    switch (t_rand_int(rng, 0, 3)) {
+    case 0: return t_rand_int(rng, 1, 8);
+    case 1: return t_rand_int(rng, 1, 80);
+    default: return edges[t_rand_int(rng, 0, (int64_t)(sizeof edges / sizeof *edges) - 1)];
+    }
+}
+
+// Element (i, j) of op(X), X stored with leading dimension ld, transposed or not.
+static double op_at(const void *x, bool f64, bool trans, int64_t ld, int64_t i, int64_t j) {
+    int64_t at = trans ? j * ld + i : i * ld + j;
+    return f64 ? ((const double *)x)[at] : ((const float *)x)[at];
+}
+
+// Runs one GEMM of `fn` and checks every element of C against the float64 sum of the same
+// products, within (k + 2) unit roundoffs of the sum of their magnitudes (the classic bound
+// on a float sum of k products, which a wrong element overshoots by orders of magnitude),
+// and that the gaps between C's rows kept GAP. Returns whether it all held.
+static bool check_shape(gemm_fn *fn, const gemm_shape *s, uint64_t *rng, char *why,
+                        size_t why_len) {
+    const size_t elt = s->f64 ? 8 : 4;
+    const int64_t a_rows = s->trans_a ? s->k : s->m, b_rows = s->trans_b ? s->n : s->k;
+    void *a = malloc((size_t)(a_rows * s->lda) * elt), *b = malloc((size_t)(b_rows * s->ldb) * elt);
+    void *c = malloc((size_t)(s->m * s->ldc) * elt);
+    double *c0 = malloc(sizeof(double) * (size_t)(s->m * s->ldc));
+    if (!a || !b || !c || !c0) {
+        snprintf(why, why_len, "out of memory");
+        free(a), free(b), free(c), free(c0);
+        return false;
+    }
+    for (int64_t e = 0; e < a_rows * s->lda; e++) {
+        double v = t_rand_uniform(rng, -1, 1);
+        s->f64 ? (void)(((double *)a)[e] = v) : (void)(((float *)a)[e] = (float)v);
+    }
+    for (int64_t e = 0; e < b_rows * s->ldb; e++) {
+        double v = t_rand_uniform(rng, -1, 1);
+        s->f64 ? (void)(((double *)b)[e] = v) : (void)(((float *)b)[e] = (float)v);
+    }
+    for (int64_t e = 0; e < s->m * s->ldc; e++) {
+        // Without `add` the old C is NaN: it must not leak into the result.
+        double v = e % s->ldc >= s->n ? GAP : s->add ? t_rand_uniform(rng, -1, 1) : NAN;
+        if (s->f64)
+            ((double *)c)[e] = v;
+        else
+            ((float *)c)[e] = (float)v;
+        c0[e] = s->f64 ? ((double *)c)[e] : ((float *)c)[e];
+    }
+    fn(s->trans_a, s->trans_b, s->m, s->n, s->k, a, s->lda, b, s->ldb, s->add, c, s->ldc);
+    const double unit = s->f64 ? 0x1p-53 : 0x1p-24;
+    bool ok = true;
+    for (int64_t i = 0; i < s->m && ok; i++)
+        for (int64_t j = 0; j < s->ldc && ok; j++) {
+            const int64_t e = i * s->ldc + j;
+            const double got = s->f64 ? ((double *)c)[e] : ((float *)c)[e];
+            if (j >= s->n) {
+                if (got != GAP) {
+                    snprintf(why, why_len, "C[%lld][%lld], beyond n, became %g", (long long)i,
+                             (long long)j, got);
+                    ok = false;
+                }
+                continue;
+            }
+            double want = s->add ? c0[e] : 0, mag = fabs(want);
+            for (int64_t kk = 0; kk < s->k; kk++) {
+                const double p = op_at(a, s->f64, s->trans_a, s->lda, i, kk) *
+                                 op_at(b, s->f64, s->trans_b, s->ldb, kk, j);
+                want += p;
+                mag += fabs(p);
+            }
+            if (!(fabs(got - want) <= (double)(s->k + 2) * unit * mag)) {
+                snprintf(why, why_len, "C[%lld][%lld] = %.17g, the float64 sum is %.17g",
+                         (long long)i, (long long)j, got, want);
+                ok = false;
+            }
+        }
+    free(a), free(b), free(c), free(c0);
+    return ok;
+}
+
+static void describe(char *out, size_t len, const gemm_variant *v, const gemm_shape *s) {
+    snprintf(out, len, "%s %s m=%lld n=%lld k=%lld trans_a=%d trans_b=%d add=%d lda=%lld ldb=%lld "
+                       "ldc=%lld",
+             v->name, s->f64 ? "f64" : "f32", (long long)s->m, (long long)s->n, (long long)s->k,
+             s->trans_a, s->trans_b, s->add, (long long)s->lda, (long long)s->ldb,
+             (long long)s->ldc);
+}
+
+enum { RANDOM_SHAPES = 600 };
+
+static void test_random_shapes(const gemm_variant *v) {
+    uint64_t rng = 0x6E33ull;
+    int failures = 0, combos[2][2][2][2] = {{{{0}}}};
+    for (int t = 0; t < RANDOM_SHAPES; t++) {
+        gemm_shape s = {.f64 = t % 2, .trans_a = t / 2 % 2, .trans_b = t / 4 % 2,
+                        .add = t / 8 % 2};
+        s.m = random_dim(&rng);
+        s.n = random_dim(&rng);
+        s.k = random_dim(&rng);
+        // leading dimensions: the minimum half the time, else a few elements more
+        s.lda = (s.trans_a ? s.m : s.k) + (t_rand_int(&rng, 0, 1) ? t_rand_int(&rng, 1, 5) : 0);
+        s.ldb = (s.trans_b ? s.k : s.n) + (t_rand_int(&rng, 0, 1) ? t_rand_int(&rng, 1, 5) : 0);
+        s.ldc = s.n + (t_rand_int(&rng, 0, 1) ? t_rand_int(&rng, 1, 5) : 0);
+        char why[256], desc[256];
+        bool ok = check_shape(s.f64 ? v->f64 : v->f32, &s, &rng, why, sizeof why);
+        combos[s.f64][s.trans_a][s.trans_b][s.add]++;
+        if (!ok && failures++ < 10) {
+            describe(desc, sizeof desc, v, &s);
+            CHECK(false, "%s: %s", desc, why);
+        }
+    }
+    CHECK(failures == 0, "%s: %d of %d random shapes wrong", v->name, failures, RANDOM_SHAPES);
+    int least = RANDOM_SHAPES;
+    for (int i = 0; i < 16; i++) {
+        int n = combos[i / 8][i / 4 % 2][i / 2 % 2][i % 2];
+        least = n < least ? n : least;
+    }
+    CHECK(least >= RANDOM_SHAPES / 20, "%s: a dtype/transpose/add combination ran only %d times",
+          v->name, least);
+    printf("%s: %d random shapes, each dtype x transpose x add combination at least %d times\n",
+           v->name, RANDOM_SHAPES, least);
+}
+
+// The GEMMs of layer (b) of the bench, one image (forward, backward data, backward weights as
+// core/conv_gemm.c calls them), and a k that spans several slices: sizes past every block.
+static void test_layer_shapes(const gemm_variant *v) {
+    const gemm_shape shapes[] = {
+        {false, false, false, true, 64, 3136, 576, 576, 3136, 3136},
+        {false, true, false, false, 576, 3136, 64, 576, 3136, 3136},
+        {false, false, true, true, 64, 576, 3136, 3136, 3136, 576},
+        {true, false, true, false, 150, 70, 1000, 1000, 1000, 70},
+        {true, true, false, true, 300, 45, 333, 300, 45, 45},
+    };
+    uint64_t rng = 0xB16ull;
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        char why[256], desc[256];
+        describe(desc, sizeof desc, v, &shapes[i]);
+        bool ok = check_shape(shapes[i].f64 ? v->f64 : v->f32, &shapes[i], &rng, why, sizeof why);
+        CHECK(ok, "%s: %s", desc, why);
+    }
+}
+
+// Threads with just GEMM_STACK_BYTES and 128 KiB of stack (the test's own frames, and under
+// ASan the redzones around the GEMM's locals, ~40 KiB), several at once: the packing buffers
+// fit, and no state is shared.
+typedef struct {
+    const gemm_variant *v;
+    int id;
+    bool ok;
+    char why[256];
+} stack_job;
+
+static void *stack_worker(void *arg) {
+    stack_job *job = arg;
+    uint64_t rng = 0x57ACull + (uint64_t)job->id;
+    job->ok = true;
+    for (int r = 0; r < 4 && job->ok; r++) {
+        gemm_shape s = {.f64 = (job->id + r) % 2, .trans_a = r % 2, .trans_b = r / 2 % 2,
+                        .add = job->id % 2, .m = 150, .n = 70, .k = 300};
+        s.lda = s.trans_a ? s.m : s.k;
+        s.ldb = s.trans_b ? s.k : s.n;
+        s.ldc = s.n;
+        job->ok = check_shape(s.f64 ? job->v->f64 : job->v->f32, &s, &rng, job->why,
+                              sizeof job->why);
+    }
+    return NULL;
+}
+
+static void test_threads(const gemm_variant *v) {
+    enum { JOBS = 4 };
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    CHECK(pthread_attr_setstacksize(&attr, GEMM_STACK_BYTES + (128 << 10)) == 0,
+          "setting a thread's stack size");
+    pthread_t tid[JOBS];
+    stack_job jobs[JOBS];
+    bool started[JOBS];
+    for (int i = 0; i < JOBS; i++) {
+        jobs[i] = (stack_job){.v = v, .id = i};
+        started[i] = pthread_create(&tid[i], &attr, stack_worker, &jobs[i]) == 0;
+        CHECK(started[i], "%s: starting thread %d", v->name, i);
+    }
+    for (int i = 0; i < JOBS; i++) {
+        if (!started[i]) continue;
+        pthread_join(tid[i], NULL);
+        CHECK(jobs[i].ok, "%s: thread %d: %s", v->name, i, jobs[i].why);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+int main(void) {
+    int ran = 0;
+    for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
+        if (conv_isa_best() < variants[i].isa) {
+            printf("%s: this CPU does not run it, not tested\n", variants[i].name);
+            continue;
+        }
+        test_random_shapes(&variants[i]);
+        test_layer_shapes(&variants[i]);
+        test_threads(&variants[i]);
+        ran++;
+    }
+    printf("convd's GEMM tested on %d ISA variant(s) of %zu\n", ran,
+           sizeof variants / sizeof *variants);
+    return t_finish("test_gemm");
+}

@@ -354,9 +354,10 @@ static int cmd_run(int threads) {
         must(conv_pick_algorithm(&k.g, CONV_FLOAT32, algo, k.ex.workspace_bytes, &ran, NULL),
              &(conv_error){0}, "conv_pick_algorithm");
         snprintf(extra, sizeof extra,
-                 "\"core\":\"%s\",\"core_source\":\"%s\",\"isa\":\"%s\",\"algorithm\":\"%s\","
-                 "\"workspace\":%zu",
+                 "\"core\":\"%s\",\"core_source\":\"%s\",\"isa\":\"%s\",\"gemm\":\"%s\","
+                 "\"algorithm\":\"%s\",\"workspace\":%zu",
                  blas_core_name(), blas_core_source(), conv_isa_name(CONV_ISA_AUTO),
+                 conv_gemm_name(CONV_ISA_AUTO),
                  conv_algorithm_name(ran), k.ex.workspace_bytes);
         bench_measure(samples, step_forward, &k, 1, &plan);
         bench_emit_times(stdout, impl, k.layer, "forward", threads, &plan, 1, fwd_parts,

@@ -251,6 +251,7 @@ def main():
         if "core" in r:
             cores.setdefault(r["impl"], r["core"])
     convd_isa = next((r["isa"] for r in rows if r["impl"] == "convd" and "isa" in r), None)
+    convd_gemm = next((r["gemm"] for r in rows if r["impl"] == "convd" and "gemm" in r), None)
     dnnl = next((r for r in rows if r["impl"] == "onednn"), {})
     torch_row = next((r for r in rows if r["impl"] == "pytorch"), {})
     missed = misses(by, layers, thread_counts)
@@ -258,8 +259,8 @@ def main():
             "warmup": records[0]["warmup"] if records else None,
             "samples_per_cell": min((r["samples"] for r in rows), default=0),
             "peak": peak_rec, "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
-            "blas_core": cores, "convd_isa": convd_isa, "pytorch": {k: torch_row.get(k) for k in
-                                            ("torch", "capability", "core", "mkldnn")},
+            "blas_core": cores, "convd_isa": convd_isa, "convd_gemm": convd_gemm,
+            "pytorch": {k: torch_row.get(k) for k in ("torch", "capability", "core", "mkldnn")},
             "onednn": {k: dnnl.get(k) for k in ("version", "isa")},
             "rss": rss, "gemm": gemm, "targets_missed": missed}
 
@@ -281,7 +282,7 @@ def main():
           f"{args.load[1]} after; median of {meta['samples_per_cell']} samples per cell")
     print(f"FMA peak ({peak_rec['isa']}): {peak['1']:.0f} GFLOP/s on 1 thread, {peak['2']:.0f} "
           f"on 2 (AVX2: {peak_rec['avx2_gflops']['1']:.0f} / {peak_rec['avx2_gflops']['2']:.0f})")
-    print(f"convd kernels (ISA): {convd_isa}")
+    print(f"convd kernels (ISA): {convd_isa}; GEMM: {convd_gemm}")
     print(f"BLAS cores: convd {cores.get('convd')} (OPENBLAS_CORETYPE="
           f"{meta['openblas_coretype_env']}), pytorch {meta['pytorch']['core']} "
           f"(ATen {meta['pytorch']['capability']}), oneDNN {meta['onednn']['version']} "

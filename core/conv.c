@@ -300,6 +300,11 @@ const char *conv_isa_name(conv_isa isa) {
     return isa >= CONV_ISA_PORTABLE && isa <= CONV_ISA_AVX512 ? isa_names[isa] : "unknown";
 }
 
+const char *conv_gemm_name(conv_isa isa) {
+    if (isa == CONV_ISA_AUTO) isa = conv_isa_default();
+    return isa == CONV_ISA_AVX512 ? "convd-avx512" : "openblas";
+}
+
 // The pass's ISA (ex->isa, or the default) and its kernels for `dt`, or fails when this CPU
 // cannot run it.
 static conv_status pick_kernels(conv_run *r, const conv_exec *ex, conv_dtype dt,

@@ -104,6 +104,9 @@ conv_isa conv_isa_best(void);
 conv_isa conv_isa_default(void);
 // "portable", "avx2", "avx512"; CONV_ISA_AUTO names conv_isa_default().
 const char *conv_isa_name(conv_isa isa);
+// Whose GEMM the passes of `isa` run (CONV_ISA_AUTO: conv_isa_default()'s): "convd-avx512"
+// (core/gemm.h) or "openblas" (the BLAS core the process loaded).
+const char *conv_gemm_name(conv_isa isa);
 
 #define CONV_WORKSPACE_CAP_DEFAULT ((size_t)64 << 20)
 

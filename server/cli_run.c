@@ -109,8 +109,9 @@ int cli_run(int argc, char **argv) {
             return 0;
         }
         if (strcmp(arg, "--version") == 0) {
-            printf("convd %s (OpenBLAS core %s, %s; kernels %s)\n", CONVD_VERSION,
-                   blas_core_name(), blas_core_source(), conv_isa_name(CONV_ISA_AUTO));
+            printf("convd %s (OpenBLAS core %s, %s; kernels %s; GEMM %s)\n", CONVD_VERSION,
+                   blas_core_name(), blas_core_source(), conv_isa_name(CONV_ISA_AUTO),
+                   conv_gemm_name(CONV_ISA_AUTO));
             return 0;
         }
         if (strcmp(arg, "--op") == 0 && i + 1 < argc) {

@@ -72,6 +72,8 @@ static void get_info(api_response *out, http_server *srv, const char *op) {
     cJSON_AddNumberToObject(blas, "threads_per_call", 1);
     // The hand-vectorised loops' ISA (CONVD_ISA or the best this CPU runs).
     cJSON_AddStringToObject(doc, "isa", conv_isa_name(CONV_ISA_AUTO));
+    // Whose GEMM the passes run: convd's own under AVX-512, else the BLAS core above.
+    cJSON_AddStringToObject(doc, "gemm", conv_gemm_name(CONV_ISA_AUTO));
     cJSON *threads = cJSON_AddObjectToObject(doc, "threads");
     cJSON_AddNumberToObject(threads, "cores", cfg->cores);
     cJSON_AddNumberToObject(threads, "workers", cfg->workers);

@@ -21,8 +21,9 @@ int main(int argc, char **argv) {
     blas_boot(argv);
     const char *cmd = argc > 1 ? argv[1] : "serve";
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-        printf("convd %s (OpenBLAS core %s, %s; kernels %s)\n", CONVD_VERSION,
-               blas_core_name(), blas_core_source(), conv_isa_name(CONV_ISA_AUTO));
+        printf("convd %s (OpenBLAS core %s, %s; kernels %s; GEMM %s)\n", CONVD_VERSION,
+               blas_core_name(), blas_core_source(), conv_isa_name(CONV_ISA_AUTO),
+               conv_gemm_name(CONV_ISA_AUTO));
         return 0;
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

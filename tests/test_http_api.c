@@ -204,6 +204,12 @@ static void test_info_health(int port) {
     const cJSON *isa = cJSON_GetObjectItemCaseSensitive(info, "isa");
     CHECK(cJSON_IsString(isa) && strcmp(isa->valuestring, conv_isa_name(CONV_ISA_AUTO)) == 0,
           "/v1/info names the kernels' ISA (%s)", conv_isa_name(CONV_ISA_AUTO));
+    const cJSON *gemm = cJSON_GetObjectItemCaseSensitive(info, "gemm");
+    const bool own_gemm = strcmp(conv_isa_name(CONV_ISA_AUTO), "avx512") == 0;
+    CHECK(cJSON_IsString(gemm) &&
+              strcmp(gemm->valuestring, own_gemm ? "convd-avx512" : "openblas") == 0,
+          "/v1/info names whose GEMM runs (%s under %s)",
+          cJSON_IsString(gemm) ? gemm->valuestring : "none", conv_isa_name(CONV_ISA_AUTO));
     // The server was started with CONVD_MAX_BODY in its environment: it shows here.
     CHECK(cJSON_IsNumber(max_body) && max_body->valuedouble == 5 * 1048576.0,
           "CONVD_MAX_BODY=5M reaches /v1/info limits");

@@ -12,7 +12,9 @@
 // applied before PyTorch's verdict:
 //   - an empty tensor (a size 0) is refused, invalid_shape (PyTorch takes N = 0 or C = 0);
 //   - a negative padding is refused, invalid_value (PyTorch refuses it in zeros mode; with
-//     reflect, replicate or circular, and through F.pad for the four sides, it crops x).
+//     reflect, replicate or circular, and through F.pad for the four sides, it crops x);
+//   - a dilation beyond 2^31-1 on an axis of several taps is refused, invalid_value (PyTorch
+//     answers it where "same" padding leaves an output).
 // The generator already states the references of what PyTorch cannot spell (four-sided
 // padding, conv2d's [H, W] x, unbatched x, [p] with a padding_mode).
 #include <cjson/cJSON.h>
@@ -294,9 +296,23 @@ static const char *compare(const cJSON *resp, const char *name, const int64_t *w
     return NULL;
 }
 
+// Whether a dilation beyond 2^31-1 falls on an axis of more than one tap (given one per axis,
+// or one for all).
+static bool dilation_beyond_int32(const sweep_case *c, const sweep_op *op) {
+    const cJSON *d = c->dilation;
+    int n = cJSON_IsArray(d) ? cJSON_GetArraySize(d) : 1, s = op->spatial;
+    if (!d || (n != 1 && n != s) || c->wr < s) return false;
+    for (int a = 0; a < s; a++) {
+        const cJSON *v = cJSON_IsArray(d) ? cJSON_GetArrayItem(d, n == 1 ? 0 : a) : d;
+        if (v->valuedouble > 2147483647.0 && c->w[c->wr - s + a] > 1) return true;
+    }
+    return false;
+}
+
 // What convd must answer for the case: 200, or 422 with `code` when a documented rule refuses
 // what PyTorch accepts ("" for any code: PyTorch refuses too, maybe for another fault).
-static int expected(const sweep_case *c, const char **code, const char **rule) {
+static int expected(const sweep_case *c, const sweep_op *op, const char **code,
+                    const char **rule) {
     *code = "";
     *rule = NULL;
     if (has_zero(c->x, c->xr) || has_zero(c->w, c->wr) || (c->br && has_zero(c->b, c->br)) ||
@@ -312,6 +328,11 @@ static int expected(const sweep_case *c, const char **code, const char **rule) {
     if (negative) {
         *code = c->yr >= 0 ? "invalid_value" : "";
         *rule = "negative padding";
+        return 422;
+    }
+    if (dilation_beyond_int32(c, op)) {
+        *code = c->yr >= 0 ? "invalid_value" : "";
+        *rule = "dilation beyond 2^31-1 on a kernel of several taps";
         return 422;
     }
     return c->yr >= 0 ? 200 : 422;
@@ -344,7 +365,7 @@ static const char *run_case(const sweep_case *c, const sweep_op *op, int index, 
     codec_run_json(&r, body.data, body.len, NULL, NULL);
     cJSON *resp = r.body ? cJSON_ParseWithLength(r.body, r.len) : NULL;
     const char *code, *rule, *fail = NULL;
-    int want = expected(c, &code, &rule);
+    int want = expected(c, op, &code, &rule);
     t->by_rule += rule && c->yr >= 0;
     const cJSON *error = cJSON_GetObjectItemCaseSensitive(resp, "error");
     const char *got_code = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(error, "code"));

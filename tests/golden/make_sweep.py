@@ -7,7 +7,7 @@ Every op of the family (conv1d, conv2d, conv3d, conv_transpose1d/2d/3d, each .fo
 .backward) gets COUNT configurations drawn with a fixed seed: tiny tensors, batched or not,
 kernel sizes, strides, paddings (an integer, one per axis, a list of one, "same", "valid",
 conv2d's four sides), dilations, groups, output_padding and padding_mode, each sometimes out of
-PyTorch's range (zero or negative, lists of the wrong length, groups not dividing the channels,
+PyTorch's range (zero or negative, beyond int32, lists of the wrong length or empty, groups not dividing the channels,
 output_padding not below the stride or the dilation, reflect padding not below the input,
 circular padding above it, "same" with a stride, channels, bias and dy of the wrong size, empty
 tensors, kernels larger than the padded input).
@@ -78,7 +78,7 @@ def draw_param(rng, s, lo, hi, bad_values, wrong_length_chance=0.03, bad_chance=
         values[rng.randrange(s)] = rng.choice(bad_values)
     r = rng.random()
     if r < wrong_length_chance:
-        length = rng.choice([n for n in (1, 2, 3, 4) if n != s and not (n == 1)])
+        length = rng.choice([n for n in (0, 2, 3, 4) if n != s])
         return [rng.randint(lo, hi) for _ in range(length)]
     if r < 0.4:
         return values[0]
@@ -149,8 +149,10 @@ def draw(rng, family, backward):
         cfg["b"] = None
     cfg["x"], cfg["w"] = x_shape, w_shape
 
-    cfg["stride"] = draw_param(rng, s, 1, 3, [0, -1])
-    cfg["dilation"] = draw_param(rng, s, 1, 2 if rng.random() < 0.7 else 3, [0, -1])
+    # Beyond int32 (2^31, 2^40): PyTorch's conv takes them where they leave an output; its
+    # transposed convs refuse them (their int32 stride reads 2^31 as negative, 2^40 as 0).
+    cfg["stride"] = draw_param(rng, s, 1, 3, [0, -1, 2**31, 2**40])
+    cfg["dilation"] = draw_param(rng, s, 1, 2 if rng.random() < 0.7 else 3, [0, -1, 2**31, 2**40])
     mode = "zeros"
     if not transposed and rng.random() < 0.45:
         mode = rng.choice(MODES[1:])
@@ -183,7 +185,8 @@ def draw(rng, family, backward):
         else:
             # Below the larger of stride and dilation, sometimes up to it (out of range).
             most = 0 if rng.random() < 0.85 else 1
-            ops = [rng.randint(0, max(st, d, 1) - 1 + most) for st, d in zip(strides, dilations)]
+            ops = [rng.randint(0, min(max(st, d, 1), 4) - 1 + most)
+                   for st, d in zip(strides, dilations)]
             if rng.random() < 0.03:
                 ops[rng.randrange(s)] = -1
             r = rng.random()

@@ -7,10 +7,11 @@ Every op of the family (conv1d, conv2d, conv3d, conv_transpose1d/2d/3d, each .fo
 .backward) gets COUNT configurations drawn with a fixed seed: tiny tensors, batched or not,
 kernel sizes, strides, paddings (an integer, one per axis, a list of one, "same", "valid",
 conv2d's four sides), dilations, groups, output_padding and padding_mode, each sometimes out of
-PyTorch's range (zero or negative, beyond int32, lists of the wrong length or empty, groups not dividing the channels,
-output_padding not below the stride or the dilation, reflect padding not below the input,
-circular padding above it, "same" with a stride, channels, bias and dy of the wrong size, empty
-tensors, kernels larger than the padded input).
+PyTorch's range: zero or negative, beyond int32, lists of the wrong length or empty, groups not
+dividing the channels, output_padding not below the stride or the dilation or given to a conv,
+a padding_mode PyTorch does not have, reflect padding not below the input, circular padding
+above it, "same" with a stride, channels, bias and dy of the wrong size, empty tensors, kernels
+larger than the padded input.
 
 The verdict is PyTorch's own, from torch.nn.functional (conv*, conv_transpose*, F.pad), the
 torch.nn modules for padding_mode (nn.Conv*d pads x with F.pad, then convolves unpadded; its
@@ -105,9 +106,9 @@ def draw(rng, family, backward):
     transposed = family.startswith("conv_transpose")
     cfg = {}
     r = rng.random()
-    groups = rng.choice([1, 1, 1, 2, 3]) if r < 0.9 else rng.choice([0, -1, 2, 3, 4])
+    groups = rng.choice([1, 1, 1, 2, 3]) if r < 0.9 else rng.choice([0, -1, 2, 3, 4, 2**31])
     cfg["groups"] = None if groups == 1 and rng.random() < 0.5 else groups
-    g = groups if groups >= 1 else 1
+    g = groups if 1 <= groups <= 4 else 1
     n = rng.randint(1, 2)
     cin = g * rng.randint(1, 2)
     cout = g * rng.randint(1, 2)
@@ -158,6 +159,8 @@ def draw(rng, family, backward):
         mode = rng.choice(MODES[1:])
     elif transposed and rng.random() < 0.06:
         mode = rng.choice(MODES[1:])
+    if rng.random() < 0.01:
+        mode = "mirror"  # no padding_mode of PyTorch's
     cfg["padding_mode"] = None if mode == "zeros" and rng.random() < 0.7 else mode
     # Padding: larger values with a padding_mode, to cross the reflect and circular limits.
     top_pad = (max(sizes) + 1) if mode != "zeros" else 2 if transposed else 3
@@ -192,8 +195,8 @@ def draw(rng, family, backward):
             r = rng.random()
             cfg["output_padding"] = (ops[0] if r < 0.3 else [ops[0]] if r < 0.35
                                      else ops[:1] + ops if r < 0.37 else ops)
-    else:
-        cfg["output_padding"] = None
+    else:  # PyTorch's conv has no output_padding: passing one is refused
+        cfg["output_padding"] = rng.randint(0, 1) if rng.random() < 0.03 else None
     cfg["dy"] = None
     return cfg
 
@@ -218,13 +221,13 @@ def forward(family, cfg, x, w, b):
     groups = cfg["groups"] if cfg["groups"] is not None else 1
     mode = cfg["padding_mode"] or "zeros"
     padding = cfg["padding"]
+    if cfg["output_padding"] is not None:  # conv ops: a TypeError, PyTorch's refusal
+        kw["output_padding"] = arg(cfg["output_padding"])
     if family.startswith("conv_transpose"):
         if mode != "zeros":  # the module's constructor is PyTorch's verdict on padding_mode
             TRANSPOSE_MODULE[s](1, 1, 1, padding_mode=mode)
         if padding is not None:
             kw["padding"] = arg(padding)
-        if cfg["output_padding"] is not None:
-            kw["output_padding"] = arg(cfg["output_padding"])
         return TRANSPOSE[s](x, w, b, groups=groups, **kw)
     if isinstance(padding, list) and len(padding) == 4 and s == 2:
         top, bottom, left, right = padding

@@ -2,11 +2,10 @@
 // tests/golden/sweep/<op>.jsonl (made by tests/golden/make_sweep.py with PyTorch: shapes,
 // parameters and PyTorch's verdict, no tensor data) is sent through the v1 JSON door in-process
 // (codec_run_json) with values made here. Where PyTorch accepts, convd must answer 200 with y
-// of PyTorch's shape (backward: dx, dw, db of x's, w's and b's) and the values of the naive 3-d
-// reference (tests/harness/ref_conv3d.h:
-// 1-d and 2-d layers are 3-d ones with unit leading axes; a padding_mode pads x here; a
-// transposed layer is its adjoint conv's gradient map). Where PyTorch refuses, convd must answer
-// 422 with a code and a message; never 500, never 200.
+// of PyTorch's shape (backward: dx, dw, db of x's, w's and b's) holding the values of the naive
+// 3-d reference (tests/harness/ref_conv3d.h: 1-d and 2-d layers are 3-d ones with unit leading
+// axes; a padding_mode pads x here; a transposed layer is its adjoint conv's gradient map).
+// Where PyTorch refuses, convd must answer 422 with a code and a message; never 500, never 200.
 //
 // The documented differences (docs/API.md, "Where convd differs from PyTorch") are rules here,
 // applied before PyTorch's verdict:
@@ -15,8 +14,8 @@
 //     reflect, replicate or circular, and through F.pad for the four sides, it crops x);
 //   - a dilation beyond 2^31-1 on an axis of several taps is refused, invalid_value (PyTorch
 //     answers it where "same" padding leaves an output).
-// The generator already states the references of what PyTorch cannot spell (four-sided
-// padding, conv2d's [H, W] x, unbatched x, [p] with a padding_mode).
+// The references of what PyTorch cannot spell (four-sided padding, conv2d's [H, W] x, unbatched
+// x, lists with a padding_mode) are the generator's: its verdicts are already theirs.
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -88,13 +87,14 @@ static bool has_zero(const int64_t *shape, int rank) {
     return false;
 }
 
-// Random values k/64 (exact in both dtypes, short in JSON) written into the body as {"shape", "data"}; the values, owned by
-// the caller.
+// Random values k/64 (exact in both dtypes, at most 6 digits: %g prints them exactly) written
+// into the body as {"shape", "data"}; returns the values, owned by the caller.
 static double *put_tensor(api_buf *body, const char *name, const int64_t *shape, int rank,
                           uint64_t *rng) {
     int64_t n = numel(shape, rank);
     api_buf_printf(body, ",\"%s\":{\"shape\":[", name);
-    for (int i = 0; i < rank; i++) api_buf_printf(body, "%s%lld", i ? "," : "", (long long)shape[i]);
+    for (int i = 0; i < rank; i++)
+        api_buf_printf(body, "%s%lld", i ? "," : "", (long long)shape[i]);
     api_buf_puts(body, "],\"data\":[");
     double *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
     for (int64_t i = 0; i < n; i++)
@@ -171,7 +171,8 @@ static int64_t pad_source(int64_t p, int64_t n, int64_t lo, int mode) {
     int64_t i = p - lo;
     if (mode == 0) return i < 0 || i >= n ? -1 : i;
     if (mode == 2) return i < 0 ? 0 : i >= n ? n - 1 : i;
-    while (i < 0 || i >= n) i = mode == 3 ? (i < 0 ? i + n : i - n) : (i < 0 ? -i : 2 * (n - 1) - i);
+    while (i < 0 || i >= n)
+        i = mode == 3 ? (i < 0 ? i + n : i - n) : (i < 0 ? -i : 2 * (n - 1) - i);
     return i;
 }
 

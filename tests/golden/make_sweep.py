@@ -44,6 +44,7 @@ output_padding null for conv ops) and the last entry is PyTorch's y shape when i
 request (for a backward op, autograd accepted dy too), null when it refuses it.
 
 Usage: /usr/bin/python3 tests/golden/make_sweep.py [OUT_DIR]   (default: sweep/ beside this script)
+With SWEEP_REASONS=1 it also prints, per op, how often each of PyTorch's refusals was met.
 The files are deterministic for a given torch version (1.13, Debian's python3-torch).
 """
 import collections

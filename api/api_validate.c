@@ -270,6 +270,21 @@ static bool read_transposed(api_plan *plan, const api_request *req, api_error *e
     return true;
 }
 
+// PyTorch takes any stride and dilation that leave an output, where core's fields stop at
+// INT_MAX. Along an axis of padded extent e (x's size and its two pads), a stride above e takes
+// only the first window, as a stride of e does, and a kernel of one tap reads no dilation: such
+// values are replaced by those equivalents, which give the same answers (so a stride of 2^40 on
+// a small input is answered, as PyTorch answers it). Values out of range are left to the geometry
+// check.
+static void fold_unused(int64_t *stride, int64_t *dilation, int64_t size, int64_t pad_lo,
+                        int64_t pad_hi, int64_t k) {
+    int64_t extent;
+    if (pad_lo >= 0 && pad_hi >= 0 && !__builtin_add_overflow(size, pad_lo, &extent) &&
+        !__builtin_add_overflow(extent, pad_hi, &extent) && *stride > extent)
+        *stride = extent;
+    if (k == 1 && *dilation > 1) *dilation = 1;
+}
+
 // conv3d's geometry: x [N,C,D,H,W] or [C,D,H,W], w [F,C/G,kd,kh,kw]; plan->geom is set by
 // check_geometry once the layer is known to be valid.
 static bool read_3d(api_plan *plan, const api_request *req, api_error *err) {
@@ -295,6 +310,10 @@ static bool read_3d(api_plan *plan, const api_request *req, api_error *err) {
     } else if (req->pad_mode == API_PAD_EXPLICIT) {
         memcpy(g->padding, req->padding, sizeof g->padding);
     }
+    const int64_t in[3] = {g->d, g->h, g->w}, k[3] = {g->kd, g->kh, g->kw};
+    for (int a = 0; a < 3; a++)
+        fold_unused(&g->stride[a], &g->dilation[a], in[a], g->padding[2 * a],
+                    g->padding[2 * a + 1], k[a]);
     return true;
 }
 
@@ -344,14 +363,20 @@ static bool read_shapes(api_plan *plan, const api_request *req, api_error *err) 
                             "padding \"same\" needs stride 1 (as in PyTorch), but stride is "
                             "[%" PRId64 ", %" PRId64 "]; give the padding as numbers instead",
                             req->stride[0], req->stride[1]);
-        conv_pad_same(g->kh, g->dilation_h, &g->pad_top, &g->pad_bottom);
-        conv_pad_same(g->kw, g->dilation_w, &g->pad_left, &g->pad_right);
+        // Dilations out of range are refused by the geometry check (their products could
+        // overflow); "same" pads nothing for a kernel of one tap.
+        if (g->dilation_h >= 1 && g->dilation_h <= INT32_MAX && g->kh <= INT32_MAX)
+            conv_pad_same(g->kh, g->dilation_h, &g->pad_top, &g->pad_bottom);
+        if (g->dilation_w >= 1 && g->dilation_w <= INT32_MAX && g->kw <= INT32_MAX)
+            conv_pad_same(g->kw, g->dilation_w, &g->pad_left, &g->pad_right);
     } else {
         g->pad_top = one_d ? 0 : req->padding[0];
         g->pad_bottom = one_d ? 0 : req->padding[1];
         g->pad_left = req->padding[2];
         g->pad_right = req->padding[3];
     }
+    fold_unused(&g->stride_h, &g->dilation_h, g->h, g->pad_top, g->pad_bottom, g->kh);
+    fold_unused(&g->stride_w, &g->dilation_w, g->w, g->pad_left, g->pad_right, g->kw);
     return true;
 }
 

@@ -710,6 +710,18 @@ static void test_refusals(void) {
                     "\"padding_mode\": \"replicate\", \"padding\": 9}", &status);
     CHECK(status == 200, "replicate takes any padding: %d", status);
     cJSON_Delete(ok);
+    // A stride beyond the padded input takes its first window and a one-tap axis reads no
+    // dilation: PyTorch answers both at any size, beyond convd's int32 fields too.
+    cJSON *far = run("{\"op\": \"conv2d.forward\", \"x\": [[1, 2, 3], [4, 5, 6]], \"w\": "
+                     "[[2, 1]], \"stride\": 1099511627776, \"dilation\": [4294967296, 1]}",
+                     &status);
+    char *far_y = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(far, "y"));
+    CHECK(status == 200 && far_y && strcmp(far_y, "{\"shape\":[1,1],\"data\":[4]}") == 0,
+          "stride 2^40, dilation 2^32 on a one-tap axis: %d %s", status, far_y ? far_y : "");
+    free(far_y);
+    cJSON_Delete(far);
+    expect_error(WITH(c1, ", \"dilation\": 2147483648, \"padding\": \"same\""), 422,
+                 "invalid_value", "dilation", "2147483647");
     const char *t3 = "{\"op\": \"conv_transpose3d.forward\", \"x\": {\"shape\": [1, 1, 2, 2, 2], "
                      "\"data\": [1, 2, 3, 4, 5, 6, 7, 8]}, \"w\": {\"shape\": [1, 1, 2, 2, 2], "
                      "\"data\": [1, 1, 1, 1, 1, 1, 1, 1]}";

@@ -9,7 +9,8 @@
 # Every impl gets the same plan (BENCH_WARMUP untimed calls, then BENCH_REPEATS timed ones per
 # process), and the processes are interleaved over BENCH_ROUNDS rounds so that a burst of load
 # from elsewhere on the machine hits every impl alike; bench/report.py takes the median of all
-# samples of a cell. OPENBLAS_CORETYPE is left as the environment has it.
+# samples of a cell. OPENBLAS_CORETYPE is left as the environment has it. BENCH_LAYERS (names,
+# comma-separated, e.g. "m,n,o,p") times only those layers, in every impl.
 # Output: the table on stdout, build/bench.json (+ bench-meta.json, bench.md, bench.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."

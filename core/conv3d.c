@@ -130,8 +130,9 @@ static conv_status carve(stack_space *sp, const conv3d_geom *g, conv_dtype dt,
     sp->xs = ex->workspace;
     sp->ws = sp->xs + s.xs;
     sp->ys = sp->ws + s.ws;
-    sp->ex2 = (conv_exec){.workspace = sp->ys + s.ys, .workspace_bytes = ex->workspace_bytes - need,
-                          .threads = ex->threads};
+    sp->ex2 = *ex; // threads, isa and algorithm as asked
+    sp->ex2.workspace = sp->ys + s.ys;
+    sp->ex2.workspace_bytes = ex->workspace_bytes - need;
     return CONV_OK;
 }
 

@@ -6,8 +6,9 @@
 //   bench_conv rss [THREADS] one (b)-sized forward + backward, then its peak RSS, one JSON line
 //   bench_conv gemm          1-thread sgemm on each layer's three GEMM shapes (per image and
 //                            group): the ceiling the BLAS core in use puts on im2col + GEMM
-// Timings follow bench_plan_from_env() like every peer; BENCH_LAYERS picks layers by name. Before a layer is timed its results are
-// spot-checked against sums computed here, so a broken build cannot post fast numbers.
+// Timings follow bench_plan_from_env() like every peer; BENCH_LAYERS picks layers by name.
+// Before a layer is timed its results are spot-checked against sums computed here, so a broken
+// build cannot post fast numbers.
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
@@ -470,7 +471,8 @@ static void spot_check(const convd_case *k) {
         const int64_t *e = transposed ? L.in : L.out, plane = e[0] * e[1] * e[2];
         spot_sum db = {0, 0};
         for (int64_t m = 0; m < L.n; m++)
-            for (int64_t i = 0; i < plane; i++) spot_add(&db, dy[(m * channels + f) * plane + i], 1);
+            for (int64_t i = 0; i < plane; i++)
+                spot_add(&db, dy[(m * channels + f) * plane + i], 1);
         ok &= spot_ok("db", name, k->db[f], db);
     }
     if (!ok) exit(1);

@@ -365,8 +365,8 @@ conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, conv_algorith
 
 // ---- The passes ---------------------------------------------------------------------------
 // Which algorithm runs: Winograd where conv_pick_algorithm says so; else flat where
-// conv_flat_wanted for the pass and the workspace holds it, the row path for depthwise layers, im2col +
-// GEMM otherwise.
+// conv_flat_wanted for the pass and the workspace holds it, the row path for depthwise
+// layers, im2col + GEMM otherwise.
 
 static conv_status start_run(conv_run *r, const conv_geom *g, conv_dtype dt,
                              const conv_exec *ex, conv_error *err) {

@@ -184,11 +184,11 @@ static void stack_x_item(const copy_job *job, int64_t i) {
             const int64_t id = od * g->stride[0] + a * g->dilation[0] - g->padding[0];
             for (int64_t ch = 0; ch < cg; ch++) {
                 char *to = job->stack + (size_t)stacked_plane(g, n, od, grp, a, ch) * bytes;
+                const int64_t from = (n * g->c + grp * cg + ch) * g->d + id; // x's plane
                 if (id < 0 || id >= g->d)
                     memset(to, 0, bytes);
                 else
-                    memcpy(to, job->plain + (size_t)((n * g->c + grp * cg + ch) * g->d + id) * bytes,
-                           bytes);
+                    memcpy(to, job->plain + (size_t)from * bytes, bytes);
             }
         }
 }

@@ -6,8 +6,9 @@
 //   bench_conv rss [THREADS] one (b)-sized forward + backward, then its peak RSS, one JSON line
 //   bench_conv gemm          1-thread sgemm on each layer's three GEMM shapes (per image and
 //                            group), OpenBLAS's and convd's own: the ceiling on im2col + GEMM
-// Timings follow bench_plan_from_env() like every peer. Before a layer is timed its results are
-// spot-checked against sums computed here, so a broken build cannot post fast numbers.
+// Timings follow bench_plan_from_env() like every peer; BENCH_LAYERS picks layers by name.
+// Before a layer is timed its results are spot-checked against sums computed here, so a broken
+// build cannot post fast numbers.
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
@@ -19,6 +20,9 @@
 
 #include "bench/benchlib.h"
 #include "core/conv.h"
+#include "core/conv3d.h"
+#include "core/conv_pad.h"
+#include "core/conv_transpose.h"
 #include "core/gemm.h"
 #include "server/blas_boot.h"
 
@@ -120,23 +124,20 @@ static int cmd_peak(void) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// convd on one layer.
+// convd on one layer, through the core calls api/api_exec.c makes for its op: conv1d as conv2d
+// with H = 1, conv3d (core/conv3d.h), conv_transpose2d on its adjoint conv2d layer
+// (core/conv_transpose.h), padding_mode reflect as core/conv_pad.h's copy of x, an unpadded
+// conv2d on it, and (dx) the fold of its gradient.
 
 typedef struct {
     const bench_layer *layer;
-    conv_geom g;
-    float *x, *w, *b, *y, *dy, *dx, *dw, *db;
+    conv_geom g;    // the 2-D layer core/ runs (conv3d: its stacked layer, unused)
+    conv3d_geom g3; // conv3d only
+    float *x, *w, *b, *y, *dy, *dx, *dw, *db; // the layer's tensors, in PyTorch's shapes
+    float *xp, *dxp;                          // reflect: x padded, dx in the padded shape
+    int64_t pad_dims[3], pad[6];              // reflect: conv_pad_apply's dims and pads
     conv_exec ex;
 } convd_case;
-
-static conv_geom geom_of(const bench_layer *l) {
-    return (conv_geom){.n = l->n, .c = l->c, .h = l->h, .w = l->w, .f = l->f, .kh = l->kh,
-                       .kw = l->kw, .groups = l->groups, .stride_h = l->stride,
-                       .stride_w = l->stride, .dilation_h = l->dilation,
-                       .dilation_w = l->dilation,
-                       .pad_top = l->pad, .pad_bottom = l->pad, .pad_left = l->pad,
-                       .pad_right = l->pad};
-}
 
 static void must(conv_status st, const conv_error *err, const char *what) {
     if (st == CONV_OK) return;
@@ -144,12 +145,54 @@ static void must(conv_status st, const conv_error *err, const char *what) {
     exit(1);
 }
 
-static void case_init(convd_case *k, const bench_layer *l, int threads, conv_algorithm algo) {
+// The layer's geometry for core/: g (and g3 for conv3d), checked.
+static void geom_of(convd_case *k, const bench_layer *l) {
     conv_error err = {0};
-    k->layer = l;
-    k->g = geom_of(l);
+    const int64_t s = l->stride, d = l->dilation, p = l->pad;
+    if (l->op == BENCH_CONV3D) {
+        k->g3 = (conv3d_geom){.n = l->n, .c = l->c, .d = l->d, .h = l->h, .w = l->w, .f = l->f,
+                              .kd = l->kd, .kh = l->kh, .kw = l->kw, .groups = l->groups,
+                              .stride = {s, s, s}, .dilation = {d, d, d},
+                              .padding = {p, p, p, p, p, p}};
+        must(conv3d_geom_check(&k->g3, CONV_FLOAT32, &err), &err, "conv3d_geom_check");
+        conv3d_plane_geom(&k->g, &k->g3);
+        return;
+    }
+    if (l->op == BENCH_CONV_TRANSPOSE2D) {
+        conv_transpose_geom(&k->g, l->n, l->c, l->h, l->w, l->f, l->kh, l->kw, l->groups,
+                            (int64_t[2]){s, s}, (int64_t[2]){d, d}, (int64_t[4]){p, p, p, p},
+                            (int64_t[2]){0, 0});
+    } else {
+        const int64_t ph = l->op == BENCH_CONV1D ? 0 : p;
+        k->g = (conv_geom){.n = l->n, .c = l->c, .h = l->h, .w = l->w, .f = l->f, .kh = l->kh,
+                           .kw = l->kw, .groups = l->groups, .stride_h = s, .stride_w = s,
+                           .dilation_h = d, .dilation_w = d, .pad_top = ph, .pad_bottom = ph,
+                           .pad_left = p, .pad_right = p};
+        if (l->reflect) { // the conv runs unpadded on the padded copy
+            memcpy(k->pad_dims, (int64_t[3]){1, l->h, l->w}, sizeof k->pad_dims);
+            memcpy(k->pad, (int64_t[6]){0, 0, ph, ph, p, p}, sizeof k->pad);
+            k->g.h += 2 * ph;
+            k->g.w += 2 * p;
+            k->g.pad_top = k->g.pad_bottom = k->g.pad_left = k->g.pad_right = 0;
+        }
+    }
     must(conv_geom_check(&k->g, CONV_FLOAT32, &err), &err, "conv_geom_check");
-    int64_t nx = conv_numel_x(&k->g), nw = conv_numel_w(&k->g), ny = conv_numel_y(&k->g);
+}
+
+static int64_t numel_x(const bench_layer *l) {
+    return l->n * l->c * (l->op == BENCH_CONV3D ? l->d : 1) * l->h * l->w;
+}
+static int64_t numel_w(const bench_layer *l) {
+    return l->f * (l->c / l->groups) * (l->op == BENCH_CONV3D ? l->kd : 1) * l->kh * l->kw;
+}
+static int64_t numel_y(const bench_layer *l) {
+    return l->n * l->f * bench_layer_do(l) * bench_layer_ho(l) * bench_layer_wo(l);
+}
+
+static void case_init(convd_case *k, const bench_layer *l, int threads, conv_algorithm algo) {
+    *k = (convd_case){.layer = l};
+    geom_of(k, l);
+    int64_t nx = numel_x(l), nw = numel_w(l), ny = numel_y(l);
     k->x = bench_alloc(sizeof(float) * (size_t)nx);
     k->dx = bench_alloc(sizeof(float) * (size_t)nx);
     k->w = bench_alloc(sizeof(float) * (size_t)nw);
@@ -158,43 +201,103 @@ static void case_init(convd_case *k, const bench_layer *l, int threads, conv_alg
     k->dy = bench_alloc(sizeof(float) * (size_t)ny);
     k->b = bench_alloc(sizeof(float) * (size_t)l->f);
     k->db = bench_alloc(sizeof(float) * (size_t)l->f);
+    if (l->reflect) {
+        k->xp = bench_alloc(sizeof(float) * (size_t)conv_numel_x(&k->g));
+        k->dxp = bench_alloc(sizeof(float) * (size_t)conv_numel_x(&k->g));
+    }
     bench_fill(k->x, nx, 1);
     bench_fill(k->w, nw, 2);
     bench_fill(k->b, l->f, 3);
     bench_fill(k->dy, ny, 4);
     const size_t bytes =
-        conv_workspace_size(&k->g, CONV_FLOAT32, threads, CONV_WORKSPACE_CAP_DEFAULT);
+        l->op == BENCH_CONV3D
+            ? conv3d_workspace_size(&k->g3, CONV_FLOAT32, threads, CONV_WORKSPACE_CAP_DEFAULT)
+            : conv_workspace_size(&k->g, CONV_FLOAT32, threads, CONV_WORKSPACE_CAP_DEFAULT);
     k->ex = (conv_exec){.workspace = bench_alloc(bytes), .workspace_bytes = bytes,
                         .threads = threads, .algorithm = algo};
 }
 
 static void case_free(convd_case *k) {
-    float *bufs[] = {k->x, k->w, k->b, k->y, k->dy, k->dx, k->dw, k->db};
+    float *bufs[] = {k->x, k->w, k->b, k->y, k->dy, k->dx, k->dw, k->db, k->xp, k->dxp};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
     free(k->ex.workspace);
+}
+
+// reflect: xp <- x padded (as api/api_exec.c does for every request that needs x).
+static void pad_x(convd_case *k) {
+    conv_pad_apply(k->xp, k->x, k->layer->n * k->layer->c, k->pad_dims, k->pad, CONV_PAD_REFLECT,
+                   CONV_FLOAT32);
 }
 
 static void step_forward(void *ctx, double *part_ms) {
     convd_case *k = ctx;
     conv_error err = {0};
     double t0 = bench_now_ms();
-    must(conv2d_forward(k->y, k->x, k->w, k->b, &k->g, CONV_FLOAT32, &k->ex, &err), &err,
-         "conv2d_forward");
+    conv_status st;
+    switch (k->layer->op) {
+    case BENCH_CONV3D:
+        st = conv3d_forward(k->y, k->x, k->w, k->b, &k->g3, CONV_FLOAT32, &k->ex, &err);
+        break;
+    case BENCH_CONV_TRANSPOSE2D:
+        st = conv_transpose2d_forward(k->y, k->x, k->w, k->b, &k->g, CONV_FLOAT32, &k->ex, &err);
+        break;
+    default:
+        if (k->layer->reflect) pad_x(k);
+        st = conv2d_forward(k->y, k->layer->reflect ? k->xp : k->x, k->w, k->b, &k->g,
+                            CONV_FLOAT32, &k->ex, &err);
+    }
+    must(st, &err, "forward");
     part_ms[0] = bench_now_ms() - t0;
 }
 
 static void step_backward(void *ctx, double *part_ms) {
     convd_case *k = ctx;
+    const bench_layer *l = k->layer;
     conv_error err = {0};
+    const conv_exec *ex = &k->ex;
     double t0 = bench_now_ms();
-    must(conv2d_backward_data(k->dx, k->dy, k->w, &k->g, CONV_FLOAT32, &k->ex, &err), &err,
-         "conv2d_backward_data");
+    conv_status st;
+    switch (l->op) {
+    case BENCH_CONV3D:
+        st = conv3d_backward_data(k->dx, k->dy, k->w, &k->g3, CONV_FLOAT32, ex, &err);
+        break;
+    case BENCH_CONV_TRANSPOSE2D:
+        st = conv_transpose2d_backward_data(k->dx, k->dy, k->w, &k->g, CONV_FLOAT32, ex, &err);
+        break;
+    default:
+        st = conv2d_backward_data(l->reflect ? k->dxp : k->dx, k->dy, k->w, &k->g, CONV_FLOAT32,
+                                  ex, &err);
+        if (l->reflect)
+            conv_pad_fold(k->dx, k->dxp, l->n * l->c, k->pad_dims, k->pad, CONV_PAD_REFLECT,
+                          CONV_FLOAT32);
+    }
+    must(st, &err, "backward data");
     double t1 = bench_now_ms();
-    must(conv2d_backward_weights(k->dw, k->dy, k->x, &k->g, CONV_FLOAT32, &k->ex, &err), &err,
-         "conv2d_backward_weights");
+    switch (l->op) {
+    case BENCH_CONV3D:
+        st = conv3d_backward_weights(k->dw, k->dy, k->x, &k->g3, CONV_FLOAT32, ex, &err);
+        break;
+    case BENCH_CONV_TRANSPOSE2D:
+        st = conv_transpose2d_backward_weights(k->dw, k->dy, k->x, &k->g, CONV_FLOAT32, ex,
+                                               &err);
+        break;
+    default: // a backward request brings x: reflect pads it again
+        if (l->reflect) pad_x(k);
+        st = conv2d_backward_weights(k->dw, k->dy, l->reflect ? k->xp : k->x, &k->g,
+                                     CONV_FLOAT32, ex, &err);
+    }
+    must(st, &err, "backward weights");
     double t2 = bench_now_ms();
-    must(conv2d_backward_bias(k->db, k->dy, &k->g, CONV_FLOAT32, &k->ex, &err), &err,
-         "conv2d_backward_bias");
+    switch (l->op) {
+    case BENCH_CONV3D:
+        st = conv3d_backward_bias(k->db, k->dy, &k->g3, CONV_FLOAT32, ex, &err);
+        break;
+    case BENCH_CONV_TRANSPOSE2D:
+        st = conv_transpose2d_backward_bias(k->db, k->dy, &k->g, CONV_FLOAT32, ex, &err);
+        break;
+    default: st = conv2d_backward_bias(k->db, k->dy, &k->g, CONV_FLOAT32, ex, &err);
+    }
+    must(st, &err, "backward bias");
     double t3 = bench_now_ms();
     part_ms[0] = t1 - t0;
     part_ms[1] = t2 - t1;
@@ -202,65 +305,111 @@ static void step_backward(void *ctx, double *part_ms) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Spot checks: a few elements of y, dx, dw and db recomputed in double from the definition
-//   y[n,f,r,c] = b[f] + sum_{ch,i,j} x[n, gr*Cg + ch, r*s + i*d - p, c*s + j*d - p] * w[f,ch,i,j]
-// (gr = f / Fg). Each check sums one index map; dx and dw walk the same map from the other side.
+// Spot checks: a few elements of y, dx, dw and db recomputed in double from the definition of a
+// convolution over three axes (d, h, w; 1 where the layer has none)
+//   y[n,f,o] = b[f] + sum_{ch,t} x[n, gr*Cg + ch, src(o*s + t*dil - pad)] * w[f,ch,t]
+// (gr = f / Fg; src maps a padded index to the input's: out of range is zero, or reflected).
+// Each check sums one index map; dx and dw walk the same map from the other side. A transposed
+// layer is checked on its adjoint convolution, written here from PyTorch's definition: the
+// adjoint's x is the transposed dy, its dy the transposed x, and the transposed y is the
+// adjoint's dx (plus the bias), the transposed dx the adjoint's y.
 
 typedef struct {
     double sum, mag; // the value and the sum of |terms|, which scales the float32 tolerance
 } spot_sum;
-
-#define AT4(t, d1, d2, d3, a, b, c, d) ((t)[(((a) * (d1) + (b)) * (d2) + (c)) * (d3) + (d)])
 
 static void spot_add(spot_sum *s, double a, double b) {
     s->sum += a * b;
     s->mag += fabs(a * b);
 }
 
+// A convolution's index map: x (n, c, in[3]), w (f, c/groups, k[3]), dy (n, f, out[3]).
+typedef struct {
+    int64_t n, c, f, groups;
+    int64_t in[3], k[3], out[3], stride, dil, pad[3];
+    int reflect;
+    const float *x, *w, *dy;
+} spot_layer;
+
+static spot_layer spot_layer_of(const convd_case *k) {
+    const bench_layer *l = k->layer;
+    const int deep = l->op == BENCH_CONV3D, flat = l->op == BENCH_CONV1D;
+    spot_layer s = {.n = l->n, .c = l->c, .f = l->f, .groups = l->groups, .stride = l->stride,
+                    .dil = l->dilation, .reflect = l->reflect,
+                    .in = {deep ? l->d : 1, l->h, l->w},
+                    .k = {deep ? l->kd : 1, l->kh, l->kw},
+                    .out = {bench_layer_do(l), bench_layer_ho(l), bench_layer_wo(l)},
+                    .pad = {deep ? l->pad : 0, flat ? 0 : l->pad, l->pad},
+                    .x = k->x, .w = k->w, .dy = k->dy};
+    if (l->op == BENCH_CONV_TRANSPOSE2D) { // the adjoint: channels and sizes swap sides
+        s.c = l->f;
+        s.f = l->c;
+        memcpy(s.in, s.out, sizeof s.in);
+        memcpy(s.out, (int64_t[3]){1, l->h, l->w}, sizeof s.out);
+        s.x = k->dy;
+        s.dy = k->x;
+    }
+    return s;
+}
+
+// The input index that padded index p reads along an axis of size n, or -1 for a zero.
+static int64_t spot_source(int64_t p, int64_t n, int reflect) {
+    if (p >= 0 && p < n) return p;
+    if (!reflect) return -1;
+    return p < 0 ? -p : 2 * (n - 1) - p;
+}
 
 // Which product a walk sums: y = x*w, dx = dy*w, dw = dy*x.
 typedef enum { SPOT_Y, SPOT_DX, SPOT_DW } spot_kind;
 
-// Coordinates a walk is pinned to (-1 = summed over): output (n, f, r, c), input (xch, xi, xj),
-// tap (ch, i, j). The walk visits every (output, tap) pair of the layer that lands inside x.
+// Coordinates a walk is pinned to (-1 = summed over): output (n, f, o[3]), input (xch, xi[3]),
+// tap (ch, t[3]). The walk visits every (output, tap) pair of the layer that reads inside x.
 typedef struct {
-    int64_t n, f, r, c, xch, xi, xj, ch, i, j;
+    int64_t n, f, o[3], xch, xi[3], ch, t[3];
 } spot_pin;
 
 static int pinned_out(int64_t pin, int64_t v) { return pin >= 0 && v != pin; }
 
-static spot_sum spot_walk(const convd_case *k, spot_kind kind, spot_pin p) {
-    const conv_geom *g = &k->g;
-    int64_t ho = conv_out_h(g), wo = conv_out_w(g), cg = g->c / g->groups, fg = g->f / g->groups;
+// Row-major offset of (a, b, i[3]) in a tensor of dims (., d1, e[3]).
+static int64_t spot_at(int64_t a, int64_t d1, int64_t b, const int64_t e[3], const int64_t i[3]) {
+    return (((a * d1 + b) * e[0] + i[0]) * e[1] + i[1]) * e[2] + i[2];
+}
+
+// The axes from `axis` on, with (o, t, xi) fixed above it: adds every term into s.
+static void spot_axes(const spot_layer *L, spot_kind kind, const spot_pin *p, int axis,
+                      int64_t n, int64_t f, int64_t ch, int64_t xch, int64_t o[3], int64_t t[3],
+                      int64_t xi[3], spot_sum *s) {
+    if (axis == 3) {
+        double wv = L->w[spot_at(f, L->c / L->groups, ch, L->k, t)];
+        double xv = L->x[spot_at(n, L->c, xch, L->in, xi)];
+        double dyv = L->dy[spot_at(n, L->f, f, L->out, o)];
+        spot_add(s, kind == SPOT_Y ? xv : dyv, kind == SPOT_DW ? xv : wv);
+        return;
+    }
+    for (o[axis] = 0; o[axis] < L->out[axis]; o[axis]++) {
+        if (pinned_out(p->o[axis], o[axis])) continue;
+        for (t[axis] = 0; t[axis] < L->k[axis]; t[axis]++) {
+            if (pinned_out(p->t[axis], t[axis])) continue;
+            xi[axis] = spot_source(o[axis] * L->stride + t[axis] * L->dil - L->pad[axis],
+                                   L->in[axis], L->reflect);
+            if (xi[axis] < 0 || pinned_out(p->xi[axis], xi[axis])) continue;
+            spot_axes(L, kind, p, axis + 1, n, f, ch, xch, o, t, xi, s);
+        }
+    }
+}
+
+static spot_sum spot_walk(const spot_layer *L, spot_kind kind, spot_pin p) {
+    const int64_t cg = L->c / L->groups, fg = L->f / L->groups;
     spot_sum s = {0, 0};
-    for (int64_t n = 0; n < g->n; n++) {
+    int64_t o[3], t[3], xi[3];
+    for (int64_t n = 0; n < L->n; n++) {
         if (pinned_out(p.n, n)) continue;
-        for (int64_t f = 0; f < g->f; f++) {
+        for (int64_t f = 0; f < L->f; f++) {
             if (pinned_out(p.f, f)) continue;
             for (int64_t ch = 0; ch < cg; ch++) {
                 int64_t xch = (f / fg) * cg + ch;
                 if (pinned_out(p.ch, ch) || pinned_out(p.xch, xch)) continue;
-                for (int64_t r = 0; r < ho; r++) {
-                    if (pinned_out(p.r, r)) continue;
-                    for (int64_t i = 0; i < g->kh; i++) {
-                        int64_t xi = r * g->stride_h + i * g->dilation_h - g->pad_top;
-                        if (pinned_out(p.i, i) || pinned_out(p.xi, xi) || xi < 0 || xi >= g->h)
-                            continue;
-                        for (int64_t c = 0; c < wo; c++) {
-                            if (pinned_out(p.c, c)) continue;
-                            for (int64_t j = 0; j < g->kw; j++) {
-                                int64_t xj = c * g->stride_w + j * g->dilation_w - g->pad_left;
-                                if (pinned_out(p.j, j) || pinned_out(p.xj, xj) || xj < 0 ||
-                                    xj >= g->w)
-                                    continue;
-                                double wv = AT4(k->w, cg, g->kh, g->kw, f, ch, i, j);
-                                double xv = AT4(k->x, g->c, g->h, g->w, n, xch, xi, xj);
-                                double dyv = AT4(k->dy, g->f, ho, wo, n, f, r, c);
-                                spot_add(&s, kind == SPOT_Y ? xv : dyv, kind == SPOT_DW ? xv : wv);
-                            }
-                        }
-                    }
-                }
+                spot_axes(L, kind, &p, 0, n, f, ch, xch, o, t, xi, &s);
             }
         }
     }
@@ -280,31 +429,51 @@ static int64_t pick(uint64_t *state, int64_t below) {
     return (int64_t)((*state >> 33) % (uint64_t)below);
 }
 
+static void pick3(uint64_t *state, int64_t out[3], const int64_t below[3]) {
+    for (int a = 0; a < 3; a++) out[a] = pick(state, below[a]);
+}
+
+#define NO_PIN3 {-1, -1, -1}
+
 // Spot-checks y, dx, dw and db after a forward and a backward of `k`; exits on a mismatch.
 static void spot_check(const convd_case *k) {
-    const conv_geom *g = &k->g;
-    int64_t ho = conv_out_h(g), wo = conv_out_w(g), cg = g->c / g->groups;
+    const spot_layer L = spot_layer_of(k);
+    const int transposed = k->layer->op == BENCH_CONV_TRANSPOSE2D;
+    // The adjoint's y and dx are the transposed layer's dx and y; the bias goes with the layer's y.
+    const float *conv_y = transposed ? k->dx : k->y, *conv_dx = transposed ? k->y : k->dx;
+    const int64_t cg = L.c / L.groups;
     const char *name = k->layer->name;
     uint64_t st = 12345;
     int ok = 1;
-    for (int t = 0; t < 6; t++) {
-        int64_t n = pick(&st, g->n), f = pick(&st, g->f), r = pick(&st, ho), c = pick(&st, wo);
-        spot_sum want = spot_walk(k, SPOT_Y, (spot_pin){n, f, r, c, -1, -1, -1, -1, -1, -1});
-        spot_add(&want, k->b[f], 1);
-        ok &= spot_ok("y", name, AT4(k->y, g->f, ho, wo, n, f, r, c), want);
+    for (int rep = 0; rep < 6; rep++) {
+        spot_pin p = {.n = pick(&st, L.n), .f = pick(&st, L.f), .xch = -1, .xi = NO_PIN3,
+                      .ch = -1, .t = NO_PIN3};
+        pick3(&st, p.o, L.out);
+        spot_sum want = spot_walk(&L, SPOT_Y, p);
+        if (!transposed) spot_add(&want, k->b[p.f], 1);
+        ok &= spot_ok("y", name, conv_y[spot_at(p.n, L.f, p.f, L.out, p.o)], want);
 
-        int64_t xc = pick(&st, g->c), xi = pick(&st, g->h), xj = pick(&st, g->w);
-        want = spot_walk(k, SPOT_DX, (spot_pin){n, -1, -1, -1, xc, xi, xj, -1, -1, -1});
-        ok &= spot_ok("dx", name, AT4(k->dx, g->c, g->h, g->w, n, xc, xi, xj), want);
+        spot_pin q = {.n = p.n, .f = -1, .o = NO_PIN3, .xch = pick(&st, L.c), .ch = -1,
+                      .t = NO_PIN3};
+        pick3(&st, q.xi, L.in);
+        want = spot_walk(&L, SPOT_DX, q);
+        if (transposed) spot_add(&want, k->b[q.xch], 1);
+        ok &= spot_ok("dx", name, conv_dx[spot_at(q.n, L.c, q.xch, L.in, q.xi)], want);
 
-        int64_t ch = pick(&st, cg), i = pick(&st, g->kh), j = pick(&st, g->kw);
-        want = spot_walk(k, SPOT_DW, (spot_pin){-1, f, -1, -1, -1, -1, -1, ch, i, j});
-        ok &= spot_ok("dw", name, AT4(k->dw, cg, g->kh, g->kw, f, ch, i, j), want);
+        spot_pin r = {.n = -1, .f = p.f, .o = NO_PIN3, .xch = -1, .xi = NO_PIN3,
+                      .ch = pick(&st, cg)};
+        pick3(&st, r.t, L.k);
+        want = spot_walk(&L, SPOT_DW, r);
+        ok &= spot_ok("dw", name, k->dw[spot_at(r.f, cg, r.ch, L.k, r.t)], want);
 
+        // db sums the layer's dy: the adjoint's x for a transposed layer.
+        const float *dy = transposed ? L.x : L.dy;
+        const int64_t channels = transposed ? L.c : L.f, f = pick(&st, channels);
+        const int64_t *e = transposed ? L.in : L.out, plane = e[0] * e[1] * e[2];
         spot_sum db = {0, 0};
-        for (int64_t m = 0; m < g->n; m++)
-            for (int64_t q = 0; q < ho * wo; q++)
-                spot_add(&db, k->dy[(m * g->f + f) * ho * wo + q], 1);
+        for (int64_t m = 0; m < L.n; m++)
+            for (int64_t i = 0; i < plane; i++)
+                spot_add(&db, dy[(m * channels + f) * plane + i], 1);
         ok &= spot_ok("db", name, k->db[f], db);
     }
     if (!ok) exit(1);
@@ -313,19 +482,30 @@ static void spot_check(const convd_case *k) {
 // ---------------------------------------------------------------------------------------------
 // Commands.
 
+static const char *const op_names[] = {[BENCH_CONV2D] = "conv2d", [BENCH_CONV1D] = "conv1d",
+                                       [BENCH_CONV3D] = "conv3d",
+                                       [BENCH_CONV_TRANSPOSE2D] = "conv_transpose2d"};
+
+// The selected layers (BENCH_LAYERS) as JSON: every peer and bench/report.py read them here.
 static int cmd_layers(void) {
     fputc('[', stdout);
+    int first = 1;
     for (int i = 0; i < bench_layer_count; i++) {
         const bench_layer *l = &bench_layers[i];
-        printf("%s\n{\"name\":\"%s\",\"what\":", i ? "," : "", l->name);
+        if (!bench_layer_selected(l)) continue;
+        printf("%s\n{\"name\":\"%s\",\"what\":", first ? "" : ",", l->name);
+        first = 0;
         bench_json_string(stdout, l->what);
-        printf(",\"n\":%lld,\"c\":%lld,\"h\":%lld,\"w\":%lld,\"f\":%lld,\"kh\":%lld,\"kw\":%lld,"
-               "\"stride\":%lld,\"pad\":%lld,\"groups\":%lld,\"dilation\":%lld,\"ho\":%lld,"
-               "\"wo\":%lld,\"flops\":%.0f}",
-               (long long)l->n, (long long)l->c, (long long)l->h, (long long)l->w,
-               (long long)l->f, (long long)l->kh, (long long)l->kw, (long long)l->stride,
-               (long long)l->pad, (long long)l->groups, (long long)l->dilation,
-               (long long)bench_layer_ho(l),
+        printf(",\"op\":\"%s\",\"padding_mode\":\"%s\",\"n\":%lld,\"c\":%lld,\"d\":%lld,"
+               "\"h\":%lld,\"w\":%lld,\"f\":%lld,\"kd\":%lld,\"kh\":%lld,\"kw\":%lld,"
+               "\"stride\":%lld,\"pad\":%lld,\"groups\":%lld,\"dilation\":%lld,\"do\":%lld,"
+               "\"ho\":%lld,\"wo\":%lld,\"flops\":%.0f}",
+               op_names[l->op], l->reflect ? "reflect" : "zeros", (long long)l->n,
+               (long long)l->c, (long long)(l->op == BENCH_CONV3D ? l->d : 1), (long long)l->h,
+               (long long)l->w, (long long)l->f,
+               (long long)(l->op == BENCH_CONV3D ? l->kd : 1), (long long)l->kh,
+               (long long)l->kw, (long long)l->stride, (long long)l->pad, (long long)l->groups,
+               (long long)l->dilation, (long long)bench_layer_do(l), (long long)bench_layer_ho(l),
                (long long)bench_layer_wo(l), bench_layer_flops(l));
     }
     puts("\n]");
@@ -344,6 +524,7 @@ static int cmd_run(int threads) {
     double *samples = bench_alloc(sizeof(double) * 3 * (size_t)plan.repeats);
     char extra[256];
     for (int i = 0; i < bench_layer_count; i++) {
+        if (!bench_layer_selected(&bench_layers[i])) continue;
         convd_case k;
         case_init(&k, &bench_layers[i], threads, algo);
         double unused[3];
@@ -436,6 +617,7 @@ static double time_gemm(gemm_case *q, double *samples, const bench_plan *plan) {
 // with convd's own GEMM (core/gemm.h), which conv passes then call instead; `gflops` is the
 // one convd runs, the ceiling of its im2col + GEMM. Their results must agree, or no numbers.
 // A ceiling is what the GEMM can do, so noise only lowers it: best of 3x the usual repeats.
+// conv2d and conv1d layers only (conv3d and transposed layers run other GEMMs).
 static int cmd_gemm(void) {
     bench_plan plan = bench_plan_from_env();
     plan.repeats *= 3;
@@ -443,6 +625,9 @@ static int cmd_gemm(void) {
     gemm_fn *own = conv_isa_default() == CONV_ISA_AVX512 ? gemm_avx512_f32 : NULL;
     for (int i = 0; i < bench_layer_count; i++) {
         const bench_layer *l = &bench_layers[i];
+        if (!bench_layer_selected(l) || l->op == BENCH_CONV3D ||
+            l->op == BENCH_CONV_TRANSPOSE2D)
+            continue;
         int fg = (int)(l->f / l->groups), kk = (int)(l->c / l->groups * l->kh * l->kw);
         int p = (int)(bench_layer_ho(l) * bench_layer_wo(l));
         struct {

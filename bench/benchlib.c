@@ -4,33 +4,71 @@
 #include <string.h>
 #include <time.h>
 
+// conv2d, zero padding, no depth (the last four fields of every conv2d layer).
+#define C2 BENCH_CONV2D, 0, 0, 0
 const bench_layer bench_layers[] = {
-    {"a", "1x1x32x32 F1 3x3 p1 (seed)", 1, 1, 32, 32, 1, 3, 3, 1, 1, 1, 1},
-    {"b", "8x64x56x56 F64 3x3 p1", 8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1},
-    {"c", "8x256x14x14 F256 3x3 p1", 8, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1},
-    {"d", "32x3x32x32 F16 5x5 p2", 32, 3, 32, 32, 16, 5, 5, 1, 2, 1, 1},
-    {"e", "8x64x56x56 F256 1x1", 8, 64, 56, 56, 256, 1, 1, 1, 0, 1, 1},
-    {"f", "8x64x56x56 F128 3x3 s2 p1", 8, 64, 56, 56, 128, 3, 3, 2, 1, 1, 1},
-    {"g", "8x64x56x56 dw G64 3x3 p1", 8, 64, 56, 56, 64, 3, 3, 1, 1, 64, 1},
-    {"h", "4x3x224x224 F64 7x7 s2 p3 (stem)", 4, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1},
-    {"i", "8x128x56x56 dw G128 3x3 s2 p1", 8, 128, 56, 56, 128, 3, 3, 2, 1, 128, 1},
-    {"j", "8x128x56x56 F256 1x1 s2", 8, 128, 56, 56, 256, 1, 1, 2, 0, 1, 1},
-    {"k", "8x64x28x28 F64 3x3 d2 p2", 8, 64, 28, 28, 64, 3, 3, 1, 2, 1, 2},
-    {"l", "8x128x28x28 F128 3x3 p1", 8, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1},
+    {"a", "1x1x32x32 F1 3x3 p1 (seed)", 1, 1, 32, 32, 1, 3, 3, 1, 1, 1, 1, C2},
+    {"b", "8x64x56x56 F64 3x3 p1", 8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, C2},
+    {"c", "8x256x14x14 F256 3x3 p1", 8, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, C2},
+    {"d", "32x3x32x32 F16 5x5 p2", 32, 3, 32, 32, 16, 5, 5, 1, 2, 1, 1, C2},
+    {"e", "8x64x56x56 F256 1x1", 8, 64, 56, 56, 256, 1, 1, 1, 0, 1, 1, C2},
+    {"f", "8x64x56x56 F128 3x3 s2 p1", 8, 64, 56, 56, 128, 3, 3, 2, 1, 1, 1, C2},
+    {"g", "8x64x56x56 dw G64 3x3 p1", 8, 64, 56, 56, 64, 3, 3, 1, 1, 64, 1, C2},
+    {"h", "4x3x224x224 F64 7x7 s2 p3 (stem)", 4, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1, C2},
+    {"i", "8x128x56x56 dw G128 3x3 s2 p1", 8, 128, 56, 56, 128, 3, 3, 2, 1, 128, 1, C2},
+    {"j", "8x128x56x56 F256 1x1 s2", 8, 128, 56, 56, 256, 1, 1, 2, 0, 1, 1, C2},
+    {"k", "8x64x28x28 F64 3x3 d2 p2", 8, 64, 28, 28, 64, 3, 3, 1, 2, 1, 2, C2},
+    {"l", "8x128x28x28 F128 3x3 p1", 8, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1, C2},
+    {"m", "conv1d 8x64x4096 F64 k9 p4", 8, 64, 1, 4096, 64, 1, 9, 1, 4, 1, 1, BENCH_CONV1D, 0, 0,
+     0},
+    {"n", "conv3d 2x32x16x56x56 F32 3x3x3 p1", 2, 32, 56, 56, 32, 3, 3, 1, 1, 1, 1, BENCH_CONV3D,
+     16, 3, 0},
+    {"o", "conv_transpose2d 8x128x28x28 -> F64 k4 s2 p1", 8, 128, 28, 28, 64, 4, 4, 2, 1, 1, 1,
+     BENCH_CONV_TRANSPOSE2D, 0, 0, 0},
+    {"p", "8x64x56x56 F64 3x3 p1 reflect", 8, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, BENCH_CONV2D,
+     0, 0, 1},
 };
+#undef C2
 const int bench_layer_count = (int)(sizeof bench_layers / sizeof *bench_layers);
 
-int64_t bench_layer_ho(const bench_layer *l) {
-    return (l->h + 2 * l->pad - l->dilation * (l->kh - 1) - 1) / l->stride + 1;
+// One axis: a conv's output size, or a transposed conv's (PyTorch's formulas).
+static int64_t out_size(const bench_layer *l, int64_t in, int64_t k, int64_t pad) {
+    if (l->op == BENCH_CONV_TRANSPOSE2D)
+        return (in - 1) * l->stride - 2 * pad + l->dilation * (k - 1) + 1;
+    return (in + 2 * pad - l->dilation * (k - 1) - 1) / l->stride + 1;
 }
 
-int64_t bench_layer_wo(const bench_layer *l) {
-    return (l->w + 2 * l->pad - l->dilation * (l->kw - 1) - 1) / l->stride + 1;
+int64_t bench_layer_do(const bench_layer *l) {
+    return l->op == BENCH_CONV3D ? out_size(l, l->d, l->kd, l->pad) : 1;
 }
+
+int64_t bench_layer_ho(const bench_layer *l) {
+    return out_size(l, l->h, l->kh, l->op == BENCH_CONV1D ? 0 : l->pad);
+}
+
+int64_t bench_layer_wo(const bench_layer *l) { return out_size(l, l->w, l->kw, l->pad); }
 
 double bench_layer_flops(const bench_layer *l) {
-    return 2.0 * (double)l->n * (double)l->f * (double)(l->c / l->groups) * (double)l->kh *
-           (double)l->kw * (double)bench_layer_ho(l) * (double)bench_layer_wo(l);
+    const int64_t kd = l->op == BENCH_CONV3D ? l->kd : 1;
+    if (l->op == BENCH_CONV_TRANSPOSE2D) // every input pixel meets every tap once
+        return 2.0 * (double)l->n * (double)l->c * (double)(l->f / l->groups) * (double)l->kh *
+               (double)l->kw * (double)l->h * (double)l->w;
+    return 2.0 * (double)l->n * (double)l->f * (double)(l->c / l->groups) * (double)kd *
+           (double)l->kh * (double)l->kw * (double)bench_layer_do(l) *
+           (double)bench_layer_ho(l) * (double)bench_layer_wo(l);
+}
+
+int bench_layer_selected(const bench_layer *l) {
+    const char *list = getenv("BENCH_LAYERS");
+    if (!list || !*list) return 1;
+    const size_t len = strlen(l->name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == len && strncmp(p, l->name, len) == 0) return 1;
+        p += n + (end ? 1 : 0);
+    }
+    return 0;
 }
 
 static int env_int(const char *name, int fallback) {

@@ -5,9 +5,12 @@
 
 LAYERS.json is `bench_conv layers` (the one definition of the suite). Prints one JSON line per
 layer and pass, in the format of bench/benchlib.h (bench_emit_times), timed as the C benchmarks
-are: BENCH_WARMUP untimed calls, then BENCH_REPEATS timed ones. Forward is F.conv2d under
-no_grad (y only); backward is aten.convolution_backward, the single call autograd makes for
-dx, dw and db, so no autograd bookkeeping is timed. IMPL names the records (default "pytorch";
+are: BENCH_WARMUP untimed calls, then BENCH_REPEATS timed ones. Forward is F.conv1d, conv2d,
+conv3d or conv_transpose2d under no_grad (y only); backward is aten.convolution_backward, the
+single call autograd makes for dx, dw and db, so no autograd bookkeeping is timed. A
+reflect-padded layer runs as nn.Conv2d(padding_mode="reflect") does: F.pad then the unpadded
+conv forward; backward the conv's on the padded x (saved by autograd, not timed) and the pad's
+(reflection_pad2d_backward). IMPL names the records (default "pytorch";
 bench/run.sh runs it a second time under another name with glibc's default allocator).
 """
 import ctypes
@@ -71,20 +74,54 @@ def main():
         layers = json.load(f)
     extra = None
     for L in layers:
-        stride, pad, groups = [L["stride"]] * 2, [L["pad"]] * 2, L["groups"]
-        dilation = [L["dilation"]] * 2
-        x = torch.randn(L["n"], L["c"], L["h"], L["w"])
-        w = torch.randn(L["f"], L["c"] // groups, L["kh"], L["kw"])
+        op, reflect = L.get("op", "conv2d"), L.get("padding_mode") == "reflect"
+        spatial = {"conv1d": 1, "conv3d": 3}.get(op, 2)
+        transposed = op == "conv_transpose2d"
+        # PyTorch's shapes: x (N, C, [D,] [H,] W), w (F, C/G, k...) or, transposed, (C, F/G, k...)
+        sizes = {"d": L.get("d", 1), "h": L["h"], "w": L["w"]}
+        ksizes = {"d": L.get("kd", 1), "h": L["kh"], "w": L["kw"]}
+        osizes = {"d": L.get("do", 1), "h": L["ho"], "w": L["wo"]}
+        axes = ["d", "h", "w"][3 - spatial:]
+        stride, pad = [L["stride"]] * spatial, [L["pad"]] * spatial
+        dilation, groups = [L["dilation"]] * spatial, L["groups"]
+        x = torch.randn(L["n"], L["c"], *[sizes[a] for a in axes])
+        w_in, w_out = (L["f"] // groups, L["c"]) if transposed else (L["c"] // groups, L["f"])
+        w = torch.randn(w_out, w_in, *[ksizes[a] for a in axes])
         b = torch.randn(L["f"])
-        dy = torch.randn(L["n"], L["f"], L["ho"], L["wo"])
+        dy = torch.randn(L["n"], L["f"], *[osizes[a] for a in axes])
+        conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[spatial]
+        out_pad = [0] * spatial
+        if reflect:
+            # What nn.Conv2d(padding_mode="reflect") runs: F.pad, then an unpadded conv; its
+            # backward is the conv's on the padded x that autograd saved, then the pad's.
+            refl = [L["pad"]] * (2 * spatial)
+            xp = F.pad(x, refl, mode="reflect")
+            pad = [0] * spatial
+
+            def forward_call():
+                return conv(F.pad(x, refl, mode="reflect"), w, b, stride, pad, dilation, groups)
+
+            def backward_call(mask):
+                def run():
+                    dxp, dw, db = torch.ops.aten.convolution_backward(
+                        dy, xp, w, [L["f"]], stride, pad, dilation, False, out_pad, groups, mask)
+                    if mask[0]:
+                        torch.ops.aten.reflection_pad2d_backward(dxp, x, refl)
+                    return dw, db
+                return run
+        else:
+            def forward_call():
+                if transposed:
+                    return F.conv_transpose2d(x, w, b, stride, pad, out_pad, groups, dilation)
+                return conv(x, w, b, stride, pad, dilation, groups)
+
+            def backward_call(mask):
+                return lambda: torch.ops.aten.convolution_backward(
+                    dy, x, w, [L["f"]], stride, pad, dilation, transposed, out_pad, groups, mask)
 
         def forward():
             with torch.no_grad():
-                return [timed(lambda: F.conv2d(x, w, b, stride, pad, dilation, groups))]
-
-        def backward_call(mask):
-            return lambda: torch.ops.aten.convolution_backward(
-                dy, x, w, [L["f"]], stride, pad, dilation, False, [0, 0], groups, mask)
+                return [timed(forward_call)]
 
         full = backward_call([True, True, True])
         only_dx = backward_call([True, False, False])

@@ -9,7 +9,9 @@
 # Every impl gets the same plan (BENCH_WARMUP untimed calls, then BENCH_REPEATS timed ones per
 # process), and the processes are interleaved over BENCH_ROUNDS rounds so that a burst of load
 # from elsewhere on the machine hits every impl alike; bench/report.py takes the median of all
-# samples of a cell. OPENBLAS_CORETYPE is left as the environment has it.
+# samples of a cell. OPENBLAS_CORETYPE is left as the environment has it. BENCH_LAYERS (names,
+# comma-separated, e.g. "m,n,o,p") times only those layers, in every impl, and stops after the
+# conv table (the other benchmarks below are about layer (b) and the HTTP server).
 # Output: the table on stdout, build/bench.json (+ bench-meta.json, bench.md, bench.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,6 +79,8 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- core api server 2>/dev/null || commit="$commit+dirty"
 "$python" bench/report.py --raw "$raw" --commit "$commit" \
     --load "$load_before" "$load_after" --out build
+
+if [ -n "${BENCH_LAYERS:-}" ]; then exit 0; fi
 
 # Other benchmarks of the project (bench/bench_*.c), each writing its own build/bench-*.json.
 for bin in build/bench/bench_*; do

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/conv_internal.h"
+
 int64_t conv3d_out_d(const conv3d_geom *g) {
     return conv_out_size(g->d, g->kd, g->stride[0], g->dilation[0], g->padding[0], g->padding[1]);
 }
@@ -130,59 +132,112 @@ static conv_status carve(stack_space *sp, const conv3d_geom *g, conv_dtype dt,
     sp->xs = ex->workspace;
     sp->ws = sp->xs + s.xs;
     sp->ys = sp->ws + s.ws;
-    sp->ex2 = (conv_exec){.workspace = sp->ys + s.ys, .workspace_bytes = ex->workspace_bytes - need,
-                          .threads = ex->threads};
+    sp->ex2 = *ex; // threads, isa and algorithm as asked
+    sp->ex2.workspace = sp->ys + s.ys;
+    sp->ex2.workspace_bytes = ex->workspace_bytes - need;
     return CONV_OK;
 }
 
-// Xs from x: every (image, output depth, tap, channel) plane of H*W elements, zero where the
-// tap falls in the depth padding.
-static void stack_x(char *xs, const char *x, const conv3d_geom *g, size_t elt) {
-    const int64_t od_count = conv3d_out_d(g), cg = g->c / g->groups, plane = g->h * g->w;
-    const size_t bytes = (size_t)plane * elt;
-    for (int64_t n = 0; n < g->n; n++)
-        for (int64_t od = 0; od < od_count; od++)
-            for (int64_t grp = 0; grp < g->groups; grp++)
-                for (int64_t a = 0; a < g->kd; a++) {
-                    const int64_t id = od * g->stride[0] + a * g->dilation[0] - g->padding[0];
-                    for (int64_t ch = 0; ch < cg; ch++) {
-                        const int64_t at =
-                            (((n * od_count + od) * g->groups + grp) * g->kd + a) * cg + ch;
-                        char *to = xs + (size_t)at * bytes;
-                        if (id < 0 || id >= g->d) {
-                            memset(to, 0, bytes);
-                            continue;
-                        }
-                        const int64_t c = grp * cg + ch;
-                        memcpy(to, x + (size_t)(((n * g->c + c) * g->d + id) * plane) * elt, bytes);
-                    }
-                }
+// The copies between the 3-D tensors and the stacks are loops over independent items, bound
+// by memory rather than arithmetic: they run split over the caller's threads, each worker a
+// contiguous range of items.
+typedef struct copy_job {
+    void (*item)(const struct copy_job *job, int64_t i);
+    int64_t items;
+    int threads;
+    const conv3d_geom *g;
+    char *stack;      // Xs or Ys
+    char *plain;      // x, dx, y or dy: written by unstack_x and by restack_y from the stack
+    bool to_stack;    // restack_y's direction
+    conv_dtype dt;
+    size_t elt;
+} copy_job;
+
+static void copy_worker(void *arg, int worker) {
+    const copy_job *job = arg;
+    int64_t first, end;
+    conv_item_range(job->items, job->threads, worker, &first, &end);
+    for (int64_t i = first; i < end; i++) job->item(job, i);
 }
 
-// dx from dXs (the adjoint of stack_x): dx = 0, then every stacked plane added back to the
-// input plane it was copied from.
-#define UNSTACK_X(T)                                                                              \
-    static void unstack_x_##T(T *dx, const T *dxs, const conv3d_geom *g) {                       \
-        const int64_t od_count = conv3d_out_d(g), cg = g->c / g->groups, plane = g->h * g->w;    \
-        memset(dx, 0, (size_t)(g->n * g->c * g->d * plane) * sizeof *dx);                        \
-        for (int64_t n = 0; n < g->n; n++)                                                        \
-            for (int64_t od = 0; od < od_count; od++)                                             \
-                for (int64_t grp = 0; grp < g->groups; grp++)                                     \
-                    for (int64_t a = 0; a < g->kd; a++) {                                         \
-                        const int64_t id = od * g->stride[0] + a * g->dilation[0] - g->padding[0]; \
-                        if (id < 0 || id >= g->d) continue;                                       \
-                        for (int64_t ch = 0; ch < cg; ch++) {                                     \
-                            const int64_t at =                                                    \
-                                (((n * od_count + od) * g->groups + grp) * g->kd + a) * cg + ch;  \
-                            const T *from = dxs + at * plane;                                     \
-                            T *to = dx + ((n * g->c + grp * cg + ch) * g->d + id) * plane;        \
-                            for (int64_t i = 0; i < plane; i++) to[i] += from[i];                 \
-                        }                                                                         \
-                    }                                                                             \
+static void run_copy(copy_job job, int threads) {
+    if (threads > CONV_MAX_THREADS) threads = CONV_MAX_THREADS;
+    job.threads = threads < 1 ? 1 : threads > job.items ? (int)job.items : threads;
+    conv_run_workers(job.threads, copy_worker, &job);
+}
+
+// The stacked plane of (image n, output depth od, group grp, depth tap a, channel ch).
+static int64_t stacked_plane(const conv3d_geom *g, int64_t n, int64_t od, int64_t grp, int64_t a,
+                             int64_t ch) {
+    return (((n * conv3d_out_d(g) + od) * g->groups + grp) * g->kd + a) * (g->c / g->groups) + ch;
+}
+
+// Xs from x, one stacked image (n, od) per item: every (group, tap, channel) plane of H*W
+// elements, zero where the tap falls in the depth padding.
+static void stack_x_item(const copy_job *job, int64_t i) {
+    const conv3d_geom *g = job->g;
+    const int64_t od_count = conv3d_out_d(g), cg = g->c / g->groups, plane = g->h * g->w;
+    const int64_t n = i / od_count, od = i % od_count;
+    const size_t bytes = (size_t)plane * job->elt;
+    for (int64_t grp = 0; grp < g->groups; grp++)
+        for (int64_t a = 0; a < g->kd; a++) {
+            const int64_t id = od * g->stride[0] + a * g->dilation[0] - g->padding[0];
+            for (int64_t ch = 0; ch < cg; ch++) {
+                char *to = job->stack + (size_t)stacked_plane(g, n, od, grp, a, ch) * bytes;
+                const int64_t from = (n * g->c + grp * cg + ch) * g->d + id; // x's plane
+                if (id < 0 || id >= g->d)
+                    memset(to, 0, bytes);
+                else
+                    memcpy(to, job->plain + (size_t)from * bytes, bytes);
+            }
+        }
+}
+
+static void stack_x(char *xs, const char *x, const conv3d_geom *g, conv_dtype dt, int threads) {
+    run_copy((copy_job){.item = stack_x_item, .items = g->n * conv3d_out_d(g), .g = g,
+                        .stack = xs, .plain = (char *)x, .dt = dt, .elt = conv_dtype_size(dt)},
+             threads); // reads x only
+}
+
+// to[j] += from[j], j < count.
+static void add_plane(void *to, const void *from, int64_t count, conv_dtype dt) {
+    if (dt == CONV_FLOAT64) {
+        double *restrict t = to;
+        const double *restrict f = from;
+        for (int64_t j = 0; j < count; j++) t[j] += f[j];
+    } else {
+        float *restrict t = to;
+        const float *restrict f = from;
+        for (int64_t j = 0; j < count; j++) t[j] += f[j];
     }
-UNSTACK_X(float)
-UNSTACK_X(double)
-#undef UNSTACK_X
+}
+
+// dx from dXs (the adjoint of stack_x), one input channel (n, c) per item, so that no two
+// workers add into the same plane: its D planes zeroed, then every stacked plane copied from
+// one of them added back.
+static void unstack_x_item(const copy_job *job, int64_t i) {
+    const conv3d_geom *g = job->g;
+    const int64_t od_count = conv3d_out_d(g), cg = g->c / g->groups, plane = g->h * g->w;
+    const int64_t n = i / g->c, c = i % g->c, grp = c / cg, ch = c % cg;
+    char *dx_c = job->plain + (size_t)(i * g->d * plane) * job->elt;
+    memset(dx_c, 0, (size_t)(g->d * plane) * job->elt);
+    for (int64_t od = 0; od < od_count; od++)
+        for (int64_t a = 0; a < g->kd; a++) {
+            const int64_t id = od * g->stride[0] + a * g->dilation[0] - g->padding[0];
+            if (id < 0 || id >= g->d) continue;
+            add_plane(dx_c + (size_t)(id * plane) * job->elt,
+                      job->stack + (size_t)(stacked_plane(g, n, od, grp, a, ch) * plane) * job->elt,
+                      plane, job->dt);
+        }
+}
+
+static void unstack_x(void *dx, const char *dxs, const conv3d_geom *g, conv_dtype dt,
+                      int threads) {
+    run_copy((copy_job){.item = unstack_x_item, .items = g->n * g->c, .g = g,
+                        .stack = (char *)dxs, .plain = dx, .dt = dt,
+                        .elt = conv_dtype_size(dt)},
+             threads); // reads dXs only
+}
 
 // Ws from w (to_stack) or w from Ws: planes of kh*kw, [f, ch, a] <-> [f, a*C/G + ch].
 static void restack_w(char *ws, char *w, const conv3d_geom *g, size_t elt, bool to_stack) {
@@ -200,21 +255,30 @@ static void restack_w(char *ws, char *w, const conv3d_geom *g, size_t elt, bool 
             }
 }
 
-// Ys from y (to_stack) or y from Ys: planes of Ho*Wo, [n, f, od] <-> [n*Do + od, f].
-static void restack_y(char *ys, char *y, const conv3d_geom *g, const conv_geom *g2, size_t elt,
-                      bool to_stack) {
-    const int64_t od_count = conv3d_out_d(g);
-    const size_t bytes = (size_t)(conv_out_h(g2) * conv_out_w(g2)) * elt;
-    for (int64_t n = 0; n < g->n; n++)
-        for (int64_t f = 0; f < g->f; f++)
-            for (int64_t od = 0; od < od_count; od++) {
-                char *stacked = ys + (size_t)((n * od_count + od) * g->f + f) * bytes;
-                char *plain = y + (size_t)((n * g->f + f) * od_count + od) * bytes;
-                if (to_stack)
-                    memcpy(stacked, plain, bytes);
-                else
-                    memcpy(plain, stacked, bytes);
-            }
+// Ys from y (to_stack) or y from Ys, one (n, f) per item: planes of Ho*Wo,
+// [n, f, od] <-> [n*Do + od, f].
+static void restack_y_item(const copy_job *job, int64_t i) {
+    const conv3d_geom *g = job->g;
+    const int64_t od_count = conv3d_out_d(g), n = i / g->f, f = i % g->f;
+    conv_geom g2;
+    conv3d_plane_geom(&g2, g);
+    const size_t bytes = (size_t)(conv_out_h(&g2) * conv_out_w(&g2)) * job->elt;
+    for (int64_t od = 0; od < od_count; od++) {
+        char *stacked = job->stack + (size_t)((n * od_count + od) * g->f + f) * bytes;
+        char *plain = job->plain + (size_t)(i * od_count + od) * bytes;
+        if (job->to_stack)
+            memcpy(stacked, plain, bytes);
+        else
+            memcpy(plain, stacked, bytes);
+    }
+}
+
+static void restack_y(char *ys, char *y, const conv3d_geom *g, conv_dtype dt, bool to_stack,
+                      int threads) {
+    run_copy((copy_job){.item = restack_y_item, .items = g->n * g->f, .g = g, .stack = ys,
+                        .plain = y, .to_stack = to_stack, .dt = dt,
+                        .elt = conv_dtype_size(dt)},
+             threads);
 }
 
 conv_status conv3d_forward(void *y, const void *x, const void *w, const void *b,
@@ -224,10 +288,10 @@ conv_status conv3d_forward(void *y, const void *x, const void *w, const void *b,
     conv_status st = carve(&sp, g, dt, ex, err);
     if (st != CONV_OK) return st;
     size_t elt = conv_dtype_size(dt);
-    stack_x(sp.xs, x, g, elt);
+    stack_x(sp.xs, x, g, dt, ex->threads);
     restack_w(sp.ws, (char *)w, g, elt, true); // reads w only
     st = conv2d_forward(sp.ys, sp.xs, sp.ws, b, &sp.g2, dt, &sp.ex2, err);
-    if (st == CONV_OK) restack_y(sp.ys, y, g, &sp.g2, elt, false);
+    if (st == CONV_OK) restack_y(sp.ys, y, g, dt, false, ex->threads);
     return st;
 }
 
@@ -237,15 +301,11 @@ conv_status conv3d_backward_data(void *dx, const void *dy, const void *w, const 
     conv_status st = carve(&sp, g, dt, ex, err);
     if (st != CONV_OK) return st;
     size_t elt = conv_dtype_size(dt);
-    restack_y(sp.ys, (char *)dy, g, &sp.g2, elt, true); // reads dy only
+    restack_y(sp.ys, (char *)dy, g, dt, true, ex->threads); // reads dy only
     restack_w(sp.ws, (char *)w, g, elt, true);
     st = conv2d_backward_data(sp.xs, sp.ys, sp.ws, &sp.g2, dt, &sp.ex2, err);
-    if (st != CONV_OK) return st;
-    if (dt == CONV_FLOAT64)
-        unstack_x_double(dx, (const double *)sp.xs, g);
-    else
-        unstack_x_float(dx, (const float *)sp.xs, g);
-    return CONV_OK;
+    if (st == CONV_OK) unstack_x(dx, sp.xs, g, dt, ex->threads);
+    return st;
 }
 
 conv_status conv3d_backward_weights(void *dw, const void *dy, const void *x,
@@ -255,8 +315,8 @@ conv_status conv3d_backward_weights(void *dw, const void *dy, const void *x,
     conv_status st = carve(&sp, g, dt, ex, err);
     if (st != CONV_OK) return st;
     size_t elt = conv_dtype_size(dt);
-    restack_y(sp.ys, (char *)dy, g, &sp.g2, elt, true);
-    stack_x(sp.xs, x, g, elt);
+    restack_y(sp.ys, (char *)dy, g, dt, true, ex->threads);
+    stack_x(sp.xs, x, g, dt, ex->threads);
     st = conv2d_backward_weights(sp.ws, sp.ys, sp.xs, &sp.g2, dt, &sp.ex2, err);
     if (st == CONV_OK) restack_w(sp.ws, dw, g, elt, false);
     return st;

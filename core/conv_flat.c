@@ -1,10 +1,12 @@
-// conv_flat: layers whose filters have few taps (C/G*kh*kw) with stride 1, and depthwise
-// layers with stride 1 or 2, all three passes.
+// conv_flat: layers with stride 1 whose filters have few taps (C/G*kh*kw), or up to a thousand
+// on wide enough rows (conv_flat_wanted), and depthwise layers with stride 1 or 2.
 //
 // Few taps make GEMMs with a small K, bound by im2col and packing traffic rather than
 // arithmetic. Here each output row is one vector loop over zero-padded planes with all taps
 // summed in registers (taps_row, dots in conv_kernels.h). Measured on layer (d) (3 channels,
-// 5x5, 75 taps): forward 1.25 ms flat vs 2.2 ms im2col + GEMM, dx 1.5 vs 2.1.
+// 5x5, 75 taps): forward 1.25 ms flat vs 2.2 ms im2col + GEMM, dx 1.5 vs 2.1. With several
+// filters (forward), channels (dx) or filters and taps (dw) per load, the register blocks
+// also outrun OpenBLAS's AVX2 sgemm on AVX-512 for hundreds of taps (FLAT_WIDE_TAPS).
 //
 // On a zero-padded copy xp of an input plane (pitch Wp = W + pl + pr), output pixel (r, c)
 // meets through tap (ch, a, b') the element xp_ch[(r + a*dh)*Wp + c + b'*dw]. Backward runs
@@ -24,13 +26,36 @@
 #include "core/conv_internal.h"
 
 #define FLAT_MAX_TAPS 128
-// Filters whose output rows the forward computes together (taps_row_outs).
+// Forward and dx with more taps per filter than FLAT_MAX_TAPS (up to FLAT_WIDE_TAPS) still
+// run flat where their output rows fill most of taps_row's blocks (at least 3/4 of the lanes
+// computed are outputs). Measured on one thread (AVX-512) against im2col + GEMM on OpenBLAS's
+// Haswell sgemm, with 576 taps (8x64x56x56 3x3: forward 16 vs 26 ms, dx 17 vs 22; conv1d
+// 8x64x4096 k9: 16 vs 29, 20 vs 29) and 1152 (8x128x28x28: 15 vs 23, 16 vs 22); a 14x14
+// output fills 14 of 32 float lanes, and flat was 1.3x slower there (8x256x14x14, 2304 taps).
+// dw keeps im2col + GEMM beyond FLAT_MAX_TAPS: flat was 0.8-1.2x as fast there (its dy planes
+// stream from the L2 cache once per four taps), and its sums, split over vector lanes, are
+// about twice as exact as the GEMM's, which would move the bar Winograd's accuracy contract
+// sets against the direct path (conv.h, conv_pick_algorithm).
+#define FLAT_WIDE_TAPS 1152
+// Filters whose output rows the forward computes together (taps_row_outs), and channels dx
+// computes together.
 #define FLAT_OUTS 8
 
-bool conv_flat_wanted(const conv_geom *g) {
-    if (g->stride_h == 1 && g->stride_w == 1)
-        return conv_is_depthwise(g) ||
-               (!conv_is_pointwise(g) && g->c / g->groups * g->kh * g->kw <= FLAT_MAX_TAPS);
+// Whether `width` outputs fill at least 3/4 of the whole blocks taps_row computes for them.
+static bool rows_fill_blocks(int64_t width, conv_dtype dt) {
+    const int64_t block = CONV_TAP_BLOCK_BYTES / (int64_t)conv_dtype_size(dt);
+    return 4 * width >= 3 * block * ((width + block - 1) / block);
+}
+
+bool conv_flat_wanted(const conv_geom *g, conv_dtype dt, conv_pass_id pass) {
+    if (g->stride_h == 1 && g->stride_w == 1) {
+        if (conv_is_depthwise(g)) return true;
+        if (conv_is_pointwise(g)) return false;
+        const int64_t taps = g->c / g->groups * g->kh * g->kw;
+        if (taps <= FLAT_MAX_TAPS) return true;
+        if (taps > FLAT_WIDE_TAPS || pass == CONV_PASS_WEIGHTS) return false;
+        return rows_fill_blocks(pass == CONV_PASS_FORWARD ? conv_out_w(g) : g->w, dt);
+    }
     return conv_is_depthwise(g) && g->stride_h <= 2 && g->stride_w <= 2 && g->kh * g->kw > 1;
 }
 
@@ -142,6 +167,8 @@ static void forward_worker(void *arg, int worker) {
     }
 }
 
+static const double no_bias[FLAT_OUTS];
+
 // dy (N,F,Ho,Wo), w (F,C/G,kh,kw) -> dx (N,C,H,W). The dx pixel (r, c) sits at (r+pt, c+pl)
 // in the padded frame that dyp's taps reach, which run backwards (the flipped kernel).
 static void backward_data_worker(void *arg, int worker) {
@@ -159,13 +186,18 @@ static void backward_data_worker(void *arg, int worker) {
         for (int64_t f = 0; f < fg; f++)
             pitch_plane(r, conv_at(sp.dyp, f * dy_plane_ext(g), elt),
                         conv_at(r->dy, (n * g->f + grp * fg + f) * pixels, elt));
-        for (int64_t ch = 0; ch < cg; ch++) {
+        // The channels' rows together, as the forward does its filters': each dy vector loaded
+        // once for FLAT_OUTS channels.
+        for (int64_t ch = 0; ch < cg; ch += FLAT_OUTS) {
+            const int64_t nout = cg - ch < FLAT_OUTS ? cg - ch : FLAT_OUTS;
             char *dx_plane = conv_at(r->out, (n * g->c + grp * cg + ch) * g->h * g->w, elt);
             for (int64_t row = 0; row < g->h; row++)
-                r->k->taps_row(conv_at(dx_plane, row * g->w, elt),
-                               conv_at(dy_start, row * pitch, elt), g->w, 1, fg, dy_plane_ext(g),
-                               conv_at(r->w, grp * fg * cg * khw + ch * khw, elt), cg * khw,
-                               g->kh, g->kw, -g->dilation_h * pitch, -g->dilation_w, 0);
+                r->k->taps_row_outs(conv_at(dx_plane, row * g->w, elt), g->h * g->w, nout,
+                                    conv_at(dy_start, row * pitch, elt), g->w, fg,
+                                    dy_plane_ext(g),
+                                    conv_at(r->w, grp * fg * cg * khw + ch * khw, elt), cg * khw,
+                                    khw, g->kh, g->kw, -g->dilation_h * pitch, -g->dilation_w,
+                                    no_bias);
         }
     }
 }
@@ -187,18 +219,18 @@ static void backward_weights_worker(void *arg, int worker) {
         for (int64_t ch = 0; ch < cg; ch++)
             pad_plane(conv_at(sp.xp, ch * padded_plane(g), elt),
                       conv_at(r->in, (n * g->c + grp * cg + ch) * g->h * g->w, elt), g, elt);
-        for (int64_t f = 0; f < fg; f++) {
-            char *dyp = conv_at(sp.dyp, f * dy_plane_ext(g), elt);
-            pitch_plane(r, dyp, conv_at(r->dy, (n * g->f + grp * fg + f) * pixels, elt));
-            char *sum_f = conv_at(sp.sum, (grp * fg + f) * cg * khw, elt);
-            for (int64_t ch = 0; ch < cg; ch++)
-                for (int64_t a = 0; a < g->kh; a++)
-                    r->k->dots(
-                        conv_at(sum_f, ch * khw + a * g->kw, elt),
-                        conv_at(dyp, kernel_reach(g), elt),
-                        conv_at(sp.xp, ch * padded_plane(g) + a * g->dilation_h * pitch, elt), span,
-                        g->kw, g->dilation_w);
-        }
+        for (int64_t f = 0; f < fg; f++)
+            pitch_plane(r, conv_at(sp.dyp, f * dy_plane_ext(g), elt),
+                        conv_at(r->dy, (n * g->f + grp * fg + f) * pixels, elt));
+        // All the group's filters against one shifted x row per call: dots loads each x vector
+        // once for a few filters, each dy vector once for a few taps.
+        char *sum_g = conv_at(sp.sum, grp * fg * cg * khw, elt);
+        for (int64_t ch = 0; ch < cg; ch++)
+            for (int64_t a = 0; a < g->kh; a++)
+                r->k->dots(conv_at(sum_g, ch * khw + a * g->kw, elt), cg * khw, fg,
+                           conv_at(sp.dyp, kernel_reach(g), elt), dy_plane_ext(g),
+                           conv_at(sp.xp, ch * padded_plane(g) + a * g->dilation_h * pitch, elt),
+                           span, g->kw, g->dilation_w);
     }
 }
 

@@ -53,8 +53,8 @@ typedef struct {
     void (*fill)(void *dst, int64_t count, double value);
     double (*dot)(const void *a, const void *b, int64_t count, int64_t stride);
     double (*sum)(const void *a, int64_t count);
-    void (*dots)(void *sums, const void *a, const void *b, int64_t count, int64_t taps,
-                 int64_t step);
+    void (*dots)(void *sums, int64_t sums_stride, int64_t nout, const void *a, int64_t a_stride,
+                 const void *b, int64_t count, int64_t taps, int64_t step);
     void (*taps_row)(void *out, const void *in, int64_t count, int64_t stride, int64_t channels,
                      int64_t in_stride, const void *w, int64_t w_stride, int64_t kh, int64_t kw,
                      int64_t step_a, int64_t step_b, double bias);
@@ -76,8 +76,8 @@ typedef struct {
 } conv_kernels;
 
 // taps_row computes whole blocks of this many bytes of outputs, reading past a row's end;
-// dots takes CONV_DOT_TAPS taps of a kernel row at once, reading up to CONV_DOT_TAPS - 1
-// taps past its end. conv_flat.c sizes its planes for both.
+// dots takes up to CONV_DOT_TAPS taps of a kernel row at once, reading up to
+// CONV_DOT_TAPS - 1 taps past its end. conv_flat.c sizes its planes for both.
 #define CONV_TAP_BLOCK_BYTES 128
 #define CONV_DOT_TAPS 4
 // The Winograd transforms' row scratch, in elements, for a batch of `tiles` tiles.
@@ -179,10 +179,11 @@ conv_status conv_gemm_forward(conv_run *r, conv_error *err);
 conv_status conv_gemm_backward_data(conv_run *r, conv_error *err);
 conv_status conv_gemm_backward_weights(conv_run *r, conv_error *err);
 
-// Flat (conv_flat.c): only where conv_flat_wanted; returns false, having done nothing, when
-// the workspace holds no region of it. conv_flat_workspace is its whole need for `threads`
-// workers (saturating at SIZE_MAX / 2 for absurd paddings, which then never fit).
-bool conv_flat_wanted(const conv_geom *g);
+// Flat (conv_flat.c): only where conv_flat_wanted for the pass; returns false, having done
+// nothing, when the workspace holds no region of it. conv_flat_workspace is its whole need
+// for `threads` workers (saturating at SIZE_MAX / 2 for absurd paddings, which then never fit).
+typedef enum { CONV_PASS_FORWARD, CONV_PASS_DATA, CONV_PASS_WEIGHTS } conv_pass_id;
+bool conv_flat_wanted(const conv_geom *g, conv_dtype dt, conv_pass_id pass);
 size_t conv_flat_workspace(const conv_geom *g, conv_dtype dt, int threads);
 bool conv_flat_forward(conv_run *r);
 bool conv_flat_backward_data(conv_run *r);

@@ -74,48 +74,73 @@ static double KERNEL(sum)(const void *a_, int64_t count) {
     return sum;
 }
 
-// sums[t] += sum over j < count of a[j] * b[j + t*step], for t < taps: CONV_DOT_TAPS taps of a
-// kernel row in one pass over a, each element of a loaded once for all of them. Reads b up
-// to CONV_DOT_TAPS - 1 taps past the last one (the flat planes' slack).
-// (GCC's vector types keep the four accumulators in registers, where arrays went to memory.)
+// GCC's vector types keep accumulators in registers, where arrays went to memory.
 typedef REAL KERNEL(lanes) __attribute__((vector_size(VEC_BYTES)));
 
-static void KERNEL(dots)(void *sums_, const void *a_, const void *b_, int64_t count,
-                         int64_t taps, int64_t step) {
+// sums[o*sums_stride + t] += sum_{j < count} a[o*a_stride + j] * b[j + t*step] for o < NOUT,
+// taps t0 .. t0 + CONV_DOT_TAPS - 1 (those below taps stored): NOUT x CONV_DOT_TAPS
+// accumulator vectors, each vector of b loaded once for the NOUT rows of a, each of a once
+// for the taps. NOUT is a constant (DOT_OUTS or fewer) so that they stay in registers.
+// Always CONV_DOT_TAPS taps, even past the last one: the rows of a stream from the L2 cache,
+// and fewer taps per pass over them (three for a 3-tap row) measured slower, not faster.
+#define DOT_OUTS (VEC_BYTES / 16)
+static inline __attribute__((always_inline)) void
+KERNEL(dots_block)(REAL *restrict sums, int64_t sums_stride, const int nout,
+                   const REAL *restrict a, int64_t a_stride, const REAL *restrict b,
+                   int64_t count, int64_t t0, int64_t taps, int64_t step) {
     enum { LANES = VEC_BYTES / sizeof(REAL) };
-    REAL *restrict sums = sums_;
-    const REAL *restrict a = a_, *restrict b = b_;
-    for (int64_t t0 = 0; t0 < taps; t0 += CONV_DOT_TAPS) {
-        const REAL *b0 = b + t0 * step, *b1 = b0 + step, *b2 = b1 + step, *b3 = b2 + step;
-        KERNEL(lanes) acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0}, d, v;
-        int64_t j = 0;
-        for (; j + LANES <= count; j += LANES) {
-            memcpy(&d, a + j, sizeof d);
-            memcpy(&v, b0 + j, sizeof v);
-            acc0 += d * v;
-            memcpy(&v, b1 + j, sizeof v);
-            acc1 += d * v;
-            memcpy(&v, b2 + j, sizeof v);
-            acc2 += d * v;
-            memcpy(&v, b3 + j, sizeof v);
-            acc3 += d * v;
+    const REAL *bt = b + t0 * step;
+    const KERNEL(lanes) zero = {0};
+    KERNEL(lanes) acc[DOT_OUTS][CONV_DOT_TAPS];
+#pragma GCC unroll 16
+    for (int o = 0; o < nout; o++)
+#pragma GCC unroll 4
+        for (int t = 0; t < CONV_DOT_TAPS; t++) acc[o][t] = zero;
+    int64_t j = 0;
+    for (; j + LANES <= count; j += LANES) {
+        KERNEL(lanes) v[CONV_DOT_TAPS];
+#pragma GCC unroll 4
+        for (int t = 0; t < CONV_DOT_TAPS; t++) memcpy(&v[t], bt + t * step + j, sizeof v[t]);
+#pragma GCC unroll 16
+        for (int o = 0; o < nout; o++) {
+            KERNEL(lanes) d;
+            memcpy(&d, a + o * a_stride + j, sizeof d);
+#pragma GCC unroll 4
+            for (int t = 0; t < CONV_DOT_TAPS; t++) acc[o][t] += d * v[t];
         }
+    }
+#pragma GCC unroll 16
+    for (int o = 0; o < nout; o++) {
         REAL total[CONV_DOT_TAPS] = {0};
-        for (; j < count; j++) {
-            total[0] += a[j] * b0[j];
-            total[1] += a[j] * b1[j];
-            total[2] += a[j] * b2[j];
-            total[3] += a[j] * b3[j];
-        }
-        for (int l = 0; l < LANES; l++) {
-            total[0] += acc0[l];
-            total[1] += acc1[l];
-            total[2] += acc2[l];
-            total[3] += acc3[l];
-        }
-        for (int64_t t = 0; t < CONV_DOT_TAPS && t0 + t < taps; t++) sums[t0 + t] += total[t];
+        for (int64_t i = j; i < count; i++)
+            for (int t = 0; t < CONV_DOT_TAPS; t++)
+                total[t] += a[o * a_stride + i] * bt[t * step + i];
+        for (int t = 0; t < CONV_DOT_TAPS; t++)
+            for (int l = 0; l < LANES; l++) total[t] += acc[o][t][l];
+        for (int64_t t = 0; t < CONV_DOT_TAPS && t0 + t < taps; t++)
+            sums[o * sums_stride + t0 + t] += total[t];
     }
 }
+
+// sums[o*sums_stride + t] += sum_{j < count} a[o*a_stride + j] * b[j + t*step] for o < nout
+// (any number), t < taps: DOT_OUTS rows of a and CONV_DOT_TAPS taps at a time, reading b up to
+// CONV_DOT_TAPS - 1 taps past the last one (the flat planes' slack).
+static void KERNEL(dots)(void *sums_, int64_t sums_stride, int64_t nout, const void *a_,
+                         int64_t a_stride, const void *b_, int64_t count, int64_t taps,
+                         int64_t step) {
+    REAL *sums = sums_;
+    const REAL *a = a_, *b = b_;
+    for (int64_t t0 = 0; t0 < taps; t0 += CONV_DOT_TAPS) {
+        int64_t o = 0;
+        for (; o + DOT_OUTS <= nout; o += DOT_OUTS)
+            KERNEL(dots_block)(sums + o * sums_stride, sums_stride, DOT_OUTS, a + o * a_stride,
+                               a_stride, b, count, t0, taps, step);
+        for (; o < nout; o++)
+            KERNEL(dots_block)(sums + o * sums_stride, sums_stride, 1, a + o * a_stride,
+                               a_stride, b, count, t0, taps, step);
+    }
+}
+#undef DOT_OUTS
 
 // out[j] = bias + sum over channels ch, taps (a, b') of
 //              w[ch*w_stride + a*kw + b'] * in[ch*in_stride + j*stride + a*step_a + b'*step_b]

@@ -31,12 +31,14 @@ static int64_t source(int64_t p, int64_t n, int64_t lo, conv_pad_mode mode) {
     }
 }
 
-// Walks every padded cell with the input cell it copies; apply copies, fold adds back.
+// Walks every padded cell with the input cell it copies; apply copies, fold adds back. A
+// padded row's middle is the whole input row in order (a plain copy or add, vectorised); only
+// its pl + pr edge cells look their source up.
 #define PAD_WALK(T)                                                                               \
     static void walk_##T(T *x, T *xp, int64_t planes, const int64_t dims[3], const int64_t pad[6], \
                          conv_pad_mode mode, bool fold) {                                         \
         const int64_t pd = dims[0] + pad[0] + pad[1], ph = dims[1] + pad[2] + pad[3],             \
-                      pw = dims[2] + pad[4] + pad[5];                                             \
+                      pw = dims[2] + pad[4] + pad[5], w = dims[2], pl = pad[4];                   \
         const int64_t in_plane = dims[0] * dims[1] * dims[2];                                     \
         if (fold) memset(x, 0, (size_t)(planes * in_plane) * sizeof *x);                          \
         for (int64_t q = 0; q < planes; q++)                                                      \
@@ -45,16 +47,24 @@ static int64_t source(int64_t p, int64_t n, int64_t lo, conv_pad_mode mode) {
                 for (int64_t b = 0; b < ph; b++) {                                                \
                     const int64_t sb = source(b, dims[1], pad[2], mode);                          \
                     T *row = xp + ((q * pd + a) * ph + b) * pw;                                   \
-                    T *in_row = sa < 0 || sb < 0                                                  \
-                                    ? NULL                                                        \
-                                    : x + q * in_plane + (sa * dims[1] + sb) * dims[2];           \
+                    if (sa < 0 || sb < 0) { /* a zero row */                                      \
+                        if (!fold) memset(row, 0, (size_t)pw * sizeof *row);                      \
+                        continue;                                                                 \
+                    }                                                                             \
+                    T *restrict in_row = x + q * in_plane + (sa * dims[1] + sb) * w;              \
+                    T *restrict mid = row + pl;                                                   \
+                    if (fold)                                                                     \
+                        for (int64_t c = 0; c < w; c++) in_row[c] += mid[c];                      \
+                    else                                                                          \
+                        memcpy(mid, in_row, (size_t)w * sizeof *row);                             \
                     for (int64_t c = 0; c < pw; c++) {                                            \
-                        const int64_t sc = source(c, dims[2], pad[4], mode);                      \
-                        const bool zero = !in_row || sc < 0;                                      \
-                        if (fold && !zero)                                                        \
+                        if (c == pl) c = pl + w; /* past the middle */                            \
+                        if (c >= pw) break;                                                       \
+                        const int64_t sc = source(c, w, pl, mode);                                \
+                        if (fold && sc >= 0)                                                      \
                             in_row[sc] += row[c];                                                 \
                         else if (!fold)                                                           \
-                            row[c] = zero ? 0 : in_row[sc];                                       \
+                            row[c] = sc < 0 ? 0 : in_row[sc];                                     \
                     }                                                                             \
                 }                                                                                 \
             }                                                                                     \

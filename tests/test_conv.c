@@ -697,6 +697,59 @@ static void test_bias_split(void) {
     free(dy32);
 }
 
+// Layers with more taps per filter than the flat path's 128 but rows it fills (27 or 29
+// outputs: most of 32 float lanes, of 32 double lanes in two blocks; 59 of 64), so forward and
+// dx run flat (core/conv_flat.c, FLAT_WIDE_TAPS) and dw runs im2col + GEMM: a conv1d shape
+// (H = 1, 9 taps per row), 3x5 and dilated 3x3 kernels, groups, channel and filter counts that
+// leave partial blocks of the filters (forward) and channels (dx) computed together, in both
+// dtypes, every ISA variant, with 1 and 2 threads (the first and last layers are large enough
+// to split) and both algorithms, against the reference.
+static void test_flat_wide(void) {
+    const conv_geom layers[] = {
+        {.n = 16, .c = 24, .h = 1, .w = 59, .f = 21, .kh = 1, .kw = 9, .groups = 1,
+         .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1, .pad_left = 4,
+         .pad_right = 4},
+        {.n = 2, .c = 13, .h = 5, .w = 27, .f = 7, .kh = 3, .kw = 5, .groups = 1, .stride_h = 1,
+         .stride_w = 1, .dilation_h = 1, .dilation_w = 1, .pad_top = 1, .pad_bottom = 1,
+         .pad_left = 2, .pad_right = 2},
+        {.n = 4, .c = 40, .h = 12, .w = 29, .f = 18, .kh = 3, .kw = 3, .groups = 2,
+         .stride_h = 1, .stride_w = 1, .dilation_h = 2, .dilation_w = 2, .pad_top = 2,
+         .pad_bottom = 1, .pad_left = 1, .pad_right = 0},
+    };
+    uint64_t rng = 915;
+    int ran = 0;
+    for (size_t i = 0; i < sizeof layers / sizeof *layers; i++) {
+        char desc[256];
+        conv_geom_describe(desc, sizeof desc, &layers[i]);
+        CHECK(layers[i].c / layers[i].groups * layers[i].kh * layers[i].kw > 128, "%s", desc);
+        for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
+            conv_case cc;
+            conv_case_init(&cc, &layers[i], i % 2 == 0, dt, &rng);
+            for (int threads = 1; threads <= 2; threads++)
+                for (conv_isa isa = CONV_ISA_PORTABLE; isa <= conv_isa_best(); isa++) {
+                    conv_scratch s;
+                    conv_scratch_init(&s,
+                                      conv_workspace_size(&layers[i], dt, threads,
+                                                          CONV_WORKSPACE_CAP_DEFAULT),
+                                      0, threads);
+                    s.ex.isa = isa;
+                    s.ex.algorithm = threads == 1 ? CONV_ALGO_DIRECT : CONV_ALGO_AUTO;
+                    for (conv_pass p = PASS_FORWARD; p < PASS_BIAS; p++) {
+                        char why[512] = "";
+                        CHECK(conv_case_check(&cc, p, &s.ex, why, sizeof why, NULL),
+                              "%s %s %s, %d threads, %s loops: %s", desc,
+                              dt == CONV_FLOAT32 ? "float32" : "float64", conv_pass_name(p),
+                              threads, conv_isa_name(isa), why);
+                        ran++;
+                    }
+                    conv_scratch_free(&s);
+                }
+            conv_case_free(&cc);
+        }
+    }
+    printf("flat with many taps: %d passes checked\n", ran);
+}
+
 // The ISA variants: names, the start-up choice within what the CPU runs, and a pass refusing a
 // variant this CPU cannot run (forced here through a value past the last).
 static void test_isa(void) {
@@ -737,6 +790,7 @@ int main(int argc, char **argv) {
     test_workspace_cap();
     test_seed_identities();
     test_finite_differences();
+    test_flat_wide();
     test_sweep();
     test_bias_split();
     return t_finish("test_conv");

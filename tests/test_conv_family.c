@@ -166,27 +166,27 @@ static void tcase_free(tcase *tc) {
     }
 }
 
-// Fast pass p of the case in dt, with inputs x, w, b, dy given in dt.
+// Fast pass p of the case in dt, with inputs x, w, b, dy given in dt; err may be NULL.
 static conv_status run_fast(const tcase *tc, conv_pass p, void *out, void *const in[4],
-                            conv_dtype dt, const conv_exec *ex) {
+                            conv_dtype dt, const conv_exec *ex, conv_error *err) {
     if (tc->kind == KIND_3D) {
         const conv3d_geom *g = &tc->g3;
         switch (p) {
-        case PASS_FORWARD: return conv3d_forward(out, in[0], in[1], in[2], g, dt, ex, NULL);
-        case PASS_DATA: return conv3d_backward_data(out, in[3], in[1], g, dt, ex, NULL);
-        case PASS_WEIGHTS: return conv3d_backward_weights(out, in[3], in[0], g, dt, ex, NULL);
-        default: return conv3d_backward_bias(out, in[3], g, dt, ex, NULL);
+        case PASS_FORWARD: return conv3d_forward(out, in[0], in[1], in[2], g, dt, ex, err);
+        case PASS_DATA: return conv3d_backward_data(out, in[3], in[1], g, dt, ex, err);
+        case PASS_WEIGHTS: return conv3d_backward_weights(out, in[3], in[0], g, dt, ex, err);
+        default: return conv3d_backward_bias(out, in[3], g, dt, ex, err);
         }
     }
     switch (p) {
     case PASS_FORWARD:
-        return conv_transpose2d_forward(out, in[0], in[1], in[2], &tc->g, dt, ex, NULL);
+        return conv_transpose2d_forward(out, in[0], in[1], in[2], &tc->g, dt, ex, err);
     case PASS_DATA:
-        return conv_transpose2d_backward_data(out, in[3], in[1], &tc->g, dt, ex, NULL);
+        return conv_transpose2d_backward_data(out, in[3], in[1], &tc->g, dt, ex, err);
     case PASS_WEIGHTS:
-        return conv_transpose2d_backward_weights(out, in[3], in[0], &tc->g, dt, ex, NULL);
+        return conv_transpose2d_backward_weights(out, in[3], in[0], &tc->g, dt, ex, err);
     default:
-        return conv_transpose2d_backward_bias(out, in[3], &tc->g, dt, ex, NULL);
+        return conv_transpose2d_backward_bias(out, in[3], &tc->g, dt, ex, err);
     }
 }
 
@@ -256,7 +256,7 @@ static int sweep_case(const tcase *tc, double worst[2], uint64_t *rng) {
                        in_dtype(tc->dy, tc->count[PASS_FORWARD], dt)};
         for (conv_pass p = 0; p < PASS_COUNT; p++) {
             void *out = conv_xmalloc((size_t)tc->count[p] * conv_dtype_size(dt));
-            conv_status st = run_fast(tc, p, out, in, dt, &s.ex);
+            conv_status st = run_fast(tc, p, out, in, dt, &s.ex, NULL);
             int bad = st != CONV_OK;
             for (int64_t k = 0; !bad && k < tc->count[p]; k++) {
                 double diff = fabs(at(out, k, dt) - tc->ref[p][k]), scale = tc->scale[p][k];
@@ -318,7 +318,7 @@ static double loss_of(const tcase *tc, bool fast, const conv_exec *ex) {
     double *y = conv_xmalloc((size_t)ny * sizeof *y);
     if (fast) {
         void *in[4] = {tc->x, tc->w, tc->b, tc->dy};
-        if (run_fast(tc, PASS_FORWARD, y, in, CONV_FLOAT64, ex) != CONV_OK)
+        if (run_fast(tc, PASS_FORWARD, y, in, CONV_FLOAT64, ex, NULL) != CONV_OK)
             for (int64_t i = 0; i < ny; i++) y[i] = NAN;
     } else {
         tcase_ref(tc, PASS_FORWARD, y, tc->x, tc->w, tc->b, tc->dy);
@@ -338,7 +338,7 @@ static void check_fd(tcase *tc, bool fast, const conv_exec *ex, const char *labe
         if (fast) {
             // Gradients before any perturbation (run_fast reads the live inputs).
             void *in[4] = {tc->x, tc->w, tc->b, tc->dy};
-            if (run_fast(tc, p, grad, in, CONV_FLOAT64, ex) != CONV_OK)
+            if (run_fast(tc, p, grad, in, CONV_FLOAT64, ex, NULL) != CONV_OK)
                 for (int64_t i = 0; i < tc->count[p]; i++) grad[i] = NAN;
         } else {
             memcpy(grad, tc->ref[p], (size_t)tc->count[p] * sizeof *grad);
@@ -424,6 +424,53 @@ static void test_hand_case(void) {
     conv_scratch_free(&s);
 }
 
+// conv3d passes its exec on to the 2-D passes it runs: the algorithm ("winograd" where it
+// cannot apply is refused, "direct" and "winograd" where it can give the reference's answer)
+// and the ISA (a variant past the last is refused), for forward, dx and dw alike.
+static void test_conv3d_exec(void) {
+    uint64_t rng = 33;
+    for (int k = 3; k <= 5; k += 2) {
+        const conv3d_geom g3 = {.n = 2, .c = 4, .d = 5, .h = 9, .w = 9, .f = 3, .kd = 2, .kh = k,
+                                .kw = k, .groups = 1, .stride = {1, 1, 1},
+                                .dilation = {1, 1, 1}, .padding = {1, 0, 1, 1, 1, 1}};
+        tcase tc;
+        tcase_init(&tc, KIND_3D, NULL, &g3, false, &rng);
+        conv_scratch s;
+        conv_scratch_init(&s, conv3d_workspace_size(&g3, CONV_FLOAT64, 1, 1 << 24), 0, 1);
+        for (conv_algorithm algo = CONV_ALGO_DIRECT; algo <= CONV_ALGO_WINOGRAD; algo++)
+            for (conv_pass p = PASS_FORWARD; p < PASS_BIAS; p++) {
+                s.ex.algorithm = algo;
+                s.ex.isa = CONV_ISA_AUTO;
+                double *out = conv_xmalloc((size_t)tc.count[p] * sizeof *out);
+                void *in[4] = {tc.x, tc.w, NULL, tc.dy};
+                conv_error err = {0};
+                conv_status st = run_fast(&tc, p, out, in, CONV_FLOAT64, &s.ex, &err);
+                if (algo == CONV_ALGO_WINOGRAD && k != 3) {
+                    CHECK(st == CONV_EINVAL && err.field && strcmp(err.field, "algorithm") == 0,
+                          "conv3d %dx%d %s with winograd: status %d (%s)", k, k,
+                          conv_pass_name(p), (int)st, err.message);
+                } else {
+                    double worst = 0;
+                    for (int64_t i = 0; i < tc.count[p]; i++) {
+                        double e = fabs(out[i] - tc.ref[p][i]) / (tc.scale[p][i] + 1e-300);
+                        if (!(e <= worst)) worst = e;
+                    }
+                    CHECK(st == CONV_OK && worst <= 1e-12, "conv3d %dx%d %s with %s: status %d, "
+                          "worst error %.3g", k, k, conv_pass_name(p),
+                          conv_algorithm_name(algo), (int)st, worst);
+                }
+                s.ex.algorithm = CONV_ALGO_AUTO;
+                s.ex.isa = (conv_isa)(CONV_ISA_AVX512 + 1);
+                st = run_fast(&tc, p, out, in, CONV_FLOAT64, &s.ex, &err);
+                CHECK(st == CONV_EINVAL && err.field && strcmp(err.field, "isa") == 0,
+                      "conv3d %s with an unknown ISA: status %d", conv_pass_name(p), (int)st);
+                free(out);
+            }
+        conv_scratch_free(&s);
+        tcase_free(&tc);
+    }
+}
+
 // numpy.pad's index rules, one axis: position p of the padded axis reads x at the index
 // returned (reflect mirrors without repeating the edge, "symmetric" would repeat it).
 static int64_t numpy_source(int64_t p, int64_t n, int64_t lo, conv_pad_mode mode) {
@@ -498,6 +545,7 @@ int main(int argc, char **argv) {
     blas_boot(argv);
     test_padding_modes();
     test_hand_case();
+    test_conv3d_exec();
     test_finite_differences();
     test_sweep();
     return t_finish("test_conv_family");

@@ -193,7 +193,7 @@ def gemm_table(gemm, by, layers, markdown):
     return "\n".join("  ".join(x.rjust(w) for x, w in zip(r, widths)) for r in [head] + rows)
 
 
-def plot(by, layers, thread_counts, path, isa):
+def plot(by, layers, thread_counts, path, engine):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -220,7 +220,7 @@ def plot(by, layers, thread_counts, path, isa):
         ax.set_ylabel("peer ms / convd ms")
         ax.set_title(f"{t} thread{'s' if t > 1 else ''} (above 1: convd faster)")
         ax.legend(fontsize=8, loc="upper right")
-    fig.suptitle(f"convd kernels: {isa}; every convd bar with algorithm auto", fontsize=9)
+    fig.suptitle(f"{engine}; every convd bar with algorithm auto", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return True
@@ -276,7 +276,9 @@ def main():
         md += "\n\n" + gemm_table(gemm, by, layers, markdown=True)
     with open(os.path.join(args.out, "bench.md"), "w") as f:
         f.write(md + "\n")
-    plotted = plot(by, layers, thread_counts, os.path.join(args.out, "bench.png"), convd_isa)
+    engine = (f"convd kernels: {convd_isa}, GEMM {convd_gemm}; "
+              f"OpenBLAS core {cores.get('convd')}; oneDNN isa {meta['onednn']['isa']}")
+    plotted = plot(by, layers, thread_counts, os.path.join(args.out, "bench.png"), engine)
 
     print(f"convd bench, commit {args.commit}; load average {args.load[0]} before, "
           f"{args.load[1]} after; median of {meta['samples_per_cell']} samples per cell")

@@ -17,7 +17,8 @@
 //
 // Scratch: [transformed kernels, 16*F*C/G | one region per worker], a region being
 // [dw accumulator, 16*F*C/G (backward weights) | V, 16*C/G*T | M or Z, 16*F/G*T | rows],
-// rows being the transforms' zero-padded input rows (CONV_WINO_ROWS(T)).
+// rows being the transforms' zero-padded input rows (CONV_WINO_ROWS(T)), and V's and M's 16
+// matrices a few cache lines apart (e_stride).
 // A batch takes T tiles in order across the images of one group, T as large as a region
 // holds up to WINO_BATCH_BYTES of tiles.
 #include <stdio.h>
@@ -58,8 +59,21 @@ static int64_t batch_target(const conv_geom *g, conv_dtype dt) {
     return t < 1 ? 1 : t;
 }
 
+// The distance between the 16 matrices of a batch (V[e], M[e] or Z[e], each `rows` x `size`),
+// in elements: rows*size rounded up to an odd number of cache lines. The transforms read or
+// write one row of all 16 at once, and a distance that is a multiple of 4096 bytes (64
+// channels x 448 tiles of floats, what layer (b) gets with 2 threads) puts the 16 streams in
+// one set of the 12-way L1: (b)'s input transform then took 2.2x as long.
+static int64_t e_stride(int64_t rows, int64_t size, size_t elt) {
+    const int64_t line = CONV_ALIGN / (int64_t)elt;
+    return ((rows * size + line - 1) / line | 1) * line;
+}
+// What e_stride adds to a batch at most: two lines per matrix, 16 matrices of V and of M (Z).
+#define WINO_STRIDE_SLACK (2 * 16 * 2 * CONV_ALIGN)
+
 static size_t region_bytes(const conv_geom *g, conv_dtype dt, int64_t batch) {
-    return kernels_bytes(g, dt) + conv_align_up((size_t)batch * tile_bytes(g, dt));
+    return kernels_bytes(g, dt) + conv_align_up((size_t)batch * tile_bytes(g, dt)) +
+           WINO_STRIDE_SLACK;
 }
 
 size_t conv_winograd_workspace(const conv_geom *g, conv_dtype dt, int threads) {
@@ -115,7 +129,8 @@ static conv_status plan(wino_plan *p, const conv_run *r, int64_t tiles_h, int64_
                region_bytes(g, r->dt, 1) &&
            threads > 1)
         threads--;
-    int64_t batch = (int64_t)((each - kernels_bytes(g, r->dt)) / tile_bytes(g, r->dt));
+    int64_t batch = (int64_t)((each - kernels_bytes(g, r->dt) - WINO_STRIDE_SLACK) /
+                              tile_bytes(g, r->dt));
     if (batch > target) batch = target;
     // Whole rounds of even batches, when the tiles allow: workers take contiguous runs of
     // items, so 392 tiles in batches of 127 (127, 127, 127, 11) gave one of two workers 254
@@ -179,13 +194,14 @@ static void correlate_worker(void *arg, int worker) {
     for (int64_t item = first; item < end; item++) {
         int64_t grp;
         const int64_t size = batch_of(p, item, &grp);
-        char *m = conv_at(v, 16 * p->ig * size, elt);
-        char *rows = conv_at(m, 16 * p->og * size, elt);
+        const int64_t v_step = e_stride(p->ig, size, elt), m_step = e_stride(p->og, size, elt);
+        char *m = conv_at(v, 16 * v_step, elt);
+        char *rows = conv_at(m, 16 * m_step, elt);
         for (int64_t at = 0, n, t0, count; at < size; at += count) {
             segment(p, item, at, size, &n, &t0, &count);
             for (int64_t i = 0; i < p->ig; i++)
                 r->k->wino_input(
-                    conv_at(v, i * size + at, elt), p->ig * size,
+                    conv_at(v, i * size + at, elt), v_step,
                     conv_at(p->in, ((n * groups + grp) * p->ig + i) * p->hi * p->wi, elt), p->hi,
                     p->wi, p->off_h, p->off_w, p->tiles_w, t0, count, rows);
         }
@@ -193,8 +209,8 @@ static void correlate_worker(void *arg, int worker) {
         for (int e = 0; e < 16; e++)
             conv_gemm_call(r, false, false, p->og, size, p->ig,
                            conv_at(u, e * p->og * p->ig, elt), p->ig,
-                           conv_at(v, e * p->ig * size, elt), size, false,
-                           conv_at(m, e * p->og * size, elt), size);
+                           conv_at(v, e * v_step, elt), size, false,
+                           conv_at(m, e * m_step, elt), size);
         for (int64_t at = 0, n, t0, count; at < size; at += count) {
             segment(p, item, at, size, &n, &t0, &count);
             for (int64_t o = 0; o < p->og; o++) {
@@ -202,7 +218,7 @@ static void correlate_worker(void *arg, int worker) {
                 const int64_t plane = (n * groups + grp) * p->og + o;
                 r->k->wino_output(conv_at(p->out, plane * p->ho * p->wo, elt),
                                   p->ho, p->wo, p->tiles_w, t0, count,
-                                  conv_at(m, o * size + at, elt), p->og * size, bias, rows);
+                                  conv_at(m, o * size + at, elt), m_step, bias, rows);
             }
         }
     }
@@ -251,25 +267,26 @@ static void weights_worker(void *arg, int worker) {
     for (int64_t item = first; item < end; item++) {
         int64_t grp;
         const int64_t size = batch_of(p, item, &grp);
-        char *z = conv_at(v, 16 * cg * size, elt);
-        char *rows = conv_at(z, 16 * fg * size, elt);
+        const int64_t v_step = e_stride(cg, size, elt), z_step = e_stride(fg, size, elt);
+        char *z = conv_at(v, 16 * v_step, elt);
+        char *rows = conv_at(z, 16 * z_step, elt);
         for (int64_t at = 0, n, t0, count; at < size; at += count) {
             segment(p, item, at, size, &n, &t0, &count);
             for (int64_t c = 0; c < cg; c++)
                 r->k->wino_input(
-                    conv_at(v, c * size + at, elt), cg * size,
+                    conv_at(v, c * size + at, elt), v_step,
                     conv_at(r->in, ((n * g->groups + grp) * cg + c) * g->h * g->w, elt), g->h, g->w,
                     p->off_h, p->off_w, p->tiles_w, t0, count, rows);
             for (int64_t f = 0; f < fg; f++)
-                r->k->wino_grad(conv_at(z, f * size + at, elt), fg * size,
+                r->k->wino_grad(conv_at(z, f * size + at, elt), z_step,
                                 conv_at(r->dy, ((n * g->groups + grp) * fg + f) * p->ho * p->wo,
                                         elt),
                                 p->ho, p->wo, p->tiles_w, t0, count, rows);
         }
         char *acc_g = conv_at(acc, grp * 16 * fg * cg, elt);
         for (int e = 0; e < 16; e++)
-            conv_gemm_call(r, false, true, fg, cg, size, conv_at(z, e * fg * size, elt),
-                           size, conv_at(v, e * cg * size, elt), size, true,
+            conv_gemm_call(r, false, true, fg, cg, size, conv_at(z, e * z_step, elt),
+                           size, conv_at(v, e * v_step, elt), size, true,
                            conv_at(acc_g, e * fg * cg, elt), cg);
     }
 }

@@ -36,9 +36,24 @@ bool conv_winograd_applies(const conv_geom *g) {
            g->dilation_h == 1 && g->dilation_w == 1;
 }
 
+// The distance between 16 matrices (U[e] or a dw sum's, `rows` x `size` each; a batch's V[e],
+// M[e] or Z[e]), in elements: rows*size rounded up to an odd number of cache lines. The
+// transforms read or write one element or row of all 16 at once, and a distance that is a
+// multiple of 4096 bytes (64 channels x 448 tiles of floats, what layer (b) gets with 2
+// threads) puts the 16 streams in one set of the 12-way L1: (b)'s input transform then took
+// 2.2x as long, and the transform of (c)'s 256x256 kernels was a fifth of its forward.
+static int64_t e_stride(int64_t rows, int64_t size, size_t elt) {
+    const int64_t line = CONV_ALIGN / (int64_t)elt;
+    return ((rows * size + line - 1) / line | 1) * line;
+}
+// The transformed kernels' (and a dw sum's) matrices, F/G x C/G each, 16 per group.
+static int64_t u_step(const conv_geom *g, size_t elt) {
+    return e_stride(g->f / g->groups, g->c / g->groups, elt);
+}
 // Bytes of the transformed kernels (and of a dw accumulator): 16 per 3x3 kernel.
 static size_t kernels_bytes(const conv_geom *g, conv_dtype dt) {
-    return conv_align_up((size_t)(16 * g->f * (g->c / g->groups)) * conv_dtype_size(dt));
+    const size_t elt = conv_dtype_size(dt);
+    return conv_align_up((size_t)(16 * g->groups * u_step(g, elt)) * elt);
 }
 // Bytes of one tile's V and M (or Z) columns, and of its share of the transforms' rows.
 static size_t tile_bytes(const conv_geom *g, conv_dtype dt) {
@@ -59,15 +74,6 @@ static int64_t batch_target(const conv_geom *g, conv_dtype dt) {
     return t < 1 ? 1 : t;
 }
 
-// The distance between the 16 matrices of a batch (V[e], M[e] or Z[e], each `rows` x `size`),
-// in elements: rows*size rounded up to an odd number of cache lines. The transforms read or
-// write one row of all 16 at once, and a distance that is a multiple of 4096 bytes (64
-// channels x 448 tiles of floats, what layer (b) gets with 2 threads) puts the 16 streams in
-// one set of the 12-way L1: (b)'s input transform then took 2.2x as long.
-static int64_t e_stride(int64_t rows, int64_t size, size_t elt) {
-    const int64_t line = CONV_ALIGN / (int64_t)elt;
-    return ((rows * size + line - 1) / line | 1) * line;
-}
 // What e_stride adds to a batch at most: two lines per matrix, 16 matrices of V and of M (Z).
 #define WINO_STRIDE_SLACK (2 * 16 * 2 * CONV_ALIGN)
 
@@ -93,6 +99,7 @@ typedef struct {
     bool flip;          // the kernels rotated (dx)
     int64_t tiles_w, tiles; // 2x2 tiles of one output plane (of y for dw), and of a row
     char *u;            // transformed kernels [group][e][og][ig], or worker 0's dw sum
+    int64_t u_step;     // elements from one e to the next in u (u_step())
     char *regions;
     size_t region;
     int64_t batch, batches; // tiles per batch (across images), batches per group
@@ -143,6 +150,7 @@ static conv_status plan(wino_plan *p, const conv_run *r, int64_t tiles_h, int64_
     p->threads = threads;
     p->items = g->groups * p->batches;
     p->u = ex->workspace;
+    p->u_step = u_step(g, r->elt);
     p->regions = (char *)ex->workspace + shared;
     p->region = each;
     return CONV_OK;
@@ -176,8 +184,8 @@ static void transform_kernels_worker(void *arg, int worker) {
         // forward: o is a filter, its kernels the channels'; dx: o is a channel, its kernels
         // (rotated) the filters'
         const int64_t first_w = p->flip ? (grp * fg * cg + o) * 9 : (grp * fg + o) * cg * 9;
-        r->k->wino_kernel(conv_at(p->u, grp * 16 * p->og * p->ig + o * p->ig, r->elt),
-                          p->og * p->ig, conv_at(r->w, first_w, r->elt),
+        r->k->wino_kernel(conv_at(p->u, (grp * 16 * p->u_step) + o * p->ig, r->elt),
+                          p->u_step, conv_at(r->w, first_w, r->elt),
                           p->flip ? cg * 9 : 9, p->ig, p->flip);
     }
 }
@@ -205,10 +213,10 @@ static void correlate_worker(void *arg, int worker) {
                     conv_at(p->in, ((n * groups + grp) * p->ig + i) * p->hi * p->wi, elt), p->hi,
                     p->wi, p->off_h, p->off_w, p->tiles_w, t0, count, rows);
         }
-        const char *u = conv_at(p->u, grp * 16 * p->og * p->ig, elt);
+        const char *u = conv_at(p->u, grp * 16 * p->u_step, elt);
         for (int e = 0; e < 16; e++)
             conv_gemm_call(r, false, false, p->og, size, p->ig,
-                           conv_at(u, e * p->og * p->ig, elt), p->ig,
+                           conv_at(u, e * p->u_step, elt), p->ig,
                            conv_at(v, e * v_step, elt), size, false,
                            conv_at(m, e * m_step, elt), size);
         for (int64_t at = 0, n, t0, count; at < size; at += count) {
@@ -261,7 +269,7 @@ static void weights_worker(void *arg, int worker) {
     char *region = region_of(p, worker);
     char *acc = worker == 0 ? p->u : region;
     char *v = region + kernels_bytes(g, r->dt);
-    memset(acc, 0, (size_t)(16 * g->f * cg) * elt);
+    memset(acc, 0, (size_t)(16 * g->groups * p->u_step) * elt);
     int64_t first, end;
     conv_item_range(p->items, p->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
@@ -283,11 +291,11 @@ static void weights_worker(void *arg, int worker) {
                                         elt),
                                 p->ho, p->wo, p->tiles_w, t0, count, rows);
         }
-        char *acc_g = conv_at(acc, grp * 16 * fg * cg, elt);
+        char *acc_g = conv_at(acc, grp * 16 * p->u_step, elt);
         for (int e = 0; e < 16; e++)
             conv_gemm_call(r, false, true, fg, cg, size, conv_at(z, e * z_step, elt),
                            size, conv_at(v, e * v_step, elt), size, true,
-                           conv_at(acc_g, e * fg * cg, elt), cg);
+                           conv_at(acc_g, e * p->u_step, elt), cg);
     }
 }
 
@@ -300,13 +308,13 @@ conv_status conv_winograd_backward_weights(conv_run *r, conv_error *err) {
     conv_status st = plan(&p, r, tiles_of(p.ho), tiles_of(p.wo), err);
     if (st != CONV_OK) return st;
     conv_run_workers(p.threads, weights_worker, &p);
-    const int64_t count = 16 * g->f * cg;
+    const int64_t count = 16 * g->groups * p.u_step;
     for (int t = 1; t < p.threads; t++) r->k->axpy(p.u, region_of(&p, t), count, 1, 1.0);
     for (int64_t grp = 0; grp < g->groups; grp++)
         for (int64_t f = 0; f < fg; f++)
             for (int64_t c = 0; c < cg; c++)
                 r->k->wino_kernel_grad(conv_at(r->out, ((grp * fg + f) * cg + c) * 9, r->elt),
-                                       conv_at(p.u, grp * 16 * fg * cg + f * cg + c, r->elt),
-                                       fg * cg);
+                                       conv_at(p.u, grp * 16 * p.u_step + f * cg + c, r->elt),
+                                       p.u_step);
     return CONV_OK;
 }

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "core/conv_internal.h"
+#include "core/gemm.h"
 
 // Tiles per batch: enough that repacking U[e] (F/G x C/G) for each of the 16 GEMMs is small
 // next to their arithmetic, few enough that V and M stay in the last-level cache.
@@ -142,9 +143,14 @@ static conv_status plan(wino_plan *p, const conv_run *r, int64_t tiles_h, int64_
     // Whole rounds of even batches, when the tiles allow: workers take contiguous runs of
     // items, so 392 tiles in batches of 127 (127, 127, 127, 11) gave one of two workers 254
     // tiles and the other 138, a 1.54x speedup from the second thread at best.
+    // And a whole number of the GEMM's tile width, rounding down: 98 tiles of (c)'s 392 made
+    // 16 GEMMs of 4 tiles of 32 columns, 30 of them computed for nothing; 96 leave one batch
+    // of 8 and waste 24 columns in all.
     int64_t batches = (all + batch - 1) / batch;
     while ((g->groups * batches) % threads && batches < all) batches++;
     batch = (all + batches - 1) / batches;
+    const int64_t tile_width = GEMM_NR_BYTES / (int64_t)r->elt;
+    if (batch > tile_width) batch = batch / tile_width * tile_width;
     p->batch = batch;
     p->batches = (all + batch - 1) / batch;
     p->threads = threads;

@@ -28,5 +28,8 @@ typedef void gemm_fn(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k
 gemm_fn gemm_avx512_f32, gemm_avx512_f64;
 
 #define GEMM_STACK_BYTES ((size_t)224 << 10)
+// The width of C's tiles (two 64-byte vectors, 32 floats or 16 doubles): an n that is not a
+// multiple of it computes the rest of its last tile for nothing.
+#define GEMM_NR_BYTES 128
 
 #endif

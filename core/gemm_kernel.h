@@ -36,6 +36,7 @@ enum {
     GEMM(PANELS) = GEMM_MC / GEMM_MR,
 };
 _Static_assert(GEMM_MC % GEMM_MR == 0, "an A block is whole panels");
+_Static_assert(GEMM(NR) * sizeof(REAL) == GEMM_NR_BYTES, "gemm.h states the tile width");
 _Static_assert((GEMM(PANELS) * GEMM(AS) * GEMM_KC + GEMM_KC * GEMM(NR)) * sizeof(REAL) +
                        1024 <=
                    GEMM_STACK_BYTES,

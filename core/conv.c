@@ -198,40 +198,7 @@ size_t conv_workspace_size(const conv_geom *g, conv_dtype dt, int threads, size_
     return size;
 }
 
-// ---- Threads ----------------------------------------------------------------------------
-// Fork-join over `threads` workers, the caller being worker 0. If a thread cannot be started,
-// its share runs on the caller afterwards: slower, never wrong, since each worker index owns
-// its own scratch region and item range.
-
-typedef struct {
-    conv_worker_fn fn;
-    void *ctx;
-    int worker;
-} worker_start;
-
-static void *worker_main(void *arg) {
-    worker_start *s = arg;
-    s->fn(s->ctx, s->worker);
-    return NULL;
-}
-
-void conv_run_workers(int threads, conv_worker_fn fn, void *ctx) {
-    pthread_t tid[MAX_THREADS];
-    worker_start start[MAX_THREADS];
-    bool started[MAX_THREADS] = {false};
-    for (int t = 1; t < threads; t++) {
-        start[t] = (worker_start){fn, ctx, t};
-        started[t] = pthread_create(&tid[t], NULL, worker_main, &start[t]) == 0;
-    }
-    fn(ctx, 0);
-    for (int t = 1; t < threads; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else
-            fn(ctx, t);
-    }
-}
-
+// ---- Threads (conv_workers.c runs them) ----------------------------------------------------
 // Below this much work per extra thread, starting a thread costs more than it saves.
 #define FLOPS_PER_THREAD ((int64_t)4 << 20)
 

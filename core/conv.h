@@ -4,7 +4,9 @@
 // then the geometry, the dtype and an execution context (caller-owned scratch and a thread
 // count). Nothing here allocates, prints or exits; failures come back as a conv_status with a
 // message in a conv_error. No state is shared between calls, so any number of threads may
-// run passes at once (BLAS itself must be set to one thread; see docs/THREADING.md).
+// run passes at once (BLAS itself must be set to one thread; see docs/THREADING.md). A thread
+// that asks for more than one thread per pass keeps helper threads for its later calls, its
+// own, until it exits (core/conv_workers.c).
 #ifndef CONV_H
 #define CONV_H
 

@@ -9,6 +9,7 @@
 //   conv_winograd.c  3x3, stride 1, dilation 1: Winograd F(2x2,3x3), all three passes
 //   conv_kernels.h   the hand-vectorised loops those paths call, compiled once per ISA by
 //                    conv_kernels_portable.c, conv_kernels_avx2.c and conv_kernels_avx512.c
+//   conv_workers.c   the fork-join every pass runs its workers through
 //   gemm.h           the GEMM conv_gemm_call runs under AVX-512 (gemm_kernel.h, compiled by
 //                    gemm_avx512.c); OpenBLAS under the other ISAs
 // The algorithm files are dtype-generic (byte pointers and an element size); everything that
@@ -88,7 +89,8 @@ extern const conv_kernels conv_kernels_avx2_f32, conv_kernels_avx2_f64;
 extern const conv_kernels conv_kernels_avx512_f32, conv_kernels_avx512_f64;
 
 // ---- Threads ------------------------------------------------------------------------------
-// Fork-join over `threads` workers, the caller being worker 0 (conv.c).
+// Fork-join over `threads` workers, the caller being worker 0, the rest the calling thread's
+// kept helpers (conv_workers.c).
 typedef void (*conv_worker_fn)(void *ctx, int worker);
 void conv_run_workers(int threads, conv_worker_fn fn, void *ctx);
 

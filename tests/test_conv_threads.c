@@ -3,6 +3,7 @@
 // shows that single-threaded BLAS under our own threads is safe (docs/THREADING.md): any
 // shared scratch, global state or BLAS buffer race would corrupt some result here.
 #include <cblas.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -81,6 +82,68 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
+// Threads of this process now (/proc/self/task).
+static int thread_count(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+// A pass of `threads` workers on this thread: 8x32x28x28, F32, 3x3, direct (enough work for
+// three workers), its result spot-checked so that the pool's workers demonstrably ran.
+static bool run_threaded_pass(int threads) {
+    const conv_geom g = {.n = 8, .c = 32, .h = 28, .w = 28, .f = 32, .kh = 3, .kw = 3,
+                         .groups = 1, .stride_h = 1, .stride_w = 1, .dilation_h = 1,
+                         .dilation_w = 1, .pad_top = 1, .pad_bottom = 1, .pad_left = 1,
+                         .pad_right = 1};
+    const size_t bytes = conv_workspace_size(&g, CONV_FLOAT32, threads, CONV_WORKSPACE_CAP_DEFAULT);
+    float *x = malloc(sizeof(float) * 8 * 32 * 28 * 28), *w = malloc(sizeof(float) * 32 * 32 * 9);
+    float *y = malloc(sizeof(float) * 8 * 32 * 28 * 28);
+    void *ws = malloc(bytes);
+    for (int i = 0; i < 8 * 32 * 28 * 28; i++) x[i] = 1;
+    for (int i = 0; i < 32 * 32 * 9; i++) w[i] = 1;
+    const conv_exec ex = {.workspace = ws, .workspace_bytes = bytes, .threads = threads,
+                          .algorithm = CONV_ALGO_DIRECT};
+    bool ok = conv2d_forward(y, x, w, NULL, &g, CONV_FLOAT32, &ex, NULL) == CONV_OK;
+    // every output of the last image (the last worker's) away from the border sums 32*9 ones
+    for (int i = 7 * 32 * 28 * 28; ok && i < 8 * 32 * 28 * 28; i++) {
+        const int r = i / 28 % 28, c = i % 28;
+        if (r > 0 && r < 27 && c > 0 && c < 27 && y[i] != 288) ok = false;
+    }
+    free(x), free(w), free(y), free(ws);
+    return ok;
+}
+
+static void *pool_user_main(void *arg) {
+    *(bool *)arg = run_threaded_pass(3) && run_threaded_pass(2);
+    return NULL;
+}
+
+// conv_workers.c keeps each calling thread's helpers between calls and joins them when that
+// thread exits: a thread's pool grows to its largest call, is reused, and leaves nothing.
+static void check_worker_pools(void) {
+    const int before = thread_count();
+    CHECK(run_threaded_pass(3), "a 3-worker pass on the main thread is correct");
+    const int grown = thread_count();
+    CHECK(grown == before + 2, "a 3-worker pass keeps 2 helper threads (%d -> %d threads)",
+          before, grown);
+    CHECK(run_threaded_pass(3) && run_threaded_pass(2) && thread_count() == grown,
+          "later passes reuse the helpers (%d threads, expected %d)", thread_count(), grown);
+    for (int round = 0; round < 20; round++) {
+        bool ok = false;
+        pthread_t tid;
+        if (pthread_create(&tid, NULL, pool_user_main, &ok) != 0) break;
+        pthread_join(tid, NULL);
+        CHECK(ok, "round %d: passes on a short-lived thread are correct", round);
+    }
+    CHECK(thread_count() == grown,
+          "20 short-lived callers leave no helpers behind (%d threads, expected %d)",
+          thread_count(), grown);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     blas_boot(argv);
@@ -100,6 +163,7 @@ int main(int argc, char **argv) {
     }
     for (int t = 0; t < WORKERS; t++) pthread_join(tid[t], NULL);
     pthread_barrier_destroy(&start);
+    check_worker_pools();
     for (int t = 0; t < WORKERS; t++) {
         worker *wk = &workers[t];
         CHECK(wk->count == RESULTS, "worker %d ran %d passes of %d", t, wk->count, RESULTS);

@@ -275,10 +275,17 @@ static void weights_worker(void *arg, int worker) {
     char *region = region_of(p, worker);
     char *acc = worker == 0 ? p->u : region;
     char *v = region + kernels_bytes(g, r->dt);
-    memset(acc, 0, (size_t)(16 * g->groups * p->u_step) * elt);
     int64_t first, end;
     conv_item_range(p->items, p->threads, worker, &first, &end);
+    // The first batch of each group this worker takes stores its sums rather than adding
+    // them (a memset of 4 MiB per worker was 7% of (c)'s dw); the other groups' sums are zero.
+    const int64_t group_bytes = 16 * p->u_step * (int64_t)elt;
+    const int64_t first_grp = first < end ? first / p->batches : g->groups;
+    const int64_t end_grp = first < end ? (end - 1) / p->batches + 1 : g->groups;
+    memset(acc, 0, (size_t)(first_grp * group_bytes));
+    memset(acc + end_grp * group_bytes, 0, (size_t)((g->groups - end_grp) * group_bytes));
     for (int64_t item = first; item < end; item++) {
+        const bool add = item > first && item % p->batches != 0;
         int64_t grp;
         const int64_t size = batch_of(p, item, &grp);
         const int64_t v_step = e_stride(cg, size, elt), z_step = e_stride(fg, size, elt);
@@ -300,7 +307,7 @@ static void weights_worker(void *arg, int worker) {
         char *acc_g = conv_at(acc, grp * 16 * p->u_step, elt);
         for (int e = 0; e < 16; e++)
             conv_gemm_call(r, false, true, fg, cg, size, conv_at(z, e * z_step, elt),
-                           size, conv_at(v, e * v_step, elt), size, true,
+                           size, conv_at(v, e * v_step, elt), size, add,
                            conv_at(acc_g, e * p->u_step, elt), cg);
     }
 }

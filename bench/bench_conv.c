@@ -1,6 +1,7 @@
 // bench_conv: convd's side of `make bench` (bench/run.sh runs it; bench/report.py reads it).
 //   bench_conv layers        the layer suite as JSON (bench/peer_torch.py takes it from here)
-//   bench_conv peak          the machine's FMA peak, 1 and 2 threads, one JSON line
+//   bench_conv peak          the machine's FMA peak and memory bandwidth, 1 and 2 threads,
+//                            one JSON line
 //   bench_conv run THREADS   forward and backward (dx + dw + db) of every layer, JSON lines
 //                            (BENCH_ALGORITHM=direct: never Winograd, as impl convd_direct)
 //   bench_conv rss [THREADS] one (b)-sized forward + backward, then its peak RSS, one JSON line
@@ -102,6 +103,54 @@ static double fma_peak(float (*loop)(int64_t), int lanes, int threads) {
     return best;
 }
 
+// Memory bandwidth, the roof of the layers that do little arithmetic per byte (depthwise):
+// each thread scales one float array into another `rounds` times (STREAM's "scale": 8 bytes
+// per element, read and written), best of 5, in GB/s for all threads. With 64 MiB arrays it
+// is DRAM's; with 4 MiB ones (the size of a layer's tensors) the last-level cache's, which
+// this project's VMs have plenty of (hundreds of MB reported).
+typedef struct {
+    float *src, *dst;
+    size_t floats;
+    int rounds;
+} bw_job;
+
+static void *bw_thread(void *arg) {
+    bw_job *job = arg;
+    for (int r = 0; r < job->rounds; r++)
+        for (size_t i = 0; i < job->floats; i++) job->dst[i] = 1.5f * job->src[i];
+    return NULL;
+}
+
+static double memory_bandwidth(int threads, size_t bytes) {
+    const size_t floats = bytes / sizeof(float);
+    const int rounds = (int)(((size_t)256 << 20) / bytes); // 256 MiB read per thread and trial
+    bw_job jobs[2];
+    for (int i = 0; i < threads; i++) {
+        jobs[i] = (bw_job){bench_alloc(bytes), bench_alloc(bytes), floats, rounds};
+        for (size_t k = 0; k < floats; k++) jobs[i].src[k] = (float)(k % 7), jobs[i].dst[k] = 0;
+    }
+    double best = 0;
+    for (int trial = 0; trial < 5; trial++) {
+        pthread_t tid[2];
+        const double t0 = bench_now_ms();
+        for (int i = 0; i < threads; i++)
+            if (pthread_create(&tid[i], NULL, bw_thread, &jobs[i]) != 0) {
+                fprintf(stderr, "bench_conv: cannot start a thread\n");
+                exit(1);
+            }
+        for (int i = 0; i < threads; i++) pthread_join(tid[i], NULL);
+        const double moved = (double)threads * rounds * 8.0 * (double)floats;
+        const double gbs = moved / ((bench_now_ms() - t0) * 1e6);
+        if (gbs > best) best = gbs;
+    }
+    for (int i = 0; i < threads; i++) {
+        if (jobs[i].dst[floats - 1] != 1.5f * jobs[i].src[floats - 1])
+            fprintf(stderr, "bench_conv: the bandwidth loop went wrong\n");
+        free(jobs[i].src), free(jobs[i].dst);
+    }
+    return best;
+}
+
 static int cmd_peak(void) {
     __builtin_cpu_init();
     int has512 = __builtin_cpu_supports("avx512f");
@@ -117,9 +166,13 @@ static int cmd_peak(void) {
     }
     const char *isa = has512 ? "avx512" : "avx2";
     const double *best = has512 ? p512 : p2;
+    const size_t dram = (size_t)64 << 20, cache = (size_t)4 << 20;
     printf("{\"kind\":\"peak\",\"isa\":\"%s\",\"gflops\":{\"1\":%.1f,\"2\":%.1f},"
-           "\"avx2_gflops\":{\"1\":%.1f,\"2\":%.1f},\"avx512_gflops\":{\"1\":%.1f,\"2\":%.1f}}\n",
-           isa, best[0], best[1], p2[0], p2[1], p512[0], p512[1]);
+           "\"avx2_gflops\":{\"1\":%.1f,\"2\":%.1f},\"avx512_gflops\":{\"1\":%.1f,\"2\":%.1f},"
+           "\"bandwidth_gbs\":{\"1\":%.1f,\"2\":%.1f},\"cache_bandwidth_gbs\":{\"1\":%.1f,"
+           "\"2\":%.1f}}\n",
+           isa, best[0], best[1], p2[0], p2[1], p512[0], p512[1], memory_bandwidth(1, dram),
+           memory_bandwidth(2, dram), memory_bandwidth(1, cache), memory_bandwidth(2, cache));
     return 0;
 }
 

@@ -4,12 +4,13 @@
     bench/report.py --raw build/bench-raw --out build [--commit C] [--load BEFORE AFTER]
 
 Reads RAW/{convd,convd_direct,pytorch,onednn,pytorch_default_malloc}.jsonl (kind "time"),
-RAW/peak.jsonl,
+RAW/peak.jsonl (FMA peak, DRAM and in-cache bandwidth),
 RAW/rss.jsonl, RAW/gemm.jsonl and RAW/layers.json. A cell (impl, layer, pass, threads) is the
 median of all its samples, over every round. Writes OUT/bench.json (one object per cell of
 convd, convd_direct, pytorch and onednn), OUT/bench-meta.json (peak, memory, cores, load, sgemm ceilings, the
-default-allocator PyTorch), OUT/bench.md (the tables in Markdown) and OUT/bench.png (speedups,
-when matplotlib is installed), and prints the tables with the targets of issue 14.
+default-allocator PyTorch), OUT/bench.md (the tables in Markdown) and OUT/bench.png (speedups and
+the roofline of the largest thread count, when matplotlib is installed; each cell's FLOPs per
+byte and GB/s are in bench.json too), and prints the tables with the targets of issue 14.
 """
 import argparse
 import json
@@ -57,6 +58,18 @@ def pooled(records):
     return cells
 
 
+def min_bytes(L, pass_name):
+    """Bytes a pass must move at the least: each float32 tensor it reads or writes, once."""
+    x = L["n"] * L["c"] * L["d"] * L["h"] * L["w"]
+    y = L["n"] * L["f"] * L["do"] * L["ho"] * L["wo"]
+    if L["op"].startswith("conv_transpose"):  # layers.json gives the transposed op's output
+        x, y = y, x                            # as ho, wo: swap so that x is its input
+    w = L["c"] * L["f"] // L["groups"] * L["kd"] * L["kh"] * L["kw"]
+    if pass_name == "forward":
+        return 4 * (x + w + y + L["f"])
+    return 4 * (y + x + w + x + w + L["f"])  # reads dy, x, w; writes dx, dw, db
+
+
 def build_rows(cells, layers, peak):
     rows = []
     for (impl, layer, pass_name, threads), cell in sorted(cells.items()):
@@ -66,6 +79,8 @@ def build_rows(cells, layers, peak):
         row = {"layer": layer, "pass": pass_name, "threads": threads, "impl": impl,
                "ms": round(ms, 6), "gflops": round(gflops, 2),
                "pct_peak": round(100 * gflops / peak[str(threads)], 2),
+               "intensity": round(flops / min_bytes(layers[layer], pass_name), 2),
+               "gbs": round(min_bytes(layers[layer], pass_name) / (ms * 1e6), 2),
                "samples": len(cell["ms"]), "ms_min": round(min(cell["ms"]), 6),
                "parts_ms": {k: round(statistics.median(v), 6) for k, v in cell["parts"].items()}}
         if cell["reorder"]:
@@ -193,7 +208,45 @@ def gemm_table(gemm, by, layers, markdown):
     return "\n".join("  ".join(x.rjust(w) for x, w in zip(r, widths)) for r in [head] + rows)
 
 
-def plot(by, layers, thread_counts, path, engine):
+def roofline(ax, by, layers, t, peak_rec):
+    """GFLOP/s against FLOPs per byte moved, under the roofs of peak and bandwidth."""
+    peak, bw = peak_rec["gflops"][str(t)], peak_rec.get("bandwidth_gbs", {}).get(str(t))
+    pts = [(r, impl) for impl in ("convd", "pytorch", "onednn") for l in layers for p in PASSES
+           for r in [by.get((impl, l, p, t))] if r]
+    if not pts:
+        return
+    xs = [r["intensity"] for r, _ in pts]
+    lo, hi = min(xs) / 2, max(xs) * 2
+    cache_bw = peak_rec.get("cache_bandwidth_gbs", {}).get(str(t))
+    grid = [lo * (hi / lo) ** (i / 200) for i in range(201)]
+    ax.axhline(peak, color="black", linewidth=0.6, linestyle=":")
+    for roof, what, style in ((bw, "DRAM", "-"), (cache_bw, "4 MiB arrays, in cache", "--")):
+        if roof:
+            ax.plot(grid, [min(peak, roof * i) for i in grid], color="black", linewidth=1,
+                    linestyle=style, label=f"roof: {peak:.0f} GFLOP/s FMA peak, {roof:.0f} GB/s "
+                                           f"({what}; ridge {peak / roof:.0f} FLOP/B)")
+    style = {"convd": ("o", "tab:green", "convd"), "pytorch": ("^", "tab:orange", "PyTorch"),
+             "onednn": ("s", "tab:blue", "oneDNN")}
+    for impl, (marker, color, name) in style.items():
+        mine = [r for r, i in pts if i == impl]
+        ax.scatter([r["intensity"] for r in mine], [r["gflops"] for r in mine], marker=marker,
+                   facecolors=color if impl == "convd" else "none", edgecolors=color, s=28,
+                   label=name, zorder=3)
+    for r, impl in pts:
+        if impl == "convd":
+            ax.annotate(f"{r['layer']}{'f' if r['pass'] == 'forward' else 'b'}",
+                        (r["intensity"], r["gflops"]), fontsize=7, xytext=(3, 2),
+                        textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("FLOPs per byte of the tensors a pass must read and write (float32)")
+    ax.set_ylabel("GFLOP/s")
+    ax.set_title(f"roofline, {t} thread{'s' if t > 1 else ''}: layer and pass (f forward, "
+                 "b backward)")
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def plot(by, layers, thread_counts, path, engine, peak_rec):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -202,7 +255,9 @@ def plot(by, layers, thread_counts, path, engine):
         print("bench: matplotlib not installed (python3-matplotlib): no plot", file=sys.stderr)
         return False
     labels = [f"{l}\n{'fwd' if p == 'forward' else 'bwd'}" for l in layers for p in PASSES]
-    fig, axes = plt.subplots(len(thread_counts), 1, figsize=(11, 3.6 * len(thread_counts)),
+    fig, axes = plt.subplots(len(thread_counts) + 1, 1,
+                             figsize=(11, 3.6 * len(thread_counts) + 5),
+                             gridspec_kw={"height_ratios": [1] * len(thread_counts) + [1.4]},
                              squeeze=False)
     width = 0.38
     for ax, t in zip(axes[:, 0], thread_counts):
@@ -220,6 +275,7 @@ def plot(by, layers, thread_counts, path, engine):
         ax.set_ylabel("peer ms / convd ms")
         ax.set_title(f"{t} thread{'s' if t > 1 else ''} (above 1: convd faster)")
         ax.legend(fontsize=8, loc="upper right")
+    roofline(axes[-1, 0], by, layers, max(thread_counts), peak_rec)
     fig.suptitle(f"{engine}; every convd bar with algorithm auto", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -278,12 +334,17 @@ def main():
         f.write(md + "\n")
     engine = (f"convd kernels: {convd_isa}, GEMM {convd_gemm}; "
               f"OpenBLAS core {cores.get('convd')}; oneDNN isa {meta['onednn']['isa']}")
-    plotted = plot(by, layers, thread_counts, os.path.join(args.out, "bench.png"), engine)
+    plotted = plot(by, layers, thread_counts, os.path.join(args.out, "bench.png"), engine,
+                   peak_rec)
 
     print(f"convd bench, commit {args.commit}; load average {args.load[0]} before, "
           f"{args.load[1]} after; median of {meta['samples_per_cell']} samples per cell")
     print(f"FMA peak ({peak_rec['isa']}): {peak['1']:.0f} GFLOP/s on 1 thread, {peak['2']:.0f} "
           f"on 2 (AVX2: {peak_rec['avx2_gflops']['1']:.0f} / {peak_rec['avx2_gflops']['2']:.0f})")
+    bw, cbw = peak_rec.get("bandwidth_gbs"), peak_rec.get("cache_bandwidth_gbs")
+    if bw and cbw:
+        print(f"memory bandwidth (STREAM scale): DRAM {bw['1']:.0f} GB/s on 1 thread, "
+              f"{bw['2']:.0f} on 2; 4 MiB arrays {cbw['1']:.0f} / {cbw['2']:.0f}")
     print(f"convd kernels (ISA): {convd_isa}; GEMM: {convd_gemm}")
     print(f"BLAS cores: convd {cores.get('convd')} (OPENBLAS_CORETYPE="
           f"{meta['openblas_coretype_env']}), pytorch {meta['pytorch']['core']} "

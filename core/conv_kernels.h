@@ -302,6 +302,7 @@ static void KERNEL(taps_row)(void *out, const void *in, int64_t count, int64_t s
 static inline __attribute__((always_inline)) void
 KERNEL(wino_kernels)(REAL *restrict u, int64_t u_stride, const REAL *restrict w,
                      int64_t w_stride, int64_t count, const bool flip) {
+#pragma omp simd
     for (int64_t k = 0; k < count; k++) {
         const REAL *g = w + k * w_stride;
         // tap t of the kernel as read: t, or 8 - t when rotated

@@ -137,22 +137,27 @@ static conv_status plan(wino_plan *p, const conv_run *r, int64_t tiles_h, int64_
                region_bytes(g, r->dt, 1) &&
            threads > 1)
         threads--;
-    int64_t batch = (int64_t)((each - kernels_bytes(g, r->dt) - WINO_STRIDE_SLACK) /
-                              tile_bytes(g, r->dt));
-    if (batch > target) batch = target;
+    const int64_t room = (int64_t)((each - kernels_bytes(g, r->dt) - WINO_STRIDE_SLACK) /
+                                   tile_bytes(g, r->dt));
+    int64_t batch = room < target ? room : target;
     // Whole rounds of even batches, when the tiles allow: workers take contiguous runs of
     // items, so 392 tiles in batches of 127 (127, 127, 127, 11) gave one of two workers 254
     // tiles and the other 138, a 1.54x speedup from the second thread at best.
-    // And a whole number of the GEMM's tile width, rounding down: 98 tiles of (c)'s 392 made
-    // 16 GEMMs of 4 tiles of 32 columns, 30 of them computed for nothing; 96 leave one batch
-    // of 8 and waste 24 columns in all.
+    // And a whole number of the GEMM's tile width, rounding down, where that keeps the count:
+    // 98 tiles of (c)'s 392 made 16 GEMMs of 4 tiles of 32 columns, 30 of them computed for
+    // nothing. The remnant joins the last batch (96, 96, 96, 104): as a batch of its own (8)
+    // it cost one worker a third repacking of the 16 transformed kernels.
     int64_t batches = (all + batch - 1) / batch;
     while ((g->groups * batches) % threads && batches < all) batches++;
     batch = (all + batches - 1) / batches;
     const int64_t tile_width = GEMM_NR_BYTES / (int64_t)r->elt;
-    if (batch > tile_width) batch = batch / tile_width * tile_width;
+    const int64_t rounded = batch / tile_width * tile_width;
+    if (rounded > 0 && all / rounded == batches && all - (batches - 1) * rounded <= room)
+        batch = rounded;
+    else
+        batches = (all + batch - 1) / batch;
     p->batch = batch;
-    p->batches = (all + batch - 1) / batch;
+    p->batches = batches;
     p->threads = threads;
     p->items = g->groups * p->batches;
     p->u = ex->workspace;
@@ -168,7 +173,7 @@ static conv_status plan(wino_plan *p, const conv_run *r, int64_t tiles_h, int64_
 static int64_t batch_of(const wino_plan *p, int64_t item, int64_t *grp) {
     const int64_t b = item % p->batches, all = p->r->g->n * p->tiles;
     *grp = item / p->batches;
-    return all - b * p->batch < p->batch ? all - b * p->batch : p->batch;
+    return b == p->batches - 1 ? all - b * p->batch : p->batch;
 }
 static void segment(const wino_plan *p, int64_t item, int64_t at, int64_t size, int64_t *n,
                     int64_t *t0, int64_t *count) {

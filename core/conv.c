@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -199,36 +200,90 @@ size_t conv_workspace_size(const conv_geom *g, conv_dtype dt, int threads, size_
 }
 
 // ---- Threads ----------------------------------------------------------------------------
-// Fork-join over `threads` workers, the caller being worker 0. If a thread cannot be started,
-// its share runs on the caller afterwards: slower, never wrong, since each worker index owns
-// its own scratch region and item range.
+// Fork-join over `threads` workers, the caller being worker 0, on helper threads that live as
+// long as the process. A helper started per pass cost 60 us to create and join on this VM,
+// and glibc hands a finished thread's stack back with madvise(DONTNEED), so the next pass's
+// helper page-faulted in the 192 KiB of GEMM buffers on its stack again: 560 us per pass
+// in all (measured), a fifth of a 2-thread pass of layer (k). Idle helpers wait in a list;
+// concurrent callers each take their own (more are started when the list is empty), so a
+// helper serves one pass at a time. If a helper cannot be started, its share runs on the
+// caller afterwards: slower, never wrong, since each worker index owns its own scratch region
+// and item range.
 
-typedef struct {
+typedef struct helper {
+    sem_t go, done; // posted by the caller with a job, by the helper when it finished it
     conv_worker_fn fn;
     void *ctx;
     int worker;
-} worker_start;
+    struct helper *next; // in the idle list
+} helper;
 
-static void *worker_main(void *arg) {
-    worker_start *s = arg;
-    s->fn(s->ctx, s->worker);
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static helper *idle_helpers;
+
+static void sem_wait_all(sem_t *s) {
+    while (sem_wait(s) != 0) {
+    }
+}
+
+static void *helper_main(void *arg) {
+    helper *h = arg;
+    for (;;) {
+        sem_wait_all(&h->go);
+        h->fn(h->ctx, h->worker);
+        sem_post(&h->done);
+    }
     return NULL;
 }
 
+// An idle helper, or a new one; NULL when no thread can be started.
+static helper *helper_take(void) {
+    pthread_mutex_lock(&idle_lock);
+    helper *h = idle_helpers;
+    if (h) idle_helpers = h->next;
+    pthread_mutex_unlock(&idle_lock);
+    if (h) return h;
+    h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    pthread_attr_t attr;
+    pthread_t tid;
+    bool started = false;
+    if (sem_init(&h->go, 0, 0) == 0 && sem_init(&h->done, 0, 0) == 0 &&
+        pthread_attr_init(&attr) == 0) {
+        started = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+                  pthread_create(&tid, &attr, helper_main, h) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+static void helper_give(helper *h) {
+    pthread_mutex_lock(&idle_lock);
+    h->next = idle_helpers;
+    idle_helpers = h;
+    pthread_mutex_unlock(&idle_lock);
+}
+
 void conv_run_workers(int threads, conv_worker_fn fn, void *ctx) {
-    pthread_t tid[MAX_THREADS];
-    worker_start start[MAX_THREADS];
-    bool started[MAX_THREADS] = {false};
+    helper *helpers[MAX_THREADS] = {NULL};
     for (int t = 1; t < threads; t++) {
-        start[t] = (worker_start){fn, ctx, t};
-        started[t] = pthread_create(&tid[t], NULL, worker_main, &start[t]) == 0;
+        helpers[t] = helper_take();
+        if (!helpers[t]) continue;
+        helpers[t]->fn = fn, helpers[t]->ctx = ctx, helpers[t]->worker = t;
+        sem_post(&helpers[t]->go);
     }
     fn(ctx, 0);
     for (int t = 1; t < threads; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else
+        if (helpers[t]) {
+            sem_wait_all(&helpers[t]->done);
+            helper_give(helpers[t]);
+        } else {
             fn(ctx, t);
+        }
     }
 }
 

@@ -221,6 +221,18 @@ typedef struct helper {
 static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
 static helper *idle_helpers;
 
+// A child of fork() has none of the parent's helper threads: it starts with an empty list
+// (the parent's helpers' records stay allocated in it, unused), and the lock is held across
+// the fork so that the child never inherits it locked by a thread it does not have.
+static void idle_lock_take(void) { pthread_mutex_lock(&idle_lock); }
+static void idle_lock_give(void) { pthread_mutex_unlock(&idle_lock); }
+static void idle_forget(void) {
+    idle_helpers = NULL;
+    pthread_mutex_unlock(&idle_lock);
+}
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void atfork_register(void) { pthread_atfork(idle_lock_take, idle_lock_give, idle_forget); }
+
 static void sem_wait_all(sem_t *s) {
     while (sem_wait(s) != 0) {
     }
@@ -238,6 +250,7 @@ static void *helper_main(void *arg) {
 
 // An idle helper, or a new one; NULL when no thread can be started.
 static helper *helper_take(void) {
+    pthread_once(&atfork_once, atfork_register);
     pthread_mutex_lock(&idle_lock);
     helper *h = idle_helpers;
     if (h) idle_helpers = h->next;

@@ -173,8 +173,9 @@ size_t conv_accumulator_bytes(const conv_geom *g, conv_dtype dt, int threads);
 
 // ---- The algorithms ------------------------------------------------------------------------
 // Each returns CONV_OK or fails with err filled; the caller checked the geometry.
-// im2col + GEMM (conv_gemm.c): at least conv_gemm_region_min bytes per worker, and all of
-// one image's columns per worker (conv_gemm_workspace, capped) to run unchunked.
+// im2col + GEMM (conv_gemm.c): at least conv_gemm_region_min bytes per worker, and
+// a cache-sized chunk of one image's columns per worker (conv_gemm_workspace, capped)
+// to run at full size.
 size_t conv_gemm_region_min(const conv_geom *g, conv_dtype dt, int threads);
 size_t conv_gemm_workspace(const conv_geom *g, conv_dtype dt, int threads, size_t cap);
 conv_status conv_gemm_forward(conv_run *r, conv_error *err);

@@ -610,8 +610,9 @@ static void test_workspace_refusal(void) {
 // conv_workspace_size() stays under its cap (unless even the minimum is above it) and never
 // under the minimum, for batches far larger than any cap. For layers that go through im2col
 // (more than one channel per group, not a plain 1x1) it gives, cap permitting, at least one
-// image's whole column matrix (K x P elements, K = C/G*kh*kw, P = Ho*Wo): what "every pass at
-// full size" needs at the least.
+// full chunk of an image's column matrix (K x P elements, K = C/G*kh*kw, P = Ho*Wo): P
+// pixels, or fewer when the chunk takes more than 1 MiB, but never fewer than 1024 pixels
+// (conv_gemm.c's cache-sized chunks): what "every pass at full size" needs at the least.
 static void test_workspace_cap(void) {
     const conv_geom big[] = {
         {.n = 4096, .c = 64, .h = 56, .w = 56, .f = 64, .kh = 3, .kw = 3, .groups = 1,
@@ -637,26 +638,28 @@ static void test_workspace_cap(void) {
         CHECK(conv_geom_check(&big[i], CONV_FLOAT64, NULL) == CONV_OK, "big geometry %zu", i);
         const bool im2col = big[i].c > big[i].groups && (big[i].kh > 1 || big[i].kw > 1 ||
                                                          big[i].pad_top || big[i].pad_left);
-        const double columns = !im2col ? 0 :
-                               (double)(big[i].c / big[i].groups * big[i].kh * big[i].kw) *
-                               (double)conv_ref_out_size(big[i].h, big[i].kh, big[i].stride_h,
-                                                         big[i].dilation_h, big[i].pad_top,
-                                                         big[i].pad_bottom) *
-                               (double)conv_ref_out_size(big[i].w, big[i].kw, big[i].stride_w,
-                                                         big[i].dilation_w, big[i].pad_left,
-                                                         big[i].pad_right);
+        const double rows = (double)(big[i].c / big[i].groups * big[i].kh * big[i].kw);
+        const double pixels = (double)conv_ref_out_size(big[i].h, big[i].kh, big[i].stride_h,
+                                                        big[i].dilation_h, big[i].pad_top,
+                                                        big[i].pad_bottom) *
+                              (double)conv_ref_out_size(big[i].w, big[i].kw, big[i].stride_w,
+                                                        big[i].dilation_w, big[i].pad_left,
+                                                        big[i].pad_right);
         for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++)
             for (int threads = 1; threads <= 4; threads++) {
                 const size_t min = conv_workspace_min(&big[i], dt, threads);
+                const double elt = (double)conv_dtype_size(dt);
+                const double in_cache = fmax(floor(1048576 / (rows * elt)), 1024);
+                const double chunk = fmin(pixels, in_cache);
                 for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
                     const size_t size = conv_workspace_size(&big[i], dt, threads, caps[k]);
                     const size_t limit = caps[k] > min ? caps[k] : min;
-                    const double column_bytes = columns * (double)conv_dtype_size(dt);
+                    const double column_bytes = im2col ? rows * chunk * elt : 0;
                     const double useful = column_bytes < (double)caps[k] ? column_bytes
                                                                          : (double)caps[k];
                     CHECK(min <= size && size <= limit && (double)size >= useful,
-                          "geometry %zu dtype %d threads %d cap %zu: min %zu, size %zu, one "
-                          "image's columns %.4g bytes", i, (int)dt, threads, caps[k], min, size,
+                          "geometry %zu dtype %d threads %d cap %zu: min %zu, size %zu, a "
+                          "chunk of columns %.4g bytes", i, (int)dt, threads, caps[k], min, size,
                           column_bytes);
                 }
             }

@@ -7,9 +7,13 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/conv.h"
+#include "core/conv_ref.h"
 #include "server/blas_boot.h"
 #include "tests/harness/conv_harness.h"
 #include "tests/testlib.h"
@@ -144,6 +148,51 @@ static void check_worker_pools(void) {
           thread_count(), grown);
 }
 
+// One 2-thread float64 forward pass of a layer large enough for two workers; true when it
+// matches the reference.
+static bool two_thread_pass_ok(void) {
+    const conv_geom g = {.n = 4, .c = 16, .h = 32, .w = 32, .f = 32, .kh = 3, .kw = 3,
+                         .groups = 1, .stride_h = 2, .stride_w = 2, .dilation_h = 1,
+                         .dilation_w = 1, .pad_top = 1, .pad_bottom = 1, .pad_left = 1,
+                         .pad_right = 1};
+    const size_t nx = (size_t)conv_numel_x(&g), nw = (size_t)conv_numel_w(&g);
+    const size_t ny = (size_t)conv_numel_y(&g);
+    double *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w);
+    double *y = malloc(ny * sizeof *y), *ref = malloc(ny * sizeof *ref);
+    const size_t bytes = conv_workspace_size(&g, CONV_FLOAT64, 2, CONV_WORKSPACE_CAP_DEFAULT);
+    void *ws = malloc(bytes);
+    bool ok = x && w && y && ref && ws;
+    for (size_t i = 0; ok && i < nx; i++) x[i] = (double)(i % 17) / 8 - 1;
+    for (size_t i = 0; ok && i < nw; i++) w[i] = (double)(i % 13) / 6 - 1;
+    if (ok) {
+        const conv_exec ex = {.workspace = ws, .workspace_bytes = bytes, .threads = 2};
+        ok = conv2d_forward(y, x, w, NULL, &g, CONV_FLOAT64, &ex, NULL) == CONV_OK;
+        conv_ref_forward(ref, x, w, NULL, &g);
+        for (size_t i = 0; ok && i < ny; i++) ok = fabs(y[i] - ref[i]) <= 1e-9 * (1 + fabs(ref[i]));
+    }
+    free(x), free(w), free(y), free(ref), free(ws);
+    return ok;
+}
+
+// A process that forked after passes left helper threads idle (core/conv.c) has none of them
+// in the child: the child's 2-thread pass must start its own instead of waiting forever on
+// the parent's. The child gets 30 s (alarm) and reports through its exit status.
+static void test_fork_after_passes(void) {
+    CHECK(two_thread_pass_ok(), "2-thread pass before fork");
+    fflush(NULL);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        alarm(30);
+        _exit(two_thread_pass_ok() ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid, "fork and wait");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "the child's 2-thread pass after fork: %s",
+          WIFSIGNALED(status) ? "killed (hung?)" : "wrong result");
+    CHECK(two_thread_pass_ok(), "2-thread pass in the parent after fork");
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     blas_boot(argv);
@@ -179,5 +228,6 @@ int main(int argc, char **argv) {
         }
         for (int i = 0; i < CASES; i++) conv_case_free(&wk->cases[i]);
     }
+    test_fork_after_passes();
     return t_finish("test_conv_threads");
 }

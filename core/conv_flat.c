@@ -48,15 +48,11 @@ static bool rows_fill_blocks(int64_t width, conv_dtype dt) {
 }
 
 bool conv_flat_wanted(const conv_geom *g, conv_dtype dt, conv_pass_id pass) {
-    if (g->stride_h == 1 && g->stride_w == 1) {
-        if (conv_is_depthwise(g)) return true;
-        if (conv_is_pointwise(g)) return false;
-        const int64_t taps = g->c / g->groups * g->kh * g->kw;
-        if (taps <= FLAT_MAX_TAPS) return true;
-        if (taps > FLAT_WIDE_TAPS || pass == CONV_PASS_WEIGHTS) return false;
-        return rows_fill_blocks(pass == CONV_PASS_FORWARD ? conv_out_w(g) : g->w, dt);
-    }
-    return conv_is_depthwise(g) && g->stride_h <= 2 && g->stride_w <= 2 && g->kh * g->kw > 1;
+    if (g->stride_h != 1 || g->stride_w != 1 || conv_is_pointwise(g)) return false;
+    const int64_t taps = g->c / g->groups * g->kh * g->kw;
+    if (taps <= FLAT_MAX_TAPS) return true;
+    if (taps > FLAT_WIDE_TAPS || pass == CONV_PASS_WEIGHTS) return false;
+    return rows_fill_blocks(pass == CONV_PASS_FORWARD ? conv_out_w(g) : g->w, dt);
 }
 
 // The planes, in elements: xp, a zero-padded input plane at pitch Wp (with room for the last

@@ -560,6 +560,208 @@ static void KERNEL(wino_kernel_grad)(void *dw_, const void *m_, int64_t m_stride
     }
 }
 
+// ---- Depthwise planes, for conv_depthwise.c -------------------------------------------------
+// One plane per call; the rows it reads go through p's ring of zero-padded copies (see
+// conv_dw_plan), so that every tap of an output row is a contiguous run that may be read up to
+// a whole block past its last output, and borders and strides cost no branch per pixel.
+
+// out[j*ostride] = bias + sum_t wt[t] * src[t][j] for j < count (or += that, bias 0, with
+// accumulate): blocks of CONV_TAP_BLOCK_BYTES of outputs in registers across all taps, each
+// src[t] read up to the end of the last block.
+static inline __attribute__((always_inline)) void
+KERNEL(dw_taps)(REAL *out, int64_t ostride, int64_t count, const REAL *const *src,
+                const REAL *wt, int64_t taps, REAL bias, bool accumulate) {
+    enum { LANES = VEC_BYTES / sizeof(REAL), VECS = CONV_TAP_BLOCK_BYTES / VEC_BYTES };
+    enum { BLOCK = VECS * LANES };
+    for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
+        KERNEL(lanes) acc[VECS];
+#pragma GCC unroll 16
+        for (int v = 0; v < VECS; v++)
+            for (int l = 0; l < LANES; l++) acc[v][l] = bias;
+        for (int64_t t = 0; t < taps; t++) {
+            const REAL *s = src[t] + j0;
+            const REAL k = wt[t];
+#pragma GCC unroll 16
+            for (int v = 0; v < VECS; v++) {
+                KERNEL(lanes) x;
+                memcpy(&x, s + v * LANES, sizeof x);
+                acc[v] += k * x;
+            }
+        }
+        const int64_t n = count - j0 < BLOCK ? count - j0 : BLOCK;
+        if (ostride == 1 && !accumulate && n == BLOCK) {
+            memcpy(out + j0, acc, sizeof acc);
+            continue;
+        }
+        REAL last[BLOCK];
+        memcpy(last, acc, sizeof last);
+        REAL *o = out + j0 * ostride;
+        if (accumulate)
+            for (int64_t l = 0; l < n; l++) o[l * ostride] += last[l];
+        else
+            for (int64_t l = 0; l < n; l++) o[l * ostride] = last[l];
+    }
+}
+
+// Copies x row `ih` (of a W-wide plane) into its ring slot as p->phases runs: run q holds the
+// padded row's columns q, q + s, q + 2s, ... (s the stride), zeros outside x already there.
+static void KERNEL(dw_copy_row)(const conv_dw_plan *p, const REAL *x, int64_t ih) {
+    const conv_geom *g = p->g;
+    REAL *slot = (REAL *)p->ring + ih % p->slots * p->phases * p->len;
+    const REAL *row = x + ih * g->w;
+    for (int64_t q = 0; q < p->phases; q++) {
+        int64_t lo, hi;
+        conv_valid_span(0, p->len, g->stride_w, q - g->pad_left, g->w, &lo, &hi);
+        if (hi <= lo) continue;
+        const int64_t s = g->stride_w;
+        REAL *restrict dst = slot + q * p->len + lo;
+        const REAL *restrict from = row + lo * s + q - g->pad_left;
+        if (s == 1) {
+            memcpy(dst, from, (size_t)(hi - lo) * sizeof(REAL));
+            continue;
+        }
+#pragma omp simd
+        for (int64_t i = 0; i < hi - lo; i++) dst[i] = from[i * s];
+    }
+}
+
+// For output row r: [*a0, *a1) the kernel rows whose x row lies inside x; copies into the ring
+// the x rows from *next up to the last of them, once each and in order (rows above the
+// kernel's top row are never read again: with dilation, rows between its taps may be).
+static void KERNEL(dw_x_rows)(const conv_dw_plan *p, const REAL *x, int64_t r, int64_t *next,
+                              int64_t *a0, int64_t *a1) {
+    const conv_geom *g = p->g;
+    const int64_t top = r * g->stride_h - g->pad_top;
+    conv_valid_span(0, g->kh, g->dilation_h, top, g->h, a0, a1);
+    if (*a1 <= *a0) return;
+    if (*next < top) *next = top;
+    for (; *next <= top + (*a1 - 1) * g->dilation_h; ++*next) KERNEL(dw_copy_row)(p, x, *next);
+}
+
+// The padded x row ih's run for kernel column b: tap (a, b) of output column j reads it at j.
+static inline const REAL *KERNEL(dw_x_tap)(const conv_dw_plan *p, int64_t ih, int64_t b) {
+    const int64_t off = b * p->g->dilation_w;
+    return (const REAL *)p->ring + (ih % p->slots * p->phases + off % p->g->stride_w) * p->len +
+           off / p->g->stride_w;
+}
+
+// x (H,W), w (kh,kw) -> y (Ho,Wo) = bias + their correlation
+static void KERNEL(dw_forward)(const conv_dw_plan *p, void *y_, const void *x_, const void *w_,
+                               double bias) {
+    const conv_geom *g = p->g;
+    REAL *y = y_;
+    const REAL *x = x_, *w = w_;
+    const REAL **src = (const REAL **)p->src;
+    REAL *wt = p->weights;
+    const int64_t ho = conv_out_h(g), wo = conv_out_w(g);
+    memset(p->ring, 0, (size_t)(p->slots * p->phases * p->len) * sizeof(REAL));
+    for (int64_t r = 0, next = 0, a0, a1; r < ho; r++) {
+        KERNEL(dw_x_rows)(p, x, r, &next, &a0, &a1);
+        int64_t taps = 0;
+        for (int64_t a = a0; a < a1; a++)
+            for (int64_t b = 0; b < g->kw; b++, taps++) {
+                src[taps] = KERNEL(dw_x_tap)(p, r * g->stride_h - g->pad_top + a * g->dilation_h, b);
+                wt[taps] = w[a * g->kw + b];
+            }
+        KERNEL(dw_taps)(y + r * wo, 1, wo, src, wt, taps, (REAL)bias, false);
+    }
+}
+
+// dy (Ho,Wo), w (kh,kw) -> dx (H,W) (or += with accumulate). dx[ih][iw] sums w[a][b] *
+// dy[r][c] over the taps with ih + pt - a*dh = r*sh and iw + pl - b*dw = c*sw: per row and
+// column phase q = iw mod sw, only the taps that hit (the polyphase split of the transposed
+// convolution: no multiply by the upsampling's zeros), each a run of a dy row in the ring.
+static void KERNEL(dw_data)(const conv_dw_plan *p, void *dx_, const void *dy_, const void *w_,
+                            bool accumulate) {
+    const conv_geom *g = p->g;
+    REAL *dx = dx_;
+    const REAL *dy = dy_, *w = w_;
+    const REAL **src = (const REAL **)p->src;
+    REAL *wt = p->weights;
+    const int64_t ho = conv_out_h(g), wo = conv_out_w(g), sh = g->stride_h, sw = g->stride_w;
+    const int64_t copy = wo < p->len - p->margin ? wo : p->len - p->margin;
+    memset(p->ring, 0, (size_t)(p->slots * p->len) * sizeof(REAL));
+    for (int64_t ih = 0, next = 0; ih < g->h; ih++) {
+        const int64_t u = ih + g->pad_top, reach = u - (g->kh - 1) * g->dilation_h;
+        const int64_t r_hi = u / sh < ho - 1 ? u / sh : ho - 1;
+        if (next < (reach <= 0 ? 0 : (reach + sh - 1) / sh))
+            next = reach <= 0 ? 0 : (reach + sh - 1) / sh;
+        for (; next <= r_hi; next++)
+            memcpy((REAL *)p->ring + next % p->slots * p->len + p->margin, dy + next * wo,
+                   (size_t)copy * sizeof(REAL));
+        for (int64_t q = 0; q < sw && q < g->w; q++) {
+            int64_t taps = 0;
+            for (int64_t a = 0; a < g->kh && u - a * g->dilation_h >= 0; a++) {
+                const int64_t v = u - a * g->dilation_h;
+                if (v % sh || v / sh >= ho) continue;
+                const REAL *row = (const REAL *)p->ring + v / sh % p->slots * p->len + p->margin;
+                for (int64_t b = 0; b < g->kw; b++) {
+                    const int64_t c = q + g->pad_left - b * g->dilation_w;
+                    if (c % sw) continue;
+                    src[taps] = row + c / sw;
+                    wt[taps++] = w[a * g->kw + b];
+                }
+            }
+            KERNEL(dw_taps)(dx + ih * g->w + q, sw, (g->w - q + sw - 1) / sw, src, wt, taps, 0,
+                            accumulate);
+        }
+    }
+}
+
+// dw (kh,kw) += the correlation of x (H,W) with dy (Ho,Wo): per tap, the dot of dy with the
+// x run it meets, summed in vector lanes (p->acc) over the plane and reduced once at its end.
+// The lanes past a row's end multiply dy's zeros by zeros (x masked), never by x: an infinite
+// x there must not turn a sum into NaN.
+static void KERNEL(dw_weights)(const conv_dw_plan *p, void *dw_, const void *dy_,
+                               const void *x_) {
+    enum { LANES = VEC_BYTES / sizeof(REAL), VECS = CONV_TAP_BLOCK_BYTES / VEC_BYTES };
+    enum { BLOCK = VECS * LANES };
+    typedef __typeof__((KERNEL(lanes)){0} < (KERNEL(lanes)){0}) mask_t;
+    const conv_geom *g = p->g;
+    REAL *dw = dw_;
+    const REAL *dy = dy_, *x = x_;
+    REAL *acc = p->acc; // tap t's lanes at acc + t * BLOCK (memcpy: the workspace may be unaligned)
+    const int64_t ho = conv_out_h(g), wo = conv_out_w(g), khw = g->kh * g->kw;
+    memset(p->ring, 0, (size_t)(p->slots * p->phases * p->len) * sizeof(REAL));
+    memset(acc, 0, (size_t)khw * CONV_TAP_BLOCK_BYTES);
+    for (int64_t r = 0, next = 0, a0, a1; r < ho; r++) {
+        KERNEL(dw_x_rows)(p, x, r, &next, &a0, &a1);
+        for (int64_t j0 = 0; j0 < wo; j0 += BLOCK) {
+            const int64_t n = wo - j0 < BLOCK ? wo - j0 : BLOCK;
+            REAL d_row[BLOCK] = {0};
+            memcpy(d_row, dy + r * wo + j0, (size_t)n * sizeof(REAL));
+            KERNEL(lanes) d[VECS], lane[VECS];
+            mask_t keep[VECS];
+            memcpy(d, d_row, sizeof d);
+            for (int l = 0; l < BLOCK; l++) d_row[l] = (REAL)l; // the lanes' columns
+            memcpy(lane, d_row, sizeof lane);
+#pragma GCC unroll 16
+            for (int v = 0; v < VECS; v++) keep[v] = lane[v] < (KERNEL(lanes)){0} + (REAL)n;
+            for (int64_t a = a0; a < a1; a++) {
+                const int64_t ih = r * g->stride_h - g->pad_top + a * g->dilation_h;
+                for (int64_t b = 0; b < g->kw; b++) {
+                    const REAL *s = KERNEL(dw_x_tap)(p, ih, b) + j0;
+                    REAL *sum = acc + (a * g->kw + b) * BLOCK;
+#pragma GCC unroll 16
+                    for (int v = 0; v < VECS; v++) {
+                        KERNEL(lanes) xv, total;
+                        memcpy(&xv, s + v * LANES, sizeof xv);
+                        memcpy(&total, sum + v * LANES, sizeof total);
+                        if (n < BLOCK) xv = (KERNEL(lanes))((mask_t)xv & keep[v]);
+                        total += d[v] * xv;
+                        memcpy(sum + v * LANES, &total, sizeof total);
+                    }
+                }
+            }
+        }
+    }
+    for (int64_t t = 0; t < khw; t++) {
+        REAL total = 0;
+        for (int l = 0; l < BLOCK; l++) total += acc[t * BLOCK + l];
+        dw[t] += total;
+    }
+}
+
 const conv_kernels KERNEL_TABLE = {
     .axpy = KERNEL(axpy),
     .scatter = KERNEL(scatter),
@@ -575,4 +777,7 @@ const conv_kernels KERNEL_TABLE = {
     .wino_output = KERNEL(wino_output),
     .wino_grad = KERNEL(wino_grad),
     .wino_kernel_grad = KERNEL(wino_kernel_grad),
+    .dw_forward = KERNEL(dw_forward),
+    .dw_data = KERNEL(dw_data),
+    .dw_weights = KERNEL(dw_weights),
 };

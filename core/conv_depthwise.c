@@ -13,11 +13,18 @@
 // private sums, (n, c) of dx; equal shares for the workers.
 //
 // Scratch: each worker's region is [dw accumulator | ring | tap pointers | tap weights | dw
-// lane sums], 64-byte aligned parts. The ring is sized for either kind of row (x rows split
+// lane sums | a dx row by column phase | integer tables], 64-byte aligned parts. The ring is sized for either kind of row (x rows split
 // by phase, dy rows with a margin), whichever is larger.
 #include <string.h>
 
 #include "core/conv_internal.h"
+
+// The smallest power of two >= n (n saturated, so never above 2^62).
+static int64_t pow2_at_least(int64_t n) {
+    int64_t p = 1;
+    while (p < n && p < ((int64_t)1 << 62)) p *= 2;
+    return p;
+}
 
 // The ring of x rows (forward, dw) or of dy rows (dx) for one worker.
 static void ring_shape(const conv_geom *g, conv_dtype dt, bool dy_rows, conv_dw_plan *p) {
@@ -29,7 +36,7 @@ static void ring_shape(const conv_geom *g, conv_dtype dt, bool dy_rows, conv_dw_
         // phase run (b*dw) % sw at j + (b*dw) / sw, up to a block past the last output.
         const int64_t wo = conv_out_w(g);
         *p = (conv_dw_plan){.g = g,
-                            .slots = conv_add_sat(kh_reach, 1),
+                            .slots = pow2_at_least(conv_add_sat(kh_reach, 1)),
                             .phases = g->stride_w,
                             .len = conv_add_sat(conv_add_sat(wo, block) / block * block,
                                                 kw_reach / g->stride_w + 1)};
@@ -42,18 +49,34 @@ static void ring_shape(const conv_geom *g, conv_dtype dt, bool dy_rows, conv_dw_
     const int64_t margin = kw_reach / g->stride_w;
     *p = (conv_dw_plan){
         .g = g,
-        .slots = kh_reach / g->stride_h + 1,
+        .slots = pow2_at_least(kh_reach / g->stride_h + 1),
         .phases = 1,
         .margin = margin,
         .len = conv_add_sat(conv_add_sat(margin, conv_add_sat(cols, block) / block * block),
                             conv_add_sat(g->pad_left, g->stride_w - 1) / g->stride_w + 1)};
 }
 
-// The parts of a region after the accumulator, in bytes (saturating: absurd paddings and
-// dilations then never fit a workspace).
+// The parts of a region after the accumulator, in bytes (saturating: absurd paddings,
+// strides and dilations then never fit a workspace).
 typedef struct {
-    size_t ring, src, weights, acc;
+    size_t ring, src, weights, acc, row, tables;
 } region_parts;
+
+// The plan's integer tables, in int64s: col_off, span, col_taps, row_taps.
+static int64_t table_count(const conv_geom *g) {
+    const int64_t col_taps = conv_mul_sat(g->stride_w, 1 + 2 * g->kw);
+    const int64_t row_taps = conv_mul_sat(g->stride_h, 1 + 2 * g->kh);
+    return conv_add_sat(conv_add_sat(g->kw, conv_mul_sat(2, g->stride_w)),
+                        conv_add_sat(col_taps, row_taps));
+}
+
+static size_t clamp_bytes(int64_t bytes) {
+    const int64_t most = (int64_t)(SIZE_MAX / CONV_MAX_THREADS / 16);
+    return conv_align_up((size_t)(bytes > most ? most : bytes));
+}
+
+// dx's elements per column phase of a row: ceil(W / sw).
+static int64_t row_phase(const conv_geom *g) { return (g->w + g->stride_w - 1) / g->stride_w; }
 
 static region_parts parts_of(const conv_geom *g, conv_dtype dt) {
     const int64_t elt = (int64_t)conv_dtype_size(dt), taps = g->kh * g->kw;
@@ -62,21 +85,56 @@ static region_parts parts_of(const conv_geom *g, conv_dtype dt) {
     ring_shape(g, dt, true, &dy_rows);
     const int64_t x_ring = conv_mul_sat(conv_mul_sat(x_rows.slots, x_rows.phases), x_rows.len);
     const int64_t dy_ring = conv_mul_sat(dy_rows.slots, dy_rows.len);
-    int64_t ring = conv_mul_sat(x_ring > dy_ring ? x_ring : dy_ring, elt);
-    if (ring > (int64_t)(SIZE_MAX / CONV_MAX_THREADS / 8)) ring = SIZE_MAX / CONV_MAX_THREADS / 8;
-    return (region_parts){.ring = conv_align_up((size_t)ring),
-                          .src = conv_align_up((size_t)taps * sizeof(void *)),
-                          .weights = conv_align_up((size_t)(taps * elt)),
-                          .acc = conv_align_up((size_t)taps * CONV_TAP_BLOCK_BYTES)};
+    return (region_parts){
+        .ring = clamp_bytes(conv_mul_sat(x_ring > dy_ring ? x_ring : dy_ring, elt)),
+        .src = clamp_bytes(conv_mul_sat(taps, (int64_t)sizeof(void *))),
+        .weights = clamp_bytes(conv_mul_sat(taps, elt)),
+        .acc = clamp_bytes(conv_mul_sat(taps, CONV_TAP_BLOCK_BYTES)),
+        .row = clamp_bytes(conv_mul_sat(conv_mul_sat(g->stride_w, row_phase(g)), elt)),
+        .tables = clamp_bytes(conv_mul_sat(table_count(g), (int64_t)sizeof(int64_t)))};
 }
 
 static size_t region_bytes(const conv_geom *g, conv_dtype dt, int threads) {
     const region_parts s = parts_of(g, dt);
-    return conv_accumulator_bytes(g, dt, threads) + s.ring + s.src + s.weights + s.acc;
+    return conv_accumulator_bytes(g, dt, threads) + s.ring + s.src + s.weights + s.acc + s.row +
+           s.tables;
 }
 
 size_t conv_depthwise_workspace(const conv_geom *g, conv_dtype dt, int threads) {
     return (size_t)threads * region_bytes(g, dt, threads);
+}
+
+// Fills the plan's integer tables (conv_dw_plan) at t.
+static void fill_tables(conv_dw_plan *p, int64_t *t) {
+    const conv_geom *g = p->g;
+    const int64_t sh = g->stride_h, sw = g->stride_w, dh = g->dilation_h, dw = g->dilation_w;
+    int64_t *col_off = t, *span = col_off + g->kw, *col_taps = span + 2 * sw;
+    int64_t *row_taps = col_taps + sw * (1 + 2 * g->kw);
+    for (int64_t b = 0; b < g->kw; b++) col_off[b] = b * dw % sw * p->len + b * dw / sw;
+    for (int64_t q = 0; q < sw; q++) {
+        conv_valid_span(0, p->len, sw, q - g->pad_left, g->w, &span[2 * q], &span[2 * q + 1]);
+        int64_t *list = col_taps + q * (1 + 2 * g->kw);
+        list[0] = 0;
+        for (int64_t b = 0; b < g->kw; b++) {
+            const int64_t c = q + g->pad_left - b * dw;
+            if (c % sw) continue;
+            list[1 + 2 * list[0]] = b;
+            list[2 + 2 * list[0]++] = c / sw;
+        }
+    }
+    for (int64_t ph = 0; ph < sh; ph++) {
+        int64_t *list = row_taps + ph * (1 + 2 * g->kh);
+        list[0] = 0;
+        for (int64_t a = 0; a < g->kh; a++) {
+            if ((a * dh - ph) % sh) continue;
+            list[1 + 2 * list[0]] = a;
+            list[2 + 2 * list[0]++] = (a * dh - ph) / sh;
+        }
+    }
+    p->col_off = col_off;
+    p->span = span;
+    p->col_taps = col_taps;
+    p->row_taps = row_taps;
 }
 
 // Worker `worker`'s plan: its ring and tables, for x rows or dy rows.
@@ -89,6 +147,9 @@ static conv_dw_plan worker_plan(const conv_run *r, int worker, bool dy_rows) {
     p.src = (const void **)(void *)(at + s.ring);
     p.weights = at + s.ring + s.src;
     p.acc = at + s.ring + s.src + s.weights;
+    p.row = at + s.ring + s.src + s.weights + s.acc;
+    p.row_phase = row_phase(r->g);
+    fill_tables(&p, (int64_t *)(void *)(at + s.ring + s.src + s.weights + s.acc + s.row));
     return p;
 }
 

@@ -201,14 +201,25 @@ bool conv_flat_backward_weights(conv_run *r);
 // dw_weights in conv_kernels.h), in a worker's scratch laid out by conv_depthwise.c:
 typedef struct conv_dw_plan {
     const conv_geom *g;
-    // The ring: `slots` rows, each `phases` runs of `len` elements (a padded row of x split by
-    // column phase modulo the stride, or a row of dy after `margin` zeros), slot of row i at
-    // i % slots. Zero where no element of x or dy lands.
+    // The ring: `slots` rows (a power of two), each `phases` runs of `len` elements (a padded
+    // row of x split by column phase modulo the stride, or a row of dy after `margin` zeros),
+    // row i in slot i & (slots - 1). Zero where no element of x or dy lands.
     int64_t slots, phases, len, margin;
     void *ring;
     const void **src; // kh*kw pointers: the taps of one output row
     void *weights;    // kh*kw elements: their weights
     void *acc;        // kh*kw blocks of CONV_TAP_BLOCK_BYTES: dw's lane sums
+    void *row;        // dx with a stride: sw runs of row_phase elements, a row's column phases
+    int64_t row_phase;
+    // Integer tables (so that no pixel row divides), filled once per worker:
+    const int64_t *col_off;  // kw: where kernel column b's run starts in an x row's slot
+    const int64_t *span;     // sw pairs: the elements [lo, hi) of x column phase q's run that
+                             // hold x
+    const int64_t *col_taps; // dx, per column phase q < sw at q * (1 + 2*kw): a count, then
+                             // (b, c) pairs: kernel column b takes output m from dy column m + c
+    const int64_t *row_taps; // dx, per row phase ph < sh at ph * (1 + 2*kh): a count, then
+                             // (a, k) pairs: kernel row a of dx row ih (ih + pt = u, u % sh =
+                             // ph) takes dy row u / sh - k
 } conv_dw_plan;
 // False, having done nothing, when the workspace holds no worker's region (conv_rows.c then
 // runs the pass without scratch); conv_depthwise_workspace is the whole need for `threads`.

@@ -563,59 +563,106 @@ static void KERNEL(wino_kernel_grad)(void *dw_, const void *m_, int64_t m_stride
 // ---- Depthwise planes, for conv_depthwise.c -------------------------------------------------
 // One plane per call; the rows it reads go through p's ring of zero-padded copies (see
 // conv_dw_plan), so that every tap of an output row is a contiguous run that may be read up to
-// a whole block past its last output, and borders and strides cost no branch per pixel.
+// a whole block past its last output, and borders and strides cost no branch per pixel. The
+// plan's tables replace the divisions by strides and dilations, which per row cost as much as
+// a row's taps.
 
-// out[j*ostride] = bias + sum_t wt[t] * src[t][j] for j < count (or += that, bias 0, with
-// accumulate): blocks of CONV_TAP_BLOCK_BYTES of outputs in registers across all taps, each
-// src[t] read up to the end of the last block.
+// The most vectors of one output row the depthwise kernels keep in registers, as two
+// accumulators each: an FMA's latency (4 cycles) times its throughput (2 per cycle) asks for
+// 8 independent sums, which one row of a 3x3 layer's 9 taps did not give in one register block.
+#define DW_VECS (VEC_BYTES == 64 ? 8 : 4)
+
+// out[off_v + l] = bias + sum_t wt[t] * src[t][off_v + l], l < LANES, for the vectors v < nvec
+// (a constant) at off_v = min(j + v*LANES, count - LANES): the ones past the row's end are
+// moved back to end at it, and store lanes that come out the same. count >= LANES.
 static inline __attribute__((always_inline)) void
-KERNEL(dw_taps)(REAL *out, int64_t ostride, int64_t count, const REAL *const *src,
-                const REAL *wt, int64_t taps, REAL bias, bool accumulate) {
-    enum { LANES = VEC_BYTES / sizeof(REAL), VECS = CONV_TAP_BLOCK_BYTES / VEC_BYTES };
-    enum { BLOCK = VECS * LANES };
-    for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
-        KERNEL(lanes) acc[VECS];
+KERNEL(dw_vectors)(REAL *out, const int nvec, int64_t j, int64_t count, const REAL *const *src,
+                   const REAL *wt, int64_t taps, REAL bias) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    KERNEL(lanes) even[DW_VECS], odd[DW_VECS];
+    int64_t off[DW_VECS];
 #pragma GCC unroll 16
-        for (int v = 0; v < VECS; v++)
-            for (int l = 0; l < LANES; l++) acc[v][l] = bias;
-        for (int64_t t = 0; t < taps; t++) {
-            const REAL *s = src[t] + j0;
-            const REAL k = wt[t];
-#pragma GCC unroll 16
-            for (int v = 0; v < VECS; v++) {
-                KERNEL(lanes) x;
-                memcpy(&x, s + v * LANES, sizeof x);
-                acc[v] += k * x;
-            }
-        }
-        const int64_t n = count - j0 < BLOCK ? count - j0 : BLOCK;
-        if (ostride == 1 && !accumulate && n == BLOCK) {
-            memcpy(out + j0, acc, sizeof acc);
-            continue;
-        }
-        REAL last[BLOCK];
-        memcpy(last, acc, sizeof last);
-        REAL *o = out + j0 * ostride;
-        if (accumulate)
-            for (int64_t l = 0; l < n; l++) o[l * ostride] += last[l];
-        else
-            for (int64_t l = 0; l < n; l++) o[l * ostride] = last[l];
+    for (int v = 0; v < nvec; v++) {
+        off[v] = j + v * LANES < count - LANES ? j + v * LANES : count - LANES;
+        even[v] = odd[v] = (KERNEL(lanes)){0};
     }
+    int64_t t = 0;
+    for (; t + 2 <= taps; t += 2) {
+        const REAL *s0 = src[t], *s1 = src[t + 1];
+        const REAL k0 = wt[t], k1 = wt[t + 1];
+#pragma GCC unroll 16
+        for (int v = 0; v < nvec; v++) {
+            KERNEL(lanes) x0, x1;
+            memcpy(&x0, s0 + off[v], sizeof x0);
+            memcpy(&x1, s1 + off[v], sizeof x1);
+            even[v] += k0 * x0;
+            odd[v] += k1 * x1;
+        }
+    }
+    if (t < taps)
+#pragma GCC unroll 16
+        for (int v = 0; v < nvec; v++) {
+            KERNEL(lanes) x;
+            memcpy(&x, src[t] + off[v], sizeof x);
+            even[v] += wt[t] * x;
+        }
+#pragma GCC unroll 16
+    for (int v = 0; v < nvec; v++) {
+        const KERNEL(lanes) sum = even[v] + odd[v] + bias;
+        memcpy(out + off[v], &sum, sizeof sum);
+    }
+}
+
+// out[j] = bias + sum_t wt[t] * src[t][j] for j < count (or += that, bias 0, with
+// accumulate), each src[t] read up to a vector past the last output: DW_VECS vectors at a
+// time, the last few together (the last partial vector overlapping the one before it). A
+// row shorter than a vector, or one that accumulates (filters sharing a dx plane), goes a
+// vector at a time, its last partial vector through a copy.
+static inline __attribute__((always_inline)) void
+KERNEL(dw_taps)(REAL *out, int64_t count, const REAL *const *src, const REAL *wt, int64_t taps,
+                REAL bias, bool accumulate) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    if (count >= LANES && !accumulate) {
+        int64_t j = 0;
+        for (; count - j >= DW_VECS * LANES; j += DW_VECS * LANES)
+            KERNEL(dw_vectors)(out, DW_VECS, j, count, src, wt, taps, bias);
+        const int64_t left = (count - j + LANES - 1) / LANES;
+        if (left > DW_VECS / 2) KERNEL(dw_vectors)(out, DW_VECS, j, count, src, wt, taps, bias);
+        else if (left > 2) KERNEL(dw_vectors)(out, 4, j, count, src, wt, taps, bias);
+        else if (left == 2) KERNEL(dw_vectors)(out, 2, j, count, src, wt, taps, bias);
+        else if (left == 1) KERNEL(dw_vectors)(out, 1, j, count, src, wt, taps, bias);
+        return;
+    }
+    for (int64_t j = 0; j < count; j += LANES) {
+        KERNEL(lanes) acc = (KERNEL(lanes)){0} + bias;
+        for (int64_t t = 0; t < taps; t++) {
+            KERNEL(lanes) x;
+            memcpy(&x, src[t] + j, sizeof x);
+            acc += wt[t] * x;
+        }
+        REAL last[LANES];
+        memcpy(last, &acc, sizeof last);
+        const int64_t n = count - j < LANES ? count - j : LANES;
+        for (int64_t l = 0; l < n; l++) out[j + l] = accumulate ? out[j + l] + last[l] : last[l];
+    }
+}
+
+// The ring slot of row i.
+static inline REAL *KERNEL(dw_slot)(const conv_dw_plan *p, int64_t i) {
+    return (REAL *)p->ring + (i & (p->slots - 1)) * p->phases * p->len;
 }
 
 // Copies x row `ih` (of a W-wide plane) into its ring slot as p->phases runs: run q holds the
 // padded row's columns q, q + s, q + 2s, ... (s the stride), zeros outside x already there.
 static void KERNEL(dw_copy_row)(const conv_dw_plan *p, const REAL *x, int64_t ih) {
     const conv_geom *g = p->g;
-    REAL *slot = (REAL *)p->ring + ih % p->slots * p->phases * p->len;
-    const REAL *row = x + ih * g->w;
+    const int64_t s = g->stride_w;
+    REAL *slot = KERNEL(dw_slot)(p, ih);
     for (int64_t q = 0; q < p->phases; q++) {
-        int64_t lo, hi;
-        conv_valid_span(0, p->len, g->stride_w, q - g->pad_left, g->w, &lo, &hi);
+        const int64_t lo = p->span[2 * q], hi = p->span[2 * q + 1];
         if (hi <= lo) continue;
-        const int64_t s = g->stride_w;
         REAL *restrict dst = slot + q * p->len + lo;
-        const REAL *restrict from = row + lo * s + q - g->pad_left;
+        const REAL *restrict from = x + ih * g->w + lo * s + q - g->pad_left;
         if (s == 1) {
             memcpy(dst, from, (size_t)(hi - lo) * sizeof(REAL));
             continue;
@@ -631,18 +678,17 @@ static void KERNEL(dw_copy_row)(const conv_dw_plan *p, const REAL *x, int64_t ih
 static void KERNEL(dw_x_rows)(const conv_dw_plan *p, const REAL *x, int64_t r, int64_t *next,
                               int64_t *a0, int64_t *a1) {
     const conv_geom *g = p->g;
-    const int64_t top = r * g->stride_h - g->pad_top;
-    conv_valid_span(0, g->kh, g->dilation_h, top, g->h, a0, a1);
-    if (*a1 <= *a0) return;
+    const int64_t top = r * g->stride_h - g->pad_top, dh = g->dilation_h;
+    const int64_t below = g->h - 1 - top;
+    *a0 = top >= 0 ? 0 : dh == 1 ? -top : (-top + dh - 1) / dh;
+    *a1 = below < 0 ? 0 : dh == 1 ? below + 1 : below / dh + 1;
+    if (*a1 > g->kh) *a1 = g->kh;
+    if (*a1 <= *a0) {
+        *a1 = *a0;
+        return;
+    }
     if (*next < top) *next = top;
-    for (; *next <= top + (*a1 - 1) * g->dilation_h; ++*next) KERNEL(dw_copy_row)(p, x, *next);
-}
-
-// The padded x row ih's run for kernel column b: tap (a, b) of output column j reads it at j.
-static inline const REAL *KERNEL(dw_x_tap)(const conv_dw_plan *p, int64_t ih, int64_t b) {
-    const int64_t off = b * p->g->dilation_w;
-    return (const REAL *)p->ring + (ih % p->slots * p->phases + off % p->g->stride_w) * p->len +
-           off / p->g->stride_w;
+    for (; *next <= top + (*a1 - 1) * dh; ++*next) KERNEL(dw_copy_row)(p, x, *next);
 }
 
 // x (H,W), w (kh,kw) -> y (Ho,Wo) = bias + their correlation
@@ -658,12 +704,40 @@ static void KERNEL(dw_forward)(const conv_dw_plan *p, void *y_, const void *x_, 
     for (int64_t r = 0, next = 0, a0, a1; r < ho; r++) {
         KERNEL(dw_x_rows)(p, x, r, &next, &a0, &a1);
         int64_t taps = 0;
-        for (int64_t a = a0; a < a1; a++)
+        for (int64_t a = a0; a < a1; a++) {
+            const REAL *slot =
+                KERNEL(dw_slot)(p, r * g->stride_h - g->pad_top + a * g->dilation_h);
             for (int64_t b = 0; b < g->kw; b++, taps++) {
-                src[taps] = KERNEL(dw_x_tap)(p, r * g->stride_h - g->pad_top + a * g->dilation_h, b);
+                src[taps] = slot + p->col_off[b];
                 wt[taps] = w[a * g->kw + b];
             }
-        KERNEL(dw_taps)(y + r * wo, 1, wo, src, wt, taps, (REAL)bias, false);
+        }
+        KERNEL(dw_taps)(y + r * wo, wo, src, wt, taps, (REAL)bias, false);
+    }
+}
+
+// dx row <- (or += with accumulate) its column phases in p->row: column q + m*sw from phase
+// q's element m. Stride 2 as one loop that the vectoriser turns into lane shuffles.
+static void KERNEL(dw_interleave)(const conv_dw_plan *p, REAL *restrict dx, bool accumulate) {
+    const int64_t sw = p->g->stride_w, w = p->g->w;
+    const REAL *restrict row = p->row;
+    if (sw == 2 && !accumulate) {
+        const REAL *restrict even = row, *restrict odd = row + p->row_phase;
+#pragma omp simd
+        for (int64_t m = 0; m < w / 2; m++) {
+            dx[2 * m] = even[m];
+            dx[2 * m + 1] = odd[m];
+        }
+        if (w % 2) dx[w - 1] = even[w / 2];
+        return;
+    }
+    for (int64_t q = 0; q < sw && q < w; q++) {
+        const REAL *restrict from = row + q * p->row_phase;
+        const int64_t count = (w - q + sw - 1) / sw;
+        if (accumulate)
+            for (int64_t m = 0; m < count; m++) dx[q + m * sw] += from[m];
+        else
+            for (int64_t m = 0; m < count; m++) dx[q + m * sw] = from[m];
     }
 }
 
@@ -680,84 +754,137 @@ static void KERNEL(dw_data)(const conv_dw_plan *p, void *dx_, const void *dy_, c
     REAL *wt = p->weights;
     const int64_t ho = conv_out_h(g), wo = conv_out_w(g), sh = g->stride_h, sw = g->stride_w;
     const int64_t copy = wo < p->len - p->margin ? wo : p->len - p->margin;
+    const int64_t reach = (g->kh - 1) * g->dilation_h / sh; // rows u / sh - reach .. u / sh
     memset(p->ring, 0, (size_t)(p->slots * p->len) * sizeof(REAL));
-    for (int64_t ih = 0, next = 0; ih < g->h; ih++) {
-        const int64_t u = ih + g->pad_top, reach = u - (g->kh - 1) * g->dilation_h;
-        const int64_t r_hi = u / sh < ho - 1 ? u / sh : ho - 1;
-        if (next < (reach <= 0 ? 0 : (reach + sh - 1) / sh))
-            next = reach <= 0 ? 0 : (reach + sh - 1) / sh;
-        for (; next <= r_hi; next++)
-            memcpy((REAL *)p->ring + next % p->slots * p->len + p->margin, dy + next * wo,
+    // u = ih + pt = base * sh + ph
+    for (int64_t ih = 0, next = 0, base = g->pad_top / sh, ph = g->pad_top % sh; ih < g->h;
+         ih++) {
+        if (next < base - reach) next = base - reach;
+        for (; next <= base && next < ho; next++)
+            memcpy(KERNEL(dw_slot)(p, next) + p->margin, dy + next * wo,
                    (size_t)copy * sizeof(REAL));
+        const int64_t *rows = p->row_taps + ph * (1 + 2 * g->kh);
         for (int64_t q = 0; q < sw && q < g->w; q++) {
+            const int64_t *cols = p->col_taps + q * (1 + 2 * g->kw);
             int64_t taps = 0;
-            for (int64_t a = 0; a < g->kh && u - a * g->dilation_h >= 0; a++) {
-                const int64_t v = u - a * g->dilation_h;
-                if (v % sh || v / sh >= ho) continue;
-                const REAL *row = (const REAL *)p->ring + v / sh % p->slots * p->len + p->margin;
-                for (int64_t b = 0; b < g->kw; b++) {
-                    const int64_t c = q + g->pad_left - b * g->dilation_w;
-                    if (c % sw) continue;
-                    src[taps] = row + c / sw;
-                    wt[taps++] = w[a * g->kw + b];
+            for (int64_t i = 0; i < rows[0]; i++) {
+                const int64_t a = rows[1 + 2 * i], r = base - rows[2 + 2 * i];
+                if (r < 0 || r >= ho) continue;
+                const REAL *row = KERNEL(dw_slot)(p, r) + p->margin;
+                for (int64_t k = 0; k < cols[0]; k++, taps++) {
+                    src[taps] = row + cols[2 + 2 * k];
+                    wt[taps] = w[a * g->kw + cols[1 + 2 * k]];
                 }
             }
-            KERNEL(dw_taps)(dx + ih * g->w + q, sw, (g->w - q + sw - 1) / sw, src, wt, taps, 0,
-                            accumulate);
+            const int64_t count = (g->w - q + sw - 1) / sw;
+            if (sw == 1)
+                KERNEL(dw_taps)(dx + ih * g->w, count, src, wt, taps, 0, accumulate);
+            else
+                KERNEL(dw_taps)((REAL *)p->row + q * p->row_phase, count, src, wt, taps, 0, false);
         }
+        if (sw > 1) KERNEL(dw_interleave)(p, dx + ih * g->w, accumulate);
+        if (++ph == sh) ph = 0, base++;
+    }
+}
+
+// For the dy row's vectors v < nvec (a constant) at off_v = min(j + v*LANES, count - LANES):
+// acc[t] += sum_v d_v * (x run of tap t at off_v), d_v those dy lanes that no vector before
+// counted (the rest zero, and x zero there too: an infinite x must not meet a zero dy and
+// turn a sum into NaN). count >= LANES.
+static inline __attribute__((always_inline)) void
+KERNEL(dw_dots)(REAL *acc, const int nvec, int64_t j, int64_t count, const REAL *dy,
+                const REAL *const *src, int64_t taps) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    typedef __typeof__((KERNEL(lanes)){0} < (KERNEL(lanes)){0}) mask_t;
+    KERNEL(lanes) d[DW_VECS], lane;
+    mask_t keep[DW_VECS];
+    int64_t off[DW_VECS];
+    REAL index[LANES];
+    for (int l = 0; l < LANES; l++) index[l] = (REAL)l;
+    memcpy(&lane, index, sizeof lane);
+    const bool whole = j + nvec * LANES <= count;
+#pragma GCC unroll 16
+    for (int v = 0; v < nvec; v++) {
+        const int64_t at = j + v * LANES;
+        off[v] = at < count - LANES ? at : count - LANES;
+        memcpy(&d[v], dy + off[v], sizeof d[v]);
+        // lane l holds column off + l: counted here if at or past `at`
+        keep[v] = lane >= (KERNEL(lanes)){0} + (REAL)(at - off[v]);
+        if (!whole) d[v] = (KERNEL(lanes))((mask_t)d[v] & keep[v]);
+    }
+    for (int64_t t = 0; t < taps; t++) {
+        const REAL *s = src[t];
+        KERNEL(lanes) even = {0}, odd = {0}, sum;
+#pragma GCC unroll 16
+        for (int v = 0; v < nvec; v++) {
+            KERNEL(lanes) x;
+            memcpy(&x, s + off[v], sizeof x);
+            if (!whole) x = (KERNEL(lanes))((mask_t)x & keep[v]);
+            if (v % 2) odd += d[v] * x;
+            else even += d[v] * x;
+        }
+        memcpy(&sum, acc + t * LANES, sizeof sum);
+        sum += even + odd;
+        memcpy(acc + t * LANES, &sum, sizeof sum);
     }
 }
 
 // dw (kh,kw) += the correlation of x (H,W) with dy (Ho,Wo): per tap, the dot of dy with the
-// x run it meets, summed in vector lanes (p->acc) over the plane and reduced once at its end.
-// The lanes past a row's end multiply dy's zeros by zeros (x masked), never by x: an infinite
-// x there must not turn a sum into NaN.
+// x run it meets, summed in a vector of lanes per tap (p->acc) over the plane and reduced
+// once at its end; DW_VECS vectors of a dy row at a time. Rows shorter than a vector go
+// through a zero-padded copy of dy, x masked past the row's end.
 static void KERNEL(dw_weights)(const conv_dw_plan *p, void *dw_, const void *dy_,
                                const void *x_) {
-    enum { LANES = VEC_BYTES / sizeof(REAL), VECS = CONV_TAP_BLOCK_BYTES / VEC_BYTES };
-    enum { BLOCK = VECS * LANES };
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
     typedef __typeof__((KERNEL(lanes)){0} < (KERNEL(lanes)){0}) mask_t;
     const conv_geom *g = p->g;
     REAL *dw = dw_;
     const REAL *dy = dy_, *x = x_;
-    REAL *acc = p->acc; // tap t's lanes at acc + t * BLOCK (memcpy: the workspace may be unaligned)
+    const REAL **src = (const REAL **)p->src;
+    REAL *acc = p->acc; // tap t's lanes at acc + t * LANES (memcpy: the workspace may be unaligned)
     const int64_t ho = conv_out_h(g), wo = conv_out_w(g), khw = g->kh * g->kw;
     memset(p->ring, 0, (size_t)(p->slots * p->phases * p->len) * sizeof(REAL));
-    memset(acc, 0, (size_t)khw * CONV_TAP_BLOCK_BYTES);
+    memset(acc, 0, (size_t)khw * LANES * sizeof(REAL));
     for (int64_t r = 0, next = 0, a0, a1; r < ho; r++) {
         KERNEL(dw_x_rows)(p, x, r, &next, &a0, &a1);
-        for (int64_t j0 = 0; j0 < wo; j0 += BLOCK) {
-            const int64_t n = wo - j0 < BLOCK ? wo - j0 : BLOCK;
-            REAL d_row[BLOCK] = {0};
-            memcpy(d_row, dy + r * wo + j0, (size_t)n * sizeof(REAL));
-            KERNEL(lanes) d[VECS], lane[VECS];
-            mask_t keep[VECS];
-            memcpy(d, d_row, sizeof d);
-            for (int l = 0; l < BLOCK; l++) d_row[l] = (REAL)l; // the lanes' columns
-            memcpy(lane, d_row, sizeof lane);
-#pragma GCC unroll 16
-            for (int v = 0; v < VECS; v++) keep[v] = lane[v] < (KERNEL(lanes)){0} + (REAL)n;
-            for (int64_t a = a0; a < a1; a++) {
-                const int64_t ih = r * g->stride_h - g->pad_top + a * g->dilation_h;
-                for (int64_t b = 0; b < g->kw; b++) {
-                    const REAL *s = KERNEL(dw_x_tap)(p, ih, b) + j0;
-                    REAL *sum = acc + (a * g->kw + b) * BLOCK;
-#pragma GCC unroll 16
-                    for (int v = 0; v < VECS; v++) {
-                        KERNEL(lanes) xv, total;
-                        memcpy(&xv, s + v * LANES, sizeof xv);
-                        memcpy(&total, sum + v * LANES, sizeof total);
-                        if (n < BLOCK) xv = (KERNEL(lanes))((mask_t)xv & keep[v]);
-                        total += d[v] * xv;
-                        memcpy(sum + v * LANES, &total, sizeof total);
-                    }
-                }
-            }
+        int64_t taps = 0;
+        REAL *acc_row = acc + a0 * g->kw * LANES; // the taps of rows a0 .. a1, in order
+        for (int64_t a = a0; a < a1; a++) {
+            const REAL *slot =
+                KERNEL(dw_slot)(p, r * g->stride_h - g->pad_top + a * g->dilation_h);
+            for (int64_t b = 0; b < g->kw; b++) src[taps++] = slot + p->col_off[b];
         }
+        if (taps == 0) continue;
+        const REAL *dy_row = dy + r * wo;
+        if (wo < LANES) {
+            REAL d_row[LANES] = {0}, index[LANES];
+            KERNEL(lanes) d, lane;
+            memcpy(d_row, dy_row, (size_t)wo * sizeof(REAL));
+            memcpy(&d, d_row, sizeof d);
+            for (int l = 0; l < LANES; l++) index[l] = (REAL)l;
+            memcpy(&lane, index, sizeof lane);
+            const mask_t keep = lane < (KERNEL(lanes)){0} + (REAL)wo;
+            for (int64_t t = 0; t < taps; t++) {
+                KERNEL(lanes) xv, sum;
+                memcpy(&xv, src[t], sizeof xv);
+                memcpy(&sum, acc_row + t * LANES, sizeof sum);
+                sum += d * (KERNEL(lanes))((mask_t)xv & keep);
+                memcpy(acc_row + t * LANES, &sum, sizeof sum);
+            }
+            continue;
+        }
+        int64_t j = 0;
+        for (; wo - j >= DW_VECS * LANES; j += DW_VECS * LANES)
+            KERNEL(dw_dots)(acc_row, DW_VECS, j, wo, dy_row, src, taps);
+        const int64_t left = (wo - j + LANES - 1) / LANES;
+        if (left > DW_VECS / 2) KERNEL(dw_dots)(acc_row, DW_VECS, j, wo, dy_row, src, taps);
+        else if (left > 2) KERNEL(dw_dots)(acc_row, 4, j, wo, dy_row, src, taps);
+        else if (left == 2) KERNEL(dw_dots)(acc_row, 2, j, wo, dy_row, src, taps);
+        else if (left == 1) KERNEL(dw_dots)(acc_row, 1, j, wo, dy_row, src, taps);
     }
     for (int64_t t = 0; t < khw; t++) {
         REAL total = 0;
-        for (int l = 0; l < BLOCK; l++) total += acc[t * BLOCK + l];
+        for (int l = 0; l < LANES; l++) total += acc[t * LANES + l];
         dw[t] += total;
     }
 }

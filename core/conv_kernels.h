@@ -652,6 +652,37 @@ static inline REAL *KERNEL(dw_slot)(const conv_dw_plan *p, int64_t i) {
     return (REAL *)p->ring + (i & (p->slots - 1)) * p->phases * p->len;
 }
 
+// dst[i] = from[2i] for i < n, reading from[0 .. 2n-1) only: two vectors' even lanes by one
+// shuffle, the last vector overlapping the one before it (a loop with stride-2 loads went an
+// element at a time, the slowest part of a stride-2 pass).
+static void KERNEL(dw_evens)(REAL *restrict dst, const REAL *restrict from, int64_t n) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    typedef __typeof__(__builtin_choose_expr(sizeof(REAL) == 4, (int32_t)0, (int64_t)0)) int_t;
+    typedef int_t pick_t __attribute__((vector_size(VEC_BYTES)));
+    int_t index[LANES];
+    for (int l = 0; l < LANES; l++) index[l] = 2 * l;
+    pick_t evens;
+    memcpy(&evens, index, sizeof evens);
+    int64_t i = 0;
+    for (; i + LANES < n; i += LANES) {
+        KERNEL(lanes) a, b;
+        memcpy(&a, from + 2 * i, sizeof a);
+        memcpy(&b, from + 2 * i + LANES, sizeof b);
+        const KERNEL(lanes) e = __builtin_shuffle(a, b, evens);
+        memcpy(dst + i, &e, sizeof e);
+    }
+    if (i < n - 1 && n - 1 >= LANES) {
+        i = n - 1 - LANES;
+        KERNEL(lanes) a, b;
+        memcpy(&a, from + 2 * i, sizeof a);
+        memcpy(&b, from + 2 * i + LANES, sizeof b);
+        const KERNEL(lanes) e = __builtin_shuffle(a, b, evens);
+        memcpy(dst + i, &e, sizeof e);
+        i = n - 1;
+    }
+    for (; i < n; i++) dst[i] = from[2 * i];
+}
+
 // Copies x row `ih` (of a W-wide plane) into its ring slot as p->phases runs: run q holds the
 // padded row's columns q, q + s, q + 2s, ... (s the stride), zeros outside x already there.
 static void KERNEL(dw_copy_row)(const conv_dw_plan *p, const REAL *x, int64_t ih) {
@@ -667,7 +698,10 @@ static void KERNEL(dw_copy_row)(const conv_dw_plan *p, const REAL *x, int64_t ih
             memcpy(dst, from, (size_t)(hi - lo) * sizeof(REAL));
             continue;
         }
-#pragma omp simd
+        if (s == 2) {
+            KERNEL(dw_evens)(dst, from, hi - lo);
+            continue;
+        }
         for (int64_t i = 0; i < hi - lo; i++) dst[i] = from[i * s];
     }
 }

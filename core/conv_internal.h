@@ -58,9 +58,6 @@ typedef struct {
     double (*sum)(const void *a, int64_t count);
     void (*dots)(void *sums, int64_t sums_stride, int64_t nout, const void *a, int64_t a_stride,
                  const void *b, int64_t count, int64_t taps, int64_t step);
-    void (*taps_row)(void *out, const void *in, int64_t count, int64_t stride, int64_t channels,
-                     int64_t in_stride, const void *w, int64_t w_stride, int64_t kh, int64_t kw,
-                     int64_t step_a, int64_t step_b, double bias);
     void (*taps_row_outs)(void *out, int64_t out_stride, int64_t nout, const void *in,
                           int64_t count, int64_t channels, int64_t in_stride, const void *w,
                           int64_t w_stride, int64_t w_ostride, int64_t kh, int64_t kw,
@@ -83,7 +80,7 @@ typedef struct {
     void (*dw_weights)(const struct conv_dw_plan *p, void *dw, const void *dy, const void *x);
 } conv_kernels;
 
-// taps_row computes whole blocks of this many bytes of outputs, reading past a row's end;
+// taps_row_outs computes whole blocks of this many bytes of outputs, reading past a row's end;
 // dots takes up to CONV_DOT_TAPS taps of a kernel row at once, reading up to
 // CONV_DOT_TAPS - 1 taps past its end. conv_flat.c sizes its planes for both.
 #define CONV_TAP_BLOCK_BYTES 128

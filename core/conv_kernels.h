@@ -142,51 +142,14 @@ static void KERNEL(dots)(void *sums_, int64_t sums_stride, int64_t nout, const v
 }
 #undef DOT_OUTS
 
-// out[j] = bias + sum over channels ch, taps (a, b') of
-//              w[ch*w_stride + a*kw + b'] * in[ch*in_stride + j*stride + a*step_a + b'*step_b]
-// for j < count (taps_row). Works in blocks of CONV_TAP_BLOCK_BYTES of outputs held in
-// registers across all taps; the last block reads past the row, which the flat planes' slack
-// allows. With stride 1 the block is explicit vectors of the ISA's width (unrolled, so that
+// out[o*out_stride + j] = bias[o] + sum over channels ch, taps (a, b') of
+//     w[o*w_ostride + ch*w_stride + a*kw + b'] * in[ch*in_stride + j + a*step_a + b'*step_b]
+// for o < NOUT, j < count (taps_row_outs). Works in blocks of CONV_TAP_BLOCK_BYTES of outputs
+// held in registers across all taps; the last block reads past the row, which the flat
+// planes' slack allows. The block is explicit vectors of the ISA's width (unrolled, so that
 // they stay in registers: with AVX2's four per block the vectoriser's own loop kept them in
-// memory, 3x slower).
-static inline __attribute__((always_inline)) void
-KERNEL(taps_rows_unit)(REAL *restrict out, const REAL *restrict in, int64_t count,
-                       int64_t channels, int64_t in_stride, const REAL *restrict w,
-                       int64_t w_stride, int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
-                       REAL bias) {
-    enum { LANES = VEC_BYTES / sizeof(REAL), VECS = CONV_TAP_BLOCK_BYTES / VEC_BYTES };
-    enum { BLOCK = VECS * LANES };
-    for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
-        KERNEL(lanes) acc[VECS];
-#pragma GCC unroll 16
-        for (int v = 0; v < VECS; v++)
-            for (int l = 0; l < LANES; l++) acc[v][l] = bias;
-        for (int64_t ch = 0; ch < channels; ch++)
-            for (int64_t a = 0; a < kh; a++)
-                for (int64_t b = 0; b < kw; b++) {
-                    const REAL weight = w[ch * w_stride + a * kw + b];
-                    const REAL *src = in + ch * in_stride + j0 + a * step_a + b * step_b;
-#pragma GCC unroll 16
-                    for (int v = 0; v < VECS; v++) {
-                        KERNEL(lanes) x;
-                        memcpy(&x, src + v * LANES, sizeof x);
-                        acc[v] += weight * x;
-                    }
-                }
-        const int64_t n = count - j0 < BLOCK ? count - j0 : BLOCK;
-        if (n == BLOCK) {
-            memcpy(out + j0, acc, sizeof acc);
-        } else {
-            REAL last[BLOCK];
-            memcpy(last, acc, sizeof last);
-            memcpy(out + j0, last, (size_t)n * sizeof(REAL));
-        }
-    }
-}
-
-// taps_rows_unit for NOUT output planes at once: out[o*out_stride + j], their weights at
-// w + o*w_ostride, biases bias[o]; each input vector is loaded once for all of them. NOUT is
-// a constant (TAP_OUTS or fewer) so that the NOUT x VECS accumulators stay in registers.
+// memory, 3x slower). Each input vector is loaded once for the NOUT planes; NOUT is a
+// constant (TAP_OUTS or fewer) so that the NOUT x VECS accumulators stay in registers.
 #define TAP_OUTS (VEC_BYTES / 16)
 static inline __attribute__((always_inline)) void
 KERNEL(taps_rows_outs)(REAL *restrict out, int64_t out_stride, const int nout,
@@ -230,7 +193,7 @@ KERNEL(taps_rows_outs)(REAL *restrict out, int64_t out_stride, const int nout,
     }
 }
 
-// Stride-1 taps_row over nout output planes (any number): TAP_OUTS at a time.
+// taps_rows_outs over nout output planes (any number): TAP_OUTS at a time.
 static void KERNEL(taps_row_outs)(void *out_, int64_t out_stride, int64_t nout, const void *in,
                                   int64_t count, int64_t channels, int64_t in_stride,
                                   const void *w_, int64_t w_stride, int64_t w_ostride, int64_t kh,
@@ -249,45 +212,6 @@ static void KERNEL(taps_row_outs)(void *out_, int64_t out_stride, int64_t nout, 
                                step_b, bias + o);
 }
 #undef TAP_OUTS
-
-// The same for any stride, the accumulators an array the vectoriser keeps in registers when
-// it unrolls it whole (AVX-512's two vectors per block; the stride-1 loop above is the one
-// that matters on narrower ISAs).
-static inline __attribute__((always_inline)) void
-KERNEL(taps_rows_strided)(REAL *restrict out, const REAL *restrict in, int64_t count,
-                          int64_t stride, int64_t channels, int64_t in_stride,
-                          const REAL *restrict w, int64_t w_stride, int64_t kh, int64_t kw,
-                          int64_t step_a, int64_t step_b, REAL bias) {
-    enum { BLOCK = CONV_TAP_BLOCK_BYTES / sizeof(REAL) };
-    for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
-        REAL acc[BLOCK];
-#pragma omp simd
-        for (int64_t j = 0; j < BLOCK; j++) acc[j] = bias;
-        for (int64_t ch = 0; ch < channels; ch++)
-            for (int64_t a = 0; a < kh; a++)
-                for (int64_t b = 0; b < kw; b++) {
-                    const REAL weight = w[ch * w_stride + a * kw + b];
-                    const REAL *src = in + ch * in_stride + j0 * stride + a * step_a + b * step_b;
-#pragma omp simd
-                    for (int64_t j = 0; j < BLOCK; j++) acc[j] += weight * src[j * stride];
-                }
-        const int64_t n = count - j0 < BLOCK ? count - j0 : BLOCK;
-#pragma omp simd
-        for (int64_t j = 0; j < n; j++) out[j0 + j] = acc[j];
-    }
-}
-
-static void KERNEL(taps_row)(void *out, const void *in, int64_t count, int64_t stride,
-                             int64_t channels, int64_t in_stride, const void *w, int64_t w_stride,
-                             int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
-                             double bias) {
-    if (stride == 1)
-        KERNEL(taps_rows_unit)(out, in, count, channels, in_stride, w, w_stride, kh, kw, step_a,
-                               step_b, (REAL)bias);
-    else
-        KERNEL(taps_rows_strided)(out, in, count, stride, channels, in_stride, w, w_stride, kh,
-                                  kw, step_a, step_b, (REAL)bias);
-}
 
 // ---- Winograd F(2x2,3x3) transforms (Lavin & Gray 2015), for conv_winograd.c ----------------
 // With B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
@@ -931,7 +855,6 @@ const conv_kernels KERNEL_TABLE = {
     .dot = KERNEL(dot),
     .sum = KERNEL(sum),
     .dots = KERNEL(dots),
-    .taps_row = KERNEL(taps_row),
     .taps_row_outs = KERNEL(taps_row_outs),
     .wino_kernel = KERNEL(wino_kernel),
     .wino_input = KERNEL(wino_input),

@@ -35,11 +35,14 @@ static void ring_shape(const conv_geom *g, conv_dtype dt, bool dy_rows, conv_dw_
         // Output rows use x rows within kh_reach of each other; an output column j reads
         // phase run (b*dw) % sw at j + (b*dw) / sw, up to a block past the last output.
         const int64_t wo = conv_out_w(g);
+        // Runs start on 64-byte boundaries (when the workspace does), so that the first
+        // tap's loads do not straddle cache lines.
+        const int64_t len = conv_add_sat(conv_add_sat(wo, block) / block * block,
+                                         kw_reach / g->stride_w + 1);
         *p = (conv_dw_plan){.g = g,
                             .slots = pow2_at_least(conv_add_sat(kh_reach, 1)),
                             .phases = g->stride_w,
-                            .len = conv_add_sat(conv_add_sat(wo, block) / block * block,
-                                                kw_reach / g->stride_w + 1)};
+                            .len = conv_add_sat(len, block - 1) / block * block};
         return;
     }
     // dx row ih reads the dy rows (ih + pt - a*dh) / sh: within kh_reach / sh of each other.

@@ -578,8 +578,11 @@ static inline REAL *KERNEL(dw_slot)(const conv_dw_plan *p, int64_t i) {
 
 // dst[i] = from[2i] for i < n, reading from[0 .. 2n-1) only: two vectors' even lanes by one
 // shuffle, the last vector overlapping the one before it (a loop with stride-2 loads went an
-// element at a time, the slowest part of a stride-2 pass).
+// element at a time, the slowest part of a stride-2 pass). Clang (the fuzz build) has no
+// __builtin_shuffle and takes the plain loop.
 static void KERNEL(dw_evens)(REAL *restrict dst, const REAL *restrict from, int64_t n) {
+    int64_t i = 0;
+#ifndef __clang__
     enum { LANES = VEC_BYTES / sizeof(REAL) };
     typedef __typeof__(__builtin_choose_expr(sizeof(REAL) == 4, (int32_t)0, (int64_t)0)) int_t;
     typedef int_t pick_t __attribute__((vector_size(VEC_BYTES)));
@@ -587,23 +590,15 @@ static void KERNEL(dw_evens)(REAL *restrict dst, const REAL *restrict from, int6
     for (int l = 0; l < LANES; l++) index[l] = 2 * l;
     pick_t evens;
     memcpy(&evens, index, sizeof evens);
-    int64_t i = 0;
-    for (; i + LANES < n; i += LANES) {
+    for (; i < n - 1 && n - 1 >= LANES; i += LANES) {
+        if (i + LANES > n - 1) i = n - 1 - LANES; // the last vector, overlapping
         KERNEL(lanes) a, b;
         memcpy(&a, from + 2 * i, sizeof a);
         memcpy(&b, from + 2 * i + LANES, sizeof b);
         const KERNEL(lanes) e = __builtin_shuffle(a, b, evens);
         memcpy(dst + i, &e, sizeof e);
     }
-    if (i < n - 1 && n - 1 >= LANES) {
-        i = n - 1 - LANES;
-        KERNEL(lanes) a, b;
-        memcpy(&a, from + 2 * i, sizeof a);
-        memcpy(&b, from + 2 * i + LANES, sizeof b);
-        const KERNEL(lanes) e = __builtin_shuffle(a, b, evens);
-        memcpy(dst + i, &e, sizeof e);
-        i = n - 1;
-    }
+#endif
     for (; i < n; i++) dst[i] = from[2 * i];
 }
 

@@ -176,19 +176,25 @@ size_t conv_workspace_min(const conv_geom *g, conv_dtype dt, int threads) {
 size_t conv_workspace_size(const conv_geom *g, conv_dtype dt, int threads, size_t cap) {
     threads = clamp_threads(threads);
     size_t size = conv_workspace_min(g, dt, threads);
-    // Flat where some pass wants it and it fits; im2col + GEMM's columns unless every pass
-    // runs flat (or depthwise, without columns).
-    bool all_flat = true, any_flat = false;
-    for (conv_pass_id p = CONV_PASS_FORWARD; p <= CONV_PASS_WEIGHTS; p++) {
-        const bool wanted = conv_flat_wanted(g, dt, p);
-        all_flat &= wanted;
-        any_flat |= wanted;
-    }
-    size_t flat = any_flat ? conv_flat_workspace(g, dt, threads) : SIZE_MAX;
-    if (flat <= cap && flat > size) size = flat;
-    if ((flat > cap || !all_flat) && !conv_is_depthwise(g)) {
-        size_t gemm = conv_gemm_workspace(g, dt, threads, cap);
-        if (gemm > size) size = gemm;
+    if (conv_is_depthwise(g)) {
+        // The rings where the cap allows; the row path runs without scratch.
+        const size_t rings = conv_depthwise_workspace(g, dt, threads);
+        if (rings <= cap) size = rings;
+    } else {
+        // Flat where some pass wants it and it fits; im2col + GEMM's columns unless every
+        // pass runs flat.
+        bool all_flat = true, any_flat = false;
+        for (conv_pass_id p = CONV_PASS_FORWARD; p <= CONV_PASS_WEIGHTS; p++) {
+            const bool wanted = conv_flat_wanted(g, dt, p);
+            all_flat &= wanted;
+            any_flat |= wanted;
+        }
+        const size_t flat = any_flat ? conv_flat_workspace(g, dt, threads) : SIZE_MAX;
+        if (flat <= cap && flat > size) size = flat;
+        if (flat > cap || !all_flat) {
+            const size_t gemm = conv_gemm_workspace(g, dt, threads, cap);
+            if (gemm > size) size = gemm;
+        }
     }
     if (conv_winograd_applies(g)) {
         size_t wino = conv_winograd_workspace(g, dt, threads);
@@ -346,9 +352,10 @@ conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, conv_algorith
 }
 
 // ---- The passes ---------------------------------------------------------------------------
-// Which algorithm runs: Winograd where conv_pick_algorithm says so; else flat where
-// conv_flat_wanted for the pass and the workspace holds it, the row path for depthwise
-// layers, im2col + GEMM otherwise.
+// Which algorithm runs: Winograd where conv_pick_algorithm says so; else for depthwise layers
+// conv_depthwise.c where the workspace holds its rings, the row path where not; for the
+// others flat where conv_flat_wanted for the pass and the workspace holds it, im2col + GEMM
+// otherwise.
 
 static conv_status start_run(conv_run *r, const conv_geom *g, conv_dtype dt,
                              const conv_exec *ex, conv_error *err) {
@@ -379,11 +386,11 @@ conv_status conv2d_forward(void *y, const void *x, const void *w, const void *b,
     if (st != CONV_OK) return st;
     r.out = y, r.in = x, r.w = w, r.b = b;
     if (winograd) return conv_winograd_forward(&r, err);
-    if (conv_flat_wanted(g, dt, CONV_PASS_FORWARD) && conv_flat_forward(&r)) return CONV_OK;
     if (conv_is_depthwise(g)) {
-        conv_rows_forward(&r);
+        if (!conv_depthwise_forward(&r)) conv_rows_forward(&r);
         return CONV_OK;
     }
+    if (conv_flat_wanted(g, dt, CONV_PASS_FORWARD) && conv_flat_forward(&r)) return CONV_OK;
     return conv_gemm_forward(&r, err);
 }
 
@@ -395,11 +402,11 @@ conv_status conv2d_backward_data(void *dx, const void *dy, const void *w, const 
     if (st != CONV_OK) return st;
     r.out = dx, r.dy = dy, r.w = w;
     if (winograd) return conv_winograd_backward_data(&r, err);
-    if (conv_flat_wanted(g, dt, CONV_PASS_DATA) && conv_flat_backward_data(&r)) return CONV_OK;
     if (conv_is_depthwise(g)) {
-        conv_rows_backward_data(&r);
+        if (!conv_depthwise_backward_data(&r)) conv_rows_backward_data(&r);
         return CONV_OK;
     }
+    if (conv_flat_wanted(g, dt, CONV_PASS_DATA) && conv_flat_backward_data(&r)) return CONV_OK;
     return conv_gemm_backward_data(&r, err);
 }
 
@@ -411,12 +418,12 @@ conv_status conv2d_backward_weights(void *dw, const void *dy, const void *x, con
     if (st != CONV_OK) return st;
     r.out = dw, r.dy = dy, r.in = x;
     if (winograd) return conv_winograd_backward_weights(&r, err);
-    if (conv_flat_wanted(g, dt, CONV_PASS_WEIGHTS) && conv_flat_backward_weights(&r))
-        return CONV_OK;
     if (conv_is_depthwise(g)) {
-        conv_rows_backward_weights(&r);
+        if (!conv_depthwise_backward_weights(&r)) conv_rows_backward_weights(&r);
         return CONV_OK;
     }
+    if (conv_flat_wanted(g, dt, CONV_PASS_WEIGHTS) && conv_flat_backward_weights(&r))
+        return CONV_OK;
     return conv_gemm_backward_weights(&r, err);
 }
 

@@ -1,9 +1,10 @@
 // conv_flat: layers with stride 1 whose filters have few taps (C/G*kh*kw), or up to a thousand
-// on wide enough rows (conv_flat_wanted), and depthwise layers with stride 1 or 2.
+// on wide enough rows (conv_flat_wanted); depthwise layers have their own path
+// (conv_depthwise.c).
 //
 // Few taps make GEMMs with a small K, bound by im2col and packing traffic rather than
 // arithmetic. Here each output row is one vector loop over zero-padded planes with all taps
-// summed in registers (taps_row, dots in conv_kernels.h). Measured on layer (d) (3 channels,
+// summed in registers (taps_row_outs, dots in conv_kernels.h). Measured on layer (d) (3 channels,
 // 5x5, 75 taps): forward 1.25 ms flat vs 2.2 ms im2col + GEMM, dx 1.5 vs 2.1. With several
 // filters (forward), channels (dx) or filters and taps (dw) per load, the register blocks
 // also outrun OpenBLAS's AVX2 sgemm on AVX-512 for hundreds of taps (FLAT_WIDE_TAPS).
@@ -14,12 +15,6 @@
 // correlation of dyp with the flipped kernel, summed over filters; dw is the dot of dyp with
 // each shifted xp. Items are (image, group) throughout.
 //
-// With a stride s, the forward reads every s-th column and row of xp; backward places dy at
-// every s-th position of dyp (zeros between: the transposed convolution's upsampling), after
-// which dx and dw are the stride-1 loops above. That does s^2 times the multiply-adds of the
-// backward passes, in vector registers, where the row path (conv_rows.c) paid a call per tap
-// and row: depthwise 3x3 stride 2 on (i) of make bench.
-//
 // Scratch: each worker's region is [dw accumulator | C/G padded x planes | F/G dy planes].
 #include <string.h>
 
@@ -27,7 +22,7 @@
 
 #define FLAT_MAX_TAPS 128
 // Forward and dx with more taps per filter than FLAT_MAX_TAPS (up to FLAT_WIDE_TAPS) still
-// run flat where their output rows fill most of taps_row's blocks (at least 3/4 of the lanes
+// run flat where their output rows fill most of taps_row_outs's blocks (at least 3/4 of the lanes
 // computed are outputs). Measured on one thread (AVX-512) against im2col + GEMM on OpenBLAS's
 // Haswell sgemm, with 576 taps (8x64x56x56 3x3: forward 16 vs 26 ms, dx 17 vs 22; conv1d
 // 8x64x4096 k9: 16 vs 29, 20 vs 29) and 1152 (8x128x28x28: 15 vs 23, 16 vs 22); a 14x14
@@ -41,26 +36,22 @@
 // computes together.
 #define FLAT_OUTS 8
 
-// Whether `width` outputs fill at least 3/4 of the whole blocks taps_row computes for them.
+// Whether `width` outputs fill at least 3/4 of the whole blocks taps_row_outs computes for them.
 static bool rows_fill_blocks(int64_t width, conv_dtype dt) {
     const int64_t block = CONV_TAP_BLOCK_BYTES / (int64_t)conv_dtype_size(dt);
     return 4 * width >= 3 * block * ((width + block - 1) / block);
 }
 
 bool conv_flat_wanted(const conv_geom *g, conv_dtype dt, conv_pass_id pass) {
-    if (g->stride_h == 1 && g->stride_w == 1) {
-        if (conv_is_depthwise(g)) return true;
-        if (conv_is_pointwise(g)) return false;
-        const int64_t taps = g->c / g->groups * g->kh * g->kw;
-        if (taps <= FLAT_MAX_TAPS) return true;
-        if (taps > FLAT_WIDE_TAPS || pass == CONV_PASS_WEIGHTS) return false;
-        return rows_fill_blocks(pass == CONV_PASS_FORWARD ? conv_out_w(g) : g->w, dt);
-    }
-    return conv_is_depthwise(g) && g->stride_h <= 2 && g->stride_w <= 2 && g->kh * g->kw > 1;
+    if (g->stride_h != 1 || g->stride_w != 1 || conv_is_pointwise(g)) return false;
+    const int64_t taps = g->c / g->groups * g->kh * g->kw;
+    if (taps <= FLAT_MAX_TAPS) return true;
+    if (taps > FLAT_WIDE_TAPS || pass == CONV_PASS_WEIGHTS) return false;
+    return rows_fill_blocks(pass == CONV_PASS_FORWARD ? conv_out_w(g) : g->w, dt);
 }
 
 // The planes, in elements: xp, a zero-padded input plane at pitch Wp (with room for the last
-// taps' overreach, and for taps_row's whole blocks), and dyp, a dy plane at the same pitch
+// taps' overreach, and for taps_row_outs's whole blocks), and dyp, a dy plane at the same pitch
 // between zero margins as wide as the kernel's reach, so that every tap of every pass reads
 // inside them. Huge paddings make these saturate, and the region then never fits a cap.
 static int64_t padded_pitch(const conv_geom *g) { return g->w + g->pad_left + g->pad_right; }
@@ -71,7 +62,7 @@ static int64_t kernel_reach(const conv_geom *g) {
 static int64_t padded_plane(const conv_geom *g) {
     return conv_add_sat(conv_mul_sat(g->h + g->pad_top + g->pad_bottom, padded_pitch(g)),
                         conv_add_sat(conv_mul_sat(g->kw - 1 + CONV_DOT_TAPS - 1, g->dilation_w),
-                                     CONV_TAP_BLOCK_BYTES / 4 * g->stride_w));
+                                     CONV_TAP_BLOCK_BYTES / 4));
 }
 static int64_t dy_plane_ext(const conv_geom *g) {
     return conv_add_sat(kernel_reach(g), conv_add_sat(padded_plane(g), padded_pitch(g)));
@@ -98,19 +89,15 @@ static void pad_plane(char *xp, const char *plane, const conv_geom *g, size_t el
                conv_at(plane, r * g->w, elt), (size_t)g->w * elt);
 }
 
-// dyp <- one (Ho x Wo) plane at pitch Wp after kernel_reach() zeros, element (r, c) at
-// (r*sh, c*sw); the rest zero.
+// dyp <- one (Ho x Wo) plane at pitch Wp after kernel_reach() zeros; the rest zero.
 static void pitch_plane(const conv_run *r, char *dyp, const char *plane) {
     const conv_geom *g = r->g;
     const size_t elt = r->elt;
     const int64_t pitch = padded_pitch(g), ho = conv_out_h(g), wo = conv_out_w(g);
     memset(dyp, 0, (size_t)dy_plane_ext(g) * elt);
     char *start = conv_at(dyp, kernel_reach(g), elt);
-    for (int64_t row = 0; row < ho; row++) {
-        char *dst = conv_at(start, row * g->stride_h * pitch, elt);
-        if (g->stride_w == 1) memcpy(dst, conv_at(plane, row * wo, elt), (size_t)wo * elt);
-        else r->k->scatter(dst, conv_at(plane, row * wo, elt), wo, g->stride_w, 1.0);
-    }
+    for (int64_t row = 0; row < ho; row++)
+        memcpy(conv_at(start, row * pitch, elt), conv_at(plane, row * wo, elt), (size_t)wo * elt);
 }
 
 // The worker's planes: `channels` padded x planes, then `filters` dy planes (see flat_region).
@@ -148,21 +135,12 @@ static void forward_worker(void *arg, int worker) {
             char *y_plane = conv_at(r->out, (n * g->f + f) * ho * wo, elt);
             double bias[FLAT_OUTS] = {0};
             for (int64_t o = 0; r->b && o < nout; o++) bias[o] = conv_load(r->b, f + o, r->dt);
-            for (int64_t row = 0; row < ho; row++) {
-                const char *in = conv_at(sp.xp, row * g->stride_h * pitch, elt);
-                if (g->stride_w == 1) { // the filters' rows together, each x vector loaded once
-                    r->k->taps_row_outs(conv_at(y_plane, row * wo, elt), ho * wo, nout, in, wo,
-                                        cg, padded_plane(g), conv_at(r->w, f * k, elt),
-                                        g->kh * g->kw, k, g->kh, g->kw, g->dilation_h * pitch,
-                                        g->dilation_w, bias);
-                    continue;
-                }
-                for (int64_t o = 0; o < nout; o++)
-                    r->k->taps_row(conv_at(y_plane, (o * ho + row) * wo, elt), in, wo,
-                                   g->stride_w, cg, padded_plane(g),
-                                   conv_at(r->w, (f + o) * k, elt), g->kh * g->kw, g->kh, g->kw,
-                                   g->dilation_h * pitch, g->dilation_w, bias[o]);
-            }
+            // the filters' rows together, each x vector loaded once
+            for (int64_t row = 0; row < ho; row++)
+                r->k->taps_row_outs(conv_at(y_plane, row * wo, elt), ho * wo, nout,
+                                    conv_at(sp.xp, row * pitch, elt), wo, cg, padded_plane(g),
+                                    conv_at(r->w, f * k, elt), g->kh * g->kw, k, g->kh, g->kw,
+                                    g->dilation_h * pitch, g->dilation_w, bias);
         }
     }
 }
@@ -209,7 +187,7 @@ static void backward_weights_worker(void *arg, int worker) {
     const size_t elt = r->elt;
     const int64_t cg = g->c / g->groups, fg = g->f / g->groups, khw = g->kh * g->kw;
     const int64_t pitch = padded_pitch(g), pixels = conv_out_h(g) * conv_out_w(g);
-    const int64_t span = ((conv_out_h(g) - 1) * g->stride_h + 1) * pitch; // dy's rows in dyp
+    const int64_t span = conv_out_h(g) * pitch; // dy's rows in dyp
     const flat_planes sp = flat_scratch(r, worker);
     memset(sp.sum, 0, (size_t)conv_numel_w(g) * elt);
     int64_t first, end;

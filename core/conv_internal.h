@@ -2,10 +2,12 @@
 //
 // Where each pass is computed (conv.c picks one per call, see conv_pick_algorithm):
 //   conv_gemm.c      im2col + GEMM (forward, dw) and GEMM + col2im (dx): the general path
-//   conv_flat.c      stride 1 and few taps per filter, depthwise with stride 1 or 2: every tap
-//                    summed in registers per output row
-//   conv_rows.c      one input channel per group (depthwise), any stride, no scratch: a vector
-//                    pass per tap and row; and db for every layer
+//   conv_flat.c      stride 1 and few taps per filter: every tap summed in registers per
+//                    output row
+//   conv_depthwise.c one input channel per group (depthwise), any stride, kernel, dilation:
+//                    a plane at a time, its rows through a small ring of zero-padded copies
+//   conv_rows.c      depthwise when the workspace holds no ring: a vector pass per tap and
+//                    row, no scratch; and db for every layer
 //   conv_winograd.c  3x3, stride 1, dilation 1: Winograd F(2x2,3x3), all three passes
 //   conv_kernels.h   the hand-vectorised loops those paths call, compiled once per ISA by
 //                    conv_kernels_portable.c, conv_kernels_avx2.c and conv_kernels_avx512.c
@@ -47,6 +49,7 @@ static inline bool conv_is_depthwise(const conv_geom *g) { return g->c == g->gro
 // ---- Kernels: the hand-vectorised loops, one table per (ISA, dtype) ------------------------
 // Pointers are to elements of the table's dtype; scalars travel as double. Each loop's
 // contract is next to its definition in conv_kernels.h.
+struct conv_dw_plan;
 typedef struct {
     void (*axpy)(void *acc, const void *src, int64_t count, int64_t stride, double k);
     void (*scatter)(void *dst, const void *src, int64_t count, int64_t stride, double k);
@@ -56,9 +59,6 @@ typedef struct {
     double (*sum)(const void *a, int64_t count);
     void (*dots)(void *sums, int64_t sums_stride, int64_t nout, const void *a, int64_t a_stride,
                  const void *b, int64_t count, int64_t taps, int64_t step);
-    void (*taps_row)(void *out, const void *in, int64_t count, int64_t stride, int64_t channels,
-                     int64_t in_stride, const void *w, int64_t w_stride, int64_t kh, int64_t kw,
-                     int64_t step_a, int64_t step_b, double bias);
     void (*taps_row_outs)(void *out, int64_t out_stride, int64_t nout, const void *in,
                           int64_t count, int64_t channels, int64_t in_stride, const void *w,
                           int64_t w_stride, int64_t w_ostride, int64_t kh, int64_t kw,
@@ -74,9 +74,14 @@ typedef struct {
     void (*wino_grad)(void *z, int64_t z_stride, const void *plane, int64_t h, int64_t w,
                       int64_t tiles_w, int64_t t0, int64_t count, void *scratch);
     void (*wino_kernel_grad)(void *dw, const void *m, int64_t m_stride);
+    void (*dw_forward)(const struct conv_dw_plan *p, void *y, const void *x, const void *w,
+                       double bias);
+    void (*dw_data)(const struct conv_dw_plan *p, void *dx, const void *dy, const void *w,
+                    bool accumulate);
+    void (*dw_weights)(const struct conv_dw_plan *p, void *dw, const void *dy, const void *x);
 } conv_kernels;
 
-// taps_row computes whole blocks of this many bytes of outputs, reading past a row's end;
+// taps_row_outs computes whole blocks of this many bytes of outputs, reading past a row's end;
 // dots takes up to CONV_DOT_TAPS taps of a kernel row at once, reading up to
 // CONV_DOT_TAPS - 1 taps past its end. conv_flat.c sizes its planes for both.
 #define CONV_TAP_BLOCK_BYTES 128
@@ -191,6 +196,37 @@ size_t conv_flat_workspace(const conv_geom *g, conv_dtype dt, int threads);
 bool conv_flat_forward(conv_run *r);
 bool conv_flat_backward_data(conv_run *r);
 bool conv_flat_backward_weights(conv_run *r);
+
+// Depthwise (conv_depthwise.c): one plane of y, dx or dw per kernel call (dw_forward, dw_data,
+// dw_weights in conv_kernels.h), in a worker's scratch laid out by conv_depthwise.c:
+typedef struct conv_dw_plan {
+    const conv_geom *g;
+    // The ring: `slots` rows (a power of two), each `phases` runs of `len` elements (a padded
+    // row of x split by column phase modulo the stride, or a row of dy after `margin` zeros),
+    // row i in slot i & (slots - 1). Zero where no element of x or dy lands.
+    int64_t slots, phases, len, margin;
+    void *ring;
+    const void **src; // kh*kw pointers: the taps of one output row
+    void *weights;    // kh*kw elements: their weights
+    void *acc;        // kh*kw blocks of CONV_TAP_BLOCK_BYTES: dw's lane sums
+    void *row;        // dx with a stride: sw runs of row_phase elements, a row's column phases
+    int64_t row_phase;
+    // Integer tables (so that no pixel row divides), filled once per worker:
+    const int64_t *col_off;  // kw: where kernel column b's run starts in an x row's slot
+    const int64_t *span;     // sw pairs: the elements [lo, hi) of x column phase q's run that
+                             // hold x
+    const int64_t *col_taps; // dx, per column phase q < sw at q * (1 + 2*kw): a count, then
+                             // (b, c) pairs: kernel column b takes output m from dy column m + c
+    const int64_t *row_taps; // dx, per row phase ph < sh at ph * (1 + 2*kh): a count, then
+                             // (a, k) pairs: kernel row a of dx row ih (ih + pt = u, u % sh =
+                             // ph) takes dy row u / sh - k
+} conv_dw_plan;
+// False, having done nothing, when the workspace holds no worker's region (conv_rows.c then
+// runs the pass without scratch); conv_depthwise_workspace is the whole need for `threads`.
+size_t conv_depthwise_workspace(const conv_geom *g, conv_dtype dt, int threads);
+bool conv_depthwise_forward(conv_run *r);
+bool conv_depthwise_backward_data(conv_run *r);
+bool conv_depthwise_backward_weights(conv_run *r);
 
 // Row by row (conv_rows.c): one channel per group; no scratch. db too, for every layer.
 void conv_rows_forward(conv_run *r);

@@ -152,54 +152,17 @@ static void KERNEL(dots)(void *sums_, int64_t sums_stride, int64_t nout, const v
 }
 #undef DOT_OUTS
 
-// out[j] = bias + sum over channels ch, taps (a, b') of
-//              w[ch*w_stride + a*kw + b'] * in[ch*in_stride + j*stride + a*step_a + b'*step_b]
-// for j < count (taps_row). Works in blocks of CONV_TAP_BLOCK_BYTES of outputs held in
-// registers across all taps; the last block reads past the row, which the flat planes' slack
-// allows. With stride 1 the block is explicit vectors of the ISA's width (unrolled, so that
+// out[o*out_stride + j] = bias[o] + sum over channels ch, taps (a, b') of
+//     w[o*w_ostride + ch*w_stride + a*kw + b'] * in[ch*in_stride + j + a*step_a + b'*step_b]
+// for o < NOUT, j < count (taps_row_outs). Works in blocks of CONV_TAP_BLOCK_BYTES of outputs
+// held in registers across all taps; the last block reads past the row, which the flat
+// planes' slack allows. The block is explicit vectors of the ISA's width (unrolled, so that
 // they stay in registers: with AVX2's four per block the vectoriser's own loop kept them in
-// memory, 3x slower).
-static inline __attribute__((always_inline)) void
-KERNEL(taps_rows_unit)(REAL *restrict out, const REAL *restrict in, int64_t count,
-                       int64_t channels, int64_t in_stride, const REAL *restrict w,
-                       int64_t w_stride, int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
-                       REAL bias) {
-    enum { LANES = VEC_BYTES / sizeof(REAL), VECS = CONV_TAP_BLOCK_BYTES / VEC_BYTES };
-    enum { BLOCK = VECS * LANES };
-    for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
-        KERNEL(lanes) acc[VECS];
-#pragma GCC unroll 16
-        for (int v = 0; v < VECS; v++)
-            for (int l = 0; l < LANES; l++) acc[v][l] = bias;
-        for (int64_t ch = 0; ch < channels; ch++)
-            for (int64_t a = 0; a < kh; a++)
-                for (int64_t b = 0; b < kw; b++) {
-                    const REAL weight = w[ch * w_stride + a * kw + b];
-                    const REAL *src = in + ch * in_stride + j0 + a * step_a + b * step_b;
-#pragma GCC unroll 16
-                    for (int v = 0; v < VECS; v++) {
-                        KERNEL(lanes) x;
-                        memcpy(&x, src + v * LANES, sizeof x);
-                        acc[v] += weight * x;
-                    }
-                }
-        const int64_t n = count - j0 < BLOCK ? count - j0 : BLOCK;
-        if (n == BLOCK) {
-            memcpy(out + j0, acc, sizeof acc);
-        } else {
-            REAL last[BLOCK];
-            memcpy(last, acc, sizeof last);
-            memcpy(out + j0, last, (size_t)n * sizeof(REAL));
-        }
-    }
-}
-
-// taps_rows_unit for NOUT output planes at once: out[o*out_stride + j], their weights at
-// w + o*w_ostride, biases bias[o]; each input vector is loaded once for all of them. NOUT is
-// a constant (TAP_OUTS or fewer) so that the NOUT x VECS accumulators stay in registers:
-// 8 of AVX2's 16 (2 outputs x 4 vectors) and of portable's, 16 of AVX-512's 32 (8 x 2). With
-// 4 x 2 on AVX-512 the 576-tap layer (k) ran forward 3.6 ms and dx 4.1 on one thread, with
-// 8 x 2 3.1 and 3.3 (best of 80 runs): half the loads of x per multiply-add.
+// memory, 3x slower). Each input vector is loaded once for the NOUT planes; NOUT is a
+// constant (TAP_OUTS or fewer) so that the NOUT x VECS accumulators stay in registers: 8 of
+// AVX2's 16 (2 outputs x 4 vectors) and of portable's, 16 of AVX-512's 32 (8 x 2). With 4 x 2
+// on AVX-512 the 576-tap layer (k) ran forward 3.6 ms and dx 4.1 on one thread, with 8 x 2
+// 3.1 and 3.3 (best of 80 runs): half the loads of x per multiply-add.
 #define TAP_OUTS (VEC_BYTES == 64 ? 8 : VEC_BYTES / 16)
 static inline __attribute__((always_inline)) void
 KERNEL(taps_rows_outs)(REAL *restrict out, int64_t out_stride, const int nout,
@@ -243,7 +206,7 @@ KERNEL(taps_rows_outs)(REAL *restrict out, int64_t out_stride, const int nout,
     }
 }
 
-// Stride-1 taps_row over nout output planes (any number): TAP_OUTS at a time.
+// taps_rows_outs over nout output planes (any number): TAP_OUTS at a time.
 static void KERNEL(taps_row_outs)(void *out_, int64_t out_stride, int64_t nout, const void *in,
                                   int64_t count, int64_t channels, int64_t in_stride,
                                   const void *w_, int64_t w_stride, int64_t w_ostride, int64_t kh,
@@ -262,45 +225,6 @@ static void KERNEL(taps_row_outs)(void *out_, int64_t out_stride, int64_t nout, 
                                step_b, bias + o);
 }
 #undef TAP_OUTS
-
-// The same for any stride, the accumulators an array the vectoriser keeps in registers when
-// it unrolls it whole (AVX-512's two vectors per block; the stride-1 loop above is the one
-// that matters on narrower ISAs).
-static inline __attribute__((always_inline)) void
-KERNEL(taps_rows_strided)(REAL *restrict out, const REAL *restrict in, int64_t count,
-                          int64_t stride, int64_t channels, int64_t in_stride,
-                          const REAL *restrict w, int64_t w_stride, int64_t kh, int64_t kw,
-                          int64_t step_a, int64_t step_b, REAL bias) {
-    enum { BLOCK = CONV_TAP_BLOCK_BYTES / sizeof(REAL) };
-    for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
-        REAL acc[BLOCK];
-#pragma omp simd
-        for (int64_t j = 0; j < BLOCK; j++) acc[j] = bias;
-        for (int64_t ch = 0; ch < channels; ch++)
-            for (int64_t a = 0; a < kh; a++)
-                for (int64_t b = 0; b < kw; b++) {
-                    const REAL weight = w[ch * w_stride + a * kw + b];
-                    const REAL *src = in + ch * in_stride + j0 * stride + a * step_a + b * step_b;
-#pragma omp simd
-                    for (int64_t j = 0; j < BLOCK; j++) acc[j] += weight * src[j * stride];
-                }
-        const int64_t n = count - j0 < BLOCK ? count - j0 : BLOCK;
-#pragma omp simd
-        for (int64_t j = 0; j < n; j++) out[j0 + j] = acc[j];
-    }
-}
-
-static void KERNEL(taps_row)(void *out, const void *in, int64_t count, int64_t stride,
-                             int64_t channels, int64_t in_stride, const void *w, int64_t w_stride,
-                             int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
-                             double bias) {
-    if (stride == 1)
-        KERNEL(taps_rows_unit)(out, in, count, channels, in_stride, w, w_stride, kh, kw, step_a,
-                               step_b, (REAL)bias);
-    else
-        KERNEL(taps_rows_strided)(out, in, count, stride, channels, in_stride, w, w_stride, kh,
-                                  kw, step_a, step_b, (REAL)bias);
-}
 
 // ---- Winograd F(2x2,3x3) transforms (Lavin & Gray 2015), for conv_winograd.c ----------------
 // With B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
@@ -574,6 +498,364 @@ static void KERNEL(wino_kernel_grad)(void *dw_, const void *m_, int64_t m_stride
     }
 }
 
+// ---- Depthwise planes, for conv_depthwise.c -------------------------------------------------
+// One plane per call; the rows it reads go through p's ring of zero-padded copies (see
+// conv_dw_plan), so that every tap of an output row is a contiguous run that may be read up to
+// a whole block past its last output, and borders and strides cost no branch per pixel. The
+// plan's tables replace the divisions by strides and dilations, which per row cost as much as
+// a row's taps.
+
+// The most vectors of one output row the depthwise kernels keep in registers, as two
+// accumulators each: an FMA's latency (4 cycles) times its throughput (2 per cycle) asks for
+// 8 independent sums, which one row of a 3x3 layer's 9 taps did not give in one register block.
+#define DW_VECS (VEC_BYTES == 64 ? 8 : 4)
+
+// out[off_v + l] = bias + sum_t wt[t] * src[t][off_v + l], l < LANES, for the vectors v < nvec
+// (a constant) at off_v = min(j + v*LANES, count - LANES): the ones past the row's end are
+// moved back to end at it, and store lanes that come out the same. count >= LANES.
+static inline __attribute__((always_inline)) void
+KERNEL(dw_vectors)(REAL *out, const int nvec, int64_t j, int64_t count, const REAL *const *src,
+                   const REAL *wt, int64_t taps, REAL bias) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    KERNEL(lanes) even[DW_VECS], odd[DW_VECS];
+    int64_t off[DW_VECS];
+#pragma GCC unroll 16
+    for (int v = 0; v < nvec; v++) {
+        off[v] = j + v * LANES < count - LANES ? j + v * LANES : count - LANES;
+        even[v] = odd[v] = (KERNEL(lanes)){0};
+    }
+    int64_t t = 0;
+    for (; t + 2 <= taps; t += 2) {
+        const REAL *s0 = src[t], *s1 = src[t + 1];
+        const REAL k0 = wt[t], k1 = wt[t + 1];
+#pragma GCC unroll 16
+        for (int v = 0; v < nvec; v++) {
+            KERNEL(lanes) x0, x1;
+            memcpy(&x0, s0 + off[v], sizeof x0);
+            memcpy(&x1, s1 + off[v], sizeof x1);
+            even[v] += k0 * x0;
+            odd[v] += k1 * x1;
+        }
+    }
+    if (t < taps)
+#pragma GCC unroll 16
+        for (int v = 0; v < nvec; v++) {
+            KERNEL(lanes) x;
+            memcpy(&x, src[t] + off[v], sizeof x);
+            even[v] += wt[t] * x;
+        }
+#pragma GCC unroll 16
+    for (int v = 0; v < nvec; v++) {
+        const KERNEL(lanes) sum = even[v] + odd[v] + bias;
+        memcpy(out + off[v], &sum, sizeof sum);
+    }
+}
+
+// out[j] = bias + sum_t wt[t] * src[t][j] for j < count (or += that, bias 0, with
+// accumulate), each src[t] read up to a vector past the last output: DW_VECS vectors at a
+// time, the last few together (the last partial vector overlapping the one before it). A
+// row shorter than a vector, or one that accumulates (filters sharing a dx plane), goes a
+// vector at a time, its last partial vector through a copy.
+static inline __attribute__((always_inline)) void
+KERNEL(dw_taps)(REAL *out, int64_t count, const REAL *const *src, const REAL *wt, int64_t taps,
+                REAL bias, bool accumulate) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    if (count >= LANES && !accumulate) {
+        int64_t j = 0;
+        for (; count - j >= DW_VECS * LANES; j += DW_VECS * LANES)
+            KERNEL(dw_vectors)(out, DW_VECS, j, count, src, wt, taps, bias);
+        const int64_t left = (count - j + LANES - 1) / LANES;
+        if (left > DW_VECS / 2) KERNEL(dw_vectors)(out, DW_VECS, j, count, src, wt, taps, bias);
+        else if (left > 2) KERNEL(dw_vectors)(out, 4, j, count, src, wt, taps, bias);
+        else if (left == 2) KERNEL(dw_vectors)(out, 2, j, count, src, wt, taps, bias);
+        else if (left == 1) KERNEL(dw_vectors)(out, 1, j, count, src, wt, taps, bias);
+        return;
+    }
+    for (int64_t j = 0; j < count; j += LANES) {
+        KERNEL(lanes) acc = (KERNEL(lanes)){0} + bias;
+        for (int64_t t = 0; t < taps; t++) {
+            KERNEL(lanes) x;
+            memcpy(&x, src[t] + j, sizeof x);
+            acc += wt[t] * x;
+        }
+        REAL last[LANES];
+        memcpy(last, &acc, sizeof last);
+        const int64_t n = count - j < LANES ? count - j : LANES;
+        for (int64_t l = 0; l < n; l++) out[j + l] = accumulate ? out[j + l] + last[l] : last[l];
+    }
+}
+
+// The ring slot of row i.
+static inline REAL *KERNEL(dw_slot)(const conv_dw_plan *p, int64_t i) {
+    return (REAL *)p->ring + (i & (p->slots - 1)) * p->phases * p->len;
+}
+
+// dst[i] = from[2i] for i < n, reading from[0 .. 2n-1) only: two vectors' even lanes by one
+// shuffle, the last vector overlapping the one before it (a loop with stride-2 loads went an
+// element at a time, the slowest part of a stride-2 pass). Clang (the fuzz build) has no
+// __builtin_shuffle and takes the plain loop.
+static void KERNEL(dw_evens)(REAL *restrict dst, const REAL *restrict from, int64_t n) {
+    int64_t i = 0;
+#ifndef __clang__
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    typedef __typeof__(__builtin_choose_expr(sizeof(REAL) == 4, (int32_t)0, (int64_t)0)) int_t;
+    typedef int_t pick_t __attribute__((vector_size(VEC_BYTES)));
+    int_t index[LANES];
+    for (int l = 0; l < LANES; l++) index[l] = 2 * l;
+    pick_t evens;
+    memcpy(&evens, index, sizeof evens);
+    for (; i < n - 1 && n - 1 >= LANES; i += LANES) {
+        if (i + LANES > n - 1) i = n - 1 - LANES; // the last vector, overlapping
+        KERNEL(lanes) a, b;
+        memcpy(&a, from + 2 * i, sizeof a);
+        memcpy(&b, from + 2 * i + LANES, sizeof b);
+        const KERNEL(lanes) e = __builtin_shuffle(a, b, evens);
+        memcpy(dst + i, &e, sizeof e);
+    }
+#endif
+    for (; i < n; i++) dst[i] = from[2 * i];
+}
+
+// Copies x row `ih` (of a W-wide plane) into its ring slot as p->phases runs: run q holds the
+// padded row's columns q, q + s, q + 2s, ... (s the stride), zeros outside x already there.
+static void KERNEL(dw_copy_row)(const conv_dw_plan *p, const REAL *x, int64_t ih) {
+    const conv_geom *g = p->g;
+    const int64_t s = g->stride_w;
+    REAL *slot = KERNEL(dw_slot)(p, ih);
+    for (int64_t q = 0; q < p->phases; q++) {
+        const int64_t lo = p->span[2 * q], hi = p->span[2 * q + 1];
+        if (hi <= lo) continue;
+        REAL *restrict dst = slot + q * p->len + lo;
+        const REAL *restrict from = x + ih * g->w + lo * s + q - g->pad_left;
+        if (s == 1) {
+            memcpy(dst, from, (size_t)(hi - lo) * sizeof(REAL));
+            continue;
+        }
+        if (s == 2) {
+            KERNEL(dw_evens)(dst, from, hi - lo);
+            continue;
+        }
+        for (int64_t i = 0; i < hi - lo; i++) dst[i] = from[i * s];
+    }
+}
+
+// For output row r: [*a0, *a1) the kernel rows whose x row lies inside x; copies into the ring
+// the x rows from *next up to the last of them, once each and in order (rows above the
+// kernel's top row are never read again: with dilation, rows between its taps may be).
+static void KERNEL(dw_x_rows)(const conv_dw_plan *p, const REAL *x, int64_t r, int64_t *next,
+                              int64_t *a0, int64_t *a1) {
+    const conv_geom *g = p->g;
+    const int64_t top = r * g->stride_h - g->pad_top, dh = g->dilation_h;
+    const int64_t below = g->h - 1 - top;
+    *a0 = top >= 0 ? 0 : dh == 1 ? -top : (-top + dh - 1) / dh;
+    *a1 = below < 0 ? 0 : dh == 1 ? below + 1 : below / dh + 1;
+    if (*a1 > g->kh) *a1 = g->kh;
+    if (*a1 <= *a0) {
+        *a1 = *a0;
+        return;
+    }
+    if (*next < top) *next = top;
+    for (; *next <= top + (*a1 - 1) * dh; ++*next) KERNEL(dw_copy_row)(p, x, *next);
+}
+
+// x (H,W), w (kh,kw) -> y (Ho,Wo) = bias + their correlation
+static void KERNEL(dw_forward)(const conv_dw_plan *p, void *y_, const void *x_, const void *w_,
+                               double bias) {
+    const conv_geom *g = p->g;
+    REAL *y = y_;
+    const REAL *x = x_, *w = w_;
+    const REAL **src = (const REAL **)p->src;
+    REAL *wt = p->weights;
+    const int64_t ho = conv_out_h(g), wo = conv_out_w(g);
+    memset(p->ring, 0, (size_t)(p->slots * p->phases * p->len) * sizeof(REAL));
+    for (int64_t r = 0, next = 0, a0, a1; r < ho; r++) {
+        KERNEL(dw_x_rows)(p, x, r, &next, &a0, &a1);
+        int64_t taps = 0;
+        for (int64_t a = a0; a < a1; a++) {
+            const REAL *slot =
+                KERNEL(dw_slot)(p, r * g->stride_h - g->pad_top + a * g->dilation_h);
+            for (int64_t b = 0; b < g->kw; b++, taps++) {
+                src[taps] = slot + p->col_off[b];
+                wt[taps] = w[a * g->kw + b];
+            }
+        }
+        KERNEL(dw_taps)(y + r * wo, wo, src, wt, taps, (REAL)bias, false);
+    }
+}
+
+// dx row <- (or += with accumulate) its column phases in p->row: column q + m*sw from phase
+// q's element m. Stride 2 as one loop that the vectoriser turns into lane shuffles.
+static void KERNEL(dw_interleave)(const conv_dw_plan *p, REAL *restrict dx, bool accumulate) {
+    const int64_t sw = p->g->stride_w, w = p->g->w;
+    const REAL *restrict row = p->row;
+    if (sw == 2 && !accumulate) {
+        const REAL *restrict even = row, *restrict odd = row + p->row_phase;
+#pragma omp simd
+        for (int64_t m = 0; m < w / 2; m++) {
+            dx[2 * m] = even[m];
+            dx[2 * m + 1] = odd[m];
+        }
+        if (w % 2) dx[w - 1] = even[w / 2];
+        return;
+    }
+    for (int64_t q = 0; q < sw && q < w; q++) {
+        const REAL *restrict from = row + q * p->row_phase;
+        const int64_t count = (w - q + sw - 1) / sw;
+        if (accumulate)
+            for (int64_t m = 0; m < count; m++) dx[q + m * sw] += from[m];
+        else
+            for (int64_t m = 0; m < count; m++) dx[q + m * sw] = from[m];
+    }
+}
+
+// dy (Ho,Wo), w (kh,kw) -> dx (H,W) (or += with accumulate). dx[ih][iw] sums w[a][b] *
+// dy[r][c] over the taps with ih + pt - a*dh = r*sh and iw + pl - b*dw = c*sw: per row and
+// column phase q = iw mod sw, only the taps that hit (the polyphase split of the transposed
+// convolution: no multiply by the upsampling's zeros), each a run of a dy row in the ring.
+static void KERNEL(dw_data)(const conv_dw_plan *p, void *dx_, const void *dy_, const void *w_,
+                            bool accumulate) {
+    const conv_geom *g = p->g;
+    REAL *dx = dx_;
+    const REAL *dy = dy_, *w = w_;
+    const REAL **src = (const REAL **)p->src;
+    REAL *wt = p->weights;
+    const int64_t ho = conv_out_h(g), wo = conv_out_w(g), sh = g->stride_h, sw = g->stride_w;
+    const int64_t copy = wo < p->len - p->margin ? wo : p->len - p->margin;
+    const int64_t reach = (g->kh - 1) * g->dilation_h / sh; // rows u / sh - reach .. u / sh
+    memset(p->ring, 0, (size_t)(p->slots * p->len) * sizeof(REAL));
+    // u = ih + pt = base * sh + ph
+    for (int64_t ih = 0, next = 0, base = g->pad_top / sh, ph = g->pad_top % sh; ih < g->h;
+         ih++) {
+        if (next < base - reach) next = base - reach;
+        for (; next <= base && next < ho; next++)
+            memcpy(KERNEL(dw_slot)(p, next) + p->margin, dy + next * wo,
+                   (size_t)copy * sizeof(REAL));
+        const int64_t *rows = p->row_taps + ph * (1 + 2 * g->kh);
+        for (int64_t q = 0; q < sw && q < g->w; q++) {
+            const int64_t *cols = p->col_taps + q * (1 + 2 * g->kw);
+            int64_t taps = 0;
+            for (int64_t i = 0; i < rows[0]; i++) {
+                const int64_t a = rows[1 + 2 * i], r = base - rows[2 + 2 * i];
+                if (r < 0 || r >= ho) continue;
+                const REAL *row = KERNEL(dw_slot)(p, r) + p->margin;
+                for (int64_t k = 0; k < cols[0]; k++, taps++) {
+                    src[taps] = row + cols[2 + 2 * k];
+                    wt[taps] = w[a * g->kw + cols[1 + 2 * k]];
+                }
+            }
+            const int64_t count = (g->w - q + sw - 1) / sw;
+            if (sw == 1)
+                KERNEL(dw_taps)(dx + ih * g->w, count, src, wt, taps, 0, accumulate);
+            else
+                KERNEL(dw_taps)((REAL *)p->row + q * p->row_phase, count, src, wt, taps, 0, false);
+        }
+        if (sw > 1) KERNEL(dw_interleave)(p, dx + ih * g->w, accumulate);
+        if (++ph == sh) ph = 0, base++;
+    }
+}
+
+// For the dy row's vectors v < nvec (a constant) at off_v = min(j + v*LANES, count - LANES):
+// acc[t] += sum_v d_v * (x run of tap t at off_v), d_v those dy lanes that no vector before
+// counted (the rest zero, and x zero there too: an infinite x must not meet a zero dy and
+// turn a sum into NaN). count >= LANES.
+static inline __attribute__((always_inline)) void
+KERNEL(dw_dots)(REAL *acc, const int nvec, int64_t j, int64_t count, const REAL *dy,
+                const REAL *const *src, int64_t taps) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    typedef __typeof__((KERNEL(lanes)){0} < (KERNEL(lanes)){0}) mask_t;
+    KERNEL(lanes) d[DW_VECS], lane;
+    mask_t keep[DW_VECS];
+    int64_t off[DW_VECS];
+    REAL index[LANES];
+    for (int l = 0; l < LANES; l++) index[l] = (REAL)l;
+    memcpy(&lane, index, sizeof lane);
+    const bool whole = j + nvec * LANES <= count;
+#pragma GCC unroll 16
+    for (int v = 0; v < nvec; v++) {
+        const int64_t at = j + v * LANES;
+        off[v] = at < count - LANES ? at : count - LANES;
+        memcpy(&d[v], dy + off[v], sizeof d[v]);
+        // lane l holds column off + l: counted here if at or past `at`
+        keep[v] = lane >= (KERNEL(lanes)){0} + (REAL)(at - off[v]);
+        if (!whole) d[v] = (KERNEL(lanes))((mask_t)d[v] & keep[v]);
+    }
+    for (int64_t t = 0; t < taps; t++) {
+        const REAL *s = src[t];
+        KERNEL(lanes) even = {0}, odd = {0}, sum;
+#pragma GCC unroll 16
+        for (int v = 0; v < nvec; v++) {
+            KERNEL(lanes) x;
+            memcpy(&x, s + off[v], sizeof x);
+            if (!whole) x = (KERNEL(lanes))((mask_t)x & keep[v]);
+            if (v % 2) odd += d[v] * x;
+            else even += d[v] * x;
+        }
+        memcpy(&sum, acc + t * LANES, sizeof sum);
+        sum += even + odd;
+        memcpy(acc + t * LANES, &sum, sizeof sum);
+    }
+}
+
+// dw (kh,kw) += the correlation of x (H,W) with dy (Ho,Wo): per tap, the dot of dy with the
+// x run it meets, summed in a vector of lanes per tap (p->acc) over the plane and reduced
+// once at its end; DW_VECS vectors of a dy row at a time. Rows shorter than a vector go
+// through a zero-padded copy of dy, x masked past the row's end.
+static void KERNEL(dw_weights)(const conv_dw_plan *p, void *dw_, const void *dy_,
+                               const void *x_) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    typedef __typeof__((KERNEL(lanes)){0} < (KERNEL(lanes)){0}) mask_t;
+    const conv_geom *g = p->g;
+    REAL *dw = dw_;
+    const REAL *dy = dy_, *x = x_;
+    const REAL **src = (const REAL **)p->src;
+    REAL *acc = p->acc; // tap t's lanes at acc + t * LANES (memcpy: the workspace may be unaligned)
+    const int64_t ho = conv_out_h(g), wo = conv_out_w(g), khw = g->kh * g->kw;
+    memset(p->ring, 0, (size_t)(p->slots * p->phases * p->len) * sizeof(REAL));
+    memset(acc, 0, (size_t)khw * LANES * sizeof(REAL));
+    for (int64_t r = 0, next = 0, a0, a1; r < ho; r++) {
+        KERNEL(dw_x_rows)(p, x, r, &next, &a0, &a1);
+        int64_t taps = 0;
+        REAL *acc_row = acc + a0 * g->kw * LANES; // the taps of rows a0 .. a1, in order
+        for (int64_t a = a0; a < a1; a++) {
+            const REAL *slot =
+                KERNEL(dw_slot)(p, r * g->stride_h - g->pad_top + a * g->dilation_h);
+            for (int64_t b = 0; b < g->kw; b++) src[taps++] = slot + p->col_off[b];
+        }
+        if (taps == 0) continue;
+        const REAL *dy_row = dy + r * wo;
+        if (wo < LANES) {
+            REAL d_row[LANES] = {0}, index[LANES];
+            KERNEL(lanes) d, lane;
+            memcpy(d_row, dy_row, (size_t)wo * sizeof(REAL));
+            memcpy(&d, d_row, sizeof d);
+            for (int l = 0; l < LANES; l++) index[l] = (REAL)l;
+            memcpy(&lane, index, sizeof lane);
+            const mask_t keep = lane < (KERNEL(lanes)){0} + (REAL)wo;
+            for (int64_t t = 0; t < taps; t++) {
+                KERNEL(lanes) xv, sum;
+                memcpy(&xv, src[t], sizeof xv);
+                memcpy(&sum, acc_row + t * LANES, sizeof sum);
+                sum += d * (KERNEL(lanes))((mask_t)xv & keep);
+                memcpy(acc_row + t * LANES, &sum, sizeof sum);
+            }
+            continue;
+        }
+        int64_t j = 0;
+        for (; wo - j >= DW_VECS * LANES; j += DW_VECS * LANES)
+            KERNEL(dw_dots)(acc_row, DW_VECS, j, wo, dy_row, src, taps);
+        const int64_t left = (wo - j + LANES - 1) / LANES;
+        if (left > DW_VECS / 2) KERNEL(dw_dots)(acc_row, DW_VECS, j, wo, dy_row, src, taps);
+        else if (left > 2) KERNEL(dw_dots)(acc_row, 4, j, wo, dy_row, src, taps);
+        else if (left == 2) KERNEL(dw_dots)(acc_row, 2, j, wo, dy_row, src, taps);
+        else if (left == 1) KERNEL(dw_dots)(acc_row, 1, j, wo, dy_row, src, taps);
+    }
+    for (int64_t t = 0; t < khw; t++) {
+        REAL total = 0;
+        for (int l = 0; l < LANES; l++) total += acc[t * LANES + l];
+        dw[t] += total;
+    }
+}
+
 const conv_kernels KERNEL_TABLE = {
     .axpy = KERNEL(axpy),
     .scatter = KERNEL(scatter),
@@ -582,11 +864,13 @@ const conv_kernels KERNEL_TABLE = {
     .dot = KERNEL(dot),
     .sum = KERNEL(sum),
     .dots = KERNEL(dots),
-    .taps_row = KERNEL(taps_row),
     .taps_row_outs = KERNEL(taps_row_outs),
     .wino_kernel = KERNEL(wino_kernel),
     .wino_input = KERNEL(wino_input),
     .wino_output = KERNEL(wino_output),
     .wino_grad = KERNEL(wino_grad),
     .wino_kernel_grad = KERNEL(wino_kernel_grad),
+    .dw_forward = KERNEL(dw_forward),
+    .dw_data = KERNEL(dw_data),
+    .dw_weights = KERNEL(dw_weights),
 };

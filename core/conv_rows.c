@@ -3,8 +3,8 @@
 //
 // With C/G == 1 the GEMMs of conv_gemm.c have K = kh*kw and are bound by im2col traffic and
 // call overhead, not arithmetic. Here each kernel tap (a, b') is one vectorised pass over an
-// output row instead: a row of y gains w[f,0,a,b'] times a (strided) row of x. (Stride-1
-// depthwise layers go flat first when the workspace allows: conv_flat.c.)
+// output row instead: a row of y gains w[f,0,a,b'] times a (strided) row of x. It runs where
+// the workspace cannot hold conv_depthwise.c's rings (which are much faster), without scratch.
 #include <string.h>
 
 #include "core/conv_internal.h"

@@ -142,7 +142,7 @@ static const char *const coverage_name[COV_KINDS] = {
     "1x1 stride 1 unpadded", "1x1 stride 1 padded", "1x1 strided", "depthwise", "1 < groups < C",
     "'same' with an even kernel", "kernel larger than the input", "rows left over by the stride",
     "asymmetric padding", "dilation > 1", "H != W", "N, C, F all different", "bias", "no bias",
-    "split over threads", "depthwise with stride 2 (flat)"};
+    "split over threads", "depthwise with stride 2"};
 
 static void tally_coverage(int count[COV_KINDS], const conv_geom *g, bool bias, bool threaded) {
     const int64_t ho = conv_ref_out_size(g->h, g->kh, g->stride_h, g->dilation_h, g->pad_top,
@@ -782,6 +782,43 @@ static void test_isa(void) {
           "an unknown ISA is refused (field %s: %s)", err.field ? err.field : "-", err.message);
 }
 
+// Depthwise layers with rows of 1 to 10 vectors and a remainder (the sweep's planes are at
+// most 9 wide, shorter than one AVX-512 float vector): core/conv_depthwise.c's register
+// blocks of up to 8 vectors, the last partial vector overlapping the one before it, the
+// stride-2 split of x rows by shuffles, dw's masked lanes and dx's column phases. Random
+// kernels 1x1..7x7, strides 1-3, dilation 1-2, per-side padding, 1 or 2 filters per channel,
+// both dtypes, every ISA variant in turn, 1-3 threads and every workspace kind (the smallest
+// runs the row path), against the reference.
+static void test_depthwise_wide(void) {
+    enum { LAYERS = 30 };
+    uint64_t rng = 4242;
+    sweep_state st = {0};
+    for (int i = 0; i < LAYERS; i++) {
+        conv_geom g = {.n = 1 + i % 2, .c = t_rand_int(&rng, 1, 3), .kh = t_rand_int(&rng, 1, 7),
+                       .kw = t_rand_int(&rng, 1, 7), .stride_h = t_rand_int(&rng, 1, 3),
+                       .stride_w = i % 3 == 0 ? 2 : t_rand_int(&rng, 1, 3),
+                       .dilation_h = t_rand_int(&rng, 1, 2), .dilation_w = t_rand_int(&rng, 1, 2),
+                       .pad_top = t_rand_int(&rng, 0, 3), .pad_bottom = t_rand_int(&rng, 0, 3),
+                       .pad_left = t_rand_int(&rng, 0, 3), .pad_right = t_rand_int(&rng, 0, 3)};
+        g.groups = g.c;
+        g.f = g.c * (1 + i % 2);
+        g.h = (g.kh - 1) * g.dilation_h + t_rand_int(&rng, 1, 6);
+        g.w = (g.kw - 1) * g.dilation_w + t_rand_int(&rng, 12, 160);
+        st.config = i;
+        st.bias = i % 2;
+        st.isa = (conv_isa)(CONV_ISA_PORTABLE + i % conv_isa_best());
+        conv_geom_describe(st.desc, sizeof st.desc, &g);
+        for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
+            conv_case cc;
+            conv_case_init(&cc, &g, st.bias, dt, &rng);
+            sweep_case(&st, &cc, 1);
+            conv_case_free(&cc);
+        }
+    }
+    printf("depthwise wide: %d layers, worst |fast-ref|/scale float32 %.3g, float64 %.3g\n",
+           LAYERS, st.worst[CONV_FLOAT32], st.worst[CONV_FLOAT64]);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     blas_boot(argv);
@@ -794,6 +831,7 @@ int main(int argc, char **argv) {
     test_seed_identities();
     test_finite_differences();
     test_flat_wide();
+    test_depthwise_wide();
     test_sweep();
     test_bias_split();
     return t_finish("test_conv");

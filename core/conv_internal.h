@@ -7,6 +7,8 @@
 //   conv_rows.c      one input channel per group (depthwise), any stride, no scratch: a vector
 //                    pass per tap and row; and db for every layer
 //   conv_winograd.c  3x3, stride 1, dilation 1: Winograd F(2x2,3x3), all three passes
+//   conv_shift.c     1-d layers (H = 1, stride 1) with many taps, under AVX-512: GEMMs that read
+//                    zero-padded rows shifted per tap instead of im2col's copies
 //   conv_kernels.h   the hand-vectorised loops those paths call, compiled once per ISA by
 //                    conv_kernels_portable.c, conv_kernels_avx2.c and conv_kernels_avx512.c
 //   gemm.h           the GEMM conv_gemm_call runs under AVX-512 (gemm_kernel.h, compiled by
@@ -188,6 +190,15 @@ size_t conv_flat_workspace(const conv_geom *g, conv_dtype dt, int threads);
 bool conv_flat_forward(conv_run *r);
 bool conv_flat_backward_data(conv_run *r);
 bool conv_flat_backward_weights(conv_run *r);
+
+// GEMMs on shifted rows (conv_shift.c): only where conv_shift_applies; returns false, having
+// done nothing, unless the pass's ISA is AVX-512 and the workspace holds a region per worker.
+// conv_shift_workspace is its whole need for `threads` workers (saturating like the flat one).
+bool conv_shift_applies(const conv_geom *g);
+size_t conv_shift_workspace(const conv_geom *g, conv_dtype dt, int threads);
+bool conv_shift_forward(conv_run *r);
+bool conv_shift_backward_data(conv_run *r);
+bool conv_shift_backward_weights(conv_run *r);
 
 // Row by row (conv_rows.c): one channel per group; no scratch. db too, for every layer.
 void conv_rows_forward(conv_run *r);

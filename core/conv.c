@@ -184,6 +184,10 @@ size_t conv_workspace_size(const conv_geom *g, conv_dtype dt, int threads, size_
         all_flat &= wanted;
         any_flat |= wanted;
     }
+    if (conv_shift_applies(g)) {
+        size_t shift = conv_shift_workspace(g, dt, threads);
+        if (shift <= cap && shift > size) size = shift;
+    }
     size_t flat = any_flat ? conv_flat_workspace(g, dt, threads) : SIZE_MAX;
     if (flat <= cap && flat > size) size = flat;
     if ((flat > cap || !all_flat) && !conv_is_depthwise(g)) {
@@ -379,7 +383,8 @@ conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, conv_algorith
 }
 
 // ---- The passes ---------------------------------------------------------------------------
-// Which algorithm runs: Winograd where conv_pick_algorithm says so; else flat where
+// Which algorithm runs: Winograd where conv_pick_algorithm says so; else the shifted-row GEMMs
+// where conv_shift_applies (AVX-512, and the workspace holds them), flat where
 // conv_flat_wanted for the pass and the workspace holds it, the row path for depthwise
 // layers, im2col + GEMM otherwise.
 
@@ -412,6 +417,7 @@ conv_status conv2d_forward(void *y, const void *x, const void *w, const void *b,
     if (st != CONV_OK) return st;
     r.out = y, r.in = x, r.w = w, r.b = b;
     if (winograd) return conv_winograd_forward(&r, err);
+    if (conv_shift_applies(g) && conv_shift_forward(&r)) return CONV_OK;
     if (conv_flat_wanted(g, dt, CONV_PASS_FORWARD) && conv_flat_forward(&r)) return CONV_OK;
     if (conv_is_depthwise(g)) {
         conv_rows_forward(&r);
@@ -428,6 +434,7 @@ conv_status conv2d_backward_data(void *dx, const void *dy, const void *w, const 
     if (st != CONV_OK) return st;
     r.out = dx, r.dy = dy, r.w = w;
     if (winograd) return conv_winograd_backward_data(&r, err);
+    if (conv_shift_applies(g) && conv_shift_backward_data(&r)) return CONV_OK;
     if (conv_flat_wanted(g, dt, CONV_PASS_DATA) && conv_flat_backward_data(&r)) return CONV_OK;
     if (conv_is_depthwise(g)) {
         conv_rows_backward_data(&r);
@@ -444,6 +451,7 @@ conv_status conv2d_backward_weights(void *dw, const void *dy, const void *x, con
     if (st != CONV_OK) return st;
     r.out = dw, r.dy = dy, r.in = x;
     if (winograd) return conv_winograd_backward_weights(&r, err);
+    if (conv_shift_applies(g) && conv_shift_backward_weights(&r)) return CONV_OK;
     if (conv_flat_wanted(g, dt, CONV_PASS_WEIGHTS) && conv_flat_backward_weights(&r))
         return CONV_OK;
     if (conv_is_depthwise(g)) {

@@ -275,6 +275,19 @@ void conv_gemm_call(const conv_run *r, bool trans_a, bool trans_b, int64_t m, in
                     add, c, (int)ldc);
 }
 
+void conv_gemm_call_rows(const conv_run *r, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                         int64_t k, const void *a, int64_t lda, const void *b, gemm_rows b_rows,
+                         const void *bias, bool add, void *c, int64_t ldc) {
+    if (r->isa == CONV_ISA_AVX512) {
+        (r->dt == CONV_FLOAT64 ? gemm_avx512_rows_f64 : gemm_avx512_rows_f32)(
+            trans_a, trans_b, m, n, k, a, lda, b, b_rows, bias, add, c, ldc);
+        return;
+    }
+    for (int64_t i = 0; bias && i < m; i++)
+        r->k->fill(conv_at(c, i * ldc, r->elt), n, conv_load(bias, i, r->dt));
+    conv_gemm_call(r, trans_a, trans_b, m, n, k, a, lda, b, b_rows.outer, add || bias, c, ldc);
+}
+
 // ---- ISA ----------------------------------------------------------------------------------
 
 conv_isa conv_isa_best(void) {

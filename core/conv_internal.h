@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "core/conv.h"
+#include "core/gemm.h"
 
 // ---- Limits -------------------------------------------------------------------------------
 #define CONV_ALIGN 64
@@ -147,6 +148,14 @@ typedef struct conv_run {
 void conv_gemm_call(const conv_run *r, bool trans_a, bool trans_b, int64_t m, int64_t n,
                     int64_t k, const void *a, int64_t lda, const void *b, int64_t ldb, bool add,
                     void *c, int64_t ldc);
+
+// The same with B's rows placed by gemm_rows (rows.taps must be 1 unless the pass's ISA is
+// AVX-512: OpenBLAS has no such form; outer is then ldb) and `bias` (m elements of the pass's
+// dtype, or NULL; add must then be false) added to C's rows: convd's GEMM adds it in its first
+// slice, writing C once; under OpenBLAS C is filled with the bias and the product added onto it.
+void conv_gemm_call_rows(const conv_run *r, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                         int64_t k, const void *a, int64_t lda, const void *b, gemm_rows b_rows,
+                         const void *bias, bool add, void *c, int64_t ldc);
 
 // Element i of a dtype array, as a byte address.
 static inline char *conv_at(const void *base, int64_t i, size_t elt) {

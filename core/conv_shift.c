@@ -1,5 +1,6 @@
 // conv_shift: 1-d layers (H = 1, stride 1) with many taps per filter, all three passes as
-// GEMMs on shifted rows, under AVX-512 (core/gemm.h's gemm_rows variant; no BLAS has one).
+// GEMMs on shifted rows, under AVX-512 (core/gemm.h's gemm_rows variant; no BLAS has one). The
+// bias is added by the GEMM as it writes y (conv_gemm_call_rows).
 //
 // With x's rows zero-padded (xp, row length Wp = pl + W + pr), im2col's column matrix row
 // (ch, b) is xp's row ch shifted by b*d: element t is xp_ch[t + b*d]. The GEMM reads those rows
@@ -22,7 +23,6 @@
 #include <string.h>
 
 #include "core/conv_internal.h"
-#include "core/gemm.h"
 
 // Below this many taps per filter the flat path's register blocks beat a GEMM whose k is
 // short (its C tiles are loaded and stored once per k slice): the flat path's own bound.
@@ -52,10 +52,6 @@ static size_t shift_region(const conv_geom *g, conv_dtype dt, int threads) {
 
 size_t conv_shift_workspace(const conv_geom *g, conv_dtype dt, int threads) {
     return (size_t)threads * shift_region(g, dt, threads);
-}
-
-static gemm_rows_fn *rows_gemm(const conv_run *r) {
-    return r->dt == CONV_FLOAT64 ? gemm_avx512_rows_f64 : gemm_avx512_rows_f32;
 }
 
 // The item's image n, group grp and chunk [lo, hi) of a row of `len`.
@@ -98,12 +94,11 @@ static void forward_worker(void *arg, int worker) {
         int64_t n, grp, t0, t1;
         item_place(r, item, wo, &n, &grp, &t0, &t1);
         pad_rows(r, xp, n, grp);
-        char *y_g = conv_at(r->out, (n * g->f + grp * fg) * wo + t0, elt);
-        for (int64_t f = 0; r->b && f < fg; f++) // the GEMM adds onto the bias
-            r->k->fill(conv_at(y_g, f * wo, elt), t1 - t0, conv_load(r->b, grp * fg + f, r->dt));
-        rows_gemm(r)(false, false, fg, t1 - t0, k, conv_at(r->w, grp * fg * k, elt), k,
-                     conv_at(xp, t0, elt), (gemm_rows){padded_row(g), g->dilation_w, g->kw},
-                     r->b != NULL, y_g, wo);
+        conv_gemm_call_rows(r, false, false, fg, t1 - t0, k, conv_at(r->w, grp * fg * k, elt), k,
+                            conv_at(xp, t0, elt),
+                            (gemm_rows){padded_row(g), g->dilation_w, g->kw},
+                            r->b ? conv_at(r->b, grp * fg, elt) : NULL, false,
+                            conv_at(r->out, (n * g->f + grp * fg) * wo + t0, elt), wo);
     }
 }
 
@@ -136,10 +131,10 @@ static void backward_data_worker(void *arg, int worker) {
                    (size_t)wo * elt);
             memset(conv_at(row, margin + wo, elt), 0, (size_t)margin * elt);
         }
-        rows_gemm(r)(true, false, cg, t1 - t0, fg * kw, wt, cg,
-                     conv_at(dyp, margin + g->pad_left + t0, elt),
-                     (gemm_rows){pitch, -g->dilation_w, kw}, false,
-                     conv_at(r->out, (n * g->c + grp * cg) * g->w + t0, elt), g->w);
+        conv_gemm_call_rows(r, true, false, cg, t1 - t0, fg * kw, wt, cg,
+                            conv_at(dyp, margin + g->pad_left + t0, elt),
+                            (gemm_rows){pitch, -g->dilation_w, kw}, NULL, false,
+                            conv_at(r->out, (n * g->c + grp * cg) * g->w + t0, elt), g->w);
     }
 }
 
@@ -159,10 +154,11 @@ static void backward_weights_worker(void *arg, int worker) {
         int64_t n, grp, t0, t1;
         item_place(r, item, wo, &n, &grp, &t0, &t1);
         pad_rows(r, xp, n, grp);
-        rows_gemm(r)(false, true, fg, k, t1 - t0,
-                     conv_at(r->dy, (n * g->f + grp * fg) * wo + t0, elt), wo,
-                     conv_at(xp, t0, elt), (gemm_rows){padded_row(g), g->dilation_w, g->kw},
-                     true, conv_at(sum, grp * fg * k, elt), k);
+        conv_gemm_call_rows(r, false, true, fg, k, t1 - t0,
+                            conv_at(r->dy, (n * g->f + grp * fg) * wo + t0, elt), wo,
+                            conv_at(xp, t0, elt),
+                            (gemm_rows){padded_row(g), g->dilation_w, g->kw}, NULL, true,
+                            conv_at(sum, grp * fg * k, elt), k);
     }
 }
 

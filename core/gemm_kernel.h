@@ -166,14 +166,15 @@ GEMM(pack_cols)(REAL *restrict dst, const int stride, const REAL *restrict src, 
 }
 
 // C tile (rows x cols, cols <= NR) (+)= A panel (rows x kc, k-major at stride AS) *
-// B panel (kc x NR, k-major). `rows` is a constant wherever this is inlined (GEMM(tile)).
+// B panel (kc x NR, k-major) (+ bias[i] on row i, unless bias is NULL). `rows` is a constant
+// wherever this is inlined (GEMM(tile)).
 static inline __attribute__((always_inline)) void
 GEMM(micro)(const int rows, int64_t kc, const REAL *restrict pa, const REAL *restrict pb,
-            REAL *restrict c, int64_t ldc, int64_t cols, bool add) {
+            const REAL *restrict bias, REAL *restrict c, int64_t ldc, int64_t cols, bool add) {
     enum { L = GEMM(LANES), NR = GEMM(NR), AS = GEMM(AS) };
     GEMM(vec) acc[GEMM_MR][2];
 #pragma GCC unroll 16
-    for (int i = 0; i < rows; i++) acc[i][0] = acc[i][1] = (GEMM(vec)){0};
+    for (int i = 0; i < rows; i++) acc[i][0] = acc[i][1] = (GEMM(vec)){0} + (bias ? bias[i] : 0);
     for (int64_t kk = 0; kk < kc; kk++) {
         const GEMM(vec) b0 = GEMM(load)(pb + kk * NR), b1 = GEMM(load)(pb + kk * NR + L);
 #pragma GCC unroll 16
@@ -208,12 +209,13 @@ GEMM(micro)(const int rows, int64_t kc, const REAL *restrict pa, const REAL *res
 // Kept out of the blocking loops: inlined there, GCC kept the packing's shuffle indices in
 // registers across the micro-kernel and spilled its accumulators.
 static __attribute__((noinline)) void GEMM(tile)(int rows, int64_t kc, const REAL *restrict pa,
-                                                 const REAL *restrict pb, REAL *restrict c,
+                                                 const REAL *restrict pb,
+                                                 const REAL *restrict bias, REAL *restrict c,
                                                  int64_t ldc, int64_t cols, bool add) {
     switch (rows) {
 #define GEMM_ROWS(r)                                                                              \
     case r:                                                                                       \
-        if (r <= GEMM_MR) GEMM(micro)(r <= GEMM_MR ? r : 1, kc, pa, pb, c, ldc, cols, add);       \
+        if (r <= GEMM_MR) GEMM(micro)(r <= GEMM_MR ? r : 1, kc, pa, pb, bias, c, ldc, cols, add); \
         break;
         GEMM_ROWS(1)
         GEMM_ROWS(2)
@@ -234,10 +236,10 @@ static __attribute__((noinline)) void GEMM(tile)(int rows, int64_t kc, const REA
 }
 _Static_assert(GEMM_MR <= 14, "GEMM(tile) has cases for up to 14 rows");
 
-// The GEMM of gemm.h, B's rows placed as rb says.
+// The GEMM of gemm.h, B's rows placed as rb says, the bias (or NULL) added in the first slice.
 static inline __attribute__((always_inline)) void
 GEMM(run)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const REAL *a, int64_t lda,
-          const REAL *b, gemm_rows rb, bool add, REAL *c, int64_t ldc) {
+          const REAL *b, gemm_rows rb, const REAL *bias, bool add, REAL *c, int64_t ldc) {
     enum { MR = GEMM_MR, NR = GEMM(NR), AS = GEMM(AS), KC = GEMM_KC, MC = GEMM_MC };
     const gemm_rows ra = {lda, 0, 1};
     REAL pa[GEMM(PANELS) * AS * KC] __attribute__((aligned(64)));
@@ -264,7 +266,8 @@ GEMM(run)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const REA
                 for (int64_t ir = 0; ir < mc; ir += MR) {
                     const int64_t rows = mc - ir < MR ? mc - ir : MR;
                     GEMM(tile)((int)rows, kc, pa + ir / MR * AS * kc, pb,
-                               c + (i0 + ir) * ldc + j0, ldc, cols, into);
+                               bias && p0 == 0 ? bias + i0 + ir : NULL, c + (i0 + ir) * ldc + j0,
+                               ldc, cols, into);
                 }
             }
         }
@@ -273,11 +276,11 @@ GEMM(run)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const REA
 
 void GEMM_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
                  int64_t lda, const void *b, int64_t ldb, bool add, void *c, int64_t ldc) {
-    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, (gemm_rows){ldb, 0, 1}, add, c, ldc);
+    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, (gemm_rows){ldb, 0, 1}, NULL, add, c, ldc);
 }
 
 void GEMM_ROWS_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
-                      int64_t lda, const void *b, gemm_rows b_rows, bool add, void *c,
-                      int64_t ldc) {
-    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, b_rows, add, c, ldc);
+                      int64_t lda, const void *b, gemm_rows b_rows, const void *bias, bool add,
+                      void *c, int64_t ldc) {
+    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, b_rows, bias, add, c, ldc);
 }

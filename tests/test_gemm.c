@@ -34,6 +34,7 @@ typedef struct {
     bool f64, trans_a, trans_b, add;
     int64_t m, n, k, lda, ldb, ldc;
     gemm_rows rows; // B's rows when rows.taps > 0 (the gemm_rows_fn), else ldb apart
+    bool bias;      // gemm_rows_fn only: a random bias per row of C
 } gemm_shape;
 
 // A random dimension: mostly small, often just either side of an edge of the AVX-512 blocking
@@ -82,10 +83,15 @@ static bool check_shape(const gemm_variant *var, const gemm_shape *s, uint64_t *
     void *b = b_mem ? (char *)b_mem - b_lo * (int64_t)elt : NULL;
     void *c = malloc((size_t)(s->m * s->ldc) * elt);
     double *c0 = malloc(sizeof(double) * (size_t)(s->m * s->ldc));
-    if (!a || !b || !c || !c0) {
+    void *bias = malloc((size_t)s->m * elt);
+    if (!a || !b || !c || !c0 || !bias) {
         snprintf(why, why_len, "out of memory");
-        free(a), free(b_mem), free(c), free(c0);
+        free(a), free(b_mem), free(c), free(c0), free(bias);
         return false;
+    }
+    for (int64_t i = 0; i < s->m; i++) {
+        double v = s->bias ? t_rand_uniform(rng, -1, 1) : 0;
+        s->f64 ? (void)(((double *)bias)[i] = v) : (void)(((float *)bias)[i] = (float)v);
     }
     for (int64_t e = 0; e < a_rows * s->lda; e++) {
         double v = t_rand_uniform(rng, -1, 1);
@@ -106,7 +112,8 @@ static bool check_shape(const gemm_variant *var, const gemm_shape *s, uint64_t *
     }
     if (s->rows.taps > 0)
         (s->f64 ? var->rows_f64 : var->rows_f32)(s->trans_a, s->trans_b, s->m, s->n, s->k, a, s->lda,
-                                                 b, s->rows, s->add, c, s->ldc);
+                                                 b, s->rows, s->bias ? bias : NULL, s->add, c,
+                                                 s->ldc);
     else
         (s->f64 ? var->f64 : var->f32)(s->trans_a, s->trans_b, s->m, s->n, s->k, a, s->lda, b,
                                        s->ldb, s->add, c, s->ldc);
@@ -124,20 +131,22 @@ static bool check_shape(const gemm_variant *var, const gemm_shape *s, uint64_t *
                 }
                 continue;
             }
-            double want = s->add ? c0[e] : 0, mag = fabs(want);
+            const double old = s->add ? c0[e] : 0;
+            const double bi = s->f64 ? ((double *)bias)[i] : ((float *)bias)[i];
+            double want = old + bi, mag = fabs(old) + fabs(bi);
             for (int64_t kk = 0; kk < s->k; kk++) {
                 const double p = op_at(a, s->f64, s->trans_a, s, a_row_start, i, kk) *
                                  op_at(b, s->f64, s->trans_b, s, row_start, kk, j);
                 want += p;
                 mag += fabs(p);
             }
-            if (!(fabs(got - want) <= (double)(s->k + 2) * unit * mag)) {
+            if (!(fabs(got - want) <= (double)(s->k + 2 + s->bias) * unit * mag)) {
                 snprintf(why, why_len, "C[%lld][%lld] = %.17g, the float64 sum is %.17g",
                          (long long)i, (long long)j, got, want);
                 ok = false;
             }
         }
-    free(a), free(b_mem), free(c), free(c0);
+    free(a), free(b_mem), free(c), free(c0), free(bias);
     return ok;
 }
 
@@ -153,7 +162,8 @@ static void describe(char *out, size_t len, const gemm_variant *v, const gemm_sh
 enum { RANDOM_SHAPES = 600 };
 
 // With `rows`, B's rows are placed by a random gemm_rows: 1-9 taps, a step of -3..3 between
-// taps (overlapping rows), groups of taps a row's length or a few elements more apart.
+// taps (overlapping rows), groups of taps a row's length or a few elements more apart; half of
+// them with a bias.
 static void test_random_shapes(const gemm_variant *v, bool rows) {
     uint64_t rng = rows ? 0x7A95ull : 0x6E33ull;
     int failures = 0, combos[2][2][2][2] = {{{{0}}}};
@@ -171,6 +181,7 @@ static void test_random_shapes(const gemm_variant *v, bool rows) {
             s.rows = (gemm_rows){.outer = s.ldb + t_rand_int(&rng, 0, 12),
                                  .inner = t_rand_int(&rng, -3, 3),
                                  .taps = t_rand_int(&rng, 1, 9)};
+        s.bias = rows && t_rand_int(&rng, 0, 1);
         char why[256], desc[256];
         bool ok = check_shape(v, &s, &rng, why, sizeof why);
         combos[s.f64][s.trans_a][s.trans_b][s.add]++;
@@ -197,15 +208,17 @@ static void test_random_shapes(const gemm_variant *v, bool rows) {
 // layer (m)'s GEMMs on shifted rows.
 static void test_layer_shapes(const gemm_variant *v) {
     const gemm_shape shapes[] = {
-        {false, false, false, true, 64, 3136, 576, 576, 3136, 3136, {0}},
-        {false, true, false, false, 576, 3136, 64, 576, 3136, 3136, {0}},
-        {false, false, true, true, 64, 576, 3136, 3136, 3136, 576, {0}},
-        {true, false, true, false, 150, 70, 1000, 1000, 1000, 70, {0}},
-        {true, true, false, true, 300, 45, 333, 300, 45, 45, {0}},
+        {false, false, false, true, 64, 3136, 576, 576, 3136, 3136, {0}, false},
+        {false, true, false, false, 576, 3136, 64, 576, 3136, 3136, {0}, false},
+        {false, false, true, true, 64, 576, 3136, 3136, 3136, 576, {0}, false},
+        {true, false, true, false, 150, 70, 1000, 1000, 1000, 70, {0}, false},
+        {true, true, false, true, 300, 45, 333, 300, 45, 45, {0}, false},
         // conv1d (m), one image, as core/conv_shift.c calls it: forward, dx, dw
-        {false, false, false, true, 64, 4096, 576, 576, 0, 4096, {4104, 1, 9}},
-        {false, true, false, false, 64, 4096, 576, 64, 0, 4096, {4112, -1, 9}},
-        {true, false, true, true, 64, 576, 4096, 4096, 0, 576, {4104, 1, 9}},
+        {false, false, false, false, 64, 4096, 576, 576, 0, 4096, {4104, 1, 9}, true},
+        {false, true, false, false, 64, 4096, 576, 64, 0, 4096, {4112, -1, 9}, false},
+        {true, false, true, true, 64, 576, 4096, 4096, 0, 576, {4104, 1, 9}, false},
+        // pointwise (e) forward with its bias, as core/conv_gemm.c calls it
+        {false, false, false, false, 256, 3136, 64, 64, 0, 3136, {3136, 0, 1}, true},
     };
     uint64_t rng = 0xB16ull;
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {

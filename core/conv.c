@@ -189,6 +189,10 @@ size_t conv_workspace_size(const conv_geom *g, conv_dtype dt, int threads, size_
             all_flat &= wanted;
             any_flat |= wanted;
         }
+        if (conv_shift_applies(g)) {
+            const size_t shift = conv_shift_workspace(g, dt, threads);
+            if (shift <= cap && shift > size) size = shift;
+        }
         const size_t flat = any_flat ? conv_flat_workspace(g, dt, threads) : SIZE_MAX;
         if (flat <= cap && flat > size) size = flat;
         if (flat > cap || !all_flat) {
@@ -242,6 +246,19 @@ void conv_gemm_call(const conv_run *r, bool trans_a, bool trans_b, int64_t m, in
     else
         cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1, a, (int)lda, b, (int)ldb,
                     add, c, (int)ldc);
+}
+
+void conv_gemm_call_rows(const conv_run *r, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                         int64_t k, const void *a, int64_t lda, const void *b, gemm_rows b_rows,
+                         const void *bias, bool add, void *c, int64_t ldc) {
+    if (r->isa == CONV_ISA_AVX512) {
+        (r->dt == CONV_FLOAT64 ? gemm_avx512_rows_f64 : gemm_avx512_rows_f32)(
+            trans_a, trans_b, m, n, k, a, lda, b, b_rows, bias, add, c, ldc);
+        return;
+    }
+    for (int64_t i = 0; bias && i < m; i++)
+        r->k->fill(conv_at(c, i * ldc, r->elt), n, conv_load(bias, i, r->dt));
+    conv_gemm_call(r, trans_a, trans_b, m, n, k, a, lda, b, b_rows.outer, add || bias, c, ldc);
 }
 
 // ---- ISA ----------------------------------------------------------------------------------
@@ -354,7 +371,8 @@ conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, conv_algorith
 // ---- The passes ---------------------------------------------------------------------------
 // Which algorithm runs: Winograd where conv_pick_algorithm says so; else for depthwise layers
 // conv_depthwise.c where the workspace holds its rings, the row path where not; for the
-// others flat where conv_flat_wanted for the pass and the workspace holds it, im2col + GEMM
+// others the shifted-row GEMMs where conv_shift_applies (AVX-512, and the workspace holds
+// them), flat where conv_flat_wanted for the pass and the workspace holds it, im2col + GEMM
 // otherwise.
 
 static conv_status start_run(conv_run *r, const conv_geom *g, conv_dtype dt,
@@ -390,6 +408,7 @@ conv_status conv2d_forward(void *y, const void *x, const void *w, const void *b,
         if (!conv_depthwise_forward(&r)) conv_rows_forward(&r);
         return CONV_OK;
     }
+    if (conv_shift_applies(g) && conv_shift_forward(&r)) return CONV_OK;
     if (conv_flat_wanted(g, dt, CONV_PASS_FORWARD) && conv_flat_forward(&r)) return CONV_OK;
     return conv_gemm_forward(&r, err);
 }
@@ -406,6 +425,7 @@ conv_status conv2d_backward_data(void *dx, const void *dy, const void *w, const 
         if (!conv_depthwise_backward_data(&r)) conv_rows_backward_data(&r);
         return CONV_OK;
     }
+    if (conv_shift_applies(g) && conv_shift_backward_data(&r)) return CONV_OK;
     if (conv_flat_wanted(g, dt, CONV_PASS_DATA) && conv_flat_backward_data(&r)) return CONV_OK;
     return conv_gemm_backward_data(&r, err);
 }
@@ -422,6 +442,7 @@ conv_status conv2d_backward_weights(void *dw, const void *dy, const void *x, con
         if (!conv_depthwise_backward_weights(&r)) conv_rows_backward_weights(&r);
         return CONV_OK;
     }
+    if (conv_shift_applies(g) && conv_shift_backward_weights(&r)) return CONV_OK;
     if (conv_flat_wanted(g, dt, CONV_PASS_WEIGHTS) && conv_flat_backward_weights(&r))
         return CONV_OK;
     return conv_gemm_backward_weights(&r, err);

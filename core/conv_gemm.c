@@ -163,16 +163,11 @@ static void forward_worker(void *arg, int worker) {
         item_place(r, item, pixels, &n, &grp, &p0, &p1);
         int64_t ld_cols;
         const char *cols = item_columns(r, col, n, grp, p0, p1, &ld_cols);
-        // With a bias, y starts as the bias and the GEMM adds onto it: cheaper than a GEMM
-        // storing y and a second pass adding the bias.
-        char *y_g = conv_at(r->out, (n * g->f + grp * fg) * pixels + p0, elt);
-        if (r->b)
-            for (int64_t f = 0; f < fg; f++) {
-                r->k->fill(conv_at(y_g, f * pixels, elt), p1 - p0,
-                           conv_load(r->b, grp * fg + f, r->dt));
-            }
-        conv_gemm_call(r, false, false, fg, p1 - p0, k, conv_at(r->w, grp * fg * k, elt), k,
-                       cols, ld_cols, r->b != NULL, y_g, pixels);
+        // The bias goes in with the product (conv_gemm_call_rows): y written once.
+        conv_gemm_call_rows(r, false, false, fg, p1 - p0, k, conv_at(r->w, grp * fg * k, elt), k,
+                            cols, (gemm_rows){ld_cols, 0, 1},
+                            r->b ? conv_at(r->b, grp * fg, elt) : NULL, false,
+                            conv_at(r->out, (n * g->f + grp * fg) * pixels + p0, elt), pixels);
     }
 }
 

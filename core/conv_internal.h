@@ -9,6 +9,8 @@
 //   conv_rows.c      depthwise when the workspace holds no ring: a vector pass per tap and
 //                    row, no scratch; and db for every layer
 //   conv_winograd.c  3x3, stride 1, dilation 1: Winograd F(2x2,3x3), all three passes
+//   conv_shift.c     1-d layers (H = 1, stride 1) with many taps, under AVX-512: GEMMs that read
+//                    zero-padded rows shifted per tap instead of im2col's copies
 //   conv_kernels.h   the hand-vectorised loops those paths call, compiled once per ISA by
 //                    conv_kernels_portable.c, conv_kernels_avx2.c and conv_kernels_avx512.c
 //   conv_workers.c   the fork-join every pass runs its workers through
@@ -25,6 +27,7 @@
 #include <stdint.h>
 
 #include "core/conv.h"
+#include "core/gemm.h"
 
 // ---- Limits -------------------------------------------------------------------------------
 #define CONV_ALIGN 64
@@ -153,6 +156,14 @@ void conv_gemm_call(const conv_run *r, bool trans_a, bool trans_b, int64_t m, in
                     int64_t k, const void *a, int64_t lda, const void *b, int64_t ldb, bool add,
                     void *c, int64_t ldc);
 
+// The same with B's rows placed by gemm_rows (rows.taps must be 1 unless the pass's ISA is
+// AVX-512: OpenBLAS has no such form; outer is then ldb) and `bias` (m elements of the pass's
+// dtype, or NULL; add must then be false) added to C's rows: convd's GEMM adds it in its first
+// slice, writing C once; under OpenBLAS C is filled with the bias and the product added onto it.
+void conv_gemm_call_rows(const conv_run *r, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                         int64_t k, const void *a, int64_t lda, const void *b, gemm_rows b_rows,
+                         const void *bias, bool add, void *c, int64_t ldc);
+
 // Element i of a dtype array, as a byte address.
 static inline char *conv_at(const void *base, int64_t i, size_t elt) {
     return (char *)base + i * (int64_t)elt;
@@ -227,6 +238,15 @@ size_t conv_depthwise_workspace(const conv_geom *g, conv_dtype dt, int threads);
 bool conv_depthwise_forward(conv_run *r);
 bool conv_depthwise_backward_data(conv_run *r);
 bool conv_depthwise_backward_weights(conv_run *r);
+
+// GEMMs on shifted rows (conv_shift.c): only where conv_shift_applies; returns false, having
+// done nothing, unless the pass's ISA is AVX-512 and the workspace holds a region per worker.
+// conv_shift_workspace is its whole need for `threads` workers (saturating like the flat one).
+bool conv_shift_applies(const conv_geom *g);
+size_t conv_shift_workspace(const conv_geom *g, conv_dtype dt, int threads);
+bool conv_shift_forward(conv_run *r);
+bool conv_shift_backward_data(conv_run *r);
+bool conv_shift_backward_weights(conv_run *r);
 
 // Row by row (conv_rows.c): one channel per group; no scratch. db too, for every layer.
 void conv_rows_forward(conv_run *r);

@@ -24,8 +24,27 @@
 typedef void gemm_fn(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
                      int64_t lda, const void *b, int64_t ldb, bool add, void *c, int64_t ldc);
 
-// AVX-512 F with FMA (core/gemm_avx512.c).
+// Where the stored rows of B start when they are not evenly spaced: row r (of k x n, or of n x k
+// with trans_b) at b + (r / taps) * outer + (r % taps) * inner elements, taps >= 1 (inner may be
+// negative). A conv layer's column matrix is of this form without being built: with kernel
+// taps at a fixed step along a zero-padded row, its row (channel, tap) is the padded row of
+// that channel (outer apart) shifted by the tap (inner apart).
+typedef struct {
+    int64_t outer, inner, taps;
+} gemm_rows;
+
+// ... and with `bias` (m elements, or NULL) added to C's rows: C (+)= op(A) * op(B) + bias[i] on
+// row i. The bias starts the sums of the first k slice, so C is written once: a conv forward
+// need not fill y with its bias and add onto it (for a pointwise layer, that fill and re-read of
+// y were most of its memory traffic).
+typedef void gemm_rows_fn(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                          const void *a, int64_t lda, const void *b, gemm_rows b_rows,
+                          const void *bias, bool add, void *c, int64_t ldc);
+
+// AVX-512 F with FMA (core/gemm_avx512.c): the plain GEMM and the one with B's rows as
+// gemm_rows says and a bias (the same blocking and sums; ldb is {ldb, 0, 1}).
 gemm_fn gemm_avx512_f32, gemm_avx512_f64;
+gemm_rows_fn gemm_avx512_rows_f32, gemm_avx512_rows_f64;
 
 #define GEMM_STACK_BYTES ((size_t)224 << 10)
 // The width of C's tiles (two 64-byte vectors, 32 floats or 16 doubles): an n that is not a

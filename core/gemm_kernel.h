@@ -2,9 +2,9 @@
 // core/gemm_<isa>.c compiles it under its ISA's target pragma, once per dtype. The includer
 // defines REAL (the element type), VEC_BYTES (the ISA's vector width), GEMM_LANES (its lanes
 // of REAL, as a number the preprocessor reads), GEMM_MR (rows of a micro-tile), GEMM_KC and
-// GEMM_MC (the cache blocks below), GEMM(name) (a per-dtype name) and GEMM_EXPORT (the
-// gemm_fn it defines), and has included <stdbool.h>, <stdint.h>, <string.h> and core/gemm.h
-// before its pragma.
+// GEMM_MC (the cache blocks below), GEMM(name) (a per-dtype name), GEMM_EXPORT and
+// GEMM_ROWS_EXPORT (the gemm_fn and gemm_rows_fn it defines), and has included <stdbool.h>,
+// <stdint.h>, <string.h> and core/gemm.h before its pragma.
 //
 // The blocking is BLIS's (Goto & van de Geijn, "Anatomy of high-performance matrix
 // multiplication", 2008), with B packed one micro-panel at a time:
@@ -96,46 +96,65 @@ static inline __attribute__((always_inline)) void GEMM(transpose)(GEMM(vec) v[GE
 #undef GEMM_HI
 #undef GEMM_SWAP_ROUND
 
-// dst[kk*stride + i] = src[kk*ld + i] for i < rows, kk < kc; zeros for rows <= i < stride,
-// except in a whole A panel (rows = MR), whose last stride - MR slots the micro-kernel never
-// reads. (A transposed, B not: the source rows run along the panel's width.)
-static inline __attribute__((always_inline)) void
-GEMM(pack_rows)(REAL *restrict dst, const int stride, const REAL *restrict src, int64_t ld,
-                int64_t rows, int64_t kc) {
-    if (rows == stride) {
-        for (int64_t kk = 0; kk < kc; kk++)
-#pragma GCC unroll 4
-            for (int v = 0; v < stride; v += GEMM(LANES))
-                GEMM(store)(dst + kk * stride + v, GEMM(load)(src + kk * ld + v));
-        return;
-    }
-    if (rows == GEMM_MR) { // a constant size: GCC copies it with a few vector moves
-        for (int64_t kk = 0; kk < kc; kk++)
-            memcpy(dst + kk * stride, src + kk * ld, GEMM_MR * sizeof(REAL));
-        return;
-    }
-    for (int64_t kk = 0; kk < kc; kk++)
-        for (int64_t i = 0; i < stride; i++) dst[kk * stride + i] = i < rows ? src[kk * ld + i] : 0;
+// The stored row r0 + r of an operand whose row r0 starts at src, rows placed as gemm_rows
+// says (a plain matrix: {ld, 0, 1}, which folds to src + r * ld).
+static inline __attribute__((always_inline)) const REAL *
+GEMM(row)(const REAL *src, gemm_rows rs, int64_t r0, int64_t r) {
+    const int64_t at = r0 % rs.taps + r;
+    return src + (at / rs.taps) * rs.outer + (at % rs.taps - r0 % rs.taps) * rs.inner;
 }
 
-// dst[kk*stride + i] = src[i*ld + kk] for i < rows, kk < kc; zeros for rows <= i < stride.
-// (A not transposed, B transposed: the source rows run along k.) Whole LANES x LANES blocks
-// are transposed in registers, the last kc % LANES columns one by one.
+// dst[kk*stride + i] = row kk of src [i] for i < rows, kk < kc (the rows as GEMM(row) places
+// them, row 0 being the stored row r0); zeros for rows <= i < stride, except in a whole A panel
+// (rows = MR), whose last stride - MR slots the micro-kernel never reads. (A transposed, B
+// not: the source rows run along the panel's width.) The rows are walked, not divided out:
+// B's panels are packed once per column panel of C.
 static inline __attribute__((always_inline)) void
-GEMM(pack_cols)(REAL *restrict dst, const int stride, const REAL *restrict src, int64_t ld,
-                int64_t rows, int64_t kc) {
+GEMM(pack_rows)(REAL *restrict dst, const int stride, const REAL *restrict src, gemm_rows rs,
+                int64_t r0, int64_t rows, int64_t kc) {
+    const REAL *row = src;
+    int64_t tap = r0 % rs.taps;
+    for (int64_t kk = 0; kk < kc; kk++) {
+        if (rows == stride) {
+#pragma GCC unroll 4
+            for (int v = 0; v < stride; v += GEMM(LANES))
+                GEMM(store)(dst + kk * stride + v, GEMM(load)(row + v));
+        } else if (rows == GEMM_MR) { // a constant size: GCC copies it with a few vector moves
+            memcpy(dst + kk * stride, row, GEMM_MR * sizeof(REAL));
+        } else {
+            for (int64_t i = 0; i < stride; i++) dst[kk * stride + i] = i < rows ? row[i] : 0;
+        }
+        if (++tap < rs.taps) {
+            row += rs.inner;
+        } else {
+            tap = 0;
+            row += rs.outer - (rs.taps - 1) * rs.inner;
+        }
+    }
+}
+
+// dst[kk*stride + i] = row i of src [kk] for i < rows, kk < kc (rows as in pack_rows); zeros
+// for rows <= i < stride. (A not transposed, B transposed: the source rows run along k.)
+// Whole LANES x LANES blocks are transposed in registers, the last kc % LANES columns one by
+// one.
+static inline __attribute__((always_inline)) void
+GEMM(pack_cols)(REAL *restrict dst, const int stride, const REAL *restrict src, gemm_rows rs,
+                int64_t r0, int64_t rows, int64_t kc) {
     enum { L = GEMM(LANES) };
     const int64_t whole = kc / L * L;
     for (int64_t i0 = 0; i0 < stride; i0 += L) {
+        const REAL *row[L];
+#pragma GCC unroll 16
+        for (int t = 0; t < L; t++) row[t] = GEMM(row)(src, rs, r0, i0 + t < rows ? i0 + t : 0);
         for (int64_t kk = 0; kk < whole; kk += L) {
             GEMM(vec) v[L];
             if (i0 + L <= rows) {
 #pragma GCC unroll 16
-                for (int t = 0; t < L; t++) v[t] = GEMM(load)(src + (i0 + t) * ld + kk);
+                for (int t = 0; t < L; t++) v[t] = GEMM(load)(row[t] + kk);
             } else {
 #pragma GCC unroll 16
                 for (int t = 0; t < L; t++)
-                    v[t] = i0 + t < rows ? GEMM(load)(src + (i0 + t) * ld + kk) : (GEMM(vec)){0};
+                    v[t] = i0 + t < rows ? GEMM(load)(row[t] + kk) : (GEMM(vec)){0};
             }
             GEMM(transpose)(v);
 #pragma GCC unroll 16
@@ -143,19 +162,20 @@ GEMM(pack_cols)(REAL *restrict dst, const int stride, const REAL *restrict src, 
         }
         for (int64_t kk = whole; kk < kc; kk++)
             for (int64_t i = i0; i < i0 + L; i++)
-                dst[kk * stride + i] = i < rows ? src[i * ld + kk] : 0;
+                dst[kk * stride + i] = i < rows ? row[i - i0][kk] : 0;
     }
 }
 
 // C tile (rows x cols, cols <= NR) (+)= A panel (rows x kc, k-major at stride AS) *
-// B panel (kc x NR, k-major). `rows` is a constant wherever this is inlined (GEMM(tile)).
+// B panel (kc x NR, k-major) (+ bias[i] on row i, unless bias is NULL). `rows` is a constant
+// wherever this is inlined (GEMM(tile)).
 static inline __attribute__((always_inline)) void
 GEMM(micro)(const int rows, int64_t kc, const REAL *restrict pa, const REAL *restrict pb,
-            REAL *restrict c, int64_t ldc, int64_t cols, bool add) {
+            const REAL *restrict bias, REAL *restrict c, int64_t ldc, int64_t cols, bool add) {
     enum { L = GEMM(LANES), NR = GEMM(NR), AS = GEMM(AS) };
     GEMM(vec) acc[GEMM_MR][2];
 #pragma GCC unroll 16
-    for (int i = 0; i < rows; i++) acc[i][0] = acc[i][1] = (GEMM(vec)){0};
+    for (int i = 0; i < rows; i++) acc[i][0] = acc[i][1] = (GEMM(vec)){0} + (bias ? bias[i] : 0);
     for (int64_t kk = 0; kk < kc; kk++) {
         const GEMM(vec) b0 = GEMM(load)(pb + kk * NR), b1 = GEMM(load)(pb + kk * NR + L);
 #pragma GCC unroll 16
@@ -190,12 +210,13 @@ GEMM(micro)(const int rows, int64_t kc, const REAL *restrict pa, const REAL *res
 // Kept out of the blocking loops: inlined there, GCC kept the packing's shuffle indices in
 // registers across the micro-kernel and spilled its accumulators.
 static __attribute__((noinline)) void GEMM(tile)(int rows, int64_t kc, const REAL *restrict pa,
-                                                 const REAL *restrict pb, REAL *restrict c,
+                                                 const REAL *restrict pb,
+                                                 const REAL *restrict bias, REAL *restrict c,
                                                  int64_t ldc, int64_t cols, bool add) {
     switch (rows) {
 #define GEMM_ROWS(r)                                                                              \
     case r:                                                                                       \
-        if (r <= GEMM_MR) GEMM(micro)(r <= GEMM_MR ? r : 1, kc, pa, pb, c, ldc, cols, add);       \
+        if (r <= GEMM_MR) GEMM(micro)(r <= GEMM_MR ? r : 1, kc, pa, pb, bias, c, ldc, cols, add); \
         break;
         GEMM_ROWS(1)
         GEMM_ROWS(2)
@@ -216,11 +237,12 @@ static __attribute__((noinline)) void GEMM(tile)(int rows, int64_t kc, const REA
 }
 _Static_assert(GEMM_MR <= 14, "GEMM(tile) has cases for up to 14 rows");
 
-void GEMM_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a_,
-                 int64_t lda, const void *b_, int64_t ldb, bool add, void *c_, int64_t ldc) {
+// The GEMM of gemm.h, B's rows placed as rb says, the bias (or NULL) added in the first slice.
+static inline __attribute__((always_inline)) void
+GEMM(run)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const REAL *a, int64_t lda,
+          const REAL *b, gemm_rows rb, const REAL *bias, bool add, REAL *c, int64_t ldc) {
     enum { MR = GEMM_MR, NR = GEMM(NR), AS = GEMM(AS), KC = GEMM_KC, MC = GEMM_MC };
-    const REAL *a = a_, *b = b_;
-    REAL *c = c_;
+    const gemm_rows ra = {lda, 0, 1};
     REAL pa[GEMM(PANELS) * AS * KC] __attribute__((aligned(64)));
     REAL pb[KC * NR] __attribute__((aligned(64)));
     for (int64_t p0 = 0; p0 < k; p0 += KC) {
@@ -232,22 +254,34 @@ void GEMM_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, co
                 const int64_t rows = mc - ir < MR ? mc - ir : MR, i = i0 + ir;
                 REAL *panel = pa + ir / MR * AS * kc;
                 if (trans_a)
-                    GEMM(pack_rows)(panel, AS, a + p0 * lda + i, lda, rows, kc);
+                    GEMM(pack_rows)(panel, AS, a + p0 * lda + i, ra, p0, rows, kc);
                 else
-                    GEMM(pack_cols)(panel, AS, a + i * lda + p0, lda, rows, kc);
+                    GEMM(pack_cols)(panel, AS, a + i * lda + p0, ra, i, rows, kc);
             }
             for (int64_t j0 = 0; j0 < n; j0 += NR) {
                 const int64_t cols = n - j0 < NR ? n - j0 : NR;
                 if (trans_b)
-                    GEMM(pack_cols)(pb, NR, b + j0 * ldb + p0, ldb, cols, kc);
+                    GEMM(pack_cols)(pb, NR, GEMM(row)(b, rb, 0, j0) + p0, rb, j0, cols, kc);
                 else
-                    GEMM(pack_rows)(pb, NR, b + p0 * ldb + j0, ldb, cols, kc);
+                    GEMM(pack_rows)(pb, NR, GEMM(row)(b, rb, 0, p0) + j0, rb, p0, cols, kc);
                 for (int64_t ir = 0; ir < mc; ir += MR) {
                     const int64_t rows = mc - ir < MR ? mc - ir : MR;
                     GEMM(tile)((int)rows, kc, pa + ir / MR * AS * kc, pb,
-                               c + (i0 + ir) * ldc + j0, ldc, cols, into);
+                               bias && p0 == 0 ? bias + i0 + ir : NULL, c + (i0 + ir) * ldc + j0,
+                               ldc, cols, into);
                 }
             }
         }
     }
+}
+
+void GEMM_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+                 int64_t lda, const void *b, int64_t ldb, bool add, void *c, int64_t ldc) {
+    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, (gemm_rows){ldb, 0, 1}, NULL, add, c, ldc);
+}
+
+void GEMM_ROWS_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
+                      int64_t lda, const void *b, gemm_rows b_rows, const void *bias, bool add,
+                      void *c, int64_t ldc) {
+    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, b_rows, bias, add, c, ldc);
 }

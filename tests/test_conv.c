@@ -706,7 +706,8 @@ static void test_bias_split(void) {
 // (H = 1, 9 taps per row), 3x5 and dilated 3x3 kernels, groups, channel and filter counts that
 // leave partial blocks of the filters (forward) and channels (dx) computed together, in both
 // dtypes, every ISA variant, with 1 and 2 threads (the first and last layers are large enough
-// to split) and both algorithms, against the reference.
+// to split) and both algorithms, against the reference. (Under AVX-512 the conv1d shape runs
+// all three passes as GEMMs on shifted rows instead: test_shift.)
 static void test_flat_wide(void) {
     const conv_geom layers[] = {
         {.n = 16, .c = 24, .h = 1, .w = 59, .f = 21, .kh = 1, .kw = 9, .groups = 1,
@@ -751,6 +752,58 @@ static void test_flat_wide(void) {
         }
     }
     printf("flat with many taps: %d passes checked\n", ran);
+}
+
+// 1-d layers (H = 1, stride 1, more than 128 taps per filter), which under AVX-512 run as GEMMs
+// on shifted rows (core/conv_shift.c) and elsewhere flat or im2col + GEMM: padding on either
+// side only, or wider than the kernel (outputs made of padding alone), dilation, groups, rows
+// that leave partial column panels, batches that do not divide among the threads (so rows are
+// cut into chunks: dw sums them privately), in both dtypes, every ISA variant, 1-3 threads,
+// the full workspace and the least (which cannot hold the shifted rows' regions on every
+// thread), against the reference.
+static void test_shift(void) {
+    const conv_geom layers[] = {
+        {.n = 3, .c = 32, .h = 1, .w = 700, .f = 19, .kh = 1, .kw = 9, .groups = 1,
+         .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 1, .pad_left = 4,
+         .pad_right = 4},
+        {.n = 2, .c = 40, .h = 1, .w = 531, .f = 26, .kh = 1, .kw = 7, .groups = 2,
+         .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 3, .pad_left = 5},
+        {.n = 1, .c = 16, .h = 1, .w = 1030, .f = 33, .kh = 1, .kw = 11, .groups = 1,
+         .stride_h = 1, .stride_w = 1, .dilation_h = 1, .dilation_w = 2, .pad_right = 10},
+        {.n = 2, .c = 24, .h = 1, .w = 40, .f = 8, .kh = 1, .kw = 9, .groups = 1, .stride_h = 1,
+         .stride_w = 1, .dilation_h = 1, .dilation_w = 1, .pad_left = 12, .pad_right = 7},
+    };
+    uint64_t rng = 1717;
+    int ran = 0;
+    for (size_t i = 0; i < sizeof layers / sizeof *layers; i++) {
+        char desc[256];
+        conv_geom_describe(desc, sizeof desc, &layers[i]);
+        CHECK(layers[i].c / layers[i].groups * layers[i].kw > 128, "%s", desc);
+        for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
+            conv_case cc;
+            conv_case_init(&cc, &layers[i], i % 2 == 0, dt, &rng);
+            for (int threads = 1; threads <= 3; threads++)
+                for (conv_isa isa = CONV_ISA_PORTABLE; isa <= conv_isa_best(); isa++)
+                    for (int kind = WS_MIN; kind <= WS_FULL; kind += WS_FULL - WS_MIN) {
+                        size_t bytes, misalign;
+                        workspace_of_kind(&bytes, &misalign, kind, &layers[i], dt, threads);
+                        conv_scratch s;
+                        conv_scratch_init(&s, bytes, misalign, threads);
+                        s.ex.isa = isa;
+                        for (conv_pass p = PASS_FORWARD; p < PASS_BIAS; p++) {
+                            char why[512] = "";
+                            CHECK(conv_case_check(&cc, p, &s.ex, why, sizeof why, NULL),
+                                  "%s %s %s, %d threads, %s loops, workspace %zu: %s", desc,
+                                  dt == CONV_FLOAT32 ? "float32" : "float64",
+                                  conv_pass_name(p), threads, conv_isa_name(isa), bytes, why);
+                            ran++;
+                        }
+                        conv_scratch_free(&s);
+                    }
+            conv_case_free(&cc);
+        }
+    }
+    printf("1-d layers with many taps: %d passes checked\n", ran);
 }
 
 // The ISA variants: names, the start-up choice within what the CPU runs, and a pass refusing a
@@ -832,6 +885,7 @@ int main(int argc, char **argv) {
     test_finite_differences();
     test_flat_wide();
     test_depthwise_wide();
+    test_shift();
     test_sweep();
     test_bias_split();
     return t_finish("test_conv");

@@ -1,8 +1,10 @@
 // convd's own GEMM (core/gemm.h) on every ISA variant this CPU runs, against a naive float64
 // GEMM of the same inputs: hundreds of random shapes (1, and sizes either side of the
 // micro-tile, panel and cache-block edges), every transpose combination, add or not, leading
-// dimensions beyond the minimum (whose gaps must stay untouched), both dtypes. Then calls from
-// several threads at once, each on a stack of GEMM_STACK_BYTES and a little more.
+// dimensions beyond the minimum (whose gaps must stay untouched), both dtypes; the same with B's
+// rows placed by gemm_rows (overlapping, shifted both ways, as a conv layer's column matrix
+// is). Then calls from several threads at once, each on a stack of GEMM_STACK_BYTES and a
+// little more.
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,10 +19,12 @@ typedef struct {
     const char *name;
     conv_isa isa; // the variant runs where conv_isa_best() is at least this
     gemm_fn *f32, *f64;
+    gemm_rows_fn *rows_f32, *rows_f64;
 } gemm_variant;
 
 static const gemm_variant variants[] = {
-    {"avx512", CONV_ISA_AVX512, gemm_avx512_f32, gemm_avx512_f64},
+    {"avx512", CONV_ISA_AVX512, gemm_avx512_f32, gemm_avx512_f64, gemm_avx512_rows_f32,
+     gemm_avx512_rows_f64},
 };
 
 // What a C cell left outside the m x n result (ldc > n) must still hold afterwards.
@@ -29,6 +33,8 @@ static const gemm_variant variants[] = {
 typedef struct {
     bool f64, trans_a, trans_b, add;
     int64_t m, n, k, lda, ldb, ldc;
+    gemm_rows rows; // B's rows when rows.taps > 0 (the gemm_rows_fn), else ldb apart
+    bool bias;      // gemm_rows_fn only: a random bias per row of C
 } gemm_shape;
 
 // A random dimension: mostly small, often just either side of an edge of the AVX-512 blocking
@@ -43,35 +49,57 @@ static int64_t random_dim(uint64_t *rng) {
     }
 }
 
-// Element (i, j) of op(X), X stored with leading dimension ld, transposed or not.
-static double op_at(const void *x, bool f64, bool trans, int64_t ld, int64_t i, int64_t j) {
-    int64_t at = trans ? j * ld + i : i * ld + j;
+// Where stored row r of B starts, in elements from B's base.
+static int64_t row_start(const gemm_shape *s, int64_t r) {
+    if (s->rows.taps == 0) return r * s->ldb;
+    return r / s->rows.taps * s->rows.outer + r % s->rows.taps * s->rows.inner;
+}
+
+// Element (i, j) of op(X), X's stored row r starting at element start(r), transposed or not.
+static double op_at(const void *x, bool f64, bool trans, const gemm_shape *s,
+                    int64_t (*start)(const gemm_shape *, int64_t), int64_t i, int64_t j) {
+    int64_t at = trans ? start(s, j) + i : start(s, i) + j;
     return f64 ? ((const double *)x)[at] : ((const float *)x)[at];
 }
+static int64_t a_row_start(const gemm_shape *s, int64_t r) { return r * s->lda; }
 
 // Runs one GEMM of `fn` and checks every element of C against the float64 sum of the same
 // products, within (k + 2) unit roundoffs of the sum of their magnitudes (the classic bound
 // on a float sum of k products, which a wrong element overshoots by orders of magnitude),
 // and that the gaps between C's rows kept GAP. Returns whether it all held.
-static bool check_shape(gemm_fn *fn, const gemm_shape *s, uint64_t *rng, char *why,
+static bool check_shape(const gemm_variant *var, const gemm_shape *s, uint64_t *rng, char *why,
                         size_t why_len) {
     const size_t elt = s->f64 ? 8 : 4;
     const int64_t a_rows = s->trans_a ? s->k : s->m, b_rows = s->trans_b ? s->n : s->k;
-    void *a = malloc((size_t)(a_rows * s->lda) * elt), *b = malloc((size_t)(b_rows * s->ldb) * elt);
+    // B's extent: from its lowest row start (negative with a negative inner step) to the end
+    // of its furthest row; `b` points at row 0.
+    int64_t b_lo = 0, b_hi = 0;
+    for (int64_t r = 0; r < b_rows; r++) {
+        const int64_t at = row_start(s, r);
+        b_lo = at < b_lo ? at : b_lo;
+        b_hi = at + (s->trans_b ? s->k : s->n) > b_hi ? at + (s->trans_b ? s->k : s->n) : b_hi;
+    }
+    void *a = malloc((size_t)(a_rows * s->lda) * elt), *b_mem = malloc((size_t)(b_hi - b_lo) * elt);
+    void *b = b_mem ? (char *)b_mem - b_lo * (int64_t)elt : NULL;
     void *c = malloc((size_t)(s->m * s->ldc) * elt);
     double *c0 = malloc(sizeof(double) * (size_t)(s->m * s->ldc));
-    if (!a || !b || !c || !c0) {
+    void *bias = malloc((size_t)s->m * elt);
+    if (!a || !b || !c || !c0 || !bias) {
         snprintf(why, why_len, "out of memory");
-        free(a), free(b), free(c), free(c0);
+        free(a), free(b_mem), free(c), free(c0), free(bias);
         return false;
+    }
+    for (int64_t i = 0; i < s->m; i++) {
+        double v = s->bias ? t_rand_uniform(rng, -1, 1) : 0;
+        s->f64 ? (void)(((double *)bias)[i] = v) : (void)(((float *)bias)[i] = (float)v);
     }
     for (int64_t e = 0; e < a_rows * s->lda; e++) {
         double v = t_rand_uniform(rng, -1, 1);
         s->f64 ? (void)(((double *)a)[e] = v) : (void)(((float *)a)[e] = (float)v);
     }
-    for (int64_t e = 0; e < b_rows * s->ldb; e++) {
+    for (int64_t e = 0; e < b_hi - b_lo; e++) {
         double v = t_rand_uniform(rng, -1, 1);
-        s->f64 ? (void)(((double *)b)[e] = v) : (void)(((float *)b)[e] = (float)v);
+        s->f64 ? (void)(((double *)b_mem)[e] = v) : (void)(((float *)b_mem)[e] = (float)v);
     }
     for (int64_t e = 0; e < s->m * s->ldc; e++) {
         // Without `add` the old C is NaN: it must not leak into the result.
@@ -82,7 +110,13 @@ static bool check_shape(gemm_fn *fn, const gemm_shape *s, uint64_t *rng, char *w
             ((float *)c)[e] = (float)v;
         c0[e] = s->f64 ? ((double *)c)[e] : ((float *)c)[e];
     }
-    fn(s->trans_a, s->trans_b, s->m, s->n, s->k, a, s->lda, b, s->ldb, s->add, c, s->ldc);
+    if (s->rows.taps > 0)
+        (s->f64 ? var->rows_f64 : var->rows_f32)(s->trans_a, s->trans_b, s->m, s->n, s->k, a, s->lda,
+                                                 b, s->rows, s->bias ? bias : NULL, s->add, c,
+                                                 s->ldc);
+    else
+        (s->f64 ? var->f64 : var->f32)(s->trans_a, s->trans_b, s->m, s->n, s->k, a, s->lda, b,
+                                       s->ldb, s->add, c, s->ldc);
     const double unit = s->f64 ? 0x1p-53 : 0x1p-24;
     bool ok = true;
     for (int64_t i = 0; i < s->m && ok; i++)
@@ -97,35 +131,41 @@ static bool check_shape(gemm_fn *fn, const gemm_shape *s, uint64_t *rng, char *w
                 }
                 continue;
             }
-            double want = s->add ? c0[e] : 0, mag = fabs(want);
+            const double old = s->add ? c0[e] : 0;
+            const double bi = s->f64 ? ((double *)bias)[i] : ((float *)bias)[i];
+            double want = old + bi, mag = fabs(old) + fabs(bi);
             for (int64_t kk = 0; kk < s->k; kk++) {
-                const double p = op_at(a, s->f64, s->trans_a, s->lda, i, kk) *
-                                 op_at(b, s->f64, s->trans_b, s->ldb, kk, j);
+                const double p = op_at(a, s->f64, s->trans_a, s, a_row_start, i, kk) *
+                                 op_at(b, s->f64, s->trans_b, s, row_start, kk, j);
                 want += p;
                 mag += fabs(p);
             }
-            if (!(fabs(got - want) <= (double)(s->k + 2) * unit * mag)) {
+            if (!(fabs(got - want) <= (double)(s->k + 2 + s->bias) * unit * mag)) {
                 snprintf(why, why_len, "C[%lld][%lld] = %.17g, the float64 sum is %.17g",
                          (long long)i, (long long)j, got, want);
                 ok = false;
             }
         }
-    free(a), free(b), free(c), free(c0);
+    free(a), free(b_mem), free(c), free(c0), free(bias);
     return ok;
 }
 
 static void describe(char *out, size_t len, const gemm_variant *v, const gemm_shape *s) {
     snprintf(out, len, "%s %s m=%lld n=%lld k=%lld trans_a=%d trans_b=%d add=%d lda=%lld ldb=%lld "
-                       "ldc=%lld",
+                       "ldc=%lld rows={%lld,%lld,%lld}",
              v->name, s->f64 ? "f64" : "f32", (long long)s->m, (long long)s->n, (long long)s->k,
              s->trans_a, s->trans_b, s->add, (long long)s->lda, (long long)s->ldb,
-             (long long)s->ldc);
+             (long long)s->ldc, (long long)s->rows.outer, (long long)s->rows.inner,
+             (long long)s->rows.taps);
 }
 
 enum { RANDOM_SHAPES = 600 };
 
-static void test_random_shapes(const gemm_variant *v) {
-    uint64_t rng = 0x6E33ull;
+// With `rows`, B's rows are placed by a random gemm_rows: 1-9 taps, a step of -3..3 between
+// taps (overlapping rows), groups of taps a row's length or a few elements more apart; half of
+// them with a bias.
+static void test_random_shapes(const gemm_variant *v, bool rows) {
+    uint64_t rng = rows ? 0x7A95ull : 0x6E33ull;
     int failures = 0, combos[2][2][2][2] = {{{{0}}}};
     for (int t = 0; t < RANDOM_SHAPES; t++) {
         gemm_shape s = {.f64 = t % 2, .trans_a = t / 2 % 2, .trans_b = t / 4 % 2,
@@ -137,15 +177,21 @@ static void test_random_shapes(const gemm_variant *v) {
         s.lda = (s.trans_a ? s.m : s.k) + (t_rand_int(&rng, 0, 1) ? t_rand_int(&rng, 1, 5) : 0);
         s.ldb = (s.trans_b ? s.k : s.n) + (t_rand_int(&rng, 0, 1) ? t_rand_int(&rng, 1, 5) : 0);
         s.ldc = s.n + (t_rand_int(&rng, 0, 1) ? t_rand_int(&rng, 1, 5) : 0);
+        if (rows)
+            s.rows = (gemm_rows){.outer = s.ldb + t_rand_int(&rng, 0, 12),
+                                 .inner = t_rand_int(&rng, -3, 3),
+                                 .taps = t_rand_int(&rng, 1, 9)};
+        s.bias = rows && t_rand_int(&rng, 0, 1);
         char why[256], desc[256];
-        bool ok = check_shape(s.f64 ? v->f64 : v->f32, &s, &rng, why, sizeof why);
+        bool ok = check_shape(v, &s, &rng, why, sizeof why);
         combos[s.f64][s.trans_a][s.trans_b][s.add]++;
         if (!ok && failures++ < 10) {
             describe(desc, sizeof desc, v, &s);
             CHECK(false, "%s: %s", desc, why);
         }
     }
-    CHECK(failures == 0, "%s: %d of %d random shapes wrong", v->name, failures, RANDOM_SHAPES);
+    CHECK(failures == 0, "%s%s: %d of %d random shapes wrong", v->name, rows ? " (rows)" : "",
+          failures, RANDOM_SHAPES);
     int least = RANDOM_SHAPES;
     for (int i = 0; i < 16; i++) {
         int n = combos[i / 8][i / 4 % 2][i / 2 % 2][i % 2];
@@ -153,25 +199,32 @@ static void test_random_shapes(const gemm_variant *v) {
     }
     CHECK(least >= RANDOM_SHAPES / 20, "%s: a dtype/transpose/add combination ran only %d times",
           v->name, least);
-    printf("%s: %d random shapes, each dtype x transpose x add combination at least %d times\n",
-           v->name, RANDOM_SHAPES, least);
+    printf("%s%s: %d random shapes, each dtype x transpose x add combination at least %d times\n",
+           v->name, rows ? " (B by gemm_rows)" : "", RANDOM_SHAPES, least);
 }
 
 // The GEMMs of layer (b) of the bench, one image (forward, backward data, backward weights as
-// core/conv_gemm.c calls them), and a k that spans several slices: sizes past every block.
+// core/conv_gemm.c calls them), a k that spans several slices (sizes past every block), and
+// layer (m)'s GEMMs on shifted rows.
 static void test_layer_shapes(const gemm_variant *v) {
     const gemm_shape shapes[] = {
-        {false, false, false, true, 64, 3136, 576, 576, 3136, 3136},
-        {false, true, false, false, 576, 3136, 64, 576, 3136, 3136},
-        {false, false, true, true, 64, 576, 3136, 3136, 3136, 576},
-        {true, false, true, false, 150, 70, 1000, 1000, 1000, 70},
-        {true, true, false, true, 300, 45, 333, 300, 45, 45},
+        {false, false, false, true, 64, 3136, 576, 576, 3136, 3136, {0}, false},
+        {false, true, false, false, 576, 3136, 64, 576, 3136, 3136, {0}, false},
+        {false, false, true, true, 64, 576, 3136, 3136, 3136, 576, {0}, false},
+        {true, false, true, false, 150, 70, 1000, 1000, 1000, 70, {0}, false},
+        {true, true, false, true, 300, 45, 333, 300, 45, 45, {0}, false},
+        // conv1d (m), one image, as core/conv_shift.c calls it: forward, dx, dw
+        {false, false, false, false, 64, 4096, 576, 576, 0, 4096, {4104, 1, 9}, true},
+        {false, true, false, false, 64, 4096, 576, 64, 0, 4096, {4112, -1, 9}, false},
+        {true, false, true, true, 64, 576, 4096, 4096, 0, 576, {4104, 1, 9}, false},
+        // pointwise (e) forward with its bias, as core/conv_gemm.c calls it
+        {false, false, false, false, 256, 3136, 64, 64, 0, 3136, {3136, 0, 1}, true},
     };
     uint64_t rng = 0xB16ull;
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
         char why[256], desc[256];
         describe(desc, sizeof desc, v, &shapes[i]);
-        bool ok = check_shape(shapes[i].f64 ? v->f64 : v->f32, &shapes[i], &rng, why, sizeof why);
+        bool ok = check_shape(v, &shapes[i], &rng, why, sizeof why);
         CHECK(ok, "%s: %s", desc, why);
     }
 }
@@ -196,8 +249,7 @@ static void *stack_worker(void *arg) {
         s.lda = s.trans_a ? s.m : s.k;
         s.ldb = s.trans_b ? s.k : s.n;
         s.ldc = s.n;
-        job->ok = check_shape(s.f64 ? job->v->f64 : job->v->f32, &s, &rng, job->why,
-                              sizeof job->why);
+        job->ok = check_shape(job->v, &s, &rng, job->why, sizeof job->why);
     }
     return NULL;
 }
@@ -231,7 +283,8 @@ int main(void) {
             printf("%s: this CPU does not run it, not tested\n", variants[i].name);
             continue;
         }
-        test_random_shapes(&variants[i]);
+        test_random_shapes(&variants[i], false);
+        test_random_shapes(&variants[i], true);
         test_layer_shapes(&variants[i]);
         test_threads(&variants[i]);
         ran++;

@@ -26,9 +26,12 @@
 
 // Tiles per batch (the GEMMs' N), and the bytes of one region's V and M that the plane chunk
 // may fill: V is read a few planes at a time (the taps of one output plane), so it need not
-// fit a cache; a larger chunk transforms fewer planes twice.
-#define W3_TILES 128
-#define W3_BATCH_BYTES ((size_t)4 << 20)
+// fit a cache; a larger chunk transforms fewer planes twice. Row (n) of the bench (32
+// channels, 3 taps), process CPU time on one thread: T = 128 and 4 MB (a chunk of 8 planes)
+// ran each pass in 27-30 ms, T = 512 and 8 MB (chunks of 4) in 23-25, T = 784 or more in
+// 30-33 (not analysed; 784 tiles of V per plane and channel block are 1.5 MB, past the L2).
+#define W3_TILES 512
+#define W3_BATCH_BYTES ((size_t)8 << 20)
 
 bool conv3d_winograd_applies(const conv3d_geom *g) {
     return g->kh == 3 && g->kw == 3 && g->stride[1] == 1 && g->stride[2] == 1 &&

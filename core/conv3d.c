@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/conv3d_winograd.h"
+#include "core/conv3d_internal.h"
 #include "core/conv_internal.h"
 
 int64_t conv3d_out_d(const conv3d_geom *g) {
@@ -116,7 +116,7 @@ size_t conv3d_workspace_size(const conv3d_geom *g, conv_dtype dt, int threads, s
     return size;
 }
 
-// Whether the pass runs on the planes (conv3d_winograd.h): where the stacked layer would run
+// Whether the pass runs on the planes (conv3d_winograd.c): where the stacked layer would run
 // Winograd, by the caller's algorithm or by auto's choice for it. The workspace is not asked:
 // the plane passes need less than the stack. Fails as conv3d_geom_check and
 // conv_pick_algorithm do (winograd asked where it does not apply).

@@ -17,7 +17,7 @@
 // by its neighbour), then per output plane runs the GEMMs and the output transform.
 // Scratch: [U or worker 0's dw sum, 16*F*kd*C/G | one region per worker], a region being
 // [dw sum (backward weights, workers 1..) | V, 16*span*ig*T | M or Z, 16*og*T | rows].
-#include "core/conv3d_winograd.h"
+#include "core/conv3d_internal.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "core/conv3d.h"
-#include "core/conv3d_winograd.h"
+#include "core/conv3d_internal.h"
 #include "core/conv_pad.h"
 #include "core/conv_transpose.h"
 #include "server/blas_boot.h"

@@ -1,14 +1,17 @@
-// conv3d_winograd: the conv3d layers whose planes take Winograd F(2x2,3x3) (3x3 in h and w,
+// conv3d_internal: what conv3d.c shares with conv3d_winograd.c, behind conv3d.h. Private to
+// core/ (and white-box tests).
+//
+// conv3d_winograd.c: the conv3d layers whose planes take Winograd F(2x2,3x3) (3x3 in h and w,
 // stride 1, dilation 1; any depth kernel, stride, dilation, padding and groups), computed on
-// the planes of x, dy and y themselves rather than on conv3d.h's stacked copy. Private to
-// core/: conv3d.c runs it where the stacked 2-D layer would run Winograd.
+// the planes of x, dy and y themselves rather than on conv3d.h's stacked copy. conv3d.c runs
+// it where the stacked 2-D layer would run Winograd.
 //
 // Conventions as in conv3d.h (the caller checked g with conv3d_geom_check; outputs first,
 // caller-owned scratch, nothing allocated). Each pass fails with CONV_EWORKSPACE when the
 // workspace is below conv3d_winograd_workspace_min, or CONV_EINVAL when this CPU cannot run
 // ex->isa.
-#ifndef CONV3D_WINOGRAD_H
-#define CONV3D_WINOGRAD_H
+#ifndef CONV3D_INTERNAL_H
+#define CONV3D_INTERNAL_H
 
 #include <stdbool.h>
 

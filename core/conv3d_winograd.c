@@ -29,7 +29,7 @@
 // fit a cache; a larger chunk transforms fewer planes twice. Row (n) of the bench (32
 // channels, 3 taps), process CPU time on one thread: T = 128 and 4 MB (a chunk of 8 planes)
 // ran each pass in 27-30 ms, T = 512 and 8 MB (chunks of 4) in 23-25, T = 784 or more in
-// 30-33 (not analysed; 784 tiles of V per plane and channel block are 1.5 MB, past the L2).
+// 30-33 (not analysed).
 #define W3_TILES 512
 #define W3_BATCH_BYTES ((size_t)8 << 20)
 
@@ -69,17 +69,36 @@ static void w3_setup(w3_plan *p, const conv3d_geom *g, w3_pass pass) {
     const int64_t cg = g->c / g->groups, fg = g->f / g->groups, d_out = conv3d_out_d(g);
     const int64_t ho = conv_out_size(g->h, 3, 1, 1, g->padding[2], g->padding[3]);
     const int64_t wo = conv_out_size(g->w, 3, 1, 1, g->padding[4], g->padding[5]);
-    if (pass == W3_DATA) {
-        *p = (w3_plan){.pass = pass, .n = g->n, .groups = g->groups, .kd = g->kd, .ig = fg, .og = cg,
-                       .di = d_out, .hi = ho, .wi = wo, .dout = g->d, .ho = g->h, .wo = g->w,
-                       .off_h = g->padding[2] - 2, .off_w = g->padding[4] - 2, .o_step = 1,
-                       .j_step = g->dilation[0],
-                       .base = g->padding[0] - (g->kd - 1) * g->dilation[0], .q = g->stride[0]};
-    } else {
-        *p = (w3_plan){.pass = pass, .n = g->n, .groups = g->groups, .kd = g->kd, .ig = cg, .og = fg,
-                       .di = g->d, .hi = g->h, .wi = g->w, .dout = d_out, .ho = ho, .wo = wo,
-                       .off_h = -g->padding[2], .off_w = -g->padding[4], .o_step = g->stride[0],
-                       .j_step = g->dilation[0], .base = -g->padding[0], .q = 1};
+    *p = (w3_plan){.pass = pass, .n = g->n, .groups = g->groups, .kd = g->kd,
+                   .j_step = g->dilation[0]};
+    if (pass == W3_DATA) { // dy's planes -> dx's
+        p->ig = fg;
+        p->og = cg;
+        p->di = d_out;
+        p->hi = ho;
+        p->wi = wo;
+        p->dout = g->d;
+        p->ho = g->h;
+        p->wo = g->w;
+        p->off_h = g->padding[2] - 2;
+        p->off_w = g->padding[4] - 2;
+        p->o_step = 1;
+        p->base = g->padding[0] - (g->kd - 1) * g->dilation[0];
+        p->q = g->stride[0];
+    } else { // x's planes -> y's (or dy's, for dw)
+        p->ig = cg;
+        p->og = fg;
+        p->di = g->d;
+        p->hi = g->h;
+        p->wi = g->w;
+        p->dout = d_out;
+        p->ho = ho;
+        p->wo = wo;
+        p->off_h = -g->padding[2];
+        p->off_w = -g->padding[4];
+        p->o_step = g->stride[0];
+        p->base = -g->padding[0];
+        p->q = 1;
     }
     p->tiles_w = tiles_of(p->wo);
     p->tiles = tiles_of(p->ho) * p->tiles_w;
@@ -151,7 +170,8 @@ size_t conv3d_winograd_workspace_min(const conv3d_geom *g, conv_dtype dt) {
         w3_plan p;
         w3_setup(&p, g, pass);
         const size_t elt = conv_dtype_size(dt);
-        const size_t need = kernels_bytes(&p, elt) + dw_sum_bytes(&p, elt) + data_bytes(&p, elt, 1, 1);
+        const size_t need =
+            kernels_bytes(&p, elt) + dw_sum_bytes(&p, elt) + data_bytes(&p, elt, 1, 1);
         if (need > most) most = need;
     }
     return most;

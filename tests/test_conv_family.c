@@ -523,8 +523,9 @@ static void test_conv3d_planes(void) {
         const int threads = (int)t_rand_int(&rng, 1, 3), room = (int)t_rand_int(&rng, 0, 2);
         for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
             const size_t least = conv3d_winograd_workspace_min(&g, dt);
+            const size_t more = (size_t)t_rand_int(&rng, 1, 8 * (int64_t)least);
             const size_t bytes = room == 0   ? least
-                                 : room == 1 ? least + (size_t)t_rand_int(&rng, 1, 8 * (int64_t)least)
+                                 : room == 1 ? least + more
                                              : conv3d_workspace_size(&g, dt, threads, 1 << 20);
             void *in[4] = {in_dtype(tc.x, tc.count[PASS_DATA], dt),
                            in_dtype(tc.w, tc.count[PASS_WEIGHTS], dt),

@@ -375,18 +375,18 @@ conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, conv_algorith
 // them), flat where conv_flat_wanted for the pass and the workspace holds it, im2col + GEMM
 // otherwise.
 
-static conv_status start_run(conv_run *r, const conv_geom *g, conv_dtype dt,
-                             const conv_exec *ex, conv_error *err) {
+conv_status conv_start_run(conv_run *r, const conv_geom *g, conv_dtype dt,
+                           const conv_exec *ex, conv_error *err) {
     conv_status st = conv_geom_check(g, dt, err);
     if (st != CONV_OK) return st;
     *r = (conv_run){.g = g, .dt = dt, .elt = conv_dtype_size(dt), .ex = ex};
     return pick_kernels(r, ex, dt, err);
 }
 
-// Like start_run, and *winograd tells whether the pass runs Winograd.
+// Like conv_start_run, and *winograd tells whether the pass runs Winograd.
 static conv_status start_pass(conv_run *r, bool *winograd, const conv_geom *g, conv_dtype dt,
                               const conv_exec *ex, conv_error *err) {
-    conv_status st = start_run(r, g, dt, ex, err);
+    conv_status st = conv_start_run(r, g, dt, ex, err);
     if (st != CONV_OK) return st;
     conv_algorithm algo;
     st = conv_pick_algorithm(g, dt, ex->algorithm, ex->workspace ? ex->workspace_bytes : 0,
@@ -452,7 +452,7 @@ conv_status conv2d_backward_bias(void *db, const void *dy, const conv_geom *g, c
                                  const conv_exec *ex, conv_error *err) {
     static const conv_exec one_thread = {.threads = 1};
     conv_run r;
-    conv_status st = start_run(&r, g, dt, ex ? ex : &one_thread, err);
+    conv_status st = conv_start_run(&r, g, dt, ex ? ex : &one_thread, err);
     if (st != CONV_OK) return st;
     r.out = db, r.dy = dy;
     conv_rows_backward_bias(&r);

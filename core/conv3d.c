@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/conv3d_internal.h"
 #include "core/conv_internal.h"
 
 int64_t conv3d_out_d(const conv3d_geom *g) {
@@ -107,7 +108,29 @@ size_t conv3d_workspace_size(const conv3d_geom *g, conv_dtype dt, int threads, s
     conv_geom g2;
     conv3d_plane_geom(&g2, g);
     stack_sizes s = stacks(g, dt);
-    return s.xs + s.ws + s.ys + conv_workspace_size(&g2, dt, threads, cap);
+    size_t size = s.xs + s.ws + s.ys + conv_workspace_size(&g2, dt, threads, cap);
+    if (conv3d_winograd_applies(g)) {
+        size_t wino = conv3d_winograd_workspace(g, dt, threads);
+        if (wino > size) size = wino;
+    }
+    return size;
+}
+
+// Whether the pass runs on the planes (conv3d_winograd.c): where the stacked layer would run
+// Winograd, by the caller's algorithm or by auto's choice for it. The workspace is not asked:
+// the plane passes need less than the stack. Fails as conv3d_geom_check and
+// conv_pick_algorithm do (winograd asked where it does not apply).
+static conv_status on_planes(bool *yes, const conv3d_geom *g, conv_dtype dt,
+                             const conv_exec *ex, conv_error *err) {
+    *yes = false;
+    conv_status st = conv3d_geom_check(g, dt, err);
+    if (st != CONV_OK || !ex) return st; // without an exec, carve() reports the workspace
+    conv_geom g2;
+    conv3d_plane_geom(&g2, g);
+    conv_algorithm algo;
+    st = conv_pick_algorithm(&g2, dt, ex->algorithm, SIZE_MAX, &algo, err);
+    *yes = st == CONV_OK && algo == CONV_ALGO_WINOGRAD;
+    return st;
 }
 
 // The workspace split: the stacks first (64-byte aligned when the workspace is), the 2-D
@@ -284,8 +307,12 @@ static void restack_y(char *ys, char *y, const conv3d_geom *g, conv_dtype dt, bo
 conv_status conv3d_forward(void *y, const void *x, const void *w, const void *b,
                            const conv3d_geom *g, conv_dtype dt, const conv_exec *ex,
                            conv_error *err) {
+    bool planes;
+    conv_status st = on_planes(&planes, g, dt, ex, err);
+    if (st != CONV_OK) return st;
+    if (planes) return conv3d_winograd_forward(y, x, w, b, g, dt, ex, err);
     stack_space sp;
-    conv_status st = carve(&sp, g, dt, ex, err);
+    st = carve(&sp, g, dt, ex, err);
     if (st != CONV_OK) return st;
     size_t elt = conv_dtype_size(dt);
     stack_x(sp.xs, x, g, dt, ex->threads);
@@ -297,8 +324,12 @@ conv_status conv3d_forward(void *y, const void *x, const void *w, const void *b,
 
 conv_status conv3d_backward_data(void *dx, const void *dy, const void *w, const conv3d_geom *g,
                                  conv_dtype dt, const conv_exec *ex, conv_error *err) {
+    bool planes;
+    conv_status st = on_planes(&planes, g, dt, ex, err);
+    if (st != CONV_OK) return st;
+    if (planes) return conv3d_winograd_backward_data(dx, dy, w, g, dt, ex, err);
     stack_space sp;
-    conv_status st = carve(&sp, g, dt, ex, err);
+    st = carve(&sp, g, dt, ex, err);
     if (st != CONV_OK) return st;
     size_t elt = conv_dtype_size(dt);
     restack_y(sp.ys, (char *)dy, g, dt, true, ex->threads); // reads dy only
@@ -311,8 +342,12 @@ conv_status conv3d_backward_data(void *dx, const void *dy, const void *w, const 
 conv_status conv3d_backward_weights(void *dw, const void *dy, const void *x,
                                     const conv3d_geom *g, conv_dtype dt, const conv_exec *ex,
                                     conv_error *err) {
+    bool planes;
+    conv_status st = on_planes(&planes, g, dt, ex, err);
+    if (st != CONV_OK) return st;
+    if (planes) return conv3d_winograd_backward_weights(dw, dy, x, g, dt, ex, err);
     stack_space sp;
-    conv_status st = carve(&sp, g, dt, ex, err);
+    st = carve(&sp, g, dt, ex, err);
     if (st != CONV_OK) return st;
     size_t elt = conv_dtype_size(dt);
     restack_y(sp.ys, (char *)dy, g, dt, true, ex->threads);

@@ -7,6 +7,9 @@
 //   Ys (N*Do, F, Ho, Wo)    [n*Do + od, f]        = y[n, f, od]
 // and Ys = conv2d(Xs, Ws) (the group-major order of the stack keeps `groups` a plain 2-D
 // grouping). Backward runs conv2d's backward passes on the same stack and folds it back.
+// Where that stacked layer would run Winograd (the caller's algorithm, or auto's choice for
+// it), the passes run core/conv3d_winograd.c instead: the same sum over depth taps on the
+// planes of x, dy and y themselves, with no stack.
 //
 // Layout NCDHW, row-major, contiguous; conventions as in conv.h (outputs first, caller-owned
 // scratch, nothing allocated, no shared state). The stacked tensors live in the workspace, in
@@ -38,7 +41,8 @@ void conv3d_plane_geom(conv_geom *g2, const conv3d_geom *g);
 conv_status conv3d_geom_check(const conv3d_geom *g, conv_dtype dt, conv_error *err);
 
 // Scratch for every pass of g with `threads` threads: the stacked tensors plus the 2-D passes'
-// scratch (capped at `cap` as in conv_workspace_size; the stack itself is not capped).
+// scratch (capped at `cap` as in conv_workspace_size; the stack itself is not capped), or the
+// plane passes' scratch where they apply and need more.
 size_t conv3d_workspace_size(const conv3d_geom *g, conv_dtype dt, int threads, size_t cap);
 
 // x (N,C,D,H,W), w (F,C/G,kd,kh,kw), b (F) or NULL -> y (N,F,Do,Ho,Wo)

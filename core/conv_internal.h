@@ -147,6 +147,12 @@ typedef struct conv_run {
     int64_t col_pixels;   // conv_gemm.c: pixels per column chunk
 } conv_run;
 
+// *r for one pass of g (checked) with ex's ISA and dtype's kernels, the rest zero; fails when
+// the geometry is invalid or this CPU cannot run ex->isa. conv.c's passes start with it, and
+// so does conv3d_winograd.c (on the stacked layer of conv3d.h).
+conv_status conv_start_run(conv_run *r, const conv_geom *g, conv_dtype dt, const conv_exec *ex,
+                           conv_error *err);
+
 // C (m x n) = op(A) (m x k) * op(B) (k x n), or C += that with `add`: row-major, in the pass's
 // dtype, op being the transpose where asked (A stored k x m, B stored n x k), on the calling
 // thread alone. convd's own GEMM (core/gemm.h) where the pass's ISA has one (AVX-512: OpenBLAS

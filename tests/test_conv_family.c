@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/conv3d.h"
+#include "core/conv3d_internal.h"
 #include "core/conv_pad.h"
 #include "core/conv_transpose.h"
 #include "server/blas_boot.h"
@@ -21,6 +22,7 @@
 #include "tests/testlib.h"
 
 enum { SWEEP_CONFIGS = 2000 }; // per kind of layer
+enum { PLANE_CONFIGS = 300 };  // test_conv3d_planes, each in both dtypes and every ISA
 
 // A random transposed layer with an output of at least one pixel and output_padding smaller
 // than the stride (what convd runs).
@@ -241,6 +243,37 @@ static void random_g3(conv3d_geom *g, bool *bias, uint64_t *rng) {
     *bias = t_rand_int(rng, 0, 1);
 }
 
+// Every pass of the case in dt with ex (inputs in dt), each within conv_tolerance() times the
+// pass over |inputs|; returns how many passes were off, *worst growing to the largest ratio.
+// With tile_scale every element is judged by its pass's largest scale: Winograd mixes the
+// elements of a tile, so one that meets only padding (0 exactly in the reference) carries a
+// few ulps of its neighbours' size, as in tests/harness/conv_harness.h.
+static int passes_off(const tcase *tc, void *const in[4], conv_dtype dt, const conv_exec *ex,
+                      bool tile_scale, const char *label, double *worst) {
+    int failed = 0;
+    for (conv_pass p = 0; p < PASS_COUNT; p++) {
+        void *out = conv_xmalloc((size_t)tc->count[p] * conv_dtype_size(dt));
+        conv_status st = run_fast(tc, p, out, in, dt, ex, NULL);
+        int bad = st != CONV_OK;
+        double largest = 0;
+        for (int64_t k = 0; tile_scale && k < tc->count[p]; k++)
+            if (tc->scale[p][k] > largest) largest = tc->scale[p][k];
+        for (int64_t k = 0; !bad && k < tc->count[p]; k++) {
+            double diff = fabs(at(out, k, dt) - tc->ref[p][k]);
+            double scale = tile_scale ? largest : tc->scale[p][k];
+            if (!(diff <= conv_tolerance(dt) * scale)) bad = 1;
+            else if (scale > 0 && diff / scale > *worst) *worst = diff / scale;
+        }
+        if (bad)
+            CHECK(false, "%s %s %s (isa %s, %d threads, %zu bytes): status %d, off the reference",
+                  label, dt == CONV_FLOAT64 ? "float64" : "float32", conv_pass_name(p),
+                  conv_isa_name(ex->isa), ex->threads, ex->workspace_bytes, st);
+        failed += bad;
+        free(out);
+    }
+    return failed;
+}
+
 // Every pass of the case in both dtypes, 1 or 2 threads, within conv_tolerance() times the pass
 // over |inputs|; returns how many passes were off, keeping the worst ratio per dtype.
 static int sweep_case(const tcase *tc, double worst[2], uint64_t *rng) {
@@ -254,21 +287,7 @@ static int sweep_case(const tcase *tc, double worst[2], uint64_t *rng) {
                        in_dtype(tc->w, tc->count[PASS_WEIGHTS], dt),
                        in_dtype(tc->b, tc->count[PASS_BIAS], dt),
                        in_dtype(tc->dy, tc->count[PASS_FORWARD], dt)};
-        for (conv_pass p = 0; p < PASS_COUNT; p++) {
-            void *out = conv_xmalloc((size_t)tc->count[p] * conv_dtype_size(dt));
-            conv_status st = run_fast(tc, p, out, in, dt, &s.ex, NULL);
-            int bad = st != CONV_OK;
-            for (int64_t k = 0; !bad && k < tc->count[p]; k++) {
-                double diff = fabs(at(out, k, dt) - tc->ref[p][k]), scale = tc->scale[p][k];
-                if (!(diff <= conv_tolerance(dt) * scale)) bad = 1;
-                else if (scale > 0 && diff / scale > worst[dt]) worst[dt] = diff / scale;
-            }
-            if (bad)
-                CHECK(false, "%s %s %s: status %d, off the reference", label,
-                      dt == CONV_FLOAT64 ? "float64" : "float32", conv_pass_name(p), st);
-            failed += bad;
-            free(out);
-        }
+        failed += passes_off(tc, in, dt, &s.ex, false, label, &worst[dt]);
         for (int k = 0; k < 4; k++) free(in[k]);
         conv_scratch_free(&s);
     }
@@ -471,6 +490,65 @@ static void test_conv3d_exec(void) {
     }
 }
 
+// conv3d_winograd.c's plane passes (3x3 planes, forced with algorithm winograd) on layers
+// that reach each of its branches: depth kernels of 1-3 taps with stride 1-3 and dilation 1-2
+// (consecutive taps merged into one GEMM, or run one by one; dx planes that a stride skips),
+// depth paddings up to past the kernel (output planes reading only zeros: the bias), groups,
+// both dtypes, 1-3 threads, every ISA this CPU runs, and workspaces from the least (one tile
+// and one plane per item) up, so that batches cut across images and neighbouring chunks
+// transform their shared planes each.
+static void test_conv3d_planes(void) {
+    uint64_t rng = 317;
+    double worst[2] = {0, 0};
+    int failed = 0;
+    for (int i = 0; i < PLANE_CONFIGS && failed < 10; i++) {
+        conv3d_geom g;
+        do {
+            g = (conv3d_geom){.n = t_rand_int(&rng, 1, 3), .groups = t_rand_int(&rng, 1, 2),
+                              .kh = 3, .kw = 3, .stride = {1, 1, 1}, .dilation = {1, 1, 1}};
+            g.c = g.groups * t_rand_int(&rng, 1, 4);
+            g.f = g.groups * t_rand_int(&rng, 1, 4);
+            g.d = t_rand_int(&rng, 1, 7);
+            g.h = t_rand_int(&rng, 1, 7);
+            g.w = t_rand_int(&rng, 1, 7);
+            g.kd = t_rand_int(&rng, 1, 3);
+            g.stride[0] = t_rand_int(&rng, 1, 3);
+            g.dilation[0] = t_rand_int(&rng, 1, 2);
+            for (int k = 0; k < 6; k++) g.padding[k] = t_rand_int(&rng, 0, k < 2 ? 3 : 2);
+        } while (ref3_out(&g, 0) < 1 || ref3_out(&g, 1) < 1 || ref3_out(&g, 2) < 1);
+        tcase tc;
+        tcase_init(&tc, KIND_3D, NULL, &g, t_rand_int(&rng, 0, 1), &rng);
+        char label[400];
+        describe(label, sizeof label, &tc);
+        const int threads = (int)t_rand_int(&rng, 1, 3), room = (int)t_rand_int(&rng, 0, 2);
+        for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
+            const size_t least = conv3d_winograd_workspace_min(&g, dt);
+            const size_t more = (size_t)t_rand_int(&rng, 1, 8 * (int64_t)least);
+            const size_t bytes = room == 0   ? least
+                                 : room == 1 ? least + more
+                                             : conv3d_workspace_size(&g, dt, threads, 1 << 20);
+            void *in[4] = {in_dtype(tc.x, tc.count[PASS_DATA], dt),
+                           in_dtype(tc.w, tc.count[PASS_WEIGHTS], dt),
+                           in_dtype(tc.b, tc.count[PASS_BIAS], dt),
+                           in_dtype(tc.dy, tc.count[PASS_FORWARD], dt)};
+            for (conv_isa isa = CONV_ISA_PORTABLE; isa <= conv_isa_best(); isa++) {
+                conv_scratch s;
+                conv_scratch_init(&s, bytes, 0, threads);
+                s.ex.algorithm = CONV_ALGO_WINOGRAD;
+                s.ex.isa = isa;
+                failed += passes_off(&tc, in, dt, &s.ex, true, label, &worst[dt]);
+                conv_scratch_free(&s);
+            }
+            for (int k = 0; k < 4; k++) free(in[k]);
+        }
+        tcase_free(&tc);
+    }
+    CHECK(failed == 0, "conv3d planes: %d passes off the reference", failed);
+    printf("conv3d planes: %d configs x 4 passes x 2 dtypes x each ISA, worst |fast-ref|/scale "
+           "float32 %.3g, float64 %.3g\n",
+           PLANE_CONFIGS, worst[CONV_FLOAT32], worst[CONV_FLOAT64]);
+}
+
 // numpy.pad's index rules, one axis: position p of the padded axis reads x at the index
 // returned (reflect mirrors without repeating the edge, "symmetric" would repeat it).
 static int64_t numpy_source(int64_t p, int64_t n, int64_t lo, conv_pad_mode mode) {
@@ -546,6 +624,7 @@ int main(int argc, char **argv) {
     test_padding_modes();
     test_hand_case();
     test_conv3d_exec();
+    test_conv3d_planes();
     test_finite_differences();
     test_sweep();
     return t_finish("test_conv_family");

@@ -126,7 +126,7 @@ static size_t kernels_bytes(const w3_plan *p, size_t elt) {
 static size_t data_bytes(const w3_plan *p, size_t elt, int64_t t, int64_t chunk) {
     return conv_align_up((size_t)(16 * span_of(p, chunk) * p->ig * t) * elt) +
            conv_align_up((size_t)(16 * p->og * t) * elt) +
-           conv_align_up((size_t)CONV_WINO_ROWS(t) * elt);
+           conv_align_up((size_t)CONV_WINO_ROWS(t) * elt) + CONV_WINO_STRIDE_SLACK;
 }
 static size_t dw_sum_bytes(const w3_plan *p, size_t elt) {
     return p->pass == W3_WEIGHTS ? kernels_bytes(p, elt) : 0;
@@ -326,9 +326,11 @@ static void correlate_worker(void *arg, int worker) {
         int64_t grp, first, o0, o1, lo, hi;
         const int64_t size = item_of(p, item, &grp, &first, &o0, &o1);
         planes_read(p, o0, o1, &lo, &hi);
-        const int64_t v_e = (hi >= lo ? hi - lo + 1 : 0) * ig * size;
-        char *m = conv_at(v, 16 * p->span * ig * size, elt);
-        char *rows = conv_at(m, 16 * og * size, elt);
+        // the 16 matrices of V and M a few cache lines apart (conv_wino_e_stride)
+        const int64_t v_e = conv_wino_e_stride(hi >= lo ? hi - lo + 1 : 0, ig * size, elt);
+        const int64_t m_e = conv_wino_e_stride(og, size, elt);
+        char *m = conv_at(v, 16 * conv_wino_e_stride(p->span, ig * size, elt), elt);
+        char *rows = conv_at(m, 16 * m_e, elt);
         transform_planes(p, v, v_e, rows, grp, first, size, o0, o1, lo, hi);
         const char *u = conv_at(p->u, grp * 16 * og * kd * ig, elt);
         for (int64_t o = o0; o < o1; o++) {
@@ -338,8 +340,8 @@ static void correlate_worker(void *arg, int worker) {
                     conv_gemm_call(r, false, false, og, size, run * ig,
                                    conv_at(u, (e * og * kd + j) * ig, elt), kd * ig,
                                    conv_at(v, e * v_e + (i - lo) * ig * size, elt), size, any,
-                                   conv_at(m, e * og * size, elt), size);
-            if (!any) r->k->fill(m, 16 * og * size, 0); // every tap in the padding: the bias
+                                   conv_at(m, e * m_e, elt), size);
+            if (!any) r->k->fill(m, 16 * m_e, 0); // every tap in the padding: the bias
             for (int64_t at = 0, n, t0, count; at < size; at += count) {
                 segment(p, first, at, size, &n, &t0, &count);
                 for (int64_t oc = 0; oc < og; oc++) {
@@ -347,7 +349,7 @@ static void correlate_worker(void *arg, int worker) {
                     const int64_t plane = ((n * p->groups + grp) * og + oc) * p->dout + o;
                     r->k->wino_output(conv_at(p->out, plane * p->ho * p->wo, elt), p->ho, p->wo,
                                       p->tiles_w, t0, count, conv_at(m, oc * size + at, elt),
-                                      og * size, bias, rows);
+                                      m_e, bias, rows);
                 }
             }
         }
@@ -408,9 +410,10 @@ static void weights_worker(void *arg, int worker) {
         const int64_t size = item_of(p, item, &grp, &first, &o0, &o1);
         planes_read(p, o0, o1, &lo, &hi);
         if (hi < lo) continue; // every tap in the padding: nothing to add
-        const int64_t v_e = (hi - lo + 1) * cg * size;
-        char *z = conv_at(v, 16 * p->span * cg * size, elt);
-        char *rows = conv_at(z, 16 * fg * size, elt);
+        const int64_t v_e = conv_wino_e_stride(hi - lo + 1, cg * size, elt);
+        const int64_t z_e = conv_wino_e_stride(fg, size, elt);
+        char *z = conv_at(v, 16 * conv_wino_e_stride(p->span, cg * size, elt), elt);
+        char *rows = conv_at(z, 16 * z_e, elt);
         transform_planes(p, v, v_e, rows, grp, first, size, o0, o1, lo, hi);
         char *acc_g = conv_at(acc, grp * 16 * fg * kd * cg, elt);
         for (int64_t o = o0; o < o1; o++) {
@@ -420,7 +423,7 @@ static void weights_worker(void *arg, int worker) {
                 segment(p, first, at, size, &n, &t0, &count);
                 for (int64_t f = 0; f < fg; f++) {
                     const int64_t plane = ((n * p->groups + grp) * fg + f) * p->dout + o;
-                    r->k->wino_grad(conv_at(z, f * size + at, elt), fg * size,
+                    r->k->wino_grad(conv_at(z, f * size + at, elt), z_e,
                                     conv_at(p->grad, plane * p->ho * p->wo, elt), p->ho, p->wo,
                                     p->tiles_w, t0, count, rows);
                 }
@@ -428,7 +431,7 @@ static void weights_worker(void *arg, int worker) {
             do {
                 for (int e = 0; e < 16; e++)
                     conv_gemm_call(r, false, true, fg, run * cg, size,
-                                   conv_at(z, e * fg * size, elt), size,
+                                   conv_at(z, e * z_e, elt), size,
                                    conv_at(v, e * v_e + (i - lo) * cg * size, elt), size, true,
                                    conv_at(acc_g, (e * fg * kd + j) * cg, elt), kd * cg);
                 j += run;

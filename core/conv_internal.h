@@ -91,6 +91,18 @@ typedef struct {
 #define CONV_DOT_TAPS 4
 // The Winograd transforms' row scratch, in elements, for a batch of `tiles` tiles.
 #define CONV_WINO_ROWS(tiles) (4 * (2 * (tiles) + 2))
+// The distance between the 16 matrices of a Winograd batch (V[e], M[e] or Z[e], `rows` x
+// `size` each) or of the transformed kernels, in elements: rows*size rounded up to an odd
+// number of cache lines. The transforms read or write one element or row of all 16 at once,
+// and a distance that is a multiple of 4096 bytes (64 channels x 448 tiles of floats, what
+// layer (b) gets with 2 threads) puts the 16 streams in one set of the 12-way L1: (b)'s input
+// transform then took 2.2x as long, and the transform of (c)'s 256x256 kernels was a fifth
+// of its forward. CONV_WINO_STRIDE_SLACK bounds what it adds to a batch's V and M (or Z).
+static inline int64_t conv_wino_e_stride(int64_t rows, int64_t size, size_t elt) {
+    const int64_t line = CONV_ALIGN / (int64_t)elt;
+    return ((rows * size + line - 1) / line | 1) * line;
+}
+#define CONV_WINO_STRIDE_SLACK (2 * 16 * 2 * CONV_ALIGN)
 
 extern const conv_kernels conv_kernels_portable_f32, conv_kernels_portable_f64;
 extern const conv_kernels conv_kernels_avx2_f32, conv_kernels_avx2_f64;

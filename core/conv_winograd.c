@@ -18,7 +18,7 @@
 // Scratch: [transformed kernels, 16*F*C/G | one region per worker], a region being
 // [dw accumulator, 16*F*C/G (backward weights) | V, 16*C/G*T | M or Z, 16*F/G*T | rows],
 // rows being the transforms' zero-padded input rows (CONV_WINO_ROWS(T)), and V's and M's 16
-// matrices a few cache lines apart (e_stride).
+// matrices a few cache lines apart (conv_wino_e_stride).
 // A batch takes T tiles in order across the images of one group, T as large as a region
 // holds up to WINO_BATCH_BYTES of tiles.
 #include <stdio.h>
@@ -37,19 +37,9 @@ bool conv_winograd_applies(const conv_geom *g) {
            g->dilation_h == 1 && g->dilation_w == 1;
 }
 
-// The distance between 16 matrices (U[e] or a dw sum's, `rows` x `size` each; a batch's V[e],
-// M[e] or Z[e]), in elements: rows*size rounded up to an odd number of cache lines. The
-// transforms read or write one element or row of all 16 at once, and a distance that is a
-// multiple of 4096 bytes (64 channels x 448 tiles of floats, what layer (b) gets with 2
-// threads) puts the 16 streams in one set of the 12-way L1: (b)'s input transform then took
-// 2.2x as long, and the transform of (c)'s 256x256 kernels was a fifth of its forward.
-static int64_t e_stride(int64_t rows, int64_t size, size_t elt) {
-    const int64_t line = CONV_ALIGN / (int64_t)elt;
-    return ((rows * size + line - 1) / line | 1) * line;
-}
 // The transformed kernels' (and a dw sum's) matrices, F/G x C/G each, 16 per group.
 static int64_t u_step(const conv_geom *g, size_t elt) {
-    return e_stride(g->f / g->groups, g->c / g->groups, elt);
+    return conv_wino_e_stride(g->f / g->groups, g->c / g->groups, elt);
 }
 // Bytes of the transformed kernels (and of a dw accumulator): 16 per 3x3 kernel.
 static size_t kernels_bytes(const conv_geom *g, conv_dtype dt) {
@@ -75,12 +65,10 @@ static int64_t batch_target(const conv_geom *g, conv_dtype dt) {
     return t < 1 ? 1 : t;
 }
 
-// What e_stride adds to a batch at most: two lines per matrix, 16 matrices of V and of M (Z).
-#define WINO_STRIDE_SLACK (2 * 16 * 2 * CONV_ALIGN)
 
 static size_t region_bytes(const conv_geom *g, conv_dtype dt, int64_t batch) {
     return kernels_bytes(g, dt) + conv_align_up((size_t)batch * tile_bytes(g, dt)) +
-           WINO_STRIDE_SLACK;
+           CONV_WINO_STRIDE_SLACK;
 }
 
 size_t conv_winograd_workspace(const conv_geom *g, conv_dtype dt, int threads) {
@@ -137,8 +125,8 @@ static conv_status plan(wino_plan *p, const conv_run *r, int64_t tiles_h, int64_
                region_bytes(g, r->dt, 1) &&
            threads > 1)
         threads--;
-    const int64_t room = (int64_t)((each - kernels_bytes(g, r->dt) - WINO_STRIDE_SLACK) /
-                                   tile_bytes(g, r->dt));
+    const int64_t room =
+        (int64_t)((each - kernels_bytes(g, r->dt) - CONV_WINO_STRIDE_SLACK) / tile_bytes(g, r->dt));
     int64_t batch = room < target ? room : target;
     // Whole rounds of even batches, when the tiles allow: workers take contiguous runs of
     // items, so 392 tiles in batches of 127 (127, 127, 127, 11) gave one of two workers 254
@@ -213,7 +201,8 @@ static void correlate_worker(void *arg, int worker) {
     for (int64_t item = first; item < end; item++) {
         int64_t grp;
         const int64_t size = batch_of(p, item, &grp);
-        const int64_t v_step = e_stride(p->ig, size, elt), m_step = e_stride(p->og, size, elt);
+        const int64_t v_step = conv_wino_e_stride(p->ig, size, elt);
+        const int64_t m_step = conv_wino_e_stride(p->og, size, elt);
         char *m = conv_at(v, 16 * v_step, elt);
         char *rows = conv_at(m, 16 * m_step, elt);
         for (int64_t at = 0, n, t0, count; at < size; at += count) {
@@ -293,7 +282,8 @@ static void weights_worker(void *arg, int worker) {
         const bool add = item > first && item % p->batches != 0;
         int64_t grp;
         const int64_t size = batch_of(p, item, &grp);
-        const int64_t v_step = e_stride(cg, size, elt), z_step = e_stride(fg, size, elt);
+        const int64_t v_step = conv_wino_e_stride(cg, size, elt);
+        const int64_t z_step = conv_wino_e_stride(fg, size, elt);
         char *z = conv_at(v, 16 * v_step, elt);
         char *rows = conv_at(z, 16 * z_step, elt);
         for (int64_t at = 0, n, t0, count; at < size; at += count) {

@@ -223,6 +223,22 @@ int conv_plan_threads(const conv_run *r, int64_t items) {
     return (int)t;
 }
 
+bool conv_plan_regions(conv_run *r, int64_t items, conv_region_fn *region) {
+    const conv_exec *ex = r->ex;
+    if (!ex->workspace) return false;
+    int threads = conv_plan_threads(r, items);
+    while (threads > 1 && ex->workspace_bytes / (size_t)threads / CONV_ALIGN * CONV_ALIGN <
+                              region(r->g, r->dt, threads))
+        threads--;
+    const size_t each = ex->workspace_bytes / (size_t)threads / CONV_ALIGN * CONV_ALIGN;
+    if (each < region(r->g, r->dt, threads)) return false;
+    r->scratch = ex->workspace;
+    r->region_bytes = each;
+    r->accumulator = conv_accumulator_bytes(r->g, r->dt, threads);
+    r->threads = threads;
+    return true;
+}
+
 void conv_add_partial_sums(const conv_run *r) {
     const int64_t count = conv_numel_w(r->g);
     for (int t = 1; t < r->threads; t++)

@@ -217,21 +217,10 @@ static void backward_weights_worker(void *arg, int worker) {
 // Runs a pass over `items` planes when the workspace holds a region per worker; false
 // (nothing done) else.
 static bool run_depthwise(conv_run *r, conv_worker_fn worker, int64_t items) {
-    const conv_geom *g = r->g;
-    const conv_exec *ex = r->ex;
-    if (!ex->workspace) return false;
-    int threads = conv_plan_threads(r, items);
-    while (threads > 1 && ex->workspace_bytes / (size_t)threads / CONV_ALIGN * CONV_ALIGN <
-                              region_bytes(g, r->dt, threads))
-        threads--;
-    r->scratch = ex->workspace;
-    r->region_bytes = ex->workspace_bytes / (size_t)threads / CONV_ALIGN * CONV_ALIGN;
-    r->accumulator = conv_accumulator_bytes(g, r->dt, threads);
-    if (r->region_bytes < region_bytes(g, r->dt, threads)) return false;
-    r->threads = threads;
+    if (!conv_plan_regions(r, items, region_bytes)) return false;
     r->items = items;
     r->chunks = 1;
-    conv_run_workers(threads, worker, r);
+    conv_run_workers(r->threads, worker, r);
     return true;
 }
 

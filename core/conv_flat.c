@@ -214,21 +214,10 @@ static void backward_weights_worker(void *arg, int worker) {
 
 // Runs a flat pass when the scratch holds one region per worker; false (nothing done) else.
 static bool run_flat(conv_run *r, conv_worker_fn worker) {
-    const conv_geom *g = r->g;
-    const conv_exec *ex = r->ex;
-    if (!ex->workspace) return false;
-    int threads = conv_plan_threads(r, g->n * g->groups);
-    while (threads > 1 && ex->workspace_bytes / (size_t)threads / CONV_ALIGN * CONV_ALIGN <
-                              flat_region(g, r->dt, threads))
-        threads--;
-    r->scratch = ex->workspace;
-    r->region_bytes = ex->workspace_bytes / (size_t)threads / CONV_ALIGN * CONV_ALIGN;
-    r->accumulator = conv_accumulator_bytes(g, r->dt, threads);
-    if (r->region_bytes < flat_region(g, r->dt, threads)) return false;
-    r->threads = threads;
-    r->items = g->n * g->groups;
+    if (!conv_plan_regions(r, r->g->n * r->g->groups, flat_region)) return false;
+    r->items = r->g->n * r->g->groups;
     r->chunks = 1;
-    conv_run_workers(threads, worker, r);
+    conv_run_workers(r->threads, worker, r);
     return true;
 }
 

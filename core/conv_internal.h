@@ -126,6 +126,13 @@ static inline void conv_item_range(int64_t items, int threads, int worker, int64
 struct conv_run;
 int conv_plan_threads(const struct conv_run *r, int64_t items);
 
+// For a pass whose workers each need region(g, dt, threads) bytes of the caller's workspace:
+// the threads (at most conv_plan_threads(r, items), fewer while the regions do not fit),
+// r->scratch, r->region_bytes and r->accumulator (a private dw sum for workers 1..). False,
+// with r->threads unset, when the workspace holds no region even for one worker.
+typedef size_t conv_region_fn(const conv_geom *g, conv_dtype dt, int threads);
+bool conv_plan_regions(struct conv_run *r, int64_t items, conv_region_fn *region);
+
 // For output columns oc .. oc+run-1 of one output row, the input column read by kernel column
 // offset `off` (= b*dilation_w - pad_left) is (oc+j)*stride + off. Gives the j range [lo, hi)
 // that lands inside 0 <= column < width; outside it the padding's zeros are read.

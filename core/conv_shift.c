@@ -177,19 +177,11 @@ static int64_t gcd(int64_t a, int64_t b) {
 // region per worker; false (nothing done) else.
 static bool run_shift(conv_run *r, conv_worker_fn worker, int64_t len) {
     const conv_geom *g = r->g;
-    const conv_exec *ex = r->ex;
-    if (r->isa != CONV_ISA_AVX512 || !ex->workspace) return false;
+    if (r->isa != CONV_ISA_AVX512) return false;
     const int64_t images = g->n * g->groups;
     const int64_t most = len / SHIFT_MIN_CHUNK > 1 ? len / SHIFT_MIN_CHUNK : 1;
-    int threads = conv_plan_threads(r, conv_mul_sat(images, most));
-    while (threads > 1 && ex->workspace_bytes / (size_t)threads / CONV_ALIGN * CONV_ALIGN <
-                              shift_region(g, r->dt, threads))
-        threads--;
-    r->scratch = ex->workspace;
-    r->region_bytes = ex->workspace_bytes / (size_t)threads / CONV_ALIGN * CONV_ALIGN;
-    r->accumulator = conv_accumulator_bytes(g, r->dt, threads);
-    if (r->region_bytes < shift_region(g, r->dt, threads)) return false;
-    r->threads = threads;
+    if (!conv_plan_regions(r, conv_mul_sat(images, most), shift_region)) return false;
+    const int threads = r->threads;
     // The fewest chunks that make the items a multiple of the threads, within `most`.
     const int64_t even = threads / gcd(images, threads);
     r->chunks = even < most ? even : most;

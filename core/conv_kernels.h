@@ -4,6 +4,7 @@
 // type), KERNEL(name) (a per-dtype name), KERNEL_TABLE (the conv_kernels it exports) and
 // VEC_BYTES (the ISA's vector width: GCC splits wider vector types into pairs and spills
 // them), and has included <string.h>, <stdint.h> and core/conv_internal.h before its pragma.
+// REAL, KERNEL and KERNEL_TABLE are undefined again at its end.
 // Pointers are to REAL; scalars come as double (conv_kernels' signatures).
 
 // acc[j] += k * src[j*stride], j < count
@@ -874,3 +875,8 @@ const conv_kernels KERNEL_TABLE = {
     .dw_data = KERNEL(dw_data),
     .dw_weights = KERNEL(dw_weights),
 };
+
+// The per-dtype parameters end here, so that the includer can define them again for the next.
+#undef REAL
+#undef KERNEL
+#undef KERNEL_TABLE

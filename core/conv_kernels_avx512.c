@@ -13,15 +13,9 @@
 #define KERNEL(name) name##_avx512_f32
 #define KERNEL_TABLE conv_kernels_avx512_f32
 #include "core/conv_kernels.h"
-#undef REAL
-#undef KERNEL
-#undef KERNEL_TABLE
 
 #define REAL double
 #define KERNEL(name) name##_avx512_f64
 #define KERNEL_TABLE conv_kernels_avx512_f64
 #include "core/conv_kernels.h"
-#undef REAL
-#undef KERNEL
-#undef KERNEL_TABLE
 #undef VEC_BYTES

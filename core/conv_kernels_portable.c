@@ -11,15 +11,9 @@
 #define KERNEL(name) name##_portable_f32
 #define KERNEL_TABLE conv_kernels_portable_f32
 #include "core/conv_kernels.h"
-#undef REAL
-#undef KERNEL
-#undef KERNEL_TABLE
 
 #define REAL double
 #define KERNEL(name) name##_portable_f64
 #define KERNEL_TABLE conv_kernels_portable_f64
 #include "core/conv_kernels.h"
-#undef REAL
-#undef KERNEL
-#undef KERNEL_TABLE
 #undef VEC_BYTES

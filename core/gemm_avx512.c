@@ -21,12 +21,6 @@
 #define GEMM_EXPORT gemm_avx512_f32
 #define GEMM_ROWS_EXPORT gemm_avx512_rows_f32
 #include "core/gemm_kernel.h"
-#undef REAL
-#undef GEMM_LANES
-#undef GEMM_KC
-#undef GEMM
-#undef GEMM_EXPORT
-#undef GEMM_ROWS_EXPORT
 
 #define REAL double
 #define GEMM_LANES 8
@@ -35,9 +29,3 @@
 #define GEMM_EXPORT gemm_avx512_f64
 #define GEMM_ROWS_EXPORT gemm_avx512_rows_f64
 #include "core/gemm_kernel.h"
-#undef REAL
-#undef GEMM_LANES
-#undef GEMM_KC
-#undef GEMM
-#undef GEMM_EXPORT
-#undef GEMM_ROWS_EXPORT

@@ -4,7 +4,8 @@
 // of REAL, as a number the preprocessor reads), GEMM_MR (rows of a micro-tile), GEMM_KC and
 // GEMM_MC (the cache blocks below), GEMM(name) (a per-dtype name), GEMM_EXPORT and
 // GEMM_ROWS_EXPORT (the gemm_fn and gemm_rows_fn it defines), and has included <stdbool.h>,
-// <stdint.h>, <string.h> and core/gemm.h before its pragma.
+// <stdint.h>, <string.h> and core/gemm.h before its pragma. It undefines the per-dtype ones
+// (REAL, GEMM_LANES, GEMM_KC, GEMM and the exports) at its end.
 //
 // The blocking is BLIS's (Goto & van de Geijn, "Anatomy of high-performance matrix
 // multiplication", 2008), with B packed one micro-panel at a time:
@@ -285,3 +286,11 @@ void GEMM_ROWS_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
                       void *c, int64_t ldc) {
     GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, b_rows, bias, add, c, ldc);
 }
+
+// The per-dtype parameters end here, so that the includer can define them again for the next.
+#undef REAL
+#undef GEMM_LANES
+#undef GEMM_KC
+#undef GEMM
+#undef GEMM_EXPORT
+#undef GEMM_ROWS_EXPORT

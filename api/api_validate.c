@@ -613,7 +613,7 @@ static bool pick_algorithm(api_plan *plan, const api_request *req, const api_opt
         return req->algorithm != CONV_ALGO_WINOGRAD ||
                api_fail(err, API_E_INVALID_VALUE, "algorithm",
                         "algorithm \"winograd\" applies to conv2d with zero padding only (3x3 "
-                        "kernels, stride and dilation 1); %s%s runs the direct paths: send "
+                        "kernels, stride 1); %s%s runs the direct paths: send "
                         "\"auto\" or \"direct\"",
                         plan->op->name, req->padding_mode != CONV_PAD_ZEROS ? " with this padding_mode" : "");
     }

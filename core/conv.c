@@ -345,6 +345,13 @@ static conv_status pick_kernels(conv_run *r, const conv_exec *ex, conv_dtype dt,
 #define WINOGRAD_MIN_CHANNELS 32
 #define WINOGRAD_MIN_PIXELS 64
 
+// Outputs of the largest phase plane: Winograd tiles a dilated layer's output by phases (the
+// rows and columns of one remainder modulo the dilation), each a dilation-1 correlation.
+static int64_t phase_pixels(const conv_geom *g) {
+    return ((conv_out_h(g) + g->dilation_h - 1) / g->dilation_h) *
+           ((conv_out_w(g) + g->dilation_w - 1) / g->dilation_w);
+}
+
 static const char *const algorithm_names[] = {
     [CONV_ALGO_AUTO] = "auto", [CONV_ALGO_DIRECT] = "direct", [CONV_ALGO_WINOGRAD] = "winograd"};
 
@@ -361,10 +368,10 @@ conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, conv_algorith
     case CONV_ALGO_WINOGRAD:
         if (!applies)
             return fail(err, CONV_EINVAL, "algorithm",
-                        "winograd applies only to 3x3 kernels with stride 1 and dilation 1; this "
-                        "layer has a %" PRId64 "x%" PRId64 " kernel, stride %" PRId64 "x%" PRId64
-                        ", dilation %" PRId64 "x%" PRId64 " (use \"auto\" or \"direct\")",
-                        g->kh, g->kw, g->stride_h, g->stride_w, g->dilation_h, g->dilation_w);
+                        "winograd applies only to 3x3 kernels with stride 1; this layer has a "
+                        "%" PRId64 "x%" PRId64 " kernel and stride %" PRId64 "x%" PRId64
+                        " (use \"auto\" or \"direct\")",
+                        g->kh, g->kw, g->stride_h, g->stride_w);
         if (!fits)
             return fail(err, CONV_EWORKSPACE, "workspace",
                         "the workspace has %zu bytes but Winograd needs at least %zu for this "
@@ -374,7 +381,7 @@ conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, conv_algorith
     case CONV_ALGO_AUTO:
         *algo = applies && fits && g->c / g->groups >= WINOGRAD_MIN_CHANNELS &&
                         g->f / g->groups >= WINOGRAD_MIN_CHANNELS &&
-                        conv_out_h(g) * conv_out_w(g) >= WINOGRAD_MIN_PIXELS
+                        phase_pixels(g) >= WINOGRAD_MIN_PIXELS
                     ? CONV_ALGO_WINOGRAD
                     : CONV_ALGO_DIRECT;
         return CONV_OK;

@@ -122,11 +122,12 @@ size_t conv_workspace_min(const conv_geom *g, conv_dtype dt, int threads);
 
 // What the passes of `g` run when asked for `want` with a workspace of `workspace_bytes`:
 // *algo becomes CONV_ALGO_WINOGRAD or CONV_ALGO_DIRECT. Winograd F(2x2,3x3) applies to 3x3
-// kernels with stride 1 and dilation 1 (any padding, groups, sizes) and needs at least 32
+// kernels with stride 1 (any dilation, padding, groups, sizes) and needs at least 32
 // transformed weights per weight of w in the workspace (conv_workspace_size gives it room).
 // CONV_ALGO_AUTO takes it where it applies, the workspace holds it and the layer has at least
-// 32 channels and 32 filters per group and an output of at least 64 pixels (smaller, and the
-// transforms and the tiles' overhang outweigh the multiplies saved); docs/PERFORMANCE.md has
+// 32 channels and 32 filters per group and an output of at least 64 pixels per phase (a
+// dilated layer's output is d_h*d_w undilated ones, every d-th row and column; smaller, and
+// the transforms and the tiles' overhang outweigh the multiplies saved); docs/PERFORMANCE.md has
 // its measured accuracy and speed. CONV_ALGO_WINOGRAD where it does not
 // apply is CONV_EINVAL (field "algorithm"), with too small a workspace CONV_EWORKSPACE
 // (field "workspace"). A pass given `ex` runs what this says for ex->algorithm and its

@@ -268,6 +268,7 @@ static void transform_planes(const w3_plan *p, char *v, int64_t v_e, char *rows,
                              int64_t hi) {
     const conv_run *r = p->r;
     const size_t elt = r->elt;
+    const conv_wino_plane in_plane = {p->hi, p->wi, p->wi, 1};
     for (int64_t i = lo; i <= hi; i++) {
         if (!plane_wanted(p, o0, o1, i)) continue;
         for (int64_t at = 0, n, t0, count; at < size; at += count) {
@@ -275,7 +276,7 @@ static void transform_planes(const w3_plan *p, char *v, int64_t v_e, char *rows,
             for (int64_t ch = 0; ch < p->ig; ch++) {
                 const int64_t plane = ((n * p->groups + grp) * p->ig + ch) * p->di + i;
                 r->k->wino_input(conv_at(v, ((i - lo) * p->ig + ch) * size + at, elt), v_e,
-                                 conv_at(p->in, plane * p->hi * p->wi, elt), p->hi, p->wi,
+                                 conv_at(p->in, plane * p->hi * p->wi, elt), &in_plane,
                                  p->off_h, p->off_w, p->tiles_w, t0, count, rows);
             }
         }
@@ -319,6 +320,7 @@ static void correlate_worker(void *arg, int worker) {
     const conv_run *r = p->r;
     const size_t elt = r->elt;
     const int64_t kd = p->kd, ig = p->ig, og = p->og;
+    const conv_wino_plane out_plane = {p->ho, p->wo, p->wo, 1};
     char *v = p->regions + (size_t)worker * p->region;
     int64_t items_first, items_end;
     conv_item_range(p->items, p->threads, worker, &items_first, &items_end);
@@ -347,7 +349,7 @@ static void correlate_worker(void *arg, int worker) {
                 for (int64_t oc = 0; oc < og; oc++) {
                     const double bias = r->b ? conv_load(r->b, grp * og + oc, r->dt) : 0;
                     const int64_t plane = ((n * p->groups + grp) * og + oc) * p->dout + o;
-                    r->k->wino_output(conv_at(p->out, plane * p->ho * p->wo, elt), p->ho, p->wo,
+                    r->k->wino_output(conv_at(p->out, plane * p->ho * p->wo, elt), &out_plane,
                                       p->tiles_w, t0, count, conv_at(m, oc * size + at, elt),
                                       m_e, bias, rows);
                 }
@@ -399,6 +401,7 @@ static void weights_worker(void *arg, int worker) {
     const conv_run *r = p->r;
     const size_t elt = r->elt;
     const int64_t kd = p->kd, cg = p->ig, fg = p->og;
+    const conv_wino_plane out_plane = {p->ho, p->wo, p->wo, 1};
     char *region = p->regions + (size_t)worker * p->region;
     char *acc = worker == 0 ? p->u : region;
     char *v = region + dw_sum_bytes(p, elt);
@@ -424,7 +427,7 @@ static void weights_worker(void *arg, int worker) {
                 for (int64_t f = 0; f < fg; f++) {
                     const int64_t plane = ((n * p->groups + grp) * fg + f) * p->dout + o;
                     r->k->wino_grad(conv_at(z, f * size + at, elt), z_e,
-                                    conv_at(p->grad, plane * p->ho * p->wo, elt), p->ho, p->wo,
+                                    conv_at(p->grad, plane * p->ho * p->wo, elt), &out_plane,
                                     p->tiles_w, t0, count, rows);
                 }
             }

@@ -8,7 +8,8 @@
 //                    a plane at a time, its rows through a small ring of zero-padded copies
 //   conv_rows.c      depthwise when the workspace holds no ring: a vector pass per tap and
 //                    row, no scratch; and db for every layer
-//   conv_winograd.c  3x3, stride 1, dilation 1: Winograd F(2x2,3x3), all three passes
+//   conv_winograd.c  3x3, stride 1: Winograd F(2x2,3x3), all three passes (dilated layers
+//                    by phases: every d-th row and column of the planes)
 //   conv_shift.c     1-d layers (H = 1, stride 1) with many taps, under AVX-512: GEMMs that read
 //                    zero-padded rows shifted per tap instead of im2col's copies
 //   conv_kernels.h   the hand-vectorised loops those paths call, compiled once per ISA by
@@ -53,6 +54,12 @@ static inline bool conv_is_depthwise(const conv_geom *g) { return g->c == g->gro
 // Pointers are to elements of the table's dtype; scalars travel as double. Each loop's
 // contract is next to its definition in conv_kernels.h.
 struct conv_dw_plan;
+// A plane as the Winograd transforms see it: h x w elements, element (i, j) at i*pitch + j*step
+// from the plane's first. A tensor's plane has pitch w and step 1; a phase of a dilated layer's
+// plane (the rows and columns of one remainder modulo the dilation) pitch d_h*W and step d_w.
+typedef struct {
+    int64_t h, w, pitch, step;
+} conv_wino_plane;
 typedef struct {
     void (*axpy)(void *acc, const void *src, int64_t count, int64_t stride, double k);
     void (*scatter)(void *dst, const void *src, int64_t count, int64_t stride, double k);
@@ -68,13 +75,13 @@ typedef struct {
                           int64_t step_a, int64_t step_b, const double *bias);
     void (*wino_kernel)(void *u, int64_t u_stride, const void *w, int64_t w_stride,
                         int64_t count, bool flip);
-    void (*wino_input)(void *v, int64_t v_stride, const void *plane, int64_t h, int64_t w,
+    void (*wino_input)(void *v, int64_t v_stride, const void *plane, const conv_wino_plane *pl,
                        int64_t off_h, int64_t off_w, int64_t tiles_w, int64_t t0, int64_t count,
                        void *scratch);
-    void (*wino_output)(void *out, int64_t h, int64_t w, int64_t tiles_w, int64_t t0,
+    void (*wino_output)(void *out, const conv_wino_plane *pl, int64_t tiles_w, int64_t t0,
                         int64_t count, const void *m, int64_t m_stride, double bias,
                         void *scratch);
-    void (*wino_grad)(void *z, int64_t z_stride, const void *plane, int64_t h, int64_t w,
+    void (*wino_grad)(void *z, int64_t z_stride, const void *plane, const conv_wino_plane *pl,
                       int64_t tiles_w, int64_t t0, int64_t count, void *scratch);
     void (*wino_kernel_grad)(void *dw, const void *m, int64_t m_stride);
     void (*dw_forward)(const struct conv_dw_plan *p, void *y, const void *x, const void *w,
@@ -90,7 +97,7 @@ typedef struct {
 #define CONV_TAP_BLOCK_BYTES 128
 #define CONV_DOT_TAPS 4
 // The Winograd transforms' row scratch, in elements, for a batch of `tiles` tiles.
-#define CONV_WINO_ROWS(tiles) (4 * (2 * (tiles) + 2))
+#define CONV_WINO_ROWS(tiles) (16 * (tiles) + 8)
 // The distance between the 16 matrices of a Winograd batch (V[e], M[e] or Z[e], `rows` x
 // `size` each) or of the transformed kernels, in elements: rows*size rounded up to an odd
 // number of cache lines. The transforms read or write one element or row of all 16 at once,

@@ -282,23 +282,47 @@ static void KERNEL(wino_kernel)(void *u, int64_t u_stride, const void *w, int64_
     else KERNEL(wino_kernels)(u, u_stride, w, w_stride, count, false);
 }
 
-// rows[i*pitch + k] <- plane[r0 + i][c0 + k] for i < nrows, k < width: rows of a plane (h x w),
-// zero outside it, so that the transforms below read whole tile rows unconditionally.
-static void KERNEL(wino_rows)(REAL *rows, int64_t pitch, int nrows, int64_t width,
-                              const REAL *plane, int64_t h, int64_t w, int64_t r0, int64_t c0) {
-    for (int i = 0; i < nrows; i++) {
-        REAL *dst = rows + i * pitch;
-        const int64_t r = r0 + i;
-        if (r < 0 || r >= h) {
-            memset(dst, 0, (size_t)width * sizeof(REAL));
-            continue;
-        }
-        const int64_t lo = c0 < 0 ? -c0 < width ? -c0 : width : 0;
-        const int64_t hi = w - c0 < width ? (w - c0 > lo ? w - c0 : lo) : width;
-        memset(dst, 0, (size_t)lo * sizeof(REAL));
-        memcpy(dst + lo, plane + r * w + c0 + lo, (size_t)(hi - lo) * sizeof(REAL));
-        memset(dst + hi, 0, (size_t)(width - hi) * sizeof(REAL));
+// dst[k] <- src[k*step] for k < count, and its reverse: a row of a phase plane. Step 2 (the
+// usual dilation) has a loop of its own, which vectorises as loads and a permutation.
+static inline void KERNEL(wino_gather)(REAL *restrict dst, const REAL *restrict src,
+                                       int64_t count, int64_t step) {
+    if (step == 1) {
+        memcpy(dst, src, (size_t)count * sizeof(REAL));
+    } else if (step == 2) {
+#pragma omp simd
+        for (int64_t k = 0; k < count; k++) dst[k] = src[2 * k];
+    } else {
+#pragma omp simd
+        for (int64_t k = 0; k < count; k++) dst[k] = src[k * step];
     }
+}
+static inline void KERNEL(wino_scatter)(REAL *restrict dst, const REAL *restrict src,
+                                        int64_t count, int64_t step) {
+    if (step == 1) {
+        memcpy(dst, src, (size_t)count * sizeof(REAL));
+    } else if (step == 2) {
+#pragma omp simd
+        for (int64_t k = 0; k < count; k++) dst[2 * k] = src[k];
+    } else {
+        for (int64_t k = 0; k < count; k++) dst[k * step] = src[k];
+    }
+}
+
+// dst[k] <- plane (r, c0 + k) for k < width: part of a row of a plane, zero outside it.
+static void KERNEL(wino_row)(REAL *dst, int64_t width, const REAL *plane,
+                             const conv_wino_plane *pl, int64_t r, int64_t c0) {
+    if (r < 0 || r >= pl->h) {
+        memset(dst, 0, (size_t)width * sizeof(REAL));
+        return;
+    }
+    const int64_t w = pl->w;
+    const int64_t lo = c0 < 0 ? -c0 < width ? -c0 : width : 0;
+    const int64_t hi = w - c0 < width ? (w - c0 > lo ? w - c0 : lo) : width;
+    // the borders are a few elements: a call to memset costs more than storing them
+    for (int64_t k = 0; k < lo; k++) dst[k] = 0;
+    KERNEL(wino_gather)(dst + lo, plane + r * pl->pitch + (c0 + lo) * pl->step, hi - lo,
+                        pl->step);
+    for (int64_t k = hi; k < width; k++) dst[k] = 0;
 }
 
 // The batch's tiles t0 .. t0+count-1 go by runs along a tile row: the run starting at tile
@@ -310,30 +334,40 @@ static int64_t KERNEL(wino_run)(int64_t t0, int64_t at, int64_t count, int64_t t
     return tiles_w - *tj0 < count - at ? tiles_w - *tj0 : count - at;
 }
 
-// out[e*v_stride + t] <- (B^T d_t B)[e] for t < len, d_t the 4x4 patch whose rows start at
-// d0 + 2t, d1 + 2t, d2 + 2t, d3 + 2t: one vector loop over a run of tiles.
+// Whether the transforms of a plane's tiles go through streams (below) rather than in place:
+// on phase planes (step > 1), whose elements are not adjacent, and on planes whose tile rows
+// are shorter than a cache line of REALs, which would leave the vector loops in their scalar
+// remainders (layer (c): 7 tiles per row; (k)'s phases likewise).
+static bool KERNEL(wino_streams)(const conv_wino_plane *pl, int64_t tiles_w) {
+    return pl->step != 1 || tiles_w * (int64_t)sizeof(REAL) < 64;
+}
+
+// out[e*v_stride + t] <- (B^T d_t B)[e] for t < len, row k of the 4x4 patch d_t being
+// lk[2t], lk[2t + 1], rk[2t], rk[2t + 1]: one vector loop over a run of tiles. In place on a
+// plane, rk = lk + 2; in streams, lk and rk are each patch row's left and right halves.
 static inline __attribute__((always_inline)) void
-KERNEL(wino_input_run)(REAL *restrict out, int64_t v_stride, const REAL *d0, const REAL *d1,
-                       const REAL *d2, const REAL *d3, int64_t len) {
+KERNEL(wino_input_run)(REAL *restrict out, int64_t v_stride, const REAL *l0, const REAL *l1,
+                       const REAL *l2, const REAL *l3, const REAL *r0, const REAL *r1,
+                       const REAL *r2, const REAL *r3, int64_t len) {
 #pragma omp simd
     for (int64_t t = 0; t < len; t++) {
         // columns: s_ij = (B^T d)[i][j]
-        const REAL s00 = d0[2 * t + 0] - d2[2 * t + 0];
-        const REAL s01 = d0[2 * t + 1] - d2[2 * t + 1];
-        const REAL s02 = d0[2 * t + 2] - d2[2 * t + 2];
-        const REAL s03 = d0[2 * t + 3] - d2[2 * t + 3];
-        const REAL s10 = d1[2 * t + 0] + d2[2 * t + 0];
-        const REAL s11 = d1[2 * t + 1] + d2[2 * t + 1];
-        const REAL s12 = d1[2 * t + 2] + d2[2 * t + 2];
-        const REAL s13 = d1[2 * t + 3] + d2[2 * t + 3];
-        const REAL s20 = d2[2 * t + 0] - d1[2 * t + 0];
-        const REAL s21 = d2[2 * t + 1] - d1[2 * t + 1];
-        const REAL s22 = d2[2 * t + 2] - d1[2 * t + 2];
-        const REAL s23 = d2[2 * t + 3] - d1[2 * t + 3];
-        const REAL s30 = d1[2 * t + 0] - d3[2 * t + 0];
-        const REAL s31 = d1[2 * t + 1] - d3[2 * t + 1];
-        const REAL s32 = d1[2 * t + 2] - d3[2 * t + 2];
-        const REAL s33 = d1[2 * t + 3] - d3[2 * t + 3];
+        const REAL s00 = l0[2 * t + 0] - l2[2 * t + 0];
+        const REAL s01 = l0[2 * t + 1] - l2[2 * t + 1];
+        const REAL s02 = r0[2 * t + 0] - r2[2 * t + 0];
+        const REAL s03 = r0[2 * t + 1] - r2[2 * t + 1];
+        const REAL s10 = l1[2 * t + 0] + l2[2 * t + 0];
+        const REAL s11 = l1[2 * t + 1] + l2[2 * t + 1];
+        const REAL s12 = r1[2 * t + 0] + r2[2 * t + 0];
+        const REAL s13 = r1[2 * t + 1] + r2[2 * t + 1];
+        const REAL s20 = l2[2 * t + 0] - l1[2 * t + 0];
+        const REAL s21 = l2[2 * t + 1] - l1[2 * t + 1];
+        const REAL s22 = r2[2 * t + 0] - r1[2 * t + 0];
+        const REAL s23 = r2[2 * t + 1] - r1[2 * t + 1];
+        const REAL s30 = l1[2 * t + 0] - l3[2 * t + 0];
+        const REAL s31 = l1[2 * t + 1] - l3[2 * t + 1];
+        const REAL s32 = r1[2 * t + 0] - r3[2 * t + 0];
+        const REAL s33 = r1[2 * t + 1] - r3[2 * t + 1];
         // rows: (B^T d B)[i][j]
         out[0 * v_stride + t] = s00 - s02;
         out[1 * v_stride + t] = s01 + s02;
@@ -355,16 +389,32 @@ KERNEL(wino_input_run)(REAL *restrict out, int64_t v_stride, const REAL *d0, con
 }
 
 // For tiles t0 .. t0+count-1: v[e*v_stride + t - t0] <- (B^T d B)[e], d the 4x4 patch of the
-// (h x w) input plane at (2*row + off_h, 2*column + off_w). A run of tiles along a tile row is
-// one vector loop over its tiles (stride-2 loads): the tiles whose patches lie inside the
-// plane read it in place, the ones at its borders from zero-padded copies of their four rows
-// in `scratch` (4 * (2*count + 2) elements).
-static void KERNEL(wino_input)(void *v_, int64_t v_stride, const void *plane_, int64_t h,
-                               int64_t w, int64_t off_h, int64_t off_w, int64_t tiles_w,
-                               int64_t t0, int64_t count, void *scratch) {
+// input plane at (2*row + off_h, 2*column + off_w). In place, a run of tiles along a tile row
+// is one vector loop over its tiles (stride-2 loads) where their patches lie inside the plane,
+// the border tiles go through zero-padded copies of their four rows in `scratch`. Through
+// streams (wino_streams), each patch row's halves are copied to eight streams in `scratch`
+// (16 * count elements) and all count tiles are one vector loop.
+static void KERNEL(wino_input)(void *v_, int64_t v_stride, const void *plane_,
+                               const conv_wino_plane *pl, int64_t off_h, int64_t off_w,
+                               int64_t tiles_w, int64_t t0, int64_t count, void *scratch) {
     REAL *restrict v = v_;
     const REAL *plane = plane_;
     REAL *restrict rows = scratch;
+    if (KERNEL(wino_streams)(pl, tiles_w)) {
+        const int64_t n = 2 * count; // each stream: 2 elements per tile
+        for (int64_t at = 0, len, ti, tj0; at < count; at += len) {
+            len = KERNEL(wino_run)(t0, at, count, tiles_w, &ti, &tj0);
+            const int64_t r0 = 2 * ti + off_h, c0 = 2 * tj0 + off_w;
+            for (int k = 0; k < 4; k++) {
+                KERNEL(wino_row)(rows + k * n + 2 * at, 2 * len, plane, pl, r0 + k, c0);
+                KERNEL(wino_row)(rows + (4 + k) * n + 2 * at, 2 * len, plane, pl, r0 + k, c0 + 2);
+            }
+        }
+        KERNEL(wino_input_run)(v, v_stride, rows, rows + n, rows + 2 * n, rows + 3 * n,
+                               rows + 4 * n, rows + 5 * n, rows + 6 * n, rows + 7 * n, count);
+        return;
+    }
+    const int64_t h = pl->h, w = pl->w, pitch_in = pl->pitch;
     for (int64_t at = 0, len, ti, tj0; at < count; at += len) {
         len = KERNEL(wino_run)(t0, at, count, tiles_w, &ti, &tj0);
         const int64_t r0 = 2 * ti + off_h, c0 = 2 * tj0 + off_w;
@@ -377,9 +427,10 @@ static void KERNEL(wino_input)(void *v_, int64_t v_stride, const void *plane_, i
             if (lo > hi) lo = hi = len;
         }
         if (hi > lo) {
-            const REAL *p = plane + r0 * w + c0 + 2 * lo;
-            KERNEL(wino_input_run)(v + at + lo, v_stride, p, p + w, p + 2 * w, p + 3 * w,
-                                   hi - lo);
+            const REAL *p0 = plane + r0 * pitch_in + c0 + 2 * lo, *p1 = p0 + pitch_in;
+            const REAL *p2 = p1 + pitch_in, *p3 = p2 + pitch_in;
+            KERNEL(wino_input_run)(v + at + lo, v_stride, p0, p1, p2, p3, p0 + 2, p1 + 2, p2 + 2,
+                                   p3 + 2, hi - lo);
         }
         // the border tiles [0, lo) and [hi, len) from padded copies
         const int64_t parts[2][2] = {{0, lo}, {hi, len}};
@@ -387,96 +438,117 @@ static void KERNEL(wino_input)(void *v_, int64_t v_stride, const void *plane_, i
             const int64_t first = parts[k][0], n = parts[k][1] - parts[k][0];
             if (n <= 0) continue;
             const int64_t pitch = 2 * n + 2;
-            KERNEL(wino_rows)(rows, pitch, 4, pitch, plane, h, w, r0, c0 + 2 * first);
+            for (int i = 0; i < 4; i++)
+                KERNEL(wino_row)(rows + i * pitch, pitch, plane, pl, r0 + i, c0 + 2 * first);
             KERNEL(wino_input_run)(v + at + first, v_stride, rows, rows + pitch,
-                                   rows + 2 * pitch, rows + 3 * pitch, n);
+                                   rows + 2 * pitch, rows + 3 * pitch, rows + 2,
+                                   rows + pitch + 2, rows + 2 * pitch + 2, rows + 3 * pitch + 2,
+                                   n);
         }
+    }
+}
+
+// y0[2t], y0[2t + 1], y1[2t], y1[2t + 1] <- the 2x2 output tile A^T m A + bias of tile t < len,
+// m[e] at m[e*m_stride + t]: one vector loop.
+static inline __attribute__((always_inline)) void
+KERNEL(wino_output_run)(REAL *restrict y0, REAL *restrict y1, const REAL *restrict mt,
+                        int64_t m_stride, REAL bias, int64_t len) {
+#pragma omp simd
+    for (int64_t t = 0; t < len; t++) {
+        // columns: s_ij = (A^T m)[i][j], m_ij = m[4i+j]
+        const REAL m00 = mt[0 * m_stride + t], m10 = mt[4 * m_stride + t];
+        const REAL m20 = mt[8 * m_stride + t], m30 = mt[12 * m_stride + t];
+        const REAL s00 = m00 + m10 + m20, s10 = m10 - m20 - m30;
+        const REAL m01 = mt[1 * m_stride + t], m11 = mt[5 * m_stride + t];
+        const REAL m21 = mt[9 * m_stride + t], m31 = mt[13 * m_stride + t];
+        const REAL s01 = m01 + m11 + m21, s11 = m11 - m21 - m31;
+        const REAL m02 = mt[2 * m_stride + t], m12 = mt[6 * m_stride + t];
+        const REAL m22 = mt[10 * m_stride + t], m32 = mt[14 * m_stride + t];
+        const REAL s02 = m02 + m12 + m22, s12 = m12 - m22 - m32;
+        const REAL m03 = mt[3 * m_stride + t], m13 = mt[7 * m_stride + t];
+        const REAL m23 = mt[11 * m_stride + t], m33 = mt[15 * m_stride + t];
+        const REAL s03 = m03 + m13 + m23, s13 = m13 - m23 - m33;
+        y0[2 * t] = bias + s00 + s01 + s02;
+        y0[2 * t + 1] = bias + s01 - s02 - s03;
+        y1[2 * t] = bias + s10 + s11 + s12;
+        y1[2 * t + 1] = bias + s11 - s12 - s13;
     }
 }
 
 // For tiles t0 .. t0+count-1: the 2x2 output tile A^T m A + bias, m[e] at m[e*m_stride + t - t0],
-// stored into the (h x w) output plane where it lies inside it. A run of tiles is one vector
+// stored into the output plane where it lies inside it. In place, a run of tiles is one vector
 // loop into the plane's two rows, or, for a run cut by the plane's edge, into two rows of
-// `scratch` (2 * 2*count elements) and then copied out.
-static void KERNEL(wino_output)(void *out_, int64_t h, int64_t w, int64_t tiles_w, int64_t t0,
-                                int64_t count, const void *m_, int64_t m_stride, double bias_,
-                                void *scratch) {
+// `scratch` and then copied out. Through streams (wino_streams), all count tiles are one loop
+// into two streams in `scratch` (4 * count elements), copied out by runs.
+static void KERNEL(wino_output)(void *out_, const conv_wino_plane *pl, int64_t tiles_w,
+                                int64_t t0, int64_t count, const void *m_, int64_t m_stride,
+                                double bias_, void *scratch) {
     REAL *out = out_;
     const REAL *restrict m = m_;
     REAL *restrict rows = scratch;
     const REAL bias = (REAL)bias_;
+    const int64_t h = pl->h, w = pl->w, pitch = pl->pitch, step = pl->step;
+    const bool streams = KERNEL(wino_streams)(pl, tiles_w);
+    if (streams) KERNEL(wino_output_run)(rows, rows + 2 * count, m, m_stride, bias, count);
     for (int64_t at = 0, len, ti, tj0; at < count; at += len) {
         len = KERNEL(wino_run)(t0, at, count, tiles_w, &ti, &tj0);
-        // runs whose tiles lie inside the plane are written in place, the others through rows
-        const bool inside = 2 * ti + 2 <= h && 2 * (tj0 + len) <= w;
-        REAL *y0 = inside ? out + 2 * ti * w + 2 * tj0 : rows;
-        REAL *y1 = inside ? y0 + w : rows + 2 * len;
-        const REAL *mt = m + at;
-#pragma omp simd
-        for (int64_t t = 0; t < len; t++) {
-            // columns: s_ij = (A^T m)[i][j], m_ij = m[4i+j]
-            const REAL m00 = mt[0 * m_stride + t], m10 = mt[4 * m_stride + t];
-            const REAL m20 = mt[8 * m_stride + t], m30 = mt[12 * m_stride + t];
-            const REAL s00 = m00 + m10 + m20, s10 = m10 - m20 - m30;
-            const REAL m01 = mt[1 * m_stride + t], m11 = mt[5 * m_stride + t];
-            const REAL m21 = mt[9 * m_stride + t], m31 = mt[13 * m_stride + t];
-            const REAL s01 = m01 + m11 + m21, s11 = m11 - m21 - m31;
-            const REAL m02 = mt[2 * m_stride + t], m12 = mt[6 * m_stride + t];
-            const REAL m22 = mt[10 * m_stride + t], m32 = mt[14 * m_stride + t];
-            const REAL s02 = m02 + m12 + m22, s12 = m12 - m22 - m32;
-            const REAL m03 = mt[3 * m_stride + t], m13 = mt[7 * m_stride + t];
-            const REAL m23 = mt[11 * m_stride + t], m33 = mt[15 * m_stride + t];
-            const REAL s03 = m03 + m13 + m23, s13 = m13 - m23 - m33;
-            y0[2 * t] = bias + s00 + s01 + s02;
-            y0[2 * t + 1] = bias + s01 - s02 - s03;
-            y1[2 * t] = bias + s10 + s11 + s12;
-            y1[2 * t + 1] = bias + s11 - s12 - s13;
+        const REAL *y0 = rows + 2 * at, *y1 = y0 + 2 * count;
+        if (!streams) {
+            // runs whose tiles lie inside the plane are written in place, the others via rows
+            if (2 * ti + 2 <= h && 2 * (tj0 + len) <= w) {
+                REAL *p = out + 2 * ti * pitch + 2 * tj0;
+                KERNEL(wino_output_run)(p, p + pitch, m + at, m_stride, bias, len);
+                continue;
+            }
+            KERNEL(wino_output_run)(rows, rows + 2 * len, m + at, m_stride, bias, len);
+            y0 = rows;
+            y1 = rows + 2 * len;
         }
-        if (inside) continue;
         const int64_t c0 = 2 * tj0, cols = w - c0 < 2 * len ? w - c0 : 2 * len;
-        for (int i = 0; i < 2 && 2 * ti + i < h; i++)
-            memcpy(out + (2 * ti + i) * w + c0, i ? y1 : y0, (size_t)cols * sizeof(REAL));
+        for (int i = 0; i < 2 && 2 * ti + i < h && cols > 0; i++)
+            KERNEL(wino_scatter)(out + (2 * ti + i) * pitch + c0 * step, i ? y1 : y0, cols, step);
     }
 }
 
 // For tiles t0 .. t0+count-1: z[e*z_stride + t - t0] <- (A dY A^T)[e], dY the 2x2 tile of the
-// (h x w) dy plane (zero outside it): the gradient of a tile's output, carried back to the
-// transformed domain (backward weights). `scratch` as wino_input's.
-static void KERNEL(wino_grad)(void *z_, int64_t z_stride, const void *plane, int64_t h,
-                              int64_t w, int64_t tiles_w, int64_t t0, int64_t count,
-                              void *scratch) {
+// dy plane (zero outside it): the gradient of a tile's output, carried back to the transformed
+// domain (backward weights). The tiles' two rows are copied to two streams in `scratch`
+// (4 * count elements) and all count tiles are one vector loop.
+static void KERNEL(wino_grad)(void *z_, int64_t z_stride, const void *plane,
+                              const conv_wino_plane *pl, int64_t tiles_w, int64_t t0,
+                              int64_t count, void *scratch) {
     REAL *restrict z = z_;
     REAL *restrict rows = scratch;
+    const REAL *d0 = rows, *d1 = rows + 2 * count;
     for (int64_t at = 0, len, ti, tj0; at < count; at += len) {
         len = KERNEL(wino_run)(t0, at, count, tiles_w, &ti, &tj0);
-        const int64_t pitch = 2 * len;
-        KERNEL(wino_rows)(rows, pitch, 2, pitch, plane, h, w, 2 * ti, 2 * tj0);
-        const REAL *d0 = rows, *d1 = rows + pitch;
-        REAL *out = z + at;
+        for (int i = 0; i < 2; i++)
+            KERNEL(wino_row)(rows + i * 2 * count + 2 * at, 2 * len, plane, pl, 2 * ti + i,
+                             2 * tj0);
+    }
 #pragma omp simd
-        for (int64_t t = 0; t < len; t++) {
-            // columns: q_ij = (A dY)[i][j]
-            const REAL a0 = d0[2 * t], a1 = d0[2 * t + 1], b0 = d1[2 * t], b1 = d1[2 * t + 1];
-            const REAL q00 = a0, q01 = a1, q10 = a0 + b0, q11 = a1 + b1;
-            const REAL q20 = a0 - b0, q21 = a1 - b1, q30 = -b0, q31 = -b1;
-            // rows: (A dY A^T)[i][j]
-            out[0 * z_stride + t] = q00;
-            out[1 * z_stride + t] = q00 + q01;
-            out[2 * z_stride + t] = q00 - q01;
-            out[3 * z_stride + t] = -q01;
-            out[4 * z_stride + t] = q10;
-            out[5 * z_stride + t] = q10 + q11;
-            out[6 * z_stride + t] = q10 - q11;
-            out[7 * z_stride + t] = -q11;
-            out[8 * z_stride + t] = q20;
-            out[9 * z_stride + t] = q20 + q21;
-            out[10 * z_stride + t] = q20 - q21;
-            out[11 * z_stride + t] = -q21;
-            out[12 * z_stride + t] = q30;
-            out[13 * z_stride + t] = q30 + q31;
-            out[14 * z_stride + t] = q30 - q31;
-            out[15 * z_stride + t] = -q31;
-        }
+    for (int64_t t = 0; t < count; t++) {
+        // columns: q_ij = (A dY)[i][j]
+        const REAL a0 = d0[2 * t], a1 = d0[2 * t + 1], b0 = d1[2 * t], b1 = d1[2 * t + 1];
+        const REAL q00 = a0, q01 = a1, q10 = a0 + b0, q11 = a1 + b1;
+        const REAL q20 = a0 - b0, q21 = a1 - b1, q30 = -b0, q31 = -b1;
+        // rows: (A dY A^T)[i][j]
+        z[0 * z_stride + t] = q00;
+        z[1 * z_stride + t] = q00 + q01;
+        z[2 * z_stride + t] = q00 - q01;
+        z[3 * z_stride + t] = -q01;
+        z[4 * z_stride + t] = q10;
+        z[5 * z_stride + t] = q10 + q11;
+        z[6 * z_stride + t] = q10 - q11;
+        z[7 * z_stride + t] = -q11;
+        z[8 * z_stride + t] = q20;
+        z[9 * z_stride + t] = q20 + q21;
+        z[10 * z_stride + t] = q20 - q21;
+        z[11 * z_stride + t] = -q21;
+        z[12 * z_stride + t] = q30;
+        z[13 * z_stride + t] = q30 + q31;
+        z[14 * z_stride + t] = q30 - q31;
+        z[15 * z_stride + t] = -q31;
     }
 }
 

@@ -258,16 +258,22 @@ static void test_meta(void) {
     free(padding);
     cJSON_Delete(resp);
     // meta.algorithm says what ran: direct for a 2x2 kernel under "auto"; Winograd where it is
-    // asked for on a 3x3 stride-1 layer, with the reference's answer all the same.
-    const char *bodies[][2] = {
+    // asked for on a 3x3 stride-1 layer (dilated too), with the reference's answer all the same.
+    // With the identity diagonal as w, padded by 1: x[r-1][c-1] + x[r][c] + x[r+1][c+1]; under
+    // dilation 2, padded by 2: x[r-2][c-2] + x[r][c] + x[r+2][c+2].
+    const char *bodies[][3] = {
         {"{\"op\": \"conv2d.forward\", \"x\": [[1, 2], [3, 4]], \"w\": [[1, 1], [1, 1]]}",
-         "direct"},
+         "direct", "[10]"},
         {"{\"op\": \"conv2d.forward\", \"algorithm\": \"winograd\", \"padding\": 1, \"x\": "
          "[[1, 2, 3], [4, 5, 6], [7, 8, 9]], \"w\": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}",
-         "winograd"},
+         "winograd", "[6,8,3,12,15,8,7,12,14]"},
         {"{\"op\": \"conv2d.forward\", \"algorithm\": \"direct\", \"padding\": 1, \"x\": "
          "[[1, 2, 3], [4, 5, 6], [7, 8, 9]], \"w\": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}",
-         "direct"},
+         "direct", "[6,8,3,12,15,8,7,12,14]"},
+        {"{\"op\": \"conv2d.forward\", \"algorithm\": \"winograd\", \"padding\": 2, "
+         "\"dilation\": 2, \"x\": [[1, 2, 3], [4, 5, 6], [7, 8, 9]], \"w\": [[1, 0, 0], [0, 1, "
+         "0], [0, 0, 1]]}",
+         "winograd", "[10,2,3,4,5,6,7,8,10]"},
     };
     for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
         resp = run(bodies[i][0], NULL, NULL, &status);
@@ -275,11 +281,10 @@ static void test_meta(void) {
             cJSON_GetObjectItemCaseSensitive(resp, "meta"), "algorithm");
         char *y = cJSON_PrintUnformatted(
             cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp, "y"), "data"));
-        // x * the identity diagonal, padded by 1: x[r-1][c-1] + x[r][c] + x[r+1][c+1]
-        const bool identity = i == 0 || (y && strcmp(y, "[6,8,3,12,15,8,7,12,14]") == 0);
         CHECK(status == 200 && cJSON_IsString(algo) &&
-                  strcmp(algo->valuestring, bodies[i][1]) == 0 && identity,
-              "meta.algorithm is %s (%s)", bodies[i][1], y ? y : "");
+                  strcmp(algo->valuestring, bodies[i][1]) == 0 && y &&
+                  strcmp(y, bodies[i][2]) == 0,
+              "meta.algorithm is %s, y %s (%s)", bodies[i][1], bodies[i][2], y ? y : "");
         free(y);
         cJSON_Delete(resp);
     }

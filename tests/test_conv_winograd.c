@@ -1,6 +1,6 @@
 // Winograd F(2x2,3x3) (core/conv_winograd.c) against the naive reference: randomized 3x3
-// stride-1 layers with any padding (beyond the kernel too), odd and even sizes, tiles cut by
-// the borders, groups, both dtypes, every ISA variant, 1-3 threads and workspaces from the
+// stride-1 layers with any padding (beyond the kernel too), dilations 1-4 (the phase planes),
+// odd and even sizes, tiles cut by the borders, groups, both dtypes, every ISA variant, 1-3 threads and workspaces from the
 // least Winograd accepts to the full size. Also the algorithm contract (conv_pick_algorithm)
 // and the accuracy that lets "auto" pick Winograd: float32 normwise error against float64
 // within 2x of the direct path's on the same inputs, float64 within 1e-13.
@@ -15,10 +15,16 @@
 #include "tests/harness/conv_harness.h"
 #include "tests/testlib.h"
 
-enum { SWEEP_CONFIGS = 160 };
+enum { SWEEP_CONFIGS = 240 };
 
-// A random 3x3 stride-1 dilation-1 layer: sizes 1..11 (odd and even, so the last tile row and
-// column are cut), padding 0..3 per side (3 reaches beyond the kernel: dx's offset then lies
+// A dilation for one axis: 1 half of the time, else 2..4.
+static int64_t random_dilation(uint64_t *rng) {
+    return t_rand_int(rng, 0, 1) ? 1 : t_rand_int(rng, 2, 4);
+}
+
+// A random 3x3 stride-1 layer: sizes 1..11 (odd and even, so the last tile row and column are
+// cut; up to 17 when dilated, so that phases hold several tiles, and phases of different
+// sizes), padding 0..2d+1 per side (2d+1 reaches beyond the kernel: dx's offset then lies
 // inside dy), 1..3 groups of 1..6 channels and filters.
 static void random_winograd_geom(conv_geom *g, bool *bias, uint64_t *rng) {
     memset(g, 0, sizeof *g);
@@ -26,31 +32,37 @@ static void random_winograd_geom(conv_geom *g, bool *bias, uint64_t *rng) {
     g->groups = t_rand_int(rng, 1, 3);
     g->c = g->groups * t_rand_int(rng, 1, 6);
     g->f = g->groups * t_rand_int(rng, 1, 6);
-    g->h = t_rand_int(rng, 1, 11);
-    g->w = t_rand_int(rng, 1, 11);
     g->kh = g->kw = 3;
-    g->stride_h = g->stride_w = g->dilation_h = g->dilation_w = 1;
-    g->pad_top = t_rand_int(rng, 0, 3);
-    g->pad_bottom = t_rand_int(rng, 0, 3);
-    g->pad_left = t_rand_int(rng, 0, 3);
-    g->pad_right = t_rand_int(rng, 0, 3);
-    while (conv_ref_out_size(g->h, 3, 1, 1, g->pad_top, g->pad_bottom) < 1) g->pad_bottom++;
-    while (conv_ref_out_size(g->w, 3, 1, 1, g->pad_left, g->pad_right) < 1) g->pad_right++;
+    g->stride_h = g->stride_w = 1;
+    g->dilation_h = random_dilation(rng);
+    g->dilation_w = random_dilation(rng);
+    g->h = t_rand_int(rng, 1, g->dilation_h > 1 ? 17 : 11);
+    g->w = t_rand_int(rng, 1, g->dilation_w > 1 ? 17 : 11);
+    g->pad_top = t_rand_int(rng, 0, 2 * g->dilation_h + 1);
+    g->pad_bottom = t_rand_int(rng, 0, 2 * g->dilation_h + 1);
+    g->pad_left = t_rand_int(rng, 0, 2 * g->dilation_w + 1);
+    g->pad_right = t_rand_int(rng, 0, 2 * g->dilation_w + 1);
+    while (conv_ref_out_size(g->h, 3, 1, g->dilation_h, g->pad_top, g->pad_bottom) < 1)
+        g->pad_bottom++;
+    while (conv_ref_out_size(g->w, 3, 1, g->dilation_w, g->pad_left, g->pad_right) < 1)
+        g->pad_right++;
     *bias = t_rand_int(rng, 0, 1);
 }
 
 static void test_sweep(void) {
     uint64_t rng = 314159;
     double worst[2] = {0, 0};
-    int odd = 0, padded_beyond = 0, grouped = 0;
+    int odd = 0, padded_beyond = 0, grouped = 0, dilated = 0;
     for (int i = 0; i < SWEEP_CONFIGS; i++) {
         conv_geom g;
         bool bias;
         random_winograd_geom(&g, &bias, &rng);
         const conv_isa isa = (conv_isa)(CONV_ISA_PORTABLE + i % conv_isa_best());
         odd += conv_out_h(&g) % 2 || conv_out_w(&g) % 2;
-        padded_beyond += g.pad_top > 2 || g.pad_bottom > 2 || g.pad_left > 2 || g.pad_right > 2;
+        padded_beyond += g.pad_top > 2 * g.dilation_h || g.pad_bottom > 2 * g.dilation_h ||
+                         g.pad_left > 2 * g.dilation_w || g.pad_right > 2 * g.dilation_w;
         grouped += g.groups > 1;
+        dilated += g.dilation_h > 1 || g.dilation_w > 1;
         char desc[256];
         conv_geom_describe(desc, sizeof desc, &g);
         for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
@@ -94,11 +106,58 @@ static void test_sweep(void) {
         }
     }
     printf("winograd sweep: %d configs (%d with odd outputs, %d padded beyond the kernel, %d "
-           "grouped), worst |fast-ref|/scale float32 %.3g, float64 %.3g\n",
-           SWEEP_CONFIGS, odd, padded_beyond, grouped, worst[0], worst[1]);
-    CHECK(odd >= 20 && padded_beyond >= 20 && grouped >= 20,
-          "the sweep must reach odd outputs (%d), padding beyond the kernel (%d) and groups (%d)",
-          odd, padded_beyond, grouped);
+           "grouped, %d dilated), worst |fast-ref|/scale float32 %.3g, float64 %.3g\n",
+           SWEEP_CONFIGS, odd, padded_beyond, grouped, dilated, worst[0], worst[1]);
+    CHECK(odd >= 20 && padded_beyond >= 20 && grouped >= 20 && dilated >= 60,
+          "the sweep must reach odd outputs (%d), padding beyond the kernel (%d), groups (%d) "
+          "and dilations (%d)", odd, padded_beyond, grouped, dilated);
+}
+
+// Dilated layers with large phase planes (tile rows of 4100 tiles, several batches per phase
+// plane; a workspace of an eighth gives batches that start and end inside tile rows), and
+// dilations far beyond the input: a 1x1 image padded by 100000 under dilation 100000 has one
+// output, in one of its 10^10 phases (only phases that hold an output are tiled: a pass must
+// not visit the others).
+static void test_large_phases(void) {
+    const struct {
+        int64_t h, w, dh, dw, pad;
+    } layers[] = {{260, 250, 2, 2, 2},  {131, 390, 1, 3, 3},   {400, 20, 4, 1, 1},
+                  {6, 16400, 2, 2, 2},  {1, 1, 1000, 1000, 1000}, {1, 1, 100000, 100000, 100000},
+                  {5, 3, 7, 9, 9}};
+    uint64_t rng = 1618;
+    for (size_t l = 0; l < sizeof layers / sizeof *layers; l++) {
+        const conv_geom g = {.n = 2, .c = 2, .h = layers[l].h, .w = layers[l].w, .f = 3,
+                             .kh = 3, .kw = 3, .groups = 1, .stride_h = 1, .stride_w = 1,
+                             .dilation_h = layers[l].dh, .dilation_w = layers[l].dw,
+                             .pad_top = layers[l].pad, .pad_bottom = layers[l].pad,
+                             .pad_left = layers[l].pad, .pad_right = layers[l].pad};
+        for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
+            conv_case cc;
+            conv_case_init(&cc, &g, true, dt, &rng);
+            cc.tile_scale = true;
+            const size_t full = conv_workspace_size(&g, dt, 2, CONV_WORKSPACE_CAP_DEFAULT);
+            const size_t sizes[2] = {full, full / 8};
+            for (int s_i = 0; s_i < 2; s_i++) {
+                conv_algorithm ran;
+                // an eighth of a small layer's workspace may not hold Winograd at all
+                if (s_i == 1 && conv_pick_algorithm(&g, dt, CONV_ALGO_WINOGRAD, sizes[s_i], &ran,
+                                                    NULL) != CONV_OK)
+                    continue;
+                conv_scratch s;
+                conv_scratch_init(&s, sizes[s_i], 0, 2);
+                s.ex.algorithm = CONV_ALGO_WINOGRAD;
+                for (conv_pass p = PASS_FORWARD; p < PASS_BIAS; p++) {
+                    char why[512] = "";
+                    CHECK(conv_case_check(&cc, p, &s.ex, why, sizeof why, NULL),
+                          "large phases: layer %zu %s workspace %zu %s: %s", l,
+                          dt == CONV_FLOAT32 ? "float32" : "float64", sizes[s_i],
+                          conv_pass_name(p), why);
+                }
+                conv_scratch_free(&s);
+            }
+            conv_case_free(&cc);
+        }
+    }
 }
 
 static conv_status pick(const conv_geom *g, const conv_exec *ex, conv_algorithm *algo,
@@ -131,7 +190,7 @@ static void test_pick(void) {
     ex.workspace_bytes = bytes;
     const struct {
         int64_t kh, stride, dilation;
-    } not_applying[] = {{5, 1, 1}, {3, 2, 1}, {3, 1, 2}};
+    } not_applying[] = {{5, 1, 1}, {3, 2, 1}, {3, 3, 2}};
     for (size_t i = 0; i < sizeof not_applying / sizeof *not_applying; i++) {
         conv_geom h = g;
         h.kh = h.kw = not_applying[i].kh;
@@ -148,6 +207,20 @@ static void test_pick(void) {
                   algo == CONV_ALGO_DIRECT,
               "auto is direct where Winograd does not apply");
     }
+    // dilated: the phase planes, 8x8 here with dilation 2 on a 16x16 output, must be as large
+    // as an undilated layer's output for auto to take Winograd
+    conv_geom d = g;
+    d.h = d.w = 16;
+    d.dilation_h = d.dilation_w = d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 2;
+    CHECK(pick(&d, &ex, &algo, &err) == CONV_OK && algo == CONV_ALGO_WINOGRAD,
+          "auto picks Winograd for a dilation-2 layer of 8x8 phases: %s", err.message);
+    d.h = d.w = 8;
+    CHECK(pick(&d, &ex, &algo, &err) == CONV_OK && algo == CONV_ALGO_DIRECT,
+          "auto is direct for dilation 2 on an 8x8 output (4x4 phases)");
+    ex.algorithm = CONV_ALGO_WINOGRAD;
+    CHECK(pick(&d, &ex, &algo, &err) == CONV_OK && algo == CONV_ALGO_WINOGRAD,
+          "winograd is taken for a dilated layer when asked: %s", err.message);
+    ex.algorithm = CONV_ALGO_AUTO;
     g.c = g.f = 16;
     CHECK(pick(&g, &ex, &algo, &err) == CONV_OK && algo == CONV_ALGO_DIRECT,
           "auto is direct for 16 channels per group");
@@ -179,12 +252,13 @@ static double gauss(uint64_t *rng) {
 // Winograd, normwise against the float64 reference.
 static void test_accuracy(void) {
     const struct {
-        int64_t n, c, h, w, f, groups, pad;
+        int64_t n, c, h, w, f, groups, pad, dilation;
     } layers[] = {
-        {2, 32, 14, 14, 32, 1, 1},  {1, 32, 28, 28, 32, 1, 1},  {4, 64, 8, 8, 64, 1, 1},
-        {1, 64, 16, 16, 128, 1, 1}, {2, 128, 10, 10, 64, 1, 0}, {1, 32, 13, 11, 48, 1, 2},
-        {2, 64, 10, 10, 64, 2, 1},  {1, 256, 9, 9, 256, 1, 1},  {1, 32, 33, 33, 32, 1, 1},
-        {3, 48, 12, 12, 32, 1, 1},
+        {2, 32, 14, 14, 32, 1, 1, 1},  {1, 32, 28, 28, 32, 1, 1, 1},  {4, 64, 8, 8, 64, 1, 1, 1},
+        {1, 64, 16, 16, 128, 1, 1, 1}, {2, 128, 10, 10, 64, 1, 0, 1}, {1, 32, 13, 11, 48, 1, 2, 1},
+        {2, 64, 10, 10, 64, 2, 1, 1},  {1, 256, 9, 9, 256, 1, 1, 1},  {1, 32, 33, 33, 32, 1, 1, 1},
+        {3, 48, 12, 12, 32, 1, 1, 1},  {2, 64, 28, 28, 64, 1, 2, 2},  {1, 32, 31, 29, 48, 1, 3, 3},
+        {1, 128, 20, 20, 64, 2, 2, 2},
     };
     double worst_ratio = 0, worst32 = 0, worst_direct = 0, worst64 = 0, pass_ratio[3] = {0};
     uint64_t rng = 2718;
@@ -192,7 +266,8 @@ static void test_accuracy(void) {
         const conv_geom g = {.n = layers[l].n, .c = layers[l].c, .h = layers[l].h,
                              .w = layers[l].w, .f = layers[l].f, .kh = 3, .kw = 3,
                              .groups = layers[l].groups, .stride_h = 1, .stride_w = 1,
-                             .dilation_h = 1, .dilation_w = 1, .pad_top = layers[l].pad,
+                             .dilation_h = layers[l].dilation, .dilation_w = layers[l].dilation,
+                             .pad_top = layers[l].pad,
                              .pad_bottom = layers[l].pad, .pad_left = layers[l].pad,
                              .pad_right = layers[l].pad};
         const int64_t counts[3] = {conv_numel_y(&g), conv_numel_x(&g), conv_numel_w(&g)};
@@ -260,6 +335,7 @@ int main(int argc, char **argv) {
     blas_boot(argv);
     test_pick();
     test_sweep();
+    test_large_phases();
     test_accuracy();
     return t_finish("test_conv_winograd");
 }

@@ -283,11 +283,13 @@ static void KERNEL(wino_kernel)(void *u, int64_t u_stride, const void *w, int64_
 }
 
 // dst[k] <- src[k*step] for k < count, and its reverse: a row of a phase plane. Step 2 (the
-// usual dilation) has a loop of its own, which vectorises as loads and a permutation.
+// usual dilation) has a loop of its own, which vectorises as loads and a permutation. Rows are
+// a few to a few dozen elements: calls to memcpy and memset cost more than these loops.
 static inline void KERNEL(wino_gather)(REAL *restrict dst, const REAL *restrict src,
                                        int64_t count, int64_t step) {
     if (step == 1) {
-        memcpy(dst, src, (size_t)count * sizeof(REAL));
+#pragma omp simd
+        for (int64_t k = 0; k < count; k++) dst[k] = src[k];
     } else if (step == 2) {
 #pragma omp simd
         for (int64_t k = 0; k < count; k++) dst[k] = src[2 * k];
@@ -299,7 +301,8 @@ static inline void KERNEL(wino_gather)(REAL *restrict dst, const REAL *restrict 
 static inline void KERNEL(wino_scatter)(REAL *restrict dst, const REAL *restrict src,
                                         int64_t count, int64_t step) {
     if (step == 1) {
-        memcpy(dst, src, (size_t)count * sizeof(REAL));
+#pragma omp simd
+        for (int64_t k = 0; k < count; k++) dst[k] = src[k];
     } else if (step == 2) {
 #pragma omp simd
         for (int64_t k = 0; k < count; k++) dst[2 * k] = src[k];
@@ -312,13 +315,13 @@ static inline void KERNEL(wino_scatter)(REAL *restrict dst, const REAL *restrict
 static void KERNEL(wino_row)(REAL *dst, int64_t width, const REAL *plane,
                              const conv_wino_plane *pl, int64_t r, int64_t c0) {
     if (r < 0 || r >= pl->h) {
-        memset(dst, 0, (size_t)width * sizeof(REAL));
+#pragma omp simd
+        for (int64_t k = 0; k < width; k++) dst[k] = 0;
         return;
     }
     const int64_t w = pl->w;
     const int64_t lo = c0 < 0 ? -c0 < width ? -c0 : width : 0;
     const int64_t hi = w - c0 < width ? (w - c0 > lo ? w - c0 : lo) : width;
-    // the borders are a few elements: a call to memset costs more than storing them
     for (int64_t k = 0; k < lo; k++) dst[k] = 0;
     KERNEL(wino_gather)(dst + lo, plane + r * pl->pitch + (c0 + lo) * pl->step, hi - lo,
                         pl->step);

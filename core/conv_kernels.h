@@ -282,32 +282,24 @@ static void KERNEL(wino_kernel)(void *u, int64_t u_stride, const void *w, int64_
     else KERNEL(wino_kernels)(u, u_stride, w, w_stride, count, false);
 }
 
-// dst[k] <- src[k*step] for k < count, and its reverse: a row of a phase plane. Step 2 (the
-// usual dilation) has a loop of its own, which vectorises as loads and a permutation. Rows are
-// a few to a few dozen elements: calls to memcpy and memset cost more than these loops.
-static inline void KERNEL(wino_gather)(REAL *restrict dst, const REAL *restrict src,
-                                       int64_t count, int64_t step) {
-    if (step == 1) {
+// dst[k*dst_step] <- src[k*src_step] for k < count: a row into or out of a phase plane. Rows
+// are a few to a few dozen elements, where calls to memcpy cost more than these loops; the
+// steps of 1 and 2 (the usual dilation) have loops of their own, which vectorise (as loads and
+// a permutation for step 2).
+static inline void KERNEL(wino_copy)(REAL *restrict dst, int64_t dst_step,
+                                     const REAL *restrict src, int64_t src_step,
+                                     int64_t count) {
+    if (dst_step == 1 && src_step == 1) {
 #pragma omp simd
         for (int64_t k = 0; k < count; k++) dst[k] = src[k];
-    } else if (step == 2) {
+    } else if (dst_step == 1 && src_step == 2) {
 #pragma omp simd
         for (int64_t k = 0; k < count; k++) dst[k] = src[2 * k];
-    } else {
-#pragma omp simd
-        for (int64_t k = 0; k < count; k++) dst[k] = src[k * step];
-    }
-}
-static inline void KERNEL(wino_scatter)(REAL *restrict dst, const REAL *restrict src,
-                                        int64_t count, int64_t step) {
-    if (step == 1) {
-#pragma omp simd
-        for (int64_t k = 0; k < count; k++) dst[k] = src[k];
-    } else if (step == 2) {
+    } else if (dst_step == 2 && src_step == 1) {
 #pragma omp simd
         for (int64_t k = 0; k < count; k++) dst[2 * k] = src[k];
     } else {
-        for (int64_t k = 0; k < count; k++) dst[k * step] = src[k];
+        for (int64_t k = 0; k < count; k++) dst[k * dst_step] = src[k * src_step];
     }
 }
 
@@ -323,8 +315,8 @@ static void KERNEL(wino_row)(REAL *dst, int64_t width, const REAL *plane,
     const int64_t lo = c0 < 0 ? -c0 < width ? -c0 : width : 0;
     const int64_t hi = w - c0 < width ? (w - c0 > lo ? w - c0 : lo) : width;
     for (int64_t k = 0; k < lo; k++) dst[k] = 0;
-    KERNEL(wino_gather)(dst + lo, plane + r * pl->pitch + (c0 + lo) * pl->step, hi - lo,
-                        pl->step);
+    KERNEL(wino_copy)(dst + lo, 1, plane + r * pl->pitch + (c0 + lo) * pl->step, pl->step,
+                      hi - lo);
     for (int64_t k = hi; k < width; k++) dst[k] = 0;
 }
 
@@ -509,7 +501,7 @@ static void KERNEL(wino_output)(void *out_, const conv_wino_plane *pl, int64_t t
         }
         const int64_t c0 = 2 * tj0, cols = w - c0 < 2 * len ? w - c0 : 2 * len;
         for (int i = 0; i < 2 && 2 * ti + i < h && cols > 0; i++)
-            KERNEL(wino_scatter)(out + (2 * ti + i) * pitch + c0 * step, i ? y1 : y0, cols, step);
+            KERNEL(wino_copy)(out + (2 * ti + i) * pitch + c0 * step, step, i ? y1 : y0, 1, cols);
     }
 }
 

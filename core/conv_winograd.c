@@ -9,8 +9,9 @@
 // beyond the plane reads zeros, so any padding works). Under dilation d each of the d_h*d_w
 // phases of the output (its rows and columns of one remainder modulo d) is an undilated
 // correlation of one phase of the input: the transforms read and write phase planes (every
-// d-th row and column, conv_wino_plane), and the GEMMs never know. Per group, with the kernels transformed
-// once (U[e] (out x in) = G k G^T, e < 16) and tiles taken in batches of T:
+// d-th row and column, conv_wino_plane), and the GEMMs never know.
+// Per group, with the kernels transformed once (U[e] (out x in) = G k G^T, e < 16) and tiles
+// taken in batches of T:
 //   V[e] (in x T) = B^T d B per input plane and tile      (conv_kernels.h: wino_input)
 //   M[e] (out x T) = U[e] * V[e]                          16 GEMMs (conv_gemm_call)
 //   out tile = A^T M A (+ bias) per output plane and tile (wino_output)

@@ -1,9 +1,10 @@
 // Winograd F(2x2,3x3) (core/conv_winograd.c) against the naive reference: randomized 3x3
 // stride-1 layers with any padding (beyond the kernel too), dilations 1-4 (the phase planes),
 // odd and even sizes, tiles cut by the borders, groups, both dtypes, every ISA variant, 1-3
-// threads and workspaces from the least Winograd accepts to the full size. Also the algorithm contract (conv_pick_algorithm)
-// and the accuracy that lets "auto" pick Winograd: float32 normwise error against float64
-// within 2x of the direct path's on the same inputs, float64 within 1e-13.
+// threads and workspaces from the least Winograd accepts to the full size. Also the algorithm
+// contract (conv_pick_algorithm) and the accuracy that lets "auto" pick Winograd: float32
+// normwise error against float64 within 2x of the direct path's on the same inputs, float64
+// within 1e-13.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

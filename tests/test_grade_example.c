@@ -353,6 +353,8 @@ static const broken_case broken[] = {
     {"caches_five_items.py", 10, 40, {0, 10, 10, 10}, "unpacking_mismatch",
      "line 25: x, w, b, conv_param = cache", "the cache is what your conv_forward_naive returned",
      0, NULL},
+    {"db_still_none.py", 10, 40, {0, 10, 10, 10}, "still_none",
+     "line 41: db[f] += dout[n, f, hp, wp]", "db = np.zeros_like(b)", 0, NULL},
 };
 
 static void test_broken_students(void) {

@@ -154,6 +154,11 @@ CAUSES = (
          r"|only integers, slices", m),
      "A size or an index is a float: in Python 3 / always gives one. Use // for H_out and "
      "W_out (int(...) if you must)."),
+    ("still_none", lambda t, m, l: t == "TypeError" and "NoneType" in m,
+     "A value is None where an array belongs: a variable still as the starter code leaves "
+     "it (dx, dw, db = None, None, None), or a function of yours that ends without a return. "
+     "Allocate before you index or add to it: dx = np.zeros_like(x), dw = np.zeros_like(w), "
+     "db = np.zeros_like(b)."),
     ("index_out_of_range",
      lambda t, m, l: t == "IndexError" and re.search(r"out of bounds|out of range", m),
      "An index past the end of an array: check each loop's bound (i over H_out rows, j over "

@@ -355,6 +355,9 @@ static const broken_case broken[] = {
      0, NULL},
     {"db_still_none.py", 10, 40, {0, 10, 10, 10}, "still_none",
      "line 41: db[f] += dout[n, f, hp, wp]", "db = np.zeros_like(b)", 0, NULL},
+    // wide_kernel, channels_equal and large have kernels 2x3, 3x2 and 5x3
+    {"asserts_square_kernel.py", 28, 40, {3, 3, 3, 3}, "assertion_failed",
+     "line 8: assert K == K2", "HH != WW", 12, NULL},
 };
 
 static void test_broken_students(void) {

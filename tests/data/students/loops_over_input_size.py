@@ -13,11 +13,11 @@ def conv_forward_naive(x, w, b, conv_param):
     W_out = int(1 + (W + 2 * p - WW) // s)
     x_pad = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), 'constant')
     out = np.zeros((N, F, H_out, W_out))
-    for n in range(N):
-        for f in range(F):
-            for i in range(H_out):
-                for j in range(W_out):
-                    hs, ws = i * s, j * s
+    for f in range(F):
+        for i in range(H_out):
+            for j in range(W_out):
+                hs, ws = i * s, j * s
+                for n in range(N):
                     out[n, f, i, j] = np.sum(x_pad[n, :, hs:hs + HH, ws:ws + WW] * w[f]) + b[f]
     cache = (x, w, b, conv_param)
     return out, cache

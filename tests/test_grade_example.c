@@ -298,32 +298,66 @@ typedef struct {
     const char *file;
     double score;
     int tests;          // 40 with a forward pass, 30 without, 0 when nothing could be graded
-    const char *says;   // in the summary
-    const char *says_too;
+    int failed[4];      // failed tests of y, dx, dw and db: what the failure affects
+    const char *says;   // in the summary: for code that raises, the cause's id,
+    const char *says_too;  // the student's line,
+    const char *fix;       // and words of its usual fix (CAUSES in grade.py); "" for none
     int noted;          // tests noting that the backward pass ran on the reference cache
     const char *suite;  // SUITE=... ("SUITE=cs231n" when NULL)
 } broken_case;
 
 static const broken_case broken[] = {
-    {"unfinished.py", 0, 40, "out is None", "no answer for 40 of the graded tensors", 0, NULL},
-    {"backward_returns_none.py", 10, 40, "conv_backward_naive returned None", "0 points", 0, NULL},
-    {"numpy_alias.py", 10, 40, "numpy_alias_removed", "line 23: dx = np.zeros", 0, NULL},
+    {"unfinished.py", 0, 40, {10, 10, 10, 10}, "out is None",
+     "no answer for 40 of the graded tensors", "does not compute it yet", 0, NULL},
+    {"backward_returns_none.py", 10, 40, {0, 10, 10, 10}, "conv_backward_naive returned None",
+     "0 points", "it must return (dx, dw, db)", 0, NULL},
+    {"numpy_alias.py", 10, 40, {0, 10, 10, 10}, "numpy_alias_removed", "line 23: dx = np.zeros",
+     "write float, int, bool", 0, NULL},
     // CS231n's own convention: the default suite's strides divide evenly, so it passes there
-    {"stride_assert.py", 40, 40, "Every tensor is correct", "Score 40.0", 0, NULL},
-    {"stride_assert.py", 24, 40, "stride_assert", "AssertionError", 16, "SUITE=cs231n_uneven"},
-    {"python2.py", 0, 0, "python2_code", "line 6: print", 0, NULL},
-    {"odd_returns.py", 10, 40, "shape_has_extra_axes", "Score 10.0 / 40.0", 0, NULL},
+    {"stride_assert.py", 40, 40, {0, 0, 0, 0}, "Every tensor is correct", "Score 40.0", "", 0,
+     NULL},
+    {"stride_assert.py", 24, 40, {4, 4, 4, 4}, "stride_assert", "AssertionError",
+     "Drop the assert", 16, "SUITE=cs231n_uneven"},
+    {"python2.py", 0, 0, {0, 0, 0, 0}, "python2_code", "line 6: print", "print is a function", 0,
+     NULL},
+    {"odd_returns.py", 10, 40, {10, 0, 10, 10}, "shape_has_extra_axes", "Score 10.0 / 40.0", "",
+     0, NULL},
     // zeros are unfinished code, not `=` for `+=`
-    {"slow_on_stride3.py", 0, 30, "time_limit", "`unfinished` (dx, dw, db; 27 times)", 0, NULL},
-    {"imports_course_code.py", 0, 0, "import_failed", "No module named 'cs231n'", 0, NULL},
+    {"slow_on_stride3.py", 0, 30, {0, 10, 10, 10}, "time_limit",
+     "`unfinished` (dx, dw, db; 27 times)", "a loop that never ends", 0, NULL},
+    {"imports_course_code.py", 0, 0, {0, 0, 0, 0}, "import_failed", "No module named 'cs231n'",
+     "one self-contained file", 0, NULL},
     // round() in the output size: a window cut short raises (named by its exception), or an
     // empty one gives an output too large (named by its shape); on even strides it is right
-    {"round_output_size.py", 36, 40, "window_shape_mismatch", "`output_size_rounded`", 8,
-     "SUITE=cs231n_uneven"},
-    {"round_output_size.py", 40, 40, "Every tensor is correct", "Score 40.0", 0, NULL},
+    {"round_output_size.py", 36, 40, {4, 0, 0, 0}, "window_shape_mismatch",
+     "`output_size_rounded`", "with // not round() or /", 8, "SUITE=cs231n_uneven"},
+    {"round_output_size.py", 40, 40, {0, 0, 0, 0}, "Every tensor is correct", "Score 40.0", "", 0,
+     NULL},
     // the student's own cache: a padded x cached by the forward pass is right
-    {"caches_padded_x.py", 40, 40, "Every tensor is correct", "Score 40.0 / 40.0", 0, NULL},
-    {"forward_raises.py", 30, 40, "NameError: name 'bias' is not defined", "Score 30.0", 40, NULL},
+    {"caches_padded_x.py", 40, 40, {0, 0, 0, 0}, "Every tensor is correct", "Score 40.0 / 40.0",
+     "", 0, NULL},
+    {"forward_raises.py", 30, 40, {10, 0, 0, 0}, "NameError: name 'bias' is not defined",
+     "Score 30.0", "Read the message and the line shown", 40, NULL},
+    // one for each other kind of exception grade.py names
+    {"missing_colon.py", 0, 0, {0, 0, 0, 0}, "syntax_error", "line 14: for f in range(F)",
+     "python3 -m py_compile", 0, NULL},
+    {"exits_while_debugging.py", 10, 40, {0, 10, 10, 10}, "(exited)", "line 35: sys.exit()",
+     "a graded function must return its answer", 0, NULL},
+    {"true_division.py", 0, 40, {10, 10, 10, 10}, "float_size",
+     "line 14: out = np.zeros((N, F, Hn, Wn))", "Use // for H_out and W_out", 40, NULL},
+    {"padding_key.py", 10, 40, {0, 10, 10, 10}, "conv_param_key",
+     "line 25: pd = conv_param['padding']", "conv_param holds 'stride' and 'pad' only", 0, NULL},
+    // the loops over H and W are right where the output is as large as the input (2 problems)
+    {"loops_over_input_size.py", 16, 40, {0, 8, 8, 8}, "index_out_of_range",
+     "line 41: db[f] += dout[n, f, i, j]", "not H and W", 0, NULL},
+    {"caches_five_items.py", 10, 40, {0, 10, 10, 10}, "unpacking_mismatch",
+     "line 25: x, w, b, conv_param = cache", "the cache is what your conv_forward_naive returned",
+     0, NULL},
+    {"db_still_none.py", 10, 40, {0, 10, 10, 10}, "still_none",
+     "line 41: db[f] += dout[n, f, hp, wp]", "db = np.zeros_like(b)", 0, NULL},
+    // wide_kernel, channels_equal and large have kernels 2x3, 3x2 and 5x3
+    {"asserts_square_kernel.py", 28, 40, {3, 3, 3, 3}, "assertion_failed",
+     "line 8: assert K == K2", "HH != WW", 12, NULL},
 };
 
 static void test_broken_students(void) {
@@ -353,15 +387,25 @@ static void test_broken_students(void) {
         const double score = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(doc, "score"));
         const int tests = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "tests"));
         // a backward pass run on the reference cache says so in every one of its tests
-        int noted = 0;
+        static const char *const tensors[] = {"y", "dx", "dw", "db"};
+        int noted = 0, failed[4] = {0};
         const cJSON *t;
-        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(doc, "tests"))
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(doc, "tests")) {
             noted += strstr(str_at(t, "output"), "ran on the reference cache") != NULL;
+            for (int k = 0; k < 4; k++)
+                failed[k] += strcmp(str_at(t, "status"), "failed") == 0 &&
+                             strcmp(test_tensor(t), tensors[k]) == 0;
+        }
         CHECK(noted == bc->noted, "%s: %d tests note the reference cache, want %d", bc->file,
               noted, bc->noted);
+        CHECK(memcmp(failed, bc->failed, sizeof failed) == 0,
+              "%s: failed tests of y, dx, dw, db %d %d %d %d, want %d %d %d %d", bc->file,
+              failed[0], failed[1], failed[2], failed[3], bc->failed[0], bc->failed[1],
+              bc->failed[2], bc->failed[3]);
         CHECK(status == 0 && doc && score == bc->score && tests == bc->tests &&
-                  strstr(output, bc->says) && strstr(output, bc->says_too),
-              "%s: exit %d, score %g (want %g), %d tests (want %d), output %.600s", bc->file,
+                  strstr(output, bc->says) && strstr(output, bc->says_too) &&
+                  strstr(output, bc->fix),
+              "%s: exit %d, score %g (want %g), %d tests (want %d), output %.900s", bc->file,
               status, score, bc->score, tests, bc->tests, output);
         cJSON_Delete(doc);
     }

@@ -145,15 +145,29 @@ CAUSES = (
      "A tuple or shape of another length was unpacked: the cache is what your "
      "conv_forward_naive returned (x, w, b, conv_param), x is (N, C, H, W), w (F, C, HH, WW), "
      "and conv_backward_naive returns (dx, dw, db)."),
-    ("index_out_of_range", lambda t, m, l: t == "IndexError",
+    # a float where an int belongs: as a size or range() bound, a slice's end, or an index
+    # (NumPy raises IndexError for that one); not any TypeError naming float ("NoneType and
+    # float" is the starter code's None)
+    ("float_size",
+     lambda t, m, l: t in ("TypeError", "IndexError") and re.search(
+         r"'float' object cannot be interpreted as an integer|slice indices must be integers"
+         r"|only integers, slices", m),
+     "A size or an index is a float: in Python 3 / always gives one. Use // for H_out and "
+     "W_out (int(...) if you must)."),
+    ("still_none", lambda t, m, l: t == "TypeError" and "NoneType" in m,
+     "A value is None where an array belongs: a variable still as the starter code leaves "
+     "it (dx, dw, db = None, None, None), or a function of yours that ends without a return. "
+     "Allocate before you index or add to it: dx = np.zeros_like(x), dw = np.zeros_like(w), "
+     "db = np.zeros_like(b)."),
+    ("index_out_of_range",
+     lambda t, m, l: t == "IndexError" and re.search(r"out of bounds|out of range", m),
      "An index past the end of an array: check each loop's bound (i over H_out rows, j over "
      "W_out columns, not swapped, not H and W), and the window's start (i*stride, not "
      "i*stride + pad, in the padded input)."),
-    ("float_size",
-     lambda t, m, l: t == "TypeError" and re.search(r"integer|slice indices|float", m),
-     "A size or an index is a float: in Python 3 / always gives one. Use // for H_out and "
-     "W_out (int(...) if you must)."),
-    ("conv_param_key", lambda t, m, l: t == "KeyError",
+    # only conv_param's keys: a dict cache of the student's own misses keys of its own
+    ("conv_param_key",
+     lambda t, m, l: t == "KeyError" and ("conv_param" in l or
+                                          re.fullmatch(r"'(stride|pad)\w*'", m)),
      "A key is missing: conv_param holds 'stride' and 'pad' only."),
     ("exited", lambda t, m, l: t == "SystemExit",
      "Your code called exit(): a graded function must return its answer."),
@@ -163,8 +177,9 @@ CAUSES = (
 def explain(error, path):
     """(what happened, the student's line, kind, hint) for exception `error`."""
     kind_name = type(error).__name__
-    full = str(error).strip()
-    message = full.splitlines()[0] if full else ""
+    # exit() and sys.exit() raise SystemExit with no message (its str() is "" or "None")
+    full = "" if isinstance(error, SystemExit) and error.code is None else str(error).strip()
+    what = "%s: %s" % (kind_name, full.splitlines()[0]) if full else kind_name
     where, line = "", ""
     if isinstance(error, SyntaxError) and error.filename == path:
         where, line = "line %s" % error.lineno, (error.text or "").strip()
@@ -173,8 +188,8 @@ def explain(error, path):
             where, line = "line %d" % frame.lineno, (frame.line or "").strip()
     for kind, test, hint in CAUSES:
         if test(kind_name, full, line):
-            return "%s: %s" % (kind_name, message), where, line, kind, hint
-    return ("%s: %s" % (kind_name, message), where, line, "raised",
+            return what, where, line, kind, hint
+    return (what, where, line, "raised",
             "Read the message and the line shown; run your function on this layer yourself.")
 
 

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -342,6 +344,87 @@ static void test_half_close(void) {
     CHECK(th_server_stop(&s, 60) == 0, "the server drains and exits 0 (no leak under ASan)");
 }
 
+// A raw connection to the server from loopback address `source` (127.0.0.0/8 all reach it):
+// the server counts uploads per client address, so a second address is a second client.
+static int connect_from(int port, const char *source) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+    inet_pton(AF_INET, source, &from.sin_addr);
+    to.sin_port = htons((uint16_t)port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&from, sizeof from) == 0 &&
+        connect(fd, (struct sockaddr *)&to, sizeof to) == 0)
+        return fd;
+    if (fd >= 0) close(fd);
+    return -1;
+}
+
+// Sends the tiny forward's headers and the first `sent` bytes of its body on a new connection
+// from `source`; the connection, or -1.
+static int upload_from(int port, const char *source, size_t sent) {
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "POST /v1/conv2d/forward HTTP/1.1\r\nHost: t\r\nContent-Type: "
+                     "application/json\r\nContent-Length: %zu\r\n\r\n",
+                     strlen(tiny_request));
+    int fd = connect_from(port, source);
+    if (fd >= 0 && !(net_send_all(fd, head, (size_t)n) && net_send_all(fd, tiny_request, sent))) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+// The rest of the tiny forward's body on `fd` (from upload_from), then its answer's status
+// (0 when none came in 10 s); the answer's text in buf. Closes fd.
+static int finish_upload(int fd, size_t sent, char *buf, size_t cap) {
+    bool closed;
+    buf[0] = '\0';
+    int status = fd >= 0 && net_send_all(fd, tiny_request + sent, strlen(tiny_request) - sent)
+                     ? th_read_response(fd, buf, cap, 10000, false, &closed)
+                     : 0;
+    if (fd >= 0) close(fd);
+    return status;
+}
+
+// One client address holding --max-uploads bodies half sent cannot start another (503
+// overloaded with Retry-After, once its body is in, and none of it kept), while another
+// address uploads as usual; when one of the held bodies ends, the client may upload again.
+static void test_max_uploads(void) {
+    enum { MAX = 3 };
+    th_server s;
+    const char *const args[] = {"--max-uploads", "3", NULL};
+    if (!CHECK(th_server_start(&s, args), "server starts")) return;
+    int held[MAX];
+    for (int i = 0; i < MAX; i++) held[i] = upload_from(s.port, "127.0.0.1", 5);
+    th_sleep_ms(300 * SLOW); // their headers are read, their uploads counted
+    char buf[4096];
+    double t0 = th_now();
+    int extra = finish_upload(upload_from(s.port, "127.0.0.1", 0), 0, buf, sizeof buf);
+    double extra_s = th_now() - t0;
+    printf("  %-44s the extra upload: %d after %.0f ms\n", "3 uploads held by one client", extra,
+           extra_s * 1e3);
+    CHECK(extra == 503 && strstr(buf, "\"overloaded\"") && strstr(buf, "--max-uploads") &&
+              strcasestr(buf, "\r\nRetry-After: "),
+          "upload %d of one client with --max-uploads %d: 503 overloaded with Retry-After: %.400s",
+          MAX + 1, MAX, buf);
+    int other = finish_upload(upload_from(s.port, "127.0.0.2", 0), 0, buf, sizeof buf);
+    CHECK(other == 200, "another client address uploads meanwhile: %d %.300s", other, buf);
+    th_reply r;
+    CHECK(th_get(&r, s.port, "/healthz") && r.status == 200,
+          "the capped client's GET (no body) is served: %ld", r.status);
+    th_reply_free(&r);
+    int first = finish_upload(held[0], 5, buf, sizeof buf);
+    CHECK(first == 200, "a held upload, completed, is answered: %d %.300s", first, buf);
+    int again = finish_upload(upload_from(s.port, "127.0.0.1", 0), 0, buf, sizeof buf);
+    CHECK(again == 200, "with one upload ended, the client uploads again: %d %.300s", again, buf);
+    for (int i = 1; i < MAX; i++) {
+        int status = finish_upload(held[i], 5, buf, sizeof buf);
+        CHECK(status == 200, "held upload %d completed: %d", i + 1, status);
+    }
+    CHECK(th_server_stop(&s, 60) == 0, "the server drains and exits 0 (no leak under ASan)");
+}
+
 // ---------------------------------------------------------------- bodies that cost to parse
 
 typedef struct {
@@ -525,6 +608,7 @@ int main(void) {
     test_slowloris();
     test_slow_bodies();
     test_half_close();
+    test_max_uploads();
     test_json_bombs();
     test_working_set();
     test_big_requests();

@@ -432,18 +432,24 @@ static void test_max_uploads(void) {
 
 typedef struct {
     int port;
+    const char *path; // NULL: /v1/conv2d/forward
     const char *body;
     size_t len;
+    const char *const *extra; // more request headers, NULL-terminated, or NULL
     int rounds;
     long statuses[8]; // the distinct statuses seen
+    int gzipped;      // answers that came with Content-Encoding: gzip
 } bomber;
 
 static void *bomb_main(void *arg) {
     bomber *b = arg;
     for (int i = 0; i < b->rounds; i++) {
         th_reply r;
-        th_http(&r, NULL, b->port, "POST", "/v1/conv2d/forward", "application/json", b->body,
-                b->len, NULL);
+        char coding[32];
+        th_http(&r, NULL, b->port, "POST", b->path ? b->path : "/v1/conv2d/forward",
+                "application/json", b->body, b->len, b->extra);
+        b->gzipped += th_header(&r, "Content-Encoding", coding, sizeof coding) &&
+                      strcmp(coding, "gzip") == 0;
         for (int k = 0; k < 8; k++)
             if (b->statuses[k] == r.status || !b->statuses[k]) {
                 b->statuses[k] = r.status;
@@ -654,6 +660,37 @@ static void test_big_requests(void) {
     CHECK(th_server_stop(&s, 60) == 0, "the server drains and exits 0 (no leak under ASan)");
 }
 
+// Clients ask for big answers gzip-compressed (a problem of a 1024x1024 layer: 18 MB of JSON,
+// 0.2 s or more to compress): they are compressed on the workers, so the I/O thread, which
+// answers /healthz, is not held (issue 12: gzip answers were compressed on the one I/O thread).
+static void test_gzip_answers(void) {
+    th_server s;
+    const char *const args[] = {"--max-memory", "2G", NULL};
+    if (!CHECK(th_server_start(&s, args), "server starts")) return;
+    static const char body[] = "{\"seed\":1,\"x_shape\":[1,1,1024,1024],\"w_shape\":[1,1,3,3]}";
+    static const char *const gzip[] = {"Accept-Encoding: gzip", NULL};
+    bomber b[4];
+    pthread_t t[4], probe;
+    prober p;
+    start_prober(&p, &probe, s.port, false);
+    for (int k = 0; k < 4; k++) {
+        b[k] = (bomber){.port = s.port, .path = "/v1/conv2d/problem", .body = body,
+                        .len = sizeof body - 1, .extra = gzip, .rounds = 2};
+        pthread_create(&t[k], NULL, bomb_main, &b[k]);
+    }
+    for (int k = 0; k < 4; k++) pthread_join(t[k], NULL);
+    stop_prober(&p, probe);
+    judge("4 clients of gzip'd 18 MB answers", &s, &p, LATENCY_S, 2048);
+    int gzipped = 0;
+    for (int k = 0; k < 4; k++) {
+        gzipped += b[k].gzipped;
+        CHECK(b[k].statuses[0] == 200 && !b[k].statuses[1], "gzip'd problems: %ld, %ld",
+              b[k].statuses[0], b[k].statuses[1]);
+    }
+    CHECK(gzipped == 8, "%d of 8 big answers came gzip-compressed", gzipped);
+    CHECK(th_server_stop(&s, 60) == 0, "the server drains and exits 0 (no leak under ASan)");
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_ALL);
@@ -666,6 +703,7 @@ int main(void) {
     test_working_set();
     test_address_space();
     test_big_requests();
+    test_gzip_answers();
     curl_global_cleanup();
     return t_finish("test_http_hostile");
 }

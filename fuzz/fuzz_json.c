@@ -7,7 +7,7 @@
 #include "api/codec/codec.h"
 #include "fuzz/fuzz_common.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+static void one_input(const uint8_t *data, size_t size) {
     api_options opt = fuzz_options();
     // The first byte picks the route's op and the answer's format; the rest is the body.
     const char *ops[] = {NULL, "conv2d.forward", "conv2d.backward", NULL};
@@ -19,5 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     codec_v1_run(&out, CODEC_JSON, body, len, accepts[pick >> 2 & 3], ops[pick & 3], &opt);
     if (out.status == 500) abort(); // nothing a client sends may be an internal error
     free(out.body);
-    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    return fuzz_judged(one_input, data, size);
 }

@@ -2,8 +2,10 @@
 // v2 decoders with ASan+UBSan), from the seed corpora in fuzz/corpus/, each a check that the
 // fuzzer ends without a finding (exit 0, no crash file). The release and sanitized test trees
 // run it with different fuzzer seeds, so make test explores twice as much. Each input is held to
-// 2 s and to allocations of 64 MiB (libFuzzer's -timeout, -malloc_limit_mb); FUZZ_SMOKE_SECONDS
-// sets the time per target (default 12). `make fuzz` is the long run.
+// 2 s and to allocations of 64 MiB (libFuzzer's -timeout, -malloc_limit_mb), and by the targets
+// themselves to CPU time and heap in proportion to its size (fuzz_judged in fuzz/fuzz_common.h):
+// each target is first seen to refuse a seed with that judge's bounds at zero.
+// FUZZ_SMOKE_SECONDS sets the time per target (default 12). `make fuzz` is the long run.
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +49,19 @@ int main(int argc, char **argv) {
         snprintf(log, sizeof log, "%s/%s.log", work, targets[i]);
         mkdir(corpus, 0700);
         if (!CHECK(access(fuzzer, X_OK) == 0, "%s is built (make fuzz-build)", fuzzer)) continue;
+        // The judge is live: with its bounds scaled to 0, the first seed is a finding.
+        snprintf(command, sizeof command,
+                 "first=$(ls %s | head -n 1); FUZZ_JUDGE_SCALE=0 %s -artifact_prefix=%s/judged- "
+                 "%s/$first > %s 2>&1",
+                 seeds, fuzzer, work, seeds, log);
+        fflush(NULL);
+        int judged = system(command);
+        char *judged_log = t_read_file(log, NULL);
+        CHECK(judged != 0 && judged_log && strstr(judged_log, "fuzz_judge: an input of"),
+              "fuzz_%s judges each input's CPU time and heap (a seed refused at bounds 0): "
+              "%.2000s",
+              targets[i], judged_log ? judged_log : "");
+        free(judged_log);
         // New units go to the scratch corpus (the first directory); the seeds stay as they are.
         // Each input is also held to time and memory: an input of at most 16 KiB that takes
         // 2 s, or asks for one allocation over 64 MiB, is a finding (a parse that is not

@@ -27,9 +27,13 @@
 
 #include "core/conv_internal.h"
 
-// A chunk of output rows is at most this many bytes of planes and Y (or dyq), so that both
-// stay in the L2 cache (1 MiB per core on Zen 5) between their writing and the GEMM.
-#define PHASE_CHUNK_BYTES ((int64_t)1 << 20)
+// A chunk of output rows is at most this many bytes of planes and Y (or dyq). Each chunk's
+// GEMM packs all of w again, repeats the planes' overlap (max ia rows) and ends in a partial
+// column panel, so chunks are large: measured (one thread, CPU time, interleaved on a loaded
+// machine, against each pass's dx as the load's yardstick) at 1 MiB (f) took 2 chunks and
+// ran its forward and dw 0.93x as fast as at 2 MiB (whole images); 4 MiB gained nothing more
+// on either (f) or the stem (h) (2 chunks of 56 rows at 2 MiB).
+#define PHASE_CHUNK_BYTES ((int64_t)2 << 20)
 
 bool conv_phase_applies(const conv_geom *g) {
     return (g->stride_h > 1 || g->stride_w > 1) && g->kh * g->kw > 1 && !conv_is_depthwise(g);

@@ -393,8 +393,8 @@ conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, conv_algorith
 // conv_depthwise.c where the workspace holds its rings, the row path where not; for the
 // others the shifted-row GEMMs where conv_shift_applies (AVX-512, and the workspace holds
 // them), flat where conv_flat_wanted for the pass and the workspace holds it, the phase-plane
-// GEMMs for a strided layer's forward and dw where conv_phase_applies (AVX-512, and the
-// workspace holds them), im2col + GEMM otherwise.
+// GEMMs for a strided layer where conv_phase_applies (AVX-512, and the workspace holds
+// them), im2col + GEMM otherwise.
 
 conv_status conv_start_run(conv_run *r, const conv_geom *g, conv_dtype dt,
                            const conv_exec *ex, conv_error *err) {
@@ -449,6 +449,7 @@ conv_status conv2d_backward_data(void *dx, const void *dy, const void *w, const 
     }
     if (conv_shift_applies(g) && conv_shift_backward_data(&r)) return CONV_OK;
     if (conv_flat_wanted(g, dt, CONV_PASS_DATA) && conv_flat_backward_data(&r)) return CONV_OK;
+    if (conv_phase_applies(g) && conv_phase_backward_data(&r)) return CONV_OK;
     return conv_gemm_backward_data(&r, err);
 }
 

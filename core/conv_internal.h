@@ -11,8 +11,8 @@
 //   conv_winograd.c  3x3, stride 1, dilation 1: Winograd F(2x2,3x3), all three passes
 //   conv_shift.c     1-d layers (H = 1, stride 1) with many taps, under AVX-512: GEMMs that read
 //                    zero-padded rows shifted per tap instead of im2col's copies
-//   conv_phase.c     strided layers, under AVX-512: forward and dw as GEMMs that read x's
-//                    phase planes in place of im2col's columns
+//   conv_phase.c     strided layers, under AVX-512: GEMMs that read x's phase planes in
+//                    place of im2col's columns (forward, dw), dx one GEMM per phase of x
 //   conv_kernels.h   the hand-vectorised loops those paths call, compiled once per ISA by
 //                    conv_kernels_portable.c, conv_kernels_avx2.c and conv_kernels_avx512.c
 //   conv_workers.c   the fork-join every pass runs its workers through
@@ -279,6 +279,7 @@ bool conv_shift_backward_weights(conv_run *r);
 bool conv_phase_applies(const conv_geom *g);
 size_t conv_phase_workspace(const conv_geom *g, conv_dtype dt, int threads);
 bool conv_phase_forward(conv_run *r);
+bool conv_phase_backward_data(conv_run *r);
 bool conv_phase_backward_weights(conv_run *r);
 
 // Row by row (conv_rows.c): one channel per group; no scratch. db too, for every layer.

@@ -1,6 +1,7 @@
 // conv_phase: strided layers (a stride above 1, more than one tap, not depthwise) under
 // AVX-512: the forward and dw GEMMs of conv_gemm.c, reading the layer's phase planes in place
-// (core/gemm.h's gemm_rows with a table of tap offsets) instead of im2col's column matrix.
+// (core/gemm.h's gemm_rows with a table of tap offsets) instead of im2col's column matrix, and
+// dx as one GEMM per phase of x on dy's shifted rows instead of GEMM + col2im.
 //
 // Output (oh, ow) meets, through tap (a, b), x row oh*sh + a*dh - pt. With a*dh = ia*sh + pa
 // (pa the tap's row phase, ia its row shift) that is row (oh + ia)*sh + pa - pt, and likewise
@@ -12,6 +13,7 @@
 // dropped (forward) or meet zeros of dy (dw), 3.6% more work on (f), 2.7% on the stem (h).
 // The planes hold x once (a stride-2 3x3 layer's column matrix holds it 2.25 times; the stem's
 // 12.25 times) and are built with one gather per plane row instead of one per tap and row.
+// The same shifts give dx as correlations of dy, one per phase pair (backward_data_worker).
 // Per image n, group g and chunk of R output rows [oh0, oh0 + R):
 //   forward  Y (F/G x R*Q)  = w_g (F/G x K) * cols (K x R*Q), Y's rows then copied into y
 //                             (Y is y itself when Q == Wo)
@@ -19,10 +21,9 @@
 //                             Q with zeros past Wo (dy itself when Q == Wo)
 // cols being the planes' rows [oh0, oh0 + R + max ia), read through the offset table. Only
 // the phases some tap has are built (a dilation that is a multiple of the stride has one).
-// dx stays GEMM + col2im (conv_gemm.c).
 //
 // Scratch: each worker's region is [dw accumulator | offsets and phase lists (int64) | planes |
-// Y or dyq].
+// Y or dyq], or for dx as data_region says.
 #include <string.h>
 
 #include "core/conv_internal.h"
@@ -103,8 +104,46 @@ static size_t phase_region(const conv_geom *g, conv_dtype dt, int threads) {
     return conv_accumulator_bytes(g, dt, threads) + ints_bytes(g) + conv_align_up((size_t)bytes);
 }
 
+// dx's geometry: the phase planes of dx cover x with Ux rows at pitch Qx (Qx also holds
+// Wo + max ib, the reach of dy's shifted rows); dyq holds, per filter, max ib zeros, then
+// Ux + max ia rows at pitch Qx: max ia zero rows, dy's rows, zeros past Wo and below dy.
+typedef struct {
+    int64_t ux, qx, dyq_plane;
+} data_shape;
+
+static data_shape data_shape_of(const conv_geom *g) {
+    const int64_t amax = (g->kh - 1) * g->dilation_h / g->stride_h;
+    const int64_t bmax = (g->kw - 1) * g->dilation_w / g->stride_w;
+    const int64_t vx = (g->w - 1 + g->pad_left) / g->stride_w + 1;
+    data_shape d = {(g->h - 1 + g->pad_top) / g->stride_h + 1, conv_out_w(g) + bmax, 0};
+    if (vx > d.qx) d.qx = vx;
+    d.dyq_plane = conv_add_sat(bmax, conv_mul_sat(d.ux + amax, d.qx));
+    return d;
+}
+
+// The region's integers for dx: each tap's phase indices, the taps sorted by phase pair, where
+// each pair's taps start (nph + 1 entries, at most kh*kw + 1), and their offsets in dyq.
+static size_t data_ints_bytes(const conv_geom *g) {
+    return conv_align_up((size_t)(4 * g->kh * g->kw + 2 * (g->kh + g->kw) + 1) * sizeof(int64_t));
+}
+
+// [ints | wt_g, the group's weights by phase pair (C/G x F/G*taps each) | dyq (F/G planes) |
+// dxq (C/G x Ux*Qx)]
+static size_t data_region(const conv_geom *g, conv_dtype dt, int threads) {
+    const data_shape d = data_shape_of(g);
+    const int64_t cg = g->c / g->groups, fg = g->f / g->groups;
+    const int64_t elems = conv_add_sat(
+        conv_add_sat(conv_mul_sat(conv_mul_sat(cg, fg), g->kh * g->kw),
+                     conv_mul_sat(fg, d.dyq_plane)),
+        conv_add_sat(conv_mul_sat(cg, conv_mul_sat(d.ux, d.qx)), 3 * CONV_ALIGN));
+    const int64_t bytes = conv_mul_sat(elems, (int64_t)conv_dtype_size(dt));
+    if (bytes > (int64_t)(SIZE_MAX / CONV_MAX_THREADS / 4)) return SIZE_MAX / CONV_MAX_THREADS / 2;
+    return data_ints_bytes(g) + conv_align_up((size_t)bytes);
+}
+
 size_t conv_phase_workspace(const conv_geom *g, conv_dtype dt, int threads) {
-    return (size_t)threads * phase_region(g, dt, threads);
+    const size_t fw = phase_region(g, dt, threads), dx = data_region(g, dt, threads);
+    return (size_t)threads * (fw > dx ? fw : dx);
 }
 
 // A worker's view of its region, for one item.
@@ -244,28 +283,148 @@ static void backward_weights_worker(void *arg, int worker) {
     }
 }
 
-// Runs a pass over chunks of output rows when the ISA has the GEMM and the scratch holds one
-// region per worker; false (nothing done) else.
-static bool run_phase(conv_run *r, conv_worker_fn worker) {
+// The group's weights for dx, by phase pair (see the top of backward_data_worker), and the
+// integer tables: taps sorted by pair (`sorted`), each pair's first (`start`, nph + 1) and
+// their offsets in dyq. Returns the number of phase pairs (*nph_w_out gets the column phases).
+static int64_t data_tables(const conv_run *r, int64_t grp, const data_shape *d, int64_t *ints,
+                           char *wt, int64_t *nph_w_out) {
+    const conv_geom *g = r->g;
+    const size_t elt = r->elt;
+    const int64_t khw = g->kh * g->kw, cg = g->c / g->groups, fg = g->f / g->groups;
+    int64_t *phase_h = ints, *phase_w = ints + g->kh, *ih = phase_w + g->kw, *iw = ih + g->kh;
+    int64_t *sorted = iw + g->kw, *offsets = sorted + khw, *start = offsets + khw;
+    const int64_t nph_h = list_phases(g->kh, g->dilation_h, g->stride_h, phase_h, ih);
+    const int64_t nph_w = list_phases(g->kw, g->dilation_w, g->stride_w, phase_w, iw);
+    const int64_t amax = (g->kh - 1) * g->dilation_h / g->stride_h;
+    const int64_t bmax = (g->kw - 1) * g->dilation_w / g->stride_w;
+    int64_t count = 0;
+    for (int64_t p = 0; p < nph_h * nph_w; p++) {
+        start[p] = count;
+        for (int64_t a = 0; a < g->kh; a++)
+            for (int64_t b = 0; b < g->kw; b++) {
+                if (ih[a] * nph_w + iw[b] != p) continue;
+                sorted[count] = a * g->kw + b;
+                offsets[count++] = bmax + (amax - a * g->dilation_h / g->stride_h) * d->qx -
+                                   b * g->dilation_w / g->stride_w;
+            }
+    }
+    start[nph_h * nph_w] = count;
+    *nph_w_out = nph_w;
+    for (int64_t p = 0; p < nph_h * nph_w; p++) {
+        const int64_t taps = start[p + 1] - start[p];
+        char *block = conv_at(wt, cg * fg * start[p], elt);
+        for (int64_t c = 0; c < cg; c++)
+            for (int64_t f = 0; f < fg; f++)
+                for (int64_t i = 0; i < taps; i++)
+                    memcpy(conv_at(block, (c * fg + f) * taps + i, elt),
+                           conv_at(r->w, ((grp * fg + f) * cg + c) * khw + sorted[start[p] + i],
+                                   elt),
+                           elt);
+    }
+    return nph_h * nph_w;
+}
+
+// dy (N,F,Ho,Wo), w (F,C/G,kh,kw) -> dx (N,C,H,W), per phase pair (pa, pb) of x, the four
+// stride-1 correlations of a 3x3 stride-2 layer (Ux = rows of x's phase planes, Qx their
+// pitch):
+//   dxq (C/G x Ux*Qx) = wt_p (C/G x F/G*T) * dys (F/G*T x Ux*Qx),
+// T being the pair's taps, wt_p[c][(f, i)] = w[f][c][tap i], dys row (f, i) dyq's plane f
+// shifted back by tap i's (ia, ib) (dx element (u, v) of the pair meets dy (u - ia, v - ib));
+// then dxq's rows go to their places in dx (stride sh apart, sw between columns). Items are
+// channel ranges, which write disjoint parts of dx.
+static void backward_data_worker(void *arg, int worker) {
+    const conv_run *r = arg;
+    const conv_geom *g = r->g;
+    const size_t elt = r->elt;
+    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, khw = g->kh * g->kw;
+    const int64_t wo = conv_out_w(g), ho = conv_out_h(g), hw = g->h * g->w;
+    const data_shape d = data_shape_of(g);
+    const int64_t amax = (g->kh - 1) * g->dilation_h / g->stride_h;
+    const int64_t bmax = (g->kw - 1) * g->dilation_w / g->stride_w, planes = d.ux * d.qx;
+    char *region = region_of(r, worker);
+    int64_t *ints = (int64_t *)(void *)region;
+    const int64_t *phase_h = ints, *phase_w = ints + g->kh;
+    const int64_t *offsets = ints + 2 * (g->kh + g->kw) + khw, *start = offsets + khw;
+    char *wt = region + data_ints_bytes(g);
+    char *dyq = conv_at(wt, conv_align_up((size_t)(cg * fg * khw) * elt) / elt, elt);
+    char *dxq = conv_at(dyq, conv_align_up((size_t)(fg * d.dyq_plane) * elt) / elt, elt);
+    int64_t first, end, grp_ready = -1, pairs = 0, nph_w = 1;
+    conv_item_range(r->items, r->threads, worker, &first, &end);
+    for (int64_t item = first; item < end; item++) {
+        const int64_t chunk = item % r->chunks, ng = item / r->chunks;
+        const int64_t n = ng / g->groups, grp = ng % g->groups;
+        const int64_t c0 = cg * chunk / r->chunks, c1 = cg * (chunk + 1) / r->chunks;
+        if (grp != grp_ready) {
+            pairs = data_tables(r, grp, &d, ints, wt, &nph_w);
+            grp_ready = grp;
+        }
+        const char *dy_g = conv_at(r->dy, (n * g->f + grp * fg) * ho * wo, elt);
+        for (int64_t f = 0; f < fg; f++) { // dyq plane f: see data_shape
+            char *plane = conv_at(dyq, f * d.dyq_plane, elt);
+            memset(plane, 0, (size_t)(bmax + amax * d.qx) * elt);
+            for (int64_t u = 0; u < d.ux; u++) {
+                char *row = conv_at(plane, bmax + (amax + u) * d.qx, elt);
+                const int64_t have = u < ho ? wo : 0;
+                if (have) memcpy(row, conv_at(dy_g, f * ho * wo + u * wo, elt), (size_t)wo * elt);
+                memset(conv_at(row, have, elt), 0, (size_t)(d.qx - have) * elt);
+            }
+        }
+        char *dx_c = conv_at(r->out, (n * g->c + grp * cg + c0) * hw, elt);
+        memset(dx_c, 0, (size_t)((c1 - c0) * hw) * elt);
+        for (int64_t p = 0; p < pairs; p++) {
+            const int64_t taps = start[p + 1] - start[p];
+            const int64_t pa = phase_h[p / nph_w], off_w = phase_w[p % nph_w] - g->pad_left;
+            conv_gemm_call_rows(r, false, false, c1 - c0, planes, fg * taps,
+                                conv_at(wt, cg * fg * start[p] + c0 * fg * taps, elt), fg * taps,
+                                conv_at(dyq, offsets[start[p]], elt),
+                                (gemm_rows){d.dyq_plane, 0, taps, offsets + start[p]}, NULL,
+                                false, dxq, planes);
+            int64_t lo, hi;
+            conv_valid_span(0, d.qx, g->stride_w, off_w, g->w, &lo, &hi);
+            for (int64_t c = 0; c < c1 - c0 && hi > lo; c++)
+                for (int64_t u = 0; u < d.ux; u++) {
+                    const int64_t ihr = u * g->stride_h + pa - g->pad_top;
+                    if (ihr < 0 || ihr >= g->h) continue;
+                    r->k->scatter(conv_at(dx_c, c * hw + ihr * g->w + lo * g->stride_w + off_w, elt),
+                                  conv_at(dxq, c * planes + u * d.qx + lo, elt), hi - lo,
+                                  g->stride_w, 1.0);
+                }
+        }
+    }
+}
+
+// Runs a pass when the ISA has the GEMM and the scratch holds one `region` per worker; false
+// (nothing done) else. Items are (image, group, chunk): chunks of output rows that fit
+// PHASE_CHUNK_BYTES, or with `by_channels` of the group's channels (dx), and at least enough
+// of them to give every thread work.
+static bool run_phase(conv_run *r, conv_worker_fn worker, conv_region_fn *region,
+                      bool by_channels) {
     const conv_geom *g = r->g;
     if (r->isa != CONV_ISA_AVX512) return false;
-    const int64_t images = g->n * g->groups, ho = conv_out_h(g);
-    if (!conv_plan_regions(r, conv_mul_sat(images, ho), phase_region)) return false;
-    const phase_shape s = shape_of(g, r->dt, NULL);
-    r->chunks = (ho + s.rows - 1) / s.rows;
+    const int64_t images = g->n * g->groups;
+    const int64_t most = by_channels ? g->c / g->groups : conv_out_h(g);
+    if (!conv_plan_regions(r, conv_mul_sat(images, most), region)) return false;
+    const int64_t rows = shape_of(g, r->dt, NULL).rows;
+    r->chunks = by_channels ? 1 : (most + rows - 1) / rows;
     if (images * r->chunks < r->threads) {
         const int64_t want = (r->threads + images - 1) / images;
-        r->chunks = want < ho ? want : ho;
+        r->chunks = want < most ? want : most;
     }
     r->items = images * r->chunks;
     conv_run_workers(r->threads, worker, r);
     return true;
 }
 
-bool conv_phase_forward(conv_run *r) { return run_phase(r, forward_worker); }
+bool conv_phase_forward(conv_run *r) {
+    return run_phase(r, forward_worker, phase_region, false);
+}
+
+bool conv_phase_backward_data(conv_run *r) {
+    return run_phase(r, backward_data_worker, data_region, true);
+}
 
 bool conv_phase_backward_weights(conv_run *r) {
-    if (!run_phase(r, backward_weights_worker)) return false;
+    if (!run_phase(r, backward_weights_worker, phase_region, false)) return false;
     conv_add_partial_sums(r);
     return true;
 }

@@ -141,8 +141,18 @@ static size_t data_region(const conv_geom *g, conv_dtype dt, int threads) {
     return data_ints_bytes(g) + conv_align_up((size_t)bytes);
 }
 
+// dx's GEMMs have M = C/G: the stem's 3 channels made row panels of 3 and packed every panel
+// of dy's rows for them alone (its dx took 2.5x as long as GEMM + col2im, which has M =
+// C/G*kh*kw = 147). At 64, layer (f), the phases ran 1.03x as fast as GEMM + col2im.
+#define PHASE_DATA_MIN_CHANNELS 64
+
+static bool data_applies(const conv_geom *g) {
+    return g->c / g->groups >= PHASE_DATA_MIN_CHANNELS;
+}
+
 size_t conv_phase_workspace(const conv_geom *g, conv_dtype dt, int threads) {
-    const size_t fw = phase_region(g, dt, threads), dx = data_region(g, dt, threads);
+    const size_t fw = phase_region(g, dt, threads);
+    const size_t dx = data_applies(g) ? data_region(g, dt, threads) : 0;
     return (size_t)threads * (fw > dx ? fw : dx);
 }
 
@@ -340,7 +350,7 @@ static void backward_data_worker(void *arg, int worker) {
     const int64_t wo = conv_out_w(g), ho = conv_out_h(g), hw = g->h * g->w;
     const data_shape d = data_shape_of(g);
     const int64_t amax = (g->kh - 1) * g->dilation_h / g->stride_h;
-    const int64_t bmax = (g->kw - 1) * g->dilation_w / g->stride_w, planes = d.ux * d.qx;
+    const int64_t bmax = (g->kw - 1) * g->dilation_w / g->stride_w;
     char *region = region_of(r, worker);
     int64_t *ints = (int64_t *)(void *)region;
     const int64_t *phase_h = ints, *phase_w = ints + g->kh;
@@ -372,23 +382,28 @@ static void backward_data_worker(void *arg, int worker) {
         char *dx_c = conv_at(r->out, (n * g->c + grp * cg + c0) * hw, elt);
         memset(dx_c, 0, (size_t)((c1 - c0) * hw) * elt);
         for (int64_t p = 0; p < pairs; p++) {
+            // The pair's rows u0..u1-1 and columns lo..hi-1 that land in x: the GEMM computes
+            // those rows only (each phase of (f) misses one of the Ux rows).
             const int64_t taps = start[p + 1] - start[p];
-            const int64_t pa = phase_h[p / nph_w], off_w = phase_w[p % nph_w] - g->pad_left;
-            conv_gemm_call_rows(r, false, false, c1 - c0, planes, fg * taps,
-                                conv_at(wt, cg * fg * start[p] + c0 * fg * taps, elt), fg * taps,
-                                conv_at(dyq, offsets[start[p]], elt),
-                                (gemm_rows){d.dyq_plane, 0, taps, offsets + start[p]}, NULL,
-                                false, dxq, planes);
-            int64_t lo, hi;
+            const int64_t off_h = phase_h[p / nph_w] - g->pad_top;
+            const int64_t off_w = phase_w[p % nph_w] - g->pad_left;
+            int64_t u0, u1, lo, hi;
+            conv_valid_span(0, d.ux, g->stride_h, off_h, g->h, &u0, &u1);
             conv_valid_span(0, d.qx, g->stride_w, off_w, g->w, &lo, &hi);
-            for (int64_t c = 0; c < c1 - c0 && hi > lo; c++)
-                for (int64_t u = 0; u < d.ux; u++) {
-                    const int64_t ihr = u * g->stride_h + pa - g->pad_top;
-                    if (ihr < 0 || ihr >= g->h) continue;
-                    r->k->scatter(conv_at(dx_c, c * hw + ihr * g->w + lo * g->stride_w + off_w, elt),
-                                  conv_at(dxq, c * planes + u * d.qx + lo, elt), hi - lo,
+            if (u1 <= u0 || hi <= lo) continue;
+            const int64_t cols = (u1 - u0) * d.qx;
+            conv_gemm_call_rows(r, false, false, c1 - c0, cols, fg * taps,
+                                conv_at(wt, cg * fg * start[p] + c0 * fg * taps, elt), fg * taps,
+                                conv_at(dyq, offsets[start[p]] + u0 * d.qx, elt),
+                                (gemm_rows){d.dyq_plane, 0, taps, offsets + start[p]}, NULL,
+                                false, dxq, cols);
+            for (int64_t c = 0; c < c1 - c0; c++)
+                for (int64_t u = u0; u < u1; u++)
+                    r->k->scatter(conv_at(dx_c, c * hw + (u * g->stride_h + off_h) * g->w +
+                                                    lo * g->stride_w + off_w,
+                                          elt),
+                                  conv_at(dxq, c * cols + (u - u0) * d.qx + lo, elt), hi - lo,
                                   g->stride_w, 1.0);
-                }
         }
     }
 }
@@ -420,7 +435,7 @@ bool conv_phase_forward(conv_run *r) {
 }
 
 bool conv_phase_backward_data(conv_run *r) {
-    return run_phase(r, backward_data_worker, data_region, true);
+    return data_applies(r->g) && run_phase(r, backward_data_worker, data_region, true);
 }
 
 bool conv_phase_backward_weights(conv_run *r) {

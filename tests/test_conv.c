@@ -806,10 +806,11 @@ static void test_shift(void) {
     printf("1-d layers with many taps: %d passes checked\n", ran);
 }
 
-// Strided layers, which under AVX-512 run forward and dw as GEMMs on phase planes
-// (core/conv_phase.c) and elsewhere im2col + GEMM: strides 2 and 3, a stride in one direction
-// only, dilations that share phases with the stride (one plane) or not, padding on one side or
-// wider than the kernel, groups, 1-4 input channels (the stem's kind), odd sizes, a kernel one
+// Strided layers, which under AVX-512 run as GEMMs on phase planes (core/conv_phase.c; dx
+// there from 64 channels per group) and elsewhere im2col + GEMM: strides 2 and 3, a stride in
+// one direction only, dilations that share phases with the stride (one plane) or not, a
+// kernel that misses some phases of x, padding on one side or
+// wider than the kernel, groups, 1-5 input channels (the stem's kind), odd sizes, a kernel one
 // column wide (the planes' pitch is then Wo: y and dy are used in place), a layer cut into
 // chunks of output rows, batches that do not divide among the threads, in both dtypes, every
 // ISA variant, 1-3 threads, the least workspace, an odd one and the full one, against the
@@ -831,6 +832,12 @@ static void test_phase(void) {
          .pad_right = 5},
         {.n = 2, .c = 5, .h = 13, .w = 10, .f = 7, .kh = 3, .kw = 1, .groups = 1, .stride_h = 2,
          .stride_w = 3, .dilation_h = 1, .dilation_w = 1, .pad_top = 1, .pad_bottom = 1},
+        {.n = 3, .c = 128, .h = 15, .w = 13, .f = 20, .kh = 3, .kw = 3, .groups = 2,
+         .stride_h = 2, .stride_w = 2, .dilation_h = 1, .dilation_w = 1, .pad_top = 1,
+         .pad_left = 1, .pad_right = 2},
+        {.n = 1, .c = 64, .h = 11, .w = 12, .f = 9, .kh = 4, .kw = 3, .groups = 1,
+         .stride_h = 3, .stride_w = 2, .dilation_h = 1, .dilation_w = 2, .pad_top = 2,
+         .pad_bottom = 1, .pad_left = 3},
         {.n = 1, .c = 48, .h = 70, .w = 130, .f = 40, .kh = 3, .kw = 3, .groups = 1,
          .stride_h = 2, .stride_w = 2, .dilation_h = 1, .dilation_w = 1, .pad_top = 1,
          .pad_bottom = 1, .pad_left = 1, .pad_right = 1},

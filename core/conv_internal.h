@@ -59,6 +59,7 @@ typedef struct {
     void (*axpy)(void *acc, const void *src, int64_t count, int64_t stride, double k);
     void (*scatter)(void *dst, const void *src, int64_t count, int64_t stride, double k);
     void (*gather)(void *dst, const void *src, int64_t count, int64_t stride);
+    void (*place)(void *dst, const void *src, int64_t count, int64_t stride);
     void (*fill)(void *dst, int64_t count, double value);
     double (*dot)(const void *a, const void *b, int64_t count, int64_t stride);
     double (*sum)(const void *a, int64_t count);

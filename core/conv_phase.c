@@ -379,8 +379,10 @@ static void backward_data_worker(void *arg, int worker) {
                 memset(conv_at(row, have, elt), 0, (size_t)(d.qx - have) * elt);
             }
         }
+        // Each element of dx is one pair's (u, v) or none's: zeroed first only where some
+        // phase has no tap.
         char *dx_c = conv_at(r->out, (n * g->c + grp * cg + c0) * hw, elt);
-        memset(dx_c, 0, (size_t)((c1 - c0) * hw) * elt);
+        if (pairs < g->stride_h * g->stride_w) memset(dx_c, 0, (size_t)((c1 - c0) * hw) * elt);
         for (int64_t p = 0; p < pairs; p++) {
             // The pair's rows u0..u1-1 and columns lo..hi-1 that land in x: the GEMM computes
             // those rows only (each phase of (f) misses one of the Ux rows).
@@ -399,11 +401,11 @@ static void backward_data_worker(void *arg, int worker) {
                                 false, dxq, cols);
             for (int64_t c = 0; c < c1 - c0; c++)
                 for (int64_t u = u0; u < u1; u++)
-                    r->k->scatter(conv_at(dx_c, c * hw + (u * g->stride_h + off_h) * g->w +
-                                                    lo * g->stride_w + off_w,
-                                          elt),
-                                  conv_at(dxq, c * cols + (u - u0) * d.qx + lo, elt), hi - lo,
-                                  g->stride_w, 1.0);
+                    r->k->place(conv_at(dx_c, c * hw + (u * g->stride_h + off_h) * g->w +
+                                                  lo * g->stride_w + off_w,
+                                        elt),
+                                conv_at(dxq, c * cols + (u - u0) * d.qx + lo, elt), hi - lo,
+                                g->stride_w);
         }
     }
 }

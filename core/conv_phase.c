@@ -35,6 +35,10 @@
 // ran its forward and dw 0.93x as fast as at 2 MiB (whole images); 4 MiB gained nothing more
 // on either (f) or the stem (h) (2 chunks of 56 rows at 2 MiB).
 #define PHASE_CHUNK_BYTES ((int64_t)2 << 20)
+// ... and at most this many bytes of Y (or dyq) when Y is copied into y (or dy into dyq): the
+// copy then reads Y from the L2 cache. The stem's (h) Y of 56 rows (1.6 MB) went to memory and
+// back, and its copy took a fifth of the forward.
+#define PHASE_OUT_BYTES ((int64_t)512 << 10)
 
 bool conv_phase_applies(const conv_geom *g) {
     return (g->stride_h > 1 || g->stride_w > 1) && g->kh * g->kw > 1 && !conv_is_depthwise(g);
@@ -73,7 +77,9 @@ static phase_shape shape_of(const conv_geom *g, conv_dtype dt, int64_t *ints) {
     const int64_t cg = g->c / g->groups, fg = g->f / g->groups;
     const int64_t row = conv_mul_sat(conv_add_sat(conv_mul_sat(cg, s.nph_h * s.nph_w), fg),
                                      conv_mul_sat(s.pitch, (int64_t)conv_dtype_size(dt)));
-    const int64_t fit = PHASE_CHUNK_BYTES / row;
+    const int64_t out_row = conv_mul_sat(fg, conv_mul_sat(s.pitch, (int64_t)conv_dtype_size(dt)));
+    int64_t fit = PHASE_CHUNK_BYTES / row;
+    if (s.pitch > conv_out_w(g) && PHASE_OUT_BYTES / out_row < fit) fit = PHASE_OUT_BYTES / out_row;
     s.rows = fit < 1 ? 1 : fit < conv_out_h(g) ? fit : conv_out_h(g);
     if (ints) {
         s.nph_h = list_phases(g->kh, g->dilation_h, g->stride_h, ints, NULL);

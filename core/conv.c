@@ -193,6 +193,10 @@ size_t conv_workspace_size(const conv_geom *g, conv_dtype dt, int threads, size_
             const size_t shift = conv_shift_workspace(g, dt, threads);
             if (shift <= cap && shift > size) size = shift;
         }
+        if (conv_phase_applies(g)) {
+            const size_t phase = conv_phase_workspace(g, dt, threads);
+            if (phase <= cap && phase > size) size = phase;
+        }
         const size_t flat = any_flat ? conv_flat_workspace(g, dt, threads) : SIZE_MAX;
         if (flat <= cap && flat > size) size = flat;
         if (flat > cap || !all_flat) {
@@ -395,8 +399,9 @@ conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, conv_algorith
 // Which algorithm runs: Winograd where conv_pick_algorithm says so; else for depthwise layers
 // conv_depthwise.c where the workspace holds its rings, the row path where not; for the
 // others the shifted-row GEMMs where conv_shift_applies (AVX-512, and the workspace holds
-// them), flat where conv_flat_wanted for the pass and the workspace holds it, im2col + GEMM
-// otherwise.
+// them), flat where conv_flat_wanted for the pass and the workspace holds it, the phase-plane
+// GEMMs for a strided layer where conv_phase_applies (AVX-512, and the workspace holds
+// them), im2col + GEMM otherwise.
 
 conv_status conv_start_run(conv_run *r, const conv_geom *g, conv_dtype dt,
                            const conv_exec *ex, conv_error *err) {
@@ -433,6 +438,7 @@ conv_status conv2d_forward(void *y, const void *x, const void *w, const void *b,
     }
     if (conv_shift_applies(g) && conv_shift_forward(&r)) return CONV_OK;
     if (conv_flat_wanted(g, dt, CONV_PASS_FORWARD) && conv_flat_forward(&r)) return CONV_OK;
+    if (conv_phase_applies(g) && conv_phase_forward(&r)) return CONV_OK;
     return conv_gemm_forward(&r, err);
 }
 
@@ -450,6 +456,7 @@ conv_status conv2d_backward_data(void *dx, const void *dy, const void *w, const 
     }
     if (conv_shift_applies(g) && conv_shift_backward_data(&r)) return CONV_OK;
     if (conv_flat_wanted(g, dt, CONV_PASS_DATA) && conv_flat_backward_data(&r)) return CONV_OK;
+    if (conv_phase_applies(g) && conv_phase_backward_data(&r)) return CONV_OK;
     return conv_gemm_backward_data(&r, err);
 }
 
@@ -468,6 +475,7 @@ conv_status conv2d_backward_weights(void *dw, const void *dy, const void *x, con
     if (conv_shift_applies(g) && conv_shift_backward_weights(&r)) return CONV_OK;
     if (conv_flat_wanted(g, dt, CONV_PASS_WEIGHTS) && conv_flat_backward_weights(&r))
         return CONV_OK;
+    if (conv_phase_applies(g) && conv_phase_backward_weights(&r)) return CONV_OK;
     return conv_gemm_backward_weights(&r, err);
 }
 

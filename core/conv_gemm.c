@@ -165,7 +165,7 @@ static void forward_worker(void *arg, int worker) {
         const char *cols = item_columns(r, col, n, grp, p0, p1, &ld_cols);
         // The bias goes in with the product (conv_gemm_call_rows): y written once.
         conv_gemm_call_rows(r, false, false, fg, p1 - p0, k, conv_at(r->w, grp * fg * k, elt), k,
-                            cols, (gemm_rows){ld_cols, 0, 1},
+                            cols, (gemm_rows){ld_cols, 0, 1, NULL},
                             r->b ? conv_at(r->b, grp * fg, elt) : NULL, false,
                             conv_at(r->out, (n * g->f + grp * fg) * pixels + p0, elt), pixels);
     }

@@ -12,6 +12,8 @@
 //                    by phases: every d-th row and column of the planes)
 //   conv_shift.c     1-d layers (H = 1, stride 1) with many taps, under AVX-512: GEMMs that read
 //                    zero-padded rows shifted per tap instead of im2col's copies
+//   conv_phase.c     strided layers, under AVX-512: GEMMs that read x's phase planes in
+//                    place of im2col's columns (forward, dw), dx one GEMM per phase of x
 //   conv_kernels.h   the hand-vectorised loops those paths call, compiled once per ISA by
 //                    conv_kernels_portable.c, conv_kernels_avx2.c and conv_kernels_avx512.c
 //   conv_workers.c   the fork-join every pass runs its workers through
@@ -64,6 +66,7 @@ typedef struct {
     void (*axpy)(void *acc, const void *src, int64_t count, int64_t stride, double k);
     void (*scatter)(void *dst, const void *src, int64_t count, int64_t stride, double k);
     void (*gather)(void *dst, const void *src, int64_t count, int64_t stride);
+    void (*place)(void *dst, const void *src, int64_t count, int64_t stride);
     void (*fill)(void *dst, int64_t count, double value);
     double (*dot)(const void *a, const void *b, int64_t count, int64_t stride);
     double (*sum)(const void *a, int64_t count);
@@ -279,6 +282,13 @@ size_t conv_shift_workspace(const conv_geom *g, conv_dtype dt, int threads);
 bool conv_shift_forward(conv_run *r);
 bool conv_shift_backward_data(conv_run *r);
 bool conv_shift_backward_weights(conv_run *r);
+
+// GEMMs on phase planes (conv_phase.c): only where conv_phase_applies; like conv_shift's.
+bool conv_phase_applies(const conv_geom *g);
+size_t conv_phase_workspace(const conv_geom *g, conv_dtype dt, int threads);
+bool conv_phase_forward(conv_run *r);
+bool conv_phase_backward_data(conv_run *r);
+bool conv_phase_backward_weights(conv_run *r);
 
 // Row by row (conv_rows.c): one channel per group; no scratch. db too, for every layer.
 void conv_rows_forward(conv_run *r);

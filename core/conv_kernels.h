@@ -39,6 +39,20 @@ static void KERNEL(scatter)(void *dst_, const void *src_, int64_t count, int64_t
     }
 }
 
+// dst[j*stride] = src[j], j < count: the inverse of gather (conv_phase.c's dx phases, which
+// each write their own elements of dx, so that dx needs no zeroing first).
+static void KERNEL(place)(void *dst_, const void *src_, int64_t count, int64_t stride) {
+    REAL *restrict dst = dst_;
+    const REAL *restrict src = src_;
+    if (stride == 2) { // a constant stride: whole vectors and lane shuffles
+#pragma omp simd
+        for (int64_t j = 0; j < count; j++) dst[j * 2] = src[j];
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < count; j++) dst[j * stride] = src[j];
+    }
+}
+
 // dst[j] = src[j*stride], j < count. Stride 2 (im2col of a stride-2 layer) is its own loop:
 // with the stride a constant the vectoriser loads whole vectors and shuffles their even lanes
 // together, where a variable stride costs a scalar load and insert per element.
@@ -928,6 +942,7 @@ const conv_kernels KERNEL_TABLE = {
     .axpy = KERNEL(axpy),
     .scatter = KERNEL(scatter),
     .gather = KERNEL(gather),
+    .place = KERNEL(place),
     .fill = KERNEL(fill),
     .dot = KERNEL(dot),
     .sum = KERNEL(sum),

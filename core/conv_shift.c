@@ -98,7 +98,7 @@ static void forward_worker(void *arg, int worker) {
         pad_rows(r, xp, n, grp);
         conv_gemm_call_rows(r, false, false, fg, t1 - t0, k, conv_at(r->w, grp * fg * k, elt), k,
                             conv_at(xp, t0, elt),
-                            (gemm_rows){padded_row(g), g->dilation_w, g->kw},
+                            (gemm_rows){padded_row(g), g->dilation_w, g->kw, NULL},
                             r->b ? conv_at(r->b, grp * fg, elt) : NULL, false,
                             conv_at(r->out, (n * g->f + grp * fg) * wo + t0, elt), wo);
     }
@@ -135,7 +135,7 @@ static void backward_data_worker(void *arg, int worker) {
         }
         conv_gemm_call_rows(r, true, false, cg, t1 - t0, fg * kw, wt, cg,
                             conv_at(dyp, margin + g->pad_left + t0, elt),
-                            (gemm_rows){pitch, -g->dilation_w, kw}, NULL, false,
+                            (gemm_rows){pitch, -g->dilation_w, kw, NULL}, NULL, false,
                             conv_at(r->out, (n * g->c + grp * cg) * g->w + t0, elt), g->w);
     }
 }
@@ -159,7 +159,7 @@ static void backward_weights_worker(void *arg, int worker) {
         conv_gemm_call_rows(r, false, true, fg, k, t1 - t0,
                             conv_at(r->dy, (n * g->f + grp * fg) * wo + t0, elt), wo,
                             conv_at(xp, t0, elt),
-                            (gemm_rows){padded_row(g), g->dilation_w, g->kw}, NULL, true,
+                            (gemm_rows){padded_row(g), g->dilation_w, g->kw, NULL}, NULL, true,
                             conv_at(sum, grp * fg * k, elt), k);
     }
 }

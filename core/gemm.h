@@ -25,12 +25,15 @@ typedef void gemm_fn(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k
                      int64_t lda, const void *b, int64_t ldb, bool add, void *c, int64_t ldc);
 
 // Where the stored rows of B start when they are not evenly spaced: row r (of k x n, or of n x k
-// with trans_b) at b + (r / taps) * outer + (r % taps) * inner elements, taps >= 1 (inner may be
-// negative). A conv layer's column matrix is of this form without being built: with kernel
-// taps at a fixed step along a zero-padded row, its row (channel, tap) is the padded row of
-// that channel (outer apart) shifted by the tap (inner apart).
+// with trans_b) at b + (r / taps) * outer + off(r % taps) - off(0) elements, taps >= 1, where
+// off(t) is offsets[t] when `offsets` is not NULL (taps entries, the caller's, read during the
+// call), else t * inner (inner may be negative). A conv layer's column matrix is of this form
+// without being built: with kernel taps at a fixed step along a zero-padded row, its row
+// (channel, tap) is the padded row of that channel (outer apart) shifted by the tap (inner
+// apart); with a stride, the tap's place in the channel's phase planes (conv_phase.c).
 typedef struct {
     int64_t outer, inner, taps;
+    const int64_t *offsets;
 } gemm_rows;
 
 // ... and with `bias` (m elements, or NULL) added to C's rows: C (+)= op(A) * op(B) + bias[i] on

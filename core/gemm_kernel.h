@@ -97,12 +97,18 @@ static inline __attribute__((always_inline)) void GEMM(transpose)(GEMM(vec) v[GE
 #undef GEMM_HI
 #undef GEMM_SWAP_ROUND
 
+// Where tap t of a row of gemm_rows lies relative to its channel's start.
+static inline __attribute__((always_inline)) int64_t GEMM(tap_off)(gemm_rows rs, int64_t t) {
+    return rs.offsets ? rs.offsets[t] : t * rs.inner;
+}
+
 // The stored row r0 + r of an operand whose row r0 starts at src, rows placed as gemm_rows
 // says (a plain matrix: {ld, 0, 1}, which folds to src + r * ld).
 static inline __attribute__((always_inline)) const REAL *
 GEMM(row)(const REAL *src, gemm_rows rs, int64_t r0, int64_t r) {
     const int64_t at = r0 % rs.taps + r;
-    return src + (at / rs.taps) * rs.outer + (at % rs.taps - r0 % rs.taps) * rs.inner;
+    return src + ((at / rs.taps) * rs.outer + GEMM(tap_off)(rs, at % rs.taps) -
+                  GEMM(tap_off)(rs, r0 % rs.taps));
 }
 
 // dst[kk*stride + i] = row kk of src [i] for i < rows, kk < kc (the rows as GEMM(row) places
@@ -125,11 +131,12 @@ GEMM(pack_rows)(REAL *restrict dst, const int stride, const REAL *restrict src, 
         } else {
             for (int64_t i = 0; i < stride; i++) dst[kk * stride + i] = i < rows ? row[i] : 0;
         }
+        const int64_t from = GEMM(tap_off)(rs, tap);
         if (++tap < rs.taps) {
-            row += rs.inner;
+            row += GEMM(tap_off)(rs, tap) - from;
         } else {
             tap = 0;
-            row += rs.outer - (rs.taps - 1) * rs.inner;
+            row += rs.outer + GEMM(tap_off)(rs, 0) - from;
         }
     }
 }
@@ -243,7 +250,7 @@ static inline __attribute__((always_inline)) void
 GEMM(run)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const REAL *a, int64_t lda,
           const REAL *b, gemm_rows rb, const REAL *bias, bool add, REAL *c, int64_t ldc) {
     enum { MR = GEMM_MR, NR = GEMM(NR), AS = GEMM(AS), KC = GEMM_KC, MC = GEMM_MC };
-    const gemm_rows ra = {lda, 0, 1};
+    const gemm_rows ra = {lda, 0, 1, NULL};
     REAL pa[GEMM(PANELS) * AS * KC] __attribute__((aligned(64)));
     REAL pb[KC * NR] __attribute__((aligned(64)));
     for (int64_t p0 = 0; p0 < k; p0 += KC) {
@@ -278,7 +285,7 @@ GEMM(run)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const REA
 
 void GEMM_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
                  int64_t lda, const void *b, int64_t ldb, bool add, void *c, int64_t ldc) {
-    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, (gemm_rows){ldb, 0, 1}, NULL, add, c, ldc);
+    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, (gemm_rows){ldb, 0, 1, NULL}, NULL, add, c, ldc);
 }
 
 void GEMM_ROWS_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,

@@ -806,6 +806,75 @@ static void test_shift(void) {
     printf("1-d layers with many taps: %d passes checked\n", ran);
 }
 
+// Strided layers, which under AVX-512 run as GEMMs on phase planes (core/conv_phase.c; dx
+// there from 64 channels per group) and elsewhere im2col + GEMM: strides 2 and 3, a stride in
+// one direction only, dilations that share phases with the stride (one plane) or not, a
+// kernel that misses some phases of x, padding on one side or
+// wider than the kernel, groups, 1-5 input channels (the stem's kind), odd sizes, a kernel one
+// column wide (the planes' pitch is then Wo: y and dy are used in place), a layer cut into
+// chunks of output rows, batches that do not divide among the threads, in both dtypes, every
+// ISA variant, 1-3 threads, the least workspace, an odd one and the full one, against the
+// reference.
+static void test_phase(void) {
+    const conv_geom layers[] = {
+        {.n = 3, .c = 3, .h = 23, .w = 29, .f = 21, .kh = 7, .kw = 7, .groups = 1, .stride_h = 2,
+         .stride_w = 2, .dilation_h = 1, .dilation_w = 1, .pad_top = 3, .pad_bottom = 3,
+         .pad_left = 3, .pad_right = 3},
+        {.n = 2, .c = 1, .h = 17, .w = 14, .f = 5, .kh = 5, .kw = 4, .groups = 1, .stride_h = 3,
+         .stride_w = 2, .dilation_h = 1, .dilation_w = 1, .pad_top = 2, .pad_left = 1},
+        {.n = 1, .c = 4, .h = 19, .w = 21, .f = 6, .kh = 3, .kw = 3, .groups = 2, .stride_h = 2,
+         .stride_w = 3, .dilation_h = 3, .dilation_w = 2, .pad_bottom = 4, .pad_right = 5},
+        {.n = 2, .c = 2, .h = 15, .w = 16, .f = 3, .kh = 3, .kw = 3, .groups = 1, .stride_h = 2,
+         .stride_w = 2, .dilation_h = 2, .dilation_w = 2, .pad_top = 2, .pad_bottom = 2,
+         .pad_left = 2, .pad_right = 2},
+        {.n = 3, .c = 6, .h = 9, .w = 11, .f = 9, .kh = 2, .kw = 3, .groups = 3, .stride_h = 1,
+         .stride_w = 2, .dilation_h = 1, .dilation_w = 1, .pad_top = 1, .pad_left = 5,
+         .pad_right = 5},
+        {.n = 2, .c = 5, .h = 13, .w = 10, .f = 7, .kh = 3, .kw = 1, .groups = 1, .stride_h = 2,
+         .stride_w = 3, .dilation_h = 1, .dilation_w = 1, .pad_top = 1, .pad_bottom = 1},
+        {.n = 3, .c = 128, .h = 15, .w = 13, .f = 20, .kh = 3, .kw = 3, .groups = 2,
+         .stride_h = 2, .stride_w = 2, .dilation_h = 1, .dilation_w = 1, .pad_top = 1,
+         .pad_left = 1, .pad_right = 2},
+        {.n = 1, .c = 64, .h = 11, .w = 12, .f = 9, .kh = 4, .kw = 3, .groups = 1,
+         .stride_h = 3, .stride_w = 2, .dilation_h = 1, .dilation_w = 2, .pad_top = 2,
+         .pad_bottom = 1, .pad_left = 3},
+        {.n = 1, .c = 48, .h = 70, .w = 130, .f = 40, .kh = 3, .kw = 3, .groups = 1,
+         .stride_h = 2, .stride_w = 2, .dilation_h = 1, .dilation_w = 1, .pad_top = 1,
+         .pad_bottom = 1, .pad_left = 1, .pad_right = 1},
+    };
+    uint64_t rng = 2718;
+    int ran = 0;
+    for (size_t i = 0; i < sizeof layers / sizeof *layers; i++) {
+        char desc[256];
+        conv_geom_describe(desc, sizeof desc, &layers[i]);
+        for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
+            conv_case cc;
+            conv_case_init(&cc, &layers[i], i % 2 == 0, dt, &rng);
+            for (int threads = 1; threads <= 3; threads++)
+                for (conv_isa isa = CONV_ISA_PORTABLE; isa <= conv_isa_best(); isa++)
+                    for (int kind = WS_MIN; kind <= WS_FULL; kind++) {
+                        size_t bytes, misalign;
+                        workspace_of_kind(&bytes, &misalign, kind, &layers[i], dt, threads);
+                        conv_scratch s;
+                        conv_scratch_init(&s, bytes, misalign, threads);
+                        s.ex.isa = isa;
+                        for (conv_pass p = PASS_FORWARD; p < PASS_BIAS; p++) {
+                            char why[512] = "";
+                            CHECK(conv_case_check(&cc, p, &s.ex, why, sizeof why, NULL),
+                                  "%s %s %s, %d threads, %s loops, workspace %zu(+%zu): %s",
+                                  desc, dt == CONV_FLOAT32 ? "float32" : "float64",
+                                  conv_pass_name(p), threads, conv_isa_name(isa), bytes,
+                                  misalign, why);
+                            ran++;
+                        }
+                        conv_scratch_free(&s);
+                    }
+            conv_case_free(&cc);
+        }
+    }
+    printf("strided layers: %d passes checked\n", ran);
+}
+
 // The ISA variants: names, the start-up choice within what the CPU runs, and a pass refusing a
 // variant this CPU cannot run (forced here through a value past the last).
 static void test_isa(void) {
@@ -886,6 +955,7 @@ int main(int argc, char **argv) {
     test_flat_wide();
     test_depthwise_wide();
     test_shift();
+    test_phase();
     test_sweep();
     test_bias_split();
     return t_finish("test_conv");

@@ -35,6 +35,7 @@ typedef struct {
     int64_t m, n, k, lda, ldb, ldc;
     gemm_rows rows; // B's rows when rows.taps > 0 (the gemm_rows_fn), else ldb apart
     bool bias;      // gemm_rows_fn only: a random bias per row of C
+    int64_t offsets[9]; // rows.offsets points here when the taps have a table
 } gemm_shape;
 
 // A random dimension: mostly small, often just either side of an edge of the AVX-512 blocking
@@ -52,7 +53,9 @@ static int64_t random_dim(uint64_t *rng) {
 // Where stored row r of B starts, in elements from B's base.
 static int64_t row_start(const gemm_shape *s, int64_t r) {
     if (s->rows.taps == 0) return r * s->ldb;
-    return r / s->rows.taps * s->rows.outer + r % s->rows.taps * s->rows.inner;
+    const int64_t t = r % s->rows.taps;
+    return r / s->rows.taps * s->rows.outer +
+           (s->rows.offsets ? s->rows.offsets[t] - s->rows.offsets[0] : t * s->rows.inner);
 }
 
 // Element (i, j) of op(X), X's stored row r starting at element start(r), transposed or not.
@@ -152,18 +155,19 @@ static bool check_shape(const gemm_variant *var, const gemm_shape *s, uint64_t *
 
 static void describe(char *out, size_t len, const gemm_variant *v, const gemm_shape *s) {
     snprintf(out, len, "%s %s m=%lld n=%lld k=%lld trans_a=%d trans_b=%d add=%d lda=%lld ldb=%lld "
-                       "ldc=%lld rows={%lld,%lld,%lld}",
+                       "ldc=%lld rows={%lld,%lld,%lld%s}",
              v->name, s->f64 ? "f64" : "f32", (long long)s->m, (long long)s->n, (long long)s->k,
              s->trans_a, s->trans_b, s->add, (long long)s->lda, (long long)s->ldb,
              (long long)s->ldc, (long long)s->rows.outer, (long long)s->rows.inner,
-             (long long)s->rows.taps);
+             (long long)s->rows.taps, s->rows.offsets ? ", table" : "");
 }
 
 enum { RANDOM_SHAPES = 600 };
 
 // With `rows`, B's rows are placed by a random gemm_rows: 1-9 taps, a step of -3..3 between
-// taps (overlapping rows), groups of taps a row's length or a few elements more apart; half of
-// them with a bias.
+// taps (overlapping rows) or, a third of the time, a table of offsets -40..40 (the taps of a
+// strided layer's phase planes, conv_phase.c), groups of taps a row's length or a few elements
+// more apart; half of them with a bias.
 static void test_random_shapes(const gemm_variant *v, bool rows) {
     uint64_t rng = rows ? 0x7A95ull : 0x6E33ull;
     int failures = 0, combos[2][2][2][2] = {{{{0}}}};
@@ -181,6 +185,10 @@ static void test_random_shapes(const gemm_variant *v, bool rows) {
             s.rows = (gemm_rows){.outer = s.ldb + t_rand_int(&rng, 0, 12),
                                  .inner = t_rand_int(&rng, -3, 3),
                                  .taps = t_rand_int(&rng, 1, 9)};
+        if (rows && t_rand_int(&rng, 0, 2) == 0) {
+            for (int64_t i = 0; i < s.rows.taps; i++) s.offsets[i] = t_rand_int(&rng, -40, 40);
+            s.rows.offsets = s.offsets;
+        }
         s.bias = rows && t_rand_int(&rng, 0, 1);
         char why[256], desc[256];
         bool ok = check_shape(v, &s, &rng, why, sizeof why);
@@ -208,17 +216,17 @@ static void test_random_shapes(const gemm_variant *v, bool rows) {
 // layer (m)'s GEMMs on shifted rows.
 static void test_layer_shapes(const gemm_variant *v) {
     const gemm_shape shapes[] = {
-        {false, false, false, true, 64, 3136, 576, 576, 3136, 3136, {0}, false},
-        {false, true, false, false, 576, 3136, 64, 576, 3136, 3136, {0}, false},
-        {false, false, true, true, 64, 576, 3136, 3136, 3136, 576, {0}, false},
-        {true, false, true, false, 150, 70, 1000, 1000, 1000, 70, {0}, false},
-        {true, true, false, true, 300, 45, 333, 300, 45, 45, {0}, false},
+        {false, false, false, true, 64, 3136, 576, 576, 3136, 3136, {0}, false, {0}},
+        {false, true, false, false, 576, 3136, 64, 576, 3136, 3136, {0}, false, {0}},
+        {false, false, true, true, 64, 576, 3136, 3136, 3136, 576, {0}, false, {0}},
+        {true, false, true, false, 150, 70, 1000, 1000, 1000, 70, {0}, false, {0}},
+        {true, true, false, true, 300, 45, 333, 300, 45, 45, {0}, false, {0}},
         // conv1d (m), one image, as core/conv_shift.c calls it: forward, dx, dw
-        {false, false, false, false, 64, 4096, 576, 576, 0, 4096, {4104, 1, 9}, true},
-        {false, true, false, false, 64, 4096, 576, 64, 0, 4096, {4112, -1, 9}, false},
-        {true, false, true, true, 64, 576, 4096, 4096, 0, 576, {4104, 1, 9}, false},
+        {false, false, false, false, 64, 4096, 576, 576, 0, 4096, {4104, 1, 9, NULL}, true, {0}},
+        {false, true, false, false, 64, 4096, 576, 64, 0, 4096, {4112, -1, 9, NULL}, false, {0}},
+        {true, false, true, true, 64, 576, 4096, 4096, 0, 576, {4104, 1, 9, NULL}, false, {0}},
         // pointwise (e) forward with its bias, as core/conv_gemm.c calls it
-        {false, false, false, false, 256, 3136, 64, 64, 0, 3136, {3136, 0, 1}, true},
+        {false, false, false, false, 256, 3136, 64, 64, 0, 3136, {3136, 0, 1, NULL}, true, {0}},
     };
     uint64_t rng = 0xB16ull;
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {

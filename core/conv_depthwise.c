@@ -102,10 +102,45 @@ static region_parts parts_of(const conv_geom *g, conv_dtype dt) {
         .tables = clamp_bytes(conv_mul_sat(table_count(g), (int64_t)sizeof(int64_t)))};
 }
 
+// The channel-blocked forward's parts (conv_dw_lanes_plan), for vectors of up to
+// CONV_ALIGN bytes: ring, out, weights, src.
+typedef struct {
+    size_t ring, out, weights, src;
+} lanes_parts;
+
+static lanes_parts lanes_parts_of(const conv_geom *g) {
+    const int64_t vec = CONV_ALIGN, taps = g->kh * g->kw;
+    const int64_t kh_reach = conv_mul_sat(g->kh - 1, g->dilation_h);
+    const int64_t len = conv_add_sat(conv_add_sat(g->pad_left, g->w), g->pad_right);
+    return (lanes_parts){
+        .ring = clamp_bytes(conv_mul_sat(conv_mul_sat(pow2_at_least(conv_add_sat(kh_reach, 1)),
+                                                      len),
+                                         vec)),
+        .out = clamp_bytes(conv_mul_sat(conv_out_w(g), vec)),
+        .weights = clamp_bytes(conv_mul_sat(taps, vec)),
+        .src = clamp_bytes(conv_mul_sat(2 * taps, (int64_t)sizeof(void *)))};
+}
+
+// The channel-blocked forward runs where each group has one filter and its region stays in
+// the L2 cache (a ring of rows as wide as 1000 pixels for 3x3); beyond that, and for planes
+// left over from whole vectors of them, the plane kernels.
+#define LANES_REGION_MAX (256 << 10)
+
+static size_t lanes_bytes(const conv_geom *g) {
+    const lanes_parts s = lanes_parts_of(g);
+    return s.ring + s.out + s.weights + s.src;
+}
+
+static bool lanes_apply(const conv_geom *g) {
+    return g->f == g->groups && lanes_bytes(g) <= LANES_REGION_MAX;
+}
+
+// A worker's region: its dw accumulator, then the larger of the two layouts.
 static size_t region_bytes(const conv_geom *g, conv_dtype dt, int threads) {
     const region_parts s = parts_of(g, dt);
-    return conv_accumulator_bytes(g, dt, threads) + s.ring + s.src + s.weights + s.acc + s.row +
-           s.tables;
+    const size_t planes = s.ring + s.src + s.weights + s.acc + s.row + s.tables;
+    const size_t lanes = lanes_apply(g) ? lanes_bytes(g) : 0;
+    return conv_accumulator_bytes(g, dt, threads) + (planes > lanes ? planes : lanes);
 }
 
 size_t conv_depthwise_workspace(const conv_geom *g, conv_dtype dt, int threads) {
@@ -177,6 +212,34 @@ static void forward_worker(void *arg, int worker) {
     }
 }
 
+// The same, channel-blocked: items are (n, block) for blocks of k->lanes planes of y (F a
+// multiple of it).
+static void forward_lanes_worker(void *arg, int worker) {
+    const conv_run *r = arg;
+    const conv_geom *g = r->g;
+    const int64_t lanes = r->k->lanes, blocks = g->f / lanes, khw = g->kh * g->kw;
+    const int64_t pixels = conv_out_h(g) * conv_out_w(g);
+    const lanes_parts s = lanes_parts_of(g);
+    char *at = r->scratch + (size_t)worker * r->region_bytes + r->accumulator;
+    conv_dw_lanes_plan p = {.g = g,
+                            .slots = pow2_at_least(conv_add_sat(
+                                conv_mul_sat(g->kh - 1, g->dilation_h), 1)),
+                            .len = g->pad_left + g->w + g->pad_right,
+                            .ring = at,
+                            .out = at + s.ring,
+                            .weights = at + s.ring + s.out,
+                            .src = (const void **)(void *)(at + s.ring + s.out + s.weights)};
+    int64_t first, end;
+    conv_item_range(r->items, r->threads, worker, &first, &end);
+    for (int64_t item = first; item < end; item++) {
+        const int64_t n = item / blocks, f = item % blocks * lanes;
+        r->k->dw_forward_lanes(&p, conv_at(r->out, (n * g->f + f) * pixels, r->elt),
+                               conv_at(r->in, (n * g->c + f) * g->h * g->w, r->elt),
+                               conv_at(r->w, f * khw, r->elt),
+                               r->b ? conv_at(r->b, f, r->elt) : NULL);
+    }
+}
+
 // dy (N,F,Ho,Wo), w (F,1,kh,kw) -> dx (N,C,H,W); items are (n, c) planes of dx, each the sum
 // over its group's filters.
 static void backward_data_worker(void *arg, int worker) {
@@ -225,7 +288,10 @@ static bool run_depthwise(conv_run *r, conv_worker_fn worker, int64_t items) {
 }
 
 bool conv_depthwise_forward(conv_run *r) {
-    return run_depthwise(r, forward_worker, r->g->n * r->g->f);
+    const conv_geom *g = r->g;
+    if (lanes_apply(g) && g->f % r->k->lanes == 0)
+        return run_depthwise(r, forward_lanes_worker, g->n * g->f / r->k->lanes);
+    return run_depthwise(r, forward_worker, g->n * g->f);
 }
 
 bool conv_depthwise_backward_data(conv_run *r) {

@@ -53,6 +53,7 @@ static inline bool conv_is_depthwise(const conv_geom *g) { return g->c == g->gro
 // Pointers are to elements of the table's dtype; scalars travel as double. Each loop's
 // contract is next to its definition in conv_kernels.h.
 struct conv_dw_plan;
+struct conv_dw_lanes_plan;
 typedef struct {
     void (*axpy)(void *acc, const void *src, int64_t count, int64_t stride, double k);
     void (*scatter)(void *dst, const void *src, int64_t count, int64_t stride, double k);
@@ -82,6 +83,9 @@ typedef struct {
     void (*dw_data)(const struct conv_dw_plan *p, void *dx, const void *dy, const void *w,
                     bool accumulate);
     void (*dw_weights)(const struct conv_dw_plan *p, void *dw, const void *dy, const void *x);
+    void (*dw_forward_lanes)(const struct conv_dw_lanes_plan *p, void *y, const void *x,
+                             const void *w, const void *bias);
+    int64_t lanes; // elements in one of the ISA's vectors (dw_forward_lanes' planes per call)
 } conv_kernels;
 
 // taps_row_outs computes whole blocks of this many bytes of outputs, reading past a row's end;
@@ -257,6 +261,19 @@ typedef struct conv_dw_plan {
                              // (a, k) pairs: kernel row a of dx row ih (ih + pt = u, u % sh =
                              // ph) takes dy row u / sh - k
 } conv_dw_plan;
+// The channel-blocked forward (dw_forward_lanes in conv_kernels.h), for layers with one filter
+// per group: `lanes` planes per call, each pixel of them a vector with plane l in lane l, so
+// that every tap is a whole aligned vector for any stride and no row ends inside a vector.
+// Rows of x go into the ring and rows of y out of `out` through lanes x lanes transposes.
+typedef struct conv_dw_lanes_plan {
+    const conv_geom *g;
+    int64_t slots, len; // the ring: `slots` rows (a power of two) of `len` pixel vectors, x's
+                        // row with pad_left zero pixels before it and pad_right after
+    void *ring;
+    void *out;          // Wo pixel vectors: one row of y's planes before its transpose
+    void *weights;      // kh*kw vectors: lane l holds plane l's weight of that tap
+    const void **src;   // 2*kh*kw pointers: per tap of one output row, its run and weights
+} conv_dw_lanes_plan;
 // False, having done nothing, when the workspace holds no worker's region (conv_rows.c then
 // runs the pass without scratch); conv_depthwise_workspace is the whole need for `threads`.
 size_t conv_depthwise_workspace(const conv_geom *g, conv_dtype dt, int threads);

@@ -640,6 +640,16 @@ static void KERNEL(dw_copy_row)(const conv_dw_plan *p, const REAL *x, int64_t ih
     }
 }
 
+// [*a0, *a1) (empty: *a0 == *a1) the kernel rows whose x row top + a*dilation_h lies inside x.
+static inline void KERNEL(dw_kernel_rows)(const conv_geom *g, int64_t top, int64_t *a0,
+                                          int64_t *a1) {
+    const int64_t dh = g->dilation_h, below = g->h - 1 - top;
+    *a0 = top >= 0 ? 0 : dh == 1 ? -top : (-top + dh - 1) / dh;
+    *a1 = below < 0 ? 0 : dh == 1 ? below + 1 : below / dh + 1;
+    if (*a1 > g->kh) *a1 = g->kh;
+    if (*a1 < *a0) *a1 = *a0;
+}
+
 // For output row r: [*a0, *a1) the kernel rows whose x row lies inside x; copies into the ring
 // the x rows from *next up to the last of them, once each and in order (rows above the
 // kernel's top row are never read again: with dilation, rows between its taps may be).
@@ -647,14 +657,8 @@ static void KERNEL(dw_x_rows)(const conv_dw_plan *p, const REAL *x, int64_t r, i
                               int64_t *a0, int64_t *a1) {
     const conv_geom *g = p->g;
     const int64_t top = r * g->stride_h - g->pad_top, dh = g->dilation_h;
-    const int64_t below = g->h - 1 - top;
-    *a0 = top >= 0 ? 0 : dh == 1 ? -top : (-top + dh - 1) / dh;
-    *a1 = below < 0 ? 0 : dh == 1 ? below + 1 : below / dh + 1;
-    if (*a1 > g->kh) *a1 = g->kh;
-    if (*a1 <= *a0) {
-        *a1 = *a0;
-        return;
-    }
+    KERNEL(dw_kernel_rows)(g, top, a0, a1);
+    if (*a1 == *a0) return;
     if (*next < top) *next = top;
     for (; *next <= top + (*a1 - 1) * dh; ++*next) KERNEL(dw_copy_row)(p, x, *next);
 }
@@ -857,6 +861,162 @@ static void KERNEL(dw_weights)(const conv_dw_plan *p, void *dw_, const void *dy_
     }
 }
 
+// ---- Depthwise, channel-blocked, for conv_depthwise.c ---------------------------------------
+// LANES planes at once (conv_dw_lanes_plan): pixel c of a row is one vector whose lane l is
+// plane l's element, so that a tap of an output pixel is one aligned load whatever the stride
+// and a row's length never leaves a part of a vector. Per output row of a 3x3 layer that is 9
+// loads and multiply-adds per LANES outputs, where the plane kernel above pays per row for
+// its tap tables, its overlapping last vector and, with a stride, the split of x rows by
+// column phase: (i)'s 28-wide rows cost it ~125 cycles each, mostly not multiply-adds.
+
+// v[i][l] <-> v[l][i]: for each bit k of the index, the k x k blocks whose row and column
+// differ in it swap (log2(LANES) rounds of LANES two-vector shuffles). Clang (the fuzz build)
+// has no __builtin_shuffle and goes through memory.
+static inline __attribute__((always_inline)) void KERNEL(dw_transpose)(KERNEL(lanes) *v) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+#ifndef __clang__
+    typedef __typeof__(__builtin_choose_expr(sizeof(REAL) == 4, (int32_t)0, (int64_t)0)) int_t;
+    typedef int_t pick_t __attribute__((vector_size(VEC_BYTES)));
+#pragma GCC unroll 8
+    for (int k = 1; k < LANES; k *= 2) {
+        int_t lo_index[LANES], hi_index[LANES];
+        for (int l = 0; l < LANES; l++) {
+            lo_index[l] = l & k ? LANES + l - k : l;
+            hi_index[l] = l & k ? LANES + l : l + k;
+        }
+        pick_t lo, hi;
+        memcpy(&lo, lo_index, sizeof lo);
+        memcpy(&hi, hi_index, sizeof hi);
+#pragma GCC unroll 16
+        for (int i = 0; i < LANES; i++) {
+            if (i & k) continue;
+            const KERNEL(lanes) a = v[i], b = v[i + k];
+            v[i] = __builtin_shuffle(a, b, lo);
+            v[i + k] = __builtin_shuffle(a, b, hi);
+        }
+    }
+#else
+    REAL m[LANES][LANES], t[LANES][LANES];
+    memcpy(m, v, sizeof m);
+    for (int i = 0; i < LANES; i++)
+        for (int l = 0; l < LANES; l++) t[l][i] = m[i][l];
+    memcpy(v, t, sizeof t);
+#endif
+}
+
+// to[c*LANES + l] = from[l*plane + c] for c < width, l < LANES: a row of LANES planes into
+// pixel vectors, LANES pixels per transpose (the last overlapping the one before it), rows
+// shorter than a vector an element at a time.
+static void KERNEL(dw_to_lanes)(REAL *restrict to, const REAL *restrict from, int64_t plane,
+                                int64_t width) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    if (width < LANES) {
+        for (int64_t c = 0; c < width; c++)
+            for (int l = 0; l < LANES; l++) to[c * LANES + l] = from[l * plane + c];
+        return;
+    }
+    for (int64_t c = 0; c < width; c += LANES) {
+        if (c + LANES > width) c = width - LANES;
+        KERNEL(lanes) v[LANES];
+#pragma GCC unroll 16
+        for (int l = 0; l < LANES; l++) memcpy(&v[l], from + l * plane + c, sizeof v[l]);
+        KERNEL(dw_transpose)(v);
+#pragma GCC unroll 16
+        for (int i = 0; i < LANES; i++) memcpy(to + (c + i) * LANES, &v[i], sizeof v[i]);
+    }
+}
+
+// to[l*plane + c] = from[c*LANES + l]: dw_to_lanes' inverse.
+static void KERNEL(dw_from_lanes)(REAL *restrict to, const REAL *restrict from, int64_t plane,
+                                  int64_t width) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    if (width < LANES) {
+        for (int64_t c = 0; c < width; c++)
+            for (int l = 0; l < LANES; l++) to[l * plane + c] = from[c * LANES + l];
+        return;
+    }
+    for (int64_t c = 0; c < width; c += LANES) {
+        if (c + LANES > width) c = width - LANES;
+        KERNEL(lanes) v[LANES];
+#pragma GCC unroll 16
+        for (int i = 0; i < LANES; i++) memcpy(&v[i], from + (c + i) * LANES, sizeof v[i]);
+        KERNEL(dw_transpose)(v);
+#pragma GCC unroll 16
+        for (int l = 0; l < LANES; l++) memcpy(to + l * plane + c, &v[l], sizeof v[l]);
+    }
+}
+
+// The output pixels a dw_lanes_pixels call computes together: independent sums that cover an
+// FMA's latency times its throughput.
+#define DW_PIXELS 8
+
+// out[(j + i)*LANES ..] = bias + sum_t (weights at src[2t+1]) * (src[2t] + (j + i)*step) for
+// the npix (a constant) pixels i.
+static inline __attribute__((always_inline)) void
+KERNEL(dw_lanes_pixels)(REAL *restrict out, const int npix, int64_t j, int64_t step,
+                        const REAL *const *src, int64_t taps, KERNEL(lanes) bias) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    KERNEL(lanes) acc[DW_PIXELS];
+#pragma GCC unroll 8
+    for (int i = 0; i < npix; i++) acc[i] = bias;
+    for (int64_t t = 0; t < taps; t++) {
+        const REAL *s = src[2 * t] + j * step;
+        KERNEL(lanes) k;
+        memcpy(&k, src[2 * t + 1], sizeof k);
+#pragma GCC unroll 8
+        for (int i = 0; i < npix; i++) {
+            KERNEL(lanes) x;
+            memcpy(&x, s + i * step, sizeof x);
+            acc[i] += k * x;
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < npix; i++) memcpy(out + (j + i) * LANES, &acc[i], sizeof acc[i]);
+}
+
+// x (LANES,H,W) planes at x + l*H*W, w (LANES,kh,kw), bias (LANES) or NULL -> y (LANES,Ho,Wo)
+// planes at y + l*Ho*Wo = bias + their correlations.
+static void KERNEL(dw_forward_lanes)(const conv_dw_lanes_plan *p, void *y_, const void *x_,
+                                     const void *w_, const void *bias_) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    const conv_geom *g = p->g;
+    REAL *y = y_, *ring = p->ring, *out = p->out, *weights = p->weights;
+    const REAL *x = x_, *w = w_, *b = bias_;
+    const REAL **src = (const REAL **)p->src;
+    const int64_t ho = conv_out_h(g), wo = conv_out_w(g), khw = g->kh * g->kw;
+    const int64_t step = g->stride_w * LANES, row = p->len * LANES;
+    for (int64_t t = 0; t < khw; t++)
+        for (int l = 0; l < LANES; l++) weights[t * LANES + l] = w[l * khw + t];
+    KERNEL(lanes) bias = {0};
+    if (b) memcpy(&bias, b, sizeof bias);
+    memset(ring, 0, (size_t)(p->slots * row) * sizeof(REAL));
+    for (int64_t r = 0, next = 0, a0, a1; r < ho; r++) {
+        const int64_t top = r * g->stride_h - g->pad_top;
+        KERNEL(dw_kernel_rows)(g, top, &a0, &a1);
+        if (a1 > a0 && next < top) next = top;
+        for (; a1 > a0 && next <= top + (a1 - 1) * g->dilation_h; next++)
+            KERNEL(dw_to_lanes)(ring + (next & (p->slots - 1)) * row + g->pad_left * LANES,
+                                x + next * g->w, g->h * g->w, g->w);
+        int64_t taps = 0;
+        for (int64_t a = a0; a < a1; a++) {
+            const REAL *slot = ring + ((top + a * g->dilation_h) & (p->slots - 1)) * row;
+            for (int64_t c = 0; c < g->kw; c++, taps++) {
+                src[2 * taps] = slot + c * g->dilation_w * LANES;
+                src[2 * taps + 1] = weights + (a * g->kw + c) * LANES;
+            }
+        }
+        int64_t j = 0;
+        if (wo >= DW_PIXELS)
+            for (; j < wo; j += DW_PIXELS) {
+                if (j + DW_PIXELS > wo) j = wo - DW_PIXELS; // the last, overlapping
+                KERNEL(dw_lanes_pixels)(out, DW_PIXELS, j, step, src, taps, bias);
+            }
+        for (; j < wo; j++) KERNEL(dw_lanes_pixels)(out, 1, j, step, src, taps, bias);
+        KERNEL(dw_from_lanes)(y + r * wo, out, ho * wo, wo);
+    }
+}
+#undef DW_PIXELS
+
 const conv_kernels KERNEL_TABLE = {
     .axpy = KERNEL(axpy),
     .scatter = KERNEL(scatter),
@@ -874,6 +1034,8 @@ const conv_kernels KERNEL_TABLE = {
     .dw_forward = KERNEL(dw_forward),
     .dw_data = KERNEL(dw_data),
     .dw_weights = KERNEL(dw_weights),
+    .dw_forward_lanes = KERNEL(dw_forward_lanes),
+    .lanes = VEC_BYTES / sizeof(REAL),
 };
 
 // The per-dtype parameters end here, so that the includer can define them again for the next.

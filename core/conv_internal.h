@@ -85,7 +85,11 @@ typedef struct {
     void (*dw_weights)(const struct conv_dw_plan *p, void *dw, const void *dy, const void *x);
     void (*dw_forward_lanes)(const struct conv_dw_lanes_plan *p, void *y, const void *x,
                              const void *w, const void *bias);
-    int64_t lanes; // elements in one of the ISA's vectors (dw_forward_lanes' planes per call)
+    void (*dw_data_lanes)(const struct conv_dw_lanes_plan *p, void *dx, const void *dy,
+                          const void *w);
+    void (*dw_weights_lanes)(const struct conv_dw_lanes_plan *p, void *dw, const void *dy,
+                             const void *x);
+    int64_t lanes; // elements in one of the ISA's vectors (the dw_*_lanes planes per call)
 } conv_kernels;
 
 // taps_row_outs computes whole blocks of this many bytes of outputs, reading past a row's end;
@@ -261,18 +265,23 @@ typedef struct conv_dw_plan {
                              // (a, k) pairs: kernel row a of dx row ih (ih + pt = u, u % sh =
                              // ph) takes dy row u / sh - k
 } conv_dw_plan;
-// The channel-blocked forward (dw_forward_lanes in conv_kernels.h), for layers with one filter
-// per group: `lanes` planes per call, each pixel of them a vector with plane l in lane l, so
-// that every tap is a whole aligned vector for any stride and no row ends inside a vector.
-// Rows of x go into the ring and rows of y out of `out` through lanes x lanes transposes.
+// The channel-blocked passes (dw_forward_lanes, dw_data_lanes, dw_weights_lanes in
+// conv_kernels.h), for layers with one filter per group: `lanes` planes per call, each pixel
+// of them a vector with plane l in lane l, so that every tap is a whole aligned vector for any
+// stride and no row ends inside a vector. Rows go into the ring and out of `out` through
+// lanes x lanes transposes.
 typedef struct conv_dw_lanes_plan {
     const conv_geom *g;
-    int64_t slots, len; // the ring: `slots` rows (a power of two) of `len` pixel vectors, x's
-                        // row with pad_left zero pixels before it and pad_right after
+    // The ring: `slots` rows (a power of two) of `len` pixel vectors, row i in slot
+    // i & (slots - 1): rows of x after pad_left zero pixels (forward, dw), or rows of dy
+    // after `margin` zero pixels (dx). Zero where no element of x or dy lands.
+    int64_t slots, len, margin;
     void *ring;
-    void *out;          // Wo pixel vectors: one row of y's planes before its transpose
-    void *weights;      // kh*kw vectors: lane l holds plane l's weight of that tap
-    const void **src;   // 2*kh*kw pointers: per tap of one output row, its run and weights
+    void *out;        // max(W, Wo) pixel vectors: a row of y or dx before its transpose, or
+                      // dw's row of dy
+    void *weights;    // kh*kw vectors: lane l holds plane l's weight of that tap (dw: its sum)
+    const void **src; // 2*kh*kw pointers: per tap of one output row, its run and weights
+    const int64_t *col_taps, *row_taps; // dx: conv_dw_plan's tables
 } conv_dw_lanes_plan;
 // False, having done nothing, when the workspace holds no worker's region (conv_rows.c then
 // runs the pass without scratch); conv_depthwise_workspace is the whole need for `threads`.

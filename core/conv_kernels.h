@@ -950,28 +950,73 @@ static void KERNEL(dw_from_lanes)(REAL *restrict to, const REAL *restrict from, 
 // FMA's latency times its throughput.
 #define DW_PIXELS 8
 
-// out[(j + i)*LANES ..] = bias + sum_t (weights at src[2t+1]) * (src[2t] + (j + i)*step) for
-// the npix (a constant) pixels i.
+// out[(j + i)*out_step ..] = bias + sum_t (weights at src[2t+1]) * (src[2t] + (j + i)*in_step)
+// for the npix (a constant) pixels i.
 static inline __attribute__((always_inline)) void
-KERNEL(dw_lanes_pixels)(REAL *restrict out, const int npix, int64_t j, int64_t step,
-                        const REAL *const *src, int64_t taps, KERNEL(lanes) bias) {
-    enum { LANES = VEC_BYTES / sizeof(REAL) };
+KERNEL(dw_lanes_pixels)(REAL *restrict out, const int npix, int64_t j, int64_t in_step,
+                        int64_t out_step, const REAL *const *src, int64_t taps,
+                        KERNEL(lanes) bias) {
     KERNEL(lanes) acc[DW_PIXELS];
 #pragma GCC unroll 8
     for (int i = 0; i < npix; i++) acc[i] = bias;
     for (int64_t t = 0; t < taps; t++) {
-        const REAL *s = src[2 * t] + j * step;
+        const REAL *s = src[2 * t] + j * in_step;
         KERNEL(lanes) k;
         memcpy(&k, src[2 * t + 1], sizeof k);
 #pragma GCC unroll 8
         for (int i = 0; i < npix; i++) {
             KERNEL(lanes) x;
-            memcpy(&x, s + i * step, sizeof x);
+            memcpy(&x, s + i * in_step, sizeof x);
             acc[i] += k * x;
         }
     }
 #pragma GCC unroll 8
-    for (int i = 0; i < npix; i++) memcpy(out + (j + i) * LANES, &acc[i], sizeof acc[i]);
+    for (int i = 0; i < npix; i++) memcpy(out + (j + i) * out_step, &acc[i], sizeof acc[i]);
+}
+
+// dw_lanes_pixels for pixels j < count: DW_PIXELS at a time, the last block overlapping the
+// one before it, rows shorter than a block a pixel at a time.
+static void KERNEL(dw_lanes_run)(REAL *restrict out, int64_t count, int64_t in_step,
+                                 int64_t out_step, const REAL *const *src, int64_t taps,
+                                 KERNEL(lanes) bias) {
+    int64_t j = 0;
+    if (count >= DW_PIXELS)
+        for (; j < count; j += DW_PIXELS) {
+            if (j + DW_PIXELS > count) j = count - DW_PIXELS;
+            KERNEL(dw_lanes_pixels)(out, DW_PIXELS, j, in_step, out_step, src, taps, bias);
+        }
+    for (; j < count; j++) KERNEL(dw_lanes_pixels)(out, 1, j, in_step, out_step, src, taps, bias);
+}
+#undef DW_PIXELS
+
+// weights[t*LANES + l] = w[l*khw + t]: the taps of LANES filters as vectors.
+static void KERNEL(dw_lanes_weights)(REAL *restrict weights, const REAL *restrict w,
+                                     int64_t khw) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    for (int64_t t = 0; t < khw; t++)
+        for (int l = 0; l < LANES; l++) weights[t * LANES + l] = w[l * khw + t];
+}
+
+// For output row r: [*a0, *a1) the kernel rows inside x, and x's rows from *next up to the
+// last of them transposed into the ring (p->len pixels a slot, pad_left zeros first).
+static void KERNEL(dw_lanes_x_rows)(const conv_dw_lanes_plan *p, const REAL *x, int64_t r,
+                                    int64_t *next, int64_t *a0, int64_t *a1) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    const conv_geom *g = p->g;
+    const int64_t top = r * g->stride_h - g->pad_top;
+    KERNEL(dw_kernel_rows)(g, top, a0, a1);
+    if (*a1 == *a0) return;
+    if (*next < top) *next = top;
+    for (; *next <= top + (*a1 - 1) * g->dilation_h; ++*next)
+        KERNEL(dw_to_lanes)((REAL *)p->ring + (*next & (p->slots - 1)) * p->len * LANES +
+                                g->pad_left * LANES,
+                            x + *next * g->w, g->h * g->w, g->w);
+}
+
+// The ring slot (x row or dy row) i.
+static inline REAL *KERNEL(dw_lanes_slot)(const conv_dw_lanes_plan *p, int64_t i) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    return (REAL *)p->ring + (i & (p->slots - 1)) * p->len * LANES;
 }
 
 // x (LANES,H,W) planes at x + l*H*W, w (LANES,kh,kw), bias (LANES) or NULL -> y (LANES,Ho,Wo)
@@ -980,42 +1025,121 @@ static void KERNEL(dw_forward_lanes)(const conv_dw_lanes_plan *p, void *y_, cons
                                      const void *w_, const void *bias_) {
     enum { LANES = VEC_BYTES / sizeof(REAL) };
     const conv_geom *g = p->g;
-    REAL *y = y_, *ring = p->ring, *out = p->out, *weights = p->weights;
-    const REAL *x = x_, *w = w_, *b = bias_;
+    REAL *y = y_, *out = p->out, *weights = p->weights;
+    const REAL *x = x_, *b = bias_;
     const REAL **src = (const REAL **)p->src;
-    const int64_t ho = conv_out_h(g), wo = conv_out_w(g), khw = g->kh * g->kw;
-    const int64_t step = g->stride_w * LANES, row = p->len * LANES;
-    for (int64_t t = 0; t < khw; t++)
-        for (int l = 0; l < LANES; l++) weights[t * LANES + l] = w[l * khw + t];
+    const int64_t ho = conv_out_h(g), wo = conv_out_w(g);
+    KERNEL(dw_lanes_weights)(weights, w_, g->kh * g->kw);
     KERNEL(lanes) bias = {0};
     if (b) memcpy(&bias, b, sizeof bias);
-    memset(ring, 0, (size_t)(p->slots * row) * sizeof(REAL));
+    memset(p->ring, 0, (size_t)(p->slots * p->len * LANES) * sizeof(REAL));
     for (int64_t r = 0, next = 0, a0, a1; r < ho; r++) {
-        const int64_t top = r * g->stride_h - g->pad_top;
-        KERNEL(dw_kernel_rows)(g, top, &a0, &a1);
-        if (a1 > a0 && next < top) next = top;
-        for (; a1 > a0 && next <= top + (a1 - 1) * g->dilation_h; next++)
-            KERNEL(dw_to_lanes)(ring + (next & (p->slots - 1)) * row + g->pad_left * LANES,
-                                x + next * g->w, g->h * g->w, g->w);
+        KERNEL(dw_lanes_x_rows)(p, x, r, &next, &a0, &a1);
         int64_t taps = 0;
         for (int64_t a = a0; a < a1; a++) {
-            const REAL *slot = ring + ((top + a * g->dilation_h) & (p->slots - 1)) * row;
+            const REAL *slot =
+                KERNEL(dw_lanes_slot)(p, r * g->stride_h - g->pad_top + a * g->dilation_h);
             for (int64_t c = 0; c < g->kw; c++, taps++) {
                 src[2 * taps] = slot + c * g->dilation_w * LANES;
                 src[2 * taps + 1] = weights + (a * g->kw + c) * LANES;
             }
         }
-        int64_t j = 0;
-        if (wo >= DW_PIXELS)
-            for (; j < wo; j += DW_PIXELS) {
-                if (j + DW_PIXELS > wo) j = wo - DW_PIXELS; // the last, overlapping
-                KERNEL(dw_lanes_pixels)(out, DW_PIXELS, j, step, src, taps, bias);
-            }
-        for (; j < wo; j++) KERNEL(dw_lanes_pixels)(out, 1, j, step, src, taps, bias);
+        KERNEL(dw_lanes_run)(out, wo, g->stride_w * LANES, LANES, src, taps, bias);
         KERNEL(dw_from_lanes)(y + r * wo, out, ho * wo, wo);
     }
 }
-#undef DW_PIXELS
+
+// dy (LANES,Ho,Wo) planes at dy + l*Ho*Wo, w (LANES,kh,kw) -> dx (LANES,H,W) planes at
+// dx + l*H*W: dw_data's polyphase sums (the same tap tables), LANES planes at a time, dy rows
+// in the ring after p->margin zero pixels, a dx row's column phases written into p->out at
+// their columns and the row transposed out whole.
+static void KERNEL(dw_data_lanes)(const conv_dw_lanes_plan *p, void *dx_, const void *dy_,
+                                  const void *w_) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    const conv_geom *g = p->g;
+    REAL *dx = dx_, *out = p->out, *weights = p->weights;
+    const REAL *dy = dy_;
+    const REAL **src = (const REAL **)p->src;
+    const int64_t ho = conv_out_h(g), wo = conv_out_w(g), sh = g->stride_h, sw = g->stride_w;
+    const int64_t reach = (g->kh - 1) * g->dilation_h / sh; // rows u / sh - reach .. u / sh
+    const KERNEL(lanes) zero = {0};
+    KERNEL(dw_lanes_weights)(weights, w_, g->kh * g->kw);
+    memset(p->ring, 0, (size_t)(p->slots * p->len * LANES) * sizeof(REAL));
+    // u = ih + pt = base * sh + ph
+    for (int64_t ih = 0, next = 0, base = g->pad_top / sh, ph = g->pad_top % sh; ih < g->h;
+         ih++) {
+        if (next < base - reach) next = base - reach;
+        for (; next <= base && next < ho; next++)
+            KERNEL(dw_to_lanes)(KERNEL(dw_lanes_slot)(p, next) + p->margin * LANES,
+                                dy + next * wo, ho * wo, wo);
+        const int64_t *rows = p->row_taps + ph * (1 + 2 * g->kh);
+        for (int64_t q = 0; q < sw && q < g->w; q++) {
+            const int64_t *cols = p->col_taps + q * (1 + 2 * g->kw);
+            int64_t taps = 0;
+            for (int64_t i = 0; i < rows[0]; i++) {
+                const int64_t a = rows[1 + 2 * i], r = base - rows[2 + 2 * i];
+                if (r < 0 || r >= ho) continue;
+                const REAL *row = KERNEL(dw_lanes_slot)(p, r) + p->margin * LANES;
+                for (int64_t k = 0; k < cols[0]; k++, taps++) {
+                    src[2 * taps] = row + cols[2 + 2 * k] * LANES;
+                    src[2 * taps + 1] = weights + (a * g->kw + cols[1 + 2 * k]) * LANES;
+                }
+            }
+            KERNEL(dw_lanes_run)(out + q * LANES, (g->w - q + sw - 1) / sw, LANES, sw * LANES,
+                                 src, taps, zero);
+        }
+        KERNEL(dw_from_lanes)(dx + ih * g->w, out, g->h * g->w, g->w);
+        if (++ph == sh) ph = 0, base++;
+    }
+}
+
+// dw (LANES,kh,kw) at dw + l*kh*kw += the correlations of x (LANES,H,W) with dy (LANES,Ho,Wo):
+// per output row, dy's row transposed into p->out and, per tap, its dot with the x run the tap
+// meets, summed in the tap's vector (p->weights) over the planes and stored once at the end.
+static void KERNEL(dw_weights_lanes)(const conv_dw_lanes_plan *p, void *dw_, const void *dy_,
+                                     const void *x_) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    const conv_geom *g = p->g;
+    REAL *dw = dw_, *d = p->out, *acc = p->weights;
+    const REAL *dy = dy_, *x = x_;
+    const int64_t ho = conv_out_h(g), wo = conv_out_w(g), khw = g->kh * g->kw;
+    const int64_t step = g->stride_w * LANES;
+    memset(p->ring, 0, (size_t)(p->slots * p->len * LANES) * sizeof(REAL));
+    memset(acc, 0, (size_t)(khw * LANES) * sizeof(REAL));
+    for (int64_t r = 0, next = 0, a0, a1; r < ho; r++) {
+        KERNEL(dw_lanes_x_rows)(p, x, r, &next, &a0, &a1);
+        if (a1 == a0) continue;
+        KERNEL(dw_to_lanes)(d, dy + r * wo, ho * wo, wo);
+        for (int64_t a = a0; a < a1; a++) {
+            const REAL *slot =
+                KERNEL(dw_lanes_slot)(p, r * g->stride_h - g->pad_top + a * g->dilation_h);
+            for (int64_t c = 0; c < g->kw; c++) {
+                const REAL *s = slot + c * g->dilation_w * LANES;
+                KERNEL(lanes) sum[4] = {{0}}, dv, xv;
+                int64_t j = 0;
+                for (; j + 4 <= wo; j += 4)
+#pragma GCC unroll 4
+                    for (int i = 0; i < 4; i++) {
+                        memcpy(&dv, d + (j + i) * LANES, sizeof dv);
+                        memcpy(&xv, s + (j + i) * step, sizeof xv);
+                        sum[i] += dv * xv;
+                    }
+                for (; j < wo; j++) {
+                    memcpy(&dv, d + j * LANES, sizeof dv);
+                    memcpy(&xv, s + j * step, sizeof xv);
+                    sum[0] += dv * xv;
+                }
+                REAL *at = acc + (a * g->kw + c) * LANES;
+                KERNEL(lanes) total;
+                memcpy(&total, at, sizeof total);
+                total += (sum[0] + sum[1]) + (sum[2] + sum[3]);
+                memcpy(at, &total, sizeof total);
+            }
+        }
+    }
+    for (int64_t t = 0; t < khw; t++)
+        for (int l = 0; l < LANES; l++) dw[l * khw + t] += acc[t * LANES + l];
+}
 
 const conv_kernels KERNEL_TABLE = {
     .axpy = KERNEL(axpy),
@@ -1035,6 +1159,8 @@ const conv_kernels KERNEL_TABLE = {
     .dw_data = KERNEL(dw_data),
     .dw_weights = KERNEL(dw_weights),
     .dw_forward_lanes = KERNEL(dw_forward_lanes),
+    .dw_data_lanes = KERNEL(dw_data_lanes),
+    .dw_weights_lanes = KERNEL(dw_weights_lanes),
     .lanes = VEC_BYTES / sizeof(REAL),
 };
 

@@ -873,8 +873,8 @@ static void test_depthwise_wide(void) {
 }
 
 // Depthwise layers with one filter per channel and channels in whole vectors of every ISA's
-// lanes (16 floats or 8 doubles for AVX-512, 8 or 4 for AVX2, 4 or 2 portable), which the
-// forward runs channel-blocked (dw_forward_lanes): rows narrower and wider than a vector, with
+// lanes (16 floats or 8 doubles for AVX-512, 8 or 4 for AVX2, 4 or 2 portable), which every
+// pass runs channel-blocked (dw_*_lanes): rows narrower and wider than a vector, with
 // and without a remainder of pixels (the last transposes and pixel blocks overlapping the ones
 // before them), strides 1-3, dilation, per-side padding, kernels 1x1..5x5, and channel counts
 // that are whole vectors only for the narrower ISAs (the rest run the plane kernels). Each
@@ -894,7 +894,8 @@ static void test_depthwise_lanes(void) {
                        .pad_left = t_rand_int(&rng, 0, 3), .pad_right = t_rand_int(&rng, 0, 3)};
         g.groups = g.f = g.c;
         g.h = (g.kh - 1) * g.dilation_h + t_rand_int(&rng, 1, 9);
-        g.w = (g.kw - 1) * g.dilation_w + (i < 4 ? t_rand_int(&rng, 1, 7) : t_rand_int(&rng, 8, 70));
+        const int64_t cols = i < 4 ? t_rand_int(&rng, 1, 7) : t_rand_int(&rng, 8, 70);
+        g.w = (g.kw - 1) * g.dilation_w + cols;
         st.config = i;
         st.bias = i % 2;
         conv_geom_describe(st.desc, sizeof st.desc, &g);

@@ -869,32 +869,69 @@ static void KERNEL(dw_weights)(const conv_dw_plan *p, void *dw_, const void *dy_
 // its tap tables, its overlapping last vector and, with a stride, the split of x rows by
 // column phase: (i)'s 28-wide rows cost it ~125 cycles each, mostly not multiply-adds.
 
-// v[i][l] <-> v[l][i]: for each bit k of the index, the k x k blocks whose row and column
-// differ in it swap (log2(LANES) rounds of LANES two-vector shuffles). Clang (the fuzz build)
-// has no __builtin_shuffle and goes through memory.
+// v[i][l] <-> v[l][i], in two steps whose shuffles are the cheap ones of every ISA (the
+// generic block swaps took AVX-512's two-table vpermt2ps for half of them, and the transposes
+// were the larger part of a stride-2 forward). Within each 128-bit chunk of EPC elements:
+// the low and high halves of rows i and i + g interleaved by units of g (unpcklps, unpcklpd),
+// after which row EPC*m + e holds, in chunk c, column EPC*c + rev(e) (e's bits reversed) of
+// rows EPC*m ..; then the chunks transposed by rounds of unzips (even and odd chunks of two
+// rows: vshuff32x4, vperm2f128) and rows EPC*c + e and EPC*c + rev(e) swapped. Clang (the
+// fuzz build) has no __builtin_shuffle and goes through memory.
 static inline __attribute__((always_inline)) void KERNEL(dw_transpose)(KERNEL(lanes) *v) {
-    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    enum { LANES = VEC_BYTES / sizeof(REAL), EPC = 16 / sizeof(REAL), CHUNKS = LANES / EPC };
+    enum { HALF = CHUNKS > 1 ? CHUNKS / 2 : 1 }; // CHUNKS / 2, never 0 for the compiler
 #ifndef __clang__
     typedef __typeof__(__builtin_choose_expr(sizeof(REAL) == 4, (int32_t)0, (int64_t)0)) int_t;
     typedef int_t pick_t __attribute__((vector_size(VEC_BYTES)));
-#pragma GCC unroll 8
-    for (int k = 1; k < LANES; k *= 2) {
+#pragma GCC unroll 4
+    for (int g = 1; g < EPC; g *= 2) {
         int_t lo_index[LANES], hi_index[LANES];
-        for (int l = 0; l < LANES; l++) {
-            lo_index[l] = l & k ? LANES + l - k : l;
-            hi_index[l] = l & k ? LANES + l : l + k;
+#pragma GCC unroll 16
+        for (int p = 0; p < LANES; p++) {
+            const int unit = p % EPC / g;
+            lo_index[p] = (unit % 2 ? LANES : 0) + p / EPC * EPC + unit / 2 * g + p % g;
+            hi_index[p] = lo_index[p] + EPC / 2;
         }
         pick_t lo, hi;
         memcpy(&lo, lo_index, sizeof lo);
         memcpy(&hi, hi_index, sizeof hi);
 #pragma GCC unroll 16
         for (int i = 0; i < LANES; i++) {
-            if (i & k) continue;
-            const KERNEL(lanes) a = v[i], b = v[i + k];
+            if (i & g) continue;
+            const KERNEL(lanes) a = v[i], b = v[i + g];
             v[i] = __builtin_shuffle(a, b, lo);
-            v[i + k] = __builtin_shuffle(a, b, hi);
+            v[i + g] = __builtin_shuffle(a, b, hi);
         }
     }
+#pragma GCC unroll 4
+    for (int round = 1; round < CHUNKS; round *= 2) {
+        int_t even_index[LANES], odd_index[LANES];
+#pragma GCC unroll 16
+        for (int p = 0; p < LANES; p++) {
+            const int c = p / EPC;
+            even_index[p] = (c / HALF ? LANES : 0) + c % HALF * 2 * EPC + p % EPC;
+            odd_index[p] = even_index[p] + EPC;
+        }
+        pick_t even, odd;
+        memcpy(&even, even_index, sizeof even);
+        memcpy(&odd, odd_index, sizeof odd);
+        KERNEL(lanes) t[LANES];
+#pragma GCC unroll 16
+        for (int i = 0; i < LANES / 2; i++) {
+            const int e = i % EPC, k = i / EPC;
+            const KERNEL(lanes) a = v[EPC * 2 * k + e], b = v[EPC * (2 * k + 1) + e];
+            t[EPC * k + e] = __builtin_shuffle(a, b, even);
+            t[EPC * (k + HALF) + e] = __builtin_shuffle(a, b, odd);
+        }
+        memcpy(v, t, sizeof t);
+    }
+    if (EPC == 4)
+#pragma GCC unroll 4
+        for (int c = 0; c < CHUNKS; c++) {
+            const KERNEL(lanes) a = v[4 * c + 1];
+            v[4 * c + 1] = v[4 * c + 2];
+            v[4 * c + 2] = a;
+        }
 #else
     REAL m[LANES][LANES], t[LANES][LANES];
     memcpy(m, v, sizeof m);

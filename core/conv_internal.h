@@ -5,7 +5,8 @@
 //   conv_flat.c      stride 1 and few taps per filter: every tap summed in registers per
 //                    output row
 //   conv_depthwise.c one input channel per group (depthwise), any stride, kernel, dilation:
-//                    a plane at a time, its rows through a small ring of zero-padded copies
+//                    a plane at a time, its rows through a small ring of zero-padded copies;
+//                    with one filter per group, a vector's worth of planes in its lanes
 //   conv_rows.c      depthwise when the workspace holds no ring: a vector pass per tap and
 //                    row, no scratch; and db for every layer
 //   conv_winograd.c  3x3, stride 1, dilation 1: Winograd F(2x2,3x3), all three passes

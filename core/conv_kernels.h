@@ -1130,9 +1130,51 @@ static void KERNEL(dw_data_lanes)(const conv_dw_lanes_plan *p, void *dx_, const 
     }
 }
 
+// acc[t*LANES ..] += sum_{j < count} d[j*LANES ..] * s[t*tap_step + j*step ..] for the nt (a
+// constant, at most DW_TAPS) taps t of one kernel row: each vector of dy loaded once for them,
+// 4 pixels x nt taps of independent sums.
+#define DW_TAPS 3
+static inline __attribute__((always_inline)) void
+KERNEL(dw_lanes_dots)(REAL *restrict acc, const int nt, const REAL *restrict d,
+                      const REAL *restrict s, int64_t tap_step, int64_t step, int64_t count) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    KERNEL(lanes) sum[DW_TAPS][4], dv, xv;
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) sum[t][i] = (KERNEL(lanes)){0};
+    int64_t j = 0;
+    for (; j + 4 <= count; j += 4)
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            memcpy(&dv, d + (j + i) * LANES, sizeof dv);
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                memcpy(&xv, s + t * tap_step + (j + i) * step, sizeof xv);
+                sum[t][i] += dv * xv;
+            }
+        }
+    for (; j < count; j++) {
+        memcpy(&dv, d + j * LANES, sizeof dv);
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            memcpy(&xv, s + t * tap_step + j * step, sizeof xv);
+            sum[t][0] += dv * xv;
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        KERNEL(lanes) total;
+        memcpy(&total, acc + t * LANES, sizeof total);
+        total += (sum[t][0] + sum[t][1]) + (sum[t][2] + sum[t][3]);
+        memcpy(acc + t * LANES, &total, sizeof total);
+    }
+}
+
 // dw (LANES,kh,kw) at dw + l*kh*kw += the correlations of x (LANES,H,W) with dy (LANES,Ho,Wo):
 // per output row, dy's row transposed into p->out and, per tap, its dot with the x run the tap
-// meets, summed in the tap's vector (p->weights) over the planes and stored once at the end.
+// meets, summed in the tap's vector (p->weights) over the planes and stored once at the end;
+// up to DW_TAPS taps of a kernel row per pass over the dy row.
 static void KERNEL(dw_weights_lanes)(const conv_dw_lanes_plan *p, void *dw_, const void *dy_,
                                      const void *x_) {
     enum { LANES = VEC_BYTES / sizeof(REAL) };
@@ -1140,7 +1182,7 @@ static void KERNEL(dw_weights_lanes)(const conv_dw_lanes_plan *p, void *dw_, con
     REAL *dw = dw_, *d = p->out, *acc = p->weights;
     const REAL *dy = dy_, *x = x_;
     const int64_t ho = conv_out_h(g), wo = conv_out_w(g), khw = g->kh * g->kw;
-    const int64_t step = g->stride_w * LANES;
+    const int64_t step = g->stride_w * LANES, tap_step = g->dilation_w * LANES;
     memset(p->ring, 0, (size_t)(p->slots * p->len * LANES) * sizeof(REAL));
     memset(acc, 0, (size_t)(khw * LANES) * sizeof(REAL));
     for (int64_t r = 0, next = 0, a0, a1; r < ho; r++) {
@@ -1150,33 +1192,19 @@ static void KERNEL(dw_weights_lanes)(const conv_dw_lanes_plan *p, void *dw_, con
         for (int64_t a = a0; a < a1; a++) {
             const REAL *slot =
                 KERNEL(dw_lanes_slot)(p, r * g->stride_h - g->pad_top + a * g->dilation_h);
-            for (int64_t c = 0; c < g->kw; c++) {
-                const REAL *s = slot + c * g->dilation_w * LANES;
-                KERNEL(lanes) sum[4] = {{0}}, dv, xv;
-                int64_t j = 0;
-                for (; j + 4 <= wo; j += 4)
-#pragma GCC unroll 4
-                    for (int i = 0; i < 4; i++) {
-                        memcpy(&dv, d + (j + i) * LANES, sizeof dv);
-                        memcpy(&xv, s + (j + i) * step, sizeof xv);
-                        sum[i] += dv * xv;
-                    }
-                for (; j < wo; j++) {
-                    memcpy(&dv, d + j * LANES, sizeof dv);
-                    memcpy(&xv, s + j * step, sizeof xv);
-                    sum[0] += dv * xv;
-                }
+            for (int64_t c = 0; c < g->kw; c += DW_TAPS) {
                 REAL *at = acc + (a * g->kw + c) * LANES;
-                KERNEL(lanes) total;
-                memcpy(&total, at, sizeof total);
-                total += (sum[0] + sum[1]) + (sum[2] + sum[3]);
-                memcpy(at, &total, sizeof total);
+                const REAL *s = slot + c * tap_step;
+                if (g->kw - c >= 3) KERNEL(dw_lanes_dots)(at, 3, d, s, tap_step, step, wo);
+                else if (g->kw - c == 2) KERNEL(dw_lanes_dots)(at, 2, d, s, tap_step, step, wo);
+                else KERNEL(dw_lanes_dots)(at, 1, d, s, tap_step, step, wo);
             }
         }
     }
     for (int64_t t = 0; t < khw; t++)
         for (int l = 0; l < LANES; l++) dw[l * khw + t] += acc[t * LANES + l];
 }
+#undef DW_TAPS
 
 const conv_kernels KERNEL_TABLE = {
     .axpy = KERNEL(axpy),

@@ -988,14 +988,16 @@ static void KERNEL(dw_from_lanes)(REAL *restrict to, const REAL *restrict from, 
 #define DW_PIXELS 8
 
 // out[(j + i)*out_step ..] = bias + sum_t (weights at src[2t+1]) * (src[2t] + (j + i)*in_step)
-// for the npix (a constant) pixels i.
+// for the npix (a constant) pixels i; bias a vector, or NULL for zeros. (Vectors travel by
+// pointer: by value they change the ABI where the ISA is not enabled, as in the fuzz build.)
 static inline __attribute__((always_inline)) void
 KERNEL(dw_lanes_pixels)(REAL *restrict out, const int npix, int64_t j, int64_t in_step,
                         int64_t out_step, const REAL *const *src, int64_t taps,
-                        KERNEL(lanes) bias) {
-    KERNEL(lanes) acc[DW_PIXELS];
+                        const REAL *bias) {
+    KERNEL(lanes) acc[DW_PIXELS], b = {0};
+    if (bias) memcpy(&b, bias, sizeof b);
 #pragma GCC unroll 8
-    for (int i = 0; i < npix; i++) acc[i] = bias;
+    for (int i = 0; i < npix; i++) acc[i] = b;
     for (int64_t t = 0; t < taps; t++) {
         const REAL *s = src[2 * t] + j * in_step;
         KERNEL(lanes) k;
@@ -1015,7 +1017,7 @@ KERNEL(dw_lanes_pixels)(REAL *restrict out, const int npix, int64_t j, int64_t i
 // one before it, rows shorter than a block a pixel at a time.
 static void KERNEL(dw_lanes_run)(REAL *restrict out, int64_t count, int64_t in_step,
                                  int64_t out_step, const REAL *const *src, int64_t taps,
-                                 KERNEL(lanes) bias) {
+                                 const REAL *bias) {
     int64_t j = 0;
     if (count >= DW_PIXELS)
         for (; j < count; j += DW_PIXELS) {
@@ -1063,12 +1065,10 @@ static void KERNEL(dw_forward_lanes)(const conv_dw_lanes_plan *p, void *y_, cons
     enum { LANES = VEC_BYTES / sizeof(REAL) };
     const conv_geom *g = p->g;
     REAL *y = y_, *out = p->out, *weights = p->weights;
-    const REAL *x = x_, *b = bias_;
+    const REAL *x = x_, *bias = bias_;
     const REAL **src = (const REAL **)p->src;
     const int64_t ho = conv_out_h(g), wo = conv_out_w(g);
     KERNEL(dw_lanes_weights)(weights, w_, g->kh * g->kw);
-    KERNEL(lanes) bias = {0};
-    if (b) memcpy(&bias, b, sizeof bias);
     memset(p->ring, 0, (size_t)(p->slots * p->len * LANES) * sizeof(REAL));
     for (int64_t r = 0, next = 0, a0, a1; r < ho; r++) {
         KERNEL(dw_lanes_x_rows)(p, x, r, &next, &a0, &a1);
@@ -1099,7 +1099,6 @@ static void KERNEL(dw_data_lanes)(const conv_dw_lanes_plan *p, void *dx_, const 
     const REAL **src = (const REAL **)p->src;
     const int64_t ho = conv_out_h(g), wo = conv_out_w(g), sh = g->stride_h, sw = g->stride_w;
     const int64_t reach = (g->kh - 1) * g->dilation_h / sh; // rows u / sh - reach .. u / sh
-    const KERNEL(lanes) zero = {0};
     KERNEL(dw_lanes_weights)(weights, w_, g->kh * g->kw);
     memset(p->ring, 0, (size_t)(p->slots * p->len * LANES) * sizeof(REAL));
     // u = ih + pt = base * sh + ph
@@ -1123,7 +1122,7 @@ static void KERNEL(dw_data_lanes)(const conv_dw_lanes_plan *p, void *dx_, const 
                 }
             }
             KERNEL(dw_lanes_run)(out + q * LANES, (g->w - q + sw - 1) / sw, LANES, sw * LANES,
-                                 src, taps, zero);
+                                 src, taps, NULL);
         }
         KERNEL(dw_from_lanes)(dx + ih * g->w, out, g->h * g->w, g->w);
         if (++ph == sh) ph = 0, base++;

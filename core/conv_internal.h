@@ -53,8 +53,8 @@ static inline bool conv_is_depthwise(const conv_geom *g) { return g->c == g->gro
 // ---- Kernels: the hand-vectorised loops, one table per (ISA, dtype) ------------------------
 // Pointers are to elements of the table's dtype; scalars travel as double. Each loop's
 // contract is next to its definition in conv_kernels.h.
-struct conv_dw_plan;
 struct conv_dw_lanes_plan;
+struct conv_dw_plan;
 typedef struct {
     void (*axpy)(void *acc, const void *src, int64_t count, int64_t stride, double k);
     void (*scatter)(void *dst, const void *src, int64_t count, int64_t stride, double k);

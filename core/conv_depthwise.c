@@ -12,14 +12,25 @@
 // per-tap sums in vector lanes over the whole plane. Items are planes: (n, f) of y or of dw's
 // private sums, (n, c) of dx; equal shares for the workers.
 //
+// Where every group has one filter and their count is a multiple of the ISA's lanes, the
+// passes run channel-blocked instead (conv_dw_lanes_plan; dw_forward_lanes, dw_data_lanes,
+// dw_weights_lanes): items are (n, block of lanes planes), rows go through the same kind of
+// ring with each pixel a vector of the block's planes, transposed in and out. Per 28-wide
+// output row of (i) the plane kernel spent ~125 cycles, mostly on its tap tables, the
+// overlapping last vector and the stride-2 split of x rows; the transposes cost less.
+//
 // Scratch: each worker's region is [dw accumulator | ring | tap pointers | tap weights | dw
 // lane sums | a dx row by column phase | integer tables], 64-byte aligned parts, a few kB for
 // 3x3 layers. The ring is sized for either kind of row (x rows split by phase, dy rows with a
-// margin), whichever is larger.
+// margin), whichever is larger. The channel-blocked layout [dw accumulator | ring | a row of
+// pixel vectors | tap weight vectors | tap pointers | integer tables] shares the region, which
+// is the larger of the two; it runs only while it stays under LANES_REGION_MAX.
 //
 // Measured on one thread (CPU time, AVX-512, float32) against the flat path it replaces:
 // 8x64x56x56 3x3 forward 1.62 -> 1.12 ms, dx 1.63 -> 1.16, dw 1.5 -> 1.2; with stride 2 on
-// 8x128x56x56: 3.0 -> 1.2, 3.2 -> 1.8, 3.2 -> 1.8 (docs/PERFORMANCE.md).
+// 8x128x56x56: 3.0 -> 1.2, 3.2 -> 1.8, 3.2 -> 1.8 (docs/PERFORMANCE.md). Channel-blocked
+// against the plane kernels (best of 300-1000 calls, AVX-512 float32): (g) forward 0.92 ->
+// 0.49 ms, dx 1.09 -> 0.47, dw 0.92 -> 0.55; (i) 1.10 -> 0.41, 1.66 -> 0.62, 1.08 -> 0.52.
 #include <string.h>
 
 #include "core/conv_internal.h"
@@ -102,10 +113,72 @@ static region_parts parts_of(const conv_geom *g, conv_dtype dt) {
         .tables = clamp_bytes(conv_mul_sat(table_count(g), (int64_t)sizeof(int64_t)))};
 }
 
+// The channel-blocked passes' parts (conv_dw_lanes_plan), for vectors of up to CONV_ALIGN
+// bytes: ring (x rows or dy rows, whichever needs more), out, weights, src, tables.
+typedef struct {
+    size_t ring, out, weights, src, tables;
+} lanes_parts;
+
+// The lanes ring for x rows (forward, dw) or dy rows (dx): its slots, length and margin.
+static void lanes_ring(const conv_geom *g, bool dy_rows, int64_t *slots, int64_t *len,
+                       int64_t *margin) {
+    const int64_t kh_reach = conv_mul_sat(g->kh - 1, g->dilation_h);
+    const int64_t kw_reach = conv_mul_sat(g->kw - 1, g->dilation_w);
+    if (!dy_rows) {
+        *slots = pow2_at_least(conv_add_sat(kh_reach, 1));
+        *len = conv_add_sat(conv_add_sat(g->pad_left, g->w), g->pad_right);
+        *margin = 0;
+        return;
+    }
+    // dx column q + m*sw (m < row_phase) reads dy column m + c, c from -margin up to
+    // (sw - 1 + pl) / sw (conv_dw_plan's col_taps).
+    const int64_t wo = conv_out_w(g);
+    const int64_t right = conv_add_sat(row_phase(g),
+                                       conv_add_sat(g->pad_left, g->stride_w - 1) / g->stride_w);
+    *slots = pow2_at_least(kh_reach / g->stride_h + 1);
+    *margin = kw_reach / g->stride_w;
+    *len = conv_add_sat(*margin, wo > right ? wo : right);
+}
+
+static lanes_parts lanes_parts_of(const conv_geom *g) {
+    const int64_t vec = CONV_ALIGN, taps = g->kh * g->kw, wo = conv_out_w(g);
+    int64_t slots, len, margin, dy_slots, dy_len;
+    lanes_ring(g, false, &slots, &len, &margin);
+    lanes_ring(g, true, &dy_slots, &dy_len, &margin);
+    const int64_t x_ring = conv_mul_sat(slots, len), dy_ring = conv_mul_sat(dy_slots, dy_len);
+    return (lanes_parts){
+        .ring = clamp_bytes(conv_mul_sat(x_ring > dy_ring ? x_ring : dy_ring, vec)),
+        .out = clamp_bytes(conv_mul_sat(wo > g->w ? wo : g->w, vec)),
+        .weights = clamp_bytes(conv_mul_sat(taps, vec)),
+        .src = clamp_bytes(conv_mul_sat(2 * taps, (int64_t)sizeof(void *))),
+        .tables = clamp_bytes(conv_mul_sat(table_count(g), (int64_t)sizeof(int64_t)))};
+}
+
+// The channel-blocked passes run where each group has one filter and their region stays in
+// the L2 cache (rings of rows as wide as 1000 pixels for 3x3); beyond that, and for layers
+// whose planes do not come in whole vectors, the plane kernels.
+#define LANES_REGION_MAX (256 << 10)
+
+static size_t lanes_bytes(const conv_geom *g) {
+    const lanes_parts s = lanes_parts_of(g);
+    return s.ring + s.out + s.weights + s.src + s.tables;
+}
+
+// Whether a region has the channel-blocked layout's room (all but the lanes count).
+static bool lanes_fit(const conv_geom *g) {
+    return g->f == g->groups && lanes_bytes(g) <= LANES_REGION_MAX;
+}
+
+static bool lanes_apply(const conv_run *r) {
+    return lanes_fit(r->g) && r->g->f % r->k->lanes == 0;
+}
+
+// A worker's region: its dw accumulator, then the larger of the two layouts.
 static size_t region_bytes(const conv_geom *g, conv_dtype dt, int threads) {
     const region_parts s = parts_of(g, dt);
-    return conv_accumulator_bytes(g, dt, threads) + s.ring + s.src + s.weights + s.acc + s.row +
-           s.tables;
+    const size_t planes = s.ring + s.src + s.weights + s.acc + s.row + s.tables;
+    const size_t lanes = lanes_fit(g) ? lanes_bytes(g) : 0;
+    return conv_accumulator_bytes(g, dt, threads) + (planes > lanes ? planes : lanes);
 }
 
 size_t conv_depthwise_workspace(const conv_geom *g, conv_dtype dt, int threads) {
@@ -214,6 +287,76 @@ static void backward_weights_worker(void *arg, int worker) {
     }
 }
 
+// Worker `worker`'s channel-blocked plan: its ring, for x rows or dy rows, and tables.
+static conv_dw_lanes_plan lanes_plan(const conv_run *r, int worker, bool dy_rows) {
+    const lanes_parts s = lanes_parts_of(r->g);
+    char *at = r->scratch + (size_t)worker * r->region_bytes + r->accumulator;
+    conv_dw_lanes_plan p = {.g = r->g,
+                            .ring = at,
+                            .out = at + s.ring,
+                            .weights = at + s.ring + s.out,
+                            .src = (const void **)(void *)(at + s.ring + s.out + s.weights)};
+    lanes_ring(r->g, dy_rows, &p.slots, &p.len, &p.margin);
+    conv_dw_plan tables = {.g = r->g};
+    fill_tables(&tables, (int64_t *)(void *)(at + s.ring + s.out + s.weights + s.src));
+    p.col_taps = tables.col_taps;
+    p.row_taps = tables.row_taps;
+    return p;
+}
+
+// The channel-blocked passes (F == C == groups): items are (n, block) for blocks of k->lanes
+// planes, of y, dx or dw's private sums.
+static void forward_lanes_worker(void *arg, int worker) {
+    const conv_run *r = arg;
+    const conv_geom *g = r->g;
+    const int64_t lanes = r->k->lanes, blocks = g->f / lanes, khw = g->kh * g->kw;
+    const int64_t pixels = conv_out_h(g) * conv_out_w(g);
+    const conv_dw_lanes_plan p = lanes_plan(r, worker, false);
+    int64_t first, end;
+    conv_item_range(r->items, r->threads, worker, &first, &end);
+    for (int64_t item = first; item < end; item++) {
+        const int64_t n = item / blocks, f = item % blocks * lanes;
+        r->k->dw_forward_lanes(&p, conv_at(r->out, (n * g->f + f) * pixels, r->elt),
+                               conv_at(r->in, (n * g->c + f) * g->h * g->w, r->elt),
+                               conv_at(r->w, f * khw, r->elt),
+                               r->b ? conv_at(r->b, f, r->elt) : NULL);
+    }
+}
+
+static void data_lanes_worker(void *arg, int worker) {
+    const conv_run *r = arg;
+    const conv_geom *g = r->g;
+    const int64_t lanes = r->k->lanes, blocks = g->f / lanes, khw = g->kh * g->kw;
+    const int64_t pixels = conv_out_h(g) * conv_out_w(g);
+    const conv_dw_lanes_plan p = lanes_plan(r, worker, true);
+    int64_t first, end;
+    conv_item_range(r->items, r->threads, worker, &first, &end);
+    for (int64_t item = first; item < end; item++) {
+        const int64_t n = item / blocks, c = item % blocks * lanes;
+        r->k->dw_data_lanes(&p, conv_at(r->out, (n * g->c + c) * g->h * g->w, r->elt),
+                            conv_at(r->dy, (n * g->f + c) * pixels, r->elt),
+                            conv_at(r->w, c * khw, r->elt));
+    }
+}
+
+static void weights_lanes_worker(void *arg, int worker) {
+    const conv_run *r = arg;
+    const conv_geom *g = r->g;
+    const int64_t lanes = r->k->lanes, blocks = g->f / lanes, khw = g->kh * g->kw;
+    const int64_t pixels = conv_out_h(g) * conv_out_w(g);
+    const conv_dw_lanes_plan p = lanes_plan(r, worker, false);
+    char *sum = worker == 0 ? r->out : r->scratch + (size_t)worker * r->region_bytes;
+    memset(sum, 0, (size_t)conv_numel_w(g) * r->elt);
+    int64_t first, end;
+    conv_item_range(r->items, r->threads, worker, &first, &end);
+    for (int64_t item = first; item < end; item++) {
+        const int64_t n = item / blocks, f = item % blocks * lanes;
+        r->k->dw_weights_lanes(&p, conv_at(sum, f * khw, r->elt),
+                               conv_at(r->dy, (n * g->f + f) * pixels, r->elt),
+                               conv_at(r->in, (n * g->c + f) * g->h * g->w, r->elt));
+    }
+}
+
 // Runs a pass over `items` planes when the workspace holds a region per worker; false
 // (nothing done) else.
 static bool run_depthwise(conv_run *r, conv_worker_fn worker, int64_t items) {
@@ -225,15 +368,23 @@ static bool run_depthwise(conv_run *r, conv_worker_fn worker, int64_t items) {
 }
 
 bool conv_depthwise_forward(conv_run *r) {
-    return run_depthwise(r, forward_worker, r->g->n * r->g->f);
+    const conv_geom *g = r->g;
+    if (lanes_apply(r)) return run_depthwise(r, forward_lanes_worker, g->n * g->f / r->k->lanes);
+    return run_depthwise(r, forward_worker, g->n * g->f);
 }
 
 bool conv_depthwise_backward_data(conv_run *r) {
-    return run_depthwise(r, backward_data_worker, r->g->n * r->g->c);
+    const conv_geom *g = r->g;
+    if (lanes_apply(r)) return run_depthwise(r, data_lanes_worker, g->n * g->c / r->k->lanes);
+    return run_depthwise(r, backward_data_worker, g->n * g->c);
 }
 
 bool conv_depthwise_backward_weights(conv_run *r) {
-    if (!run_depthwise(r, backward_weights_worker, r->g->n * r->g->f)) return false;
+    const conv_geom *g = r->g;
+    const bool lanes = lanes_apply(r);
+    if (!run_depthwise(r, lanes ? weights_lanes_worker : backward_weights_worker,
+                       lanes ? g->n * g->f / r->k->lanes : g->n * g->f))
+        return false;
     conv_add_partial_sums(r);
     return true;
 }

@@ -5,7 +5,8 @@
 //   conv_flat.c      stride 1 and few taps per filter: every tap summed in registers per
 //                    output row
 //   conv_depthwise.c one input channel per group (depthwise), any stride, kernel, dilation:
-//                    a plane at a time, its rows through a small ring of zero-padded copies
+//                    a plane at a time, its rows through a small ring of zero-padded copies;
+//                    with one filter per group, a vector's worth of planes in its lanes
 //   conv_rows.c      depthwise when the workspace holds no ring: a vector pass per tap and
 //                    row, no scratch; and db for every layer
 //   conv_winograd.c  3x3, stride 1: Winograd F(2x2,3x3), all three passes (dilated layers
@@ -55,6 +56,7 @@ static inline bool conv_is_depthwise(const conv_geom *g) { return g->c == g->gro
 // ---- Kernels: the hand-vectorised loops, one table per (ISA, dtype) ------------------------
 // Pointers are to elements of the table's dtype; scalars travel as double. Each loop's
 // contract is next to its definition in conv_kernels.h.
+struct conv_dw_lanes_plan;
 struct conv_dw_plan;
 // A plane as the Winograd transforms see it: h x w elements, element (i, j) at i*pitch + j*step
 // from the plane's first. A tensor's plane has pitch w and step 1; a phase of a dilated layer's
@@ -92,6 +94,13 @@ typedef struct {
     void (*dw_data)(const struct conv_dw_plan *p, void *dx, const void *dy, const void *w,
                     bool accumulate);
     void (*dw_weights)(const struct conv_dw_plan *p, void *dw, const void *dy, const void *x);
+    void (*dw_forward_lanes)(const struct conv_dw_lanes_plan *p, void *y, const void *x,
+                             const void *w, const void *bias);
+    void (*dw_data_lanes)(const struct conv_dw_lanes_plan *p, void *dx, const void *dy,
+                          const void *w);
+    void (*dw_weights_lanes)(const struct conv_dw_lanes_plan *p, void *dw, const void *dy,
+                             const void *x);
+    int64_t lanes; // elements in one of the ISA's vectors (the dw_*_lanes planes per call)
 } conv_kernels;
 
 // taps_row_outs computes whole blocks of this many bytes of outputs, reading past a row's end;
@@ -267,6 +276,24 @@ typedef struct conv_dw_plan {
                              // (a, k) pairs: kernel row a of dx row ih (ih + pt = u, u % sh =
                              // ph) takes dy row u / sh - k
 } conv_dw_plan;
+// The channel-blocked passes (dw_forward_lanes, dw_data_lanes, dw_weights_lanes in
+// conv_kernels.h), for layers with one filter per group: `lanes` planes per call, each pixel
+// of them a vector with plane l in lane l, so that every tap is a whole aligned vector for any
+// stride and no row ends inside a vector. Rows go into the ring and out of `out` through
+// lanes x lanes transposes.
+typedef struct conv_dw_lanes_plan {
+    const conv_geom *g;
+    // The ring: `slots` rows (a power of two) of `len` pixel vectors, row i in slot
+    // i & (slots - 1): rows of x after pad_left zero pixels (forward, dw), or rows of dy
+    // after `margin` zero pixels (dx). Zero where no element of x or dy lands.
+    int64_t slots, len, margin;
+    void *ring;
+    void *out;        // max(W, Wo) pixel vectors: a row of y or dx before its transpose, or
+                      // dw's row of dy
+    void *weights;    // kh*kw vectors: lane l holds plane l's weight of that tap (dw: its sum)
+    const void **src; // 2*kh*kw pointers: per tap of one output row, its run and weights
+    const int64_t *col_taps, *row_taps; // dx: conv_dw_plan's tables
+} conv_dw_lanes_plan;
 // False, having done nothing, when the workspace holds no worker's region (conv_rows.c then
 // runs the pass without scratch); conv_depthwise_workspace is the whole need for `threads`.
 size_t conv_depthwise_workspace(const conv_geom *g, conv_dtype dt, int threads);

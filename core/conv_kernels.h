@@ -721,6 +721,16 @@ static void KERNEL(dw_copy_row)(const conv_dw_plan *p, const REAL *x, int64_t ih
     }
 }
 
+// [*a0, *a1) (empty: *a0 == *a1) the kernel rows whose x row top + a*dilation_h lies inside x.
+static inline void KERNEL(dw_kernel_rows)(const conv_geom *g, int64_t top, int64_t *a0,
+                                          int64_t *a1) {
+    const int64_t dh = g->dilation_h, below = g->h - 1 - top;
+    *a0 = top >= 0 ? 0 : dh == 1 ? -top : (-top + dh - 1) / dh;
+    *a1 = below < 0 ? 0 : dh == 1 ? below + 1 : below / dh + 1;
+    if (*a1 > g->kh) *a1 = g->kh;
+    if (*a1 < *a0) *a1 = *a0;
+}
+
 // For output row r: [*a0, *a1) the kernel rows whose x row lies inside x; copies into the ring
 // the x rows from *next up to the last of them, once each and in order (rows above the
 // kernel's top row are never read again: with dilation, rows between its taps may be).
@@ -728,14 +738,8 @@ static void KERNEL(dw_x_rows)(const conv_dw_plan *p, const REAL *x, int64_t r, i
                               int64_t *a0, int64_t *a1) {
     const conv_geom *g = p->g;
     const int64_t top = r * g->stride_h - g->pad_top, dh = g->dilation_h;
-    const int64_t below = g->h - 1 - top;
-    *a0 = top >= 0 ? 0 : dh == 1 ? -top : (-top + dh - 1) / dh;
-    *a1 = below < 0 ? 0 : dh == 1 ? below + 1 : below / dh + 1;
-    if (*a1 > g->kh) *a1 = g->kh;
-    if (*a1 <= *a0) {
-        *a1 = *a0;
-        return;
-    }
+    KERNEL(dw_kernel_rows)(g, top, a0, a1);
+    if (*a1 == *a0) return;
     if (*next < top) *next = top;
     for (; *next <= top + (*a1 - 1) * dh; ++*next) KERNEL(dw_copy_row)(p, x, *next);
 }
@@ -938,6 +942,350 @@ static void KERNEL(dw_weights)(const conv_dw_plan *p, void *dw_, const void *dy_
     }
 }
 
+// ---- Depthwise, channel-blocked, for conv_depthwise.c ---------------------------------------
+// LANES planes at once (conv_dw_lanes_plan): pixel c of a row is one vector whose lane l is
+// plane l's element, so that a tap of an output pixel is one aligned load whatever the stride
+// and a row's length never leaves a part of a vector. Per output row of a 3x3 layer that is 9
+// loads and multiply-adds per LANES outputs, where the plane kernel above pays per row for
+// its tap tables, its overlapping last vector and, with a stride, the split of x rows by
+// column phase: (i)'s 28-wide rows cost it ~125 cycles each, mostly not multiply-adds.
+
+// v[i][l] <-> v[l][i], in two steps whose shuffles are the cheap ones of every ISA (the
+// generic block swaps took AVX-512's two-table vpermt2ps for half of them, and the transposes
+// were the larger part of a stride-2 forward). Within each 128-bit chunk of EPC elements:
+// the low and high halves of rows i and i + g interleaved by units of g (unpcklps, unpcklpd),
+// after which row EPC*m + e holds, in chunk c, column EPC*c + rev(e) (e's bits reversed) of
+// rows EPC*m ..; then the chunks transposed by rounds of unzips (even and odd chunks of two
+// rows: vshuff32x4, vperm2f128) and rows EPC*c + e and EPC*c + rev(e) swapped. Clang (the
+// fuzz build) has no __builtin_shuffle and goes through memory.
+static inline __attribute__((always_inline)) void KERNEL(dw_transpose)(KERNEL(lanes) *v) {
+    enum { LANES = VEC_BYTES / sizeof(REAL), EPC = 16 / sizeof(REAL), CHUNKS = LANES / EPC };
+    enum { HALF = CHUNKS > 1 ? CHUNKS / 2 : 1 }; // CHUNKS / 2, never 0 for the compiler
+#ifndef __clang__
+    typedef __typeof__(__builtin_choose_expr(sizeof(REAL) == 4, (int32_t)0, (int64_t)0)) int_t;
+    typedef int_t pick_t __attribute__((vector_size(VEC_BYTES)));
+#pragma GCC unroll 4
+    for (int g = 1; g < EPC; g *= 2) {
+        int_t lo_index[LANES], hi_index[LANES];
+#pragma GCC unroll 16
+        for (int p = 0; p < LANES; p++) {
+            const int unit = p % EPC / g;
+            lo_index[p] = (unit % 2 ? LANES : 0) + p / EPC * EPC + unit / 2 * g + p % g;
+            hi_index[p] = lo_index[p] + EPC / 2;
+        }
+        pick_t lo, hi;
+        memcpy(&lo, lo_index, sizeof lo);
+        memcpy(&hi, hi_index, sizeof hi);
+#pragma GCC unroll 16
+        for (int i = 0; i < LANES; i++) {
+            if (i & g) continue;
+            const KERNEL(lanes) a = v[i], b = v[i + g];
+            v[i] = __builtin_shuffle(a, b, lo);
+            v[i + g] = __builtin_shuffle(a, b, hi);
+        }
+    }
+#pragma GCC unroll 4
+    for (int round = 1; round < CHUNKS; round *= 2) {
+        int_t even_index[LANES], odd_index[LANES];
+#pragma GCC unroll 16
+        for (int p = 0; p < LANES; p++) {
+            const int c = p / EPC;
+            even_index[p] = (c / HALF ? LANES : 0) + c % HALF * 2 * EPC + p % EPC;
+            odd_index[p] = even_index[p] + EPC;
+        }
+        pick_t even, odd;
+        memcpy(&even, even_index, sizeof even);
+        memcpy(&odd, odd_index, sizeof odd);
+        KERNEL(lanes) t[LANES];
+#pragma GCC unroll 16
+        for (int i = 0; i < LANES / 2; i++) {
+            const int e = i % EPC, k = i / EPC;
+            const KERNEL(lanes) a = v[EPC * 2 * k + e], b = v[EPC * (2 * k + 1) + e];
+            t[EPC * k + e] = __builtin_shuffle(a, b, even);
+            t[EPC * (k + HALF) + e] = __builtin_shuffle(a, b, odd);
+        }
+        memcpy(v, t, sizeof t);
+    }
+    if (EPC == 4)
+#pragma GCC unroll 4
+        for (int c = 0; c < CHUNKS; c++) {
+            const KERNEL(lanes) a = v[4 * c + 1];
+            v[4 * c + 1] = v[4 * c + 2];
+            v[4 * c + 2] = a;
+        }
+#else
+    REAL m[LANES][LANES], t[LANES][LANES];
+    memcpy(m, v, sizeof m);
+    for (int i = 0; i < LANES; i++)
+        for (int l = 0; l < LANES; l++) t[l][i] = m[i][l];
+    memcpy(v, t, sizeof t);
+#endif
+}
+
+// to[c*LANES + l] = from[l*plane + c] for c < width, l < LANES: a row of LANES planes into
+// pixel vectors, LANES pixels per transpose (the last overlapping the one before it), rows
+// shorter than a vector an element at a time.
+static void KERNEL(dw_to_lanes)(REAL *restrict to, const REAL *restrict from, int64_t plane,
+                                int64_t width) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    if (width < LANES) {
+        for (int64_t c = 0; c < width; c++)
+            for (int l = 0; l < LANES; l++) to[c * LANES + l] = from[l * plane + c];
+        return;
+    }
+    for (int64_t c = 0; c < width; c += LANES) {
+        if (c + LANES > width) c = width - LANES;
+        KERNEL(lanes) v[LANES];
+#pragma GCC unroll 16
+        for (int l = 0; l < LANES; l++) memcpy(&v[l], from + l * plane + c, sizeof v[l]);
+        KERNEL(dw_transpose)(v);
+#pragma GCC unroll 16
+        for (int i = 0; i < LANES; i++) memcpy(to + (c + i) * LANES, &v[i], sizeof v[i]);
+    }
+}
+
+// to[l*plane + c] = from[c*LANES + l]: dw_to_lanes' inverse.
+static void KERNEL(dw_from_lanes)(REAL *restrict to, const REAL *restrict from, int64_t plane,
+                                  int64_t width) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    if (width < LANES) {
+        for (int64_t c = 0; c < width; c++)
+            for (int l = 0; l < LANES; l++) to[l * plane + c] = from[c * LANES + l];
+        return;
+    }
+    for (int64_t c = 0; c < width; c += LANES) {
+        if (c + LANES > width) c = width - LANES;
+        KERNEL(lanes) v[LANES];
+#pragma GCC unroll 16
+        for (int i = 0; i < LANES; i++) memcpy(&v[i], from + (c + i) * LANES, sizeof v[i]);
+        KERNEL(dw_transpose)(v);
+#pragma GCC unroll 16
+        for (int l = 0; l < LANES; l++) memcpy(to + l * plane + c, &v[l], sizeof v[l]);
+    }
+}
+
+// The output pixels a dw_lanes_pixels call computes together: independent sums that cover an
+// FMA's latency times its throughput.
+#define DW_PIXELS 8
+
+// out[(j + i)*out_step ..] = bias + sum_t (weights at src[2t+1]) * (src[2t] + (j + i)*in_step)
+// for the npix (a constant) pixels i; bias a vector, or NULL for zeros. (Vectors travel by
+// pointer: by value they change the ABI where the ISA is not enabled, as in the fuzz build.)
+static inline __attribute__((always_inline)) void
+KERNEL(dw_lanes_pixels)(REAL *restrict out, const int npix, int64_t j, int64_t in_step,
+                        int64_t out_step, const REAL *const *src, int64_t taps,
+                        const REAL *bias) {
+    KERNEL(lanes) acc[DW_PIXELS], b = {0};
+    if (bias) memcpy(&b, bias, sizeof b);
+#pragma GCC unroll 8
+    for (int i = 0; i < npix; i++) acc[i] = b;
+    for (int64_t t = 0; t < taps; t++) {
+        const REAL *s = src[2 * t] + j * in_step;
+        KERNEL(lanes) k;
+        memcpy(&k, src[2 * t + 1], sizeof k);
+#pragma GCC unroll 8
+        for (int i = 0; i < npix; i++) {
+            KERNEL(lanes) x;
+            memcpy(&x, s + i * in_step, sizeof x);
+            acc[i] += k * x;
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < npix; i++) memcpy(out + (j + i) * out_step, &acc[i], sizeof acc[i]);
+}
+
+// dw_lanes_pixels for pixels j < count: DW_PIXELS at a time, the last block overlapping the
+// one before it, rows shorter than a block a pixel at a time.
+static void KERNEL(dw_lanes_run)(REAL *restrict out, int64_t count, int64_t in_step,
+                                 int64_t out_step, const REAL *const *src, int64_t taps,
+                                 const REAL *bias) {
+    int64_t j = 0;
+    if (count >= DW_PIXELS)
+        for (; j < count; j += DW_PIXELS) {
+            if (j + DW_PIXELS > count) j = count - DW_PIXELS;
+            KERNEL(dw_lanes_pixels)(out, DW_PIXELS, j, in_step, out_step, src, taps, bias);
+        }
+    for (; j < count; j++) KERNEL(dw_lanes_pixels)(out, 1, j, in_step, out_step, src, taps, bias);
+}
+#undef DW_PIXELS
+
+// weights[t*LANES + l] = w[l*khw + t]: the taps of LANES filters as vectors.
+static void KERNEL(dw_lanes_weights)(REAL *restrict weights, const REAL *restrict w,
+                                     int64_t khw) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    for (int64_t t = 0; t < khw; t++)
+        for (int l = 0; l < LANES; l++) weights[t * LANES + l] = w[l * khw + t];
+}
+
+// For output row r: [*a0, *a1) the kernel rows inside x, and x's rows from *next up to the
+// last of them transposed into the ring (p->len pixels a slot, pad_left zeros first).
+static void KERNEL(dw_lanes_x_rows)(const conv_dw_lanes_plan *p, const REAL *x, int64_t r,
+                                    int64_t *next, int64_t *a0, int64_t *a1) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    const conv_geom *g = p->g;
+    const int64_t top = r * g->stride_h - g->pad_top;
+    KERNEL(dw_kernel_rows)(g, top, a0, a1);
+    if (*a1 == *a0) return;
+    if (*next < top) *next = top;
+    for (; *next <= top + (*a1 - 1) * g->dilation_h; ++*next)
+        KERNEL(dw_to_lanes)((REAL *)p->ring + (*next & (p->slots - 1)) * p->len * LANES +
+                                g->pad_left * LANES,
+                            x + *next * g->w, g->h * g->w, g->w);
+}
+
+// The ring slot (x row or dy row) i.
+static inline REAL *KERNEL(dw_lanes_slot)(const conv_dw_lanes_plan *p, int64_t i) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    return (REAL *)p->ring + (i & (p->slots - 1)) * p->len * LANES;
+}
+
+// x (LANES,H,W) planes at x + l*H*W, w (LANES,kh,kw), bias (LANES) or NULL -> y (LANES,Ho,Wo)
+// planes at y + l*Ho*Wo = bias + their correlations.
+static void KERNEL(dw_forward_lanes)(const conv_dw_lanes_plan *p, void *y_, const void *x_,
+                                     const void *w_, const void *bias_) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    const conv_geom *g = p->g;
+    REAL *y = y_, *out = p->out, *weights = p->weights;
+    const REAL *x = x_, *bias = bias_;
+    const REAL **src = (const REAL **)p->src;
+    const int64_t ho = conv_out_h(g), wo = conv_out_w(g);
+    KERNEL(dw_lanes_weights)(weights, w_, g->kh * g->kw);
+    memset(p->ring, 0, (size_t)(p->slots * p->len * LANES) * sizeof(REAL));
+    for (int64_t r = 0, next = 0, a0, a1; r < ho; r++) {
+        KERNEL(dw_lanes_x_rows)(p, x, r, &next, &a0, &a1);
+        int64_t taps = 0;
+        for (int64_t a = a0; a < a1; a++) {
+            const REAL *slot =
+                KERNEL(dw_lanes_slot)(p, r * g->stride_h - g->pad_top + a * g->dilation_h);
+            for (int64_t c = 0; c < g->kw; c++, taps++) {
+                src[2 * taps] = slot + c * g->dilation_w * LANES;
+                src[2 * taps + 1] = weights + (a * g->kw + c) * LANES;
+            }
+        }
+        KERNEL(dw_lanes_run)(out, wo, g->stride_w * LANES, LANES, src, taps, bias);
+        KERNEL(dw_from_lanes)(y + r * wo, out, ho * wo, wo);
+    }
+}
+
+// dy (LANES,Ho,Wo) planes at dy + l*Ho*Wo, w (LANES,kh,kw) -> dx (LANES,H,W) planes at
+// dx + l*H*W: dw_data's polyphase sums (the same tap tables), LANES planes at a time, dy rows
+// in the ring after p->margin zero pixels, a dx row's column phases written into p->out at
+// their columns and the row transposed out whole.
+static void KERNEL(dw_data_lanes)(const conv_dw_lanes_plan *p, void *dx_, const void *dy_,
+                                  const void *w_) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    const conv_geom *g = p->g;
+    REAL *dx = dx_, *out = p->out, *weights = p->weights;
+    const REAL *dy = dy_;
+    const REAL **src = (const REAL **)p->src;
+    const int64_t ho = conv_out_h(g), wo = conv_out_w(g), sh = g->stride_h, sw = g->stride_w;
+    const int64_t reach = (g->kh - 1) * g->dilation_h / sh; // rows u / sh - reach .. u / sh
+    KERNEL(dw_lanes_weights)(weights, w_, g->kh * g->kw);
+    memset(p->ring, 0, (size_t)(p->slots * p->len * LANES) * sizeof(REAL));
+    // u = ih + pt = base * sh + ph
+    for (int64_t ih = 0, next = 0, base = g->pad_top / sh, ph = g->pad_top % sh; ih < g->h;
+         ih++) {
+        if (next < base - reach) next = base - reach;
+        for (; next <= base && next < ho; next++)
+            KERNEL(dw_to_lanes)(KERNEL(dw_lanes_slot)(p, next) + p->margin * LANES,
+                                dy + next * wo, ho * wo, wo);
+        const int64_t *rows = p->row_taps + ph * (1 + 2 * g->kh);
+        for (int64_t q = 0; q < sw && q < g->w; q++) {
+            const int64_t *cols = p->col_taps + q * (1 + 2 * g->kw);
+            int64_t taps = 0;
+            for (int64_t i = 0; i < rows[0]; i++) {
+                const int64_t a = rows[1 + 2 * i], r = base - rows[2 + 2 * i];
+                if (r < 0 || r >= ho) continue;
+                const REAL *row = KERNEL(dw_lanes_slot)(p, r) + p->margin * LANES;
+                for (int64_t k = 0; k < cols[0]; k++, taps++) {
+                    src[2 * taps] = row + cols[2 + 2 * k] * LANES;
+                    src[2 * taps + 1] = weights + (a * g->kw + cols[1 + 2 * k]) * LANES;
+                }
+            }
+            KERNEL(dw_lanes_run)(out + q * LANES, (g->w - q + sw - 1) / sw, LANES, sw * LANES,
+                                 src, taps, NULL);
+        }
+        KERNEL(dw_from_lanes)(dx + ih * g->w, out, g->h * g->w, g->w);
+        if (++ph == sh) ph = 0, base++;
+    }
+}
+
+// acc[t*LANES ..] += sum_{j < count} d[j*LANES ..] * s[t*tap_step + j*step ..] for the nt (a
+// constant, at most DW_TAPS) taps t of one kernel row: each vector of dy loaded once for them,
+// 4 pixels x nt taps of independent sums.
+#define DW_TAPS 3
+static inline __attribute__((always_inline)) void
+KERNEL(dw_lanes_dots)(REAL *restrict acc, const int nt, const REAL *restrict d,
+                      const REAL *restrict s, int64_t tap_step, int64_t step, int64_t count) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    KERNEL(lanes) sum[DW_TAPS][4], dv, xv;
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) sum[t][i] = (KERNEL(lanes)){0};
+    int64_t j = 0;
+    for (; j + 4 <= count; j += 4)
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            memcpy(&dv, d + (j + i) * LANES, sizeof dv);
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                memcpy(&xv, s + t * tap_step + (j + i) * step, sizeof xv);
+                sum[t][i] += dv * xv;
+            }
+        }
+    for (; j < count; j++) {
+        memcpy(&dv, d + j * LANES, sizeof dv);
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            memcpy(&xv, s + t * tap_step + j * step, sizeof xv);
+            sum[t][0] += dv * xv;
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        KERNEL(lanes) total;
+        memcpy(&total, acc + t * LANES, sizeof total);
+        total += (sum[t][0] + sum[t][1]) + (sum[t][2] + sum[t][3]);
+        memcpy(acc + t * LANES, &total, sizeof total);
+    }
+}
+
+// dw (LANES,kh,kw) at dw + l*kh*kw += the correlations of x (LANES,H,W) with dy (LANES,Ho,Wo):
+// per output row, dy's row transposed into p->out and, per tap, its dot with the x run the tap
+// meets, summed in the tap's vector (p->weights) over the planes and stored once at the end;
+// up to DW_TAPS taps of a kernel row per pass over the dy row.
+static void KERNEL(dw_weights_lanes)(const conv_dw_lanes_plan *p, void *dw_, const void *dy_,
+                                     const void *x_) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    const conv_geom *g = p->g;
+    REAL *dw = dw_, *d = p->out, *acc = p->weights;
+    const REAL *dy = dy_, *x = x_;
+    const int64_t ho = conv_out_h(g), wo = conv_out_w(g), khw = g->kh * g->kw;
+    const int64_t step = g->stride_w * LANES, tap_step = g->dilation_w * LANES;
+    memset(p->ring, 0, (size_t)(p->slots * p->len * LANES) * sizeof(REAL));
+    memset(acc, 0, (size_t)(khw * LANES) * sizeof(REAL));
+    for (int64_t r = 0, next = 0, a0, a1; r < ho; r++) {
+        KERNEL(dw_lanes_x_rows)(p, x, r, &next, &a0, &a1);
+        if (a1 == a0) continue;
+        KERNEL(dw_to_lanes)(d, dy + r * wo, ho * wo, wo);
+        for (int64_t a = a0; a < a1; a++) {
+            const REAL *slot =
+                KERNEL(dw_lanes_slot)(p, r * g->stride_h - g->pad_top + a * g->dilation_h);
+            for (int64_t c = 0; c < g->kw; c += DW_TAPS) {
+                REAL *at = acc + (a * g->kw + c) * LANES;
+                const REAL *s = slot + c * tap_step;
+                if (g->kw - c >= 3) KERNEL(dw_lanes_dots)(at, 3, d, s, tap_step, step, wo);
+                else if (g->kw - c == 2) KERNEL(dw_lanes_dots)(at, 2, d, s, tap_step, step, wo);
+                else KERNEL(dw_lanes_dots)(at, 1, d, s, tap_step, step, wo);
+            }
+        }
+    }
+    for (int64_t t = 0; t < khw; t++)
+        for (int l = 0; l < LANES; l++) dw[l * khw + t] += acc[t * LANES + l];
+}
+#undef DW_TAPS
+
 const conv_kernels KERNEL_TABLE = {
     .axpy = KERNEL(axpy),
     .scatter = KERNEL(scatter),
@@ -956,6 +1304,10 @@ const conv_kernels KERNEL_TABLE = {
     .dw_forward = KERNEL(dw_forward),
     .dw_data = KERNEL(dw_data),
     .dw_weights = KERNEL(dw_weights),
+    .dw_forward_lanes = KERNEL(dw_forward_lanes),
+    .dw_data_lanes = KERNEL(dw_data_lanes),
+    .dw_weights_lanes = KERNEL(dw_weights_lanes),
+    .lanes = VEC_BYTES / sizeof(REAL),
 };
 
 // The per-dtype parameters end here, so that the includer can define them again for the next.

@@ -941,6 +941,47 @@ static void test_depthwise_wide(void) {
            LAYERS, st.worst[CONV_FLOAT32], st.worst[CONV_FLOAT64]);
 }
 
+// Depthwise layers with one filter per channel and channels in whole vectors of every ISA's
+// lanes (16 floats or 8 doubles for AVX-512, 8 or 4 for AVX2, 4 or 2 portable), which every
+// pass runs channel-blocked (dw_*_lanes): rows narrower and wider than a vector, with
+// and without a remainder of pixels (the last transposes and pixel blocks overlapping the ones
+// before them), strides 1-3, dilation, per-side padding, kernels 1x1..5x5, and channel counts
+// that are whole vectors only for the narrower ISAs (the rest run the plane kernels). Each
+// layer on every ISA variant this CPU runs, both dtypes, 1-3 threads and every workspace kind,
+// against the reference.
+static void test_depthwise_lanes(void) {
+    enum { LAYERS = 14 };
+    static const int64_t channels[] = {16, 32, 20, 48, 4, 16, 24};
+    uint64_t rng = 777;
+    sweep_state st = {0};
+    for (int i = 0; i < LAYERS; i++) {
+        conv_geom g = {.n = 1 + i % 2, .c = channels[i % 7], .kh = t_rand_int(&rng, 1, 5),
+                       .kw = t_rand_int(&rng, 1, 5), .stride_h = t_rand_int(&rng, 1, 3),
+                       .stride_w = i % 3 == 0 ? 2 : t_rand_int(&rng, 1, 3),
+                       .dilation_h = t_rand_int(&rng, 1, 2), .dilation_w = t_rand_int(&rng, 1, 2),
+                       .pad_top = t_rand_int(&rng, 0, 3), .pad_bottom = t_rand_int(&rng, 0, 3),
+                       .pad_left = t_rand_int(&rng, 0, 3), .pad_right = t_rand_int(&rng, 0, 3)};
+        g.groups = g.f = g.c;
+        g.h = (g.kh - 1) * g.dilation_h + t_rand_int(&rng, 1, 9);
+        const int64_t cols = i < 4 ? t_rand_int(&rng, 1, 7) : t_rand_int(&rng, 8, 70);
+        g.w = (g.kw - 1) * g.dilation_w + cols;
+        st.config = i;
+        st.bias = i % 2;
+        conv_geom_describe(st.desc, sizeof st.desc, &g);
+        for (conv_isa isa = CONV_ISA_PORTABLE; isa <= conv_isa_best(); isa++) {
+            st.isa = isa;
+            for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
+                conv_case cc;
+                conv_case_init(&cc, &g, st.bias, dt, &rng);
+                sweep_case(&st, &cc, 1);
+                conv_case_free(&cc);
+            }
+        }
+    }
+    printf("depthwise lanes: %d layers, worst |fast-ref|/scale float32 %.3g, float64 %.3g\n",
+           LAYERS, st.worst[CONV_FLOAT32], st.worst[CONV_FLOAT64]);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     blas_boot(argv);
@@ -954,6 +995,7 @@ int main(int argc, char **argv) {
     test_finite_differences();
     test_flat_wide();
     test_depthwise_wide();
+    test_depthwise_lanes();
     test_shift();
     test_phase();
     test_sweep();

@@ -1022,46 +1022,48 @@ static inline __attribute__((always_inline)) void KERNEL(dw_transpose)(KERNEL(la
 #endif
 }
 
-// to[c*LANES + l] = from[l*plane + c] for c < width, l < LANES: a row of LANES planes into
-// pixel vectors, LANES pixels per transpose (the last overlapping the one before it), rows
-// shorter than a vector an element at a time.
-static void KERNEL(dw_to_lanes)(REAL *restrict to, const REAL *restrict from, int64_t plane,
-                                int64_t width) {
+// Between a row of LANES planes (plane l's elements at planes + l*plane) and pixel vectors
+// (pixel c's LANES elements at pixels + c*LANES), for c < width: into the pixels when
+// to_pixels, else back out. LANES pixels per transpose (the last overlapping the one before
+// it); rows shorter than a vector an element at a time. Inlined once per direction.
+static inline __attribute__((always_inline)) void
+KERNEL(dw_lanes_move)(REAL *planes, REAL *pixels, int64_t plane, int64_t width,
+                      const bool to_pixels) {
     enum { LANES = VEC_BYTES / sizeof(REAL) };
     if (width < LANES) {
         for (int64_t c = 0; c < width; c++)
-            for (int l = 0; l < LANES; l++) to[c * LANES + l] = from[l * plane + c];
+            for (int l = 0; l < LANES; l++) {
+                if (to_pixels) pixels[c * LANES + l] = planes[l * plane + c];
+                else planes[l * plane + c] = pixels[c * LANES + l];
+            }
         return;
     }
     for (int64_t c = 0; c < width; c += LANES) {
         if (c + LANES > width) c = width - LANES;
         KERNEL(lanes) v[LANES];
 #pragma GCC unroll 16
-        for (int l = 0; l < LANES; l++) memcpy(&v[l], from + l * plane + c, sizeof v[l]);
+        for (int i = 0; i < LANES; i++)
+            memcpy(&v[i], to_pixels ? planes + i * plane + c : pixels + (c + i) * LANES,
+                   sizeof v[i]);
         KERNEL(dw_transpose)(v);
 #pragma GCC unroll 16
-        for (int i = 0; i < LANES; i++) memcpy(to + (c + i) * LANES, &v[i], sizeof v[i]);
+        for (int i = 0; i < LANES; i++)
+            memcpy(to_pixels ? pixels + (c + i) * LANES : planes + i * plane + c, &v[i],
+                   sizeof v[i]);
     }
+}
+
+// to[c*LANES + l] = from[l*plane + c] for c < width, l < LANES: a row of LANES planes into
+// pixel vectors.
+static void KERNEL(dw_to_lanes)(REAL *restrict to, const REAL *restrict from, int64_t plane,
+                                int64_t width) {
+    KERNEL(dw_lanes_move)((REAL *)from, to, plane, width, true);
 }
 
 // to[l*plane + c] = from[c*LANES + l]: dw_to_lanes' inverse.
 static void KERNEL(dw_from_lanes)(REAL *restrict to, const REAL *restrict from, int64_t plane,
                                   int64_t width) {
-    enum { LANES = VEC_BYTES / sizeof(REAL) };
-    if (width < LANES) {
-        for (int64_t c = 0; c < width; c++)
-            for (int l = 0; l < LANES; l++) to[l * plane + c] = from[c * LANES + l];
-        return;
-    }
-    for (int64_t c = 0; c < width; c += LANES) {
-        if (c + LANES > width) c = width - LANES;
-        KERNEL(lanes) v[LANES];
-#pragma GCC unroll 16
-        for (int i = 0; i < LANES; i++) memcpy(&v[i], from + (c + i) * LANES, sizeof v[i]);
-        KERNEL(dw_transpose)(v);
-#pragma GCC unroll 16
-        for (int l = 0; l < LANES; l++) memcpy(to + l * plane + c, &v[l], sizeof v[l]);
-    }
+    KERNEL(dw_lanes_move)(to, (REAL *)from, plane, width, false);
 }
 
 // The output pixels a dw_lanes_pixels call computes together: independent sums that cover an

@@ -52,69 +52,83 @@ size_t conv_gemm_workspace(const conv_geom *g, conv_dtype dt, int threads, size_
     return (uint64_t)full > cap ? cap : (size_t)full;
 }
 
-// x_c (channels,H,W) -> col (channels*kh*kw, p1-p0): output pixels p0..p1-1 of one image.
-static void im2col(const conv_run *r, char *col, const char *x_c, int64_t channels, int64_t p0,
-                   int64_t p1) {
+// One run of a column-matrix row: the row's entries for output pixels of one output row,
+// `run` of them from entry `at` of the chunk's row-major matrix, entries [lo, hi) of the run
+// reading input row ih (of channel ch's plane) from column iw, every stride_w-th (none when
+// the run lies in the padding: lo == hi).
+typedef struct {
+    int64_t ch, ih, iw, lo, hi, run, at;
+} col_run;
+// What a walk's runs move: from x into the columns (im2col), from the columns into dx (col2im).
+typedef struct {
+    char *to;
+    const char *from;
+} col_io;
+
+// Calls visit for every run of the column matrix's rows (channel, tap) over output pixels
+// [p0, p1): the walk im2col and col2im share. Inlined into each, with its visit.
+static inline __attribute__((always_inline)) void
+walk_columns(const conv_run *r, int64_t channels, int64_t p0, int64_t p1,
+             void (*visit)(const conv_run *r, const col_run *run, const col_io *io),
+             const col_io *io) {
     const conv_geom *g = r->g;
-    const size_t elt = r->elt;
     const int64_t wo = conv_out_w(g);
-    for (int64_t ch = 0; ch < channels; ch++)
+    col_run c = {.at = 0};
+    for (c.ch = 0; c.ch < channels; c.ch++)
         for (int64_t a = 0; a < g->kh; a++)
             for (int64_t b = 0; b < g->kw; b++) {
-                const char *x_plane = conv_at(x_c, ch * g->h * g->w, elt);
                 const int64_t off_h = a * g->dilation_h - g->pad_top;
                 const int64_t off_w = b * g->dilation_w - g->pad_left;
                 int64_t row = p0 / wo, oc = p0 % wo;
                 for (int64_t p = p0; p < p1; row++, oc = 0) {
-                    const int64_t run = wo - oc < p1 - p ? wo - oc : p1 - p;
-                    const int64_t ih = row * g->stride_h + off_h;
-                    int64_t lo = 0, hi = 0;
-                    if (ih >= 0 && ih < g->h)
-                        conv_valid_span(oc, run, g->stride_w, off_w, g->w, &lo, &hi);
-                    memset(col, 0, (size_t)lo * elt);
-                    if (hi > lo) {
-                        const char *src =
-                            conv_at(x_plane, ih * g->w + (oc + lo) * g->stride_w + off_w, elt);
-                        if (g->stride_w == 1)
-                            memcpy(conv_at(col, lo, elt), src, (size_t)(hi - lo) * elt);
-                        else
-                            r->k->gather(conv_at(col, lo, elt), src, hi - lo, g->stride_w);
-                    }
-                    memset(conv_at(col, hi, elt), 0, (size_t)(run - hi) * elt);
-                    col = conv_at(col, run, elt);
-                    p += run;
+                    c.run = wo - oc < p1 - p ? wo - oc : p1 - p;
+                    c.ih = row * g->stride_h + off_h;
+                    c.lo = c.hi = 0;
+                    if (c.ih >= 0 && c.ih < g->h)
+                        conv_valid_span(oc, c.run, g->stride_w, off_w, g->w, &c.lo, &c.hi);
+                    c.iw = (oc + c.lo) * g->stride_w + off_w;
+                    visit(r, &c, io);
+                    c.at += c.run;
+                    p += c.run;
                 }
             }
+}
+
+// im2col's run: the entries from x, zeros in the padding.
+static void take_run(const conv_run *r, const col_run *c, const col_io *io) {
+    const size_t elt = r->elt;
+    char *col = conv_at(io->to, c->at, elt);
+    memset(col, 0, (size_t)c->lo * elt);
+    if (c->hi > c->lo) {
+        const char *src =
+            conv_at(io->from, (c->ch * r->g->h + c->ih) * r->g->w + c->iw, elt);
+        if (r->g->stride_w == 1)
+            memcpy(conv_at(col, c->lo, elt), src, (size_t)(c->hi - c->lo) * elt);
+        else
+            r->k->gather(conv_at(col, c->lo, elt), src, c->hi - c->lo, r->g->stride_w);
+    }
+    memset(conv_at(col, c->hi, elt), 0, (size_t)(c->run - c->hi) * elt);
+}
+
+// x_c (channels,H,W) -> col (channels*kh*kw, p1-p0): output pixels p0..p1-1 of one image.
+static void im2col(const conv_run *r, char *col, const char *x_c, int64_t channels, int64_t p0,
+                   int64_t p1) {
+    walk_columns(r, channels, p0, p1, take_run, &(col_io){col, x_c});
+}
+
+// col2im's run: the entries that came from x added back onto it.
+static void add_run(const conv_run *r, const col_run *c, const col_io *io) {
+    const size_t elt = r->elt;
+    if (c->hi > c->lo)
+        r->k->scatter(conv_at(io->to, (c->ch * r->g->h + c->ih) * r->g->w + c->iw, elt),
+                      conv_at(io->from, c->at + c->lo, elt), c->hi - c->lo, r->g->stride_w, 1.0);
 }
 
 // col (channels*kh*kw, p1-p0) -> dx_c (channels,H,W) += each entry at the position im2col
 // read it from; entries that came from the padding are dropped.
 static void col2im_add(const conv_run *r, char *dx_c, const char *col, int64_t channels,
                        int64_t p0, int64_t p1) {
-    const conv_geom *g = r->g;
-    const size_t elt = r->elt;
-    const int64_t wo = conv_out_w(g);
-    for (int64_t ch = 0; ch < channels; ch++)
-        for (int64_t a = 0; a < g->kh; a++)
-            for (int64_t b = 0; b < g->kw; b++) {
-                char *dx_plane = conv_at(dx_c, ch * g->h * g->w, elt);
-                const int64_t off_h = a * g->dilation_h - g->pad_top;
-                const int64_t off_w = b * g->dilation_w - g->pad_left;
-                int64_t row = p0 / wo, oc = p0 % wo;
-                for (int64_t p = p0; p < p1; row++, oc = 0) {
-                    const int64_t run = wo - oc < p1 - p ? wo - oc : p1 - p;
-                    const int64_t ih = row * g->stride_h + off_h;
-                    if (ih >= 0 && ih < g->h) {
-                        int64_t lo, hi;
-                        conv_valid_span(oc, run, g->stride_w, off_w, g->w, &lo, &hi);
-                        r->k->scatter(
-                            conv_at(dx_plane, ih * g->w + (oc + lo) * g->stride_w + off_w, elt),
-                            conv_at(col, lo, elt), hi - lo, g->stride_w, 1.0);
-                    }
-                    col = conv_at(col, run, elt);
-                    p += run;
-                }
-            }
+    walk_columns(r, channels, p0, p1, add_run, &(col_io){dx_c, col});
 }
 
 // The item's image, group and chunk [lo, hi) out of `total` (pixels or channels).
@@ -131,20 +145,21 @@ static char *region_of(const conv_run *r, int worker) {
     return r->scratch + (size_t)worker * r->region_bytes;
 }
 
-// The GEMM's columns for image n, group grp, output pixels [p0, p1): x itself when the layer
-// is pointwise (kernel 1, stride 1, no padding), else its im2col into `col`. *ld gets their
-// leading dimension.
-static const char *item_columns(const conv_run *r, char *col, int64_t n, int64_t grp, int64_t p0,
-                                int64_t p1, int64_t *ld) {
+// The GEMM's columns for pixel-chunk item `item` (image *n, group *grp, output pixels
+// [*p0, *p1) of `pixels`): x itself when the layer is pointwise (kernel 1, stride 1, no
+// padding), else its im2col into `col`. *ld gets their leading dimension.
+static const char *item_columns(const conv_run *r, char *col, int64_t item, int64_t pixels,
+                                int64_t *n, int64_t *grp, int64_t *p0, int64_t *p1, int64_t *ld) {
     const conv_geom *g = r->g;
+    item_place(r, item, pixels, n, grp, p0, p1);
     const int64_t cg = g->c / g->groups, hw = g->h * g->w;
-    const char *x_g = conv_at(r->in, (n * g->c + grp * cg) * hw, r->elt);
+    const char *x_g = conv_at(r->in, (*n * g->c + *grp * cg) * hw, r->elt);
     if (conv_is_pointwise(g)) {
         *ld = hw;
-        return conv_at(x_g, p0, r->elt);
+        return conv_at(x_g, *p0, r->elt);
     }
-    im2col(r, col, x_g, cg, p0, p1);
-    *ld = p1 - p0;
+    im2col(r, col, x_g, cg, *p0, *p1);
+    *ld = *p1 - *p0;
     return col;
 }
 
@@ -159,10 +174,8 @@ static void forward_worker(void *arg, int worker) {
     int64_t first, end;
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
-        int64_t n, grp, p0, p1;
-        item_place(r, item, pixels, &n, &grp, &p0, &p1);
-        int64_t ld_cols;
-        const char *cols = item_columns(r, col, n, grp, p0, p1, &ld_cols);
+        int64_t n, grp, p0, p1, ld_cols;
+        const char *cols = item_columns(r, col, item, pixels, &n, &grp, &p0, &p1, &ld_cols);
         // The bias goes in with the product (conv_gemm_call_rows): y written once.
         conv_gemm_call_rows(r, false, false, fg, p1 - p0, k, conv_at(r->w, grp * fg * k, elt), k,
                             cols, (gemm_rows){ld_cols, 0, 1, NULL},
@@ -216,10 +229,8 @@ static void backward_weights_worker(void *arg, int worker) {
     int64_t first, end;
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
-        int64_t n, grp, p0, p1;
-        item_place(r, item, pixels, &n, &grp, &p0, &p1);
-        int64_t ld_cols;
-        const char *cols = item_columns(r, col, n, grp, p0, p1, &ld_cols);
+        int64_t n, grp, p0, p1, ld_cols;
+        const char *cols = item_columns(r, col, item, pixels, &n, &grp, &p0, &p1, &ld_cols);
         conv_gemm_call(r, false, true, fg, k, p1 - p0,
                        conv_at(r->dy, (n * g->f + grp * fg) * pixels + p0, elt), pixels, cols,
                        ld_cols, true, conv_at(sum, grp * fg * k, elt), k);

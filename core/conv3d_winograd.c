@@ -19,7 +19,6 @@
 // [dw sum (backward weights, workers 1..) | V, 16*span*ig*T | M or Z, 16*og*T | rows].
 #include "core/conv3d_internal.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "core/conv_internal.h"
@@ -184,15 +183,11 @@ static conv_status plan(w3_plan *p, const conv_run *r, conv_error *err) {
     const size_t elt = r->elt, shared = kernels_bytes(p, elt), own = dw_sum_bytes(p, elt);
     const size_t least = shared + own + data_bytes(p, elt, 1, 1);
     p->r = r;
-    if (!ex->workspace || ex->workspace_bytes < least) {
-        if (err) {
-            err->field = "workspace";
-            snprintf(err->message, sizeof err->message,
-                     "the workspace has %zu bytes but Winograd needs at least %zu for this layer",
-                     ex->workspace ? ex->workspace_bytes : (size_t)0, least);
-        }
-        return CONV_EWORKSPACE;
-    }
+    if (!ex->workspace || ex->workspace_bytes < least)
+        return conv_fail(err, CONV_EWORKSPACE, "workspace",
+                         "the workspace has %zu bytes but Winograd needs at least %zu for this "
+                         "layer",
+                         ex->workspace ? ex->workspace_bytes : (size_t)0, least);
     const int64_t all = p->n * p->tiles;
     int64_t t, chunk;
     shape(p, elt, W3_BATCH_BYTES, &t, &chunk);

@@ -31,7 +31,8 @@ void conv_pad_same(int64_t k, int64_t dilation, int64_t *pad_lo, int64_t *pad_hi
     *pad_hi = total - total / 2;
 }
 
-// The contract is in conv_internal.h.
+// How core/ fails: *err (when err is not NULL) gets `field` and the printf-formatted message;
+// returns `status`, so that a check reads `return conv_fail(...)`.
 conv_status conv_fail(conv_error *err, conv_status status, const char *field, const char *fmt,
                       ...) {
     if (err) {

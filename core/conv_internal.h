@@ -40,8 +40,7 @@ static inline size_t conv_align_up(size_t n) {
 int64_t conv_mul_sat(int64_t a, int64_t b);
 int64_t conv_add_sat(int64_t a, int64_t b);
 
-// How core/ fails: *err (when err is not NULL) gets `field` and the printf-formatted message;
-// returns `status`. Defined in conv.c.
+// Fills *err (if any) and returns status: every failure of core/ (conv.c).
 conv_status conv_fail(conv_error *err, conv_status status, const char *field, const char *fmt,
                       ...) __attribute__((format(printf, 4, 5)));
 

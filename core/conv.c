@@ -31,11 +31,10 @@ void conv_pad_same(int64_t k, int64_t dilation, int64_t *pad_lo, int64_t *pad_hi
     *pad_hi = total - total / 2;
 }
 
-static conv_status fail(conv_error *err, conv_status status, const char *field, const char *fmt,
-                        ...) __attribute__((format(printf, 4, 5)));
-
-static conv_status fail(conv_error *err, conv_status status, const char *field, const char *fmt,
-                        ...) {
+// How core/ fails: *err (when err is not NULL) gets `field` and the printf-formatted message;
+// returns `status`, so that a check reads `return conv_fail(...)`.
+conv_status conv_fail(conv_error *err, conv_status status, const char *field, const char *fmt,
+                      ...) {
     if (err) {
         err->field = field;
         va_list ap;
@@ -68,7 +67,7 @@ int64_t conv_add_sat(int64_t a, int64_t b) {
 
 conv_status conv_geom_check(const conv_geom *g, conv_dtype dt, conv_error *err) {
     if (dt != CONV_FLOAT32 && dt != CONV_FLOAT64)
-        return fail(err, CONV_EINVAL, "dtype", "dtype %d is neither float32 nor float64", (int)dt);
+        return conv_fail(err, CONV_EINVAL, "dtype", "dtype %d is neither float32 nor float64", (int)dt);
     const struct {
         const char *field, *what;
         int64_t value, min;
@@ -92,19 +91,19 @@ conv_status conv_geom_check(const conv_geom *g, conv_dtype dt, conv_error *err) 
     };
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         if (fields[i].value < fields[i].min)
-            return fail(err, CONV_EINVAL, fields[i].field, "%s is %" PRId64 "; it must be at least %" PRId64,
-                        fields[i].what, fields[i].value, fields[i].min);
+            return conv_fail(err, CONV_EINVAL, fields[i].field, "%s is %" PRId64 "; it must be at least %" PRId64,
+                             fields[i].what, fields[i].value, fields[i].min);
         if (fields[i].value > SIZE_LIMIT)
-            return fail(err, CONV_EOVERFLOW, fields[i].field, "%s is %" PRId64 "; the largest supported is %" PRId64,
-                        fields[i].what, fields[i].value, SIZE_LIMIT);
+            return conv_fail(err, CONV_EOVERFLOW, fields[i].field, "%s is %" PRId64 "; the largest supported is %" PRId64,
+                             fields[i].what, fields[i].value, SIZE_LIMIT);
     }
     if (g->c % g->groups)
-        return fail(err, CONV_EINVAL, "groups",
-                    "groups=%" PRId64 " must divide the %" PRId64 " input channels of x", g->groups, g->c);
+        return conv_fail(err, CONV_EINVAL, "groups",
+                         "groups=%" PRId64 " must divide the %" PRId64 " input channels of x", g->groups, g->c);
     if (g->f % g->groups)
-        return fail(err, CONV_EINVAL, "groups",
-                    "groups=%" PRId64 " must divide the %" PRId64 " filters (output channels) of w",
-                    g->groups, g->f);
+        return conv_fail(err, CONV_EINVAL, "groups",
+                         "groups=%" PRId64 " must divide the %" PRId64 " filters (output channels) of w",
+                         g->groups, g->f);
     const struct {
         const char *axis, *size_name;
         int64_t in, k, dil, lo, hi;
@@ -114,12 +113,12 @@ conv_status conv_geom_check(const conv_geom *g, conv_dtype dt, conv_error *err) 
         int64_t span = conv_mul_sat(axes[i].dil, axes[i].k - 1);
         int64_t padded = axes[i].in + axes[i].lo + axes[i].hi; // each term <= INT_MAX
         if (span >= padded)
-            return fail(err, CONV_EINVAL, "output",
-                        "along the %s the kernel spans %" PRId64 " (size %" PRId64 ", dilation %" PRId64
-                        ") but the padded input has only %" PRId64 " (%s=%" PRId64 " + padding %" PRId64
-                        "+%" PRId64 "), so the output would be empty",
-                        axes[i].axis, span == INT64_MAX ? span : span + 1, axes[i].k, axes[i].dil,
-                        padded, axes[i].size_name, axes[i].in, axes[i].lo, axes[i].hi);
+            return conv_fail(err, CONV_EINVAL, "output",
+                             "along the %s the kernel spans %" PRId64 " (size %" PRId64 ", dilation %" PRId64
+                             ") but the padded input has only %" PRId64 " (%s=%" PRId64 " + padding %" PRId64
+                             "+%" PRId64 "), so the output would be empty",
+                             axes[i].axis, span == INT64_MAX ? span : span + 1, axes[i].k, axes[i].dil,
+                             padded, axes[i].size_name, axes[i].in, axes[i].lo, axes[i].hi);
     }
     int64_t ho = conv_out_h(g), wo = conv_out_w(g);
     int64_t elt = (int64_t)conv_dtype_size(dt);
@@ -133,15 +132,15 @@ conv_status conv_geom_check(const conv_geom *g, conv_dtype dt, conv_error *err) 
     };
     for (int i = 0; i < 3; i++)
         if (conv_mul_sat(sizes[i].count, elt) > TENSOR_BYTES_LIMIT)
-            return fail(err, CONV_EOVERFLOW, sizes[i].field,
-                        "%s would have more elements than fit in memory", sizes[i].what);
+            return conv_fail(err, CONV_EOVERFLOW, sizes[i].field,
+                             "%s would have more elements than fit in memory", sizes[i].what);
     // The GEMM dimensions: one image's pixels, and the unrolled kernel of one group.
     if (conv_mul_sat(g->h, g->w) > SIZE_LIMIT || conv_mul_sat(ho, wo) > SIZE_LIMIT)
-        return fail(err, CONV_EOVERFLOW, "x", "one image of %" PRId64 "x%" PRId64
-                    " pixels is larger than the %" PRId64 " pixels supported", g->h, g->w, SIZE_LIMIT);
+        return conv_fail(err, CONV_EOVERFLOW, "x", "one image of %" PRId64 "x%" PRId64
+                         " pixels is larger than the %" PRId64 " pixels supported", g->h, g->w, SIZE_LIMIT);
     if (conv_mul_sat(g->c / g->groups, conv_mul_sat(g->kh, g->kw)) > SIZE_LIMIT)
-        return fail(err, CONV_EOVERFLOW, "w", "the kernel has more than %" PRId64
-                    " weights per filter", SIZE_LIMIT);
+        return conv_fail(err, CONV_EOVERFLOW, "w", "the kernel has more than %" PRId64
+                         " weights per filter", SIZE_LIMIT);
     return CONV_OK;
 }
 
@@ -333,8 +332,8 @@ static conv_status pick_kernels(conv_run *r, const conv_exec *ex, conv_dtype dt,
     };
     conv_isa isa = ex && ex->isa != CONV_ISA_AUTO ? ex->isa : conv_isa_default();
     if (isa < CONV_ISA_PORTABLE || isa > conv_isa_best())
-        return fail(err, CONV_EINVAL, "isa", "the ISA %d (%s) is not one this CPU runs (best: %s)",
-                    (int)isa, conv_isa_name(isa), conv_isa_name(conv_isa_best()));
+        return conv_fail(err, CONV_EINVAL, "isa", "the ISA %d (%s) is not one this CPU runs (best: %s)",
+                         (int)isa, conv_isa_name(isa), conv_isa_name(conv_isa_best()));
     r->isa = isa;
     r->k = tables[isa][dt == CONV_FLOAT64];
     return CONV_OK;
@@ -371,15 +370,15 @@ conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, conv_algorith
     case CONV_ALGO_DIRECT: *algo = CONV_ALGO_DIRECT; return CONV_OK;
     case CONV_ALGO_WINOGRAD:
         if (!applies)
-            return fail(err, CONV_EINVAL, "algorithm",
-                        "winograd applies only to 3x3 kernels with stride 1; this layer has a "
-                        "%" PRId64 "x%" PRId64 " kernel and stride %" PRId64 "x%" PRId64
-                        " (use \"auto\" or \"direct\")",
-                        g->kh, g->kw, g->stride_h, g->stride_w);
+            return conv_fail(err, CONV_EINVAL, "algorithm",
+                             "winograd applies only to 3x3 kernels with stride 1; this layer has a "
+                             "%" PRId64 "x%" PRId64 " kernel and stride %" PRId64 "x%" PRId64
+                             " (use \"auto\" or \"direct\")",
+                             g->kh, g->kw, g->stride_h, g->stride_w);
         if (!fits)
-            return fail(err, CONV_EWORKSPACE, "workspace",
-                        "the workspace has %zu bytes but Winograd needs at least %zu for this "
-                        "layer", workspace_bytes, conv_winograd_workspace_min(g, dt));
+            return conv_fail(err, CONV_EWORKSPACE, "workspace",
+                             "the workspace has %zu bytes but Winograd needs at least %zu for this "
+                             "layer", workspace_bytes, conv_winograd_workspace_min(g, dt));
         *algo = CONV_ALGO_WINOGRAD;
         return CONV_OK;
     case CONV_ALGO_AUTO:
@@ -390,8 +389,8 @@ conv_status conv_pick_algorithm(const conv_geom *g, conv_dtype dt, conv_algorith
                     : CONV_ALGO_DIRECT;
         return CONV_OK;
     default:
-        return fail(err, CONV_EINVAL, "algorithm", "algorithm %d is none of auto, direct, winograd",
-                    (int)want);
+        return conv_fail(err, CONV_EINVAL, "algorithm", "algorithm %d is none of auto, direct, winograd",
+                         (int)want);
     }
 }
 

@@ -1,9 +1,7 @@
 #include "core/conv3d.h"
 
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "core/conv3d_internal.h"
@@ -24,21 +22,6 @@ void conv3d_plane_geom(conv_geom *g2, const conv3d_geom *g) {
     };
 }
 
-static conv_status fail(conv_error *err, conv_status status, const char *field, const char *fmt,
-                        ...) __attribute__((format(printf, 4, 5)));
-
-static conv_status fail(conv_error *err, conv_status status, const char *field, const char *fmt,
-                        ...) {
-    if (err) {
-        err->field = field;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
 conv_status conv3d_geom_check(const conv3d_geom *g, conv_dtype dt, conv_error *err) {
     const struct {
         const char *field, *what;
@@ -53,26 +36,28 @@ conv_status conv3d_geom_check(const conv3d_geom *g, conv_dtype dt, conv_error *e
     };
     for (size_t i = 0; i < sizeof depth / sizeof *depth; i++) {
         if (depth[i].value < depth[i].min)
-            return fail(err, CONV_EINVAL, depth[i].field, "%s is %lld; it must be at least %lld",
-                        depth[i].what, (long long)depth[i].value, (long long)depth[i].min);
+            return conv_fail(err, CONV_EINVAL, depth[i].field,
+                             "%s is %lld; it must be at least %lld", depth[i].what,
+                             (long long)depth[i].value, (long long)depth[i].min);
         if (depth[i].value > INT_MAX)
-            return fail(err, CONV_EOVERFLOW, depth[i].field, "%s is %lld; at most %d is supported",
-                        depth[i].what, (long long)depth[i].value, INT_MAX);
+            return conv_fail(err, CONV_EOVERFLOW, depth[i].field,
+                             "%s is %lld; at most %d is supported", depth[i].what,
+                             (long long)depth[i].value, INT_MAX);
     }
     if (g->groups >= 1 && (g->c % g->groups || g->f % g->groups))
-        return fail(err, CONV_EINVAL, "groups",
-                    "groups=%lld must divide both the %lld input channels of x and the %lld "
-                    "filters of w",
-                    (long long)g->groups, (long long)g->c, (long long)g->f);
+        return conv_fail(err, CONV_EINVAL, "groups",
+                         "groups=%lld must divide both the %lld input channels of x and the %lld "
+                         "filters of w",
+                         (long long)g->groups, (long long)g->c, (long long)g->f);
     if (conv3d_out_d(g) < 1)
-        return fail(err, CONV_EINVAL, "output_d",
-                    "along the depth the kernel spans %lld (size %lld, dilation %lld) but the "
-                    "padded input has only %lld (D=%lld + padding %lld+%lld), so the output "
-                    "would be empty",
-                    (long long)(g->dilation[0] * (g->kd - 1) + 1), (long long)g->kd,
-                    (long long)g->dilation[0],
-                    (long long)(g->d + g->padding[0] + g->padding[1]), (long long)g->d,
-                    (long long)g->padding[0], (long long)g->padding[1]);
+        return conv_fail(err, CONV_EINVAL, "output_d",
+                         "along the depth the kernel spans %lld (size %lld, dilation %lld) but the "
+                         "padded input has only %lld (D=%lld + padding %lld+%lld), so the output "
+                         "would be empty",
+                         (long long)(g->dilation[0] * (g->kd - 1) + 1), (long long)g->kd,
+                         (long long)g->dilation[0],
+                         (long long)(g->d + g->padding[0] + g->padding[1]), (long long)g->d,
+                         (long long)g->padding[0], (long long)g->padding[1]);
     // Products below stay exact: each factor is at most INT_MAX, and conv_geom_check bounds
     // the stacked tensors (the 2-D layer's x and y) to 2^48 bytes.
     int64_t n2, c2;
@@ -81,7 +66,7 @@ conv_status conv3d_geom_check(const conv3d_geom *g, conv_dtype dt, conv_error *e
         conv_geom g2 = {.n = g->n, .c = g->c, .h = g->h, .w = g->w, .f = g->f, .kh = g->kh,
                         .kw = g->kw, .groups = g->groups};
         if (conv_geom_check(&g2, dt, err) != CONV_OK) return CONV_EINVAL;
-        return fail(err, CONV_EOVERFLOW, "d", "the layer is too large");
+        return conv_fail(err, CONV_EOVERFLOW, "d", "the layer is too large");
     }
     conv_geom g2;
     conv3d_plane_geom(&g2, g);
@@ -149,9 +134,9 @@ static conv_status carve(stack_space *sp, const conv3d_geom *g, conv_dtype dt,
     stack_sizes s = stacks(g, dt);
     size_t need = s.xs + s.ws + s.ys;
     if (!ex || ex->workspace_bytes < need)
-        return fail(err, CONV_EWORKSPACE, "workspace",
-                    "the workspace has %zu bytes; the stacked depth taps need %zu",
-                    ex ? ex->workspace_bytes : (size_t)0, need);
+        return conv_fail(err, CONV_EWORKSPACE, "workspace",
+                         "the workspace has %zu bytes; the stacked depth taps need %zu",
+                         ex ? ex->workspace_bytes : (size_t)0, need);
     sp->xs = ex->workspace;
     sp->ws = sp->xs + s.xs;
     sp->ys = sp->ws + s.ws;

@@ -19,7 +19,6 @@
 // [dw sum (backward weights, workers 1..) | V, 16*span*ig*T | M or Z, 16*og*T | rows].
 #include "core/conv3d_internal.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "core/conv_internal.h"
@@ -184,15 +183,11 @@ static conv_status plan(w3_plan *p, const conv_run *r, conv_error *err) {
     const size_t elt = r->elt, shared = kernels_bytes(p, elt), own = dw_sum_bytes(p, elt);
     const size_t least = shared + own + data_bytes(p, elt, 1, 1);
     p->r = r;
-    if (!ex->workspace || ex->workspace_bytes < least) {
-        if (err) {
-            err->field = "workspace";
-            snprintf(err->message, sizeof err->message,
-                     "the workspace has %zu bytes but Winograd needs at least %zu for this layer",
-                     ex->workspace ? ex->workspace_bytes : (size_t)0, least);
-        }
-        return CONV_EWORKSPACE;
-    }
+    if (!ex->workspace || ex->workspace_bytes < least)
+        return conv_fail(err, CONV_EWORKSPACE, "workspace",
+                         "the workspace has %zu bytes but Winograd needs at least %zu for this "
+                         "layer",
+                         ex->workspace ? ex->workspace_bytes : (size_t)0, least);
     const int64_t all = p->n * p->tiles;
     int64_t t, chunk;
     shape(p, elt, W3_BATCH_BYTES, &t, &chunk);
@@ -217,18 +212,6 @@ static conv_status plan(w3_plan *p, const conv_run *r, conv_error *err) {
     p->regions = (char *)ex->workspace + shared;
     p->region = each;
     return CONV_OK;
-}
-
-// An item's group, tile count, first tile (across images) and output planes [*o0, *o1).
-static int64_t item_of(const w3_plan *p, int64_t item, int64_t *grp, int64_t *first,
-                       int64_t *o0, int64_t *o1) {
-    const int64_t per_group = p->batches * p->chunks, all = p->n * p->tiles;
-    const int64_t b = item % per_group / p->chunks, c = item % p->chunks;
-    *grp = item / per_group;
-    *first = b * p->batch;
-    *o0 = c * p->chunk;
-    *o1 = *o0 + p->chunk < p->dout ? *o0 + p->chunk : p->dout;
-    return all - *first < p->batch ? all - *first : p->batch;
 }
 
 // A batch's tiles go by segments within one image: from tile `at` of the batch starting at
@@ -261,22 +244,38 @@ static bool plane_wanted(const w3_plan *p, int64_t o0, int64_t o1, int64_t i) {
     return false;
 }
 
+// Where an item works: group grp, the `size` tiles of its batch from tile `first` (across
+// images), output planes [o0, o1), and the input planes [lo, hi] those read (hi < lo when
+// none).
+typedef struct {
+    int64_t grp, first, size, o0, o1, lo, hi;
+} w3_item;
+
+static w3_item item_at(const w3_plan *p, int64_t item) {
+    const int64_t per_group = p->batches * p->chunks, all = p->n * p->tiles;
+    const int64_t b = item % per_group / p->chunks, c = item % p->chunks;
+    w3_item it = {.grp = item / per_group, .first = b * p->batch, .o0 = c * p->chunk};
+    it.size = all - it.first < p->batch ? all - it.first : p->batch;
+    it.o1 = it.o0 + p->chunk < p->dout ? it.o0 + p->chunk : p->dout;
+    planes_read(p, it.o0, it.o1, &it.lo, &it.hi);
+    return it;
+}
+
 // V [e][plane - lo][channel][tile] (e stride v_e) <- the transformed tiles of the item's
-// input planes [lo, hi] that [o0, o1) read, for the batch of `size` tiles from `first`.
-static void transform_planes(const w3_plan *p, char *v, int64_t v_e, char *rows, int64_t grp,
-                             int64_t first, int64_t size, int64_t o0, int64_t o1, int64_t lo,
-                             int64_t hi) {
+// input planes [lo, hi] that its output planes read, for its batch of tiles.
+static void transform_planes(const w3_plan *p, char *v, int64_t v_e, char *rows,
+                             const w3_item *it) {
     const conv_run *r = p->r;
     const size_t elt = r->elt;
     const conv_wino_plane in_plane = {p->hi, p->wi, p->wi, 1};
-    for (int64_t i = lo; i <= hi; i++) {
-        if (!plane_wanted(p, o0, o1, i)) continue;
-        for (int64_t at = 0, n, t0, count; at < size; at += count) {
-            segment(p, first, at, size, &n, &t0, &count);
+    for (int64_t i = it->lo; i <= it->hi; i++) {
+        if (!plane_wanted(p, it->o0, it->o1, i)) continue;
+        for (int64_t at = 0, n, t0, count; at < it->size; at += count) {
+            segment(p, it->first, at, it->size, &n, &t0, &count);
             for (int64_t ch = 0; ch < p->ig; ch++) {
-                const int64_t plane = ((n * p->groups + grp) * p->ig + ch) * p->di + i;
-                r->k->wino_input(conv_at(v, ((i - lo) * p->ig + ch) * size + at, elt), v_e,
-                                 conv_at(p->in, plane * p->hi * p->wi, elt), &in_plane,
+                const int64_t plane = ((n * p->groups + it->grp) * p->ig + ch) * p->di + i;
+                r->k->wino_input(conv_at(v, ((i - it->lo) * p->ig + ch) * it->size + at, elt),
+                                 v_e, conv_at(p->in, plane * p->hi * p->wi, elt), &in_plane,
                                  p->off_h, p->off_w, p->tiles_w, t0, count, rows);
             }
         }
@@ -325,17 +324,16 @@ static void correlate_worker(void *arg, int worker) {
     int64_t items_first, items_end;
     conv_item_range(p->items, p->threads, worker, &items_first, &items_end);
     for (int64_t item = items_first; item < items_end; item++) {
-        int64_t grp, first, o0, o1, lo, hi;
-        const int64_t size = item_of(p, item, &grp, &first, &o0, &o1);
-        planes_read(p, o0, o1, &lo, &hi);
+        const w3_item it = item_at(p, item);
+        const int64_t size = it.size, lo = it.lo;
         // the 16 matrices of V and M a few cache lines apart (conv_wino_e_stride)
-        const int64_t v_e = conv_wino_e_stride(hi >= lo ? hi - lo + 1 : 0, ig * size, elt);
+        const int64_t v_e = conv_wino_e_stride(it.hi >= lo ? it.hi - lo + 1 : 0, ig * size, elt);
         const int64_t m_e = conv_wino_e_stride(og, size, elt);
         char *m = conv_at(v, 16 * conv_wino_e_stride(p->span, ig * size, elt), elt);
         char *rows = conv_at(m, 16 * m_e, elt);
-        transform_planes(p, v, v_e, rows, grp, first, size, o0, o1, lo, hi);
-        const char *u = conv_at(p->u, grp * 16 * og * kd * ig, elt);
-        for (int64_t o = o0; o < o1; o++) {
+        transform_planes(p, v, v_e, rows, &it);
+        const char *u = conv_at(p->u, it.grp * 16 * og * kd * ig, elt);
+        for (int64_t o = it.o0; o < it.o1; o++) {
             bool any = false;
             for (int64_t j = 0, i, run; next_run(p, o, &j, &i, &run); j += run, any = true)
                 for (int e = 0; e < 16; e++)
@@ -345,10 +343,10 @@ static void correlate_worker(void *arg, int worker) {
                                    conv_at(m, e * m_e, elt), size);
             if (!any) r->k->fill(m, 16 * m_e, 0); // every tap in the padding: the bias
             for (int64_t at = 0, n, t0, count; at < size; at += count) {
-                segment(p, first, at, size, &n, &t0, &count);
+                segment(p, it.first, at, size, &n, &t0, &count);
                 for (int64_t oc = 0; oc < og; oc++) {
-                    const double bias = r->b ? conv_load(r->b, grp * og + oc, r->dt) : 0;
-                    const int64_t plane = ((n * p->groups + grp) * og + oc) * p->dout + o;
+                    const double bias = r->b ? conv_load(r->b, it.grp * og + oc, r->dt) : 0;
+                    const int64_t plane = ((n * p->groups + it.grp) * og + oc) * p->dout + o;
                     r->k->wino_output(conv_at(p->out, plane * p->ho * p->wo, elt), &out_plane,
                                       p->tiles_w, t0, count, conv_at(m, oc * size + at, elt),
                                       m_e, bias, rows);
@@ -409,23 +407,22 @@ static void weights_worker(void *arg, int worker) {
     int64_t items_first, items_end;
     conv_item_range(p->items, p->threads, worker, &items_first, &items_end);
     for (int64_t item = items_first; item < items_end; item++) {
-        int64_t grp, first, o0, o1, lo, hi;
-        const int64_t size = item_of(p, item, &grp, &first, &o0, &o1);
-        planes_read(p, o0, o1, &lo, &hi);
-        if (hi < lo) continue; // every tap in the padding: nothing to add
-        const int64_t v_e = conv_wino_e_stride(hi - lo + 1, cg * size, elt);
+        const w3_item it = item_at(p, item);
+        const int64_t size = it.size, lo = it.lo;
+        if (it.hi < lo) continue; // every tap in the padding: nothing to add
+        const int64_t v_e = conv_wino_e_stride(it.hi - lo + 1, cg * size, elt);
         const int64_t z_e = conv_wino_e_stride(fg, size, elt);
         char *z = conv_at(v, 16 * conv_wino_e_stride(p->span, cg * size, elt), elt);
         char *rows = conv_at(z, 16 * z_e, elt);
-        transform_planes(p, v, v_e, rows, grp, first, size, o0, o1, lo, hi);
-        char *acc_g = conv_at(acc, grp * 16 * fg * kd * cg, elt);
-        for (int64_t o = o0; o < o1; o++) {
+        transform_planes(p, v, v_e, rows, &it);
+        char *acc_g = conv_at(acc, it.grp * 16 * fg * kd * cg, elt);
+        for (int64_t o = it.o0; o < it.o1; o++) {
             int64_t j = 0, i, run;
             if (!next_run(p, o, &j, &i, &run)) continue;
             for (int64_t at = 0, n, t0, count; at < size; at += count) {
-                segment(p, first, at, size, &n, &t0, &count);
+                segment(p, it.first, at, size, &n, &t0, &count);
                 for (int64_t f = 0; f < fg; f++) {
-                    const int64_t plane = ((n * p->groups + grp) * fg + f) * p->dout + o;
+                    const int64_t plane = ((n * p->groups + it.grp) * fg + f) * p->dout + o;
                     r->k->wino_grad(conv_at(z, f * size + at, elt), z_e,
                                     conv_at(p->grad, plane * p->ho * p->wo, elt), &out_plane,
                                     p->tiles_w, t0, count, rows);

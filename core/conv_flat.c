@@ -115,6 +115,24 @@ static flat_planes flat_scratch(const conv_run *r, int worker) {
                          .dyp = conv_at(xp, r->g->c / r->g->groups * padded_plane(r->g), r->elt)};
 }
 
+// sp's x planes <- image n's C/G planes of group grp, zero-padded (pad_plane).
+static void pad_group(const conv_run *r, const flat_planes *sp, int64_t n, int64_t grp) {
+    const conv_geom *g = r->g;
+    const int64_t cg = g->c / g->groups;
+    for (int64_t ch = 0; ch < cg; ch++)
+        pad_plane(conv_at(sp->xp, ch * padded_plane(g), r->elt),
+                  conv_at(r->in, (n * g->c + grp * cg + ch) * g->h * g->w, r->elt), g, r->elt);
+}
+
+// sp's dy planes <- image n's F/G planes of group grp, at pitch Wp (pitch_plane).
+static void pitch_group(const conv_run *r, const flat_planes *sp, int64_t n, int64_t grp) {
+    const conv_geom *g = r->g;
+    const int64_t fg = g->f / g->groups, pixels = conv_out_h(g) * conv_out_w(g);
+    for (int64_t f = 0; f < fg; f++)
+        pitch_plane(r, conv_at(sp->dyp, f * dy_plane_ext(g), r->elt),
+                    conv_at(r->dy, (n * g->f + grp * fg + f) * pixels, r->elt));
+}
+
 // x (N,C,H,W), w (F,C/G,kh,kw), b (F) or NULL -> y (N,F,Ho,Wo)
 static void forward_worker(void *arg, int worker) {
     const conv_run *r = arg;
@@ -127,9 +145,7 @@ static void forward_worker(void *arg, int worker) {
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
         const int64_t n = item / g->groups, grp = item % g->groups;
-        for (int64_t ch = 0; ch < cg; ch++)
-            pad_plane(conv_at(sp.xp, ch * padded_plane(g), elt),
-                      conv_at(r->in, (n * g->c + grp * cg + ch) * g->h * g->w, elt), g, elt);
+        pad_group(r, &sp, n, grp);
         for (int64_t f = grp * fg; f < (grp + 1) * fg; f += FLAT_OUTS) {
             const int64_t nout = (grp + 1) * fg - f < FLAT_OUTS ? (grp + 1) * fg - f : FLAT_OUTS;
             char *y_plane = conv_at(r->out, (n * g->f + f) * ho * wo, elt);
@@ -154,16 +170,14 @@ static void backward_data_worker(void *arg, int worker) {
     const conv_geom *g = r->g;
     const size_t elt = r->elt;
     const int64_t cg = g->c / g->groups, fg = g->f / g->groups, khw = g->kh * g->kw;
-    const int64_t pitch = padded_pitch(g), pixels = conv_out_h(g) * conv_out_w(g);
+    const int64_t pitch = padded_pitch(g);
     const flat_planes sp = flat_scratch(r, worker);
     const char *dy_start = conv_at(sp.dyp, kernel_reach(g) + g->pad_top * pitch + g->pad_left, elt);
     int64_t first, end;
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
         const int64_t n = item / g->groups, grp = item % g->groups;
-        for (int64_t f = 0; f < fg; f++)
-            pitch_plane(r, conv_at(sp.dyp, f * dy_plane_ext(g), elt),
-                        conv_at(r->dy, (n * g->f + grp * fg + f) * pixels, elt));
+        pitch_group(r, &sp, n, grp);
         // The channels' rows together, as the forward does its filters': each dy vector loaded
         // once for FLAT_OUTS channels.
         for (int64_t ch = 0; ch < cg; ch += FLAT_OUTS) {
@@ -186,7 +200,7 @@ static void backward_weights_worker(void *arg, int worker) {
     const conv_geom *g = r->g;
     const size_t elt = r->elt;
     const int64_t cg = g->c / g->groups, fg = g->f / g->groups, khw = g->kh * g->kw;
-    const int64_t pitch = padded_pitch(g), pixels = conv_out_h(g) * conv_out_w(g);
+    const int64_t pitch = padded_pitch(g);
     const int64_t span = conv_out_h(g) * pitch; // dy's rows in dyp
     const flat_planes sp = flat_scratch(r, worker);
     memset(sp.sum, 0, (size_t)conv_numel_w(g) * elt);
@@ -194,12 +208,8 @@ static void backward_weights_worker(void *arg, int worker) {
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
         const int64_t n = item / g->groups, grp = item % g->groups;
-        for (int64_t ch = 0; ch < cg; ch++)
-            pad_plane(conv_at(sp.xp, ch * padded_plane(g), elt),
-                      conv_at(r->in, (n * g->c + grp * cg + ch) * g->h * g->w, elt), g, elt);
-        for (int64_t f = 0; f < fg; f++)
-            pitch_plane(r, conv_at(sp.dyp, f * dy_plane_ext(g), elt),
-                        conv_at(r->dy, (n * g->f + grp * fg + f) * pixels, elt));
+        pad_group(r, &sp, n, grp);
+        pitch_group(r, &sp, n, grp);
         // All the group's filters against one shifted x row per call: dots loads each x vector
         // once for a few filters, each dy vector once for a few taps.
         char *sum_g = conv_at(sp.sum, grp * fg * cg * khw, elt);

@@ -43,6 +43,10 @@ static inline size_t conv_align_up(size_t n) {
 int64_t conv_mul_sat(int64_t a, int64_t b);
 int64_t conv_add_sat(int64_t a, int64_t b);
 
+// Fills *err (if any) and returns status: every failure of core/ (conv.c).
+conv_status conv_fail(conv_error *err, conv_status status, const char *field, const char *fmt,
+                      ...) __attribute__((format(printf, 4, 5)));
+
 // ---- Geometry classes ---------------------------------------------------------------------
 // A 1x1 kernel with stride 1 and no padding reads x as its own column matrix. Dilation is
 // irrelevant for a 1x1 kernel; a stride or a pad is not (darknet's bug was to ignore them).

@@ -55,22 +55,17 @@ static void forward_span(const conv_run *r, const row_span *s, void *ctx) {
                s->count, r->g->stride_w, conv_load(p->w_f, s->tap, r->dt));
 }
 
-// x (N,C,H,W), w (F,1,kh,kw), b (F) or NULL -> y (N,F,Ho,Wo); items are (n, f) planes.
-static void forward_worker(void *arg, int worker) {
-    const conv_run *r = arg;
+// x (N,C,H,W), w (F,1,kh,kw), b (F) or NULL -> y (N,F,Ho,Wo); an item is an (n, f) plane.
+static void forward_item(const conv_run *r, int64_t item) {
     const conv_geom *g = r->g;
     const int64_t fg = g->f / g->groups, khw = g->kh * g->kw;
     const int64_t hw = g->h * g->w, pixels = conv_out_h(g) * conv_out_w(g);
-    int64_t first, end;
-    conv_item_range(r->items, r->threads, worker, &first, &end);
-    for (int64_t item = first; item < end; item++) {
-        const int64_t n = item / g->f, f = item % g->f;
-        planes p = {.out = conv_at(r->out, item * pixels, r->elt),
-                    .in = conv_at(r->in, (n * g->c + f / fg) * hw, r->elt),
-                    .w_f = conv_at(r->w, f * khw, r->elt)};
-        r->k->fill(p.out, pixels, r->b ? conv_load(r->b, f, r->dt) : 0);
-        for_each_row_span(r, forward_span, &p);
-    }
+    const int64_t n = item / g->f, f = item % g->f;
+    planes p = {.out = conv_at(r->out, item * pixels, r->elt),
+                .in = conv_at(r->in, (n * g->c + f / fg) * hw, r->elt),
+                .w_f = conv_at(r->w, f * khw, r->elt)};
+    r->k->fill(p.out, pixels, r->b ? conv_load(r->b, f, r->dt) : 0);
+    for_each_row_span(r, forward_span, &p);
 }
 
 static void backward_data_span(const conv_run *r, const row_span *s, void *ctx) {
@@ -79,24 +74,19 @@ static void backward_data_span(const conv_run *r, const row_span *s, void *ctx) 
                   s->count, r->g->stride_w, conv_load(p->w_f, s->tap, r->dt));
 }
 
-// dy (N,F,Ho,Wo), w (F,1,kh,kw) -> dx (N,C,H,W); items are (n, c) planes of dx.
-static void backward_data_worker(void *arg, int worker) {
-    const conv_run *r = arg;
+// dy (N,F,Ho,Wo), w (F,1,kh,kw) -> dx (N,C,H,W); an item is an (n, c) plane of dx.
+static void backward_data_item(const conv_run *r, int64_t item) {
     const conv_geom *g = r->g;
     const int64_t fg = g->f / g->groups, khw = g->kh * g->kw;
     const int64_t hw = g->h * g->w, pixels = conv_out_h(g) * conv_out_w(g);
-    int64_t first, end;
-    conv_item_range(r->items, r->threads, worker, &first, &end);
-    for (int64_t item = first; item < end; item++) {
-        const int64_t n = item / g->c, c = item % g->c;
-        char *dx_plane = conv_at(r->out, item * hw, r->elt);
-        memset(dx_plane, 0, (size_t)hw * r->elt);
-        for (int64_t f = c * fg; f < (c + 1) * fg; f++) {
-            planes p = {.out = dx_plane,
-                        .in = conv_at(r->dy, (n * g->f + f) * pixels, r->elt),
-                        .w_f = conv_at(r->w, f * khw, r->elt)};
-            for_each_row_span(r, backward_data_span, &p);
-        }
+    const int64_t n = item / g->c, c = item % g->c;
+    char *dx_plane = conv_at(r->out, item * hw, r->elt);
+    memset(dx_plane, 0, (size_t)hw * r->elt);
+    for (int64_t f = c * fg; f < (c + 1) * fg; f++) {
+        planes p = {.out = dx_plane,
+                    .in = conv_at(r->dy, (n * g->f + f) * pixels, r->elt),
+                    .w_f = conv_at(r->w, f * khw, r->elt)};
+        for_each_row_span(r, backward_data_span, &p);
     }
 }
 
@@ -107,51 +97,63 @@ static void backward_weights_span(const conv_run *r, const row_span *s, void *ct
     conv_store(p->dw_f, s->tap, conv_load(p->dw_f, s->tap, r->dt) + sum, r->dt);
 }
 
-// dy (N,F,Ho,Wo), x (N,C,H,W) -> dw (F,1,kh,kw); items are filters f.
-static void backward_weights_worker(void *arg, int worker) {
-    const conv_run *r = arg;
+// dy (N,F,Ho,Wo), x (N,C,H,W) -> dw (F,1,kh,kw); an item is a filter f.
+static void backward_weights_item(const conv_run *r, int64_t f) {
     const conv_geom *g = r->g;
     const int64_t fg = g->f / g->groups, khw = g->kh * g->kw;
     const int64_t hw = g->h * g->w, pixels = conv_out_h(g) * conv_out_w(g);
-    int64_t first, end;
-    conv_item_range(r->items, r->threads, worker, &first, &end);
-    for (int64_t f = first; f < end; f++) {
-        char *dw_f = conv_at(r->out, f * khw, r->elt);
-        memset(dw_f, 0, (size_t)khw * r->elt);
-        for (int64_t n = 0; n < g->n; n++) {
-            planes p = {.out = (char *)conv_at(r->dy, (n * g->f + f) * pixels, r->elt),
-                        .in = conv_at(r->in, (n * g->c + f / fg) * hw, r->elt),
-                        .dw_f = dw_f};
-            for_each_row_span(r, backward_weights_span, &p);
-        }
+    char *dw_f = conv_at(r->out, f * khw, r->elt);
+    memset(dw_f, 0, (size_t)khw * r->elt);
+    for (int64_t n = 0; n < g->n; n++) {
+        planes p = {.out = (char *)conv_at(r->dy, (n * g->f + f) * pixels, r->elt),
+                    .in = conv_at(r->in, (n * g->c + f / fg) * hw, r->elt),
+                    .dw_f = dw_f};
+        for_each_row_span(r, backward_weights_span, &p);
     }
 }
 
-static void run_rows(conv_run *r, conv_worker_fn worker, int64_t items) {
-    r->threads = conv_plan_threads(r, items);
-    r->items = items;
-    r->chunks = 1;
-    conv_run_workers(r->threads, worker, r);
-}
-
-void conv_rows_forward(conv_run *r) { run_rows(r, forward_worker, r->g->n * r->g->f); }
-void conv_rows_backward_data(conv_run *r) { run_rows(r, backward_data_worker, r->g->n * r->g->c); }
-void conv_rows_backward_weights(conv_run *r) { run_rows(r, backward_weights_worker, r->g->f); }
-
-// dy (N,F,Ho,Wo) -> db (F), summed in double whatever the dtype; items are filters.
-static void backward_bias_worker(void *arg, int worker) {
-    const conv_run *r = arg;
+// dy (N,F,Ho,Wo) -> db (F), summed in double whatever the dtype; an item is a filter f.
+static void backward_bias_item(const conv_run *r, int64_t f) {
     const conv_geom *g = r->g;
     const int64_t pixels = conv_out_h(g) * conv_out_w(g);
-    int64_t first, end;
-    conv_item_range(r->items, r->threads, worker, &first, &end);
-    for (int64_t f = first; f < end; f++) {
-        double sum = 0;
-        for (int64_t n = 0; n < g->n; n++)
-            sum += r->k->sum(conv_at(r->dy, (n * g->f + f) * pixels, r->elt), pixels);
-        conv_store(r->out, f, sum, r->dt);
-    }
+    double sum = 0;
+    for (int64_t n = 0; n < g->n; n++)
+        sum += r->k->sum(conv_at(r->dy, (n * g->f + f) * pixels, r->elt), pixels);
+    conv_store(r->out, f, sum, r->dt);
 }
+
+// A row pass as its workers see it: the pass's run (threads and items set) and what it does
+// with one item. The items are independent and need no scratch, so every pass shares one
+// worker, which takes its contiguous range of them.
+typedef void rows_item_fn(const conv_run *r, int64_t item);
+typedef struct {
+    const conv_run *r;
+    rows_item_fn *item;
+} rows_pass;
+
+static void rows_worker(void *arg, int worker) {
+    const rows_pass *pass = arg;
+    int64_t first, end;
+    conv_item_range(pass->r->items, pass->r->threads, worker, &first, &end);
+    for (int64_t item = first; item < end; item++) pass->item(pass->r, item);
+}
+
+// `items` items of `item` on the r->threads workers the caller chose.
+static void run_items(conv_run *r, rows_item_fn *item, int64_t items) {
+    r->items = items;
+    r->chunks = 1;
+    rows_pass pass = {r, item};
+    conv_run_workers(r->threads, rows_worker, &pass);
+}
+
+static void run_rows(conv_run *r, rows_item_fn *item, int64_t items) {
+    r->threads = conv_plan_threads(r, items);
+    run_items(r, item, items);
+}
+
+void conv_rows_forward(conv_run *r) { run_rows(r, forward_item, r->g->n * r->g->f); }
+void conv_rows_backward_data(conv_run *r) { run_rows(r, backward_data_item, r->g->n * r->g->c); }
+void conv_rows_backward_weights(conv_run *r) { run_rows(r, backward_weights_item, r->g->f); }
 
 // db reads dy once and needs no scratch: a thread per 2^20 elements of dy at the most.
 void conv_rows_backward_bias(conv_run *r) {
@@ -161,7 +163,5 @@ void conv_rows_backward_bias(conv_run *r) {
     if (t > r->g->f) t = r->g->f;
     if (t > by_size) t = by_size;
     r->threads = t < 1 ? 1 : (int)t;
-    r->items = r->g->f;
-    r->chunks = 1;
-    conv_run_workers(r->threads, backward_bias_worker, r);
+    run_items(r, backward_bias_item, r->g->f);
 }

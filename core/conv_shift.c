@@ -56,14 +56,17 @@ size_t conv_shift_workspace(const conv_geom *g, conv_dtype dt, int threads) {
     return (size_t)threads * shift_region(g, dt, threads);
 }
 
-// The item's image n, group grp and chunk [lo, hi) of a row of `len`.
-static void item_place(const conv_run *r, int64_t item, int64_t len, int64_t *n, int64_t *grp,
-                       int64_t *lo, int64_t *hi) {
+// Where an item works: image n, group grp, and the chunk [lo, hi) of a row of `len`.
+typedef struct {
+    int64_t n, grp, lo, hi;
+} shift_item;
+
+static shift_item item_at(const conv_run *r, int64_t item, int64_t len) {
     const int64_t chunk = item % r->chunks, ng = item / r->chunks;
-    *n = ng / r->g->groups;
-    *grp = ng % r->g->groups;
-    *lo = len * chunk / r->chunks;
-    *hi = len * (chunk + 1) / r->chunks;
+    return (shift_item){.n = ng / r->g->groups,
+                        .grp = ng % r->g->groups,
+                        .lo = len * chunk / r->chunks,
+                        .hi = len * (chunk + 1) / r->chunks};
 }
 
 static char *region_of(const conv_run *r, int worker) {
@@ -93,14 +96,13 @@ static void forward_worker(void *arg, int worker) {
     int64_t first, end;
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
-        int64_t n, grp, t0, t1;
-        item_place(r, item, wo, &n, &grp, &t0, &t1);
-        pad_rows(r, xp, n, grp);
-        conv_gemm_call_rows(r, false, false, fg, t1 - t0, k, conv_at(r->w, grp * fg * k, elt), k,
-                            conv_at(xp, t0, elt),
+        const shift_item it = item_at(r, item, wo);
+        pad_rows(r, xp, it.n, it.grp);
+        conv_gemm_call_rows(r, false, false, fg, it.hi - it.lo, k,
+                            conv_at(r->w, it.grp * fg * k, elt), k, conv_at(xp, it.lo, elt),
                             (gemm_rows){padded_row(g), g->dilation_w, g->kw, NULL},
-                            r->b ? conv_at(r->b, grp * fg, elt) : NULL, false,
-                            conv_at(r->out, (n * g->f + grp * fg) * wo + t0, elt), wo);
+                            r->b ? conv_at(r->b, it.grp * fg, elt) : NULL, false,
+                            conv_at(r->out, (it.n * g->f + it.grp * fg) * wo + it.lo, elt), wo);
     }
 }
 
@@ -116,27 +118,27 @@ static void backward_data_worker(void *arg, int worker) {
     int64_t first, end, grp_ready = -1;
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
-        int64_t n, grp, t0, t1;
-        item_place(r, item, g->w, &n, &grp, &t0, &t1);
-        if (grp != grp_ready) { // wt[(f*kw + b)*cg + ch] = w[grp*fg + f][ch][b]
+        const shift_item it = item_at(r, item, g->w);
+        if (it.grp != grp_ready) { // wt[(f*kw + b)*cg + ch] = w[grp*fg + f][ch][b]
             for (int64_t f = 0; f < fg; f++)
                 for (int64_t ch = 0; ch < cg; ch++)
                     for (int64_t b = 0; b < kw; b++)
                         memcpy(conv_at(wt, (f * kw + b) * cg + ch, elt),
-                               conv_at(r->w, ((grp * fg + f) * cg + ch) * kw + b, elt), elt);
-            grp_ready = grp;
+                               conv_at(r->w, ((it.grp * fg + f) * cg + ch) * kw + b, elt), elt);
+            grp_ready = it.grp;
         }
         for (int64_t f = 0; f < fg; f++) {
             char *row = conv_at(dyp, f * pitch, elt);
             memset(row, 0, (size_t)margin * elt);
-            memcpy(conv_at(row, margin, elt), conv_at(r->dy, (n * g->f + grp * fg + f) * wo, elt),
-                   (size_t)wo * elt);
+            memcpy(conv_at(row, margin, elt),
+                   conv_at(r->dy, (it.n * g->f + it.grp * fg + f) * wo, elt), (size_t)wo * elt);
             memset(conv_at(row, margin + wo, elt), 0, (size_t)margin * elt);
         }
-        conv_gemm_call_rows(r, true, false, cg, t1 - t0, fg * kw, wt, cg,
-                            conv_at(dyp, margin + g->pad_left + t0, elt),
+        conv_gemm_call_rows(r, true, false, cg, it.hi - it.lo, fg * kw, wt, cg,
+                            conv_at(dyp, margin + g->pad_left + it.lo, elt),
                             (gemm_rows){pitch, -g->dilation_w, kw, NULL}, NULL, false,
-                            conv_at(r->out, (n * g->c + grp * cg) * g->w + t0, elt), g->w);
+                            conv_at(r->out, (it.n * g->c + it.grp * cg) * g->w + it.lo, elt),
+                            g->w);
     }
 }
 
@@ -153,14 +155,13 @@ static void backward_weights_worker(void *arg, int worker) {
     int64_t first, end;
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
-        int64_t n, grp, t0, t1;
-        item_place(r, item, wo, &n, &grp, &t0, &t1);
-        pad_rows(r, xp, n, grp);
-        conv_gemm_call_rows(r, false, true, fg, k, t1 - t0,
-                            conv_at(r->dy, (n * g->f + grp * fg) * wo + t0, elt), wo,
-                            conv_at(xp, t0, elt),
+        const shift_item it = item_at(r, item, wo);
+        pad_rows(r, xp, it.n, it.grp);
+        conv_gemm_call_rows(r, false, true, fg, k, it.hi - it.lo,
+                            conv_at(r->dy, (it.n * g->f + it.grp * fg) * wo + it.lo, elt), wo,
+                            conv_at(xp, it.lo, elt),
                             (gemm_rows){padded_row(g), g->dilation_w, g->kw, NULL}, NULL, true,
-                            conv_at(sum, grp * fg * k, elt), k);
+                            conv_at(sum, it.grp * fg * k, elt), k);
     }
 }
 

@@ -179,6 +179,24 @@ static void check_layer_metadata(const bh_golden *g, const api_response *r, cons
     cJSON_Delete(header);
 }
 
+// The forward of golden case g as safetensors, with `op` in __metadata__ and no route op (the
+// command line's case): its inputs but dy, y checked.
+static void check_forward(const bh_golden *g, const char *op) {
+    bh_tensor in[3];
+    int count = 0;
+    for (int i = 0; i < 3; i++)
+        if (g->in[i].rank) in[count++] = g->in[i];
+    bh_bytes body = {0}, meta = {0};
+    bh_golden_metadata(&meta, g, op);
+    bh_safetensors(&body, in, count, g->f64, meta.data, 8);
+    api_response r;
+    run(&r, CODEC_BINARY, &body, "application/octet-stream", NULL);
+    check_answer(g, &r, true, 0x1, "forward");
+    free(r.body);
+    bh_free(&body);
+    bh_free(&meta);
+}
+
 // The other ops' golden cases (tests/golden/family) as safetensors, their new fields
 // (output_padding, padding_mode) in __metadata__ like the others: backward by the route's op
 // (its answer's __metadata__ checked and sent back), forward by __metadata__.op.
@@ -203,14 +221,7 @@ static void test_family_golden(void) {
         check_answer(g, &r, true, 0xE, "backward");
         if (r.status == 200) check_layer_metadata(g, &r, backward);
         free(r.body);
-        bh_golden_metadata(&meta, g, forward);
-        int fwd = 0;
-        for (int i = 0; i < 3; i++)
-            if (g->in[i].rank) in[fwd++] = g->in[i];
-        bh_safetensors(&body, in, fwd, g->f64, meta.data, 8);
-        run(&r, CODEC_BINARY, &body, "application/octet-stream", NULL);
-        check_answer(g, &r, true, 0x1, "forward");
-        free(r.body);
+        check_forward(g, forward);
     }
     for (int c = 0; c < n; c++) bh_golden_free(&cases[c]);
     bh_free(&body);
@@ -238,15 +249,7 @@ static void test_golden(void) {
         run(&r, CODEC_BINARY, &body, "application/json", "conv2d.backward");
         check_answer(g, &r, false, 0xE, "backward, JSON answer");
         free(r.body);
-        // Forward, with the op in __metadata__ and no route op (the command line's case).
-        bh_golden_metadata(&meta, g, "conv2d.forward");
-        int fwd = 0;
-        for (int i = 0; i < 3; i++)
-            if (g->in[i].rank) in[fwd++] = g->in[i];
-        bh_safetensors(&body, in, fwd, g->f64, meta.data, 8);
-        run(&r, CODEC_BINARY, &body, "application/octet-stream", NULL);
-        check_answer(g, &r, true, 0x1, "forward");
-        free(r.body);
+        check_forward(g, "conv2d.forward");
         // JSON in, binary answer on request.
         char *json = cJSON_PrintUnformatted(g->request);
         bh_bytes text = {json, strlen(json), strlen(json) + 1};

@@ -242,13 +242,25 @@ static gemm_rows cols_of(const conv_geom *g, const phase_item *it) {
     return (gemm_rows){it->s.nph_h * it->s.nph_w * size, 0, g->kh * g->kw, it->offsets};
 }
 
+// What the forward and dw workers take of the layer: filters per group, the unrolled kernel's
+// length (C/G*kh*kw), the output's width and pixels.
+typedef struct {
+    int64_t fg, k, wo, pixels;
+} phase_dims;
+
+static phase_dims dims_of(const conv_geom *g) {
+    const int64_t wo = conv_out_w(g);
+    return (phase_dims){g->f / g->groups, g->c / g->groups * g->kh * g->kw, wo,
+                        conv_out_h(g) * wo};
+}
+
 // x (N,C,H,W), w (F,C/G,kh,kw), b (F) or NULL -> y (N,F,Ho,Wo)
 static void forward_worker(void *arg, int worker) {
     const conv_run *r = arg;
     const conv_geom *g = r->g;
     const size_t elt = r->elt;
-    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, k = cg * g->kh * g->kw;
-    const int64_t wo = conv_out_w(g), pixels = conv_out_h(g) * wo;
+    const phase_dims d = dims_of(g);
+    const int64_t fg = d.fg, k = d.k, wo = d.wo, pixels = d.pixels;
     int64_t first, end;
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
@@ -274,8 +286,8 @@ static void backward_weights_worker(void *arg, int worker) {
     const conv_run *r = arg;
     const conv_geom *g = r->g;
     const size_t elt = r->elt;
-    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, k = cg * g->kh * g->kw;
-    const int64_t wo = conv_out_w(g), pixels = conv_out_h(g) * wo;
+    const phase_dims d = dims_of(g);
+    const int64_t fg = d.fg, k = d.k, wo = d.wo, pixels = d.pixels;
     char *sum = worker == 0 ? r->out : region_of(r, worker);
     memset(sum, 0, (size_t)conv_numel_w(g) * elt);
     int64_t first, end;

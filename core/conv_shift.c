@@ -80,8 +80,8 @@ static void pad_rows(const conv_run *r, char *xp, int64_t n, int64_t grp) {
     for (int64_t ch = 0; ch < cg; ch++) {
         char *row = conv_at(xp, ch * wp, r->elt);
         memset(row, 0, (size_t)g->pad_left * r->elt);
-        memcpy(conv_at(row, g->pad_left, r->elt), conv_at(r->in, (n * g->c + grp * cg + ch) * g->w, r->elt),
-               (size_t)g->w * r->elt);
+        memcpy(conv_at(row, g->pad_left, r->elt),
+               conv_at(r->in, (n * g->c + grp * cg + ch) * g->w, r->elt), (size_t)g->w * r->elt);
         memset(conv_at(row, g->pad_left + g->w, r->elt), 0, (size_t)g->pad_right * r->elt);
     }
 }

@@ -754,6 +754,43 @@ static void test_flat_wide(void) {
     printf("flat with many taps: %d passes checked\n", ran);
 }
 
+// Every pass of each layer against the reference: both dtypes (a bias on every other layer),
+// every ISA variant this CPU runs, 1-3 threads, and workspaces of the kinds WS_MIN to WS_FULL
+// by kind_step. Returns how many passes it checked.
+static int check_layers(const conv_geom *layers, size_t count, uint64_t seed, int kind_step) {
+    uint64_t rng = seed;
+    int ran = 0;
+    for (size_t i = 0; i < count; i++) {
+        char desc[256];
+        conv_geom_describe(desc, sizeof desc, &layers[i]);
+        for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
+            conv_case cc;
+            conv_case_init(&cc, &layers[i], i % 2 == 0, dt, &rng);
+            for (int threads = 1; threads <= 3; threads++)
+                for (conv_isa isa = CONV_ISA_PORTABLE; isa <= conv_isa_best(); isa++)
+                    for (int kind = WS_MIN; kind <= WS_FULL; kind += kind_step) {
+                        size_t bytes, misalign;
+                        workspace_of_kind(&bytes, &misalign, kind, &layers[i], dt, threads);
+                        conv_scratch s;
+                        conv_scratch_init(&s, bytes, misalign, threads);
+                        s.ex.isa = isa;
+                        for (conv_pass p = PASS_FORWARD; p < PASS_BIAS; p++) {
+                            char why[512] = "";
+                            CHECK(conv_case_check(&cc, p, &s.ex, why, sizeof why, NULL),
+                                  "%s %s %s, %d threads, %s loops, workspace %zu(+%zu): %s",
+                                  desc, dt == CONV_FLOAT32 ? "float32" : "float64",
+                                  conv_pass_name(p), threads, conv_isa_name(isa), bytes,
+                                  misalign, why);
+                            ran++;
+                        }
+                        conv_scratch_free(&s);
+                    }
+            conv_case_free(&cc);
+        }
+    }
+    return ran;
+}
+
 // 1-d layers (H = 1, stride 1, more than 128 taps per filter), which under AVX-512 run as GEMMs
 // on shifted rows (core/conv_shift.c) and elsewhere flat or im2col + GEMM: padding on either
 // side only, or wider than the kernel (outputs made of padding alone), dilation, groups, rows
@@ -773,36 +810,11 @@ static void test_shift(void) {
         {.n = 2, .c = 24, .h = 1, .w = 40, .f = 8, .kh = 1, .kw = 9, .groups = 1, .stride_h = 1,
          .stride_w = 1, .dilation_h = 1, .dilation_w = 1, .pad_left = 12, .pad_right = 7},
     };
-    uint64_t rng = 1717;
-    int ran = 0;
-    for (size_t i = 0; i < sizeof layers / sizeof *layers; i++) {
-        char desc[256];
-        conv_geom_describe(desc, sizeof desc, &layers[i]);
-        CHECK(layers[i].c / layers[i].groups * layers[i].kw > 128, "%s", desc);
-        for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
-            conv_case cc;
-            conv_case_init(&cc, &layers[i], i % 2 == 0, dt, &rng);
-            for (int threads = 1; threads <= 3; threads++)
-                for (conv_isa isa = CONV_ISA_PORTABLE; isa <= conv_isa_best(); isa++)
-                    for (int kind = WS_MIN; kind <= WS_FULL; kind += WS_FULL - WS_MIN) {
-                        size_t bytes, misalign;
-                        workspace_of_kind(&bytes, &misalign, kind, &layers[i], dt, threads);
-                        conv_scratch s;
-                        conv_scratch_init(&s, bytes, misalign, threads);
-                        s.ex.isa = isa;
-                        for (conv_pass p = PASS_FORWARD; p < PASS_BIAS; p++) {
-                            char why[512] = "";
-                            CHECK(conv_case_check(&cc, p, &s.ex, why, sizeof why, NULL),
-                                  "%s %s %s, %d threads, %s loops, workspace %zu: %s", desc,
-                                  dt == CONV_FLOAT32 ? "float32" : "float64",
-                                  conv_pass_name(p), threads, conv_isa_name(isa), bytes, why);
-                            ran++;
-                        }
-                        conv_scratch_free(&s);
-                    }
-            conv_case_free(&cc);
-        }
-    }
+    for (size_t i = 0; i < sizeof layers / sizeof *layers; i++)
+        CHECK(layers[i].c / layers[i].groups * layers[i].kw > 128, "layer %zu: 128 taps or fewer",
+              i);
+    const int ran =
+        check_layers(layers, sizeof layers / sizeof *layers, 1717, WS_FULL - WS_MIN);
     printf("1-d layers with many taps: %d passes checked\n", ran);
 }
 
@@ -842,36 +854,7 @@ static void test_phase(void) {
          .stride_h = 2, .stride_w = 2, .dilation_h = 1, .dilation_w = 1, .pad_top = 1,
          .pad_bottom = 1, .pad_left = 1, .pad_right = 1},
     };
-    uint64_t rng = 2718;
-    int ran = 0;
-    for (size_t i = 0; i < sizeof layers / sizeof *layers; i++) {
-        char desc[256];
-        conv_geom_describe(desc, sizeof desc, &layers[i]);
-        for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
-            conv_case cc;
-            conv_case_init(&cc, &layers[i], i % 2 == 0, dt, &rng);
-            for (int threads = 1; threads <= 3; threads++)
-                for (conv_isa isa = CONV_ISA_PORTABLE; isa <= conv_isa_best(); isa++)
-                    for (int kind = WS_MIN; kind <= WS_FULL; kind++) {
-                        size_t bytes, misalign;
-                        workspace_of_kind(&bytes, &misalign, kind, &layers[i], dt, threads);
-                        conv_scratch s;
-                        conv_scratch_init(&s, bytes, misalign, threads);
-                        s.ex.isa = isa;
-                        for (conv_pass p = PASS_FORWARD; p < PASS_BIAS; p++) {
-                            char why[512] = "";
-                            CHECK(conv_case_check(&cc, p, &s.ex, why, sizeof why, NULL),
-                                  "%s %s %s, %d threads, %s loops, workspace %zu(+%zu): %s",
-                                  desc, dt == CONV_FLOAT32 ? "float32" : "float64",
-                                  conv_pass_name(p), threads, conv_isa_name(isa), bytes,
-                                  misalign, why);
-                            ran++;
-                        }
-                        conv_scratch_free(&s);
-                    }
-            conv_case_free(&cc);
-        }
-    }
+    const int ran = check_layers(layers, sizeof layers / sizeof *layers, 2718, 1);
     printf("strided layers: %d passes checked\n", ran);
 }
 

@@ -206,8 +206,8 @@ test-deploy: deploy-deps build/convd
 	@tests/deploy/run.sh
 
 # make test-fresh (after make test-deploy in .ci/run): the README's `make run` and `make test`, and
-# `make test-deploy`, each on a stock Debian 12 container with nothing but a clone of HEAD
-# (tests/fresh/run.sh). The base image, the downloaded packages, npm's cache and the inner
+# `make test-deploy`, `make` and `make bench` (on one small layer), each first on a stock Debian 12
+# container with nothing but a clone of HEAD (tests/fresh/run.sh). The base image, the downloaded packages, npm's cache and the inner
 # podman's images stay in podman's store between runs.
 .PHONY: test-fresh
 test-fresh: deploy-deps

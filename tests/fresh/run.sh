@@ -7,8 +7,14 @@
 #      and a golden case (made by PyTorch) sent to /v1/conv2d/forward gets PyTorch's numbers;
 #   2. `make test` there, which must end "N passed, 0 failed";
 #   3. `make test-deploy` in a second such container, privileged (podman runs inside it) with
-#      its container store on a volume.
-# Closes with "fresh: N passed, N failed" and the wall time of each step.
+#      its container store on a volume;
+#   4. `make` in a third: it must build build/convd, which answers --version;
+#   5. `make bench` in a fourth, on one small layer and one thread (BENCH_LAYERS=a ...: the peers
+#      are installed and built in full, only the timing is short), which must print its table
+#      with every peer's numbers and write build/bench.json.
+# So each of the five targets a newcomer may type first (make, make run, make test, make bench,
+# make test-deploy) is run first on a machine of its own (make test follows make run, as the
+# README has it). Closes with "fresh: N passed, N failed" and the wall time of each step.
 # The container shares the host's network (for Debian's mirror and the npm registry), so port
 # 8080 must be free. What is cached between runs on one machine: the base images in podman's
 # store, the downloaded .deb files and npm's cache in two podman volumes (`podman volume rm
@@ -31,7 +37,7 @@ finish() {
     [ "$failed" -eq 0 ]
     exit
 }
-cleanup() { podman rm -f -t 5 "$name" "$name-deploy" >/dev/null 2>&1 || true; }
+cleanup() { podman rm -f -t 5 "$name" "$name-deploy" "$name-make" "$name-bench" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 in_box() { podman exec "$name" bash -c "$1"; }
 stamp() { echo "$(( $(date +%s) - $1 )) s"; }
@@ -159,6 +165,39 @@ if new_box "$name-deploy" --privileged -v convd-fresh-store:/var/lib/containers;
         fail "make test-deploy (exit $status, \"${summary:-no summary}\"); its log ends:"
         grep -E '^ *FAIL' "$work/make-test-deploy.log" | head -n 20 | sed 's/^/  | /'
         tail -n 15 "$work/make-test-deploy.log" | sed 's/^/  | /'
+    fi
+fi
+# 4. make, the default goal, as the first command on a machine of its own.
+t4=$(date +%s)
+if new_box "$name-make"; then
+    podman exec "$name-make" bash -c 'cd /srv/convd && timeout 1200 make && build/convd --version' \
+        >"$work/make.log" 2>&1
+    status=$?
+    version=$(grep -E '^convd [0-9]' "$work/make.log" | tail -n 1)
+    if [ "$status" -eq 0 ] && [ -n "$version" ]; then
+        pass "make: built build/convd, which answers \"$version\" ($(stamp "$t4"))"
+    else
+        fail "make, then build/convd --version (exit $status); its log ($work/make.log) ends:"
+        tail -n 15 "$work/make.log" | sed 's/^/  | /'
+    fi
+fi
+# 5. make bench as the first command: the peers (PyTorch, oneDNN) and every bench binary are
+# installed and built as for a full run; timing only layer (a) on one thread keeps it short.
+t5=$(date +%s)
+if new_box "$name-bench"; then
+    podman exec "$name-bench" bash -c 'cd /srv/convd && BENCH_LAYERS=a BENCH_THREADS=1 \
+        BENCH_ROUNDS=1 BENCH_REPEATS=3 BENCH_WARMUP=1 timeout 2400 make bench &&
+        test -s build/bench.json' >"$work/make-bench.log" 2>&1
+    status=$?
+    # The table's rows of layer (a): convd's, PyTorch's and oneDNN's milliseconds all measured.
+    rows=$(awk '$1 == "a" && $3 == 1 && $4 ~ /^[0-9.]+$/ && $7 ~ /^[0-9.]+$/ && $9 ~ /^[0-9.]+$/' \
+        "$work/make-bench.log" | wc -l)
+    if [ "$status" -eq 0 ] && [ "$rows" -eq 2 ]; then
+        pass "make bench: layer (a) forward and backward timed against PyTorch and oneDNN," \
+            "build/bench.json written ($(stamp "$t5"))"
+    else
+        fail "make bench (exit $status, $rows of 2 table rows); its log ($work/make-bench.log) ends:"
+        tail -n 15 "$work/make-bench.log" | sed 's/^/  | /'
     fi
 fi
 echo "test-fresh took $(stamp "$t0")"

@@ -91,7 +91,8 @@ static phase_shape shape_of(const conv_geom *g, conv_dtype dt, int64_t *ints) {
 // Plane elements for chunks of R rows (with Q of slack for the last plane's overreach), and
 // Y's or dyq's.
 static int64_t planes_elems(const conv_geom *g, const phase_shape *s, int64_t rows) {
-    const int64_t per = conv_mul_sat(s->nph_h * s->nph_w, conv_mul_sat(rows + s->reach_h, s->pitch));
+    const int64_t per =
+        conv_mul_sat(s->nph_h * s->nph_w, conv_mul_sat(rows + s->reach_h, s->pitch));
     return conv_add_sat(conv_mul_sat(g->c / g->groups, per), s->pitch);
 }
 
@@ -105,7 +106,8 @@ static size_t phase_region(const conv_geom *g, conv_dtype dt, int threads) {
     const phase_shape s = shape_of(g, dt, NULL);
     const int64_t elems = conv_add_sat(planes_elems(g, &s, s.rows),
                                        conv_mul_sat(g->f / g->groups, s.rows * s.pitch));
-    const int64_t bytes = conv_mul_sat(conv_add_sat(elems, CONV_ALIGN), (int64_t)conv_dtype_size(dt));
+    const int64_t bytes =
+        conv_mul_sat(conv_add_sat(elems, CONV_ALIGN), (int64_t)conv_dtype_size(dt));
     if (bytes > (int64_t)(SIZE_MAX / CONV_MAX_THREADS / 4)) return SIZE_MAX / CONV_MAX_THREADS / 2;
     return conv_accumulator_bytes(g, dt, threads) + ints_bytes(g) + conv_align_up((size_t)bytes);
 }
@@ -254,60 +256,68 @@ static phase_dims dims_of(const conv_geom *g) {
                         conv_out_h(g) * wo};
 }
 
+// Item `item` of a forward or dw pass with its phase planes built; *at gets the element of y
+// (or dy) where its first output row starts, *n_cols its GEMM's columns (its output rows at
+// the planes' pitch).
+static phase_item item_planes(const conv_run *r, int worker, int64_t item, const phase_dims *d,
+                              int64_t *at, int64_t *n_cols) {
+    const phase_item it = item_setup(r, worker, item);
+    build_planes(r, &it);
+    *at = (it.n * r->g->f + it.grp * d->fg) * d->pixels + it.oh0 * d->wo;
+    *n_cols = it.rows * it.s.pitch;
+    return it;
+}
+
 // x (N,C,H,W), w (F,C/G,kh,kw), b (F) or NULL -> y (N,F,Ho,Wo)
 static void forward_worker(void *arg, int worker) {
     const conv_run *r = arg;
-    const conv_geom *g = r->g;
     const size_t elt = r->elt;
-    const phase_dims d = dims_of(g);
-    const int64_t fg = d.fg, k = d.k, wo = d.wo, pixels = d.pixels;
+    const phase_dims d = dims_of(r->g);
     int64_t first, end;
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
-        const phase_item it = item_setup(r, worker, item);
-        const int64_t q = it.s.pitch, n_cols = it.rows * q;
-        build_planes(r, &it);
-        char *y_g = conv_at(r->out, (it.n * g->f + it.grp * fg) * pixels + it.oh0 * wo, elt);
-        const bool direct = q == wo;
-        conv_gemm_call_rows(r, false, false, fg, n_cols, k, conv_at(r->w, it.grp * fg * k, elt),
-                            k, it.planes, cols_of(g, &it),
-                            r->b ? conv_at(r->b, it.grp * fg, elt) : NULL, false,
-                            direct ? y_g : it.out, direct ? pixels : n_cols);
+        int64_t at, n_cols;
+        const phase_item it = item_planes(r, worker, item, &d, &at, &n_cols);
+        char *y_g = conv_at(r->out, at, elt);
+        // the planes' pitch is the output's width when the kernel spans one column: y in place
+        const bool direct = it.s.pitch == d.wo;
+        conv_gemm_call_rows(r, false, false, d.fg, n_cols, d.k,
+                            conv_at(r->w, it.grp * d.fg * d.k, elt), d.k, it.planes,
+                            cols_of(r->g, &it), r->b ? conv_at(r->b, it.grp * d.fg, elt) : NULL,
+                            false, direct ? y_g : it.out, direct ? d.pixels : n_cols);
         if (direct) continue;
-        for (int64_t f = 0; f < fg; f++)
+        for (int64_t f = 0; f < d.fg; f++)
             for (int64_t u = 0; u < it.rows; u++)
-                memcpy(conv_at(y_g, f * pixels + u * wo, elt),
-                       conv_at(it.out, f * n_cols + u * q, elt), (size_t)wo * elt);
+                memcpy(conv_at(y_g, f * d.pixels + u * d.wo, elt),
+                       conv_at(it.out, f * n_cols + u * it.s.pitch, elt), (size_t)d.wo * elt);
     }
 }
 
 // dy (N,F,Ho,Wo), x (N,C,H,W) -> dw (F,C/G,kh,kw), or a worker's private partial sum of it.
 static void backward_weights_worker(void *arg, int worker) {
     const conv_run *r = arg;
-    const conv_geom *g = r->g;
     const size_t elt = r->elt;
-    const phase_dims d = dims_of(g);
-    const int64_t fg = d.fg, k = d.k, wo = d.wo, pixels = d.pixels;
+    const phase_dims d = dims_of(r->g);
     char *sum = worker == 0 ? r->out : region_of(r, worker);
-    memset(sum, 0, (size_t)conv_numel_w(g) * elt);
+    memset(sum, 0, (size_t)conv_numel_w(r->g) * elt);
     int64_t first, end;
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
-        const phase_item it = item_setup(r, worker, item);
-        const int64_t q = it.s.pitch, n_cols = it.rows * q;
-        build_planes(r, &it);
-        const char *dy_g = conv_at(r->dy, (it.n * g->f + it.grp * fg) * pixels + it.oh0 * wo, elt);
-        const bool direct = q == wo;
+        int64_t at, n_cols;
+        const phase_item it = item_planes(r, worker, item, &d, &at, &n_cols);
+        const char *dy_g = conv_at(r->dy, at, elt);
+        const int64_t q = it.s.pitch;
+        const bool direct = q == d.wo;
         if (!direct)
-            for (int64_t f = 0; f < fg; f++)
+            for (int64_t f = 0; f < d.fg; f++)
                 for (int64_t u = 0; u < it.rows; u++) {
                     char *row = conv_at(it.out, f * n_cols + u * q, elt);
-                    memcpy(row, conv_at(dy_g, f * pixels + u * wo, elt), (size_t)wo * elt);
-                    memset(conv_at(row, wo, elt), 0, (size_t)(q - wo) * elt);
+                    memcpy(row, conv_at(dy_g, f * d.pixels + u * d.wo, elt), (size_t)d.wo * elt);
+                    memset(conv_at(row, d.wo, elt), 0, (size_t)(q - d.wo) * elt);
                 }
-        conv_gemm_call_rows(r, false, true, fg, k, n_cols, direct ? dy_g : it.out,
-                            direct ? pixels : n_cols, it.planes, cols_of(g, &it), NULL, true,
-                            conv_at(sum, it.grp * fg * k, elt), k);
+        conv_gemm_call_rows(r, false, true, d.fg, d.k, n_cols, direct ? dy_g : it.out,
+                            direct ? d.pixels : n_cols, it.planes, cols_of(r->g, &it), NULL,
+                            true, conv_at(sum, it.grp * d.fg * d.k, elt), d.k);
     }
 }
 

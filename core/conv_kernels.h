@@ -794,6 +794,38 @@ static void KERNEL(dw_interleave)(const conv_dw_plan *p, REAL *restrict dx, bool
     }
 }
 
+// The taps of one row phase (`rows`, from a plan's row_taps) and column phase (`cols`, from
+// its col_taps) whose dy row r = base - (the table's offset) lies in dy (ho rows): visit(ctx,
+// t, r, c, k) for the t-th, which reads dy row r from column c of its run with weight k
+// (a*kw + b). Inlined into dw_data and dw_data_lanes, each with its visit; returns the taps.
+static inline __attribute__((always_inline)) int64_t
+KERNEL(dw_phase_taps)(const int64_t *rows, const int64_t *cols, int64_t base, int64_t ho,
+                      int64_t kw, void (*visit)(void *ctx, int64_t t, int64_t r, int64_t c,
+                                                int64_t k),
+                      void *ctx) {
+    int64_t taps = 0;
+    for (int64_t i = 0; i < rows[0]; i++) {
+        const int64_t a = rows[1 + 2 * i], r = base - rows[2 + 2 * i];
+        if (r < 0 || r >= ho) continue;
+        for (int64_t k = 0; k < cols[0]; k++, taps++)
+            visit(ctx, taps, r, cols[2 + 2 * k], a * kw + cols[1 + 2 * k]);
+    }
+    return taps;
+}
+
+// dw_data's visit: the tap's dy run in the ring and its weight.
+typedef struct {
+    const conv_dw_plan *p;
+    const REAL **src;
+    REAL *wt;
+    const REAL *w;
+} KERNEL(dw_data_ctx);
+static inline void KERNEL(dw_data_tap)(void *ctx_, int64_t t, int64_t r, int64_t c, int64_t k) {
+    const KERNEL(dw_data_ctx) *ctx = ctx_;
+    ctx->src[t] = KERNEL(dw_slot)(ctx->p, r) + ctx->p->margin + c;
+    ctx->wt[t] = ctx->w[k];
+}
+
 // dy (Ho,Wo), w (kh,kw) -> dx (H,W) (or += with accumulate). dx[ih][iw] sums w[a][b] *
 // dy[r][c] over the taps with ih + pt - a*dh = r*sh and iw + pl - b*dw = c*sw: per row and
 // column phase q = iw mod sw, only the taps that hit (the polyphase split of the transposed
@@ -818,17 +850,10 @@ static void KERNEL(dw_data)(const conv_dw_plan *p, void *dx_, const void *dy_, c
                    (size_t)copy * sizeof(REAL));
         const int64_t *rows = p->row_taps + ph * (1 + 2 * g->kh);
         for (int64_t q = 0; q < sw && q < g->w; q++) {
-            const int64_t *cols = p->col_taps + q * (1 + 2 * g->kw);
-            int64_t taps = 0;
-            for (int64_t i = 0; i < rows[0]; i++) {
-                const int64_t a = rows[1 + 2 * i], r = base - rows[2 + 2 * i];
-                if (r < 0 || r >= ho) continue;
-                const REAL *row = KERNEL(dw_slot)(p, r) + p->margin;
-                for (int64_t k = 0; k < cols[0]; k++, taps++) {
-                    src[taps] = row + cols[2 + 2 * k];
-                    wt[taps] = w[a * g->kw + cols[1 + 2 * k]];
-                }
-            }
+            KERNEL(dw_data_ctx) ctx = {p, src, wt, w};
+            const int64_t taps = KERNEL(dw_phase_taps)(
+                rows, p->col_taps + q * (1 + 2 * g->kw), base, ho, g->kw, KERNEL(dw_data_tap),
+                &ctx);
             const int64_t count = (g->w - q + sw - 1) / sw;
             if (sw == 1)
                 KERNEL(dw_taps)(dx + ih * g->w, count, src, wt, taps, 0, accumulate);
@@ -1169,6 +1194,20 @@ static void KERNEL(dw_forward_lanes)(const conv_dw_lanes_plan *p, void *y_, cons
     }
 }
 
+// dw_data_lanes' visit: the tap's dy run in the ring and its weights' vector (src pairs).
+typedef struct {
+    const conv_dw_lanes_plan *p;
+    const REAL **src;
+    const REAL *weights;
+} KERNEL(dw_lanes_data_ctx);
+static inline void KERNEL(dw_lanes_data_tap)(void *ctx_, int64_t t, int64_t r, int64_t c,
+                                             int64_t k) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    const KERNEL(dw_lanes_data_ctx) *ctx = ctx_;
+    ctx->src[2 * t] = KERNEL(dw_lanes_slot)(ctx->p, r) + (ctx->p->margin + c) * LANES;
+    ctx->src[2 * t + 1] = ctx->weights + k * LANES;
+}
+
 // dy (LANES,Ho,Wo) planes at dy + l*Ho*Wo, w (LANES,kh,kw) -> dx (LANES,H,W) planes at
 // dx + l*H*W: dw_data's polyphase sums (the same tap tables), LANES planes at a time, dy rows
 // in the ring after p->margin zero pixels, a dx row's column phases written into p->out at
@@ -1193,17 +1232,10 @@ static void KERNEL(dw_data_lanes)(const conv_dw_lanes_plan *p, void *dx_, const 
                                 dy + next * wo, ho * wo, wo);
         const int64_t *rows = p->row_taps + ph * (1 + 2 * g->kh);
         for (int64_t q = 0; q < sw && q < g->w; q++) {
-            const int64_t *cols = p->col_taps + q * (1 + 2 * g->kw);
-            int64_t taps = 0;
-            for (int64_t i = 0; i < rows[0]; i++) {
-                const int64_t a = rows[1 + 2 * i], r = base - rows[2 + 2 * i];
-                if (r < 0 || r >= ho) continue;
-                const REAL *row = KERNEL(dw_lanes_slot)(p, r) + p->margin * LANES;
-                for (int64_t k = 0; k < cols[0]; k++, taps++) {
-                    src[2 * taps] = row + cols[2 + 2 * k] * LANES;
-                    src[2 * taps + 1] = weights + (a * g->kw + cols[1 + 2 * k]) * LANES;
-                }
-            }
+            KERNEL(dw_lanes_data_ctx) ctx = {p, src, weights};
+            const int64_t taps = KERNEL(dw_phase_taps)(
+                rows, p->col_taps + q * (1 + 2 * g->kw), base, ho, g->kw,
+                KERNEL(dw_lanes_data_tap), &ctx);
             KERNEL(dw_lanes_run)(out + q * LANES, (g->w - q + sw - 1) / sw, LANES, sw * LANES,
                                  src, taps, NULL);
         }

@@ -301,6 +301,8 @@ def main():
     thread_counts = sorted({r["threads"] for r in rows})
     rss = read_jsonl(os.path.join(args.raw, "rss.jsonl"))
     gemm = read_jsonl(os.path.join(args.raw, "gemm.jsonl"))
+    checks = read_jsonl(os.path.join(args.raw, "cores.jsonl"))
+    checks = {"checks": len(checks), "short_of_cores": sum(not c["whole"] for c in checks)}
 
     cores = {}
     for r in rows:
@@ -318,7 +320,7 @@ def main():
             "blas_core": cores, "convd_isa": convd_isa, "convd_gemm": convd_gemm,
             "pytorch": {k: torch_row.get(k) for k in ("torch", "capability", "core", "mkldnn")},
             "onednn": {k: dnnl.get(k) for k in ("version", "isa")},
-            "rss": rss, "gemm": gemm, "targets_missed": missed}
+            "rss": rss, "gemm": gemm, "targets_missed": missed, "cores_checks": checks}
 
     os.makedirs(args.out, exist_ok=True)
     # bench.json holds the three impls the issue names; the default-allocator PyTorch goes to meta.
@@ -339,6 +341,8 @@ def main():
 
     print(f"convd bench, commit {args.commit}; load average {args.load[0]} before, "
           f"{args.load[1]} after; median of {meta['samples_per_cell']} samples per cell")
+    print(f"whole cores checked {checks['checks']} times around the timed processes, "
+          f"{checks['short_of_cores']} found short (waited for, or timed again)")
     print(f"FMA peak ({peak_rec['isa']}): {peak['1']:.0f} GFLOP/s on 1 thread, {peak['2']:.0f} "
           f"on 2 (AVX2: {peak_rec['avx2_gflops']['1']:.0f} / {peak_rec['avx2_gflops']['2']:.0f})")
     bw, cbw = peak_rec.get("bandwidth_gbs"), peak_rec.get("cache_bandwidth_gbs")

@@ -17,6 +17,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export BENCH_WARMUP=${BENCH_WARMUP:-3} BENCH_REPEATS=${BENCH_REPEATS:-11}
+# BENCH_ISA=avx2 holds every impl to AVX2+FMA on an AVX-512 machine, as the project's AVX2-only
+# machines run: convd's loops (CONVD_ISA, and with them OpenBLAS for its GEMMs) and oneDNN's JIT,
+# PyTorch's included (ONEDNN_MAX_CPU_ISA). Caches and clocks stay this machine's.
+if [ "${BENCH_ISA:-}" = avx2 ]; then export CONVD_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2; fi
 rounds=${BENCH_ROUNDS:-3}
 threads_list=${BENCH_THREADS:-"1 2"}
 raw=build/bench-raw
@@ -33,7 +37,7 @@ say() { echo "bench: $*" >&2; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "load average before: $load_before (the machine is shared: compare ratios within one run)"
-say "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}; warm-up $BENCH_WARMUP," \
+say "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}; ISA ${BENCH_ISA:-best}; warm-up $BENCH_WARMUP," \
     "$BENCH_REPEATS repeats x $rounds rounds"
 
 build/bench/bench_conv layers >"$raw/layers.json"

@@ -169,23 +169,29 @@ static void KERNEL(dots)(void *sums_, int64_t sums_stride, int64_t nout, const v
 
 // out[o*out_stride + j] = bias[o] + sum over channels ch, taps (a, b') of
 //     w[o*w_ostride + ch*w_stride + a*kw + b'] * in[ch*in_stride + j + a*step_a + b'*step_b]
-// for o < NOUT, j < count (taps_row_outs). Works in blocks of CONV_TAP_BLOCK_BYTES of outputs
+// for o < NOUT, j < count (taps_row_outs). Works in blocks of TAP_VECS vectors of outputs
 // held in registers across all taps; the last block reads past the row, which the flat
-// planes' slack allows. The block is explicit vectors of the ISA's width (unrolled, so that
-// they stay in registers: with AVX2's four per block the vectoriser's own loop kept them in
-// memory, 3x slower). Each input vector is loaded once for the NOUT planes; NOUT is a
-// constant (TAP_OUTS or fewer) so that the NOUT x VECS accumulators stay in registers: 8 of
-// AVX2's 16 (2 outputs x 4 vectors) and of portable's, 16 of AVX-512's 32 (8 x 2). With 4 x 2
-// on AVX-512 the 576-tap layer (k) ran forward 3.6 ms and dx 4.1 on one thread, with 8 x 2
-// 3.1 and 3.3 (best of 80 runs): half the loads of x per multiply-add.
-#define TAP_OUTS (VEC_BYTES == 64 ? 8 : VEC_BYTES / 16)
+// planes' slack (CONV_TAP_BLOCK_BYTES) allows. The block is explicit vectors of the ISA's
+// width (unrolled, so that they stay in registers: with AVX2's four per block the vectoriser's
+// own loop kept them in memory, 3x slower). Each input vector is loaded once for the NOUT
+// planes; NOUT is a constant (TAP_OUTS or fewer) so that the NOUT x VECS accumulators stay in
+// registers, enough of them to cover the FMA latency on both pipes: 16 of AVX-512's 32 (8 x 2),
+// 12 of AVX2's 16 (3 x 4, with 3 broadcast weights), 8 of portable's (1 x 8). With 4 x 2 on
+// AVX-512 the 576-tap layer (k) ran forward 3.6 ms and dx 4.1 on one thread, with 8 x 2 3.1
+// and 3.3 (best of 80 runs): half the loads of x per multiply-add. On AVX2, 2 x 4 left the
+// FMAs waiting on their own results: (d) forward 1.33 -> 0.89 ms and dx 1.37 -> 0.78 with
+// 3 x 4, (b) by the direct path 36 -> 24 ms either pass; 6 x 2 and 4 x 3 (blocks of 24
+// outputs on rows of 32) were slower.
+#define TAP_OUTS (VEC_BYTES == 64 ? 8 : VEC_BYTES == 32 ? 3 : 1)
+#define TAP_VECS (VEC_BYTES == 32 ? 4 : CONV_TAP_BLOCK_BYTES / VEC_BYTES)
+_Static_assert(TAP_VECS * VEC_BYTES <= CONV_TAP_BLOCK_BYTES, "a block stays in the planes' slack");
 static inline __attribute__((always_inline)) void
 KERNEL(taps_rows_outs)(REAL *restrict out, int64_t out_stride, const int nout,
                        const REAL *restrict in, int64_t count, int64_t channels,
                        int64_t in_stride, const REAL *restrict w, int64_t w_stride,
                        int64_t w_ostride, int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
                        const double *bias) {
-    enum { LANES = VEC_BYTES / sizeof(REAL), VECS = CONV_TAP_BLOCK_BYTES / VEC_BYTES };
+    enum { LANES = VEC_BYTES / sizeof(REAL), VECS = TAP_VECS };
     enum { BLOCK = VECS * LANES };
     for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
         KERNEL(lanes) acc[TAP_OUTS][VECS];
@@ -221,7 +227,8 @@ KERNEL(taps_rows_outs)(REAL *restrict out, int64_t out_stride, const int nout,
     }
 }
 
-// taps_rows_outs over nout output planes (any number): TAP_OUTS at a time.
+// taps_rows_outs over nout output planes (any number): TAP_OUTS at a time, then the rest in
+// one call (each count compiled on its own, its accumulators in registers).
 static void KERNEL(taps_row_outs)(void *out_, int64_t out_stride, int64_t nout, const void *in,
                                   int64_t count, int64_t channels, int64_t in_stride,
                                   const void *w_, int64_t w_stride, int64_t w_ostride, int64_t kh,
@@ -234,12 +241,21 @@ static void KERNEL(taps_row_outs)(void *out_, int64_t out_stride, int64_t nout, 
         KERNEL(taps_rows_outs)(out + o * out_stride, out_stride, TAP_OUTS, in, count, channels,
                                in_stride, w + o * w_ostride, w_stride, w_ostride, kh, kw, step_a,
                                step_b, bias + o);
-    for (; o < nout; o++)
-        KERNEL(taps_rows_outs)(out + o * out_stride, out_stride, 1, in, count, channels,
-                               in_stride, w + o * w_ostride, w_stride, w_ostride, kh, kw, step_a,
-                               step_b, bias + o);
+    switch (nout - o) {
+#define TAP_REST(n)                                                                          \
+    case n:                                                                                  \
+        if (n < TAP_OUTS)                                                                    \
+            KERNEL(taps_rows_outs)(out + o * out_stride, out_stride, n, in, count, channels, \
+                                   in_stride, w + o * w_ostride, w_stride, w_ostride, kh, kw, \
+                                   step_a, step_b, bias + o);                                 \
+        break;
+        TAP_REST(1) TAP_REST(2) TAP_REST(3) TAP_REST(4) TAP_REST(5) TAP_REST(6) TAP_REST(7)
+#undef TAP_REST
+    default: break;
+    }
 }
 #undef TAP_OUTS
+#undef TAP_VECS
 
 // ---- Winograd F(2x2,3x3) transforms (Lavin & Gray 2015), for conv_winograd.c ----------------
 // With B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]

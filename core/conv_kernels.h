@@ -105,10 +105,12 @@ typedef REAL KERNEL(lanes) __attribute__((vector_size(VEC_BYTES)));
 // sums[o*sums_stride + t] += sum_{j < count} a[o*a_stride + j] * b[j + t*step] for o < NOUT,
 // taps t0 .. t0 + CONV_DOT_TAPS - 1 (those below taps stored): NOUT x CONV_DOT_TAPS
 // accumulator vectors, each vector of b loaded once for the NOUT rows of a, each of a once
-// for the taps. NOUT is a constant (DOT_OUTS or fewer) so that they stay in registers.
+// for the taps. NOUT is a constant (DOT_OUTS or fewer) so that they stay in registers: 16 on
+// AVX-512 (4 x 4), 12 on AVX2 (3 x 4: with 2 x 4, layer (d)'s dw took 2.64 ms, with 3 x 4
+// 2.07, one thread), 4 on portable.
 // Always CONV_DOT_TAPS taps, even past the last one: the rows of a stream from the L2 cache,
 // and fewer taps per pass over them (three for a 3-tap row) measured slower, not faster.
-#define DOT_OUTS (VEC_BYTES / 16)
+#define DOT_OUTS (VEC_BYTES == 32 ? 3 : VEC_BYTES / 16)
 static inline __attribute__((always_inline)) void
 KERNEL(dots_block)(REAL *restrict sums, int64_t sums_stride, const int nout,
                    const REAL *restrict a, int64_t a_stride, const REAL *restrict b,

@@ -66,8 +66,15 @@ typedef struct {
     const char *from;
 } col_io;
 
+// A 1x1 kernel with a stride and no padding: its columns are x's rows oh*sh, every sw-th
+// element, and dx is zero but there.
+static bool is_strided_1x1(const conv_geom *g) {
+    return g->kh == 1 && g->kw == 1 && g->pad_top == 0 && g->pad_bottom == 0 &&
+           g->pad_left == 0 && g->pad_right == 0 && !conv_is_pointwise(g);
+}
+
 // Calls visit for every run of the column matrix's rows (channel, tap) over output pixels
-// [p0, p1): the walk im2col and col2im share. Inlined into each, with its visit.
+// [p0, p1): the walk im2col, col2im and spread_rows share. Inlined into each, with its visit.
 static inline __attribute__((always_inline)) void
 walk_columns(const conv_run *r, int64_t channels, int64_t p0, int64_t p1,
              void (*visit)(const conv_run *r, const col_run *run, const col_io *io),
@@ -132,41 +139,32 @@ static void col2im_add(const conv_run *r, char *dx_c, const char *col, int64_t c
     walk_columns(r, channels, p0, p1, add_run, &(col_io){dx_c, col});
 }
 
-// A 1x1 kernel with a stride and no padding: its columns are x's rows oh*sh, every sw-th
-// element, and dx is zero but there.
-static bool is_strided_1x1(const conv_geom *g) {
-    return g->kh == 1 && g->kw == 1 && g->pad_top == 0 && g->pad_bottom == 0 &&
-           g->pad_left == 0 && g->pad_right == 0 && !conv_is_pointwise(g);
+// spread_rows's run (a strided 1x1 layer's: whole in x, one per channel and output row):
+// row ih of dx from column iw on, the run's entries sw apart with zeros between, to the next
+// run's start or the row's end; when the run ends its output row, the rows of dx below it up
+// to the next run's (or dx's end) are zero.
+static void spread_run(const conv_run *r, const col_run *c, const col_io *io) {
+    const conv_geom *g = r->g;
+    const size_t elt = r->elt;
+    const int64_t sw = g->stride_w, last = c->iw + (c->run - 1) * sw;
+    const bool row_done = last == (conv_out_w(g) - 1) * sw;
+    const int64_t end = row_done ? g->w : last + sw;
+    char *row = conv_at(io->to, (c->ch * g->h + c->ih) * g->w, elt);
+    memset(conv_at(row, c->iw, elt), 0, (size_t)(end - c->iw) * elt);
+    r->k->place(conv_at(row, c->iw, elt), conv_at(io->from, c->at, elt), c->run, sw);
+    if (row_done) {
+        const int64_t below = c->ih + g->stride_h < g->h ? g->stride_h - 1 : g->h - 1 - c->ih;
+        memset(conv_at(row, g->w, elt), 0, (size_t)(below * g->w) * elt);
+    }
 }
 
 // col (channels, p1-p0) -> dx_c (channels,H,W) for a strided 1x1 layer (is_strided_1x1): the
-// rows of dx that output pixels p0..p1-1 reach, each written once, in order: the columns
-// spread sw apart with zeros between on rows oh*sh, and the rows below them up to the next
-// such row (or dx's end) zero once their output row is complete. No pass zeroes dx first and
-// none reads it back: on (j) (8x128x56x56, stride 2) that zeroing and col2im's
-// read-modify-write of dx were 18% of dx's time.
+// rows of dx that output pixels p0..p1-1 reach, each element written once, in order. No pass
+// zeroes dx first and none reads it back: on (j) (8x128x56x56, stride 2) that zeroing and
+// col2im's read-modify-write of dx were 18% of dx's time.
 static void spread_rows(const conv_run *r, char *dx_c, const char *col, int64_t channels,
                         int64_t p0, int64_t p1) {
-    const conv_geom *g = r->g;
-    const size_t elt = r->elt;
-    const int64_t wo = conv_out_w(g), sh = g->stride_h, sw = g->stride_w;
-    for (int64_t c = 0; c < channels; c++) {
-        char *plane = conv_at(dx_c, c * g->h * g->w, elt);
-        for (int64_t p = p0; p < p1;) {
-            const int64_t oh = p / wo, oc0 = p % wo;
-            const int64_t oc1 = wo - oc0 < p1 - p ? wo : oc0 + p1 - p;
-            const int64_t start = oc0 * sw, end = oc1 == wo ? g->w : oc1 * sw;
-            char *row = conv_at(plane, oh * sh * g->w, elt);
-            memset(conv_at(row, start, elt), 0, (size_t)(end - start) * elt);
-            r->k->place(conv_at(row, start, elt), conv_at(col, c * (p1 - p0) + p - p0, elt),
-                        oc1 - oc0, sw);
-            if (oc1 == wo) {
-                const int64_t below = oh * sh + sh < g->h ? sh - 1 : g->h - 1 - oh * sh;
-                memset(conv_at(row, g->w, elt), 0, (size_t)(below * g->w) * elt);
-            }
-            p += oc1 - oc0;
-        }
-    }
+    walk_columns(r, channels, p0, p1, spread_run, &(col_io){dx_c, col});
 }
 
 // The item's image, group and chunk [lo, hi) out of `total` (pixels or channels).

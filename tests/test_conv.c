@@ -858,6 +858,28 @@ static void test_phase(void) {
     printf("strided layers: %d passes checked\n", ran);
 }
 
+// 1x1 layers with a stride and no padding, whose dx is written row by row from the GEMM's
+// columns (core/conv_gemm.c, spread_rows) with no zeroing first: strides 2 and 3, a stride in
+// one direction only, sizes the stride leaves rows and columns over from, groups, in both
+// dtypes, every ISA variant, 1-3 threads and every workspace kind (the least holds one pixel's
+// columns, so chunks of pixels end inside output rows), against the reference.
+static void test_strided_1x1(void) {
+    const conv_geom layers[] = {
+        {.n = 2, .c = 7, .h = 11, .w = 13, .f = 9, .kh = 1, .kw = 1, .groups = 1, .stride_h = 2,
+         .stride_w = 2, .dilation_h = 1, .dilation_w = 1},
+        {.n = 3, .c = 6, .h = 10, .w = 9, .f = 4, .kh = 1, .kw = 1, .groups = 2, .stride_h = 3,
+         .stride_w = 2, .dilation_h = 1, .dilation_w = 2},
+        {.n = 1, .c = 5, .h = 8, .w = 17, .f = 3, .kh = 1, .kw = 1, .groups = 1, .stride_h = 1,
+         .stride_w = 3, .dilation_h = 1, .dilation_w = 1},
+        {.n = 2, .c = 4, .h = 9, .w = 6, .f = 8, .kh = 1, .kw = 1, .groups = 4, .stride_h = 2,
+         .stride_w = 1, .dilation_h = 1, .dilation_w = 1},
+        {.n = 2, .c = 40, .h = 30, .w = 35, .f = 24, .kh = 1, .kw = 1, .groups = 1,
+         .stride_h = 2, .stride_w = 2, .dilation_h = 1, .dilation_w = 1},
+    };
+    const int ran = check_layers(layers, sizeof layers / sizeof *layers, 1919, 1);
+    printf("strided 1x1 layers: %d passes checked\n", ran);
+}
+
 // The ISA variants: names, the start-up choice within what the CPU runs, and a pass refusing a
 // variant this CPU cannot run (forced here through a value past the last).
 static void test_isa(void) {
@@ -981,6 +1003,7 @@ int main(int argc, char **argv) {
     test_depthwise_lanes();
     test_shift();
     test_phase();
+    test_strided_1x1();
     test_sweep();
     test_bias_split();
     return t_finish("test_conv");

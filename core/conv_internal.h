@@ -95,6 +95,9 @@ typedef struct {
     void (*wino_kernel_grad)(void *dw, const void *m, int64_t m_stride);
     void (*dw_forward)(const struct conv_dw_plan *p, void *y, const void *x, const void *w,
                        double bias);
+    // dw_forward for kw 3, stride_w 1, dilation_w 1, Wo >= lanes: taps loaded from x in place
+    void (*dw_forward_inplace)(const struct conv_dw_plan *p, void *y, const void *x,
+                               const void *w, double bias);
     void (*dw_data)(const struct conv_dw_plan *p, void *dx, const void *dy, const void *w,
                     bool accumulate);
     void (*dw_weights)(const struct conv_dw_plan *p, void *dw, const void *dy, const void *x);
@@ -280,6 +283,16 @@ typedef struct conv_dw_plan {
                              // (a, k) pairs: kernel row a of dx row ih (ih + pt = u, u % sh =
                              // ph) takes dy row u / sh - k
 } conv_dw_plan;
+// The output rows one dw_forward_inplace block sums together, two accumulators each: enough
+// independent sums in program order to cover an FMA's latency times its throughput (a row at
+// a time left the CPU waiting on each row's chain of multiply-adds: 2x slower).
+#define CONV_DW_INPLACE_ROWS 4
+// The elements [*lo, *hi) of an x row, relative to its column 0, that dw_forward_inplace may
+// load: from -pad_left up to its last column block's last tap.
+static inline void conv_dw_inplace_reach(const conv_geom *g, int64_t *lo, int64_t *hi) {
+    *lo = -g->pad_left;
+    *hi = conv_out_w(g) - g->pad_left + g->kw - 1;
+}
 // The channel-blocked passes (dw_forward_lanes, dw_data_lanes, dw_weights_lanes in
 // conv_kernels.h), for layers with one filter per group: `lanes` planes per call, each pixel
 // of them a vector with plane l in lane l, so that every tap is a whole aligned vector for any

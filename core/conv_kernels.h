@@ -787,6 +787,162 @@ static void KERNEL(dw_forward)(const conv_dw_plan *p, void *y_, const void *x_, 
     }
 }
 
+// ---- Depthwise forward from x in place: 3-wide kernels, stride 1 along rows -----------------
+// A column block of LANES adjacent outputs takes each tap as one unaligned load straight from
+// x's row: no copy of x and no transposes. dw_forward's ring copies were read back at once at
+// other offsets than they were written, which the CPU's store forwarding cannot serve (~125
+// cycles per row where the multiply-adds took ~9); the channel-blocked passes transpose every
+// row in and out. Lanes that fall outside x's row (padding, or the next row) are cleared by
+// masks in the column blocks that have any; rows whose loads would leave the plane (the first
+// and last, usually) are read from zero-padded copies. On stride 2 the same idea (two loads
+// and an even- or odd-lane shuffle per pair of taps) measured no faster than the
+// channel-blocked forward on AVX-512 and 20% slower on AVX2, so stride 2 stays there.
+
+// masks[b*LANES + l] <- all ones where x column u0 + l + b lies inside x's row, else zero,
+// for b < 3: a column block's masks (in lanes of REAL's width: |u0| and W below 2^30).
+static void KERNEL(dw_inplace_masks)(REAL *masks, const conv_geom *g, int64_t u0) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    typedef __typeof__((KERNEL(lanes)){0} < (KERNEL(lanes)){0}) mask_t;
+    mask_t u;
+    for (int l = 0; l < LANES; l++) u[l] = (__typeof__(u[0]))(u0 + l);
+    for (int b = 0; b < 3; b++, u += 1) {
+        const mask_t m = (u >= 0) & (u < (__typeof__(u[0]))g->w);
+        memcpy(masks + b * LANES, &m, sizeof m);
+    }
+}
+
+// t[b] <- the LANES elements at from + b, b < 3, cleared outside masks[b*LANES ..] (read from
+// memory: on AVX2 they do not stay in registers beside the sums) when `edge` (a constant).
+static inline __attribute__((always_inline)) void
+KERNEL(dw_inplace_load)(KERNEL(lanes) *t, const REAL *from, const REAL *masks,
+                        const bool edge) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    typedef __typeof__((KERNEL(lanes)){0} < (KERNEL(lanes)){0}) mask_t;
+#pragma GCC unroll 4
+    for (int b = 0; b < 3; b++) {
+        memcpy(&t[b], from + b, sizeof t[b]);
+        if (!edge) continue;
+        mask_t m;
+        memcpy(&m, masks + b * LANES, sizeof m);
+        t[b] = (KERNEL(lanes))((mask_t)t[b] & m);
+    }
+}
+
+// acc[0] + acc[1] += sum_b w[b] * t[b], b < 3 (two chains of multiply-adds).
+static inline __attribute__((always_inline)) void
+KERNEL(dw_inplace_fma)(KERNEL(lanes) *acc, const REAL *w, const KERNEL(lanes) *t) {
+    acc[0] += w[0] * t[0];
+    acc[1] += w[1] * t[1];
+    acc[0] += w[2] * t[2];
+}
+
+// Output rows r0 .. r0 + nr - 1 (nr <= CONV_DW_INPLACE_ROWS) of y (Ho,wo), LANES columns from
+// j0, from the x rows first .. end - 1 (all inside x): each x row's three taps are loaded once
+// (at x + ih*W, or where the loads would leave the plane from the row's zero-padded copy at
+// copies + (ih - first)*(hi - lo) - lo, [lo, hi) being conv_dw_inplace_reach), masked when
+// `edge`, and summed into every output row that uses it. `edge` and KH are constants: KH == 3
+// where the block has CONV_DW_INPLACE_ROWS rows whose x rows are all read in place and the
+// layer has 3 kernel rows, stride 1 and no dilation down them (which x row feeds which output
+// row is then known when compiling); else 0.
+static inline __attribute__((always_inline)) void
+KERNEL(dw_inplace_rows)(const conv_geom *g, REAL *y, const REAL *x, const REAL *copies,
+                        int64_t first, int64_t end, int64_t r0, int64_t nr, const REAL *w,
+                        REAL bias, int64_t j0, int64_t wo, int64_t lo, int64_t hi,
+                        const REAL *masks, const int KH, const bool edge) {
+    const int64_t u0 = j0 - g->pad_left, dh = g->dilation_h, reach = (g->kh - 1) * dh;
+    KERNEL(lanes) acc[CONV_DW_INPLACE_ROWS][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < CONV_DW_INPLACE_ROWS; i++) {
+        acc[i][0] = (KERNEL(lanes)){0} + bias;
+        acc[i][1] = (KERNEL(lanes)){0};
+    }
+    KERNEL(lanes) t[3];
+    if (KH)
+#pragma GCC unroll 16
+        for (int q = 0; q < CONV_DW_INPLACE_ROWS - 1 + KH; q++) {
+            KERNEL(dw_inplace_load)(t, x + (first + q) * g->w + u0, masks, edge);
+#pragma GCC unroll 8
+            for (int i = 0; i < CONV_DW_INPLACE_ROWS; i++)
+                if (q - i >= 0 && q - i < KH) KERNEL(dw_inplace_fma)(acc[i], w + (q - i) * 3, t);
+        }
+    else
+        for (int64_t ih = first; ih < end; ih++) {
+            const REAL *row = x + ih * g->w;
+            if (ih * g->w + lo < 0 || ih * g->w + hi > g->h * g->w)
+                row = copies + (ih - first) * (hi - lo) - lo;
+            KERNEL(dw_inplace_load)(t, row + u0, masks, edge);
+#pragma GCC unroll 8
+            for (int i = 0; i < CONV_DW_INPLACE_ROWS; i++) {
+                const int64_t d = ih - (r0 + i) * g->stride_h + g->pad_top;
+                if (i < nr && d >= 0 && d <= reach && (dh == 1 || d % dh == 0))
+                    KERNEL(dw_inplace_fma)(acc[i], w + (dh == 1 ? d : d / dh) * 3, t);
+            }
+        }
+#pragma GCC unroll 8
+    for (int i = 0; i < CONV_DW_INPLACE_ROWS; i++) {
+        if (i >= nr) break;
+        const KERNEL(lanes) sum = acc[i][0] + acc[i][1];
+        memcpy(y + (r0 + i) * wo + j0, &sum, sizeof sum);
+    }
+}
+
+// x (H,W), w (kh,3) -> y (Ho,Wo) = bias + their correlation, for stride_w 1, dilation_w 1 and
+// Wo >= LANES (conv_depthwise.c's inplace_shape): CONV_DW_INPLACE_ROWS output rows of LANES
+// columns at a time, the last column block overlapping the one before it. p's ring holds the
+// row copies, its acc the masks.
+static void KERNEL(dw_forward_inplace)(const conv_dw_plan *p, void *y_, const void *x_,
+                                       const void *w_, double bias_) {
+    enum { LANES = VEC_BYTES / sizeof(REAL) };
+    const conv_geom *g = p->g;
+    REAL *y = y_, *masks = p->acc, *copies = p->ring;
+    const REAL *x = x_, *w = w_, bias = (REAL)bias_;
+    const int64_t ho = conv_out_h(g), wo = conv_out_w(g), pl = g->pad_left;
+    int64_t lo, hi;
+    conv_dw_inplace_reach(g, &lo, &hi);
+    // The masks of the first and the last column block (those between lie inside the row
+    // unless the right padding is wider than a vector: theirs go to a third place).
+    const int64_t blocks = (wo + LANES - 1) / LANES;
+    KERNEL(dw_inplace_masks)(masks, g, -pl);
+    KERNEL(dw_inplace_masks)(masks + 3 * LANES, g, wo - LANES - pl);
+    for (int64_t r0 = 0; r0 < ho; r0 += CONV_DW_INPLACE_ROWS) {
+        const int64_t nr = ho - r0 < CONV_DW_INPLACE_ROWS ? ho - r0 : CONV_DW_INPLACE_ROWS;
+        const int64_t top = r0 * g->stride_h - g->pad_top;
+        const int64_t first = top > 0 ? top : 0;
+        int64_t end = (r0 + nr - 1) * g->stride_h - g->pad_top + (g->kh - 1) * g->dilation_h + 1;
+        if (end > g->h) end = g->h;
+        bool in_place = true;
+        for (int64_t ih = first; ih < end; ih++) {
+            if (ih * g->w + lo >= 0 && ih * g->w + hi <= g->h * g->w) continue;
+            REAL *copy = copies + (ih - first) * (hi - lo) - lo;
+            const int64_t from = lo > 0 ? lo : 0, to = hi < g->w ? hi : g->w;
+            memset(copy + lo, 0, (size_t)(hi - lo) * sizeof(REAL));
+            if (to > from)
+                memcpy(copy + from, x + ih * g->w + from, (size_t)(to - from) * sizeof(REAL));
+            in_place = false;
+        }
+        const bool whole = in_place && nr == CONV_DW_INPLACE_ROWS && top == first &&
+                           end - first == CONV_DW_INPLACE_ROWS + 2 && g->kh == 3 &&
+                           g->stride_h == 1 && g->dilation_h == 1;
+        for (int64_t k = 0; k < blocks; k++) {
+            const int64_t j0 = k * LANES + LANES > wo ? wo - LANES : k * LANES;
+            const REAL *m = masks + (k == 0 ? 0 : 3 * LANES);
+            const bool edge = j0 - pl < 0 || j0 - pl + LANES + 1 >= g->w;
+            if (edge && k > 0 && k < blocks - 1) {
+                KERNEL(dw_inplace_masks)(masks + 6 * LANES, g, j0 - pl);
+                m = masks + 6 * LANES;
+            }
+#define ROWS(KH, EDGE)                                                                       \
+    KERNEL(dw_inplace_rows)(g, y, x, copies, first, end, r0, nr, w, bias, j0, wo, lo, hi, m, KH, \
+                            EDGE)
+            if (whole && edge) ROWS(3, true);
+            else if (whole) ROWS(3, false);
+            else if (edge) ROWS(0, true);
+            else ROWS(0, false);
+#undef ROWS
+        }
+    }
+}
+
 // dx row <- (or += with accumulate) its column phases in p->row: column q + m*sw from phase
 // q's element m. Stride 2 as one loop that the vectoriser turns into lane shuffles.
 static void KERNEL(dw_interleave)(const conv_dw_plan *p, REAL *restrict dx, bool accumulate) {
@@ -1354,6 +1510,7 @@ const conv_kernels KERNEL_TABLE = {
     .wino_grad = KERNEL(wino_grad),
     .wino_kernel_grad = KERNEL(wino_kernel_grad),
     .dw_forward = KERNEL(dw_forward),
+    .dw_forward_inplace = KERNEL(dw_forward_inplace),
     .dw_data = KERNEL(dw_data),
     .dw_weights = KERNEL(dw_weights),
     .dw_forward_lanes = KERNEL(dw_forward_lanes),

@@ -987,6 +987,54 @@ static void test_depthwise_lanes(void) {
            LAYERS, st.worst[CONV_FLOAT32], st.worst[CONV_FLOAT64]);
 }
 
+// Depthwise layers that the forward runs from x in place (dw_forward_inplace: 3-wide kernels,
+// stride 1 and no dilation along rows, at least a vector of outputs per row): rows of 1 to 6
+// vectors with and without a remainder (the last column block overlapping), paddings that put
+// the first, the last or (right paddings wider than a vector) a middle column block across
+// the row's edge, planes whose first and last rows are read from zero-padded copies, blocks
+// of 4 output rows cut by the plane's bottom, kernels 1-5 rows high with strides 1-3 and
+// dilation 1-2 down the rows (the general row walk) or 3 rows with neither (the unrolled one),
+// one or two filters per channel, channel counts in and out of whole vectors (this path takes
+// both). With stride 1, one filter per channel and paddings up to the kernel's reach, dx runs
+// the same kernel on dy (the rotated kernel, padding k - 1 - p). Every ISA variant this CPU
+// runs (the portable loops take the other kernels on these layers), both dtypes, 1-3 threads
+// and every workspace kind, against the reference.
+static void test_depthwise_inplace(void) {
+    enum { LAYERS = 16 };
+    static const int64_t channels[] = {16, 3, 8, 1};
+    uint64_t rng = 9091;
+    sweep_state st = {0};
+    for (int i = 0; i < LAYERS; i++) {
+        const bool unrolled = i % 2 == 0;
+        conv_geom g = {.n = 1 + i % 2, .c = channels[i % 4], .kw = 3, .stride_w = 1,
+                       .dilation_w = 1, .kh = unrolled ? 3 : t_rand_int(&rng, 1, 5),
+                       .stride_h = unrolled ? 1 : t_rand_int(&rng, 1, 3),
+                       .dilation_h = unrolled ? 1 : t_rand_int(&rng, 1, 2),
+                       .pad_top = t_rand_int(&rng, 0, unrolled ? 2 : 3),
+                       .pad_bottom = t_rand_int(&rng, 0, unrolled ? 2 : 3),
+                       .pad_left = t_rand_int(&rng, 0, 2),
+                       .pad_right = i % 5 == 4 ? t_rand_int(&rng, 20, 40) : t_rand_int(&rng, 0, 2)};
+        g.groups = g.c;
+        g.f = g.c * (1 + i / 8);
+        g.h = (g.kh - 1) * g.dilation_h + t_rand_int(&rng, 1, 13);
+        g.w = i % 5 == 4 ? t_rand_int(&rng, 3, 9) : t_rand_int(&rng, 16, 100);
+        st.config = i;
+        st.bias = i % 2;
+        conv_geom_describe(st.desc, sizeof st.desc, &g);
+        for (conv_isa isa = CONV_ISA_PORTABLE; isa <= conv_isa_best(); isa++) {
+            st.isa = isa;
+            for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
+                conv_case cc;
+                conv_case_init(&cc, &g, st.bias, dt, &rng);
+                sweep_case(&st, &cc, 1);
+                conv_case_free(&cc);
+            }
+        }
+    }
+    printf("depthwise in place: %d layers, worst |fast-ref|/scale float32 %.3g, float64 %.3g\n",
+           LAYERS, st.worst[CONV_FLOAT32], st.worst[CONV_FLOAT64]);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     blas_boot(argv);
@@ -1001,6 +1049,7 @@ int main(int argc, char **argv) {
     test_flat_wide();
     test_depthwise_wide();
     test_depthwise_lanes();
+    test_depthwise_inplace();
     test_shift();
     test_phase();
     test_strided_1x1();

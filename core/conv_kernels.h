@@ -317,51 +317,54 @@ static void KERNEL(wino_kernel)(void *u, int64_t u_stride, const void *w, int64_
 // Elements per piece of wino_copy: a constant count, so that each piece is whole vectors.
 #define WINO_PIECE 8
 
-// dst[k*dst_step] <- src[k*src_step] for k < WINO_PIECE. Step 2 into a row (a phase of x or
-// dy under dilation 2) is one shuffle of two vectors; the other strided steps go an element at
-// a time (a vector store into a phase would also rewrite the other phases' elements between,
-// which other workers may be writing). Clang (the fuzz build) has no __builtin_shuffle.
+// dst[k] <- src[k*src_step] for k < WINO_PIECE, src_step 1 or 2 (a phase of x or dy under
+// dilation 2): one shuffle of two vectors for step 2. Clang (the fuzz build) has no
+// __builtin_shuffle.
 static inline __attribute__((always_inline)) void
-KERNEL(wino_piece)(REAL *restrict dst, int64_t dst_step, const REAL *restrict src,
-                   int64_t src_step) {
+KERNEL(wino_piece)(REAL *restrict dst, const REAL *restrict src, int64_t src_step) {
     typedef REAL piece_t __attribute__((vector_size(WINO_PIECE * sizeof(REAL))));
-    if (dst_step == 1 && src_step == 1) {
+    if (src_step == 1) {
         memcpy(dst, src, sizeof(piece_t));
         return;
     }
 #ifndef __clang__
-    if (dst_step == 1 && src_step == 2) {
-        typedef __typeof__(__builtin_choose_expr(sizeof(REAL) == 4, (int32_t)0, (int64_t)0)) int_t;
-        typedef int_t pick_t __attribute__((vector_size(WINO_PIECE * sizeof(REAL))));
-        // src[0, 2, .., 14]: the even lanes of src[0..7] and the odd ones of src[7..14], so
-        // that nothing past src[14] is read
-        _Static_assert(WINO_PIECE == 8, "the shuffle below picks 8 lanes");
-        piece_t a, b;
-        memcpy(&a, src, sizeof a);
-        memcpy(&b, src + WINO_PIECE - 1, sizeof b);
-        const piece_t e = __builtin_shuffle(a, b, (pick_t){0, 2, 4, 6, 9, 11, 13, 15});
-        memcpy(dst, &e, sizeof e);
-        return;
-    }
+    typedef __typeof__(__builtin_choose_expr(sizeof(REAL) == 4, (int32_t)0, (int64_t)0)) int_t;
+    typedef int_t pick_t __attribute__((vector_size(WINO_PIECE * sizeof(REAL))));
+    // src[0, 2, .., 14]: the even lanes of src[0..7] and the odd ones of src[7..14], so that
+    // nothing past src[14] is read
+    _Static_assert(WINO_PIECE == 8, "the shuffle below picks 8 lanes");
+    piece_t a, b;
+    memcpy(&a, src, sizeof a);
+    memcpy(&b, src + WINO_PIECE - 1, sizeof b);
+    const piece_t e = __builtin_shuffle(a, b, (pick_t){0, 2, 4, 6, 9, 11, 13, 15});
+    memcpy(dst, &e, sizeof e);
+#else
+    for (int k = 0; k < WINO_PIECE; k++) dst[k] = src[2 * k];
 #endif
-    for (int k = 0; k < WINO_PIECE; k++) dst[k * dst_step] = src[k * src_step];
 }
 
 // dst[k*dst_step] <- src[k*src_step] for k < count: a row into or out of a phase plane. Rows
 // are a few to a few dozen elements, where calls to memcpy cost more, and where loops of
 // `count` elements ran mostly in their scalar remainders ((k)'s rows of 14 floats under
-// AVX-512): they go by pieces of WINO_PIECE, the last one overlapping the one before.
+// AVX-512): rows into the transforms' streams (dst_step 1, src_step 1 or 2) go by pieces of
+// WINO_PIECE, the last one overlapping the one before. Into a phase plane (dst_step > 1) the
+// elements go one at a time: a vector store would rewrite the other phases' elements between,
+// which other workers may be writing.
 static inline void KERNEL(wino_copy)(REAL *restrict dst, int64_t dst_step,
                                      const REAL *restrict src, int64_t src_step,
                                      int64_t count) {
-    if (count < WINO_PIECE) {
-        for (int64_t k = 0; k < count; k++) dst[k * dst_step] = src[k * src_step];
-        return;
+    if (dst_step == 1 && (src_step == 1 || src_step == 2) && count >= WINO_PIECE) {
+        for (int64_t k = 0;; k += WINO_PIECE) {
+            if (k > count - WINO_PIECE) k = count - WINO_PIECE;
+            KERNEL(wino_piece)(dst + k, src + k * src_step, src_step);
+            if (k == count - WINO_PIECE) return;
+        }
     }
-    for (int64_t k = 0;; k += WINO_PIECE) {
-        if (k > count - WINO_PIECE) k = count - WINO_PIECE;
-        KERNEL(wino_piece)(dst + k * dst_step, dst_step, src + k * src_step, src_step);
-        if (k == count - WINO_PIECE) return;
+    if (dst_step == 2 && src_step == 1) {
+#pragma omp simd
+        for (int64_t k = 0; k < count; k++) dst[2 * k] = src[k];
+    } else {
+        for (int64_t k = 0; k < count; k++) dst[k * dst_step] = src[k * src_step];
     }
 }
 

@@ -369,8 +369,9 @@ static inline void KERNEL(wino_copy)(REAL *restrict dst, int64_t dst_step,
 }
 
 // dst[k] <- plane (r, c0 + k) for k < width: part of a row of a plane, zero outside it.
-static void KERNEL(wino_row)(REAL *dst, int64_t width, const REAL *plane,
-                             const conv_wino_plane *pl, int64_t r, int64_t c0) {
+static inline __attribute__((always_inline)) void
+KERNEL(wino_row)(REAL *dst, int64_t width, const REAL *plane,
+                 const conv_wino_plane *pl, int64_t r, int64_t c0) {
     if (r < 0 || r >= pl->h) {
 #pragma omp simd
         for (int64_t k = 0; k < width; k++) dst[k] = 0;

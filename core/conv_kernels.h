@@ -314,20 +314,53 @@ static void KERNEL(wino_kernel)(void *u, int64_t u_stride, const void *w, int64_
     else KERNEL(wino_kernels)(u, u_stride, w, w_stride, count, false);
 }
 
+// Elements per piece of wino_copy: a constant count, so that each piece is whole vectors.
+#define WINO_PIECE 8
+
+// dst[k] <- src[k*src_step] for k < WINO_PIECE, src_step 1 or 2 (a phase of x or dy under
+// dilation 2): one shuffle of two vectors for step 2. Clang (the fuzz build) has no
+// __builtin_shuffle.
+static inline __attribute__((always_inline)) void
+KERNEL(wino_piece)(REAL *restrict dst, const REAL *restrict src, int64_t src_step) {
+    typedef REAL piece_t __attribute__((vector_size(WINO_PIECE * sizeof(REAL))));
+    if (src_step == 1) {
+        memcpy(dst, src, sizeof(piece_t));
+        return;
+    }
+#ifndef __clang__
+    typedef __typeof__(__builtin_choose_expr(sizeof(REAL) == 4, (int32_t)0, (int64_t)0)) int_t;
+    typedef int_t pick_t __attribute__((vector_size(WINO_PIECE * sizeof(REAL))));
+    // src[0, 2, .., 14]: the even lanes of src[0..7] and the odd ones of src[7..14], so that
+    // nothing past src[14] is read
+    _Static_assert(WINO_PIECE == 8, "the shuffle below picks 8 lanes");
+    piece_t a, b;
+    memcpy(&a, src, sizeof a);
+    memcpy(&b, src + WINO_PIECE - 1, sizeof b);
+    const piece_t e = __builtin_shuffle(a, b, (pick_t){0, 2, 4, 6, 9, 11, 13, 15});
+    memcpy(dst, &e, sizeof e);
+#else
+    for (int k = 0; k < WINO_PIECE; k++) dst[k] = src[2 * k];
+#endif
+}
+
 // dst[k*dst_step] <- src[k*src_step] for k < count: a row into or out of a phase plane. Rows
-// are a few to a few dozen elements, where calls to memcpy cost more than these loops; the
-// steps of 1 and 2 (the usual dilation) have loops of their own, which vectorise (as loads and
-// a permutation for step 2).
+// are a few to a few dozen elements, where calls to memcpy cost more, and where loops of
+// `count` elements ran mostly in their scalar remainders ((k)'s rows of 14 floats under
+// AVX-512): rows into the transforms' streams (dst_step 1, src_step 1 or 2) go by pieces of
+// WINO_PIECE, the last one overlapping the one before. Into a phase plane (dst_step > 1) the
+// elements go one at a time: a vector store would rewrite the other phases' elements between,
+// which other workers may be writing.
 static inline void KERNEL(wino_copy)(REAL *restrict dst, int64_t dst_step,
                                      const REAL *restrict src, int64_t src_step,
                                      int64_t count) {
-    if (dst_step == 1 && src_step == 1) {
-#pragma omp simd
-        for (int64_t k = 0; k < count; k++) dst[k] = src[k];
-    } else if (dst_step == 1 && src_step == 2) {
-#pragma omp simd
-        for (int64_t k = 0; k < count; k++) dst[k] = src[2 * k];
-    } else if (dst_step == 2 && src_step == 1) {
+    if (dst_step == 1 && (src_step == 1 || src_step == 2) && count >= WINO_PIECE) {
+        for (int64_t k = 0;; k += WINO_PIECE) {
+            if (k > count - WINO_PIECE) k = count - WINO_PIECE;
+            KERNEL(wino_piece)(dst + k, src + k * src_step, src_step);
+            if (k == count - WINO_PIECE) return;
+        }
+    }
+    if (dst_step == 2 && src_step == 1) {
 #pragma omp simd
         for (int64_t k = 0; k < count; k++) dst[2 * k] = src[k];
     } else {
@@ -336,8 +369,9 @@ static inline void KERNEL(wino_copy)(REAL *restrict dst, int64_t dst_step,
 }
 
 // dst[k] <- plane (r, c0 + k) for k < width: part of a row of a plane, zero outside it.
-static void KERNEL(wino_row)(REAL *dst, int64_t width, const REAL *plane,
-                             const conv_wino_plane *pl, int64_t r, int64_t c0) {
+static inline __attribute__((always_inline)) void
+KERNEL(wino_row)(REAL *dst, int64_t width, const REAL *plane,
+                 const conv_wino_plane *pl, int64_t r, int64_t c0) {
     if (r < 0 || r >= pl->h) {
 #pragma omp simd
         for (int64_t k = 0; k < width; k++) dst[k] = 0;
@@ -415,12 +449,32 @@ KERNEL(wino_input_run)(REAL *restrict out, int64_t v_stride, const REAL *l0, con
     }
 }
 
+// The halves of tiles t0 .. t0+count-1's patch rows 0 and 1 into four streams from tile at0
+// of `rows`, each n elements apart, 2 per tile: [0] row 0's left half, [n] row 1's, [2n] row 0's
+// right half, [3n] row 1's.
+static void KERNEL(wino_halves)(REAL *rows, int64_t n, int64_t at0, const REAL *plane,
+                                const conv_wino_plane *pl, int64_t off_h, int64_t off_w,
+                                int64_t tiles_w, int64_t t0, int64_t count) {
+    for (int64_t at = 0, len, ti, tj0; at < count; at += len) {
+        len = KERNEL(wino_run)(t0, at, count, tiles_w, &ti, &tj0);
+        const int64_t r0 = 2 * ti + off_h, c0 = 2 * tj0 + off_w;
+        REAL *dst = rows + 2 * (at0 + at);
+        for (int k = 0; k < 2; k++) {
+            KERNEL(wino_row)(dst + k * n, 2 * len, plane, pl, r0 + k, c0);
+            KERNEL(wino_row)(dst + (2 + k) * n, 2 * len, plane, pl, r0 + k, c0 + 2);
+        }
+    }
+}
+
 // For tiles t0 .. t0+count-1: v[e*v_stride + t - t0] <- (B^T d B)[e], d the 4x4 patch of the
 // input plane at (2*row + off_h, 2*column + off_w). In place, a run of tiles along a tile row
 // is one vector loop over its tiles (stride-2 loads) where their patches lie inside the plane,
 // the border tiles go through zero-padded copies of their four rows in `scratch`. Through
-// streams (wino_streams), each patch row's halves are copied to eight streams in `scratch`
-// (16 * count elements) and all count tiles are one vector loop.
+// streams (wino_streams), all count tiles are one vector loop over four streams in `scratch`
+// (at most 16 * count elements): the halves of patch rows 0 and 1 (wino_halves) of the count
+// tiles and then of the s = min(count, tiles_w) tiles a tile row below the last s, since a
+// tile's patch rows 2 and 3 are rows 0 and 1 of the tile below it (tile t + tiles_w, s tiles
+// further along the streams). Each plane row is thus copied once per tile row, not twice.
 static void KERNEL(wino_input)(void *v_, int64_t v_stride, const void *plane_,
                                const conv_wino_plane *pl, int64_t off_h, int64_t off_w,
                                int64_t tiles_w, int64_t t0, int64_t count, void *scratch) {
@@ -428,17 +482,13 @@ static void KERNEL(wino_input)(void *v_, int64_t v_stride, const void *plane_,
     const REAL *plane = plane_;
     REAL *restrict rows = scratch;
     if (KERNEL(wino_streams)(pl, tiles_w)) {
-        const int64_t n = 2 * count; // each stream: 2 elements per tile
-        for (int64_t at = 0, len, ti, tj0; at < count; at += len) {
-            len = KERNEL(wino_run)(t0, at, count, tiles_w, &ti, &tj0);
-            const int64_t r0 = 2 * ti + off_h, c0 = 2 * tj0 + off_w;
-            for (int k = 0; k < 4; k++) {
-                KERNEL(wino_row)(rows + k * n + 2 * at, 2 * len, plane, pl, r0 + k, c0);
-                KERNEL(wino_row)(rows + (4 + k) * n + 2 * at, 2 * len, plane, pl, r0 + k, c0 + 2);
-            }
-        }
-        KERNEL(wino_input_run)(v, v_stride, rows, rows + n, rows + 2 * n, rows + 3 * n,
-                               rows + 4 * n, rows + 5 * n, rows + 6 * n, rows + 7 * n, count);
+        const int64_t s = count < tiles_w ? count : tiles_w, n = 2 * (count + s);
+        KERNEL(wino_halves)(rows, n, 0, plane, pl, off_h, off_w, tiles_w, t0, count);
+        KERNEL(wino_halves)(rows, n, count, plane, pl, off_h, off_w, tiles_w,
+                            t0 + count + tiles_w - s, s);
+        const REAL *l0 = rows, *l1 = rows + n, *r0 = rows + 2 * n, *r1 = rows + 3 * n;
+        KERNEL(wino_input_run)(v, v_stride, l0, l1, l0 + 2 * s, l1 + 2 * s, r0, r1, r0 + 2 * s,
+                               r1 + 2 * s, count);
         return;
     }
     const int64_t h = pl->h, w = pl->w, pitch_in = pl->pitch;

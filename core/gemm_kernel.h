@@ -2,8 +2,9 @@
 // core/gemm_<isa>.c compiles it under its ISA's target pragma, once per dtype. The includer
 // defines REAL (the element type), VEC_BYTES (the ISA's vector width), GEMM_LANES (its lanes
 // of REAL, as a number the preprocessor reads), GEMM_MR (rows of a micro-tile), GEMM_KC and
-// GEMM_MC (the cache blocks below), GEMM(name) (a per-dtype name), GEMM_EXPORT and
-// GEMM_ROWS_EXPORT (the gemm_fn and gemm_rows_fn it defines), and has included <stdbool.h>,
+// GEMM_MC (the cache blocks below), GEMM(name) (a per-dtype name), GEMM_EXPORT,
+// GEMM_ROWS_EXPORT and GEMM_COLS_EXPORT (the gemm_fn, gemm_rows_fn and gemm_cols_fn it
+// defines), and has included <stdbool.h>,
 // <stdint.h>, <string.h> and core/gemm.h before its pragma. It undefines the per-dtype ones
 // (REAL, GEMM_LANES, GEMM_KC, GEMM and the exports) at its end.
 //
@@ -38,7 +39,8 @@ enum {
 };
 _Static_assert(GEMM_MC % GEMM_MR == 0, "an A block is whole panels");
 _Static_assert(GEMM(NR) * sizeof(REAL) == GEMM_NR_BYTES, "gemm.h states the tile width");
-_Static_assert((GEMM(PANELS) * GEMM(AS) * GEMM_KC + GEMM_KC * GEMM(NR)) * sizeof(REAL) +
+_Static_assert((GEMM(PANELS) * GEMM(AS) * GEMM_KC + GEMM_KC * GEMM(NR) + GEMM(LANES)) *
+                           sizeof(REAL) +
                        1024 <=
                    GEMM_STACK_BYTES,
                "the packing buffers fit GEMM_STACK_BYTES");
@@ -102,6 +104,21 @@ static inline __attribute__((always_inline)) int64_t GEMM(tap_off)(gemm_rows rs,
     return rs.offsets ? rs.offsets[t] : t * rs.inner;
 }
 
+// Where column j of B lies along its stored rows.
+static inline __attribute__((always_inline)) int64_t GEMM(col)(gemm_cols cs, int64_t j) {
+    return cs.width ? j / cs.width * cs.pitch + j % cs.width : j;
+}
+
+// The stored row after `row`, which is tap *tap of its channel (*tap moves on with it).
+static inline __attribute__((always_inline)) const REAL *GEMM(next_row)(const REAL *row,
+                                                                       gemm_rows rs,
+                                                                       int64_t *tap) {
+    const int64_t from = GEMM(tap_off)(rs, *tap);
+    if (++*tap < rs.taps) return row + GEMM(tap_off)(rs, *tap) - from;
+    *tap = 0;
+    return row + rs.outer + GEMM(tap_off)(rs, 0) - from;
+}
+
 // The stored row r0 + r of an operand whose row r0 starts at src, rows placed as gemm_rows
 // says (a plain matrix: {ld, 0, 1}, which folds to src + r * ld).
 static inline __attribute__((always_inline)) const REAL *
@@ -131,13 +148,67 @@ GEMM(pack_rows)(REAL *restrict dst, const int stride, const REAL *restrict src, 
         } else {
             for (int64_t i = 0; i < stride; i++) dst[kk * stride + i] = i < rows ? row[i] : 0;
         }
-        const int64_t from = GEMM(tap_off)(rs, tap);
-        if (++tap < rs.taps) {
-            row += GEMM(tap_off)(rs, tap) - from;
-        } else {
-            tap = 0;
-            row += rs.outer + GEMM(tap_off)(rs, 0) - from;
+        row = GEMM(next_row)(row, rs, &tap);
+    }
+}
+
+// dst[kk*NR + to[op] + i] = row kk of src [from[op] + i] for i < LANES, op < ops, kk < kc (rows
+// as in pack_rows): pack_mapped's copies, `ops` a constant where it is 2 or 3 (GCC then keeps
+// from and to in registers).
+static inline __attribute__((always_inline)) void
+GEMM(pack_runs)(REAL *restrict dst, const REAL *restrict src, gemm_rows rs, int64_t r0,
+                int64_t kc, const int ops, const int64_t *from, const int64_t *to) {
+    const REAL *row = src;
+    int64_t tap = r0 % rs.taps;
+    for (int64_t kk = 0; kk < kc; kk++) {
+#pragma GCC unroll 4
+        for (int op = 0; op < ops; op++)
+            GEMM(store)(dst + kk * GEMM(NR) + to[op], GEMM(load)(row + from[op]));
+        row = GEMM(next_row)(row, rs, &tap);
+    }
+}
+
+// B's panel as pack_rows packs it (stride NR, rows = cols), its columns j0 .. j0 + cols - 1
+// placed as gemm_cols says (src being B's column j0 of the stored row r0; `end` B's stored
+// row's length from there). Each image row's run of the panel is copied in whole vectors, in
+// order, the last vector of a run spilling into the next run's slots (copied after it) or past
+// the panel's row (into the next row's, or past dst's end: it has LANES elements of slack):
+// two or three loads per row of B for a panel of 32 columns, where a blend of two loads per
+// vector that meets a row end took four, and with the copies' count a constant, as fast as
+// pack_rows. A panel whose last vector would read past `end`, and the last panel, go element
+// by element.
+static inline __attribute__((always_inline)) void
+GEMM(pack_mapped)(REAL *restrict dst, const REAL *restrict src, gemm_rows rs, gemm_cols cs,
+                  int64_t r0, int64_t j0, int64_t cols, int64_t end, int64_t kc) {
+    enum { L = GEMM(LANES), NR = GEMM(NR) };
+    const int64_t base = GEMM(col)(cs, j0);
+    int64_t from[NR], to[NR];
+    int ops = 0;
+    for (int64_t j = 0; j < cols;) {
+        const int64_t left = cs.width - (j0 + j) % cs.width;
+        const int64_t run = left < cols - j ? left : cols - j;
+        for (int64_t i = 0; i < run; i += L) {
+            from[ops] = GEMM(col)(cs, j0 + j + i) - base;
+            to[ops++] = j + i;
         }
+        j += run;
+    }
+    if (cols == NR && from[ops - 1] + L <= end) {
+        if (ops == 2)
+            GEMM(pack_runs)(dst, src, rs, r0, kc, 2, from, to);
+        else if (ops == 3)
+            GEMM(pack_runs)(dst, src, rs, r0, kc, 3, from, to);
+        else
+            GEMM(pack_runs)(dst, src, rs, r0, kc, ops, from, to);
+        return;
+    }
+    int64_t at[NR];
+    for (int j = 0; j < NR; j++) at[j] = j < cols ? GEMM(col)(cs, j0 + j) - base : 0;
+    const REAL *row = src;
+    int64_t tap = r0 % rs.taps;
+    for (int64_t kk = 0; kk < kc; kk++) {
+        for (int64_t j = 0; j < NR; j++) dst[kk * NR + j] = j < cols ? row[at[j]] : 0;
+        row = GEMM(next_row)(row, rs, &tap);
     }
 }
 
@@ -245,14 +316,16 @@ static __attribute__((noinline)) void GEMM(tile)(int rows, int64_t kc, const REA
 }
 _Static_assert(GEMM_MR <= 14, "GEMM(tile) has cases for up to 14 rows");
 
-// The GEMM of gemm.h, B's rows placed as rb says, the bias (or NULL) added in the first slice.
+// The GEMM of gemm.h, B's rows placed as rb says and its columns as cb says (width 0: in
+// order), the bias (or NULL) added in the first slice.
 static inline __attribute__((always_inline)) void
 GEMM(run)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const REAL *a, int64_t lda,
-          const REAL *b, gemm_rows rb, const REAL *bias, bool add, REAL *c, int64_t ldc) {
+          const REAL *b, gemm_rows rb, gemm_cols cb, const REAL *bias, bool add, REAL *c,
+          int64_t ldc) {
     enum { MR = GEMM_MR, NR = GEMM(NR), AS = GEMM(AS), KC = GEMM_KC, MC = GEMM_MC };
     const gemm_rows ra = {lda, 0, 1, NULL};
     REAL pa[GEMM(PANELS) * AS * KC] __attribute__((aligned(64)));
-    REAL pb[KC * NR] __attribute__((aligned(64)));
+    REAL pb[KC * NR + GEMM(LANES)] __attribute__((aligned(64))); // + pack_mapped's slack
     for (int64_t p0 = 0; p0 < k; p0 += KC) {
         const int64_t kc = k - p0 < KC ? k - p0 : KC;
         const bool into = add || p0 > 0;
@@ -270,6 +343,9 @@ GEMM(run)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const REA
                 const int64_t cols = n - j0 < NR ? n - j0 : NR;
                 if (trans_b)
                     GEMM(pack_cols)(pb, NR, GEMM(row)(b, rb, 0, j0) + p0, rb, j0, cols, kc);
+                else if (cb.width)
+                    GEMM(pack_mapped)(pb, GEMM(row)(b, rb, 0, p0) + GEMM(col)(cb, j0), rb, cb, p0,
+                                      j0, cols, GEMM(col)(cb, n - 1) + 1 - GEMM(col)(cb, j0), kc);
                 else
                     GEMM(pack_rows)(pb, NR, GEMM(row)(b, rb, 0, p0) + j0, rb, p0, cols, kc);
                 for (int64_t ir = 0; ir < mc; ir += MR) {
@@ -285,13 +361,20 @@ GEMM(run)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const REA
 
 void GEMM_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
                  int64_t lda, const void *b, int64_t ldb, bool add, void *c, int64_t ldc) {
-    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, (gemm_rows){ldb, 0, 1, NULL}, NULL, add, c, ldc);
+    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, (gemm_rows){ldb, 0, 1, NULL}, (gemm_cols){0, 0},
+              NULL, add, c, ldc);
 }
 
 void GEMM_ROWS_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
                       int64_t lda, const void *b, gemm_rows b_rows, const void *bias, bool add,
                       void *c, int64_t ldc) {
-    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, b_rows, bias, add, c, ldc);
+    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, b_rows, (gemm_cols){0, 0}, bias, add, c, ldc);
+}
+
+void GEMM_COLS_EXPORT(int64_t m, int64_t n, int64_t k, const void *a, int64_t lda, const void *b,
+                      gemm_rows b_rows, gemm_cols b_cols, const void *bias, bool add, void *c,
+                      int64_t ldc) {
+    GEMM(run)(false, false, m, n, k, a, lda, b, b_rows, b_cols, bias, add, c, ldc);
 }
 
 // The per-dtype parameters end here, so that the includer can define them again for the next.
@@ -301,3 +384,4 @@ void GEMM_ROWS_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
 #undef GEMM
 #undef GEMM_EXPORT
 #undef GEMM_ROWS_EXPORT
+#undef GEMM_COLS_EXPORT

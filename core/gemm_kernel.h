@@ -154,33 +154,35 @@ GEMM(pack_rows)(REAL *restrict dst, const int stride, const REAL *restrict src, 
 }
 
 // dst[kk*NR + to[op] + i] = row kk of src [from[op] + i] for i < LANES, op < ops, kk < kc (rows
-// as in pack_rows): pack_mapped's copies, `ops` a constant where it is 2 or 3 (GCC then keeps
-// from and to in registers).
+// as in pack_rows), then zeros from cols to NR: pack_mapped's copies, `ops` a constant where
+// it is 2 or 3 (GCC then keeps from and to in registers).
 static inline __attribute__((always_inline)) void
 GEMM(pack_runs)(REAL *restrict dst, const REAL *restrict src, gemm_rows rs, int64_t r0,
-                int64_t kc, const int ops, const int64_t *from, const int64_t *to) {
+                int64_t kc, const int ops, const int64_t *from, const int64_t *to, int64_t cols) {
     const REAL *row = src;
     int64_t tap = r0 % rs.taps;
     for (int64_t kk = 0; kk < kc; kk++) {
 #pragma GCC unroll 4
         for (int op = 0; op < ops; op++)
             GEMM(store)(dst + kk * GEMM(NR) + to[op], GEMM(load)(row + from[op]));
+        for (int64_t z = cols; z < GEMM(NR); z += GEMM(LANES))
+            GEMM(store)(dst + kk * GEMM(NR) + z, (GEMM(vec)){0});
         row = GEMM(next_row)(row, rs, &tap);
     }
 }
 
 // B's panel as pack_rows packs it (stride NR, rows = cols), its columns j0 .. j0 + cols - 1
 // placed as gemm_cols says (src being B's column j0 of the stored row r0; `end` B's stored
-// row's length from there), or none of it: where each of the panel's two vectors is one load
-// (no image row ends inside either), brow[kk] gets row kk's first, *boff where its second
-// starts from there, and it returns true: the micro-kernel reads them in place (the stem's
-// 112-wide rows: six panels of seven; packing took a tenth of its forward). Each image row's run of the panel is copied in whole vectors, in
+// row's length from there). Each image row's run of the panel is copied in whole vectors, in
 // order, the last vector of a run spilling into the next run's slots (copied after it) or past
 // the panel's row (into the next row's, or past dst's end: it has LANES elements of slack):
 // two or three loads per row of B for a panel of 32 columns, where a blend of two loads per
 // vector that meets a row end took four, and with the copies' count a constant, as fast as
-// pack_rows. A panel whose last vector would read past `end`, and the last panel, go element
-// by element.
+// pack_rows. Or none of it: where each of the panel's two vectors is one load (no image row
+// ends inside either), brow[kk] gets row kk's first, *boff where its second starts from there,
+// and it returns true: the micro-kernel reads them in place (the stem's 112-wide rows: six
+// panels of seven; packing took a tenth of its forward). A panel whose last vector would read
+// past `end` goes element by element.
 static inline __attribute__((always_inline)) bool
 GEMM(pack_mapped)(REAL *restrict dst, const REAL **restrict brow, int64_t *boff,
                   const REAL *restrict src, gemm_rows rs, gemm_cols cs, int64_t r0, int64_t j0,
@@ -200,8 +202,8 @@ GEMM(pack_mapped)(REAL *restrict dst, const REAL **restrict brow, int64_t *boff,
     }
     const REAL *row = src;
     int64_t tap = r0 % rs.taps;
-    if (cols == NR && from[ops - 1] + L <= end) {
-        if (ops == 2 && to[1] == L) {
+    if (from[ops - 1] + L <= end) {
+        if (cols == NR && ops == 2 && to[1] == L) {
             for (int64_t kk = 0; kk < kc; kk++) {
                 brow[kk] = row;
                 row = GEMM(next_row)(row, rs, &tap);
@@ -210,11 +212,11 @@ GEMM(pack_mapped)(REAL *restrict dst, const REAL **restrict brow, int64_t *boff,
             return true;
         }
         if (ops == 2)
-            GEMM(pack_runs)(dst, src, rs, r0, kc, 2, from, to);
+            GEMM(pack_runs)(dst, src, rs, r0, kc, 2, from, to, cols);
         else if (ops == 3)
-            GEMM(pack_runs)(dst, src, rs, r0, kc, 3, from, to);
+            GEMM(pack_runs)(dst, src, rs, r0, kc, 3, from, to, cols);
         else
-            GEMM(pack_runs)(dst, src, rs, r0, kc, ops, from, to);
+            GEMM(pack_runs)(dst, src, rs, r0, kc, ops, from, to, cols);
         return false;
     }
     int64_t at[NR];

@@ -9,35 +9,35 @@
 //   X_{pa,pb}[u][v] = x[u*sh + pa - pt][v*sw + pb - pl]   (zero outside x).
 // Stored at a pitch Q = Wo + max ib, with output (oh, ow) as pixel q = oh*Q + ow, every tap is
 // one shift of its plane: im2col's row (ch, a, b) is plane (ch, pa, pb) read from ia*Q + ib on.
-// The GEMMs run over Q-pitched pixels: the max ib pixels past Wo in each row are computed and
-// dropped (forward) or meet zeros of dy (dw), 3.6% more work on (f), 2.7% on the stem (h).
+// The forward's GEMM takes B's columns as y's pixels (gemm_cols: each output row's Wo read
+// from the planes' Q), so that it writes y in place; dw's runs over Q-pitched pixels, the max
+// ib pixels past Wo in each row meeting zeros of dy (3.6% more work on (f), 2.7% on the stem).
 // The planes hold x once (a stride-2 3x3 layer's column matrix holds it 2.25 times; the stem's
 // 12.25 times) and are built with one gather per plane row instead of one per tap and row.
 // The same shifts give dx as correlations of dy, one per phase pair (backward_data_worker).
 // Per image n, group g and chunk of R output rows [oh0, oh0 + R):
-//   forward  Y (F/G x R*Q)  = w_g (F/G x K) * cols (K x R*Q), Y's rows then copied into y
-//                             (Y is y itself when Q == Wo)
+//   forward  y_g (F/G x R*Wo) = w_g (F/G x K) * cols (K x R*Wo), cols' columns at pitch Q
 //   dw       dw_g (F/G x K) += dyq (F/G x R*Q) * cols^T (R*Q x K), dyq being dy's rows at pitch
 //                             Q with zeros past Wo (dy itself when Q == Wo)
 // cols being the planes' rows [oh0, oh0 + R + max ia), read through the offset table. Only
 // the phases some tap has are built (a dilation that is a multiple of the stride has one).
 //
 // Scratch: each worker's region is [dw accumulator | offsets and phase lists (int64) | planes |
-// Y or dyq], or for dx as data_region says.
+// dyq (dw only)], or for dx as data_region says.
 #include <string.h>
 
 #include "core/conv_internal.h"
 
-// A chunk of output rows is at most this many bytes of planes and Y (or dyq). Each chunk's
+// A chunk of output rows is at most this many bytes of planes and dyq. Each chunk's
 // GEMM packs all of w again, repeats the planes' overlap (max ia rows) and ends in a partial
 // column panel, so chunks are large: measured (one thread, CPU time, interleaved on a loaded
 // machine, against each pass's dx as the load's yardstick) at 1 MiB (f) took 2 chunks and
 // ran its forward and dw 0.93x as fast as at 2 MiB (whole images); 4 MiB gained nothing more
 // on either (f) or the stem (h) (2 chunks of 56 rows at 2 MiB).
 #define PHASE_CHUNK_BYTES ((int64_t)2 << 20)
-// ... and at most this many bytes of Y (or dyq) when Y is copied into y (or dy into dyq): the
-// copy then reads Y from the L2 cache. The stem's (h) Y of 56 rows (1.6 MB) went to memory and
-// back, and its copy took a fifth of the forward.
+// ... and at most this many bytes of dyq when dy is copied into it (Q > Wo): the GEMM then reads
+// it from the L2 cache. (When the forward still copied a Q-pitched Y into y, the stem's (h) Y
+// of 56 rows, 1.6 MB, went to memory and back, and its copy took a fifth of the forward.)
 #define PHASE_OUT_BYTES ((int64_t)512 << 10)
 
 bool conv_phase_applies(const conv_geom *g) {
@@ -88,8 +88,7 @@ static phase_shape shape_of(const conv_geom *g, conv_dtype dt, int64_t *ints) {
     return s;
 }
 
-// Plane elements for chunks of R rows (with Q of slack for the last plane's overreach), and
-// Y's or dyq's.
+// Plane elements for chunks of R rows (with Q of slack for the last plane's overreach).
 static int64_t planes_elems(const conv_geom *g, const phase_shape *s, int64_t rows) {
     const int64_t per =
         conv_mul_sat(s->nph_h * s->nph_w, conv_mul_sat(rows + s->reach_h, s->pitch));
@@ -169,7 +168,7 @@ typedef struct {
     phase_shape s;
     int64_t *offsets;           // kh*kw: tap (a, b)'s start in its channel's planes
     const int64_t *phase_h, *phase_w;
-    char *planes, *out;         // out: Y (forward) or dyq (dw)
+    char *planes, *out;         // out: dyq (dw)
     int64_t n, grp, oh0, rows;  // the item
 } phase_item;
 
@@ -273,23 +272,18 @@ static void forward_worker(void *arg, int worker) {
     const conv_run *r = arg;
     const size_t elt = r->elt;
     const phase_dims d = dims_of(r->g);
+    gemm_cols_fn *gemm = r->dt == CONV_FLOAT64 ? gemm_avx512_cols_f64 : gemm_avx512_cols_f32;
     int64_t first, end;
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
         int64_t at, n_cols;
         const phase_item it = item_planes(r, worker, item, &d, &at, &n_cols);
-        char *y_g = conv_at(r->out, at, elt);
-        // the planes' pitch is the output's width when the kernel spans one column: y in place
-        const bool direct = it.s.pitch == d.wo;
-        conv_gemm_call_rows(r, false, false, d.fg, n_cols, d.k,
-                            conv_at(r->w, it.grp * d.fg * d.k, elt), d.k, it.planes,
-                            cols_of(r->g, &it), r->b ? conv_at(r->b, it.grp * d.fg, elt) : NULL,
-                            false, direct ? y_g : it.out, direct ? d.pixels : n_cols);
-        if (direct) continue;
-        for (int64_t f = 0; f < d.fg; f++)
-            for (int64_t u = 0; u < it.rows; u++)
-                memcpy(conv_at(y_g, f * d.pixels + u * d.wo, elt),
-                       conv_at(it.out, f * n_cols + u * it.s.pitch, elt), (size_t)d.wo * elt);
+        // B's columns are the output's pixels, each row's read from the planes' wider pitch:
+        // the GEMM writes y in place and computes no column past Wo.
+        const gemm_cols map = {it.s.pitch == d.wo ? 0 : d.wo, it.s.pitch};
+        gemm(d.fg, it.rows * d.wo, d.k, conv_at(r->w, it.grp * d.fg * d.k, elt), d.k, it.planes,
+             cols_of(r->g, &it), map, r->b ? conv_at(r->b, it.grp * d.fg, elt) : NULL, false,
+             conv_at(r->out, at, elt), d.pixels);
     }
 }
 

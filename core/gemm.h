@@ -44,10 +44,23 @@ typedef void gemm_rows_fn(bool trans_a, bool trans_b, int64_t m, int64_t n, int6
                           const void *a, int64_t lda, const void *b, gemm_rows b_rows,
                           const void *bias, bool add, void *c, int64_t ldc);
 
-// AVX-512 F with FMA (core/gemm_avx512.c): the plain GEMM and the one with B's rows as
-// gemm_rows says and a bias (the same blocking and sums; ldb is {ldb, 0, 1}).
+// ... and with B (not transposed) an image's rows stored at a pitch wider than they are: B's
+// column j at (j / cols.width) * cols.pitch + j % cols.width of each row (1 <= width <= pitch),
+// so that C's columns are the image's pixels without the pitch's slack (conv_phase.c's planes
+// hold the output's rows at its width plus the kernel's reach).
+typedef struct {
+    int64_t width, pitch;
+} gemm_cols;
+typedef void gemm_cols_fn(int64_t m, int64_t n, int64_t k, const void *a, int64_t lda,
+                          const void *b, gemm_rows b_rows, gemm_cols b_cols, const void *bias,
+                          bool add, void *c, int64_t ldc);
+
+// AVX-512 F with FMA (core/gemm_avx512.c): the plain GEMM, the one with B's rows as gemm_rows
+// says and a bias (the same blocking and sums; ldb is {ldb, 0, 1}), and that one with B's
+// columns as gemm_cols says.
 gemm_fn gemm_avx512_f32, gemm_avx512_f64;
 gemm_rows_fn gemm_avx512_rows_f32, gemm_avx512_rows_f64;
+gemm_cols_fn gemm_avx512_cols_f32, gemm_avx512_cols_f64;
 
 #define GEMM_STACK_BYTES ((size_t)224 << 10)
 // The width of C's tiles (two 64-byte vectors, 32 floats or 16 doubles): an n that is not a

@@ -20,6 +20,7 @@
 #define GEMM(name) gemm_##name##_avx512_f32
 #define GEMM_EXPORT gemm_avx512_f32
 #define GEMM_ROWS_EXPORT gemm_avx512_rows_f32
+#define GEMM_COLS_EXPORT gemm_avx512_cols_f32
 #include "core/gemm_kernel.h"
 
 #define REAL double
@@ -28,4 +29,5 @@
 #define GEMM(name) gemm_##name##_avx512_f64
 #define GEMM_EXPORT gemm_avx512_f64
 #define GEMM_ROWS_EXPORT gemm_avx512_rows_f64
+#define GEMM_COLS_EXPORT gemm_avx512_cols_f64
 #include "core/gemm_kernel.h"

@@ -2,8 +2,9 @@
 // core/gemm_<isa>.c compiles it under its ISA's target pragma, once per dtype. The includer
 // defines REAL (the element type), VEC_BYTES (the ISA's vector width), GEMM_LANES (its lanes
 // of REAL, as a number the preprocessor reads), GEMM_MR (rows of a micro-tile), GEMM_KC and
-// GEMM_MC (the cache blocks below), GEMM(name) (a per-dtype name), GEMM_EXPORT and
-// GEMM_ROWS_EXPORT (the gemm_fn and gemm_rows_fn it defines), and has included <stdbool.h>,
+// GEMM_MC (the cache blocks below), GEMM(name) (a per-dtype name), GEMM_EXPORT,
+// GEMM_ROWS_EXPORT and GEMM_COLS_EXPORT (the gemm_fn, gemm_rows_fn and gemm_cols_fn it
+// defines), and has included <stdbool.h>,
 // <stdint.h>, <string.h> and core/gemm.h before its pragma. It undefines the per-dtype ones
 // (REAL, GEMM_LANES, GEMM_KC, GEMM and the exports) at its end.
 //
@@ -25,7 +26,8 @@
 // backward-weights GEMM has M = F/G filters (64), so scalar transposing of B would cost as much
 // as its arithmetic.
 //
-// Packing buffers: one MC x KC block of A and one KC x NR panel of B, on the stack (gemm.h's
+// Packing buffers: one MC x KC block of A and one KC x NR panel of B (or KC pointers to B's
+// rows, read in place), on the stack (gemm.h's
 // GEMM_STACK_BYTES bounds them; the static assertion below checks).
 
 enum {
@@ -38,8 +40,9 @@ enum {
 };
 _Static_assert(GEMM_MC % GEMM_MR == 0, "an A block is whole panels");
 _Static_assert(GEMM(NR) * sizeof(REAL) == GEMM_NR_BYTES, "gemm.h states the tile width");
-_Static_assert((GEMM(PANELS) * GEMM(AS) * GEMM_KC + GEMM_KC * GEMM(NR)) * sizeof(REAL) +
-                       1024 <=
+_Static_assert((GEMM(PANELS) * GEMM(AS) * GEMM_KC + GEMM_KC * GEMM(NR) + GEMM(LANES)) *
+                           sizeof(REAL) +
+                       GEMM_KC * sizeof(void *) + 1024 <=
                    GEMM_STACK_BYTES,
                "the packing buffers fit GEMM_STACK_BYTES");
 
@@ -102,6 +105,21 @@ static inline __attribute__((always_inline)) int64_t GEMM(tap_off)(gemm_rows rs,
     return rs.offsets ? rs.offsets[t] : t * rs.inner;
 }
 
+// Where column j of B lies along its stored rows.
+static inline __attribute__((always_inline)) int64_t GEMM(col)(gemm_cols cs, int64_t j) {
+    return cs.width ? j / cs.width * cs.pitch + j % cs.width : j;
+}
+
+// The stored row after `row`, which is tap *tap of its channel (*tap moves on with it).
+static inline __attribute__((always_inline)) const REAL *GEMM(next_row)(const REAL *row,
+                                                                       gemm_rows rs,
+                                                                       int64_t *tap) {
+    const int64_t from = GEMM(tap_off)(rs, *tap);
+    if (++*tap < rs.taps) return row + GEMM(tap_off)(rs, *tap) - from;
+    *tap = 0;
+    return row + rs.outer + GEMM(tap_off)(rs, 0) - from;
+}
+
 // The stored row r0 + r of an operand whose row r0 starts at src, rows placed as gemm_rows
 // says (a plain matrix: {ld, 0, 1}, which folds to src + r * ld).
 static inline __attribute__((always_inline)) const REAL *
@@ -137,14 +155,83 @@ GEMM(pack_rows)(REAL *restrict dst, const int stride, const REAL *restrict src, 
         } else {
             for (int64_t i = 0; i < stride; i++) dst[kk * stride + i] = i < rows ? row[i] : 0;
         }
-        const int64_t from = GEMM(tap_off)(rs, tap);
-        if (++tap < rs.taps) {
-            row += GEMM(tap_off)(rs, tap) - from;
-        } else {
-            tap = 0;
-            row += rs.outer + GEMM(tap_off)(rs, 0) - from;
-        }
+        row = GEMM(next_row)(row, rs, &tap);
     }
+}
+
+// dst[kk*NR + to[op] + i] = row kk of src [from[op] + i] for i < LANES, op < ops, kk < kc (rows
+// as in pack_rows), then zeros from cols to NR: pack_mapped's copies, `ops` a constant where
+// it is 2 or 3 (GCC then keeps from and to in registers).
+static inline __attribute__((always_inline)) void
+GEMM(pack_runs)(REAL *restrict dst, const REAL *restrict src, gemm_rows rs, int64_t r0,
+                int64_t kc, const int ops, const int64_t *from, const int64_t *to, int64_t cols) {
+    const REAL *row = src;
+    int64_t tap = r0 % rs.taps;
+    for (int64_t kk = 0; kk < kc; kk++) {
+#pragma GCC unroll 4
+        for (int op = 0; op < ops; op++)
+            GEMM(store)(dst + kk * GEMM(NR) + to[op], GEMM(load)(row + from[op]));
+        for (int64_t z = cols; z < GEMM(NR); z += GEMM(LANES))
+            GEMM(store)(dst + kk * GEMM(NR) + z, (GEMM(vec)){0});
+        row = GEMM(next_row)(row, rs, &tap);
+    }
+}
+
+// B's panel as pack_rows packs it (stride NR, rows = cols), its columns j0 .. j0 + cols - 1
+// placed as gemm_cols says (src being B's column j0 of the stored row r0; `end` B's stored
+// row's length from there). Each image row's run of the panel is copied in whole vectors, in
+// order, the last vector of a run spilling into the next run's slots (copied after it) or past
+// the panel's row (into the next row's, or past dst's end: it has LANES elements of slack):
+// two or three loads per row of B for a panel of 32 columns, where a blend of two loads per
+// vector that meets a row end took four, and with the copies' count a constant, as fast as
+// pack_rows. Or none of it: where each of the panel's two vectors is one load (no image row
+// ends inside either), brow[kk] gets row kk's first, *boff where its second starts from there,
+// and it returns true: the micro-kernel reads them in place (the stem's 112-wide rows: six
+// panels of seven; packing took a tenth of its forward). A panel whose last vector would read
+// past `end` goes element by element.
+static inline __attribute__((always_inline)) bool
+GEMM(pack_mapped)(REAL *restrict dst, const REAL **restrict brow, int64_t *boff,
+                  const REAL *restrict src, gemm_rows rs, gemm_cols cs, int64_t r0, int64_t j0,
+                  int64_t cols, int64_t end, int64_t kc) {
+    enum { L = GEMM(LANES), NR = GEMM(NR) };
+    const int64_t base = GEMM(col)(cs, j0);
+    int64_t from[NR], to[NR];
+    int ops = 0;
+    for (int64_t j = 0; j < cols;) {
+        const int64_t left = cs.width - (j0 + j) % cs.width;
+        const int64_t run = left < cols - j ? left : cols - j;
+        for (int64_t i = 0; i < run; i += L) {
+            from[ops] = GEMM(col)(cs, j0 + j + i) - base;
+            to[ops++] = j + i;
+        }
+        j += run;
+    }
+    const REAL *row = src;
+    int64_t tap = r0 % rs.taps;
+    if (from[ops - 1] + L <= end) {
+        if (cols == NR && ops == 2 && to[1] == L) {
+            for (int64_t kk = 0; kk < kc; kk++) {
+                brow[kk] = row;
+                row = GEMM(next_row)(row, rs, &tap);
+            }
+            *boff = from[1];
+            return true;
+        }
+        if (ops == 2)
+            GEMM(pack_runs)(dst, src, rs, r0, kc, 2, from, to, cols);
+        else if (ops == 3)
+            GEMM(pack_runs)(dst, src, rs, r0, kc, 3, from, to, cols);
+        else
+            GEMM(pack_runs)(dst, src, rs, r0, kc, ops, from, to, cols);
+        return false;
+    }
+    int64_t at[NR];
+    for (int j = 0; j < NR; j++) at[j] = j < cols ? GEMM(col)(cs, j0 + j) - base : 0;
+    for (int64_t kk = 0; kk < kc; kk++) {
+        for (int64_t j = 0; j < NR; j++) dst[kk * NR + j] = j < cols ? row[at[j]] : 0;
+        row = GEMM(next_row)(row, rs, &tap);
+    }
+    return false;
 }
 
 // dst[kk*stride + i] = row i of src [kk] for i < rows, kk < kc (rows as in pack_rows); zeros
@@ -181,17 +268,20 @@ GEMM(pack_cols)(REAL *restrict dst, const int stride, const REAL *restrict src, 
 }
 
 // C tile (rows x cols, cols <= NR) (+)= A panel (rows x kc, k-major at stride AS) *
-// B panel (kc x NR, k-major) (+ bias[i] on row i, unless bias is NULL). `rows` is a constant
-// wherever this is inlined (GEMM(tile)).
+// B panel (kc x NR, k-major) (+ bias[i] on row i, unless bias is NULL). With `direct` B is
+// read in place instead: row kk's two vectors at brow[kk] and brow[kk] + boff. `rows` and
+// `direct` are constants wherever this is inlined (GEMM(tile)).
 static inline __attribute__((always_inline)) void
 GEMM(micro)(const int rows, int64_t kc, const REAL *restrict pa, const REAL *restrict pb,
+            const REAL *const *restrict brow, int64_t boff, const bool direct,
             const REAL *restrict bias, REAL *restrict c, int64_t ldc, int64_t cols, bool add) {
     enum { L = GEMM(LANES), NR = GEMM(NR), AS = GEMM(AS) };
     GEMM(vec) acc[GEMM_MR][2];
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++) acc[i][0] = acc[i][1] = (GEMM(vec)){0} + (bias ? bias[i] : 0);
     for (int64_t kk = 0; kk < kc; kk++) {
-        const GEMM(vec) b0 = GEMM(load)(pb + kk * NR), b1 = GEMM(load)(pb + kk * NR + L);
+        const REAL *bk = direct ? brow[kk] : pb + kk * NR;
+        const GEMM(vec) b0 = GEMM(load)(bk), b1 = GEMM(load)(bk + (direct ? boff : L));
 #pragma GCC unroll 16
         for (int i = 0; i < rows; i++) {
             const REAL a = pa[kk * AS + i];
@@ -220,17 +310,25 @@ GEMM(micro)(const int rows, int64_t kc, const REAL *restrict pa, const REAL *res
     }
 }
 
-// The micro-kernel for a panel of `rows` (1..MR) rows, each row count compiled on its own.
-// Kept out of the blocking loops: inlined there, GCC kept the packing's shuffle indices in
-// registers across the micro-kernel and spilled its accumulators.
-static __attribute__((noinline)) void GEMM(tile)(int rows, int64_t kc, const REAL *restrict pa,
-                                                 const REAL *restrict pb,
-                                                 const REAL *restrict bias, REAL *restrict c,
-                                                 int64_t ldc, int64_t cols, bool add) {
+// The micro-kernel for a panel of `rows` (1..MR) rows, each row count compiled on its own,
+// B packed in pb or (brow not NULL) read in place. Kept out of the blocking loops: inlined
+// there, GCC kept the packing's shuffle indices in registers across the micro-kernel and
+// spilled its accumulators.
+static __attribute__((noinline)) void
+GEMM(tile)(int rows, int64_t kc, const REAL *restrict pa, const REAL *restrict pb,
+           const REAL *const *restrict brow, int64_t boff, const REAL *restrict bias,
+           REAL *restrict c, int64_t ldc, int64_t cols, bool add) {
     switch (rows) {
 #define GEMM_ROWS(r)                                                                              \
     case r:                                                                                       \
-        if (r <= GEMM_MR) GEMM(micro)(r <= GEMM_MR ? r : 1, kc, pa, pb, bias, c, ldc, cols, add); \
+        if (r > GEMM_MR)                                                                          \
+            break;                                                                                \
+        if (brow)                                                                                 \
+            GEMM(micro)(r <= GEMM_MR ? r : 1, kc, pa, pb, brow, boff, true, bias, c, ldc, cols,   \
+                        add);                                                                     \
+        else                                                                                      \
+            GEMM(micro)(r <= GEMM_MR ? r : 1, kc, pa, pb, brow, boff, false, bias, c, ldc, cols,  \
+                        add);                                                                     \
         break;
         GEMM_ROWS(1)
         GEMM_ROWS(2)
@@ -251,14 +349,17 @@ static __attribute__((noinline)) void GEMM(tile)(int rows, int64_t kc, const REA
 }
 _Static_assert(GEMM_MR <= 14, "GEMM(tile) has cases for up to 14 rows");
 
-// The GEMM of gemm.h, B's rows placed as rb says, the bias (or NULL) added in the first slice.
+// The GEMM of gemm.h, B's rows placed as rb says and its columns as cb says (width 0: in
+// order), the bias (or NULL) added in the first slice.
 static inline __attribute__((always_inline)) void
 GEMM(run)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const REAL *a, int64_t lda,
-          const REAL *b, gemm_rows rb, const REAL *bias, bool add, REAL *c, int64_t ldc) {
+          const REAL *b, gemm_rows rb, gemm_cols cb, const REAL *bias, bool add, REAL *c,
+          int64_t ldc) {
     enum { MR = GEMM_MR, NR = GEMM(NR), AS = GEMM(AS), KC = GEMM_KC, MC = GEMM_MC };
     const gemm_rows ra = {lda, 0, 1, NULL};
     REAL pa[GEMM(PANELS) * AS * KC] __attribute__((aligned(64)));
-    REAL pb[KC * NR] __attribute__((aligned(64)));
+    REAL pb[KC * NR + GEMM(LANES)] __attribute__((aligned(64))); // + pack_mapped's slack
+    const REAL *brow[KC]; // B's rows read in place (pack_mapped)
     for (int64_t p0 = 0; p0 < k; p0 += KC) {
         const int64_t kc = k - p0 < KC ? k - p0 : KC;
         const bool into = add || p0 > 0;
@@ -274,8 +375,15 @@ GEMM(run)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const REA
             }
             for (int64_t j0 = 0; j0 < n; j0 += NR) {
                 const int64_t cols = n - j0 < NR ? n - j0 : NR;
+                bool direct = false;
+                int64_t boff = 0;
                 if (trans_b)
                     GEMM(pack_cols)(pb, NR, GEMM(row)(b, rb, 0, j0) + p0, rb, j0, cols, kc);
+                else if (cb.width)
+                    direct = GEMM(pack_mapped)(pb, brow, &boff,
+                                               GEMM(row)(b, rb, 0, p0) + GEMM(col)(cb, j0), rb, cb,
+                                               p0, j0, cols,
+                                               GEMM(col)(cb, n - 1) + 1 - GEMM(col)(cb, j0), kc);
                 else // kc rows of a few lines each: too many streams for the hardware's
                      // prefetchers, whose misses stalled the packing (the (e) 1x1 dx GEMM,
                      // K = 256: 1.05x faster with the panel after the next one prefetched, as
@@ -284,8 +392,8 @@ GEMM(run)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const REA
                                     j0 + 2 * NR < n ? 2 * NR : 0);
                 for (int64_t ir = 0; ir < mc; ir += MR) {
                     const int64_t rows = mc - ir < MR ? mc - ir : MR;
-                    GEMM(tile)((int)rows, kc, pa + ir / MR * AS * kc, pb,
-                               bias && p0 == 0 ? bias + i0 + ir : NULL, c + (i0 + ir) * ldc + j0,
+                    GEMM(tile)((int)rows, kc, pa + ir / MR * AS * kc, pb, direct ? brow : NULL,
+                               boff, bias && p0 == 0 ? bias + i0 + ir : NULL, c + (i0 + ir) * ldc + j0,
                                ldc, cols, into);
                 }
             }
@@ -295,13 +403,20 @@ GEMM(run)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const REA
 
 void GEMM_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
                  int64_t lda, const void *b, int64_t ldb, bool add, void *c, int64_t ldc) {
-    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, (gemm_rows){ldb, 0, 1, NULL}, NULL, add, c, ldc);
+    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, (gemm_rows){ldb, 0, 1, NULL}, (gemm_cols){0, 0},
+              NULL, add, c, ldc);
 }
 
 void GEMM_ROWS_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void *a,
                       int64_t lda, const void *b, gemm_rows b_rows, const void *bias, bool add,
                       void *c, int64_t ldc) {
-    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, b_rows, bias, add, c, ldc);
+    GEMM(run)(trans_a, trans_b, m, n, k, a, lda, b, b_rows, (gemm_cols){0, 0}, bias, add, c, ldc);
+}
+
+void GEMM_COLS_EXPORT(int64_t m, int64_t n, int64_t k, const void *a, int64_t lda, const void *b,
+                      gemm_rows b_rows, gemm_cols b_cols, const void *bias, bool add, void *c,
+                      int64_t ldc) {
+    GEMM(run)(false, false, m, n, k, a, lda, b, b_rows, b_cols, bias, add, c, ldc);
 }
 
 // The per-dtype parameters end here, so that the includer can define them again for the next.
@@ -311,3 +426,4 @@ void GEMM_ROWS_EXPORT(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
 #undef GEMM
 #undef GEMM_EXPORT
 #undef GEMM_ROWS_EXPORT
+#undef GEMM_COLS_EXPORT

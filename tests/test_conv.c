@@ -821,12 +821,12 @@ static void test_shift(void) {
 // Strided layers, which under AVX-512 run as GEMMs on phase planes (core/conv_phase.c; dx
 // there from 64 channels per group) and elsewhere im2col + GEMM: strides 2 and 3, a stride in
 // one direction only, dilations that share phases with the stride (one plane) or not, a
-// kernel that misses some phases of x, padding on one side or
-// wider than the kernel, groups, 1-5 input channels (the stem's kind), odd sizes, a kernel one
-// column wide (the planes' pitch is then Wo: y and dy are used in place), a layer cut into
-// chunks of output rows, batches that do not divide among the threads, in both dtypes, every
-// ISA variant, 1-3 threads, the least workspace, an odd one and the full one, against the
-// reference.
+// kernel that misses some phases of x, padding on one side or wider than the kernel, groups,
+// 1-5 input channels (the stem's kind), odd sizes, a kernel one column wide (the planes' pitch
+// is then Wo: dy is used in place), outputs narrower and wider than the GEMM's panels (whose
+// columns are y's pixels, read from the planes' wider rows), a layer cut into chunks of output
+// rows, batches that do not divide among the threads, in both dtypes, every ISA variant, 1-3
+// threads, the least workspace, an odd one and the full one, against the reference.
 static void test_phase(void) {
     const conv_geom layers[] = {
         {.n = 3, .c = 3, .h = 23, .w = 29, .f = 21, .kh = 7, .kw = 7, .groups = 1, .stride_h = 2,
@@ -853,6 +853,14 @@ static void test_phase(void) {
         {.n = 1, .c = 48, .h = 70, .w = 130, .f = 40, .kh = 3, .kw = 3, .groups = 1,
          .stride_h = 2, .stride_w = 2, .dilation_h = 1, .dilation_w = 1, .pad_top = 1,
          .pad_bottom = 1, .pad_left = 1, .pad_right = 1},
+        // outputs 28 and 38 wide: the forward's GEMM panels of 32 (16 in float64) output
+        // pixels meet one or two row ends, or none
+        {.n = 2, .c = 8, .h = 57, .w = 56, .f = 20, .kh = 3, .kw = 3, .groups = 1,
+         .stride_h = 2, .stride_w = 2, .dilation_h = 1, .dilation_w = 1, .pad_top = 1,
+         .pad_bottom = 1, .pad_left = 1, .pad_right = 1},
+        {.n = 1, .c = 3, .h = 40, .w = 75, .f = 17, .kh = 7, .kw = 7, .groups = 1,
+         .stride_h = 2, .stride_w = 2, .dilation_h = 1, .dilation_w = 1, .pad_top = 3,
+         .pad_bottom = 3, .pad_left = 3, .pad_right = 3},
     };
     const int ran = check_layers(layers, sizeof layers / sizeof *layers, 2718, 1);
     printf("strided layers: %d passes checked\n", ran);

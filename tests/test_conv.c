@@ -954,6 +954,24 @@ static void test_depthwise_wide(void) {
            LAYERS, st.worst[CONV_FLOAT32], st.worst[CONV_FLOAT64]);
 }
 
+// Layer `config` (with a bias or not) on every ISA variant this CPU runs, both dtypes,
+// through sweep_case (1-3 threads, every workspace kind), against the reference.
+static void sweep_every_isa(sweep_state *st, const conv_geom *g, int config, bool bias,
+                            uint64_t *rng) {
+    st->config = config;
+    st->bias = bias;
+    conv_geom_describe(st->desc, sizeof st->desc, g);
+    for (conv_isa isa = CONV_ISA_PORTABLE; isa <= conv_isa_best(); isa++) {
+        st->isa = isa;
+        for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
+            conv_case cc;
+            conv_case_init(&cc, g, st->bias, dt, rng);
+            sweep_case(st, &cc, 1);
+            conv_case_free(&cc);
+        }
+    }
+}
+
 // Depthwise layers with one filter per channel and channels in whole vectors of every ISA's
 // lanes (16 floats or 8 doubles for AVX-512, 8 or 4 for AVX2, 4 or 2 portable), which every
 // pass runs channel-blocked (dw_*_lanes): rows narrower and wider than a vector, with
@@ -978,18 +996,7 @@ static void test_depthwise_lanes(void) {
         g.h = (g.kh - 1) * g.dilation_h + t_rand_int(&rng, 1, 9);
         const int64_t cols = i < 4 ? t_rand_int(&rng, 1, 7) : t_rand_int(&rng, 8, 70);
         g.w = (g.kw - 1) * g.dilation_w + cols;
-        st.config = i;
-        st.bias = i % 2;
-        conv_geom_describe(st.desc, sizeof st.desc, &g);
-        for (conv_isa isa = CONV_ISA_PORTABLE; isa <= conv_isa_best(); isa++) {
-            st.isa = isa;
-            for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
-                conv_case cc;
-                conv_case_init(&cc, &g, st.bias, dt, &rng);
-                sweep_case(&st, &cc, 1);
-                conv_case_free(&cc);
-            }
-        }
+        sweep_every_isa(&st, &g, i, i % 2, &rng);
     }
     printf("depthwise lanes: %d layers, worst |fast-ref|/scale float32 %.3g, float64 %.3g\n",
            LAYERS, st.worst[CONV_FLOAT32], st.worst[CONV_FLOAT64]);
@@ -1026,18 +1033,7 @@ static void test_depthwise_inplace(void) {
         g.f = g.c * (1 + i / 8);
         g.h = (g.kh - 1) * g.dilation_h + t_rand_int(&rng, 1, 13);
         g.w = i % 5 == 4 ? t_rand_int(&rng, 3, 9) : t_rand_int(&rng, 16, 100);
-        st.config = i;
-        st.bias = i % 2;
-        conv_geom_describe(st.desc, sizeof st.desc, &g);
-        for (conv_isa isa = CONV_ISA_PORTABLE; isa <= conv_isa_best(); isa++) {
-            st.isa = isa;
-            for (conv_dtype dt = CONV_FLOAT32; dt <= CONV_FLOAT64; dt++) {
-                conv_case cc;
-                conv_case_init(&cc, &g, st.bias, dt, &rng);
-                sweep_case(&st, &cc, 1);
-                conv_case_free(&cc);
-            }
-        }
+        sweep_every_isa(&st, &g, i, i % 2, &rng);
     }
     printf("depthwise in place: %d layers, worst |fast-ref|/scale float32 %.3g, float64 %.3g\n",
            LAYERS, st.worst[CONV_FLOAT32], st.worst[CONV_FLOAT64]);

@@ -367,8 +367,9 @@ static int64_t data_tables(const conv_run *r, int64_t grp, const data_shape *d, 
 //   dxq (C/G x U*V) = wt_p (C/G x F/G*T) * dys (F/G*T x U*V),
 // T being the pair's taps, wt_p[c][(f, i)] = w[f][c][tap i], dys row (f, i) dyq's plane f
 // shifted back by tap i's (ia, ib) (dx element (u, v) of the pair meets dy (u - ia, v - ib)),
-// read at the U rows and V columns of the pair's Ux x Qx that land in x; then dxq's rows go to their places in dx (stride sh apart, sw between columns). Items are
-// channel ranges, which write disjoint parts of dx.
+// read at the U rows and V columns of the pair's Ux x Qx that land in x; then dxq's rows go
+// to their places in dx (stride sh apart, sw between columns). Items are channel ranges,
+// which write disjoint parts of dx.
 static void backward_data_worker(void *arg, int worker) {
     const conv_run *r = arg;
     const conv_geom *g = r->g;

@@ -206,12 +206,15 @@ static phase_item item_setup(const conv_run *r, int worker, int64_t item) {
 }
 
 // The planes of the item's group of image n, rows [oh0, oh0 + R + reach) (see the top), then
-// Q zeros.
-static void build_planes(const conv_run *r, const phase_item *it) {
+// Q zeros. The zeros left and right of each row's gather lie where they lay for the worker's
+// last item when that had as many rows (`same`): then only rows outside x are written with
+// zeros (three memsets per row, a few elements each, were 4% of (f)'s dw).
+static void build_planes(const conv_run *r, const phase_item *it, bool same) {
     const conv_geom *g = r->g;
     const size_t elt = r->elt;
     const int64_t cg = g->c / g->groups, q = it->s.pitch, prow = it->rows + it->s.reach_h;
     char *plane = it->planes;
+    if (!same) memset(plane, 0, (size_t)((cg * it->s.nph_h * it->s.nph_w * prow + 1) * q) * elt);
     for (int64_t ch = 0; ch < cg; ch++) {
         const char *x_c = conv_at(r->in, ((it->n * g->c + it->grp * cg + ch) * g->h) * g->w, elt);
         for (int64_t i = 0; i < it->s.nph_h; i++)
@@ -226,16 +229,13 @@ static void build_planes(const conv_run *r, const phase_item *it) {
                         memset(row, 0, (size_t)q * elt);
                         continue;
                     }
-                    memset(row, 0, (size_t)lo * elt);
                     r->k->gather(conv_at(row, lo, elt),
                                  conv_at(x_c, ihr * g->w + lo * g->stride_w + off_w, elt), hi - lo,
                                  g->stride_w);
-                    memset(conv_at(row, hi, elt), 0, (size_t)(q - hi) * elt);
                 }
                 plane = conv_at(plane, prow * q, elt);
             }
     }
-    memset(plane, 0, (size_t)q * elt);
 }
 
 static gemm_rows cols_of(const conv_geom *g, const phase_item *it) {
@@ -257,11 +257,14 @@ static phase_dims dims_of(const conv_geom *g) {
 
 // Item `item` of a forward or dw pass with its phase planes built; *at gets the element of y
 // (or dy) where its first output row starts, *n_cols its GEMM's columns (its output rows at
-// the planes' pitch).
+// the planes' pitch). *same: whether the worker's last item (rows 0: none yet) had as many
+// rows as this one; *rows becomes this one's.
 static phase_item item_planes(const conv_run *r, int worker, int64_t item, const phase_dims *d,
-                              int64_t *at, int64_t *n_cols) {
+                              int64_t *at, int64_t *n_cols, int64_t *rows, bool *same) {
     const phase_item it = item_setup(r, worker, item);
-    build_planes(r, &it);
+    *same = *rows == it.rows;
+    *rows = it.rows;
+    build_planes(r, &it, *same);
     *at = (it.n * r->g->f + it.grp * d->fg) * d->pixels + it.oh0 * d->wo;
     *n_cols = it.rows * it.s.pitch;
     return it;
@@ -273,11 +276,12 @@ static void forward_worker(void *arg, int worker) {
     const size_t elt = r->elt;
     const phase_dims d = dims_of(r->g);
     gemm_cols_fn *gemm = r->dt == CONV_FLOAT64 ? gemm_avx512_cols_f64 : gemm_avx512_cols_f32;
-    int64_t first, end;
+    int64_t first, end, rows = 0;
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
         int64_t at, n_cols;
-        const phase_item it = item_planes(r, worker, item, &d, &at, &n_cols);
+        bool same;
+        const phase_item it = item_planes(r, worker, item, &d, &at, &n_cols, &rows, &same);
         // B's columns are the output's pixels, each row's read from the planes' wider pitch:
         // the GEMM writes y in place and computes no column past Wo.
         const gemm_cols map = {it.s.pitch == d.wo ? 0 : d.wo, it.s.pitch};
@@ -294,21 +298,22 @@ static void backward_weights_worker(void *arg, int worker) {
     const phase_dims d = dims_of(r->g);
     char *sum = worker == 0 ? r->out : region_of(r, worker);
     memset(sum, 0, (size_t)conv_numel_w(r->g) * elt);
-    int64_t first, end;
+    int64_t first, end, rows = 0;
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
         int64_t at, n_cols;
-        const phase_item it = item_planes(r, worker, item, &d, &at, &n_cols);
+        bool same;
+        const phase_item it = item_planes(r, worker, item, &d, &at, &n_cols, &rows, &same);
         const char *dy_g = conv_at(r->dy, at, elt);
         const int64_t q = it.s.pitch;
         const bool direct = q == d.wo;
-        if (!direct)
+        if (!direct) { // dyq's zeros past Wo, like the planes', stay for items of as many rows
+            if (!same) memset(it.out, 0, (size_t)(d.fg * n_cols) * elt);
             for (int64_t f = 0; f < d.fg; f++)
-                for (int64_t u = 0; u < it.rows; u++) {
-                    char *row = conv_at(it.out, f * n_cols + u * q, elt);
-                    memcpy(row, conv_at(dy_g, f * d.pixels + u * d.wo, elt), (size_t)d.wo * elt);
-                    memset(conv_at(row, d.wo, elt), 0, (size_t)(q - d.wo) * elt);
-                }
+                for (int64_t u = 0; u < it.rows; u++)
+                    memcpy(conv_at(it.out, f * n_cols + u * q, elt),
+                           conv_at(dy_g, f * d.pixels + u * d.wo, elt), (size_t)d.wo * elt);
+        }
         conv_gemm_call_rows(r, false, true, d.fg, d.k, n_cols, direct ? dy_g : it.out,
                             direct ? d.pixels : n_cols, it.planes, cols_of(r->g, &it), NULL,
                             true, conv_at(sum, it.grp * d.fg * d.k, elt), d.k);
@@ -359,11 +364,12 @@ static int64_t data_tables(const conv_run *r, int64_t grp, const data_shape *d, 
 // dy (N,F,Ho,Wo), w (F,C/G,kh,kw) -> dx (N,C,H,W), per phase pair (pa, pb) of x, the four
 // stride-1 correlations of a 3x3 stride-2 layer (Ux = rows of x's phase planes, Qx their
 // pitch):
-//   dxq (C/G x Ux*Qx) = wt_p (C/G x F/G*T) * dys (F/G*T x Ux*Qx),
+//   dxq (C/G x U*V) = wt_p (C/G x F/G*T) * dys (F/G*T x U*V),
 // T being the pair's taps, wt_p[c][(f, i)] = w[f][c][tap i], dys row (f, i) dyq's plane f
-// shifted back by tap i's (ia, ib) (dx element (u, v) of the pair meets dy (u - ia, v - ib));
-// then dxq's rows go to their places in dx (stride sh apart, sw between columns). Items are
-// channel ranges, which write disjoint parts of dx.
+// shifted back by tap i's (ia, ib) (dx element (u, v) of the pair meets dy (u - ia, v - ib)),
+// read at the U rows and V columns of the pair's Ux x Qx that land in x; then dxq's rows go
+// to their places in dx (stride sh apart, sw between columns). Items are channel ranges,
+// which write disjoint parts of dx.
 static void backward_data_worker(void *arg, int worker) {
     const conv_run *r = arg;
     const conv_geom *g = r->g;
@@ -380,6 +386,7 @@ static void backward_data_worker(void *arg, int worker) {
     char *wt = region + data_ints_bytes(g);
     char *dyq = conv_at(wt, conv_align_up((size_t)(cg * fg * khw) * elt) / elt, elt);
     char *dxq = conv_at(dyq, conv_align_up((size_t)(fg * d.dyq_plane) * elt) / elt, elt);
+    gemm_cols_fn *gemm = r->dt == CONV_FLOAT64 ? gemm_avx512_cols_f64 : gemm_avx512_cols_f32;
     int64_t first, end, grp_ready = -1, pairs = 0, nph_w = 1;
     conv_item_range(r->items, r->threads, worker, &first, &end);
     for (int64_t item = first; item < end; item++) {
@@ -391,16 +398,14 @@ static void backward_data_worker(void *arg, int worker) {
             grp_ready = grp;
         }
         const char *dy_g = conv_at(r->dy, (n * g->f + grp * fg) * ho * wo, elt);
-        for (int64_t f = 0; f < fg; f++) { // dyq plane f: see data_shape
-            char *plane = conv_at(dyq, f * d.dyq_plane, elt);
-            memset(plane, 0, (size_t)(bmax + amax * d.qx) * elt);
-            for (int64_t u = 0; u < d.ux; u++) {
-                char *row = conv_at(plane, bmax + (amax + u) * d.qx, elt);
-                const int64_t have = u < ho ? wo : 0;
-                if (have) memcpy(row, conv_at(dy_g, f * ho * wo + u * wo, elt), (size_t)wo * elt);
-                memset(conv_at(row, have, elt), 0, (size_t)(d.qx - have) * elt);
-            }
-        }
+        // dyq plane f (see data_shape): its zeros are in the same places for every item, so
+        // they are written once per pass (one memset per row and item was 4% of (f)'s dx).
+        // dy's rows from Ux on meet no element of x.
+        if (item == first) memset(dyq, 0, (size_t)(fg * d.dyq_plane) * elt);
+        for (int64_t f = 0; f < fg; f++)
+            for (int64_t u = 0; u < (ho < d.ux ? ho : d.ux); u++)
+                memcpy(conv_at(dyq, f * d.dyq_plane + bmax + (amax + u) * d.qx, elt),
+                       conv_at(dy_g, f * ho * wo + u * wo, elt), (size_t)wo * elt);
         // Each element of dx is one pair's (u, v) or none's: zeroed first only where some
         // phase has no tap.
         char *dx_c = conv_at(r->out, (n * g->c + grp * cg + c0) * hw, elt);
@@ -415,18 +420,19 @@ static void backward_data_worker(void *arg, int worker) {
             conv_valid_span(0, d.ux, g->stride_h, off_h, g->h, &u0, &u1);
             conv_valid_span(0, d.qx, g->stride_w, off_w, g->w, &lo, &hi);
             if (u1 <= u0 || hi <= lo) continue;
-            const int64_t cols = (u1 - u0) * d.qx;
-            conv_gemm_call_rows(r, false, false, c1 - c0, cols, fg * taps,
-                                conv_at(wt, cg * fg * start[p] + c0 * fg * taps, elt), fg * taps,
-                                conv_at(dyq, offsets[start[p]] + u0 * d.qx, elt),
-                                (gemm_rows){d.dyq_plane, 0, taps, offsets + start[p]}, NULL,
-                                false, dxq, cols);
+            // B's columns are those rows' columns lo..hi-1 only (gemm_cols), dxq's rows
+            // (u1 - u0)*(hi - lo) long: (f)'s pairs compute 28 of the Qx = 29 columns.
+            const int64_t width = hi - lo, cols = (u1 - u0) * width;
+            gemm(c1 - c0, cols, fg * taps, conv_at(wt, cg * fg * start[p] + c0 * fg * taps, elt),
+                 fg * taps, conv_at(dyq, offsets[start[p]] + u0 * d.qx + lo, elt),
+                 (gemm_rows){d.dyq_plane, 0, taps, offsets + start[p]},
+                 (gemm_cols){width == d.qx ? 0 : width, d.qx}, NULL, false, dxq, cols);
             for (int64_t c = 0; c < c1 - c0; c++)
                 for (int64_t u = u0; u < u1; u++)
                     r->k->place(conv_at(dx_c, c * hw + (u * g->stride_h + off_h) * g->w +
                                                   lo * g->stride_w + off_w,
                                         elt),
-                                conv_at(dxq, c * cols + (u - u0) * d.qx + lo, elt), hi - lo,
+                                conv_at(dxq, c * cols + (u - u0) * width, elt), width,
                                 g->stride_w);
         }
     }

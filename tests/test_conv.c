@@ -861,6 +861,10 @@ static void test_phase(void) {
         {.n = 1, .c = 3, .h = 40, .w = 75, .f = 17, .kh = 7, .kw = 7, .groups = 1,
          .stride_h = 2, .stride_w = 2, .dilation_h = 1, .dilation_w = 1, .pad_top = 3,
          .pad_bottom = 3, .pad_left = 3, .pad_right = 3},
+        // dx by phases where each phase of x spans all Qx columns (its GEMM's columns in
+        // order, no gemm_cols mapping) and dy has rows past x's phase planes (Ho 5, Ux 4)
+        {.n = 3, .c = 64, .h = 7, .w = 8, .f = 5, .kh = 3, .kw = 2, .groups = 1,
+         .stride_h = 2, .stride_w = 2, .dilation_h = 1, .dilation_w = 1, .pad_bottom = 5},
     };
     const int ran = check_layers(layers, sizeof layers / sizeof *layers, 2718, 1);
     printf("strided layers: %d passes checked\n", ran);

@@ -61,7 +61,7 @@ static int64_t kernel_reach(const conv_geom *g) {
 }
 static int64_t padded_plane(const conv_geom *g) {
     return conv_add_sat(conv_mul_sat(g->h + g->pad_top + g->pad_bottom, padded_pitch(g)),
-                        conv_add_sat(conv_mul_sat(g->kw - 1 + CONV_DOT_TAPS - 1, g->dilation_w),
+                        conv_add_sat(conv_mul_sat(g->kw - 1, g->dilation_w),
                                      CONV_TAP_BLOCK_BYTES / 4));
 }
 static int64_t dy_plane_ext(const conv_geom *g) {
@@ -199,10 +199,17 @@ static void backward_weights_worker(void *arg, int worker) {
     const conv_run *r = arg;
     const conv_geom *g = r->g;
     const size_t elt = r->elt;
-    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, khw = g->kh * g->kw;
+    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, taps = cg * g->kh * g->kw;
     const int64_t pitch = padded_pitch(g);
     const int64_t span = conv_out_h(g) * pitch; // dy's rows in dyp
     const flat_planes sp = flat_scratch(r, worker);
+    // tap (ch, a, b') of a filter, at ch*kh*kw + a*kw + b' in dw, reads the x planes at
+    // this offset from dy's pixel (conv_flat_wanted keeps taps within FLAT_MAX_TAPS here)
+    int64_t offsets[FLAT_MAX_TAPS];
+    for (int64_t t = 0; t < taps; t++) {
+        const int64_t ch = t / (g->kh * g->kw), a = t / g->kw % g->kh, b = t % g->kw;
+        offsets[t] = ch * padded_plane(g) + a * g->dilation_h * pitch + b * g->dilation_w;
+    }
     memset(sp.sum, 0, (size_t)conv_numel_w(g) * elt);
     int64_t first, end;
     conv_item_range(r->items, r->threads, worker, &first, &end);
@@ -210,15 +217,11 @@ static void backward_weights_worker(void *arg, int worker) {
         const int64_t n = item / g->groups, grp = item % g->groups;
         pad_group(r, &sp, n, grp);
         pitch_group(r, &sp, n, grp);
-        // All the group's filters against one shifted x row per call: dots loads each x vector
+        // All the group's filters against all its taps' shifted x: dots loads each x vector
         // once for a few filters, each dy vector once for a few taps.
-        char *sum_g = conv_at(sp.sum, grp * fg * cg * khw, elt);
-        for (int64_t ch = 0; ch < cg; ch++)
-            for (int64_t a = 0; a < g->kh; a++)
-                r->k->dots(conv_at(sum_g, ch * khw + a * g->kw, elt), cg * khw, fg,
-                           conv_at(sp.dyp, kernel_reach(g), elt), dy_plane_ext(g),
-                           conv_at(sp.xp, ch * padded_plane(g) + a * g->dilation_h * pitch, elt),
-                           span, g->kw, g->dilation_w);
+        r->k->dots(conv_at(sp.sum, grp * fg * taps, elt), taps, fg,
+                   conv_at(sp.dyp, kernel_reach(g), elt), dy_plane_ext(g), sp.xp, span, taps,
+                   offsets);
     }
 }
 

@@ -77,7 +77,7 @@ typedef struct {
     double (*dot)(const void *a, const void *b, int64_t count, int64_t stride);
     double (*sum)(const void *a, int64_t count);
     void (*dots)(void *sums, int64_t sums_stride, int64_t nout, const void *a, int64_t a_stride,
-                 const void *b, int64_t count, int64_t taps, int64_t step);
+                 const void *b, int64_t count, int64_t taps, const int64_t *offsets);
     void (*taps_row_outs)(void *out, int64_t out_stride, int64_t nout, const void *in,
                           int64_t count, int64_t channels, int64_t in_stride, const void *w,
                           int64_t w_stride, int64_t w_ostride, int64_t kh, int64_t kw,
@@ -111,8 +111,7 @@ typedef struct {
 } conv_kernels;
 
 // taps_row_outs computes whole blocks of this many bytes of outputs, reading past a row's end;
-// dots takes up to CONV_DOT_TAPS taps of a kernel row at once, reading up to
-// CONV_DOT_TAPS - 1 taps past its end. conv_flat.c sizes its planes for both.
+// conv_flat.c sizes its planes for it. dots takes CONV_DOT_TAPS taps at once.
 #define CONV_TAP_BLOCK_BYTES 128
 #define CONV_DOT_TAPS 4
 // The Winograd transforms' row scratch, in elements, for a batch of `tiles` tiles.

@@ -78,10 +78,11 @@ typedef struct {
     double (*sum)(const void *a, int64_t count);
     void (*dots)(void *sums, int64_t sums_stride, int64_t nout, const void *a, int64_t a_stride,
                  const void *b, int64_t count, int64_t taps, const int64_t *offsets);
-    void (*taps_row_outs)(void *out, int64_t out_stride, int64_t nout, const void *in,
-                          int64_t count, int64_t channels, int64_t in_stride, const void *w,
-                          int64_t w_stride, int64_t w_ostride, int64_t kh, int64_t kw,
-                          int64_t step_a, int64_t step_b, const double *bias);
+    void (*taps_rows_outs)(void *out, int64_t out_stride, int64_t nout, int64_t rows,
+                           int64_t out_pitch, const void *in, int64_t in_pitch, int64_t count,
+                           int64_t channels, int64_t in_stride, const void *w, int64_t w_stride,
+                           int64_t w_ostride, int64_t kh, int64_t kw, int64_t step_a,
+                           int64_t step_b, const double *bias);
     void (*wino_kernel)(void *u, int64_t u_stride, const void *w, int64_t w_stride,
                         int64_t count, bool flip);
     void (*wino_input)(void *v, int64_t v_stride, const void *plane, const conv_wino_plane *pl,
@@ -110,7 +111,7 @@ typedef struct {
     int64_t lanes; // elements in one of the ISA's vectors (the dw_*_lanes planes per call)
 } conv_kernels;
 
-// taps_row_outs computes whole blocks of this many bytes of outputs, reading past a row's end;
+// taps_rows_outs computes whole blocks of this many bytes of outputs, reading past a row's end;
 // conv_flat.c sizes its planes for it. dots takes CONV_DOT_TAPS taps at once.
 #define CONV_TAP_BLOCK_BYTES 128
 #define CONV_DOT_TAPS 4

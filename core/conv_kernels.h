@@ -171,87 +171,116 @@ static void KERNEL(dots)(void *sums_, int64_t sums_stride, int64_t nout, const v
 }
 #undef DOT_OUTS
 
-// out[o*out_stride + j] = bias[o] + sum over channels ch, taps (a, b') of
-//     w[o*w_ostride + ch*w_stride + a*kw + b'] * in[ch*in_stride + j + a*step_a + b'*step_b]
-// for o < NOUT, j < count (taps_row_outs). Works in blocks of TAP_VECS vectors of outputs
-// held in registers across all taps; the last block reads past the row, which the flat
-// planes' slack (CONV_TAP_BLOCK_BYTES) allows. The block is explicit vectors of the ISA's
-// width (unrolled, so that they stay in registers: with AVX2's four per block the vectoriser's
-// own loop kept them in memory, 3x slower). Each input vector is loaded once for the NOUT
-// planes; NOUT is a constant (TAP_OUTS or fewer) so that the NOUT x VECS accumulators stay in
-// registers, enough of them to cover the FMA latency on both pipes: 16 of AVX-512's 32 (8 x 2),
-// 12 of AVX2's 16 (3 x 4, with 3 broadcast weights), 8 of portable's (1 x 8). With 4 x 2 on
-// AVX-512 the 576-tap layer (k) ran forward 3.6 ms and dx 4.1 on one thread, with 8 x 2 3.1
-// and 3.3 (best of 80 runs): half the loads of x per multiply-add. On AVX2, 2 x 4 left the
-// FMAs waiting on their own results: (d) forward 1.33 -> 0.89 ms and dx 1.37 -> 0.78 with
-// 3 x 4, (b) by the direct path 36 -> 24 ms either pass; 6 x 2 and 4 x 3 (blocks of 24
-// outputs on rows of 32) were slower.
+// out[o*out_stride + r*out_pitch + j] = bias[o] + sum over channels ch, taps (a, b') of
+//     w[o*w_ostride + ch*w_stride + a*kw + b'] *
+//     in[ch*in_stride + r*in_pitch + j + a*step_a + b'*step_b]
+// for o < NOUT, r < ROWS, j < count (taps_rows_outs). Works in blocks of TAP_VECS vectors of
+// outputs per row held in registers across all taps; the last block reads past the row, which
+// the flat planes' slack (CONV_TAP_BLOCK_BYTES) allows. The block is explicit vectors of the
+// ISA's width (unrolled, so that they stay in registers: with AVX2's four per block the
+// vectoriser's own loop kept them in memory, 3x slower). Each input vector is loaded once for
+// the NOUT planes; NOUT and ROWS are constants (NOUT x ROWS at most TAP_OUTS) so that the
+// NOUT x ROWS x VECS accumulators stay in registers, enough of them to cover the FMA latency on
+// both pipes: 16 of AVX-512's 32 (8 x 2), 12 of AVX2's 16 (3 x 4, with 3 broadcast weights),
+// 8 of portable's (1 x 8). With 4 x 2 on AVX-512 the 576-tap layer (k) ran forward 3.6 ms and
+// dx 4.1 on one thread, with 8 x 2 3.1 and 3.3 (best of 80 runs): half the loads of x per
+// multiply-add. On AVX2, 2 x 4 left the FMAs waiting on their own results: (d) forward 1.33 ->
+// 0.89 ms and dx 1.37 -> 0.78 with 3 x 4, (b) by the direct path 36 -> 24 ms either pass;
+// 6 x 2 and 4 x 3 (blocks of 24 outputs on rows of 32) were slower. Fewer planes than
+// TAP_OUTS / 2 take two rows at once (ROWS 2), so that (d)'s dx, 3 channels, keeps 12
+// accumulators on AVX-512 rather than 6.
 #define TAP_OUTS (VEC_BYTES == 64 ? 8 : VEC_BYTES == 32 ? 3 : 1)
 #define TAP_VECS (VEC_BYTES == 32 ? 4 : CONV_TAP_BLOCK_BYTES / VEC_BYTES)
 _Static_assert(TAP_VECS * VEC_BYTES <= CONV_TAP_BLOCK_BYTES, "a block stays in the planes' slack");
 static inline __attribute__((always_inline)) void
-KERNEL(taps_rows_outs)(REAL *restrict out, int64_t out_stride, const int nout,
-                       const REAL *restrict in, int64_t count, int64_t channels,
-                       int64_t in_stride, const REAL *restrict w, int64_t w_stride,
-                       int64_t w_ostride, int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
-                       const double *bias) {
+KERNEL(taps_block_outs)(REAL *restrict out, int64_t out_stride, const int nout, const int rows,
+                        int64_t out_pitch, const REAL *restrict in, int64_t in_pitch,
+                        int64_t count, int64_t channels, int64_t in_stride,
+                        const REAL *restrict w, int64_t w_stride, int64_t w_ostride, int64_t kh,
+                        int64_t kw, int64_t step_a, int64_t step_b, const double *bias) {
     enum { LANES = VEC_BYTES / sizeof(REAL), VECS = TAP_VECS };
     enum { BLOCK = VECS * LANES };
     for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
         KERNEL(lanes) acc[TAP_OUTS][VECS];
 #pragma GCC unroll 16
-        for (int o = 0; o < nout; o++)
+        for (int o = 0; o < nout * rows; o++)
 #pragma GCC unroll 16
             for (int v = 0; v < VECS; v++)
-                for (int l = 0; l < LANES; l++) acc[o][v][l] = (REAL)bias[o];
+                for (int l = 0; l < LANES; l++) acc[o][v][l] = (REAL)bias[o % nout];
         for (int64_t ch = 0; ch < channels; ch++)
             for (int64_t a = 0; a < kh; a++)
                 for (int64_t b = 0; b < kw; b++) {
                     const REAL *src = in + ch * in_stride + j0 + a * step_a + b * step_b;
                     const REAL *wt = w + ch * w_stride + a * kw + b;
+#pragma GCC unroll 2
+                    for (int r = 0; r < rows; r++)
 #pragma GCC unroll 16
-                    for (int v = 0; v < VECS; v++) {
-                        KERNEL(lanes) x;
-                        memcpy(&x, src + v * LANES, sizeof x);
+                        for (int v = 0; v < VECS; v++) {
+                            KERNEL(lanes) x;
+                            memcpy(&x, src + r * in_pitch + v * LANES, sizeof x);
 #pragma GCC unroll 16
-                        for (int o = 0; o < nout; o++) acc[o][v] += wt[o * w_ostride] * x;
-                    }
+                            for (int o = 0; o < nout; o++)
+                                acc[r * nout + o][v] += wt[o * w_ostride] * x;
+                        }
                 }
         const int64_t n = count - j0 < BLOCK ? count - j0 : BLOCK;
 #pragma GCC unroll 16
-        for (int o = 0; o < nout; o++) {
+        for (int o = 0; o < nout * rows; o++) {
+            REAL *dst = out + o % nout * out_stride + o / nout * out_pitch + j0;
             if (n == BLOCK) {
-                memcpy(out + o * out_stride + j0, acc[o], sizeof acc[o]);
+                memcpy(dst, acc[o], sizeof acc[o]);
             } else {
                 REAL last[BLOCK];
                 memcpy(last, acc[o], sizeof last);
-                memcpy(out + o * out_stride + j0, last, (size_t)n * sizeof(REAL));
+                memcpy(dst, last, (size_t)n * sizeof(REAL));
             }
         }
     }
 }
 
-// taps_rows_outs over nout output planes (any number): TAP_OUTS at a time, then the rest in
-// one call (each count compiled on its own, its accumulators in registers).
-static void KERNEL(taps_row_outs)(void *out_, int64_t out_stride, int64_t nout, const void *in,
-                                  int64_t count, int64_t channels, int64_t in_stride,
-                                  const void *w_, int64_t w_stride, int64_t w_ostride, int64_t kh,
-                                  int64_t kw, int64_t step_a, int64_t step_b,
-                                  const double *bias) {
+// taps_block_outs over `rows` rows of NOUT planes: two rows per call where NOUT is at most
+// TAP_OUTS / 2, else one.
+static inline __attribute__((always_inline)) void
+KERNEL(taps_rows_block)(REAL *out, int64_t out_stride, const int nout, int64_t rows,
+                        int64_t out_pitch, const REAL *in, int64_t in_pitch, int64_t count,
+                        int64_t channels, int64_t in_stride, const REAL *w, int64_t w_stride,
+                        int64_t w_ostride, int64_t kh, int64_t kw, int64_t step_a,
+                        int64_t step_b, const double *bias) {
+    int64_t r = 0;
+    if (2 * nout <= TAP_OUTS)
+        for (; r + 2 <= rows; r += 2)
+            KERNEL(taps_block_outs)(out + r * out_pitch, out_stride, nout, 2, out_pitch,
+                                    in + r * in_pitch, in_pitch, count, channels, in_stride, w,
+                                    w_stride, w_ostride, kh, kw, step_a, step_b, bias);
+    for (; r < rows; r++)
+        KERNEL(taps_block_outs)(out + r * out_pitch, out_stride, nout, 1, out_pitch,
+                                in + r * in_pitch, in_pitch, count, channels, in_stride, w,
+                                w_stride, w_ostride, kh, kw, step_a, step_b, bias);
+}
+
+// taps_block_outs over nout output planes (any number) and `rows` rows (row r of plane o at
+// out + o*out_stride + r*out_pitch, reading in + r*in_pitch): TAP_OUTS planes at a time, then
+// the rest in one call (each count compiled on its own, its accumulators in registers).
+static void KERNEL(taps_rows_outs)(void *out_, int64_t out_stride, int64_t nout, int64_t rows,
+                                   int64_t out_pitch, const void *in_, int64_t in_pitch,
+                                   int64_t count, int64_t channels, int64_t in_stride,
+                                   const void *w_, int64_t w_stride, int64_t w_ostride,
+                                   int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
+                                   const double *bias) {
     REAL *out = out_;
-    const REAL *w = w_;
+    const REAL *in = in_, *w = w_;
     int64_t o = 0;
     for (; o + TAP_OUTS <= nout; o += TAP_OUTS)
-        KERNEL(taps_rows_outs)(out + o * out_stride, out_stride, TAP_OUTS, in, count, channels,
-                               in_stride, w + o * w_ostride, w_stride, w_ostride, kh, kw, step_a,
-                               step_b, bias + o);
+        KERNEL(taps_rows_block)(out + o * out_stride, out_stride, TAP_OUTS, rows, out_pitch, in,
+                                in_pitch, count, channels, in_stride, w + o * w_ostride,
+                                w_stride, w_ostride, kh, kw, step_a, step_b, bias + o);
     switch (nout - o) {
-#define TAP_REST(n)                                                                          \
-    case n:                                                                                  \
-        if (n < TAP_OUTS)                                                                    \
-            KERNEL(taps_rows_outs)(out + o * out_stride, out_stride, n, in, count, channels, \
-                                   in_stride, w + o * w_ostride, w_stride, w_ostride, kh, kw, \
-                                   step_a, step_b, bias + o);                                 \
+#define TAP_REST(n)                                                                            \
+    case n:                                                                                    \
+        if (n < TAP_OUTS)                                                                      \
+            KERNEL(taps_rows_block)(out + o * out_stride, out_stride, n, rows, out_pitch, in,   \
+                                    in_pitch, count, channels, in_stride, w + o * w_ostride,   \
+                                    w_stride, w_ostride, kh, kw, step_a, step_b, bias + o);    \
         break;
         TAP_REST(1) TAP_REST(2) TAP_REST(3) TAP_REST(4) TAP_REST(5) TAP_REST(6) TAP_REST(7)
 #undef TAP_REST
@@ -1555,7 +1584,7 @@ const conv_kernels KERNEL_TABLE = {
     .dot = KERNEL(dot),
     .sum = KERNEL(sum),
     .dots = KERNEL(dots),
-    .taps_row_outs = KERNEL(taps_row_outs),
+    .taps_rows_outs = KERNEL(taps_rows_outs),
     .wino_kernel = KERNEL(wino_kernel),
     .wino_input = KERNEL(wino_input),
     .wino_output = KERNEL(wino_output),

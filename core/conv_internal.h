@@ -112,9 +112,8 @@ typedef struct {
 } conv_kernels;
 
 // taps_rows_outs computes whole blocks of this many bytes of outputs, reading past a row's end;
-// conv_flat.c sizes its planes for it. dots takes CONV_DOT_TAPS taps at once.
+// conv_flat.c sizes its planes for it.
 #define CONV_TAP_BLOCK_BYTES 128
-#define CONV_DOT_TAPS 4
 // The Winograd transforms' row scratch, in elements, for a batch of `tiles` tiles.
 #define CONV_WINO_ROWS(tiles) (16 * (tiles) + 8)
 // The distance between the 16 matrices of a Winograd batch (V[e], M[e] or Z[e], `rows` x

@@ -103,63 +103,66 @@ static double KERNEL(sum)(const void *a_, int64_t count) {
 typedef REAL KERNEL(lanes) __attribute__((vector_size(VEC_BYTES)));
 
 // sums[o*sums_stride + t] += sum_{j < count} a[o*a_stride + j] * b[offsets[t] + j] for o < NOUT,
-// taps t0 .. t0 + CONV_DOT_TAPS - 1 (those below taps stored; the others read the last tap's
-// row again): NOUT x CONV_DOT_TAPS accumulator vectors, each vector of b loaded once for the
-// NOUT rows of a, each of a once for the taps. NOUT is a constant (DOT_OUTS or fewer) so that
-// they stay in registers: 16 on AVX-512 (4 x 4), 12 on AVX2 (3 x 4: with 2 x 4, layer (d)'s
-// dw took 2.64 ms, with 3 x 4 2.07, one thread), 4 on portable.
-// Always CONV_DOT_TAPS taps, the last pass padded: the rows of a stream from the L2 cache, and
+// taps t0 .. t0 + DOT_TAPS - 1 (those below taps stored; the others read the last tap's row
+// again): NOUT x DOT_TAPS accumulator vectors, each vector of b loaded once for the NOUT rows
+// of a, each of a once for the taps. NOUT is a constant (DOT_OUTS or fewer) so that they stay
+// in registers: 24 on AVX-512 (4 x 6), 12 on AVX2 (3 x 4: with 2 x 4, layer (d)'s dw took
+// 2.64 ms, with 3 x 4 2.07, one thread), 4 on portable (1 x 4).
+// Always DOT_TAPS taps, the last pass padded: the rows of a stream from the L2 cache, and
 // fewer taps per pass over them (three for a 3-tap row) measured slower, not faster. The taps
 // come as a table of offsets so that a pass runs on across kernel rows and channels: with one
-// call per kernel row, a 5-tap row took two passes of 4 (8 taps' work for 5).
+// call per kernel row, a 5-tap row took two passes of 4 (8 taps' work for 5). On AVX-512, 6
+// taps per pass rather than 4 took (d)'s dw from 0.90 to 0.83 ms (5: as fast as 6) and an
+// 8x8x28x28 F16 3x3 layer's from 0.19 to 0.165 (one thread).
 #define DOT_OUTS (VEC_BYTES == 32 ? 3 : VEC_BYTES / 16)
+#define DOT_TAPS (VEC_BYTES == 64 ? 6 : 4)
 static inline __attribute__((always_inline)) void
 KERNEL(dots_block)(REAL *restrict sums, int64_t sums_stride, const int nout,
                    const REAL *restrict a, int64_t a_stride, const REAL *restrict b,
                    int64_t count, int64_t t0, int64_t taps, const int64_t *offsets) {
     enum { LANES = VEC_BYTES / sizeof(REAL) };
-    const REAL *bt[CONV_DOT_TAPS];
-    for (int t = 0; t < CONV_DOT_TAPS; t++)
+    const REAL *bt[DOT_TAPS];
+    for (int t = 0; t < DOT_TAPS; t++)
         bt[t] = b + offsets[t0 + t < taps ? t0 + t : taps - 1];
     const KERNEL(lanes) zero = {0};
-    KERNEL(lanes) acc[DOT_OUTS][CONV_DOT_TAPS];
+    KERNEL(lanes) acc[DOT_OUTS][DOT_TAPS];
 #pragma GCC unroll 16
     for (int o = 0; o < nout; o++)
-#pragma GCC unroll 4
-        for (int t = 0; t < CONV_DOT_TAPS; t++) acc[o][t] = zero;
+#pragma GCC unroll 8
+        for (int t = 0; t < DOT_TAPS; t++) acc[o][t] = zero;
     int64_t j = 0;
     for (; j + LANES <= count; j += LANES) {
-        KERNEL(lanes) v[CONV_DOT_TAPS];
-#pragma GCC unroll 4
-        for (int t = 0; t < CONV_DOT_TAPS; t++) memcpy(&v[t], bt[t] + j, sizeof v[t]);
+        KERNEL(lanes) v[DOT_TAPS];
+#pragma GCC unroll 8
+        for (int t = 0; t < DOT_TAPS; t++) memcpy(&v[t], bt[t] + j, sizeof v[t]);
 #pragma GCC unroll 16
         for (int o = 0; o < nout; o++) {
             KERNEL(lanes) d;
             memcpy(&d, a + o * a_stride + j, sizeof d);
-#pragma GCC unroll 4
-            for (int t = 0; t < CONV_DOT_TAPS; t++) acc[o][t] += d * v[t];
+#pragma GCC unroll 8
+            for (int t = 0; t < DOT_TAPS; t++) acc[o][t] += d * v[t];
         }
     }
 #pragma GCC unroll 16
     for (int o = 0; o < nout; o++) {
-        REAL total[CONV_DOT_TAPS] = {0};
+        REAL total[DOT_TAPS] = {0};
         for (int64_t i = j; i < count; i++)
-            for (int t = 0; t < CONV_DOT_TAPS; t++) total[t] += a[o * a_stride + i] * bt[t][i];
-        for (int t = 0; t < CONV_DOT_TAPS; t++)
+            for (int t = 0; t < DOT_TAPS; t++) total[t] += a[o * a_stride + i] * bt[t][i];
+        for (int t = 0; t < DOT_TAPS; t++)
             for (int l = 0; l < LANES; l++) total[t] += acc[o][t][l];
-        for (int64_t t = 0; t < CONV_DOT_TAPS && t0 + t < taps; t++)
+        for (int64_t t = 0; t < DOT_TAPS && t0 + t < taps; t++)
             sums[o * sums_stride + t0 + t] += total[t];
     }
 }
 
 // sums[o*sums_stride + t] += sum_{j < count} a[o*a_stride + j] * b[offsets[t] + j] for o < nout
-// (any number), t < taps: DOT_OUTS rows of a and CONV_DOT_TAPS taps at a time.
+// (any number), t < taps: DOT_OUTS rows of a and DOT_TAPS taps at a time.
 static void KERNEL(dots)(void *sums_, int64_t sums_stride, int64_t nout, const void *a_,
                          int64_t a_stride, const void *b_, int64_t count, int64_t taps,
                          const int64_t *offsets) {
     REAL *sums = sums_;
     const REAL *a = a_, *b = b_;
-    for (int64_t t0 = 0; t0 < taps; t0 += CONV_DOT_TAPS) {
+    for (int64_t t0 = 0; t0 < taps; t0 += DOT_TAPS) {
         int64_t o = 0;
         for (; o + DOT_OUTS <= nout; o += DOT_OUTS)
             KERNEL(dots_block)(sums + o * sums_stride, sums_stride, DOT_OUTS, a + o * a_stride,
@@ -170,6 +173,7 @@ static void KERNEL(dots)(void *sums_, int64_t sums_stride, int64_t nout, const v
     }
 }
 #undef DOT_OUTS
+#undef DOT_TAPS
 
 // out[o*out_stride + r*out_pitch + j] = bias[o] + sum over channels ch, taps (a, b') of
 //     w[o*w_ostride + ch*w_stride + a*kw + b'] *

@@ -794,10 +794,10 @@ static int check_layers(const conv_geom *layers, size_t count, uint64_t seed, in
 // Flat layers (stride 1, at most 128 taps, no 3x3 that Winograd would take) with 1-4 filters
 // (forward) or channels (dx) per group, which core/conv_kernels.h computes two output rows at
 // a time (taps_rows_block; with an odd row count the last row alone), and dw's taps in passes
-// of CONV_DOT_TAPS across kernel rows and channels (a last pass partly padded: 2 x 5 x 5 = 50
-// taps, 3 x 3 x 5 = 45, 1 x 5 x 7 = 35), with dilation, asymmetric padding and groups, in both
-// dtypes, every ISA variant, 1-3 threads, the least workspace and the full one, against the
-// reference.
+// of 4 or 6 (DOT_TAPS) across kernel rows and channels (a last pass partly padded:
+// 2 x 5 x 5 = 50 taps, 3 x 3 x 5 = 45, 1 x 5 x 7 = 35), with dilation, asymmetric padding and
+// groups, in both dtypes, every ISA variant, 1-3 threads, the least workspace and the full
+// one, against the reference.
 static void test_flat_few(void) {
     const conv_geom layers[] = {
         {.n = 3, .c = 2, .h = 9, .w = 21, .f = 3, .kh = 5, .kw = 5, .groups = 1, .stride_h = 1,

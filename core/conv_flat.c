@@ -4,7 +4,7 @@
 //
 // Few taps make GEMMs with a small K, bound by im2col and packing traffic rather than
 // arithmetic. Here each output row is one vector loop over zero-padded planes with all taps
-// summed in registers (taps_row_outs, dots in conv_kernels.h). Measured on layer (d) (3 channels,
+// summed in registers (taps_rows_outs, dots in conv_kernels.h). Measured on layer (d) (3 channels,
 // 5x5, 75 taps): forward 1.25 ms flat vs 2.2 ms im2col + GEMM, dx 1.5 vs 2.1. With several
 // filters (forward), channels (dx) or filters and taps (dw) per load, the register blocks
 // also outrun OpenBLAS's AVX2 sgemm on AVX-512 for hundreds of taps (FLAT_WIDE_TAPS).
@@ -22,7 +22,7 @@
 
 #define FLAT_MAX_TAPS 128
 // Forward and dx with more taps per filter than FLAT_MAX_TAPS (up to FLAT_WIDE_TAPS) still
-// run flat where their output rows fill most of taps_row_outs's blocks (at least 3/4 of the lanes
+// run flat where their output rows fill most of taps_rows_outs's blocks (at least 3/4 of the lanes
 // computed are outputs). Measured on one thread (AVX-512) against im2col + GEMM on OpenBLAS's
 // Haswell sgemm, with 576 taps (8x64x56x56 3x3: forward 16 vs 26 ms, dx 17 vs 22; conv1d
 // 8x64x4096 k9: 16 vs 29, 20 vs 29) and 1152 (8x128x28x28: 15 vs 23, 16 vs 22); a 14x14
@@ -32,11 +32,11 @@
 // about twice as exact as the GEMM's, which would move the bar Winograd's accuracy contract
 // sets against the direct path (conv.h, conv_pick_algorithm).
 #define FLAT_WIDE_TAPS 1152
-// Filters whose output rows the forward computes together (taps_row_outs), and channels dx
+// Filters whose output rows the forward computes together (taps_rows_outs), and channels dx
 // computes together.
 #define FLAT_OUTS 8
 
-// Whether `width` outputs fill at least 3/4 of the whole blocks taps_row_outs computes for them.
+// Whether `width` outputs fill at least 3/4 of the whole blocks taps_rows_outs computes for them.
 static bool rows_fill_blocks(int64_t width, conv_dtype dt) {
     const int64_t block = CONV_TAP_BLOCK_BYTES / (int64_t)conv_dtype_size(dt);
     return 4 * width >= 3 * block * ((width + block - 1) / block);
@@ -51,7 +51,7 @@ bool conv_flat_wanted(const conv_geom *g, conv_dtype dt, conv_pass_id pass) {
 }
 
 // The planes, in elements: xp, a zero-padded input plane at pitch Wp (with room for the last
-// taps' overreach, and for taps_row_outs's whole blocks), and dyp, a dy plane at the same pitch
+// taps' overreach, and for taps_rows_outs's whole blocks), and dyp, a dy plane at the same pitch
 // between zero margins as wide as the kernel's reach, so that every tap of every pass reads
 // inside them. Huge paddings make these saturate, and the region then never fits a cap.
 static int64_t padded_pitch(const conv_geom *g) { return g->w + g->pad_left + g->pad_right; }
@@ -61,7 +61,7 @@ static int64_t kernel_reach(const conv_geom *g) {
 }
 static int64_t padded_plane(const conv_geom *g) {
     return conv_add_sat(conv_mul_sat(g->h + g->pad_top + g->pad_bottom, padded_pitch(g)),
-                        conv_add_sat(conv_mul_sat(g->kw - 1 + CONV_DOT_TAPS - 1, g->dilation_w),
+                        conv_add_sat(conv_mul_sat(g->kw - 1, g->dilation_w),
                                      CONV_TAP_BLOCK_BYTES / 4));
 }
 static int64_t dy_plane_ext(const conv_geom *g) {
@@ -152,11 +152,9 @@ static void forward_worker(void *arg, int worker) {
             double bias[FLAT_OUTS] = {0};
             for (int64_t o = 0; r->b && o < nout; o++) bias[o] = conv_load(r->b, f + o, r->dt);
             // the filters' rows together, each x vector loaded once
-            for (int64_t row = 0; row < ho; row++)
-                r->k->taps_row_outs(conv_at(y_plane, row * wo, elt), ho * wo, nout,
-                                    conv_at(sp.xp, row * pitch, elt), wo, cg, padded_plane(g),
-                                    conv_at(r->w, f * k, elt), g->kh * g->kw, k, g->kh, g->kw,
-                                    g->dilation_h * pitch, g->dilation_w, bias);
+            r->k->taps_rows_outs(y_plane, ho * wo, nout, ho, wo, sp.xp, pitch, wo, cg,
+                                 padded_plane(g), conv_at(r->w, f * k, elt), g->kh * g->kw, k,
+                                 g->kh, g->kw, g->dilation_h * pitch, g->dilation_w, bias);
         }
     }
 }
@@ -183,13 +181,11 @@ static void backward_data_worker(void *arg, int worker) {
         for (int64_t ch = 0; ch < cg; ch += FLAT_OUTS) {
             const int64_t nout = cg - ch < FLAT_OUTS ? cg - ch : FLAT_OUTS;
             char *dx_plane = conv_at(r->out, (n * g->c + grp * cg + ch) * g->h * g->w, elt);
-            for (int64_t row = 0; row < g->h; row++)
-                r->k->taps_row_outs(conv_at(dx_plane, row * g->w, elt), g->h * g->w, nout,
-                                    conv_at(dy_start, row * pitch, elt), g->w, fg,
-                                    dy_plane_ext(g),
-                                    conv_at(r->w, grp * fg * cg * khw + ch * khw, elt), cg * khw,
-                                    khw, g->kh, g->kw, -g->dilation_h * pitch, -g->dilation_w,
-                                    no_bias);
+            r->k->taps_rows_outs(dx_plane, g->h * g->w, nout, g->h, g->w, dy_start, pitch, g->w,
+                                 fg, dy_plane_ext(g),
+                                 conv_at(r->w, grp * fg * cg * khw + ch * khw, elt), cg * khw,
+                                 khw, g->kh, g->kw, -g->dilation_h * pitch, -g->dilation_w,
+                                 no_bias);
         }
     }
 }
@@ -199,10 +195,17 @@ static void backward_weights_worker(void *arg, int worker) {
     const conv_run *r = arg;
     const conv_geom *g = r->g;
     const size_t elt = r->elt;
-    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, khw = g->kh * g->kw;
+    const int64_t cg = g->c / g->groups, fg = g->f / g->groups, taps = cg * g->kh * g->kw;
     const int64_t pitch = padded_pitch(g);
     const int64_t span = conv_out_h(g) * pitch; // dy's rows in dyp
     const flat_planes sp = flat_scratch(r, worker);
+    // tap (ch, a, b') of a filter, at ch*kh*kw + a*kw + b' in dw, reads the x planes at
+    // this offset from dy's pixel (conv_flat_wanted keeps taps within FLAT_MAX_TAPS here)
+    int64_t offsets[FLAT_MAX_TAPS];
+    for (int64_t t = 0; t < taps; t++) {
+        const int64_t ch = t / (g->kh * g->kw), a = t / g->kw % g->kh, b = t % g->kw;
+        offsets[t] = ch * padded_plane(g) + a * g->dilation_h * pitch + b * g->dilation_w;
+    }
     memset(sp.sum, 0, (size_t)conv_numel_w(g) * elt);
     int64_t first, end;
     conv_item_range(r->items, r->threads, worker, &first, &end);
@@ -210,15 +213,11 @@ static void backward_weights_worker(void *arg, int worker) {
         const int64_t n = item / g->groups, grp = item % g->groups;
         pad_group(r, &sp, n, grp);
         pitch_group(r, &sp, n, grp);
-        // All the group's filters against one shifted x row per call: dots loads each x vector
+        // All the group's filters against all its taps' shifted x: dots loads each x vector
         // once for a few filters, each dy vector once for a few taps.
-        char *sum_g = conv_at(sp.sum, grp * fg * cg * khw, elt);
-        for (int64_t ch = 0; ch < cg; ch++)
-            for (int64_t a = 0; a < g->kh; a++)
-                r->k->dots(conv_at(sum_g, ch * khw + a * g->kw, elt), cg * khw, fg,
-                           conv_at(sp.dyp, kernel_reach(g), elt), dy_plane_ext(g),
-                           conv_at(sp.xp, ch * padded_plane(g) + a * g->dilation_h * pitch, elt),
-                           span, g->kw, g->dilation_w);
+        r->k->dots(conv_at(sp.sum, grp * fg * taps, elt), taps, fg,
+                   conv_at(sp.dyp, kernel_reach(g), elt), dy_plane_ext(g), sp.xp, span, taps,
+                   offsets);
     }
 }
 

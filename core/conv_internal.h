@@ -77,11 +77,12 @@ typedef struct {
     double (*dot)(const void *a, const void *b, int64_t count, int64_t stride);
     double (*sum)(const void *a, int64_t count);
     void (*dots)(void *sums, int64_t sums_stride, int64_t nout, const void *a, int64_t a_stride,
-                 const void *b, int64_t count, int64_t taps, int64_t step);
-    void (*taps_row_outs)(void *out, int64_t out_stride, int64_t nout, const void *in,
-                          int64_t count, int64_t channels, int64_t in_stride, const void *w,
-                          int64_t w_stride, int64_t w_ostride, int64_t kh, int64_t kw,
-                          int64_t step_a, int64_t step_b, const double *bias);
+                 const void *b, int64_t count, int64_t taps, const int64_t *offsets);
+    void (*taps_rows_outs)(void *out, int64_t out_stride, int64_t nout, int64_t rows,
+                           int64_t out_pitch, const void *in, int64_t in_pitch, int64_t count,
+                           int64_t channels, int64_t in_stride, const void *w, int64_t w_stride,
+                           int64_t w_ostride, int64_t kh, int64_t kw, int64_t step_a,
+                           int64_t step_b, const double *bias);
     void (*wino_kernel)(void *u, int64_t u_stride, const void *w, int64_t w_stride,
                         int64_t count, bool flip);
     void (*wino_input)(void *v, int64_t v_stride, const void *plane, const conv_wino_plane *pl,
@@ -110,11 +111,9 @@ typedef struct {
     int64_t lanes; // elements in one of the ISA's vectors (the dw_*_lanes planes per call)
 } conv_kernels;
 
-// taps_row_outs computes whole blocks of this many bytes of outputs, reading past a row's end;
-// dots takes up to CONV_DOT_TAPS taps of a kernel row at once, reading up to
-// CONV_DOT_TAPS - 1 taps past its end. conv_flat.c sizes its planes for both.
+// taps_rows_outs computes whole blocks of this many bytes of outputs, reading past a row's end;
+// conv_flat.c sizes its planes for it.
 #define CONV_TAP_BLOCK_BYTES 128
-#define CONV_DOT_TAPS 4
 // The Winograd transforms' row scratch, in elements, for a batch of `tiles` tiles.
 #define CONV_WINO_ROWS(tiles) (16 * (tiles) + 8)
 // The distance between the 16 matrices of a Winograd batch (V[e], M[e] or Z[e], `rows` x

@@ -100,156 +100,207 @@ static double KERNEL(sum)(const void *a_, int64_t count) {
 }
 
 // GCC's vector types keep accumulators in registers, where arrays went to memory.
+// KERNEL_IN_REGISTER(v): v is in a register here, so that GCC loads it once instead of
+// folding the load into each of the multiply-adds that use it. taps_block_outs's x feeds up to
+// 8 of them; with the loads folded, AVX-512 loaded a vector of x per multiply-add (layer (d)'s
+// dx 0.96 -> 0.50 ms without, one thread; AVX2's forward 0.88 -> 0.76).
+#ifndef KERNEL_IN_REGISTER
+#if defined(__x86_64__) || defined(__i386__)
+#define KERNEL_IN_REGISTER(v) __asm__("" : "+v"(v))
+#else
+#define KERNEL_IN_REGISTER(v) ((void)0)
+#endif
+#endif
 typedef REAL KERNEL(lanes) __attribute__((vector_size(VEC_BYTES)));
 
-// sums[o*sums_stride + t] += sum_{j < count} a[o*a_stride + j] * b[j + t*step] for o < NOUT,
-// taps t0 .. t0 + CONV_DOT_TAPS - 1 (those below taps stored): NOUT x CONV_DOT_TAPS
-// accumulator vectors, each vector of b loaded once for the NOUT rows of a, each of a once
-// for the taps. NOUT is a constant (DOT_OUTS or fewer) so that they stay in registers: 16 on
-// AVX-512 (4 x 4), 12 on AVX2 (3 x 4: with 2 x 4, layer (d)'s dw took 2.64 ms, with 3 x 4
-// 2.07, one thread), 4 on portable.
-// Always CONV_DOT_TAPS taps, even past the last one: the rows of a stream from the L2 cache,
-// and fewer taps per pass over them (three for a 3-tap row) measured slower, not faster.
+// sums[o*sums_stride + t] += sum_{j < count} a[o*a_stride + j] * b[offsets[t] + j] for o < NOUT,
+// taps t0 .. t0 + DOT_TAPS - 1 (those below taps stored; the others read the last tap's row
+// again): NOUT x DOT_TAPS accumulator vectors, each vector of b loaded once for the NOUT rows
+// of a, each of a once for the taps. NOUT is a constant (DOT_OUTS or fewer) so that they stay
+// in registers: 24 on AVX-512 (4 x 6), 12 on AVX2 (3 x 4: with 2 x 4, layer (d)'s dw took
+// 2.64 ms, with 3 x 4 2.07, one thread), 4 on portable (1 x 4).
+// Always DOT_TAPS taps, the last pass padded: the rows of a stream from the L2 cache, and
+// fewer taps per pass over them (three for a 3-tap row) measured slower, not faster. The taps
+// come as a table of offsets so that a pass runs on across kernel rows and channels: with one
+// call per kernel row, a 5-tap row took two passes of 4 (8 taps' work for 5). On AVX-512, 6
+// taps per pass rather than 4 took (d)'s dw from 0.90 to 0.83 ms (5: as fast as 6) and an
+// 8x8x28x28 F16 3x3 layer's from 0.19 to 0.165 (one thread).
 #define DOT_OUTS (VEC_BYTES == 32 ? 3 : VEC_BYTES / 16)
+#define DOT_TAPS (VEC_BYTES == 64 ? 6 : 4)
 static inline __attribute__((always_inline)) void
 KERNEL(dots_block)(REAL *restrict sums, int64_t sums_stride, const int nout,
                    const REAL *restrict a, int64_t a_stride, const REAL *restrict b,
-                   int64_t count, int64_t t0, int64_t taps, int64_t step) {
+                   int64_t count, int64_t t0, int64_t taps, const int64_t *offsets) {
     enum { LANES = VEC_BYTES / sizeof(REAL) };
-    const REAL *bt = b + t0 * step;
+    const REAL *bt[DOT_TAPS];
+    for (int t = 0; t < DOT_TAPS; t++)
+        bt[t] = b + offsets[t0 + t < taps ? t0 + t : taps - 1];
     const KERNEL(lanes) zero = {0};
-    KERNEL(lanes) acc[DOT_OUTS][CONV_DOT_TAPS];
+    KERNEL(lanes) acc[DOT_OUTS][DOT_TAPS];
 #pragma GCC unroll 16
     for (int o = 0; o < nout; o++)
-#pragma GCC unroll 4
-        for (int t = 0; t < CONV_DOT_TAPS; t++) acc[o][t] = zero;
+#pragma GCC unroll 8
+        for (int t = 0; t < DOT_TAPS; t++) acc[o][t] = zero;
     int64_t j = 0;
     for (; j + LANES <= count; j += LANES) {
-        KERNEL(lanes) v[CONV_DOT_TAPS];
-#pragma GCC unroll 4
-        for (int t = 0; t < CONV_DOT_TAPS; t++) memcpy(&v[t], bt + t * step + j, sizeof v[t]);
+        KERNEL(lanes) v[DOT_TAPS];
+#pragma GCC unroll 8
+        for (int t = 0; t < DOT_TAPS; t++) memcpy(&v[t], bt[t] + j, sizeof v[t]);
 #pragma GCC unroll 16
         for (int o = 0; o < nout; o++) {
             KERNEL(lanes) d;
             memcpy(&d, a + o * a_stride + j, sizeof d);
-#pragma GCC unroll 4
-            for (int t = 0; t < CONV_DOT_TAPS; t++) acc[o][t] += d * v[t];
+#pragma GCC unroll 8
+            for (int t = 0; t < DOT_TAPS; t++) acc[o][t] += d * v[t];
         }
     }
 #pragma GCC unroll 16
     for (int o = 0; o < nout; o++) {
-        REAL total[CONV_DOT_TAPS] = {0};
+        REAL total[DOT_TAPS] = {0};
         for (int64_t i = j; i < count; i++)
-            for (int t = 0; t < CONV_DOT_TAPS; t++)
-                total[t] += a[o * a_stride + i] * bt[t * step + i];
-        for (int t = 0; t < CONV_DOT_TAPS; t++)
+            for (int t = 0; t < DOT_TAPS; t++) total[t] += a[o * a_stride + i] * bt[t][i];
+        for (int t = 0; t < DOT_TAPS; t++)
             for (int l = 0; l < LANES; l++) total[t] += acc[o][t][l];
-        for (int64_t t = 0; t < CONV_DOT_TAPS && t0 + t < taps; t++)
+        for (int64_t t = 0; t < DOT_TAPS && t0 + t < taps; t++)
             sums[o * sums_stride + t0 + t] += total[t];
     }
 }
 
-// sums[o*sums_stride + t] += sum_{j < count} a[o*a_stride + j] * b[j + t*step] for o < nout
-// (any number), t < taps: DOT_OUTS rows of a and CONV_DOT_TAPS taps at a time, reading b up to
-// CONV_DOT_TAPS - 1 taps past the last one (the flat planes' slack).
+// sums[o*sums_stride + t] += sum_{j < count} a[o*a_stride + j] * b[offsets[t] + j] for o < nout
+// (any number), t < taps: DOT_OUTS rows of a and DOT_TAPS taps at a time.
 static void KERNEL(dots)(void *sums_, int64_t sums_stride, int64_t nout, const void *a_,
                          int64_t a_stride, const void *b_, int64_t count, int64_t taps,
-                         int64_t step) {
+                         const int64_t *offsets) {
     REAL *sums = sums_;
     const REAL *a = a_, *b = b_;
-    for (int64_t t0 = 0; t0 < taps; t0 += CONV_DOT_TAPS) {
+    for (int64_t t0 = 0; t0 < taps; t0 += DOT_TAPS) {
         int64_t o = 0;
         for (; o + DOT_OUTS <= nout; o += DOT_OUTS)
             KERNEL(dots_block)(sums + o * sums_stride, sums_stride, DOT_OUTS, a + o * a_stride,
-                               a_stride, b, count, t0, taps, step);
+                               a_stride, b, count, t0, taps, offsets);
         for (; o < nout; o++)
             KERNEL(dots_block)(sums + o * sums_stride, sums_stride, 1, a + o * a_stride,
-                               a_stride, b, count, t0, taps, step);
+                               a_stride, b, count, t0, taps, offsets);
     }
 }
 #undef DOT_OUTS
+#undef DOT_TAPS
 
-// out[o*out_stride + j] = bias[o] + sum over channels ch, taps (a, b') of
-//     w[o*w_ostride + ch*w_stride + a*kw + b'] * in[ch*in_stride + j + a*step_a + b'*step_b]
-// for o < NOUT, j < count (taps_row_outs). Works in blocks of TAP_VECS vectors of outputs
-// held in registers across all taps; the last block reads past the row, which the flat
-// planes' slack (CONV_TAP_BLOCK_BYTES) allows. The block is explicit vectors of the ISA's
-// width (unrolled, so that they stay in registers: with AVX2's four per block the vectoriser's
-// own loop kept them in memory, 3x slower). Each input vector is loaded once for the NOUT
-// planes; NOUT is a constant (TAP_OUTS or fewer) so that the NOUT x VECS accumulators stay in
-// registers, enough of them to cover the FMA latency on both pipes: 16 of AVX-512's 32 (8 x 2),
-// 12 of AVX2's 16 (3 x 4, with 3 broadcast weights), 8 of portable's (1 x 8). With 4 x 2 on
-// AVX-512 the 576-tap layer (k) ran forward 3.6 ms and dx 4.1 on one thread, with 8 x 2 3.1
-// and 3.3 (best of 80 runs): half the loads of x per multiply-add. On AVX2, 2 x 4 left the
-// FMAs waiting on their own results: (d) forward 1.33 -> 0.89 ms and dx 1.37 -> 0.78 with
-// 3 x 4, (b) by the direct path 36 -> 24 ms either pass; 6 x 2 and 4 x 3 (blocks of 24
-// outputs on rows of 32) were slower.
+// out[o*out_stride + r*out_pitch + j] = bias[o] + sum over channels ch, taps (a, b') of
+//     w[o*w_ostride + ch*w_stride + a*kw + b'] *
+//     in[ch*in_stride + r*in_pitch + j + a*step_a + b'*step_b]
+// for o < NOUT, r < ROWS, j < count (taps_rows_outs). Works in blocks of TAP_VECS vectors of
+// outputs per row held in registers across all taps; the last block reads past the row, which
+// the flat planes' slack (CONV_TAP_BLOCK_BYTES) allows. The block is explicit vectors of the
+// ISA's width (unrolled, so that they stay in registers: with AVX2's four per block the
+// vectoriser's own loop kept them in memory, 3x slower). Each input vector is loaded once for
+// the NOUT planes; NOUT and ROWS are constants (NOUT x ROWS at most TAP_OUTS) so that the
+// NOUT x ROWS x VECS accumulators stay in registers, enough of them to cover the FMA latency on
+// both pipes: 16 of AVX-512's 32 (8 x 2), 12 of AVX2's 16 (3 x 4, with 3 broadcast weights),
+// 8 of portable's (1 x 8). With 4 x 2 on AVX-512 the 576-tap layer (k) ran forward 3.6 ms and
+// dx 4.1 on one thread, with 8 x 2 3.1 and 3.3 (best of 80 runs): half the loads of x per
+// multiply-add. On AVX2, 2 x 4 left the FMAs waiting on their own results: (d) forward 1.33 ->
+// 0.89 ms and dx 1.37 -> 0.78 with 3 x 4, (b) by the direct path 36 -> 24 ms either pass;
+// 6 x 2 and 4 x 3 (blocks of 24 outputs on rows of 32) were slower. Fewer planes than
+// TAP_OUTS / 2 take two rows at once (ROWS 2), so that (d)'s dx, 3 channels, keeps 12
+// accumulators on AVX-512 rather than 6.
 #define TAP_OUTS (VEC_BYTES == 64 ? 8 : VEC_BYTES == 32 ? 3 : 1)
 #define TAP_VECS (VEC_BYTES == 32 ? 4 : CONV_TAP_BLOCK_BYTES / VEC_BYTES)
 _Static_assert(TAP_VECS * VEC_BYTES <= CONV_TAP_BLOCK_BYTES, "a block stays in the planes' slack");
 static inline __attribute__((always_inline)) void
-KERNEL(taps_rows_outs)(REAL *restrict out, int64_t out_stride, const int nout,
-                       const REAL *restrict in, int64_t count, int64_t channels,
-                       int64_t in_stride, const REAL *restrict w, int64_t w_stride,
-                       int64_t w_ostride, int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
-                       const double *bias) {
+KERNEL(taps_block_outs)(REAL *restrict out, int64_t out_stride, const int nout, const int rows,
+                        int64_t out_pitch, const REAL *restrict in, int64_t in_pitch,
+                        int64_t count, int64_t channels, int64_t in_stride,
+                        const REAL *restrict w, int64_t w_stride, int64_t w_ostride, int64_t kh,
+                        int64_t kw, int64_t step_a, int64_t step_b, const double *bias) {
     enum { LANES = VEC_BYTES / sizeof(REAL), VECS = TAP_VECS };
     enum { BLOCK = VECS * LANES };
     for (int64_t j0 = 0; j0 < count; j0 += BLOCK) {
         KERNEL(lanes) acc[TAP_OUTS][VECS];
 #pragma GCC unroll 16
-        for (int o = 0; o < nout; o++)
+        for (int o = 0; o < nout * rows; o++)
 #pragma GCC unroll 16
             for (int v = 0; v < VECS; v++)
-                for (int l = 0; l < LANES; l++) acc[o][v][l] = (REAL)bias[o];
+                for (int l = 0; l < LANES; l++) acc[o][v][l] = (REAL)bias[o % nout];
         for (int64_t ch = 0; ch < channels; ch++)
-            for (int64_t a = 0; a < kh; a++)
-                for (int64_t b = 0; b < kw; b++) {
-                    const REAL *src = in + ch * in_stride + j0 + a * step_a + b * step_b;
-                    const REAL *wt = w + ch * w_stride + a * kw + b;
+            for (int64_t a = 0; a < kh; a++) {
+                // pointers walked along the kernel row: indexed by b', the loop ran out of
+                // integer registers and reloaded its strides from the stack
+                const REAL *src_row = in + ch * in_stride + j0 + a * step_a;
+                const REAL *w_row = w + ch * w_stride + a * kw;
+                const REAL *w_end = w_row + kw;
+                for (const REAL *wt = w_row, *src = src_row; wt < w_end; wt++, src += step_b) {
+#pragma GCC unroll 2
+                    for (int r = 0; r < rows; r++)
 #pragma GCC unroll 16
-                    for (int v = 0; v < VECS; v++) {
-                        KERNEL(lanes) x;
-                        memcpy(&x, src + v * LANES, sizeof x);
+                        for (int v = 0; v < VECS; v++) {
+                            KERNEL(lanes) x;
+                            memcpy(&x, src + r * in_pitch + v * LANES, sizeof x);
+                            KERNEL_IN_REGISTER(x);
 #pragma GCC unroll 16
-                        for (int o = 0; o < nout; o++) acc[o][v] += wt[o * w_ostride] * x;
-                    }
+                            for (int o = 0; o < nout; o++)
+                                acc[r * nout + o][v] += wt[o * w_ostride] * x;
+                        }
                 }
+            }
         const int64_t n = count - j0 < BLOCK ? count - j0 : BLOCK;
 #pragma GCC unroll 16
-        for (int o = 0; o < nout; o++) {
+        for (int o = 0; o < nout * rows; o++) {
+            REAL *dst = out + o % nout * out_stride + o / nout * out_pitch + j0;
             if (n == BLOCK) {
-                memcpy(out + o * out_stride + j0, acc[o], sizeof acc[o]);
+                memcpy(dst, acc[o], sizeof acc[o]);
             } else {
                 REAL last[BLOCK];
                 memcpy(last, acc[o], sizeof last);
-                memcpy(out + o * out_stride + j0, last, (size_t)n * sizeof(REAL));
+                memcpy(dst, last, (size_t)n * sizeof(REAL));
             }
         }
     }
 }
 
-// taps_rows_outs over nout output planes (any number): TAP_OUTS at a time, then the rest in
-// one call (each count compiled on its own, its accumulators in registers).
-static void KERNEL(taps_row_outs)(void *out_, int64_t out_stride, int64_t nout, const void *in,
-                                  int64_t count, int64_t channels, int64_t in_stride,
-                                  const void *w_, int64_t w_stride, int64_t w_ostride, int64_t kh,
-                                  int64_t kw, int64_t step_a, int64_t step_b,
-                                  const double *bias) {
+// taps_block_outs over `rows` rows of NOUT planes: two rows per call where NOUT is at most
+// TAP_OUTS / 2, else one.
+static inline __attribute__((always_inline)) void
+KERNEL(taps_rows_block)(REAL *out, int64_t out_stride, const int nout, int64_t rows,
+                        int64_t out_pitch, const REAL *in, int64_t in_pitch, int64_t count,
+                        int64_t channels, int64_t in_stride, const REAL *w, int64_t w_stride,
+                        int64_t w_ostride, int64_t kh, int64_t kw, int64_t step_a,
+                        int64_t step_b, const double *bias) {
+    int64_t r = 0;
+    if (2 * nout <= TAP_OUTS)
+        for (; r + 2 <= rows; r += 2)
+            KERNEL(taps_block_outs)(out + r * out_pitch, out_stride, nout, 2, out_pitch,
+                                    in + r * in_pitch, in_pitch, count, channels, in_stride, w,
+                                    w_stride, w_ostride, kh, kw, step_a, step_b, bias);
+    for (; r < rows; r++)
+        KERNEL(taps_block_outs)(out + r * out_pitch, out_stride, nout, 1, out_pitch,
+                                in + r * in_pitch, in_pitch, count, channels, in_stride, w,
+                                w_stride, w_ostride, kh, kw, step_a, step_b, bias);
+}
+
+// taps_block_outs over nout output planes (any number) and `rows` rows (row r of plane o at
+// out + o*out_stride + r*out_pitch, reading in + r*in_pitch): TAP_OUTS planes at a time, then
+// the rest in one call (each count compiled on its own, its accumulators in registers).
+static void KERNEL(taps_rows_outs)(void *out_, int64_t out_stride, int64_t nout, int64_t rows,
+                                   int64_t out_pitch, const void *in_, int64_t in_pitch,
+                                   int64_t count, int64_t channels, int64_t in_stride,
+                                   const void *w_, int64_t w_stride, int64_t w_ostride,
+                                   int64_t kh, int64_t kw, int64_t step_a, int64_t step_b,
+                                   const double *bias) {
     REAL *out = out_;
-    const REAL *w = w_;
+    const REAL *in = in_, *w = w_;
     int64_t o = 0;
     for (; o + TAP_OUTS <= nout; o += TAP_OUTS)
-        KERNEL(taps_rows_outs)(out + o * out_stride, out_stride, TAP_OUTS, in, count, channels,
-                               in_stride, w + o * w_ostride, w_stride, w_ostride, kh, kw, step_a,
-                               step_b, bias + o);
+        KERNEL(taps_rows_block)(out + o * out_stride, out_stride, TAP_OUTS, rows, out_pitch, in,
+                                in_pitch, count, channels, in_stride, w + o * w_ostride,
+                                w_stride, w_ostride, kh, kw, step_a, step_b, bias + o);
     switch (nout - o) {
-#define TAP_REST(n)                                                                          \
-    case n:                                                                                  \
-        if (n < TAP_OUTS)                                                                    \
-            KERNEL(taps_rows_outs)(out + o * out_stride, out_stride, n, in, count, channels, \
-                                   in_stride, w + o * w_ostride, w_stride, w_ostride, kh, kw, \
-                                   step_a, step_b, bias + o);                                 \
+#define TAP_REST(n)                                                                            \
+    case n:                                                                                    \
+        if (n < TAP_OUTS)                                                                      \
+            KERNEL(taps_rows_block)(out + o * out_stride, out_stride, n, rows, out_pitch, in,   \
+                                    in_pitch, count, channels, in_stride, w + o * w_ostride,   \
+                                    w_stride, w_ostride, kh, kw, step_a, step_b, bias + o);    \
         break;
         TAP_REST(1) TAP_REST(2) TAP_REST(3) TAP_REST(4) TAP_REST(5) TAP_REST(6) TAP_REST(7)
 #undef TAP_REST
@@ -1553,7 +1604,7 @@ const conv_kernels KERNEL_TABLE = {
     .dot = KERNEL(dot),
     .sum = KERNEL(sum),
     .dots = KERNEL(dots),
-    .taps_row_outs = KERNEL(taps_row_outs),
+    .taps_rows_outs = KERNEL(taps_rows_outs),
     .wino_kernel = KERNEL(wino_kernel),
     .wino_input = KERNEL(wino_input),
     .wino_output = KERNEL(wino_output),

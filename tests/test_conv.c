@@ -791,6 +791,30 @@ static int check_layers(const conv_geom *layers, size_t count, uint64_t seed, in
     return ran;
 }
 
+// Flat layers (stride 1, at most 128 taps, no 3x3 that Winograd would take) with 1-4 filters
+// (forward) or channels (dx) per group, which core/conv_kernels.h computes two output rows at
+// a time (taps_rows_block; with an odd row count the last row alone), and dw's taps in passes
+// of 4 or 6 (DOT_TAPS) across kernel rows and channels (a last pass partly padded:
+// 2 x 5 x 5 = 50 taps, 3 x 3 x 5 = 45, 1 x 5 x 7 = 35), with dilation, asymmetric padding and
+// groups, in both dtypes, every ISA variant, 1-3 threads, the least workspace and the full
+// one, against the reference.
+static void test_flat_few(void) {
+    const conv_geom layers[] = {
+        {.n = 3, .c = 2, .h = 9, .w = 21, .f = 3, .kh = 5, .kw = 5, .groups = 1, .stride_h = 1,
+         .stride_w = 1, .dilation_h = 1, .dilation_w = 1, .pad_top = 2, .pad_bottom = 2,
+         .pad_left = 2, .pad_right = 2},
+        {.n = 2, .c = 6, .h = 8, .w = 37, .f = 8, .kh = 3, .kw = 5, .groups = 2, .stride_h = 1,
+         .stride_w = 1, .dilation_h = 2, .dilation_w = 1, .pad_top = 1, .pad_bottom = 3,
+         .pad_left = 0, .pad_right = 2},
+        {.n = 5, .c = 1, .h = 7, .w = 16, .f = 4, .kh = 5, .kw = 7, .groups = 1, .stride_h = 1,
+         .stride_w = 1, .dilation_h = 1, .dilation_w = 2, .pad_top = 2, .pad_bottom = 2,
+         .pad_left = 6, .pad_right = 6},
+    };
+    const int ran =
+        check_layers(layers, sizeof layers / sizeof *layers, 4242, WS_FULL - WS_MIN);
+    printf("flat layers with few filters or channels: %d passes checked\n", ran);
+}
+
 // 1-d layers (H = 1, stride 1, more than 128 taps per filter), which under AVX-512 run as GEMMs
 // on shifted rows (core/conv_shift.c) and elsewhere flat or im2col + GEMM: padding on either
 // side only, or wider than the kernel (outputs made of padding alone), dilation, groups, rows
@@ -1055,6 +1079,7 @@ int main(int argc, char **argv) {
     test_seed_identities();
     test_finite_differences();
     test_flat_wide();
+    test_flat_few();
     test_depthwise_wide();
     test_depthwise_lanes();
     test_depthwise_inplace();

@@ -42,7 +42,21 @@ say "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}; ISA ${BENCH_ISA:-best}; wa
 
 build/bench/bench_conv layers >"$raw/layers.json"
 say "measuring the FMA peak"
-build/bench/bench_conv peak >"$raw/peak.jsonl"
+# The peak is what the cores can do, and the whole-core checks below are judged against it: a
+# busy moment once gave 2 threads 230 GFLOP/s against 1 thread's 226 (457 when quiet), and
+# every check then passed. So it is measured again, 2 s apart, up to 10 times, until 2
+# threads do at least 1.7x one thread (a VM whose two vCPUs share one core never does; then
+# the last measure stands and the run says so).
+for ((try = 1; ; try++)); do
+    build/bench/bench_conv peak >"$raw/peak.jsonl"
+    "$python" -c 'import json, sys; g = json.load(open(sys.argv[1]))["gflops"]
+sys.exit(0 if g["2"] >= 1.7 * g["1"] else 1)' "$raw/peak.jsonl" && break
+    if [ "$try" -ge 10 ]; then
+        say "2 threads never reached 1.7x one thread's FMA rate: judging against what was measured"
+        break
+    fi
+    sleep 2
+done
 
 # Largest values glibc accepts: blocks up to 32 MiB come from the heap, and nothing is trimmed.
 keep_memory="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"

@@ -235,6 +235,9 @@ bool conv_flat_forward(conv_run *r) { return run_flat(r, forward_worker); }
 bool conv_flat_backward_data(conv_run *r) { return run_flat(r, backward_data_worker); }
 
 bool conv_flat_backward_weights(conv_run *r) {
+    // its workers' offset tables hold FLAT_MAX_TAPS taps (conv_flat_wanted's bound for dw)
+    const conv_geom *g = r->g;
+    if (g->c / g->groups * g->kh * g->kw > FLAT_MAX_TAPS) return false;
     if (!run_flat(r, backward_weights_worker)) return false;
     conv_add_partial_sums(r);
     return true;
